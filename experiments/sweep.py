@@ -1,0 +1,64 @@
+"""Prune a weight folder at many levels, print and save accuracy per method and k.
+
+Writes sweep.csv, sweep_config.json and the plots to --out_dir. Examples:
+
+  python experiments/sweep.py
+  python experiments/sweep.py --use_biases=false --out_dir=runs/no-biases
+  python experiments/sweep.py --methods=weight --levels=0,90,99,99.9 --prune_output_layer
+"""
+
+import os
+import pathlib
+import time
+
+_START = time.perf_counter()
+
+from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable=g-import-not-at-top
+
+from absl import flags  # pylint: disable=g-import-not-at-top
+
+from tfprune import data  # pylint: disable=g-import-not-at-top
+from tfprune import pruning  # pylint: disable=g-import-not-at-top
+from tfprune import sweep  # pylint: disable=g-import-not-at-top
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+_WEIGHTS_DIR = flags.DEFINE_string('weights_dir', os.path.relpath(REPO / 'weights' / 'mlp-mnist'),
+                                   'Weight folder to prune.')
+_DATA_DIR = flags.DEFINE_string(
+    'data_dir', None, f'Local data folder (else ${data.DATA_DIR_ENV}, else a '
+    'tensorflow-datasets download).')
+_DATASET = flags.DEFINE_enum('dataset', 'mnist', list(data.DATASETS),
+                             'Dataset whose test split is used.')
+_METHODS = flags.DEFINE_list(
+    'methods', list(sweep.DEFAULT_METHODS),
+    f'Pruning methods, comma-separated, from: {",".join(pruning.PRUNERS)}.')
+_LEVELS = flags.DEFINE_list(
+    'levels', [f'{k:g}' for k in sweep.DEFAULT_LEVELS],
+    'Pruning levels k in percent of each pruned layer, each in [0, 100].')
+_USE_BIASES = flags.DEFINE_bool(
+    'use_biases', True, 'Add biases in the forward pass; false reproduces the '
+    'original project, which ignored them.')
+_PRUNE_OUTPUT_LAYER = flags.DEFINE_bool(
+    'prune_output_layer', False, 'Prune the output layer too (default: only '
+    'the hidden layers).')
+_OUT_DIR = flags.DEFINE_string('out_dir', os.path.relpath(REPO / 'img'),
+                               'Folder for sweep.csv, sweep_config.json, plots.')
+
+
+def main(argv):
+  del argv
+  config = sweep.SweepConfig(
+      weights_dir=_WEIGHTS_DIR.value, out_dir=_OUT_DIR.value,
+      dataset=_DATASET.value, data_dir=_DATA_DIR.value,
+      methods=tuple(m.strip() for m in _METHODS.value),
+      levels=sweep.parse_levels(_LEVELS.value), use_biases=_USE_BIASES.value,
+      prune_output_layer=_PRUNE_OUTPUT_LAYER.value)
+  rows = sweep.run(config)
+  print(sweep.format_table(rows))
+  print(f'wrote {pathlib.Path(config.out_dir) / sweep.CSV_NAME} and plots; '
+        f'wall time {time.perf_counter() - _START:.1f} s (TF import included)')
+
+
+if __name__ == '__main__':
+  cli.run(main)

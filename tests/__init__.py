@@ -1,0 +1,1 @@
+"""tfprune's test suite."""

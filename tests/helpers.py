@@ -1,0 +1,59 @@
+"""Builders shared by the tests: small networks, IDX files, script runs."""
+
+import gzip
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+
+from tfprune.network import Network
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+PREBUILT = REPO / 'weights' / 'mlp-mnist'
+MLP_SHAPES = ((784, 1000), (1000, 1000), (1000, 500), (500, 200), (200, 10))
+
+
+def random_network(shapes=((12, 8), (8, 6), (6, 3)), seed: int = 0) -> Network:
+  """A network with normal kernels and biases of the given kernel shapes."""
+  rng = np.random.default_rng(seed)
+  return Network(tuple(rng.normal(size=s).astype(np.float32) for s in shapes),
+                 tuple(rng.normal(size=s[1]).astype(np.float32) for s in shapes))
+
+
+def write_idx(path: pathlib.Path, magic: int, dims, payload: bytes | None = None,
+              compress: bool = True) -> pathlib.Path:
+  """Writes an IDX file; `payload` defaults to zeros of the header's size."""
+  if payload is None:
+    payload = bytes(int(np.prod(dims)))
+  raw = magic.to_bytes(4, 'big') + b''.join(d.to_bytes(4, 'big') for d in dims)
+  raw += payload
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_bytes(gzip.compress(raw) if compress else raw)
+  return path
+
+
+def write_dataset(folder: pathlib.Path, name: str = 'mnist', split: str = 't10k',
+                  n: int = 20, seed: int = 0) -> pathlib.Path:
+  """A valid tiny IDX dataset folder `folder/name/{split}-...-ubyte.gz`."""
+  rng = np.random.default_rng(seed)
+  write_idx(folder / name / f'{split}-images-idx3-ubyte.gz', 2051, (n, 28, 28),
+            rng.integers(0, 256, size=n * 784, dtype=np.uint8).tobytes())
+  write_idx(folder / name / f'{split}-labels-idx1-ubyte.gz', 2049, (n,),
+            rng.integers(0, 10, size=n, dtype=np.uint8).tobytes())
+  return folder
+
+
+def run_script(name: str, *args: str, env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess:
+  """Runs `experiments/<name>.py` with `args` in a fresh interpreter."""
+  full_env = dict(os.environ, **(env or {}))
+  return subprocess.run([sys.executable, str(REPO / 'experiments' / f'{name}.py'),
+                         *args], capture_output=True, text=True, env=full_env,
+                        cwd=REPO, timeout=600, check=False)
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+  """The lines of stderr that tfprune printed (TF's own log lines dropped)."""
+  return [l for l in result.stderr.splitlines() if l.startswith('error:')]

@@ -1,0 +1,111 @@
+"""Datasets: real MNIST/Fashion-MNIST from the local folder, tfds, and bad files."""
+
+import gzip
+
+import numpy as np
+import pytest
+
+from tests import helpers
+from tfprune import data
+from tfprune.errors import TfpruneError
+
+
+@pytest.mark.parametrize('name,split,count,first_labels', [
+    ('mnist', 'test', 10_000, [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]),
+    ('fashion_mnist', 'train', 60_000, [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]),
+])
+def test_local_official_files_load_as_floats_in_unit_range(
+    data_dir, name, split, count, first_labels):
+  s = data.load(name, split, data_dir)
+  assert s.images.shape == (count, 28, 28, 1)
+  assert s.images.dtype == np.float32 and s.labels.dtype == np.int64
+  assert 0.0 == s.images.min() and s.images.max() == 1.0
+  assert s.labels[:10].tolist() == first_labels
+
+
+def test_environment_variable_is_the_fallback_folder(data_dir, monkeypatch):
+  monkeypatch.setenv(data.DATA_DIR_ENV, data_dir)
+  assert len(data.load('mnist', 'test', limit=5)) == 5
+
+
+def test_tfds_is_used_without_a_local_folder(monkeypatch):
+  tfds = pytest.importorskip('tensorflow_datasets')
+  monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+  with tfds.testing.mock_data(num_examples=12):
+    s = data.load('fashion_mnist', 'test')
+  assert s.images.shape == (12, 28, 28, 1) and s.labels.shape == (12,)
+  assert s.images.dtype == np.float32 and 0 <= s.images.min() <= s.images.max() <= 1
+
+
+def test_no_local_data_and_no_tfds_download_names_the_fix(monkeypatch):
+  tfds = pytest.importorskip('tensorflow_datasets')
+  monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+
+  def offline(*args, **kwargs):
+    raise ConnectionError('Failed to establish a new connection\nmore detail')
+
+  monkeypatch.setattr(tfds, 'load', offline)
+  with pytest.raises(TfpruneError, match=r'could not get mnist from tensorflow-'
+                     r'datasets \(ConnectionError.*--data_dir') as info:
+    data.load('mnist', 'test')
+  assert '\n' not in str(info.value)
+
+
+def test_tiny_generated_folder_loads(tmp_path):
+  helpers.write_dataset(tmp_path, n=20)
+  s = data.load('mnist', 'test', str(tmp_path))
+  assert s.images.shape == (20, 28, 28, 1)
+
+
+def _images(folder):
+  return folder / 'mnist' / 't10k-images-idx3-ubyte.gz'
+
+
+def _labels(folder):
+  return folder / 'mnist' / 't10k-labels-idx1-ubyte.gz'
+
+
+BAD = {
+    'bad-magic': (lambda f: helpers.write_idx(_images(f), 2049, (20, 28, 28)),
+                  'has magic number 2049, expected 2051'),
+    'truncated-gzip': (lambda f: _images(f).write_bytes(_images(f).read_bytes()[:500]),
+                       'corrupt or truncated data file'),
+    'not-gzip': (lambda f: helpers.write_idx(_images(f), 2051, (20, 28, 28),
+                                             compress=False),
+                 'corrupt or truncated data file'),
+    'count-larger-than-data': (
+        lambda f: _images(f).write_bytes(gzip.compress(
+            gzip.decompress(_images(f).read_bytes())[:-784])),
+        r'holds 14896 data bytes but its header announces \(20, 28, 28\)'),
+    'image-label-counts-differ': (
+        lambda f: helpers.write_idx(_labels(f), 2049, (19,)),
+        'holds 20 images but the labels file holds 19'),
+    'wrong-image-size': (lambda f: helpers.write_idx(_images(f), 2051, (20, 32, 32)),
+                         r'images of shape \(32, 32\)'),
+    'label-out-of-range': (lambda f: helpers.write_idx(_labels(f), 2049, (20,),
+                                                       bytes([12] * 20)),
+                           'holds label 12'),
+    'missing-file': (lambda f: _labels(f).unlink(), 'missing data file'),
+    'header-only': (lambda f: _images(f).write_bytes(gzip.compress(b'\x00\x00')),
+                    'too short for an IDX header'),
+}
+
+
+@pytest.mark.parametrize('name', sorted(BAD))
+def test_bad_idx_files_give_one_line_errors(tmp_path, name):
+  helpers.write_dataset(tmp_path, n=20)
+  breaker, pattern = BAD[name]
+  breaker(tmp_path)
+  with pytest.raises(TfpruneError, match=pattern) as info:
+    data.load('mnist', 'test', str(tmp_path))
+  assert '\n' not in str(info.value)
+
+
+def test_missing_data_folder_is_refused(tmp_path):
+  with pytest.raises(TfpruneError, match='data folder .* does not exist'):
+    data.load('mnist', 'test', str(tmp_path / 'nope'))
+
+
+def test_unknown_dataset_lists_the_valid_names():
+  with pytest.raises(ValueError, match="unknown dataset 'cifar': choose one of mnist, fashion_mnist"):
+    data.get('cifar')

@@ -1,0 +1,134 @@
+"""Pruning criteria: exact counts, magnitude order, purity, ties, bad levels.
+
+Every test is parameterized over every entry of `pruning.PRUNERS`, so a new
+criterion inherits the suite by declaring how it scores and groups weights in
+`_GROUPS` below.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from tests import helpers
+from tfprune import pruning
+from tfprune.errors import TfpruneError
+
+# For each method: (number of prunable groups of an array, score of each group,
+# group index of every weight). Weight pruning: each weight is a group scored
+# by |w|. Unit pruning: each column (last axis) is a group scored by its L2 norm.
+_GROUPS = {
+    'weight': (lambda w: w.size, lambda w: np.abs(w).ravel(),
+               lambda w: np.arange(w.size).reshape(w.shape)),
+    'unit': (lambda w: w.shape[-1],
+             lambda w: np.sqrt((w.reshape(-1, w.shape[-1]) ** 2).sum(axis=0)),
+             lambda w: np.broadcast_to(np.arange(w.shape[-1]), w.shape)),
+}
+METHODS = sorted(pruning.PRUNERS)
+SHAPES = [(784, 1000), (1000, 10), (37, 3), (3, 3, 8, 16), (1, 1)]
+LEVELS = [0, 0.1, 10, 25, 33.3, 50, 90, 97.5, 99, 100]
+
+
+def test_every_pruner_is_described():
+  assert set(_GROUPS) == set(pruning.PRUNERS)
+
+
+def _expected_count(k: float, n: int) -> int:
+  # k has at most one decimal here: floor(k*n/100) in integers.
+  return (round(k * 10) * n) // 1000
+
+
+def _weights(shape, seed=0):
+  return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('shape', SHAPES, ids=str)
+@pytest.mark.parametrize('k', LEVELS)
+def test_prunes_exactly_floor_k_n_over_100_groups(method, shape, k):
+  w = _weights(shape)
+  count, _, group_of = _GROUPS[method]
+  mask = pruning.get(method)(w, k)
+  assert mask.shape == w.shape and mask.dtype == bool
+  pruned_groups = set(group_of(w)[~mask].tolist())
+  kept_groups = set(group_of(w)[mask].tolist())
+  assert len(pruned_groups) == _expected_count(k, count(w))
+  assert not pruned_groups & kept_groups  # a group is pruned whole or kept whole
+
+
+@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('k', [10, 50, 90, 99])
+def test_every_kept_score_at_least_every_pruned_score(method, k):
+  w = _weights((300, 40), seed=1)
+  _, score, group_of = _GROUPS[method]
+  mask = pruning.get(method)(w, k)
+  scores = score(w)
+  groups = group_of(w)
+  kept = scores[np.unique(groups[mask])]
+  pruned = scores[np.unique(groups[~mask])]
+  assert kept.min() >= pruned.max()
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_inputs_are_not_mutated(method):
+  w = _weights((50, 20))
+  previous = pruning.get(method)(w, 30)
+  w_copy, previous_copy = w.copy(), previous.copy()
+  w.setflags(write=False)
+  previous.setflags(write=False)
+  pruning.get(method)(w, 60, mask=previous)
+  np.testing.assert_array_equal(w, w_copy)
+  np.testing.assert_array_equal(previous, previous_copy)
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_ties_are_broken_by_lowest_index(method):
+  w = np.ones((4, 10), dtype=np.float32)
+  mask = pruning.get(method)(w, 50)
+  np.testing.assert_array_equal(mask, pruning.get(method)(w, 50))
+  _, _, group_of = _GROUPS[method]
+  pruned = np.unique(group_of(w)[~mask])
+  np.testing.assert_array_equal(pruned, np.arange(len(pruned)))
+
+
+@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('steps', [(20, 50, 80), (50, 30), (90, 99, 100)])
+def test_masks_given_back_only_ever_lose_weights(method, steps):
+  w = _weights((60, 30), seed=2)
+  mask = None
+  for k in steps:
+    new = pruning.get(method)(w, k, mask=mask)
+    if mask is not None:
+      assert not (new & ~mask).any()  # nothing revived
+    mask = new
+
+
+@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('bad', [-1, 100.5, math.nan, math.inf, '50', None, True])
+def test_bad_level_is_refused_with_its_value(method, bad):
+  with pytest.raises(TfpruneError, match=r'k must be .*\[0, 100\]'):
+    pruning.get(method)(_weights((5, 5)), bad)
+
+
+def test_prune_count_reads_decimal_levels_exactly():
+  # 0.29 * 100 is 28.999999999999996 in binary floating point.
+  assert pruning.prune_count(0.29, 10_000) == 29
+  assert pruning.prune_count(97.3, 1000) == 973
+
+
+def test_unknown_method_lists_the_valid_ones():
+  with pytest.raises(ValueError, match='unknown pruning method .*weight.*unit'):
+    pruning.get('random-ish')
+
+
+@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('prune_output_layer', [False, True])
+def test_network_masks_leave_unchosen_layers_whole(method, prune_output_layer):
+  net = helpers.random_network()
+  layers = pruning.prunable_layers(net.num_layers, prune_output_layer)
+  masks = pruning.network_masks(net, method, 50, layers)
+  assert [m is not None for m in masks] == [True, True, prune_output_layer]
+  pruned = net.masked(masks)
+  np.testing.assert_array_equal(pruned.biases[0], net.biases[0])
+  if not prune_output_layer:
+    np.testing.assert_array_equal(pruned.kernels[-1], net.kernels[-1])

@@ -1,0 +1,100 @@
+"""Sweep plots, drawn from a `sweep.csv` so they can be redrawn without re-running.
+
+For each method `m` in the CSV: `m_pruning.png` (accuracy vs k). For all
+methods together: `pruning.png` (accuracy vs k, and accuracy vs the measured
+sparsity of the pruned layers).
+"""
+
+import csv
+import pathlib
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tfprune import atomic  # pylint: disable=wrong-import-position
+from tfprune.errors import TfpruneError  # pylint: disable=wrong-import-position
+
+COMBINED_NAME = 'pruning.png'
+_REQUIRED = ('method', 'k', 'accuracy', 'sparsity')
+
+
+def method_plot_name(method: str) -> str:
+  """File name of the single-method plot."""
+  return f'{method}_pruning.png'
+
+
+def read_sweep_csv(path: str | pathlib.Path) -> dict[str, list[dict[str, float]]]:
+  """Reads a sweep CSV into {method: [{'k', 'accuracy', 'sparsity'}, ...]}.
+
+  Raises:
+    TfpruneError: the file is missing, lacks a column, or has a non-number.
+  """
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise TfpruneError(f'sweep CSV {path} does not exist: run experiments/sweep.py first')
+  with path.open(newline='') as f:
+    reader = csv.DictReader(f)
+    missing = [c for c in _REQUIRED if c not in (reader.fieldnames or [])]
+    if missing:
+      raise TfpruneError(
+          f'{path} has no column {missing[0]!r}: pass a sweep.csv written by '
+          'experiments/sweep.py')
+    by_method: dict[str, list[dict[str, float]]] = {}
+    for line, row in enumerate(reader, start=2):
+      try:
+        point = {c: float(row[c]) for c in _REQUIRED[1:]}
+      except (TypeError, ValueError):
+        raise TfpruneError(
+            f'{path} line {line}: non-numeric value in {row}: regenerate it '
+            'with experiments/sweep.py') from None
+      by_method.setdefault(row['method'], []).append(point)
+  if not by_method:
+    raise TfpruneError(f'{path} holds no rows: regenerate it with experiments/sweep.py')
+  return by_method
+
+
+def plot_sweep(csv_path: str | pathlib.Path,
+               out_dir: str | pathlib.Path) -> list[pathlib.Path]:
+  """Draws the per-method plots and the combined plot of a sweep CSV.
+
+  Returns:
+    The paths written, each written atomically.
+  """
+  by_method = read_sweep_csv(csv_path)
+  out_dir = atomic.ensure_dir(out_dir)
+  written = []
+  for method, points in by_method.items():
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    _draw(ax, points, 'k', method)
+    ax.set_title(f'{method}-level pruning')
+    ax.set_xlabel('k (% of each pruned layer removed)')
+    written.append(_save(fig, out_dir / method_plot_name(method)))
+  fig, (by_k, by_sparsity) = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+  for method, points in by_method.items():
+    _draw(by_k, points, 'k', method)
+    _draw(by_sparsity, points, 'sparsity', method, scale=100)
+  by_k.set_xlabel('k (% of each pruned layer removed)')
+  by_sparsity.set_xlabel('measured sparsity of the pruned layers (%)')
+  by_k.set_title('accuracy vs k')
+  by_sparsity.set_title('accuracy vs sparsity')
+  by_sparsity.legend()
+  written.append(_save(fig, out_dir / COMBINED_NAME))
+  return written
+
+
+def _draw(ax, points, x_key: str, label: str, scale: float = 1.0) -> None:
+  points = sorted(points, key=lambda p: p[x_key])
+  ax.plot([scale * p[x_key] for p in points],
+          [100 * p['accuracy'] for p in points], marker='o', label=label)
+  ax.set_ylabel('test accuracy (%)')
+  ax.grid(True, alpha=0.3)
+
+
+def _save(fig, path: pathlib.Path) -> pathlib.Path:
+  fig.tight_layout()
+  with atomic.replacing(path) as tmp:
+    fig.savefig(tmp, format='png', dpi=100)
+  plt.close(fig)
+  return path

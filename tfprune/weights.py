@@ -1,0 +1,191 @@
+"""The `.npy` weight folder: `weight-i.npy` (kernel, (in, out)) and `bias-i.npy`.
+
+This is the layout of the original pruning project's `weights/` folder, so a
+folder it saved loads unchanged. tfprune adds `manifest.json` (model, dataset,
+training config, test accuracy, shapes, sha256 of every file); a folder
+without one loads too, its shapes inferred and checked.
+"""
+
+import dataclasses
+import hashlib
+import io
+import json
+import pathlib
+import re
+from typing import Any
+
+import numpy as np
+
+from tfprune import atomic
+from tfprune.errors import TfpruneError
+from tfprune.network import Network
+
+MANIFEST = 'manifest.json'
+FORMAT = 'tfprune-dense-npy'
+_KERNEL_RE = re.compile(r'^weight-(\d+)\.npy$')
+
+
+def kernel_file(layer: int) -> str:
+  """File name of the kernel of 1-based `layer`."""
+  return f'weight-{layer}.npy'
+
+
+def bias_file(layer: int) -> str:
+  """File name of the bias of 1-based `layer`."""
+  return f'bias-{layer}.npy'
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightFolder:
+  """A loaded weight folder.
+
+  Attributes:
+    network: the kernels and biases.
+    manifest: the parsed `manifest.json`, or None for the original layout.
+    sha256: sha256 of every `.npy` file, by file name.
+  """
+  network: Network
+  manifest: dict[str, Any] | None
+  sha256: dict[str, str]
+
+
+def load(folder: str | pathlib.Path) -> WeightFolder:
+  """Loads and checks a weight folder.
+
+  Raises:
+    TfpruneError: the folder is missing or empty, a layer file is missing or
+      corrupt, shapes do not chain, a value is NaN/Inf, or a file does not
+      match the manifest.
+  """
+  folder = pathlib.Path(folder)
+  if not folder.is_dir():
+    raise TfpruneError(
+        f'weights folder {folder} does not exist: pass --weights_dir or train '
+        'one with experiments/train.py')
+  layers = sorted(int(m.group(1)) for f in folder.iterdir()
+                  if (m := _KERNEL_RE.match(f.name)))
+  if not layers:
+    raise TfpruneError(
+        f'weights folder {folder} holds no weight-1.npy: pass a folder of '
+        'weight-i.npy/bias-i.npy files or train one with experiments/train.py')
+  expected = list(range(1, len(layers) + 1))
+  if layers != expected:
+    missing = sorted(set(range(1, max(layers) + 1)) - set(layers))
+    raise TfpruneError(
+        f'weights folder {folder} is missing {kernel_file(missing[0])}: the '
+        'folder is incomplete; copy the whole folder again or retrain')
+  kernels, biases, sha256 = [], [], {}
+  for layer in expected:
+    for name, out in ((kernel_file(layer), kernels), (bias_file(layer), biases)):
+      array, sha256[name] = _read_npy(folder / name)
+      out.append(array)
+  for i, (kernel, bias) in enumerate(zip(kernels, biases), start=1):
+    _check_array(folder / kernel_file(i), kernel, ndim=2)
+    _check_array(folder / bias_file(i), bias, ndim=1)
+  try:
+    network = Network(tuple(kernels), tuple(biases))
+  except TfpruneError as e:
+    raise TfpruneError(f'weights folder {folder}: {e}') from None
+  manifest = _read_manifest(folder, network, sha256)
+  return WeightFolder(network, manifest, sha256)
+
+
+def save(folder: str | pathlib.Path, network: Network,
+         metadata: dict[str, Any] | None = None,
+         overwrite: bool = False) -> WeightFolder:
+  """Writes `network` and its manifest to `folder`, all or nothing.
+
+  Args:
+    folder: destination; it must not exist yet unless `overwrite`.
+    network: the weights to save (float32).
+    metadata: extra manifest entries (model, dataset, training, accuracy...).
+    overwrite: replace an existing folder (only once the new one is complete).
+
+  Returns:
+    The saved folder, as `load` would return it.
+  """
+  with atomic.replacing_dir(folder, overwrite=overwrite) as tmp:
+    sha256 = {}
+    for i, (kernel, bias) in enumerate(zip(network.kernels, network.biases),
+                                       start=1):
+      for name, array in ((kernel_file(i), kernel), (bias_file(i), bias)):
+        np.save(tmp / name, array, allow_pickle=False)
+        sha256[name] = _sha256(tmp / name)
+    manifest = dict(metadata or {})
+    manifest.update({
+        'format': FORMAT,
+        'layers': [{'kernel': kernel_file(i), 'bias': bias_file(i),
+                    'kernel_shape': list(k.shape), 'bias_shape': list(b.shape)}
+                   for i, (k, b) in enumerate(
+                       zip(network.kernels, network.biases), start=1)],
+        'sha256': sha256,
+    })
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + '\n')
+  return WeightFolder(network, manifest, sha256)
+
+
+def _read_npy(path: pathlib.Path) -> tuple[np.ndarray, str]:
+  if not path.is_file():
+    raise TfpruneError(
+        f'missing {path.name} in {path.parent}: the folder is incomplete; copy '
+        'the whole folder again or retrain')
+  raw = path.read_bytes()
+  try:
+    array = np.load(io.BytesIO(raw), allow_pickle=False)
+  except (ValueError, OSError, EOFError) as e:
+    raise TfpruneError(
+        f'corrupt weight file {path} ({str(e).splitlines()[0][:120]}): copy it '
+        'again or retrain') from None
+  return array, hashlib.sha256(raw).hexdigest()
+
+
+def _check_array(path: pathlib.Path, array: np.ndarray, ndim: int) -> None:
+  if not np.issubdtype(array.dtype, np.floating):
+    raise TfpruneError(
+        f'{path} holds {array.dtype} values, expected floats: save the '
+        'float32 weights')
+  if array.ndim != ndim:
+    raise TfpruneError(
+        f'{path} has shape {array.shape}, expected a {ndim}-D array: save the '
+        'dense layer\'s ' + ('kernel' if ndim == 2 else 'bias'))
+  bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+  if bad:
+    raise TfpruneError(
+        f'{path} holds {bad} NaN/Inf values: the training diverged; retrain '
+        '(e.g. with a lower --learning_rate)')
+
+
+def _read_manifest(folder: pathlib.Path, network: Network,
+                   sha256: dict[str, str]) -> dict[str, Any] | None:
+  path = folder / MANIFEST
+  if not path.exists():
+    return None
+  try:
+    manifest = json.loads(path.read_text())
+    layers = manifest['layers']
+    recorded = manifest['sha256']
+  except (ValueError, KeyError, TypeError) as e:
+    raise TfpruneError(
+        f'corrupt {path} ({type(e).__name__}: {e}): delete it to load the '
+        '.npy files as they are') from None
+  if len(layers) != network.num_layers:
+    raise TfpruneError(
+        f'{path} lists {len(layers)} layers but the folder holds '
+        f'{network.num_layers}: the folder was changed after saving; delete '
+        'the manifest or restore the files')
+  for i, (entry, kernel) in enumerate(zip(layers, network.kernels), start=1):
+    if tuple(entry.get('kernel_shape', ())) != kernel.shape:
+      raise TfpruneError(
+          f'{folder / kernel_file(i)} has shape {kernel.shape} but {MANIFEST} '
+          f'says {tuple(entry.get("kernel_shape", ()))}: restore the file or '
+          'delete the manifest')
+  for name, digest in sha256.items():
+    if recorded.get(name) != digest:
+      raise TfpruneError(
+          f'{folder / name} does not match the sha256 in {MANIFEST}: the file '
+          'was changed after saving; restore it or delete the manifest')
+  return manifest
+
+
+def _sha256(path: pathlib.Path) -> str:
+  return hashlib.sha256(path.read_bytes()).hexdigest()
