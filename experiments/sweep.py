@@ -5,6 +5,7 @@ Writes sweep.csv, sweep_config.json and the plots to --out_dir. Examples:
   python experiments/sweep.py
   python experiments/sweep.py --use_biases=false --out_dir=runs/no-biases
   python experiments/sweep.py --methods=weight --levels=0,90,99,99.9 --prune_output_layer
+  python experiments/sweep.py --methods=weight,wanda,obs --bias_correction --out_dir=runs/oneshot
 """
 
 import os
@@ -18,7 +19,8 @@ from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable
 from absl import flags  # pylint: disable=g-import-not-at-top
 
 from tfprune import data  # pylint: disable=g-import-not-at-top
-from tfprune import pruning  # pylint: disable=g-import-not-at-top
+from tfprune import methods  # pylint: disable=g-import-not-at-top
+from tfprune import reconstruction  # pylint: disable=g-import-not-at-top
 from tfprune import sweep  # pylint: disable=g-import-not-at-top
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -32,7 +34,8 @@ _DATASET = flags.DEFINE_enum('dataset', 'mnist', list(data.DATASETS),
                              'Dataset whose test split is used.')
 _METHODS = flags.DEFINE_list(
     'methods', list(sweep.DEFAULT_METHODS),
-    f'Pruning methods, comma-separated, from: {",".join(pruning.PRUNERS)}.')
+    'Pruning methods, comma-separated, from: ' + '; '.join(
+        f'{name} ({m.summary})' for name, m in methods.METHODS.items()) + '.')
 _LEVELS = flags.DEFINE_list(
     'levels', [f'{k:g}' for k in sweep.DEFAULT_LEVELS],
     'Pruning levels k in percent of each pruned layer, each in [0, 100].')
@@ -42,6 +45,21 @@ _USE_BIASES = flags.DEFINE_bool(
 _PRUNE_OUTPUT_LAYER = flags.DEFINE_bool(
     'prune_output_layer', False, 'Prune the output layer too (default: only '
     'the hidden layers).')
+_CALIBRATION_SIZE = flags.DEFINE_integer(
+    'calibration_size', reconstruction.DEFAULT_CALIBRATION_SIZE,
+    'Training examples drawn (seeded) for wanda, obs and --bias_correction; '
+    'never test data.')
+_CALIBRATION_SEED = flags.DEFINE_integer('calibration_seed', 0,
+                                         'Seed of the calibration draw.')
+_BIAS_CORRECTION = flags.DEFINE_bool(
+    'bias_correction', False, 'After pruning, shift each pruned layer\'s bias so '
+    'its mean pre-activation on the calibration set matches the dense one.')
+_SPARSE_KERNELS = flags.DEFINE_bool(
+    'sparse_kernels', True, 'Evaluate with CSR kernels on layers where they '
+    'measured faster than dense (results are the same either way).')
+_SAVE_PRUNED = flags.DEFINE_bool(
+    'save_pruned', False, 'Also write each pruned network, compacted and sparse, '
+    'to <out_dir>/pruned/<method>-k<k>.npz.')
 _OUT_DIR = flags.DEFINE_string('out_dir', os.path.relpath(REPO / 'img'),
                                'Folder for sweep.csv, sweep_config.json, plots.')
 
@@ -53,7 +71,11 @@ def main(argv):
       dataset=_DATASET.value, data_dir=_DATA_DIR.value,
       methods=tuple(m.strip() for m in _METHODS.value),
       levels=sweep.parse_levels(_LEVELS.value), use_biases=_USE_BIASES.value,
-      prune_output_layer=_PRUNE_OUTPUT_LAYER.value)
+      prune_output_layer=_PRUNE_OUTPUT_LAYER.value,
+      calibration_size=_CALIBRATION_SIZE.value,
+      calibration_seed=_CALIBRATION_SEED.value,
+      bias_correction=_BIAS_CORRECTION.value,
+      sparse_kernels=_SPARSE_KERNELS.value, save_pruned=_SAVE_PRUNED.value)
   rows = sweep.run(config)
   print(sweep.format_table(rows))
   print(f'wrote {pathlib.Path(config.out_dir) / sweep.CSV_NAME} and plots; '

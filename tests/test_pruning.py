@@ -132,3 +132,10 @@ def test_network_masks_leave_unchosen_layers_whole(method, prune_output_layer):
   np.testing.assert_array_equal(pruned.biases[0], net.biases[0])
   if not prune_output_layer:
     np.testing.assert_array_equal(pruned.kernels[-1], net.kernels[-1])
+
+
+@pytest.mark.parametrize('count', [0, 1, 5, 17, 39, 40])
+def test_lowest_selects_what_a_stable_sort_selects(count):
+  scores = np.random.default_rng(4).integers(0, 6, size=40).astype(float)
+  expected = np.sort(np.argsort(scores, kind='stable')[:count])
+  np.testing.assert_array_equal(np.sort(pruning._lowest(scores, count)), expected)

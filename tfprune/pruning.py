@@ -45,8 +45,20 @@ def prune_count(k: float, n: int) -> int:
 
 
 def _lowest(scores: np.ndarray, count: int) -> np.ndarray:
-  """Indices of the `count` lowest scores; stable, so ties go to lower index."""
-  return np.argsort(scores, kind='stable')[:count]
+  """Indices of the `count` lowest of 1-D `scores`, ties going to lower index.
+
+  The same set as the first `count` of a stable argsort, found in O(n) with
+  `np.partition`: everything below the count-th smallest value, then the
+  lowest-indexed entries equal to it.
+  """
+  if count <= 0:
+    return np.empty(0, dtype=np.int64)
+  if count >= scores.size:
+    return np.arange(scores.size)
+  threshold = np.partition(scores, count - 1)[count - 1]
+  below = np.flatnonzero(scores < threshold)
+  ties = np.flatnonzero(scores == threshold)[:count - below.size]
+  return np.concatenate([below, ties])
 
 
 def weight_magnitude_mask(weights: np.ndarray, k: float,

@@ -1,12 +1,20 @@
 """The pruning sweep: prune a weight folder at many levels and measure each.
 
-`run(config)` loads the weights and the test split, prunes with every method
-at every level k, measures accuracy and the sparsity actually reached, and
-writes `sweep.csv`, `sweep_config.json` and the plots to `config.out_dir`.
+`run(config)` loads the weights and the test split (and, for data-aware
+methods, a calibration sample of the training split), prunes with every method
+at every level k, measures accuracy, the sparsity actually reached and the
+costs of `metrics`, and writes `sweep.csv`, `sweep_config.json` and the plots
+to `config.out_dir` (plus the pruned exports with `save_pruned`).
+
+Each pruned network is evaluated through `inference.plan`: compacted, with a
+CSR kernel on the layers where it measured faster, so that a sweep costs far
+less than one dense forward pass per point. Identical pruned networks (every
+method at k = 0) are evaluated once.
 """
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import time
@@ -16,9 +24,13 @@ import numpy as np
 
 from tfprune import atomic
 from tfprune import data
-from tfprune import evaluate
+from tfprune import export
+from tfprune import inference
+from tfprune import methods
+from tfprune import metrics
 from tfprune import plots
 from tfprune import pruning
+from tfprune import reconstruction
 from tfprune import weights
 from tfprune import __version__
 from tfprune.errors import TfpruneError
@@ -28,7 +40,9 @@ DEFAULT_LEVELS = (0, 25, 50, 60, 70, 80, 90, 95, 97, 99)
 DEFAULT_METHODS = ('weight', 'unit')
 CSV_NAME = 'sweep.csv'
 CONFIG_NAME = 'sweep_config.json'
-COLUMNS = ('method', 'k', 'accuracy', 'sparsity', 'nonzero_params')
+PRUNED_DIR = 'pruned'
+COLUMNS = ('method', 'k', 'accuracy', 'sparsity', 'nonzero_params', 'flops',
+           'flops_speedup', 'compression', 'size_bytes', 'units', 'kernels')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,11 +54,18 @@ class SweepConfig:
     out_dir: where the CSV, the config and the plots go.
     dataset: a key of `data.DATASETS`; its test split is used.
     data_dir: local data folder (None: `$TFPRUNE_DATA_DIR`, then tfds).
-    methods: keys of `pruning.PRUNERS`.
+    methods: keys of `methods.METHODS`.
     levels: pruning levels k in percent, each in [0, 100].
     use_biases: add biases in the forward pass (False: original project).
     prune_output_layer: prune the output layer too (default: hidden only).
-    batch_size: test examples per forward pass.
+    calibration_size: training examples drawn for data-aware methods and bias
+      correction (unused otherwise).
+    calibration_seed: seed of that draw.
+    bias_correction: after pruning, shift each pruned layer's bias so its mean
+      pre-activation on the calibration set matches the dense network's.
+    sparse_kernels: let the evaluator use CSR kernels where they measured faster.
+    save_pruned: also write each pruned network's compact export to
+      `out_dir/pruned/<method>-k<k>.npz`.
   """
   weights_dir: str
   out_dir: str
@@ -54,23 +75,39 @@ class SweepConfig:
   levels: tuple[float, ...] = DEFAULT_LEVELS
   use_biases: bool = True
   prune_output_layer: bool = False
-  batch_size: int = evaluate.DEFAULT_BATCH_SIZE
+  calibration_size: int = reconstruction.DEFAULT_CALIBRATION_SIZE
+  calibration_seed: int = 0
+  bias_correction: bool = False
+  sparse_kernels: bool = True
+  save_pruned: bool = False
 
   def __post_init__(self):
     if not self.methods:
       raise TfpruneError(
           f'no pruning method given: pass --methods with some of '
-          f'{",".join(pruning.PRUNERS)}')
+          f'{",".join(methods.METHODS)}')
     for method in self.methods:
-      pruning.get(method)
+      methods.get(method)
+    if self.calibration_size < 0:
+      raise TfpruneError(
+          f'calibration_size must be >= 0, got {self.calibration_size}')
+    if self.needs_calibration and self.calibration_size == 0:
+      needy = [m for m in self.methods if methods.get(m).needs_calibration]
+      what = f'method {needy[0]!r}' if needy else 'bias correction'
+      raise TfpruneError(
+          f'{what} needs calibration data but calibration_size is 0: set '
+          f'--calibration_size to a positive number such as '
+          f'{reconstruction.DEFAULT_CALIBRATION_SIZE}')
     if not self.levels:
       raise TfpruneError('no pruning level given: pass --levels such as 0,50,90')
     object.__setattr__(self, 'methods', tuple(self.methods))
     object.__setattr__(self, 'levels',
                        tuple(pruning.check_level(k) for k in self.levels))
     data.get(self.dataset)
-    if self.batch_size < 1:
-      raise TfpruneError(f'batch_size must be at least 1, got {self.batch_size}')
+
+  @property
+  def needs_calibration(self) -> bool:
+    return methods.needs_calibration(self.methods, self.bias_correction)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,12 +121,25 @@ class SweepRow:
     sparsity: measured fraction of zero weights in the pruned layers' kernels.
     nonzero_params: non-zero parameters of the whole network (kernels, plus
       biases when they are used).
+    flops: multiply-adds per example left after compaction, skipping zero
+      weights (the effective MACs of `metrics`).
+    flops_speedup: dense multiply-adds of the unpruned network / `flops`.
+    compression: parameters of the unpruned network / `nonzero_params`.
+    size_bytes: bytes of the compact sparse export (`export`).
+    units: layer widths after compaction, e.g. 784-100-100-50-20-10.
+    kernels: kernel the evaluator chose per layer, e.g. csr+csr+dense.
   """
   method: str
   k: float
   accuracy: float
   sparsity: float
   nonzero_params: int
+  flops: int = 0
+  flops_speedup: float = 1.0
+  compression: float = 1.0
+  size_bytes: int = 0
+  units: str = ''
+  kernels: str = ''
 
 
 def parse_levels(texts: Sequence[str]) -> tuple[float, ...]:
@@ -110,26 +160,75 @@ def parse_levels(texts: Sequence[str]) -> tuple[float, ...]:
   return tuple(levels)
 
 
-def measure(network: Network, masks: Sequence[np.ndarray | None],
-            split: data.Split, use_biases: bool, batch_size: int,
-            method: str, k: float) -> SweepRow:
-  """Applies `masks` to `network` and measures the result on `split`."""
-  pruned = network.masked(masks)
-  pruned_kernels = [kernel for kernel, m in zip(pruned.kernels, masks)
-                    if m is not None]
-  size = sum(kernel.size for kernel in pruned_kernels)
-  zeros = sum(kernel.size - np.count_nonzero(kernel) for kernel in pruned_kernels)
-  nonzero = sum(np.count_nonzero(kernel) for kernel in pruned.kernels)
-  if use_biases:
-    nonzero += sum(np.count_nonzero(b) for b in pruned.biases)
-  acc = evaluate.accuracy(pruned, split.images, split.labels,
-                          use_biases=use_biases, batch_size=batch_size)
-  return SweepRow(method, k, acc, zeros / size if size else 0.0, int(nonzero))
+def measure(dense: Network, pruned: Network, pruned_layers: Sequence[int],
+            inputs: Sequence[object], labels: np.ndarray, config: 'SweepConfig',
+            method: str, k: float, accuracy: float | None = None) -> SweepRow:
+  """Measures `pruned` (derived from `dense`) on `split`.
+
+  Args:
+    dense: the unpruned network (reference for ratios).
+    pruned: the pruned network.
+    pruned_layers: 0-based indices of the layers that were pruned.
+    inputs: test images prepared by `inference.prepare`.
+    labels: test labels.
+    config: the sweep configuration (biases, kernels).
+    method: method name, for the row.
+    k: level, for the row.
+    accuracy: a known accuracy of an identical network, to skip evaluation.
+  """
+  plan = inference.plan(pruned, config.use_biases, config.sparse_kernels)
+  if accuracy is None:
+    accuracy = inference.accuracy(plan, inputs, labels)
+  kernels = [pruned.kernels[i] for i in pruned_layers]
+  size = sum(kernel.size for kernel in kernels)
+  zeros = sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)
+  counts = metrics.total(metrics.layer_counts(pruned, config.use_biases))
+  dense_counts = metrics.total(metrics.layer_counts(dense, config.use_biases))
+  effective = metrics.total(metrics.layer_counts(plan.network, config.use_biases))
+  widths = [plan.network.input_dim] + [kk.shape[1] for kk in plan.network.kernels]
+  return SweepRow(
+      method=method, k=k, accuracy=accuracy,
+      sparsity=zeros / size if size else 0.0,
+      nonzero_params=counts.nonzero_params,
+      flops=effective.effective_macs,
+      flops_speedup=(dense_counts.dense_macs / effective.effective_macs
+                     if effective.effective_macs else float('inf')),
+      compression=(dense_counts.params / counts.nonzero_params
+                   if counts.nonzero_params else float('inf')),
+      size_bytes=metrics.export_bytes(pruned, config.use_biases),
+      units='-'.join(str(w) for w in widths),
+      kernels='+'.join(plan.kinds))
 
 
-def sweep(config: SweepConfig, network: Network,
-          split: data.Split) -> list[SweepRow]:
-  """Measures every (method, level) of `config` on `network`; writes nothing."""
+def calibration(config: SweepConfig) -> np.ndarray | None:
+  """The calibration inputs the sweep's methods need, drawn from the train split.
+
+  Raises:
+    TfpruneError: `calibration_size` exceeds the training split.
+  """
+  if not config.needs_calibration:
+    return None
+  train = data.load(config.dataset, 'train', config.data_dir)
+  if config.calibration_size > len(train):
+    raise TfpruneError(
+        f'calibration_size {config.calibration_size} exceeds the {len(train)} '
+        f'training examples of {config.dataset}: pass at most {len(train)}')
+  return reconstruction.calibration_inputs(
+      train.images, config.calibration_size, config.calibration_seed)
+
+
+def sweep(config: SweepConfig, network: Network, split: data.Split,
+          calibration_inputs: np.ndarray | None = None,
+          on_pruned=None) -> list[SweepRow]:
+  """Measures every (method, level) of `config` on `network`; writes nothing.
+
+  Args:
+    config: the sweep configuration.
+    network: the dense network.
+    split: test data.
+    calibration_inputs: training inputs for data-aware methods.
+    on_pruned: called as on_pruned(method, k, pruned_network) for each point.
+  """
   spec = data.get(config.dataset)
   if network.output_dim != spec.num_classes:
     raise TfpruneError(
@@ -137,13 +236,28 @@ def sweep(config: SweepConfig, network: Network,
         f'but {config.dataset} has {spec.num_classes} classes: use weights '
         'trained on this dataset')
   layers = pruning.prunable_layers(network.num_layers, config.prune_output_layer)
+  inputs = inference.prepare(split.images, network.input_dim)
   rows = []
+  seen: dict[str, float] = {}
   for method in config.methods:
     for k in config.levels:
-      masks = pruning.network_masks(network, method, k, layers)
-      rows.append(measure(network, masks, split, config.use_biases,
-                          config.batch_size, method, k))
+      pruned = methods.prune(method, network, k, layers, calibration_inputs,
+                             config.use_biases, config.bias_correction)
+      key = _digest(pruned)
+      row = measure(network, pruned, layers, inputs, split.labels, config,
+                    method, k, accuracy=seen.get(key))
+      seen[key] = row.accuracy
+      rows.append(row)
+      if on_pruned is not None:
+        on_pruned(method, k, pruned)
   return rows
+
+
+def _digest(network: Network) -> str:
+  h = hashlib.blake2b(digest_size=16)
+  for array in network.kernels + network.biases:
+    h.update(array.tobytes())
+  return h.hexdigest()
 
 
 def to_csv(rows: Sequence[SweepRow]) -> str:
@@ -153,17 +267,20 @@ def to_csv(rows: Sequence[SweepRow]) -> str:
   writer.writerow(COLUMNS)
   for r in rows:
     writer.writerow([r.method, f'{r.k:g}', f'{r.accuracy:.4f}',
-                     f'{r.sparsity:.6f}', r.nonzero_params])
+                     f'{r.sparsity:.6f}', r.nonzero_params, r.flops,
+                     f'{r.flops_speedup:.3f}', f'{r.compression:.3f}',
+                     r.size_bytes, r.units, r.kernels])
   return out.getvalue()
 
 
 def format_table(rows: Sequence[SweepRow]) -> str:
   """A fixed-width table of the rows for the terminal."""
   lines = [f'{"method":<8} {"k":>6} {"accuracy":>9} {"sparsity":>9} '
-           f'{"nonzero":>10}']
+           f'{"nonzero":>10} {"MACs":>10} {"export":>10}  kernels']
   for r in rows:
     lines.append(f'{r.method:<8} {r.k:>6g} {100 * r.accuracy:>8.2f}% '
-                 f'{100 * r.sparsity:>8.2f}% {r.nonzero_params:>10,}')
+                 f'{100 * r.sparsity:>8.2f}% {r.nonzero_params:>10,} '
+                 f'{r.flops:>10,} {r.size_bytes / 1e6:>8.2f}MB  {r.kernels}')
   return '\n'.join(lines)
 
 
@@ -176,8 +293,18 @@ def run(config: SweepConfig) -> list[SweepRow]:
   out_dir = atomic.ensure_dir(config.out_dir)
   folder = weights.load(config.weights_dir)
   split = data.load(config.dataset, 'test', config.data_dir)
+  calibration_inputs = calibration(config)
+  pruned_dir = out_dir / PRUNED_DIR
+  on_pruned = None
+  if config.save_pruned:
+    atomic.ensure_dir(pruned_dir, flag='--out_dir')
+
+    def on_pruned(method, k, pruned):
+      export.save(pruned_dir / f'{method}-k{k:g}{export.SUFFIX}', pruned,
+                  config.use_biases, {'method': method, 'k': k,
+                                      'weights_dir': config.weights_dir})
   start = time.perf_counter()
-  rows = sweep(config, folder.network, split)
+  rows = sweep(config, folder.network, split, calibration_inputs, on_pruned)
   elapsed = time.perf_counter() - start
   csv_path = atomic.write_text(out_dir / CSV_NAME, to_csv(rows))
   record = {'config': dataclasses.asdict(config),
