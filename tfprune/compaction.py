@@ -6,7 +6,8 @@ layer's bias (b_next += relu(b) * W_next[unit]) and removes the unit: its
 column, its bias and the matching row of the next kernel. A hidden unit whose
 outgoing row is all zero affects nothing and is removed too. The result is a
 smaller dense network that computes the same function (up to float rounding).
-Output units are never removed.
+Output units are never removed; a hidden layer with no unit left keeps one
+that outputs 0.
 """
 
 import numpy as np
@@ -34,6 +35,13 @@ def compact(network: Network, use_biases: bool = True) -> Network:
     constant = np.where(dead, np.maximum(biases[i], 0.0), 0.0)
     biases[i + 1] = biases[i + 1] + constant @ kernels[i + 1]
     keep = ~dead & kernels[i + 1].any(axis=1)
+    if not keep.any():
+      # A layer cannot have zero width: keep one unit that contributes nothing
+      # (its constant, if any, is already folded into the next bias).
+      keep[0] = True
+      kernels[i][:, 0] = 0.0
+      biases[i][0] = 0.0
+      kernels[i + 1][0, :] = 0.0
     kernels[i] = kernels[i][:, keep]
     biases[i] = biases[i][keep]
     kernels[i + 1] = kernels[i + 1][keep, :]

@@ -1,0 +1,163 @@
+"""Compaction, sparse inference plans, the pruned export and the metrics.
+
+The networks are made from small random networks pruned by every method of
+`pruning.PRUNERS`, with and without biases, at several levels.
+"""
+
+import numpy as np
+import pytest
+
+from tests import helpers
+from tfprune import compaction
+from tfprune import evaluate
+from tfprune import export
+from tfprune import inference
+from tfprune import metrics
+from tfprune import pruning
+from tfprune.errors import TfpruneError
+from tfprune.network import Network
+
+SHAPES = ((30, 40), (40, 25), (25, 12), (12, 5))
+LEVELS = [0, 30, 60, 90, 100]
+
+
+def _pruned(method, k, seed=0):
+  net = helpers.random_network(SHAPES, seed=seed)
+  return net.masked(pruning.network_masks(net, method, k, [0, 1, 2]))
+
+
+def _images(n=64, seed=1):
+  return np.random.default_rng(seed).random((n, SHAPES[0][0]), dtype=np.float32)
+
+
+@pytest.mark.parametrize('method', sorted(pruning.PRUNERS))
+@pytest.mark.parametrize('k', LEVELS)
+@pytest.mark.parametrize('use_biases', [True, False], ids=['biases', 'no-biases'])
+def test_compacted_network_computes_the_same_logits(method, k, use_biases):
+  pruned = _pruned(method, k)
+  compact = compaction.compact(pruned, use_biases)
+  expected = evaluate.logits(pruned, _images(), use_biases)
+  got = evaluate.logits(compact, _images(), use_biases)
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(got.argmax(1), expected.argmax(1))
+
+
+@pytest.mark.parametrize('k', LEVELS)
+def test_unit_pruning_compacts_to_the_kept_widths(k):
+  compact = compaction.compact(_pruned('unit', k))
+  # A layer with no unit left keeps one that outputs 0.
+  kept = [max(1, c - pruning.prune_count(k, c)) for _, c in SHAPES[:3]]
+  assert [kk.shape[1] for kk in compact.kernels] == kept + [SHAPES[-1][1]]
+
+
+def test_dead_unit_bias_is_folded_into_the_next_layer():
+  kernels = (np.array([[1.0, 0.0]], np.float32), np.array([[2.0], [3.0]], np.float32))
+  biases = (np.array([0.5, 4.0], np.float32), np.array([1.0], np.float32))
+  compact = compaction.compact(Network(kernels, biases))
+  # Unit 2 has no inputs: it always outputs relu(4) = 4, worth 4 * 3 = 12 downstream.
+  assert compact.kernels[0].shape == (1, 1)
+  assert compact.biases[1].tolist() == [13.0]
+
+
+@pytest.mark.parametrize('method', sorted(pruning.PRUNERS))
+@pytest.mark.parametrize('k', [0, 60, 95])
+@pytest.mark.parametrize('allow_sparse', [True, False])
+def test_plan_matches_the_dense_evaluator(method, k, allow_sparse):
+  pruned = _pruned(method, k)
+  plan = inference.plan(pruned, allow_sparse=allow_sparse)
+  images = _images(n=inference.CHUNK + 37)  # two chunks
+  np.testing.assert_allclose(inference.logits(plan, images),
+                             evaluate.logits(pruned, images), rtol=1e-4, atol=1e-4)
+
+
+def test_csr_kernel_equals_dense_matmul():
+  pruned = _pruned('weight', 80)
+  layers = [inference.PlannedLayer(kind, None, None, 0) for kind in ('csr', 'dense')]
+  kernel_t = np.ascontiguousarray(pruned.kernels[0].T)
+  h = inference.tf.constant(_images().T)
+  sparse = inference._matmul('csr', inference._csr(kernel_t), h).numpy()
+  dense = inference._matmul('dense', inference.tf.constant(kernel_t), h).numpy()
+  np.testing.assert_allclose(sparse, dense, rtol=1e-5, atol=1e-6)
+  assert [l.kind for l in layers] == ['csr', 'dense']
+
+
+def test_crossover_is_measured_per_shape_class_and_cached():
+  first = inference.crossover_density(1000, 500)
+  assert 0.0 <= first <= 1.0
+  assert inference.crossover_density(1000, 499) == first  # same class (1024, 512)
+  hits = inference._measured_crossover.cache_info().hits
+  inference.crossover_density(999, 510)
+  assert inference._measured_crossover.cache_info().hits == hits + 1
+
+
+@pytest.mark.parametrize('method', sorted(pruning.PRUNERS))
+@pytest.mark.parametrize('k', [0, 50, 95])
+@pytest.mark.parametrize('use_biases', [True, False], ids=['biases', 'no-biases'])
+def test_export_round_trip_predicts_exactly_like_the_pruned_network(
+    tmp_path, method, k, use_biases):
+  pruned = _pruned(method, k)
+  path = export.save(tmp_path / 'p.npz', pruned, use_biases, {'k': k})
+  loaded, loaded_biases, metadata = export.load(path)
+  assert loaded_biases == use_biases and metadata == {'k': k}
+  np.testing.assert_allclose(evaluate.logits(loaded, _images(), use_biases),
+                             evaluate.logits(pruned, _images(), use_biases),
+                             rtol=1e-5, atol=1e-5)
+  compact = compaction.compact(pruned, use_biases)
+  for a, b in zip(loaded.kernels, compact.kernels):
+    np.testing.assert_array_equal(a, b)  # values stored exactly
+
+
+def test_sparse_export_is_smaller_than_the_dense_folder():
+  net = helpers.random_network(helpers.MLP_SHAPES)
+  pruned = net.masked(pruning.network_masks(net, 'weight', 90, [0, 1, 2, 3]))
+  assert metrics.export_bytes(pruned) < 0.2 * metrics.npy_folder_bytes(net)
+
+
+def _corrupt_truncate(path):
+  path.write_bytes(path.read_bytes()[:100])
+
+
+def _other_format(path):
+  np.savez(path, format=np.array('something-else'))
+
+
+def _inconsistent(path):
+  arrays = dict(np.load(path))
+  arrays['csr_indices_1'] = arrays['csr_indices_1'] + 1000
+  np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize('breaker,pattern', [
+    (_corrupt_truncate, 'is not a readable .npz file'),
+    (_other_format, "has format 'something-else'"),
+    (_inconsistent, 'is inconsistent'),
+    (lambda p: p.unlink(), 'does not exist'),
+], ids=['truncated', 'other-format', 'inconsistent', 'missing'])
+def test_bad_export_is_refused_in_one_line(tmp_path, breaker, pattern):
+  path = export.save(tmp_path / 'p.npz', _pruned('weight', 95))
+  breaker(path)
+  with pytest.raises(TfpruneError, match=pattern) as info:
+    export.load(path)
+  assert '\n' not in str(info.value)
+
+
+def test_export_to_unwritable_folder_is_refused(tmp_path):
+  (tmp_path / 'file').write_text('x')
+  with pytest.raises(TfpruneError, match='not writable.*--save_pruned'):
+    export.save(tmp_path / 'file' / 'p.npz', _pruned('weight', 50))
+
+
+def test_metrics_count_a_hand_made_network_exactly():
+  kernels = (np.array([[1, 0, 2], [0, 0, 3]], np.float32),   # 2x3, 3 non-zeros
+             np.array([[0], [5], [0]], np.float32))           # 3x1, 1 non-zero
+  biases = (np.array([0, 1, 0], np.float32), np.array([7], np.float32))
+  net = Network(kernels, biases)
+  layers = metrics.layer_counts(net)
+  assert layers == [metrics.Counts(9, 4, 6, 3), metrics.Counts(4, 2, 3, 1)]
+  whole = metrics.total(layers)
+  assert whole == metrics.Counts(13, 6, 9, 4)
+  assert whole.compression == 13 / 6 and whole.theoretical_speedup == 9 / 4
+  assert metrics.total(metrics.layer_counts(net, use_biases=False)) == \
+      metrics.Counts(9, 4, 9, 4)
+  # 4 arrays of 6, 3, 3, 1 float32 values, each with a 128-byte .npy header.
+  assert metrics.npy_folder_bytes(net) == 4 * 128 + 4 * (6 + 3 + 3 + 1)
