@@ -1,0 +1,91 @@
+"""Every method of `methods.METHODS`: exact sparsity, untouched layers, purity, errors.
+
+Parameterized over the whole registry, so a new method inherits the suite.
+"""
+
+import numpy as np
+import pytest
+
+from tests import helpers
+from tfprune import methods
+from tfprune import pruning
+from tfprune import sweep
+from tfprune.errors import TfpruneError
+
+SHAPES = ((20, 16), (16, 12), (12, 4))
+UNIT_LEVEL = {'unit'}  # methods that prune whole columns; the rest prune weights
+
+
+def _calibration(n=64):
+  return np.random.default_rng(5).random((n, SHAPES[0][0]), dtype=np.float32)
+
+
+def test_unit_level_set_names_registered_methods():
+  assert UNIT_LEVEL <= set(methods.METHODS)
+
+
+@pytest.mark.parametrize('name', sorted(methods.METHODS))
+@pytest.mark.parametrize('k', [0, 50, 90, 100])
+@pytest.mark.parametrize('bias_correction', [False, True], ids=['plain', 'bias-corrected'])
+def test_prunes_exactly_and_leaves_other_layers_alone(name, k, bias_correction):
+  net = helpers.random_network(SHAPES, seed=3)
+  pruned = methods.prune(name, net, k, [0, 1], _calibration(),
+                         bias_correction=bias_correction)
+  for i, (rows, cols) in enumerate(SHAPES[:2]):
+    zeros = pruned.kernels[i].size - np.count_nonzero(pruned.kernels[i])
+    if name in UNIT_LEVEL:
+      assert zeros == pruning.prune_count(k, cols) * rows
+    else:
+      assert zeros == pruning.prune_count(k, rows * cols)
+  np.testing.assert_array_equal(pruned.kernels[2], net.kernels[2])
+  if not bias_correction:
+    np.testing.assert_array_equal(pruned.biases[2], net.biases[2])
+
+
+@pytest.mark.parametrize('name', sorted(methods.METHODS))
+def test_inputs_are_not_modified(name):
+  net = helpers.random_network(SHAPES, seed=4)
+  before = [a.copy() for a in net.kernels + net.biases]
+  calibration = _calibration()
+  calibration_before = calibration.copy()
+  methods.prune(name, net, 70, [0, 1], calibration)
+  for a, b in zip(net.kernels + net.biases, before):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(calibration, calibration_before)
+
+
+@pytest.mark.parametrize('name', sorted(n for n, m in methods.METHODS.items()
+                                        if m.needs_calibration))
+def test_data_aware_method_without_calibration_names_the_flag(name):
+  with pytest.raises(TfpruneError, match='needs calibration data: set --calibration_size'):
+    methods.prune(name, helpers.random_network(SHAPES), 50, [0])
+
+
+def test_bias_correction_without_calibration_is_refused():
+  with pytest.raises(TfpruneError, match="'weight' with bias correction needs calibration"):
+    methods.prune('weight', helpers.random_network(SHAPES), 50, [0],
+                  bias_correction=True)
+
+
+def test_unknown_method_lists_the_valid_ones():
+  with pytest.raises(ValueError, match='choose from weight, unit, wanda, obs'):
+    methods.get('lottery')
+
+
+@pytest.mark.parametrize('fields,pattern', [
+    (dict(methods=('obs',), calibration_size=0), "method 'obs' needs calibration data"),
+    (dict(bias_correction=True, calibration_size=0), 'bias correction needs calibration'),
+    (dict(calibration_size=-3), 'calibration_size must be >= 0'),
+])
+def test_sweep_config_refuses_missing_calibration(fields, pattern):
+  with pytest.raises(TfpruneError, match=pattern):
+    sweep.SweepConfig('w', 'o', **fields)
+
+
+def test_calibration_larger_than_training_set_is_refused(tmp_path):
+  helpers.write_dataset(tmp_path, split='train', n=30)
+  config = sweep.SweepConfig('w', 'o', data_dir=str(tmp_path), methods=('wanda',),
+                             calibration_size=31)
+  with pytest.raises(TfpruneError, match='calibration_size 31 exceeds the 30 training'):
+    sweep.calibration(config)
+  assert sweep.calibration(sweep.SweepConfig('w', 'o', methods=('weight',))) is None

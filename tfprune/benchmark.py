@@ -1,0 +1,223 @@
+"""Benchmark: what pruning buys in speed and size, as ratios to the dense network.
+
+For each method and level: accuracy, non-zero parameters, bytes of the compact
+export, and measured throughput of the pruned network (compacted, CSR where it
+pays) at a batch of 10,000 and at a batch of 1, each divided by the dense
+network's figure measured in the same run. The dense baseline is the faster
+of the pure-tensor evaluator and a dense inference plan. Also times the
+default sweep in-process against 20 dense forward passes.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import platform
+import statistics
+import time
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfprune import atomic
+from tfprune import data
+from tfprune import evaluate
+from tfprune import inference
+from tfprune import methods
+from tfprune import metrics
+from tfprune import pruning
+from tfprune import sweep
+from tfprune import weights
+from tfprune import __version__
+from tfprune.errors import TfpruneError
+
+JSON_NAME = 'benchmark.json'
+PLOT_NAME = 'benchmark.png'
+LARGE_BATCH = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+  """How a benchmark was run; saved in `benchmark.json`.
+
+  Attributes:
+    weights_dir: the dense weight folder.
+    out_dir: where `benchmark.json` and `benchmark.png` go.
+    dataset: test split used for accuracy and as inputs.
+    data_dir: local data folder (None: `$TFPRUNE_DATA_DIR`, then tfds).
+    methods: methods to benchmark.
+    levels: levels k in percent.
+    repeats: timed runs per measurement at the large batch (best is kept).
+    single_repeats: timed single-example runs (median is kept).
+    calibration_size: training examples for data-aware methods.
+  """
+  weights_dir: str
+  out_dir: str
+  dataset: str = 'mnist'
+  data_dir: str | None = None
+  methods: tuple[str, ...] = sweep.DEFAULT_METHODS
+  levels: tuple[float, ...] = sweep.DEFAULT_LEVELS
+  repeats: int = 3
+  single_repeats: int = 200
+  calibration_size: int = sweep.reconstruction.DEFAULT_CALIBRATION_SIZE
+
+  def __post_init__(self):
+    sweep.SweepConfig(self.weights_dir, self.out_dir, self.dataset,
+                      self.data_dir, self.methods, self.levels,
+                      calibration_size=self.calibration_size)
+    if self.repeats < 1 or self.single_repeats < 1:
+      raise TfpruneError('repeats and single_repeats must be at least 1')
+
+
+def _best(fn, repeats: int) -> float:
+  fn()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return min(times)
+
+
+def _median(fn, repeats: int) -> float:
+  fn()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def _plan_times(plan: inference.Plan, large, single, config) -> tuple[float, float]:
+  return (_best(lambda: inference.run(plan, large), config.repeats),
+          _median(lambda: inference.run(plan, single), config.single_repeats))
+
+
+def run(config: BenchmarkConfig) -> dict:
+  """Runs the benchmark, writes JSON and plot to `config.out_dir`, returns the record."""
+  out_dir = atomic.ensure_dir(config.out_dir)
+  folder = weights.load(config.weights_dir)
+  dense = folder.network
+  split = data.load(config.dataset, 'test', config.data_dir)
+  images = split.images[:LARGE_BATCH]
+  large = inference.prepare(images, dense.input_dim)
+  single = inference.prepare(images[:1], dense.input_dim)
+
+  # Dense baseline: the faster of the evaluator and a dense plan.
+  evaluator_large = _best(lambda: evaluate.logits(dense, images), config.repeats)
+  evaluator_single = _median(lambda: evaluate.logits(dense, images[:1]),
+                             config.single_repeats)
+  plan_large, plan_single = _plan_times(
+      inference.plan(dense, allow_sparse=False), large, single, config)
+  dense_large = min(evaluator_large, plan_large)
+  dense_single = min(evaluator_single, plan_single)
+  dense_bytes = metrics.npy_folder_bytes(dense)
+  dense_counts = metrics.total(metrics.layer_counts(dense))
+
+  sweep_config = sweep.SweepConfig(config.weights_dir, config.out_dir,
+                                   config.dataset, config.data_dir,
+                                   config.methods, config.levels,
+                                   calibration_size=config.calibration_size)
+  calibration = sweep.calibration(sweep_config)
+  layers = pruning.prunable_layers(dense.num_layers)
+  rows = []
+  for method in config.methods:
+    for k in config.levels:
+      pruned = methods.prune(method, dense, k, layers, calibration)
+      plan = inference.plan(pruned)
+      t_large, t_single = _plan_times(plan, large, single, config)
+      counts = metrics.total(metrics.layer_counts(pruned))
+      rows.append({
+          'method': method, 'k': k,
+          'accuracy': inference.accuracy(plan, large, split.labels[:LARGE_BATCH]),
+          'kernels': '+'.join(plan.kinds),
+          'nonzero_ratio': counts.nonzero_params / dense_counts.params,
+          'export_size_ratio': metrics.export_bytes(pruned) / dense_bytes,
+          'compressed_size_ratio': metrics.compressed_bytes(pruned) / dense_bytes,
+          'throughput_ratio_10000': dense_large / t_large,
+          'throughput_ratio_1': dense_single / t_single,
+          'theoretical_speedup': dense_counts.dense_macs / max(1, metrics.total(
+              metrics.layer_counts(plan.network)).effective_macs),
+      })
+
+  default_sweep = sweep.SweepConfig(config.weights_dir, config.out_dir,
+                                    config.dataset, config.data_dir)
+  start = time.perf_counter()
+  sweep.sweep(default_sweep, dense, split)
+  sweep_seconds = time.perf_counter() - start
+  record = {
+      'config': dataclasses.asdict(config),
+      'machine': {'platform': platform.platform(), 'processor': _cpu_name(),
+                  'cpu_count': os.cpu_count(), 'tensorflow': tf.__version__,
+                  'tfprune': __version__},
+      'dense': {'accuracy': evaluate.accuracy(dense, images, split.labels[:LARGE_BATCH]),
+                'seconds_10000_evaluator': evaluator_large,
+                'seconds_10000_plan': plan_large,
+                'seconds_1_evaluator': evaluator_single,
+                'seconds_1_plan': plan_single,
+                'npy_folder_bytes': dense_bytes},
+      'default_sweep': {'points': len(default_sweep.methods) * len(default_sweep.levels),
+                        'seconds': sweep_seconds,
+                        'ratio_to_20_dense_forwards': sweep_seconds / (20 * dense_large)},
+      'rows': rows,
+  }
+  atomic.write_text(out_dir / JSON_NAME, json.dumps(record, indent=2) + '\n')
+  plot(record, out_dir / PLOT_NAME)
+  return record
+
+
+def format_table(record: dict) -> str:
+  """The benchmark rows as a fixed-width table for the terminal."""
+  lines = [f'{"method":<7} {"k":>4} {"acc":>7} {"nonzero":>8} {"export":>7} '
+           f'{"thr@10k":>8} {"thr@1":>6}  kernels']
+  for r in record['rows']:
+    lines.append(
+        f'{r["method"]:<7} {r["k"]:>4g} {100 * r["accuracy"]:>6.2f}% '
+        f'{r["nonzero_ratio"]:>8.3f} {r["export_size_ratio"]:>7.3f} '
+        f'{r["throughput_ratio_10000"]:>7.2f}x {r["throughput_ratio_1"]:>5.2f}x  '
+        f'{r["kernels"]}')
+  s = record['default_sweep']
+  lines.append(f'default sweep ({s["points"]} points): {s["seconds"]:.2f} s = '
+               f'{s["ratio_to_20_dense_forwards"]:.2f} x the time of 20 dense '
+               'forward passes')
+  return '\n'.join(lines)
+
+
+def plot(record: dict, path: pathlib.Path) -> pathlib.Path:
+  """Throughput ratios (batch 10,000 and 1) and size ratio against k."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+  keys = [('throughput_ratio_10000', 'throughput vs dense, batch 10,000 (x)'),
+          ('throughput_ratio_1', 'throughput vs dense, batch 1 (x)'),
+          ('export_size_ratio', 'export size / dense .npy size')]
+  for ax, (key, title) in zip(axes, keys):
+    for method in dict.fromkeys(r['method'] for r in record['rows']):
+      points = [r for r in record['rows'] if r['method'] == method]
+      ax.plot([p['k'] for p in points], [p[key] for p in points], marker='o',
+              label=method)
+    ax.set_title(title)
+    ax.set_xlabel('k (%)')
+    ax.grid(True, alpha=0.3)
+    if key != 'export_size_ratio':
+      ax.set_yscale('log')
+      ax.axhline(1.0, color='grey', lw=0.8)
+  axes[0].legend()
+  fig.tight_layout()
+  with atomic.replacing(path) as tmp:
+    fig.savefig(tmp, format='png', dpi=100)
+  plt.close(fig)
+  return path
+
+
+def _cpu_name() -> str:
+  try:
+    for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
+      if line.startswith('model name'):
+        return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor()
