@@ -53,7 +53,8 @@ _CALIBRATION_SEED = flags.DEFINE_integer('calibration_seed', 0,
                                          'Seed of the calibration draw.')
 _BIAS_CORRECTION = flags.DEFINE_bool(
     'bias_correction', False, 'After pruning, shift each pruned layer\'s bias so '
-    'its mean pre-activation on the calibration set matches the dense one.')
+    'its mean pre-activation, where the dense unit is active on the '
+    'calibration set, matches the dense one.')
 _SPARSE_KERNELS = flags.DEFINE_bool(
     'sparse_kernels', True, 'Evaluate with CSR kernels on layers where they '
     'measured faster than dense (results are the same either way).')

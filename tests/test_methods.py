@@ -76,6 +76,7 @@ def test_unknown_method_lists_the_valid_ones():
     (dict(methods=('obs',), calibration_size=0), "method 'obs' needs calibration data"),
     (dict(bias_correction=True, calibration_size=0), 'bias correction needs calibration'),
     (dict(calibration_size=-3), 'calibration_size must be >= 0'),
+    (dict(bias_correction=True, use_biases=False), 'drop --bias_correction'),
 ])
 def test_sweep_config_refuses_missing_calibration(fields, pattern):
   with pytest.raises(TfpruneError, match=pattern):

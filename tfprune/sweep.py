@@ -62,7 +62,7 @@ class SweepConfig:
       correction (unused otherwise).
     calibration_seed: seed of that draw.
     bias_correction: after pruning, shift each pruned layer's bias so its mean
-      pre-activation on the calibration set matches the dense network's.
+      pre-activation where the dense unit is active matches the dense network's.
     sparse_kernels: let the evaluator use CSR kernels where they measured faster.
     save_pruned: also write each pruned network's compact export to
       `out_dir/pruned/<method>-k<k>.npz`.
@@ -88,6 +88,10 @@ class SweepConfig:
           f'{",".join(methods.METHODS)}')
     for method in self.methods:
       methods.get(method)
+    if self.bias_correction and not self.use_biases:
+      raise TfpruneError(
+          'bias correction changes biases but use_biases is false: drop '
+          '--bias_correction or set --use_biases=true')
     if self.calibration_size < 0:
       raise TfpruneError(
           f'calibration_size must be >= 0, got {self.calibration_size}')
