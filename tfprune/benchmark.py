@@ -70,24 +70,22 @@ class BenchmarkConfig:
       raise TfpruneError('repeats and single_repeats must be at least 1')
 
 
-def _best(fn, repeats: int) -> float:
-  fn()
+def _timings(fn, repeats: int) -> list[float]:
+  fn()  # warm-up
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
     fn()
     times.append(time.perf_counter() - start)
-  return min(times)
+  return times
+
+
+def _best(fn, repeats: int) -> float:
+  return min(_timings(fn, repeats))
 
 
 def _median(fn, repeats: int) -> float:
-  fn()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+  return statistics.median(_timings(fn, repeats))
 
 
 def _plan_times(plan: inference.Plan, large, single, config) -> tuple[float, float]:
