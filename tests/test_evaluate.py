@@ -5,7 +5,6 @@ import pytest
 import tensorflow as tf
 
 from tests import helpers
-from tfprune import data
 from tfprune import evaluate
 from tfprune import models
 from tfprune import pruning

@@ -4,11 +4,9 @@ import csv
 import json
 import re
 
-import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import data
 from tfprune import evaluate
 from tfprune import plots
 from tfprune import pruning

@@ -15,14 +15,13 @@ import pathlib
 import platform
 import statistics
 import time
-from typing import Sequence
 
-import numpy as np
 import tensorflow as tf
 
 from tfprune import atomic
 from tfprune import data
 from tfprune import evaluate
+from tfprune import export
 from tfprune import inference
 from tfprune import methods
 from tfprune import metrics
@@ -63,29 +62,23 @@ class BenchmarkConfig:
   calibration_size: int = sweep.reconstruction.DEFAULT_CALIBRATION_SIZE
 
   def __post_init__(self):
-    sweep.SweepConfig(self.weights_dir, self.out_dir, self.dataset,
-                      self.data_dir, self.methods, self.levels,
-                      calibration_size=self.calibration_size)
+    self.sweep_config()  # validates the shared fields
     if self.repeats < 1 or self.single_repeats < 1:
       raise TfpruneError('repeats and single_repeats must be at least 1')
 
-
-def _timings(fn, repeats: int) -> list[float]:
-  fn()  # warm-up
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return times
+  def sweep_config(self) -> sweep.SweepConfig:
+    """The sweep configuration of the benchmarked methods and levels."""
+    return sweep.SweepConfig(self.weights_dir, self.out_dir, self.dataset,
+                             self.data_dir, self.methods, self.levels,
+                             calibration_size=self.calibration_size)
 
 
 def _best(fn, repeats: int) -> float:
-  return min(_timings(fn, repeats))
+  return min(inference.timings(fn, repeats))
 
 
 def _median(fn, repeats: int) -> float:
-  return statistics.median(_timings(fn, repeats))
+  return statistics.median(inference.timings(fn, repeats))
 
 
 def _plan_times(plan: inference.Plan, large, single, config) -> tuple[float, float]:
@@ -114,11 +107,7 @@ def run(config: BenchmarkConfig) -> dict:
   dense_bytes = metrics.npy_folder_bytes(dense)
   dense_counts = metrics.total(metrics.layer_counts(dense))
 
-  sweep_config = sweep.SweepConfig(config.weights_dir, config.out_dir,
-                                   config.dataset, config.data_dir,
-                                   config.methods, config.levels,
-                                   calibration_size=config.calibration_size)
-  calibration = sweep.calibration(sweep_config)
+  calibration = sweep.calibration(config.sweep_config())
   layers = pruning.prunable_layers(dense.num_layers)
   rows = []
   for method in config.methods:
@@ -132,7 +121,7 @@ def run(config: BenchmarkConfig) -> dict:
           'accuracy': inference.accuracy(plan, large, split.labels[:LARGE_BATCH]),
           'kernels': '+'.join(plan.kinds),
           'nonzero_ratio': counts.nonzero_params / dense_counts.params,
-          'export_size_ratio': metrics.export_bytes(pruned) / dense_bytes,
+          'export_size_ratio': len(export.to_bytes(plan.network)) / dense_bytes,
           'compressed_size_ratio': metrics.compressed_bytes(pruned) / dense_bytes,
           'throughput_ratio_10000': dense_large / t_large,
           'throughput_ratio_1': dense_single / t_single,

@@ -28,15 +28,25 @@ def _logits(x, kernels, biases):
   return h
 
 
+def flatten_inputs(images: np.ndarray, input_dim: int) -> np.ndarray:
+  """Images as a float32 (n, input_dim) array.
+
+  Raises:
+    TfpruneError: the images do not have `input_dim` values each.
+  """
+  x = np.asarray(images, dtype=np.float32).reshape(len(images), -1)
+  if x.shape[1] != input_dim:
+    raise TfpruneError(
+        f'the network takes {input_dim} inputs but the images have '
+        f'{x.shape[1]} values: use weights trained on this dataset')
+  return x
+
+
 def _batches(network: Network, images: np.ndarray, use_biases: bool,
              batch_size: int):
   if batch_size < 1:
     raise TfpruneError(f'batch_size must be at least 1, got {batch_size}')
-  x = np.asarray(images, dtype=np.float32).reshape(len(images), -1)
-  if x.shape[1] != network.input_dim:
-    raise TfpruneError(
-        f'the network takes {network.input_dim} inputs but the images have '
-        f'{x.shape[1]} values: use weights trained on this dataset')
+  x = flatten_inputs(images, network.input_dim)
   kernels = [tf.constant(k) for k in network.kernels]
   biases = [tf.constant(b) for b in network.biases] if use_biases else []
   for start in range(0, len(x), batch_size):

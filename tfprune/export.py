@@ -26,9 +26,8 @@ FORMAT = 'tfprune-pruned-v1'
 SUFFIX = '.npz'
 
 
-def to_arrays(network: Network, use_biases: bool = True) -> dict[str, np.ndarray]:
-  """The arrays of the export of `network` (compacted, each kernel dense or CSR)."""
-  compact = compaction.compact(network, use_biases)
+def to_arrays(compact: Network, use_biases: bool = True) -> dict[str, np.ndarray]:
+  """The arrays of the export of a network already compacted by `compaction`."""
   arrays = {'num_layers': np.array(compact.num_layers),
             'use_biases': np.array(use_biases)}
   for i, (kernel, bias) in enumerate(zip(compact.kernels, compact.biases), start=1):
@@ -49,13 +48,16 @@ def to_arrays(network: Network, use_biases: bool = True) -> dict[str, np.ndarray
   return arrays
 
 
-def to_bytes(network: Network, use_biases: bool = True,
+def to_bytes(compact: Network, use_biases: bool = True,
              metadata: dict[str, Any] | None = None) -> bytes:
-  """The export file's content."""
+  """The export file's content for a network already compacted by `compaction`.
+
+  `inference.Plan.network` is such a network; `save` compacts for you.
+  """
   buffer = io.BytesIO()
   np.savez(buffer, format=np.array(FORMAT),
-                      metadata=np.array(json.dumps(metadata or {})),
-                      **to_arrays(network, use_biases))
+           metadata=np.array(json.dumps(metadata or {})),
+           **to_arrays(compact, use_biases))
   return buffer.getvalue()
 
 
@@ -65,7 +67,8 @@ def save(path: str | pathlib.Path, network: Network, use_biases: bool = True,
   path = pathlib.Path(path)
   atomic.ensure_dir(path.parent, flag='--save_pruned')
   with atomic.replacing(path) as tmp:
-    tmp.write_bytes(to_bytes(network, use_biases, metadata))
+    tmp.write_bytes(to_bytes(compaction.compact(network, use_biases), use_biases,
+                             metadata))
   return path
 
 

@@ -27,7 +27,7 @@ import tensorflow as tf
 from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops as csr_ops  # pylint: disable=g-direct-tensorflow-import
 
 from tfprune import compaction
-from tfprune.errors import TfpruneError
+from tfprune import evaluate
 from tfprune.network import Network
 
 CHUNK = 512
@@ -62,14 +62,19 @@ class Plan:
     return tuple(l.kind for l in self.layers)
 
 
-def _time(fn, repeats: int = 2) -> float:
-  fn()  # warm-up
-  best = float('inf')
+def timings(fn, repeats: int) -> list[float]:
+  """Seconds of `repeats` calls of `fn`, after one untimed warm-up call."""
+  fn()
+  times = []
   for _ in range(repeats):
     start = time.perf_counter()
     fn()
-    best = min(best, time.perf_counter() - start)
-  return best
+    times.append(time.perf_counter() - start)
+  return times
+
+
+def _time(fn, repeats: int = 2) -> float:
+  return min(timings(fn, repeats))
 
 
 def _csr(kernel_t: np.ndarray):
@@ -161,11 +166,7 @@ def prepare(images: np.ndarray, input_dim: int) -> tuple[tf.Tensor, ...]:
   Raises:
     TfpruneError: the images do not have `input_dim` values each.
   """
-  x = np.asarray(images, dtype=np.float32).reshape(len(images), -1)
-  if x.shape[1] != input_dim:
-    raise TfpruneError(
-        f'the network takes {input_dim} inputs but the images have '
-        f'{x.shape[1]} values: use weights trained on this dataset')
+  x = evaluate.flatten_inputs(images, input_dim)
   return tuple(tf.constant(np.ascontiguousarray(x[i:i + CHUNK].T))
                for i in range(0, len(x), CHUNK))
 

@@ -15,6 +15,7 @@ import io
 
 import numpy as np
 
+from tfprune import compaction
 from tfprune import export
 from tfprune.network import Network
 
@@ -77,7 +78,7 @@ def compressed_bytes(network: Network) -> int:
 
 def export_bytes(network: Network, use_biases: bool = True) -> int:
   """Bytes of the compact sparse export of `network` (see `export`)."""
-  return len(export.to_bytes(network, use_biases))
+  return len(export.to_bytes(compaction.compact(network, use_biases), use_biases))
 
 
 def _npy_bytes(array: np.ndarray) -> int:

@@ -164,13 +164,14 @@ def parse_levels(texts: Sequence[str]) -> tuple[float, ...]:
   return tuple(levels)
 
 
-def measure(dense: Network, pruned: Network, pruned_layers: Sequence[int],
-            inputs: Sequence[object], labels: np.ndarray, config: 'SweepConfig',
-            method: str, k: float, accuracy: float | None = None) -> SweepRow:
-  """Measures `pruned` (derived from `dense`) on `split`.
+def measure(dense_counts: metrics.Counts, pruned: Network,
+            pruned_layers: Sequence[int], inputs: Sequence[object],
+            labels: np.ndarray, config: 'SweepConfig', method: str, k: float,
+            accuracy: float | None = None) -> SweepRow:
+  """Measures `pruned` on the prepared test inputs.
 
   Args:
-    dense: the unpruned network (reference for ratios).
+    dense_counts: total counts of the unpruned network (reference for ratios).
     pruned: the pruned network.
     pruned_layers: 0-based indices of the layers that were pruned.
     inputs: test images prepared by `inference.prepare`.
@@ -187,7 +188,6 @@ def measure(dense: Network, pruned: Network, pruned_layers: Sequence[int],
   size = sum(kernel.size for kernel in kernels)
   zeros = sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)
   counts = metrics.total(metrics.layer_counts(pruned, config.use_biases))
-  dense_counts = metrics.total(metrics.layer_counts(dense, config.use_biases))
   effective = metrics.total(metrics.layer_counts(plan.network, config.use_biases))
   widths = [plan.network.input_dim] + [kk.shape[1] for kk in plan.network.kernels]
   return SweepRow(
@@ -199,7 +199,7 @@ def measure(dense: Network, pruned: Network, pruned_layers: Sequence[int],
                      if effective.effective_macs else float('inf')),
       compression=(dense_counts.params / counts.nonzero_params
                    if counts.nonzero_params else float('inf')),
-      size_bytes=metrics.export_bytes(pruned, config.use_biases),
+      size_bytes=len(export.to_bytes(plan.network, config.use_biases)),
       units='-'.join(str(w) for w in widths),
       kernels='+'.join(plan.kinds))
 
@@ -241,6 +241,7 @@ def sweep(config: SweepConfig, network: Network, split: data.Split,
         'trained on this dataset')
   layers = pruning.prunable_layers(network.num_layers, config.prune_output_layer)
   inputs = inference.prepare(split.images, network.input_dim)
+  dense_counts = metrics.total(metrics.layer_counts(network, config.use_biases))
   rows = []
   seen: dict[str, float] = {}
   for method in config.methods:
@@ -248,7 +249,7 @@ def sweep(config: SweepConfig, network: Network, split: data.Split,
       pruned = methods.prune(method, network, k, layers, calibration_inputs,
                              config.use_biases, config.bias_correction)
       key = _digest(pruned)
-      row = measure(network, pruned, layers, inputs, split.labels, config,
+      row = measure(dense_counts, pruned, layers, inputs, split.labels, config,
                     method, k, accuracy=seen.get(key))
       seen[key] = row.accuracy
       rows.append(row)
