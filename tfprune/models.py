@@ -1,8 +1,10 @@
 """Keras models by name, built with `tf_keras` (see `keras_compat`).
 
-Each builder takes the dataset's image shape and class count and returns an
-uncompiled `keras.Sequential` whose Dense layers map one-to-one, in order, to
-the layers of a `network.Network` (the `.npy` weight folder layout).
+Each builder takes the dataset's image shape and class count (and `dropout`)
+and returns an uncompiled Keras model. The MLP's Dense layers map one-to-one,
+in order, to the layers of a `network.Network` (the `.npy` weight folder
+layout); the CNNs (`fashion_cnn`, `lenet5`, `resnet18`) are described in their
+builders' docstrings, with their exact parameter counts.
 """
 
 from typing import Callable, Sequence
@@ -41,7 +43,140 @@ def build_mlp(image_shape: Sequence[int], num_classes: int,
   return keras.Sequential(layers, name='mlp')
 
 
-MODELS: dict[str, Callable[..., keras.Model]] = {'mlp': build_mlp}
+def build_fashion_cnn(image_shape: Sequence[int], num_classes: int,
+                      dropout: float = 0.3) -> keras.Sequential:
+  """A small Fashion-MNIST CNN: two conv-BN-ReLU-pool blocks, two Dense layers.
+
+  Conv 3x3x32 (same) - BN - ReLU - max-pool 2, Conv 3x3x64 (same) - BN -
+  ReLU - max-pool 2, Flatten, Dense 128 ReLU, Dropout, Dense softmax. On
+  28x28x1 inputs it has 422,026 parameters (421,834 trainable; the rest are
+  batch-norm moving statistics).
+
+  Args:
+    image_shape: shape of one input image (height, width, channels).
+    num_classes: units of the softmax output layer.
+    dropout: dropout rate before the output layer while training.
+  """
+  _check_dropout(dropout)
+  layers = [keras.Input(shape=tuple(image_shape))]
+  for i, filters in enumerate((32, 64), start=1):
+    layers += [keras.layers.Conv2D(filters, 3, padding='same', name=f'conv_{i}'),
+               keras.layers.BatchNormalization(name=f'bn_{i}'),
+               keras.layers.ReLU(name=f'relu_{i}'),
+               keras.layers.MaxPooling2D(2, name=f'pool_{i}')]
+  layers += [keras.layers.Flatten(name='flatten'),
+             keras.layers.Dense(128, activation='relu', name='dense_1'),
+             keras.layers.Dropout(dropout, name='dropout'),
+             keras.layers.Dense(num_classes, activation='softmax', name='dense_2')]
+  return keras.Sequential(layers, name='fashion_cnn')
+
+
+def build_lenet5(image_shape: Sequence[int], num_classes: int,
+                 dropout: float = 0.0) -> keras.Sequential:
+  """LeNet-5 for 28x28 inputs, with ReLU and max-pooling.
+
+  Conv 5x5x6 (same) - ReLU - max-pool 2, Conv 5x5x16 (valid) - ReLU -
+  max-pool 2, Flatten (5x5x16 = 400), Dense 120, Dense 84, Dense softmax. On
+  28x28x1 inputs it has 61,706 parameters.
+
+  Args:
+    image_shape: shape of one input image (height, width, channels).
+    num_classes: units of the softmax output layer.
+    dropout: dropout rate after each hidden Dense layer while training.
+  """
+  _check_dropout(dropout)
+  layers = [keras.Input(shape=tuple(image_shape)),
+            keras.layers.Conv2D(6, 5, padding='same', activation='relu',
+                                name='conv_1'),
+            keras.layers.MaxPooling2D(2, name='pool_1'),
+            keras.layers.Conv2D(16, 5, padding='valid', activation='relu',
+                                name='conv_2'),
+            keras.layers.MaxPooling2D(2, name='pool_2'),
+            keras.layers.Flatten(name='flatten')]
+  for i, units in enumerate((120, 84), start=1):
+    layers.append(keras.layers.Dense(units, activation='relu', name=f'dense_{i}'))
+    if dropout:
+      layers.append(keras.layers.Dropout(dropout))
+  layers.append(keras.layers.Dense(num_classes, activation='softmax',
+                                   name='dense_3'))
+  return keras.Sequential(layers, name='lenet5')
+
+
+RESNET18_STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))
+
+
+def build_resnet18(image_shape: Sequence[int], num_classes: int,
+                   dropout: float = 0.0, width: float = 1.0,
+                   weight_decay: float = 0.0) -> keras.Model:
+  """ResNet-18, CIFAR variant: 3x3 stem, no max-pool, 4 stages of 2 blocks.
+
+  Stem Conv 3x3 (64w) - BN - ReLU; stages of 64w, 128w, 256w, 512w filters
+  (strides 1, 2, 2, 2), each two BasicBlocks (3x3 conv - BN - ReLU - 3x3 conv
+  - BN, plus a 1x1 conv - BN shortcut where the shape changes); global
+  average pooling; Dense softmax. Convolutions have no bias. At width 1 on
+  32x32x3 inputs with 10 classes: 11,183,562 parameters, of which 11,173,962
+  trainable (the PyTorch reference's count; the other 9,600 are batch-norm
+  moving statistics).
+
+  Args:
+    image_shape: shape of one input image (height, width, channels); any
+      size of at least 8x8 works (global pooling at the end).
+    num_classes: units of the softmax output layer.
+    dropout: dropout rate before the output layer while training.
+    width: multiplier of every stage's filter count (e.g. 0.25 on CPU).
+    weight_decay: L2 coefficient; adds (weight_decay / 2) * ||w||^2 per conv
+      and dense kernel, i.e. PyTorch's SGD `weight_decay` on the gradient.
+  """
+  _check_dropout(dropout)
+  if not width > 0:
+    raise TfpruneError(f'width must be positive, got {width}')
+  if weight_decay < 0:
+    raise TfpruneError(f'weight_decay must be >= 0, got {weight_decay}')
+  regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+
+  def conv(x, filters, size, strides, name):
+    return keras.layers.Conv2D(filters, size, strides=strides, padding='same',
+                               use_bias=False, kernel_regularizer=regularizer,
+                               name=name)(x)
+
+  def bn(x, name):
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
+                                           name=name)(x)
+
+  inputs = keras.Input(shape=tuple(image_shape))
+  stem = max(1, round(64 * width))
+  x = keras.layers.ReLU()(bn(conv(inputs, stem, 3, 1, 'conv_stem'), 'bn_stem'))
+  for s, (filters, stride) in enumerate(RESNET18_STAGES, start=1):
+    filters = max(1, round(filters * width))
+    for b in (1, 2):
+      name = f'stage{s}_block{b}'
+      strides = stride if b == 1 else 1
+      y = keras.layers.ReLU()(bn(conv(x, filters, 3, strides, f'{name}_conv1'),
+                                 f'{name}_bn1'))
+      y = bn(conv(y, filters, 3, 1, f'{name}_conv2'), f'{name}_bn2')
+      if strides != 1 or x.shape[-1] != filters:
+        x = bn(conv(x, filters, 1, strides, f'{name}_shortcut'),
+               f'{name}_shortcut_bn')
+      x = keras.layers.ReLU()(keras.layers.Add()([x, y]))
+  x = keras.layers.GlobalAveragePooling2D()(x)
+  if dropout:
+    x = keras.layers.Dropout(dropout)(x)
+  outputs = keras.layers.Dense(num_classes, activation='softmax',
+                               kernel_regularizer=regularizer, name='dense')(x)
+  return keras.Model(inputs, outputs, name='resnet18')
+
+
+def _check_dropout(dropout: float) -> None:
+  if not 0.0 <= dropout < 1.0:
+    raise TfpruneError(f'dropout must be in [0, 1), got {dropout}')
+
+
+MODELS: dict[str, Callable[..., keras.Model]] = {
+    'mlp': build_mlp,
+    'fashion_cnn': build_fashion_cnn,
+    'lenet5': build_lenet5,
+    'resnet18': build_resnet18,
+}
 
 
 def get(name: str) -> Callable[..., keras.Model]:
