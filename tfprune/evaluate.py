@@ -3,8 +3,12 @@
 Computes `relu(x @ W + b)` layer by layer with TensorFlow tensors inside one
 `tf.function`, over batches of the data; no Keras model is built. With
 `use_biases=False` it reproduces the original pruning project's evaluation,
-which ignored the biases.
+which ignored the biases. Networks with layer specs (conv, batch norm,
+pooling, flatten; see `layers`) run through `_spec_logits` instead, one
+`tf.function` per architecture.
 """
+
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -28,6 +32,44 @@ def _logits(x, kernels, biases):
   return h
 
 
+@functools.lru_cache(maxsize=32)
+def _spec_forward(specs):
+  """A tf.function computing the logits of networks with these layer specs."""
+  last = len(specs) - 1
+
+  @tf.function(reduce_retracing=True)
+  def forward(x, kernels, biases, norms):
+    h = x
+    for i, spec in enumerate(specs):
+      if spec.flatten:
+        h = tf.reshape(h, (tf.shape(h)[0], -1))
+      if spec.kind == 'conv':
+        h = tf.nn.conv2d(h, kernels[i], spec.strides, spec.padding.upper())
+      else:
+        h = tf.matmul(h, kernels[i])
+      if biases:
+        h = h + biases[i]
+      if spec.norm_epsilon is not None:
+        gamma, beta, mean, variance = tf.unstack(norms[i])
+        h = (h - mean) * (gamma * tf.math.rsqrt(variance + spec.norm_epsilon)) + beta
+      if i < last:
+        h = tf.nn.relu(h)
+      if spec.pool > 1:
+        h = tf.nn.max_pool2d(h, spec.pool, spec.pool, 'VALID')
+    return h
+
+  return forward
+
+
+def _spec_inputs(network: Network, images: np.ndarray) -> np.ndarray:
+  x = np.asarray(images, dtype=np.float32)
+  if x.size != len(x) * network.input_dim:
+    raise TfpruneError(
+        f'the network takes inputs of shape {network.input_shape} but the '
+        f'images have shape {x.shape[1:]}: use weights trained on this dataset')
+  return x.reshape((len(x),) + network.input_shape)
+
+
 def flatten_inputs(images: np.ndarray, input_dim: int) -> np.ndarray:
   """Images as a float32 (n, input_dim) array.
 
@@ -46,11 +88,21 @@ def _batches(network: Network, images: np.ndarray, use_biases: bool,
              batch_size: int):
   if batch_size < 1:
     raise TfpruneError(f'batch_size must be at least 1, got {batch_size}')
-  x = flatten_inputs(images, network.input_dim)
   kernels = [tf.constant(k) for k in network.kernels]
   biases = [tf.constant(b) for b in network.biases] if use_biases else []
+  if network.specs is None:
+    x = flatten_inputs(images, network.input_dim)
+    forward = _logits
+    extra = ()
+  else:
+    x = _spec_inputs(network, images)
+    forward = _spec_forward(network.specs)
+    # Layers without batch norm get a placeholder the forward pass never reads.
+    extra = ([tf.constant(n if n is not None else np.zeros((4, 1), np.float32))
+              for n in network.norms],)
   for start in range(0, len(x), batch_size):
-    yield start, _logits(tf.constant(x[start:start + batch_size]), kernels, biases)
+    yield start, forward(tf.constant(x[start:start + batch_size]), kernels,
+                         biases, *extra)
 
 
 def logits(network: Network, images: np.ndarray, use_biases: bool = True,
@@ -59,7 +111,8 @@ def logits(network: Network, images: np.ndarray, use_biases: bool = True,
 
   Args:
     network: the (possibly pruned) weights.
-    images: array (n, ...) flattened to (n, network.input_dim).
+    images: array (n, ...) flattened to (n, network.input_dim), or reshaped
+      to (n, *network.input_shape) for a network with layer specs.
     use_biases: add the biases (False reproduces the original project).
     batch_size: examples per forward pass.
   """

@@ -17,6 +17,7 @@ import numpy as np
 
 from tfprune import compaction
 from tfprune import export
+from tfprune import layers as layers_lib
 from tfprune.network import Network
 
 
@@ -47,14 +48,24 @@ class Counts:
 
 
 def layer_counts(network: Network, use_biases: bool = True) -> list[Counts]:
-  """The counts of each layer of `network`."""
+  """The counts of each layer of `network`.
+
+  A conv kernel is applied at every output position, so its multiply-adds
+  are its (non-zero) entries times the positions (see `layers.positions`).
+  Batch-norm parameters are not counted: they fold into the conv at inference.
+  """
+  if network.specs is None:
+    positions = [1] * network.num_layers
+  else:
+    positions = layers_lib.positions(
+        network.specs, [k.shape for k in network.kernels], network.input_shape)
   out = []
-  for kernel, bias in zip(network.kernels, network.biases):
+  for kernel, bias, where in zip(network.kernels, network.biases, positions):
     kernel_nonzero = int(np.count_nonzero(kernel))
     bias_params = bias.size if use_biases else 0
     bias_nonzero = int(np.count_nonzero(bias)) if use_biases else 0
     out.append(Counts(kernel.size + bias_params, kernel_nonzero + bias_nonzero,
-                      kernel.size, kernel_nonzero))
+                      kernel.size * where, kernel_nonzero * where))
   return out
 
 
@@ -66,14 +77,20 @@ def total(counts: list[Counts]) -> Counts:
 
 def npy_folder_bytes(network: Network) -> int:
   """Bytes of the `.npy` weight folder of `network` (manifest excluded)."""
-  return sum(_npy_bytes(a) for a in network.kernels + network.biases)
+  return sum(_npy_bytes(a) for a in network.kernels + network.biases
+             + _norms(network))
 
 
 def compressed_bytes(network: Network) -> int:
   """Bytes of the network's dense arrays in one `np.savez_compressed` file."""
   buffer = io.BytesIO()
-  np.savez_compressed(buffer, *network.kernels, *network.biases)
+  np.savez_compressed(buffer, *network.kernels, *network.biases,
+                      *_norms(network))
   return buffer.getbuffer().nbytes
+
+
+def _norms(network: Network) -> tuple[np.ndarray, ...]:
+  return tuple(n for n in network.norms or () if n is not None)
 
 
 def export_bytes(network: Network, use_biases: bool = True) -> int:

@@ -7,10 +7,12 @@ layout); the CNNs (`fashion_cnn`, `lenet5`, `resnet18`) are described in their
 builders' docstrings, with their exact parameter counts.
 """
 
+import dataclasses
 from typing import Callable, Sequence
 
 import numpy as np
 
+from tfprune import layers as layers_lib
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
 from tfprune.network import Network
@@ -195,19 +197,124 @@ def dense_layers(model: keras.Model) -> list[keras.layers.Dense]:
   return [l for l in model.layers if isinstance(l, keras.layers.Dense)]
 
 
+def weight_layers(model: keras.Model) -> list[keras.layers.Layer]:
+  """The model's Conv2D and Dense layers in order: the prunable layers."""
+  return [l for l in model.layers
+          if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))]
+
+
+def _is_dense_chain(model: keras.Model) -> bool:
+  return not any(isinstance(l, (keras.layers.Conv2D,
+                                keras.layers.BatchNormalization,
+                                keras.layers.MaxPooling2D))
+                 for l in model.layers)
+
+
 def to_network(model: keras.Model) -> Network:
-  """Copies the Dense kernels and biases of `model` into a `Network`."""
-  layers = dense_layers(model)
-  return Network(tuple(l.kernel.numpy() for l in layers),
-                 tuple(l.bias.numpy() for l in layers))
+  """Copies the weights of `model` into a `Network`.
+
+  A model of Dense layers only gives a dense chain (no specs), as before; a
+  sequential CNN gives a network with one `layers.LayerSpec` per Conv2D or
+  Dense layer and its batch-norm parameters.
+
+  Raises:
+    TfpruneError: the model has a layer the `Network` cannot express (skip
+      connections, other poolings, other activations), naming it.
+  """
+  if _is_dense_chain(model):
+    layers = dense_layers(model)
+    return Network(tuple(l.kernel.numpy() for l in layers),
+                   tuple(l.bias.numpy() for l in layers))
+  return _to_spec_network(model)
+
+
+def _to_spec_network(model: keras.Model) -> Network:
+  if not isinstance(model, keras.Sequential):
+    raise TfpruneError(
+        f'model {model.name} is not a chain of layers (it has skip '
+        'connections): prune it as a Keras model (see tfprune.resnet_study)')
+  kernels, biases, specs, norms = [], [], [], []
+  flatten = False
+  for layer in model.layers:
+    if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+      _check_activation(model, layer, last=layer is weight_layers(model)[-1])
+      kernel = layer.kernel.numpy()
+      kernels.append(kernel)
+      biases.append(layer.bias.numpy() if layer.use_bias
+                    else np.zeros(kernel.shape[-1], np.float32))
+      if isinstance(layer, keras.layers.Conv2D):
+        specs.append(layers_lib.LayerSpec('conv', layer.strides[0],
+                                          layer.padding))
+      else:
+        specs.append(layers_lib.LayerSpec('dense', flatten=flatten))
+      norms.append(None)
+      flatten = False
+    elif isinstance(layer, keras.layers.BatchNormalization):
+      specs[-1] = dataclasses.replace(specs[-1], norm_epsilon=float(layer.epsilon))
+      norms[-1] = np.stack([layer.gamma.numpy(), layer.beta.numpy(),
+                            layer.moving_mean.numpy(),
+                            layer.moving_variance.numpy()])
+    elif isinstance(layer, keras.layers.MaxPooling2D):
+      specs[-1] = dataclasses.replace(specs[-1], pool=layer.pool_size[0])
+    elif isinstance(layer, keras.layers.Flatten):
+      flatten = True
+    elif not isinstance(layer, (keras.layers.ReLU, keras.layers.Dropout)):
+      raise TfpruneError(
+          f'model {model.name}: layer {layer.name} ({type(layer).__name__}) has '
+          'no place in a Network: use Conv2D, Dense, BatchNormalization, ReLU, '
+          'MaxPooling2D, Flatten and Dropout only')
+  return Network(tuple(kernels), tuple(biases), tuple(specs), tuple(norms),
+                 tuple(model.input_shape[1:]))
+
+
+def _check_activation(model: keras.Model, layer: keras.layers.Layer,
+                      last: bool) -> None:
+  name = layer.activation.__name__
+  allowed = ('softmax', 'linear') if last else ('relu', 'linear')
+  if name not in allowed:
+    raise TfpruneError(
+        f'model {model.name}: layer {layer.name} has activation {name}, a '
+        f'Network computes ReLU between layers: use one of {allowed}')
 
 
 def load_network(model: keras.Model, network: Network) -> keras.Model:
-  """Sets the Dense weights of `model` from `network` and returns the model.
+  """Sets the weights of `model` from `network` and returns the model.
 
   Raises:
-    TfpruneError: the layer count or a shape differs, naming the layer.
+    TfpruneError: the layer count, a shape or a layer kind differs, naming
+      the layer.
   """
+  if network.specs is None:
+    return _load_dense_chain(model, network)
+  layers = weight_layers(model)
+  for i, (layer, kernel) in enumerate(zip(layers, network.kernels), start=1):
+    if tuple(layer.kernel.shape) != kernel.shape:
+      raise TfpruneError(
+          f'layer {i} ({layer.name}): model {model.name} expects a kernel of '
+          f'shape {tuple(layer.kernel.shape)}, the weights have {kernel.shape}: '
+          'use weights made for this model')
+  if len(layers) != network.num_layers:
+    raise TfpruneError(
+        f'model {model.name} has {len(layers)} conv/dense layers but the '
+        f'weights have {network.num_layers}: use weights made for this model')
+  expected = _to_spec_network(model)
+  for i, (want, got) in enumerate(zip(expected.specs, network.specs), start=1):
+    if want != got:
+      raise TfpruneError(
+          f'layer {i} ({layers[i - 1].name}): model {model.name} has {want}, '
+          f'the weights were saved from {got}: use weights made for this model')
+  norm_layers = iter(l for l in model.layers
+                     if isinstance(l, keras.layers.BatchNormalization))
+  for layer, kernel, bias, norm in zip(layers, network.kernels, network.biases,
+                                       network.norms):
+    layer.set_weights([np.asarray(kernel), np.asarray(bias)] if layer.use_bias
+                      else [np.asarray(kernel)])
+    if norm is not None:
+      next(norm_layers).set_weights(list(np.asarray(norm)))
+  return model
+
+
+def _load_dense_chain(model: keras.Model, network: Network) -> keras.Model:
   layers = dense_layers(model)
   if len(layers) != network.num_layers:
     raise TfpruneError(

@@ -4,6 +4,12 @@ This is the layout of the original pruning project's `weights/` folder, so a
 folder it saved loads unchanged. tfprune adds `manifest.json` (model, dataset,
 training config, test accuracy, shapes, sha256 of every file); a folder
 without one loads too, its shapes inferred and checked.
+
+A network with layer specs (conv layers, batch norm, pooling; see `layers`)
+is saved the same way, with 4-D conv kernels in `weight-i.npy`, batch-norm
+parameters as a (4, units) `batchnorm-i.npy` (gamma, beta, moving mean,
+moving variance), and each layer's spec and the input shape in the manifest
+(format `tfprune-layers-npy`). A manifest without specs means dense layers.
 """
 
 import dataclasses
@@ -17,11 +23,13 @@ from typing import Any
 import numpy as np
 
 from tfprune import atomic
+from tfprune import layers as layers_lib
 from tfprune.errors import TfpruneError
 from tfprune.network import Network
 
 MANIFEST = 'manifest.json'
 FORMAT = 'tfprune-dense-npy'
+LAYERS_FORMAT = 'tfprune-layers-npy'
 _KERNEL_RE = re.compile(r'^weight-(\d+)\.npy$')
 
 
@@ -33,6 +41,11 @@ def kernel_file(layer: int) -> str:
 def bias_file(layer: int) -> str:
   """File name of the bias of 1-based `layer`."""
   return f'bias-{layer}.npy'
+
+
+def norm_file(layer: int) -> str:
+  """File name of the batch-norm parameters of 1-based `layer`."""
+  return f'batchnorm-{layer}.npy'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,11 +92,28 @@ def load(folder: str | pathlib.Path) -> WeightFolder:
     for name, out in ((kernel_file(layer), kernels), (bias_file(layer), biases)):
       array, sha256[name] = _read_npy(folder / name)
       out.append(array)
+  specs, input_shape = _peek_specs(folder, len(expected))
   for i, (kernel, bias) in enumerate(zip(kernels, biases), start=1):
-    _check_array(folder / kernel_file(i), kernel, ndim=2)
+    conv = specs is not None and specs[i - 1].kind == 'conv'
+    _check_array(folder / kernel_file(i), kernel, ndim=4 if conv else 2)
     _check_array(folder / bias_file(i), bias, ndim=1)
+  norms = None
+  if specs is not None:
+    norms = []
+    for i, spec in enumerate(specs, start=1):
+      if spec.norm_epsilon is None:
+        norms.append(None)
+        continue
+      norm, sha256[norm_file(i)] = _read_npy(folder / norm_file(i))
+      _check_array(folder / norm_file(i), norm, ndim=2,
+                   what='(4, units) batch-norm parameters')
+      norms.append(norm)
   try:
-    network = Network(tuple(kernels), tuple(biases))
+    if specs is None:
+      network = Network(tuple(kernels), tuple(biases))
+    else:
+      network = Network(tuple(kernels), tuple(biases), specs, tuple(norms),
+                        input_shape)
   except TfpruneError as e:
     raise TfpruneError(f'weights folder {folder}: {e}') from None
   manifest = _read_manifest(folder, network, sha256)
@@ -106,22 +136,65 @@ def save(folder: str | pathlib.Path, network: Network,
   """
   with atomic.replacing_dir(folder, overwrite=overwrite) as tmp:
     sha256 = {}
-    for i, (kernel, bias) in enumerate(zip(network.kernels, network.biases),
-                                       start=1):
-      for name, array in ((kernel_file(i), kernel), (bias_file(i), bias)):
+    norms = network.norms or (None,) * network.num_layers
+    for i, (kernel, bias, norm) in enumerate(
+        zip(network.kernels, network.biases, norms), start=1):
+      arrays = [(kernel_file(i), kernel), (bias_file(i), bias)]
+      if norm is not None:
+        arrays.append((norm_file(i), norm))
+      for name, array in arrays:
         np.save(tmp / name, array, allow_pickle=False)
         sha256[name] = _sha256(tmp / name)
     manifest = dict(metadata or {})
+    entries = [{'kernel': kernel_file(i), 'bias': bias_file(i),
+                'kernel_shape': list(k.shape), 'bias_shape': list(b.shape)}
+               for i, (k, b) in enumerate(
+                   zip(network.kernels, network.biases), start=1)]
+    if network.specs is not None:
+      for i, (entry, spec, norm) in enumerate(
+          zip(entries, network.specs, norms), start=1):
+        entry['spec'] = spec.to_json()
+        if norm is not None:
+          entry.update(norm=norm_file(i), norm_shape=list(norm.shape))
     manifest.update({
-        'format': FORMAT,
-        'layers': [{'kernel': kernel_file(i), 'bias': bias_file(i),
-                    'kernel_shape': list(k.shape), 'bias_shape': list(b.shape)}
-                   for i, (k, b) in enumerate(
-                       zip(network.kernels, network.biases), start=1)],
+        'format': FORMAT if network.specs is None else LAYERS_FORMAT,
+        'layers': entries,
         'sha256': sha256,
     })
+    if network.specs is not None:
+      manifest['input_shape'] = list(network.input_shape)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + '\n')
   return WeightFolder(network, manifest, sha256)
+
+
+def _peek_specs(folder: pathlib.Path, num_layers: int
+                ) -> tuple[tuple[layers_lib.LayerSpec, ...] | None,
+                           tuple[int, ...] | None]:
+  """The layer specs and input shape of a layers-format manifest, else Nones.
+
+  A missing or unreadable manifest gives Nones here; `_read_manifest` reports
+  what is wrong with it once the arrays are loaded.
+  """
+  try:
+    manifest = json.loads((folder / MANIFEST).read_text())
+  except (OSError, ValueError):
+    return None, None
+  if not isinstance(manifest, dict) or manifest.get('format') != LAYERS_FORMAT:
+    return None, None
+  try:
+    entries = manifest['layers']
+    specs = tuple(layers_lib.LayerSpec.from_json(e['spec']) for e in entries)
+    input_shape = tuple(int(d) for d in manifest['input_shape'])
+  except (KeyError, TypeError, ValueError) as e:
+    raise TfpruneError(
+        f'corrupt {folder / MANIFEST} ({type(e).__name__}: {e}): a conv '
+        'network cannot load without its layer specs; restore the manifest or '
+        'retrain') from None
+  if len(specs) != num_layers:
+    raise TfpruneError(
+        f'{folder / MANIFEST} lists {len(specs)} layers but the folder holds '
+        f'{num_layers}: the folder was changed after saving; restore the files')
+  return specs, input_shape
 
 
 def _read_npy(path: pathlib.Path) -> tuple[np.ndarray, str]:
@@ -139,7 +212,8 @@ def _read_npy(path: pathlib.Path) -> tuple[np.ndarray, str]:
   return array, hashlib.sha256(raw).hexdigest()
 
 
-def _check_array(path: pathlib.Path, array: np.ndarray, ndim: int) -> None:
+def _check_array(path: pathlib.Path, array: np.ndarray, ndim: int,
+                 what: str | None = None) -> None:
   if not np.issubdtype(array.dtype, np.floating):
     raise TfpruneError(
         f'{path} holds {array.dtype} values, expected floats: save the '
@@ -147,7 +221,8 @@ def _check_array(path: pathlib.Path, array: np.ndarray, ndim: int) -> None:
   if array.ndim != ndim:
     raise TfpruneError(
         f'{path} has shape {array.shape}, expected a {ndim}-D array: save the '
-        'dense layer\'s ' + ('kernel' if ndim == 2 else 'bias'))
+        + (what or {1: 'dense layer\'s bias', 2: 'dense layer\'s kernel',
+                    4: 'conv layer\'s kernel'}[ndim]))
   bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
   if bad:
     raise TfpruneError(

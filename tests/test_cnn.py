@@ -1,0 +1,255 @@
+"""CNN support: models, evaluator, weight folders, conv masks, global, random, structured.
+
+Parameterized over every CNN of the registry and every per-layer criterion of
+`cnn_pruning.LAYER_PRUNERS`, so a new model or criterion inherits the suite.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from tfprune import cnn_pruning
+from tfprune import evaluate
+from tfprune import metrics
+from tfprune import models
+from tfprune import structured
+from tfprune import weights
+from tfprune.errors import TfpruneError
+from tfprune.keras_compat import keras
+
+SEQUENTIAL_CNNS = ['fashion_cnn', 'lenet5']
+MNIST_SHAPE = (28, 28, 1)
+
+
+def _conv(size, cin, cout, bias=True):
+  return size * size * cin * cout + (cout if bias else 0)
+
+
+def _resnet18_params(cin, classes, width):
+  """Trainable and total parameters of ResNet-18 from its architecture."""
+  conv, bn = 0, 0
+  stem = round(64 * width)
+  conv += _conv(3, cin, stem, bias=False)
+  bn += stem
+  channels = stem
+  for filters, stride in models.RESNET18_STAGES:
+    filters = round(filters * width)
+    for block in (1, 2):
+      conv += _conv(3, channels, filters, False) + _conv(3, filters, filters, False)
+      bn += 2 * filters
+      if block == 1 and (stride != 1 or channels != filters):
+        conv += _conv(1, channels, filters, False)
+        bn += filters
+      channels = filters
+  dense = channels * classes + classes
+  return conv + dense + 2 * bn, conv + dense + 4 * bn
+
+
+# (model, input shape, build kwargs, trainable params, all params), counted
+# from the architectures in the builders' docstrings.
+PARAMS = {
+    'fashion_cnn': (MNIST_SHAPE, {},
+                    _conv(3, 1, 32) + 2 * 32 + _conv(3, 32, 64) + 2 * 64
+                    + 7 * 7 * 64 * 128 + 128 + 128 * 10 + 10,
+                    _conv(3, 1, 32) + 4 * 32 + _conv(3, 32, 64) + 4 * 64
+                    + 7 * 7 * 64 * 128 + 128 + 128 * 10 + 10),
+    'lenet5': (MNIST_SHAPE, {}, *[_conv(5, 1, 6) + _conv(5, 6, 16)
+                                  + 400 * 120 + 120 + 120 * 84 + 84 + 84 * 10
+                                  + 10] * 2),
+    'resnet18': ((32, 32, 3), {}, *_resnet18_params(3, 10, 1.0)),
+    'resnet18-w0.25-mnist': (MNIST_SHAPE, {'width': 0.25},
+                             *_resnet18_params(1, 10, 0.25)),
+}
+
+
+@pytest.mark.parametrize('case', sorted(PARAMS))
+def test_exact_parameter_count(case):
+  shape, kwargs, trainable, total = PARAMS[case]
+  model = models.get(case.split('-')[0])(shape, 10, **kwargs)
+  assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == trainable
+  assert model.count_params() == total
+
+
+def test_resnet18_matches_the_pytorch_reference_count():
+  assert PARAMS['resnet18'][2] == 11_173_962
+
+
+def _model_with_random_norms(name, seed=1):
+  keras.utils.set_random_seed(seed)
+  model = models.get(name)(MNIST_SHAPE, 10)
+  rng = np.random.default_rng(seed)
+  for layer in model.layers:
+    if isinstance(layer, keras.layers.BatchNormalization):
+      c = layer.gamma.shape[0]
+      layer.set_weights([rng.normal(size=c) + 1, rng.normal(size=c),
+                         0.1 * rng.normal(size=c), rng.random(c) + 0.5])
+    elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+      layer.bias.assign(0.1 * rng.normal(size=layer.bias.shape))
+  return model
+
+
+def _images(n=40, seed=0):
+  return np.random.default_rng(seed).random((n,) + MNIST_SHAPE).astype(np.float32)
+
+
+@pytest.fixture(scope='module', params=SEQUENTIAL_CNNS)
+def cnn(request):
+  model = _model_with_random_norms(request.param)
+  return request.param, model, models.to_network(model)
+
+
+def test_evaluator_matches_keras(cnn):
+  _, model, network = cnn
+  x = _images()
+  logits = evaluate.logits(network, x)
+  probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+  probabilities /= probabilities.sum(axis=1, keepdims=True)
+  np.testing.assert_allclose(probabilities, model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_weight_folder_round_trip_with_batch_norm(cnn, tmp_path):
+  name, model, network = cnn
+  saved = weights.save(tmp_path / 'w', network, {'model': name})
+  loaded = weights.load(tmp_path / 'w')
+  manifest = json.loads((tmp_path / 'w' / weights.MANIFEST).read_text())
+  assert manifest['format'] == weights.LAYERS_FORMAT
+  assert loaded.network.specs == network.specs
+  assert [n is None for n in loaded.network.norms] == [
+      n is None for n in network.norms]
+  assert (tmp_path / 'w' / weights.norm_file(1)).exists() == (name == 'fashion_cnn')
+  assert saved.sha256 == loaded.sha256
+  x = _images(8)
+  np.testing.assert_array_equal(evaluate.logits(loaded.network, x),
+                                evaluate.logits(network, x))
+  fresh = models.load_network(models.get(name)(MNIST_SHAPE, 10), loaded.network)
+  np.testing.assert_allclose(fresh.predict(x, verbose=0),
+                             model.predict(x, verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize('source,target,pattern', [
+    ('fashion_cnn', 'lenet5', r'layer 1 \(conv_1\): model lenet5 expects a '
+     r'kernel of shape \(5, 5, 1, 6\), the weights have \(3, 3, 1, 32\)'),
+    ('lenet5', 'fashion_cnn', r'layer 1 \(conv_1\): model fashion_cnn expects'),
+    ('mlp', 'lenet5', r'model lenet5 has 3 dense layers but the weights have 5'),
+])
+def test_weights_of_another_architecture_name_the_layer(source, target, pattern):
+  network = models.to_network(models.get(source)(MNIST_SHAPE, 10))
+  with pytest.raises(TfpruneError, match=pattern):
+    models.load_network(models.get(target)(MNIST_SHAPE, 10), network)
+
+
+def test_resnet_is_refused_as_a_chain():
+  model = models.get('resnet18')(MNIST_SHAPE, 10, width=0.125)
+  with pytest.raises(TfpruneError, match='skip connections'):
+    models.to_network(model)
+
+
+def test_lenet5_counts_are_exact():
+  network = models.to_network(models.get('lenet5')(MNIST_SHAPE, 10))
+  counts = metrics.total(metrics.layer_counts(network))
+  assert counts.params == 61_706
+  # conv1 at 28*28 positions, conv2 at 10*10, then the three dense layers.
+  assert counts.dense_macs == 150 * 784 + 2400 * 100 + 48_000 + 10_080 + 840
+
+
+def _kernels(seed=0):
+  rng = np.random.default_rng(seed)
+  return [rng.normal(size=s).astype(np.float32)
+          for s in [(5, 5, 1, 6), (5, 5, 6, 16), (400, 120), (120, 10)]]
+
+
+@pytest.mark.parametrize('method', sorted(cnn_pruning.LAYER_PRUNERS))
+@pytest.mark.parametrize('k', [0, 10, 33.3, 50, 70, 90])
+def test_layer_masks_prune_exact_counts_on_conv_kernels(method, k):
+  for w in _kernels():
+    mask = cnn_pruning.get(method)(w, k)
+    assert mask.shape == w.shape and mask.dtype == bool
+    if method == 'structured_l1':
+      units = mask.reshape(-1, w.shape[-1])
+      assert (units.all(axis=0) | ~units.any(axis=0)).all()  # whole filters
+      assert (~units.any(axis=0)).sum() == int(k * 10) * w.shape[-1] // 1000
+    else:
+      assert (~mask).sum() == int(k * 10) * w.size // 1000
+
+
+@pytest.mark.parametrize('k', [10, 50, 90])
+def test_l1_masks_keep_the_largest(k):
+  for w in _kernels(1):
+    mask = cnn_pruning.get('l1')(w, k)
+    assert np.abs(w[mask]).min() > np.abs(w[~mask]).max()
+    units = cnn_pruning.get('structured_l1')(w, k).reshape(-1, w.shape[-1])[0]
+    norms = np.abs(w).reshape(-1, w.shape[-1]).sum(axis=0)
+    if not units.all():  # 10% of 6 filters prunes none
+      assert norms[units].min() > norms[~units].max()
+
+
+@pytest.mark.parametrize('method', sorted(cnn_pruning.LAYER_PRUNERS))
+def test_masks_given_back_only_ever_lose_weights(method):
+  w = _kernels(2)[1]
+  mask = None
+  for k in (20, 50, 80):
+    new = cnn_pruning.get(method)(w, k, mask)
+    assert mask is None or not (new & ~mask).any()
+    mask = new
+
+
+def test_structured_refuses_to_remove_every_filter():
+  with pytest.raises(TfpruneError, match=r'would remove all 6 units.*k < 100'):
+    cnn_pruning.unit_l1_mask(_kernels()[0], 100)
+
+
+def test_random_pruning_is_seeded_and_reproducible():
+  w = _kernels()[2]
+  a = cnn_pruning.random_mask(w, 50, seed=3)
+  np.testing.assert_array_equal(a, cnn_pruning.random_mask(w, 50, seed=3))
+  assert (a != cnn_pruning.random_mask(w, 50, seed=4)).any()
+  # Not by magnitude: some pruned weight is larger than some kept one.
+  assert np.abs(w[~a]).max() > np.abs(w[a]).min()
+
+
+@pytest.mark.parametrize('k', [0, 0.01, 1, 25, 50, 90, 99, 100])
+def test_global_threshold_prunes_exactly_k_of_all_weights(k):
+  kernels = [w * scale for w, scale in zip(_kernels(), (3.0, 1.0, 0.2, 1.0))]
+  masks = cnn_pruning.global_magnitude_masks(kernels, k)
+  total = sum(w.size for w in kernels)
+  pruned = sum(int((~m).sum()) for m in masks)
+  assert pruned == int(k * 100) * total // 10_000
+  kept = np.concatenate([np.abs(w[m]) for w, m in zip(kernels, masks)])
+  lost = np.concatenate([np.abs(w[~m]) for w, m in zip(kernels, masks)])
+  if kept.size and lost.size:
+    assert kept.min() > lost.max()  # one threshold for the whole network
+
+
+def test_global_threshold_differs_per_layer_and_only_shrinks():
+  kernels = [w * s for w, s in zip(_kernels(), (3.0, 1.0, 0.2, 1.0))]
+  first = cnn_pruning.global_magnitude_masks(kernels, 50)
+  fractions = [1 - m.mean() for m in first]
+  assert fractions[0] < fractions[1] < fractions[2]  # small weights lose most
+  second = cnn_pruning.global_magnitude_masks(kernels, 75, first)
+  assert all(not (b & ~a).any() for a, b in zip(first, second))
+  assert sum(int((~m).sum()) for m in second) == 3 * sum(w.size for w in kernels) // 4
+
+
+@pytest.mark.parametrize('k', [0, 30, 70, 99])
+def test_compacted_cnn_predicts_like_the_masked_cnn(cnn, k):
+  _, _, network = cnn
+  layers = list(range(network.num_layers - 1))
+  keep = structured.unit_keep(network, k, layers)
+  masked = structured.prune_units(network, keep)
+  compact = structured.compact(masked)
+  for i, units in enumerate(keep[:-1]):
+    assert compact.kernels[i].shape[-1] == max(1, int(units.sum()))
+  x = _images(64)
+  masked_logits = evaluate.logits(masked, x)
+  compact_logits = evaluate.logits(compact, x)
+  np.testing.assert_allclose(compact_logits, masked_logits, atol=1e-5)
+  np.testing.assert_array_equal(compact_logits.argmax(1), masked_logits.argmax(1))
+  dense = metrics.total(metrics.layer_counts(network))
+  small = metrics.total(metrics.layer_counts(compact))
+  assert (small.dense_macs < dense.dense_macs) == (k > 0)
+
+
+def test_unknown_layer_pruner_lists_the_valid_ones():
+  with pytest.raises(ValueError, match='random, l1, structured_l1'):
+    cnn_pruning.get('obs')

@@ -1,0 +1,127 @@
+"""Structured pruning: silence whole units (filters, neurons), then remove them.
+
+`prune_units` zeroes, for every pruned unit, its kernel slice, its bias and
+its batch-norm gamma and beta, so the unit outputs exactly 0 after ReLU (and
+after max-pooling) for every input: this is the masked network.
+
+`compact` then physically removes every such silent unit of a hidden layer
+together with the matching input channels of the next layer: the next conv
+kernel's input-channel slice, or, after a flatten, the rows of the next dense
+kernel that read that channel at every position. The compact network computes
+the same logits as the masked one, with smaller kernels. The output layer's
+units are never removed, and a hidden layer keeps at least one unit.
+"""
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+from tfprune import cnn_pruning
+from tfprune import layers as layers_lib
+from tfprune.errors import TfpruneError
+from tfprune.network import Network
+
+
+def unit_keep(network: Network, k: float, layers: Sequence[int]
+              ) -> list[np.ndarray | None]:
+  """Per layer, the units kept by L1-norm structured pruning at level k.
+
+  Returns:
+    For each layer in `layers`, a boolean vector over its units (False:
+    pruned); None for the other layers.
+
+  Raises:
+    TfpruneError: k = 100 (it would remove every unit of a layer).
+  """
+  out = []
+  for i, kernel in enumerate(network.kernels):
+    if i in layers:
+      mask = cnn_pruning.unit_l1_mask(kernel, k)
+      out.append(mask.reshape(-1, kernel.shape[-1]).any(axis=0))
+    else:
+      out.append(None)
+  return out
+
+
+def prune_units(network: Network, keep: Sequence[np.ndarray | None]) -> Network:
+  """The masked network: pruned units' kernel, bias, gamma and beta set to 0."""
+  if len(keep) != network.num_layers:
+    raise TfpruneError(
+        f'{len(keep)} unit masks for {network.num_layers} layers: give one per layer')
+  kernels, biases = list(network.kernels), list(network.biases)
+  norms = list(network.norms or (None,) * network.num_layers)
+  for i, units in enumerate(keep):
+    if units is None:
+      continue
+    drop = ~np.asarray(units, dtype=bool)
+    kernels[i] = np.where(drop, np.float32(0), kernels[i])
+    biases[i] = np.where(drop, np.float32(0), biases[i])
+    if norms[i] is not None:
+      norm = np.array(norms[i])
+      norm[:2, drop] = 0.0  # gamma and beta: the normalised output is 0
+      norms[i] = norm
+  if network.specs is None:
+    return Network(tuple(kernels), tuple(biases))
+  return dataclasses.replace(network, kernels=tuple(kernels),
+                             biases=tuple(biases), norms=tuple(norms))
+
+
+def silent_units(kernel: np.ndarray, bias: np.ndarray,
+                 norm: np.ndarray | None, epsilon: float | None) -> np.ndarray:
+  """Units whose output after ReLU is exactly 0 for every input.
+
+  A unit with an all-zero kernel slice outputs the constant relu(bn(bias));
+  it is silent when that constant is 0: bias <= 0 without batch norm, gamma
+  and beta both 0, or a normalised constant safely below 0.
+  """
+  dead = ~kernel.reshape(-1, kernel.shape[-1]).any(axis=0)
+  if norm is None:
+    return dead & (bias <= 0)
+  gamma, beta, mean, variance = np.asarray(norm, dtype=np.float64)
+  value = (bias - mean) * gamma / np.sqrt(variance + epsilon) + beta
+  # A margin, so that float32 rounding in the forward pass cannot make it > 0.
+  return dead & (((gamma == 0) & (beta == 0)) | (value < -1e-3))
+
+
+def compact(network: Network) -> Network:
+  """Removes the silent units of every hidden layer (see the module docstring).
+
+  Args:
+    network: a network with layer specs, e.g. from `prune_units`.
+
+  Returns:
+    An equivalent network with fewer units; biases are kept.
+  """
+  if network.specs is None:
+    raise TfpruneError('structured.compact needs a network with layer specs: '
+                       'use tfprune.compaction for dense chains')
+  kernels, biases = list(network.kernels), list(network.biases)
+  norms = list(network.norms)
+  shapes = layers_lib.output_shapes(network.specs, [k.shape for k in kernels],
+                                    network.input_shape)
+  for i in range(network.num_layers - 1):
+    spec = network.specs[i]
+    keep = ~silent_units(kernels[i], biases[i], norms[i], spec.norm_epsilon)
+    if not keep.any():
+      keep[0] = True  # a layer cannot have zero width; this unit outputs 0
+    kernels[i] = kernels[i][..., keep]
+    biases[i] = biases[i][keep]
+    if norms[i] is not None:
+      norms[i] = norms[i][:, keep]
+    kernels[i + 1] = _drop_inputs(kernels[i + 1], network.specs[i + 1],
+                                  shapes[i], keep)
+  return dataclasses.replace(network, kernels=tuple(kernels),
+                             biases=tuple(biases), norms=tuple(norms))
+
+
+def _drop_inputs(kernel: np.ndarray, spec: layers_lib.LayerSpec,
+                 input_shape: tuple[int, ...], keep: np.ndarray) -> np.ndarray:
+  if spec.kind == 'conv':
+    return kernel[:, :, keep, :]
+  if spec.flatten and len(input_shape) == 3:
+    # Flattening (h, w, c) channels-last puts channel j at rows p * c + j.
+    positions = input_shape[0] * input_shape[1]
+    rows = kernel.reshape(positions, input_shape[2], -1)[:, keep, :]
+    return rows.reshape(-1, kernel.shape[-1])
+  return kernel[keep, :]
