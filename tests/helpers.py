@@ -1,5 +1,6 @@
 """Builders shared by the tests: small networks, IDX files, script runs."""
 
+import csv
 import gzip
 import os
 import pathlib
@@ -8,6 +9,7 @@ import sys
 
 import numpy as np
 
+from tfprune import penguins
 from tfprune.network import Network
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -57,3 +59,24 @@ def run_script(name: str, *args: str, env: dict[str, str] | None = None
 def error_lines(result: subprocess.CompletedProcess) -> list[str]:
   """The lines of stderr that tfprune printed (TF's own log lines dropped)."""
   return [l for l in result.stderr.splitlines() if l.startswith('error:')]
+
+
+def penguins_csv(data_dir: str) -> pathlib.Path:
+  """The shared penguins table under a data folder."""
+  return pathlib.Path(data_dir) / 'penguins' / 'penguins.csv'
+
+
+def write_penguins(folder: pathlib.Path, rows: list[dict[str, str]]) -> pathlib.Path:
+  """Writes `rows` (dicts of the penguins columns) as `folder/penguins/penguins.csv`."""
+  path = folder / 'penguins' / 'penguins.csv'
+  path.parent.mkdir(parents=True, exist_ok=True)
+  lines = [','.join(penguins.COLUMNS)]
+  lines += [','.join(r[c] for c in penguins.COLUMNS) for r in rows]
+  path.write_text('\n'.join(lines) + '\n')
+  return path
+
+
+def read_csv(path: pathlib.Path) -> list[dict[str, str]]:
+  """The rows of a CSV file with a header."""
+  with pathlib.Path(path).open(newline='') as f:
+    return list(csv.DictReader(f))

@@ -1,9 +1,13 @@
-"""Image-classification datasets by name, as float32 images in [0, 1].
+"""Classification datasets by name: images as float32 in [0, 1], or tables.
 
 A dataset is read from a local folder laid out like `../shared/datasets`
 (`mnist/t10k-images-idx3-ubyte.gz`, ...: the official gzip IDX files) when one
 is given, by argument or by the `TFPRUNE_DATA_DIR` environment variable, and is
 otherwise downloaded with tensorflow-datasets.
+
+A tabular dataset (`penguins`) has a `loader` of its own (see `penguins`): its
+examples are feature vectors of shape (d,), held in `Split.images` so that
+code written for images runs unchanged, and it has a validation split.
 """
 
 import dataclasses
@@ -11,9 +15,11 @@ import gzip
 import os
 import pathlib
 import zlib
+from typing import Callable
 
 import numpy as np
 
+from tfprune import penguins
 from tfprune.errors import TfpruneError
 
 DATA_DIR_ENV = 'TFPRUNE_DATA_DIR'
@@ -30,13 +36,20 @@ class DatasetSpec:
   Attributes:
     name: registry name, also the sub-folder of a local data folder.
     tfds_name: name of the same data in tensorflow-datasets.
-    image_shape: shape of one image, channels last.
+    image_shape: shape of one example: an image, channels last, or (d,) for
+      a table of d features.
     num_classes: number of labels, 0 ... num_classes - 1.
+    splits: the split names `load` accepts.
+    loader: for tables, `loader(split, folder)` -> (features, labels), folder
+      None meaning tensorflow-datasets; None for IDX image datasets.
   """
   name: str
   tfds_name: str
-  image_shape: tuple[int, int, int]
+  image_shape: tuple[int, ...]
   num_classes: int
+  splits: tuple[str, ...] = SPLITS
+  loader: Callable[[str, pathlib.Path | None],
+                   tuple[np.ndarray, np.ndarray]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +71,9 @@ DATASETS = {
     'mnist': DatasetSpec('mnist', 'mnist', (28, 28, 1), 10),
     'fashion_mnist': DatasetSpec('fashion_mnist', 'fashion_mnist', (28, 28, 1),
                                  10),
+    'penguins': DatasetSpec('penguins', 'penguins/raw',
+                            (penguins.NUM_FEATURES,), len(penguins.SPECIES),
+                            penguins.SPLITS, penguins.load),
 }
 
 
@@ -84,7 +100,8 @@ def load(name: str, split: str = 'test', data_dir: str | None = None,
 
   Args:
     name: a key of `DATASETS`.
-    split: 'train' or 'test'.
+    split: one of the dataset's splits ('train', 'test'; tables also
+      'validation').
     data_dir: local data folder; None falls back to `$TFPRUNE_DATA_DIR`, then
       to a tensorflow-datasets download.
     limit: keep only the first `limit` examples (None keeps all).
@@ -97,11 +114,13 @@ def load(name: str, split: str = 'test', data_dir: str | None = None,
       data and tensorflow-datasets cannot provide it.
   """
   spec = get(name)
-  if split not in SPLITS:
-    raise TfpruneError(f'unknown split {split!r}: choose one of {SPLITS}')
+  if split not in spec.splits:
+    raise TfpruneError(f'unknown split {split!r}: choose one of {spec.splits}')
   if limit is not None and limit < 1:
     raise TfpruneError(f'limit must be at least 1, got {limit}')
   folder = resolve_data_dir(data_dir)
+  if spec.loader is not None:
+    return _load_table(spec, split, folder, limit)
   if folder:
     images, labels = _load_local(spec, split, pathlib.Path(folder))
   else:
@@ -111,6 +130,17 @@ def load(name: str, split: str = 'test', data_dir: str | None = None,
   images = (images.astype(np.float32) / 255.0).reshape(
       (-1,) + spec.image_shape)
   return Split(images, labels.astype(np.int64))
+
+
+def _load_table(spec: DatasetSpec, split: str, folder: str | None,
+                limit: int | None) -> Split:
+  if folder and not pathlib.Path(folder).is_dir():
+    raise TfpruneError(
+        f'data folder {folder} does not exist: pass an existing folder with '
+        f'--data_dir or {DATA_DIR_ENV}, or leave both unset to download with '
+        'tensorflow-datasets')
+  features, labels = spec.loader(split, pathlib.Path(folder) if folder else None)
+  return Split(features[:limit].astype(np.float32), labels[:limit].astype(np.int64))
 
 
 def _load_local(spec: DatasetSpec, split: str,

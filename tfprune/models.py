@@ -168,6 +168,48 @@ def build_resnet18(image_shape: Sequence[int], num_classes: int,
   return keras.Model(inputs, outputs, name='resnet18')
 
 
+def build_penguin_mlp_tanh(image_shape: Sequence[int], num_classes: int,
+                           dropout: float = 0.0) -> keras.Sequential:
+  """The dynamic-pruning reference's penguins MLP, faithfully: 12-12-3, tanh out.
+
+  Dense 12 ReLU, Dense `num_classes` tanh. The reference trains it with
+  PyTorch's cross-entropy, which applies softmax to the tanh outputs as if
+  they were logits; trained here the same way (`lottery.loss_for` picks
+  from_logits for any output that is not softmax). Logits in [-1, 1] bound
+  its 3-class loss below by log(1 + 2/e^2) ~ 0.2395 even when every example
+  is right. 12*12+12 + 12*3+3 = 195 parameters on 12 features.
+
+  Args:
+    image_shape: shape of one example, (12,) for penguins; it is flattened.
+    num_classes: output units.
+    dropout: dropout rate after the hidden layer while training (0: none).
+  """
+  return _penguin_mlp(image_shape, num_classes, dropout, 'tanh',
+                      'penguin_mlp_tanh')
+
+
+def build_penguin_mlp(image_shape: Sequence[int], num_classes: int,
+                      dropout: float = 0.0) -> keras.Sequential:
+  """The penguins MLP corrected: 12-12-3 with linear logits (softmax in the loss).
+
+  Same layers and parameter count as `build_penguin_mlp_tanh`, without the
+  tanh that bounds the logits.
+  """
+  return _penguin_mlp(image_shape, num_classes, dropout, None, 'penguin_mlp')
+
+
+def _penguin_mlp(image_shape: Sequence[int], num_classes: int, dropout: float,
+                 output_activation: str | None, name: str) -> keras.Sequential:
+  _check_dropout(dropout)
+  layers = [keras.Input(shape=tuple(image_shape)), keras.layers.Flatten(),
+            keras.layers.Dense(12, activation='relu', name='dense_1')]
+  if dropout:
+    layers.append(keras.layers.Dropout(dropout))
+  layers.append(keras.layers.Dense(num_classes, activation=output_activation,
+                                   name='dense_2'))
+  return keras.Sequential(layers, name=name)
+
+
 def _check_dropout(dropout: float) -> None:
   if not 0.0 <= dropout < 1.0:
     raise TfpruneError(f'dropout must be in [0, 1), got {dropout}')
@@ -178,6 +220,8 @@ MODELS: dict[str, Callable[..., keras.Model]] = {
     'fashion_cnn': build_fashion_cnn,
     'lenet5': build_lenet5,
     'resnet18': build_resnet18,
+    'penguin_mlp_tanh': build_penguin_mlp_tanh,
+    'penguin_mlp': build_penguin_mlp,
 }
 
 
