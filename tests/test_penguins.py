@@ -127,3 +127,35 @@ def test_penguins_has_a_validation_split_and_mnist_still_has_none(data_dir):
     data.load('mnist', 'validation', data_dir)
   assert len(data.load('penguins', 'validation', data_dir, limit=7)) == 7
 
+
+
+def test_tfds_raw_table_is_the_fallback_without_a_data_folder(monkeypatch):
+  tfds = pytest.importorskip('tensorflow_datasets')
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+  species = ['Adelie Penguin (Pygoscelis adeliae)',
+             'Chinstrap penguin (Pygoscelis antarctica)',
+             'Gentoo penguin (Pygoscelis papua)']
+  n = 3 * 6 + 1
+  rng = np.random.default_rng(0)
+  length = rng.uniform(35, 55, n).astype(np.float32)
+  length[-1] = np.nan  # dropped, like NA
+  table = {
+      'Species': [species[i % 3] for i in range(n)],
+      'Island': [penguins.ISLANDS[i % 3] for i in range(n)],
+      'Culmen Length (mm)': length,
+      'Culmen Depth (mm)': rng.uniform(13, 21, n).astype(np.float32),
+      'Flipper Length (mm)': rng.uniform(170, 230, n).astype(np.float32),
+      'Body Mass (g)': rng.uniform(2700, 6300, n).astype(np.float32),
+      'Sex': ['MALE' if i % 2 else 'FEMALE' for i in range(n)],
+      'Date Egg': [f'11/{i % 28 + 1}/0{7 + i % 3}' for i in range(n)],
+  }
+  monkeypatch.setattr(tfds, 'load', lambda name, split: (
+      tf.data.Dataset.from_tensor_slices(table)
+      if (name, split) == ('penguins/raw', 'train') else None))
+  train = data.load('penguins', 'train')
+  test = data.load('penguins', 'test')
+  # 6 rows per species: floor(1.2) = 1 to test and to validation, 4 to train.
+  assert train.images.shape == (12, 12) and test.images.shape == (3, 12)
+  assert sorted(test.labels.tolist()) == [0, 1, 2]
+  assert (train.images[:, 9:12].sum(axis=1) == 1).all()  # years 2007-2009

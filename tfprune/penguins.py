@@ -227,4 +227,5 @@ def _tfds_rows() -> list[Row]:
         'year': f'20{year[-2:]}' if year[-2:].isdigit() else 'NA',
     })
   return [r for r in rows
-          if all(r[c] in allowed for c, allowed in CATEGORIES.items())]
+          if not any(r[c] in MISSING for c in COLUMNS)
+          and all(r[c] in allowed for c, allowed in CATEGORIES.items())]
