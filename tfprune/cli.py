@@ -13,6 +13,8 @@ from typing import Callable
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from tfprune.errors import TfpruneError  # pylint: disable=wrong-import-position
 
@@ -27,6 +29,10 @@ def run(main: Callable[[list[str]], int | None]) -> None:
       print(f'error: unexpected arguments {argv[1:]}: pass options as --flag=value',
             file=sys.stderr)
       return EXIT_BAD_INPUT
+    if not flags.FLAGS['verbosity'].present:
+      # TensorFlow's Python INFO lines (SavedModel, TFLite converter) are noise
+      # here; --verbosity=0 brings them back.
+      logging.set_verbosity(logging.WARNING)
     try:
       return main(argv)
     except TfpruneError as e:

@@ -1,8 +1,10 @@
-"""Sweep plots, drawn from a `sweep.csv` so they can be redrawn without re-running.
+"""Plots drawn from result CSVs, so they can be redrawn without re-running.
 
-For each method `m` in the CSV: `m_pruning.png` (accuracy vs k). For all
-methods together: `pruning.png` (accuracy vs k, and accuracy vs the measured
-sparsity of the pruned layers).
+Sweeps: for each method `m` in a `sweep.csv`, `m_pruning.png` (accuracy vs
+k); for all methods together, `pruning.png` (accuracy vs k, and accuracy vs
+the measured sparsity of the pruned layers). Gradual studies:
+`plot_gradual` draws each procedure of a `results.csv` against the one-shot
+curve of the same starting weights.
 """
 
 import csv
@@ -98,3 +100,36 @@ def _save(fig, path: pathlib.Path) -> pathlib.Path:
     fig.savefig(tmp, format='png', dpi=100)
   plt.close(fig)
   return path
+
+
+def plot_gradual(results_csv: str | pathlib.Path, oneshot_csv: str | pathlib.Path,
+                 path: str | pathlib.Path) -> pathlib.Path:
+  """Accuracy vs sparsity of each procedure in `results_csv` and of one-shot.
+
+  Two panels: the whole range, and the high-sparsity end the study targets.
+
+  Returns:
+    `path`, written atomically.
+  """
+  with open(results_csv, newline='') as f:
+    results = list(csv.DictReader(f))
+  by_procedure: dict[str, list[dict[str, float]]] = {}
+  for row in results:
+    by_procedure.setdefault(row['procedure'], []).append(
+        {'sparsity': float(row['sparsity']), 'accuracy': float(row['accuracy'])})
+  oneshot = read_sweep_csv(oneshot_csv)
+  lowest = min(p['sparsity'] for points in by_procedure.values() for p in points)
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+  for ax in axes:
+    for method, points in oneshot.items():
+      _draw(ax, points, 'sparsity', f'one-shot ({method})', scale=100)
+    for procedure, points in by_procedure.items():
+      _draw(ax, points, 'sparsity', procedure, scale=100)
+    ax.set_xlabel('measured sparsity of the pruned layers (%)')
+  axes[0].set_title('accuracy vs sparsity')
+  axes[1].set_xlim(max(0.0, 100 * lowest - 3), 100)
+  axes[1].set_ylim(bottom=max(0.0, min(
+      100 * p['accuracy'] for points in by_procedure.values() for p in points) - 5))
+  axes[1].set_title('high-sparsity end')
+  axes[1].legend()
+  return _save(fig, pathlib.Path(path))

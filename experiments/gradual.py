@@ -1,0 +1,134 @@
+"""Prune while fine-tuning (TF-MOT): gradual and iterative, against one-shot.
+
+Writes per-run epoch logs, exported `.npy` weights and `.tflite` files,
+results.csv, oneshot.csv and accuracy_vs_sparsity.png to --out_dir; the same
+command resumes an interrupted study. Target sparsities are percentages of
+each pruned layer, in [0, 100). Examples:
+
+  python experiments/gradual.py
+  python experiments/gradual.py --granularity=unit --targets=50,60,70,80,90 \
+      --out_dir=img/gradual-unit
+  python experiments/gradual.py --strategy=mirrored --logical_cpus=2 \
+      --targets=90 --epochs=2 --procedures=gradual --out_dir=/tmp/mirrored
+"""
+
+import os
+import pathlib
+import shlex
+import sys
+
+from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable=g-import-not-at-top
+
+from absl import flags  # pylint: disable=g-import-not-at-top
+
+from tfprune import data  # pylint: disable=g-import-not-at-top
+from tfprune import distribute  # pylint: disable=g-import-not-at-top
+from tfprune import gradual  # pylint: disable=g-import-not-at-top
+from tfprune import gradual_study  # pylint: disable=g-import-not-at-top
+from tfprune import models  # pylint: disable=g-import-not-at-top
+from tfprune.errors import TfpruneError  # pylint: disable=g-import-not-at-top
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+_DEFAULTS = gradual_study.GradualConfig(out_dir='', weights_dir='')
+
+_WEIGHTS_DIR = flags.DEFINE_string(
+    'weights_dir', os.path.relpath(REPO / 'weights' / 'mlp-mnist'),
+    'Starting .npy weight folder (default: the prebuilt MNIST MLP).')
+_MODEL = flags.DEFINE_enum('model', _DEFAULTS.model, list(models.MODELS),
+                           'Model the weights belong to.')
+_DATASET = flags.DEFINE_enum('dataset', _DEFAULTS.dataset, list(data.DATASETS),
+                             'Dataset to fine-tune and test on.')
+_DATA_DIR = flags.DEFINE_string(
+    'data_dir', None, f'Local data folder (else ${data.DATA_DIR_ENV}, else a '
+    'tensorflow-datasets download).')
+_PROCEDURES = flags.DEFINE_list(
+    'procedures', list(_DEFAULTS.procedures),
+    'gradual (one smooth schedule) and/or iterative (K prune-finetune cycles).')
+_GRANULARITY = flags.DEFINE_enum(
+    'granularity', _DEFAULTS.granularity, list(gradual.GRANULARITIES),
+    'weight: TF-MOT magnitude pruning; unit: whole neurons by L2 norm.')
+_SCHEDULE = flags.DEFINE_enum(
+    'schedule', _DEFAULTS.schedule, list(gradual.SCHEDULES),
+    'Gradual schedule: polynomial (Zhu & Gupta cubic) or constant.')
+_TARGETS = flags.DEFINE_list(
+    'targets', [f'{t:g}' for t in _DEFAULTS.targets],
+    'Target sparsities in percent of each pruned layer, each in [0, 100).')
+_EPOCHS = flags.DEFINE_integer('epochs', _DEFAULTS.epochs,
+                               'Gradual: training epochs per target.')
+_BEGIN_STEP = flags.DEFINE_integer('begin_step', _DEFAULTS.begin_step,
+                                   'Gradual: first pruning step.')
+_END_STEP = flags.DEFINE_integer(
+    'end_step', None, 'Gradual: last pruning step, where the target is reached '
+    '(default: about 2/3 of training, on the --frequency grid).')
+_FREQUENCY = flags.DEFINE_integer(
+    'frequency', None, 'Gradual: steps between mask updates (default: the '
+    'pruning span / 40).')
+_CYCLES = flags.DEFINE_integer('cycles', _DEFAULTS.cycles,
+                               'Iterative: prune-finetune cycles K.')
+_CYCLE_EPOCHS = flags.DEFINE_integer('cycle_epochs', _DEFAULTS.cycle_epochs,
+                                     'Iterative: fine-tuning epochs per cycle.')
+_BATCH_SIZE = flags.DEFINE_integer(
+    'batch_size', _DEFAULTS.batch_size, 'Global batch size (split across '
+    'replicas by the strategy).')
+_LEARNING_RATE = flags.DEFINE_float(
+    'learning_rate', _DEFAULTS.learning_rate,
+    'Initial Adam learning rate, cosine-decayed over each run.')
+_PRUNE_OUTPUT_LAYER = flags.DEFINE_bool(
+    'prune_output_layer', False, 'Prune the output layer too (default: only '
+    'the hidden layers).')
+_STRATEGY = flags.DEFINE_enum(
+    'strategy', _DEFAULTS.strategy, list(distribute.STRATEGIES),
+    'tf.distribute strategy: default (one device, GPU if seen), mirrored (all '
+    'GPUs, else all logical CPUs), multi_worker (cluster from $TF_CONFIG).')
+_LOGICAL_CPUS = flags.DEFINE_integer(
+    'logical_cpus', 0, 'Split the CPU into this many logical devices before '
+    'TensorFlow starts (0: leave it); lets --strategy=mirrored run without GPUs.')
+_SEED = flags.DEFINE_integer('seed', _DEFAULTS.seed, 'Seed of each run.')
+_TRAIN_LIMIT = flags.DEFINE_integer(
+    'train_limit', None, 'Fine-tune on the first N training examples only.')
+_EXPORT_TFLITE = flags.DEFINE_bool(
+    'export_tflite', True, 'Also write each pruned model as .tflite '
+    '(EXPERIMENTAL_SPARSITY) and report its size.')
+_VERBOSE = flags.DEFINE_integer('verbose', 2, 'Keras progress output: 0, 1, 2.')
+_OUT_DIR = flags.DEFINE_string(
+    'out_dir', os.path.relpath(REPO / 'img' / 'gradual'),
+    'Output folder; re-running the same command resumes it.')
+
+
+def _targets(texts) -> tuple[float, ...]:
+  values = []
+  for text in texts:
+    try:
+      values.append(float(text))
+    except ValueError:
+      raise TfpruneError(f'target sparsity must be a percentage in [0, 100), '
+                         f'got {text!r}: pass e.g. --targets=90,95') from None
+  return tuple(values)
+
+
+def main(argv):
+  del argv
+  if _LOGICAL_CPUS.value:
+    distribute.split_cpu(_LOGICAL_CPUS.value)
+  config = gradual_study.GradualConfig(
+      out_dir=_OUT_DIR.value, weights_dir=_WEIGHTS_DIR.value, model=_MODEL.value,
+      dataset=_DATASET.value, data_dir=_DATA_DIR.value,
+      procedures=tuple(p.strip() for p in _PROCEDURES.value),
+      granularity=_GRANULARITY.value, schedule=_SCHEDULE.value,
+      targets=_targets(_TARGETS.value), epochs=_EPOCHS.value,
+      begin_step=_BEGIN_STEP.value, end_step=_END_STEP.value,
+      frequency=_FREQUENCY.value, cycles=_CYCLES.value,
+      cycle_epochs=_CYCLE_EPOCHS.value, batch_size=_BATCH_SIZE.value,
+      learning_rate=_LEARNING_RATE.value,
+      prune_output_layer=_PRUNE_OUTPUT_LAYER.value, strategy=_STRATEGY.value,
+      seed=_SEED.value, train_limit=_TRAIN_LIMIT.value,
+      export_tflite=_EXPORT_TFLITE.value)
+  command = shlex.join(['python', 'experiments/gradual.py', *sys.argv[1:]])
+  study = gradual_study.run(config, command, verbose=_VERBOSE.value)
+  print(gradual_study.format_table(study))
+  print(f'wrote {pathlib.Path(config.out_dir) / gradual_study.RESULTS_NAME}, '
+        'exported weights and plots')
+
+
+if __name__ == '__main__':
+  cli.run(main)
