@@ -1,0 +1,215 @@
+"""Study B: what pruning LeNet-5 really buys, per method and per-layer level.
+
+For each method of `cnn_pruning.LAYER_PRUNERS` (random, l1, structured_l1)
+and each per-layer level k, the trained LeNet-5 runs K prune-finetune cycles:
+cycle c prunes every pruned layer (conv1, conv2, fc1, fc2; not the output
+layer) to k·c/K percent — masks only shrink — then finetunes with the masks
+held at zero (`masking.KeepMasked`; structured masks also zero the pruned
+units' biases). Per point it records accuracy, non-zero parameters, FLOPs
+(multiply-adds skipping zeros, and of the compacted network), file sizes
+(`.npy` folder, compressed, compacted) and measured inference time of the
+masked network and of the compacted one, all as ratios to the dense model
+measured in the same run. Writes study_b.csv, study_b_config.json, study_b.png.
+"""
+
+import csv
+import dataclasses
+import json
+import pathlib
+
+import numpy as np
+
+from tfprune import atomic
+from tfprune import cnn_pruning
+from tfprune import data
+from tfprune import evaluate
+from tfprune import finetune
+from tfprune import inference
+from tfprune import masking
+from tfprune import metrics
+from tfprune import models
+from tfprune import pruning
+from tfprune import structured
+from tfprune import weights
+from tfprune.errors import TfpruneError
+from tfprune.keras_compat import keras
+
+DEFAULT_LEVELS = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+COLUMNS = ('method', 'k', 'accuracy', 'nonzero_params', 'params_ratio',
+           'flops_ratio', 'compact_flops_ratio', 'npy_bytes_ratio',
+           'compressed_bytes_ratio', 'compact_npy_bytes_ratio',
+           'masked_time_ratio', 'compact_time_ratio')
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyBConfig:
+  """Study B settings; saved as study_b_config.json.
+
+  Attributes:
+    weights_dir: trained `lenet5` weight folder.
+    out_dir: folder for the CSV, config and plot.
+    data_dir: local data folder (None: `$TFPRUNE_DATA_DIR`, then tfds).
+    methods: keys of `cnn_pruning.LAYER_PRUNERS`.
+    levels: per-layer levels k in percent (structured needs k < 100).
+    cycles: K prune-finetune cycles.
+    finetune_epochs: epochs per cycle.
+    finetune_lr: initial Adam learning rate of each cycle.
+    train_limit: finetune on the first N training examples (None: all).
+    timing_repeats: timed passes over the test set per network (the fastest
+      counts).
+    seed: seeds finetuning and random masks.
+  """
+  weights_dir: str
+  out_dir: str
+  data_dir: str | None = None
+  methods: tuple[str, ...] = tuple(cnn_pruning.LAYER_PRUNERS)
+  levels: tuple[float, ...] = DEFAULT_LEVELS
+  cycles: int = 3
+  finetune_epochs: int = 4
+  finetune_lr: float = 1e-4
+  train_limit: int | None = None
+  timing_repeats: int = 5
+  seed: int = 0
+
+  def __post_init__(self):
+    if not self.methods or not self.levels:
+      raise TfpruneError('give at least one method and one level')
+    for m in self.methods:
+      cnn_pruning.get(m)
+    for k in self.levels:
+      pruning.check_level(k)
+      if k == 100 and 'structured_l1' in self.methods:
+        raise TfpruneError('structured_l1 at k=100 would remove every filter '
+                           'of a layer: use levels below 100')
+    if self.cycles < 1 or self.timing_repeats < 1:
+      raise TfpruneError('cycles and timing_repeats must be at least 1')
+    finetune.FitConfig(self.finetune_epochs, learning_rate=self.finetune_lr)
+    if self.train_limit is not None and self.train_limit < 1:
+      raise TfpruneError(f'train_limit must be at least 1, got {self.train_limit}')
+
+
+def _seconds(network, images, repeats):
+  # The fastest pass: the least disturbed by other processes on a shared CPU.
+  return min(inference.timings(
+      lambda: evaluate.logits(network, images), repeats))
+
+
+def prune_finetune(model: keras.Model, method: str, k: float,
+                   layers: list[int], train: data.Split, config: StudyBConfig
+                   ) -> keras.Model:
+  """K prune-finetune cycles of `method` up to level k, in place."""
+  fit = finetune.FitConfig(config.finetune_epochs,
+                           learning_rate=config.finetune_lr)
+  masks = None
+  keep = masking.KeepMasked()
+  for cycle in range(1, config.cycles + 1):
+    level = k * cycle / config.cycles
+    masks = cnn_pruning.layer_masks(method, finetune.kernels(model), level,
+                                    layers, masks, config.seed)
+    pairs = finetune.kernel_pairs(model, masks)
+    if method == 'structured_l1':
+      pairs += [(l.bias, m.reshape(-1, m.shape[-1]).any(axis=0))
+                for l, m in zip(finetune.prunable(model), masks) if m is not None]
+    keep.set_masks(pairs)
+    finetune.fit(model, train.images, train.labels, fit, [keep])
+  return model
+
+
+def _point(method, k, network, compact, dense, test, repeats):
+  counts = metrics.total(metrics.layer_counts(network))
+  compact_counts = metrics.total(metrics.layer_counts(compact))
+  ratio = lambda a, b: round(a / b, 4)
+  return {
+      'method': method, 'k': k,
+      'accuracy': round(evaluate.accuracy(network, test.images, test.labels), 6),
+      'nonzero_params': counts.nonzero_params,
+      'params_ratio': ratio(counts.nonzero_params, dense['params']),
+      'flops_ratio': ratio(counts.effective_macs, dense['macs']),
+      'compact_flops_ratio': ratio(compact_counts.dense_macs, dense['macs']),
+      'npy_bytes_ratio': ratio(metrics.npy_folder_bytes(network), dense['npy']),
+      'compressed_bytes_ratio': ratio(metrics.compressed_bytes(network),
+                                      dense['compressed']),
+      'compact_npy_bytes_ratio': ratio(metrics.npy_folder_bytes(compact),
+                                       dense['npy']),
+      'masked_time_ratio': ratio(_seconds(network, test.images, repeats),
+                                 dense['seconds']),
+      'compact_time_ratio': ratio(_seconds(compact, test.images, repeats),
+                                  dense['seconds']),
+  }
+
+
+def run(config: StudyBConfig) -> list[dict]:
+  """Runs Study B and writes its results; returns the CSV rows."""
+  out = atomic.ensure_dir(config.out_dir)
+  folder = weights.load(config.weights_dir)
+  spec = data.get('mnist')
+  model = models.get('lenet5')(spec.image_shape, spec.num_classes)
+  models.load_network(model, folder.network)
+  dense_weights = model.get_weights()
+  network = folder.network
+  test = data.load('mnist', 'test', config.data_dir)
+  train = data.load('mnist', 'train', config.data_dir, config.train_limit)
+  counts = metrics.total(metrics.layer_counts(network))
+  dense = {'params': counts.nonzero_params, 'macs': counts.dense_macs,
+           'npy': metrics.npy_folder_bytes(network),
+           'compressed': metrics.compressed_bytes(network),
+           'seconds': _seconds(network, test.images, config.timing_repeats)}
+  layers = list(range(network.num_layers - 1))
+  rows = [_point('dense', 0, network, network, dense, test,
+                 config.timing_repeats)]
+  for method in config.methods:
+    for k in config.levels:
+      keras.utils.set_random_seed(config.seed)
+      model.set_weights(dense_weights)
+      prune_finetune(model, method, k, layers, train, config)
+      pruned = models.to_network(model)
+      rows.append(_point(method, k, pruned, structured.compact(pruned), dense,
+                         test, config.timing_repeats))
+      r = rows[-1]
+      print(f'{method} k={k:g}%: {100 * r["accuracy"]:.2f}%, params x'
+            f'{r["params_ratio"]}, compact time x{r["compact_time_ratio"]}',
+            flush=True)
+  _write(out, config, rows)
+  return rows
+
+
+def _write(out: pathlib.Path, config: StudyBConfig, rows: list[dict]) -> None:
+  with atomic.replacing(out / 'study_b.csv') as tmp:
+    with tmp.open('w', newline='') as f:
+      writer = csv.DictWriter(f, COLUMNS)
+      writer.writeheader()
+      writer.writerows(rows)
+  atomic.write_text(out / 'study_b_config.json',
+                    json.dumps(dataclasses.asdict(config), indent=2) + '\n')
+  plot(out / 'study_b.csv', out / 'study_b.png')
+
+
+def plot(csv_path: pathlib.Path, png_path: pathlib.Path) -> None:
+  """Accuracy and compact-time ratio against k, one line per method."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  with open(csv_path, newline='') as f:
+    rows = list(csv.DictReader(f))
+  fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+  for method in dict.fromkeys(r['method'] for r in rows if r['method'] != 'dense'):
+    pts = [r for r in rows if r['method'] == method]
+    ks = [float(r['k']) for r in pts]
+    left.plot(ks, [100 * float(r['accuracy']) for r in pts], marker='o',
+              label=method)
+    right.plot(ks, [float(r['compact_time_ratio']) for r in pts], marker='o',
+               label=f'{method} (compacted)')
+  dense = next(r for r in rows if r['method'] == 'dense')
+  left.axhline(100 * float(dense['accuracy']), color='gray', linestyle='--',
+               label='dense')
+  left.set(xlabel='per-layer level k (%)', ylabel='test accuracy (%)',
+           title='LeNet-5 on MNIST, K prune-finetune cycles')
+  right.axhline(1.0, color='gray', linestyle='--')
+  right.set(xlabel='per-layer level k (%)', ylabel='inference time / dense',
+            title='Measured inference time')
+  for ax in (left, right):
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+  with atomic.replacing(png_path) as tmp:
+    fig.savefig(tmp, format='png', dpi=110, bbox_inches='tight')
+  plt.close(fig)
