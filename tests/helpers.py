@@ -10,6 +10,8 @@ import sys
 import numpy as np
 
 from tfprune import penguins
+from tfprune import data
+from tfprune.keras_compat import keras
 from tfprune.network import Network
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -80,3 +82,19 @@ def read_csv(path: pathlib.Path) -> list[dict[str, str]]:
   """The rows of a CSV file with a header."""
   with pathlib.Path(path).open(newline='') as f:
     return list(csv.DictReader(f))
+
+
+def tiny_classifier():
+  """A small MNIST-shaped classifier: Flatten, Dense 16, Dense 12, Dense 10."""
+  return keras.Sequential([
+      keras.Input(shape=(28, 28, 1)), keras.layers.Flatten(),
+      keras.layers.Dense(16, activation='relu', name='dense_1'),
+      keras.layers.Dense(12, activation='relu', name='dense_2'),
+      keras.layers.Dense(10, activation='softmax', name='dense_3')])
+
+
+def tiny_split(n: int = 256, seed: int = 0) -> data.Split:
+  """Random 28x28x1 images with random labels 0-9 (enough to exercise training)."""
+  rng = np.random.default_rng(seed)
+  return data.Split(rng.random((n, 28, 28, 1), dtype=np.float32),
+                    rng.integers(0, 10, size=n).astype(np.int64))

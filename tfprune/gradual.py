@@ -165,7 +165,8 @@ class UnitPruning(masking.KeepMasked):
                                 for l in self.layers]))
 
   def on_train_batch_begin(self, batch, logs=None):
-    step = int(self.model.optimizer.iterations.numpy())
+    # The k-th batch is step k, as on TF-MOT's counter.
+    step = int(self.model.optimizer.iterations.numpy()) + 1
     should_prune, target = self.schedule(step)
     if not bool(should_prune):
       return

@@ -145,11 +145,12 @@ def check_percent(value: float) -> float:
   Raises:
     TfpruneError: it is not a number in [0, 100).
   """
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-      0 <= value < 100):
-    raise TfpruneError(
-        f'target sparsity must be a percentage in [0, 100), got {value!r}: '
-        'pass e.g. --targets=90,95')
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    raise TfpruneError(f'target sparsity must be a percentage in [0, 100), got '
+                       f'{value!r}: pass e.g. --targets=90,95')
+  if not 0 <= value < 100:
+    raise TfpruneError(f'target sparsity must be a percentage in [0, 100), got '
+                       f'{value:g}: pass e.g. --targets=90,95')
   return float(value)
 
 
@@ -256,6 +257,7 @@ def run(config: GradualConfig, command: str | None = None,
   atomic.ensure_dir(out_dir)
   atomic.write_text(out_dir / CONFIG_NAME, json.dumps(
       {'config': config_record(config), 'weights_sha256': start.sha256,
+       'replicas': strategy.num_replicas_in_sync,
        'tfprune_version': __version__}, indent=2) + '\n')
 
   def build():

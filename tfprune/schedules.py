@@ -10,8 +10,9 @@ Two procedures, both as TF-MOT `PruningSchedule`s so that TF-MOT wrappers
   `begin_step` to `end_step`, updating masks every `frequency` steps.
   TF-MOT only prunes on steps where (step - begin_step) % frequency == 0, so
   `end_step` must sit on that grid or the final sparsity is never reached:
-  `plan_gradual` derives such steps from the data size.
-- iterative (`CycleSparsity`): K cycles of E epochs; at the first step of
+  `plan_gradual` derives such steps from the data size. TF-MOT 0.8 counts
+  steps from 1: the k-th training batch runs at step k.
+- iterative (`CycleSparsity`): K cycles of E epochs; at the first batch of
   cycle i (0-based) the sparsity rises to 1 - (1 - s)^((i + 1) / K), so each
   cycle removes the same fraction of the weights still left, and stays there
   while the cycle fine-tunes.
@@ -56,7 +57,7 @@ def tfmot_pruned_count(size: int, sparsity: float) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class GradualSteps:
-  """Steps of a gradual schedule, on TF-MOT's step counter (0 = first batch).
+  """Steps of a gradual schedule, on TF-MOT's step counter (1 = first batch).
 
   Attributes:
     begin_step: first mask update.
@@ -97,7 +98,9 @@ def plan_gradual(total_steps: int, begin_step: int = 0,
         'raise --epochs or lower --batch_size')
   if begin_step < 0:
     raise TfpruneError(f'begin_step must be >= 0, got {begin_step}')
-  last = total_steps - 1
+  if frequency is not None and frequency < 1:
+    raise TfpruneError(f'frequency must be at least 1, got {frequency}')
+  last = total_steps
   if end_step is None:
     target_end = max(begin_step + 1, round(PRUNING_FRACTION * total_steps))
     span = min(target_end, last) - begin_step
@@ -105,11 +108,11 @@ def plan_gradual(total_steps: int, begin_step: int = 0,
       raise TfpruneError(
           f'begin_step {begin_step} leaves no room to prune in {total_steps} '
           'training steps: lower --begin_step or raise --epochs')
-    frequency = frequency or max(1, span // MASK_UPDATES)
+    if frequency is None:
+      frequency = max(1, span // MASK_UPDATES)
     end_step = begin_step + frequency * max(1, span // frequency)
-  frequency = frequency or max(1, (end_step - begin_step) // MASK_UPDATES)
-  if frequency < 1:
-    raise TfpruneError(f'frequency must be at least 1, got {frequency}')
+  if frequency is None:
+    frequency = max(1, (end_step - begin_step) // MASK_UPDATES)
   if begin_step >= end_step:
     raise TfpruneError(
         f'begin_step {begin_step} is not before end_step {end_step}: '
@@ -153,7 +156,9 @@ def cycle_sparsities(target: float, cycles: int) -> list[float]:
 
 
 class CycleSparsity(tfmot.sparsity.keras.PruningSchedule):
-  """Iterative prune-finetune: a mask update at the first step of each cycle.
+  """Iterative prune-finetune: a mask update at the first batch of each cycle.
+
+  Cycle i (0-based) covers steps i * cycle_steps + 1 ... (i + 1) * cycle_steps.
 
   Between updates the mask is frozen, so fine-tuning never revives a weight,
   and since each cycle's sparsity is higher than the last and pruned weights
@@ -176,11 +181,11 @@ class CycleSparsity(tfmot.sparsity.keras.PruningSchedule):
     self.sparsities = cycle_sparsities(target, cycles)
 
   def __call__(self, step):
-    step = tf.cast(step, tf.int64)
-    cycle = step // self.cycle_steps
+    offset = tf.cast(step, tf.int64) - 1
+    cycle = offset // self.cycle_steps
     should_prune = tf.logical_and(
-        tf.logical_and(step >= 0, cycle < self.cycles),
-        tf.equal(step % self.cycle_steps, 0))
+        tf.logical_and(offset >= 0, cycle < self.cycles),
+        tf.equal(offset % self.cycle_steps, 0))
     index = tf.clip_by_value(cycle, 0, self.cycles - 1)
     sparsity = tf.gather(tf.constant(self.sparsities, tf.float32), index)
     return should_prune, sparsity
