@@ -11,6 +11,7 @@ from tests import helpers
 from tfprune import evaluate
 from tfprune import gradual_study
 from tfprune import schedules
+from tfprune import sweep
 from tfprune import weights
 from tfprune.errors import TfpruneError
 
@@ -164,3 +165,15 @@ def test_script_mirrored_on_two_logical_cpus(tmp_path, data_dir):
   assert float(row['accuracy']) == pytest.approx(
       folder.manifest['test_accuracy'], abs=1e-4)
   assert row['tflite_bytes'] == ''
+
+
+def test_sweep_accepts_the_exported_weights(study, tmp_path):
+  config, result = study
+  folder = pathlib.Path(config.out_dir) / 'runs' / 'gradual-weight-90' / 'weights'
+  rows = sweep.run(sweep.SweepConfig(
+      weights_dir=str(folder), out_dir=str(tmp_path), data_dir=config.data_dir,
+      methods=('weight',), levels=(0, 90, 95)))
+  assert rows[0].accuracy == pytest.approx(result.results[0].accuracy, abs=1e-4)
+  assert rows[0].sparsity == pytest.approx(result.results[0].sparsity)
+  assert rows[1].accuracy == rows[0].accuracy  # already 90% sparse: no change
+  assert rows[2].sparsity == pytest.approx(0.95, abs=1e-6)

@@ -235,6 +235,8 @@ def run(config: GradualConfig, command: str | None = None,
     TfpruneError: bad input (checked before anything is written), or a run
       missed its target sparsity.
   """
+  # First: MultiWorkerMirroredStrategy must exist before any TensorFlow op.
+  strategy = distribute.make(config.strategy)
   spec = data.get(config.dataset)
   start = weights.load(config.weights_dir)
   model_fn = models.get(config.model)
@@ -249,7 +251,6 @@ def run(config: GradualConfig, command: str | None = None,
   test_split = data.load(config.dataset, 'test', config.data_dir)
   for pruning_run in config.runs():  # schedule errors before any output
     pruning_run.pruning_schedule(len(train_split))
-  strategy = distribute.make(config.strategy)
   chief = distribute.is_chief(strategy)
   out_dir = pathlib.Path(config.out_dir) if chief else pathlib.Path(
       tempfile.mkdtemp(prefix='tfprune-worker-'))
