@@ -109,6 +109,23 @@ def test_lottery_rewinds_survivors_exactly_and_masks_shrink(splits, rewind_epoch
       + [3] * (4 - rewind_epoch))
 
 
+def test_random_reinit_trains_the_ticket_masks_from_fresh_weights(splits):
+  dense = lottery.train_dense(build, splits, schedule(2), seed=2)
+  ticket = lottery.lottery_ticket(dense, splits, schedule(2), 2, 0.5, 2)
+  assert [tuple(np.count_nonzero(m) for m in masks) for masks in ticket.masks] == [
+      (72, 18), (36, 9)]
+  recorder = _Recorder()
+  control = lottery.random_reinit(build, splits, schedule(2), ticket, 2,
+                                  callbacks=[recorder])
+  for start, masks in zip(recorder.begins, ticket.masks):
+    for i, mask in zip((0, 2), masks):
+      np.testing.assert_array_equal(start[i] != 0, mask)
+      assert not np.isin(start[i][mask], dense.rewind[i][mask]).any()
+  assert [r.remaining for r in control.rounds] == [
+      r.remaining for r in ticket.rounds]
+  assert control.rounds[0] == ticket.rounds[0]
+
+
 class _ZeroCheck(keras.callbacks.Callback):
   """Fails if a weight pruned by the masker is non-zero after a batch."""
 
@@ -182,16 +199,23 @@ def test_permutation_p_counts_every_split_exactly():
 def test_run_writes_every_result_and_refuses_an_existing_folder(data_dir, tmp_path):
   config = trials.LotteryConfig(out_dir=str(tmp_path / 'out'), data_dir=data_dir,
                                 model='penguin_mlp', epochs=3, rounds=2,
-                                learning_rate=1e-2, seeds=(0, 1))
+                                learning_rate=1e-2, seeds=(3,),
+                                procedures=trials.PROCEDURES + trials.CONTROLS)
   summary = trials.run(config, command='pytest')
   out = tmp_path / 'out'
   assert sorted(p.name for p in out.iterdir()) == [
       'curves.csv', 'curves.png', 'lottery_config.json', 'rounds.csv',
       'summary.csv', 'summary.md', 'ticket_curve.png']
-  assert [r['procedure'] for r in summary] == list(trials.PROCEDURES)
-  # Per seed: unpruned 3 + prune_after 3 + lottery 3 * (1 + 2) + dynamic 3.
+  assert [(r['procedure'], r['compared_with']) for r in summary] == [
+      ('unpruned', ''), ('prune_after', 'unpruned'), ('lottery', 'unpruned'),
+      ('random_reinit', 'lottery'), ('dynamic', 'unpruned')]
+  # Per seed: the dense run 3 (as unpruned only) + lottery 3 * 2
+  # + random_reinit 3 * 2 + dynamic 3.
   curves = helpers.read_csv(out / 'curves.csv')
-  assert len(curves) == 2 * (3 + 3 + 9 + 3)
+  assert len(curves) == 3 + 6 + 6 + 3
+  assert {(r['procedure'], r['round']) for r in curves} == {
+      ('unpruned', '0'), ('lottery', '1'), ('lottery', '2'),
+      ('random_reinit', '1'), ('random_reinit', '2'), ('dynamic', '0')}
   rounds = helpers.read_csv(out / 'rounds.csv')
   assert [(r['procedure'], r['round']) for r in rounds[:5]] == [
       ('unpruned', '0'), ('prune_after', '1'), ('lottery', '0'),
@@ -215,6 +239,7 @@ def test_run_writes_every_result_and_refuses_an_existing_folder(data_dir, tmp_pa
     ('rewind_epoch', 10, r'rewind_epoch must be in \[0, epochs=10\)'),
     ('procedures', ('lottery', 'rigl'), "unknown procedure 'rigl'"),
     ('seeds', (1, 1), 'seeds must be distinct'),
+    ('procedures', ('random_reinit',), 'random_reinit reuses the lottery masks'),
 ])
 def test_bad_config_is_refused(field, value, pattern):
   with pytest.raises(TfpruneError, match=pattern):

@@ -14,6 +14,8 @@ kernel (every Dense and Conv2D layer, biases never) by weight magnitude with
   dynamic         prune p of the surviving weights at the start of given
                   epochs and keep training from the current values (never
                   rewind).
+  random_reinit   the control of Frankle & Carbin: each round's lottery mask
+                  on a fresh random initialisation, trained as long.
 
 A round prunes floor(p * m) of the m surviving weights of a kernel, so after R
 rounds a kernel of n weights keeps `remaining_counts(n, p, R)[-1]`, the exact
@@ -40,6 +42,7 @@ from tfprune.keras_compat import keras
 
 Weights = list[np.ndarray]
 EVAL_BATCH = 1000
+REINIT_SEED_OFFSET = 1_000_003  # random_reinit draws from seed + this
 _EVALUATORS: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
 
 
@@ -86,12 +89,15 @@ class Trial:
     history: one dict per epoch of every training run (keys `HISTORY_KEYS`).
     rounds: the model measured after each round; the last is the result.
     seconds: wall time of all the training the procedure needed.
+    masks: for lottery tickets, the kernel masks of rounds 1, 2, ... (not
+      written out; `random_reinit` reuses them).
   """
   procedure: str
   seed: int
   history: tuple[dict, ...]
   rounds: tuple[Round, ...]
   seconds: float
+  masks: tuple[tuple[np.ndarray, ...], ...] = ()
 
   @property
   def result(self) -> Round:
@@ -405,15 +411,55 @@ def lottery_ticket(dense: Dense, splits: Splits, schedule: Schedule, seed: int,
   history = list(dense.history)
   measured = [_measure(model, splits, 0, [m for _, m in pairs])]
   seconds = dense.seconds
+  masks = []
   for r in range(1, rounds + 1):
     pairs = [(v, prune_remaining(v.numpy(), p, m)) for v, m in pairs]
+    masks.append(tuple(m for _, m in pairs))
     model.set_weights(dense.rewind)
     compile_model(model, schedule.learning_rate)
     seconds += _fit(model, splits, schedule, schedule.epochs - dense.rewind_epoch,
                     callbacks, masking.KeepMasked(pairs), history, r,
                     first_epoch=dense.rewind_epoch)
     measured.append(_measure(model, splits, r, [m for _, m in pairs]))
-  return Trial('lottery', seed, tuple(history), tuple(measured), seconds)
+  return Trial('lottery', seed, tuple(history), tuple(measured), seconds,
+               tuple(masks))
+
+
+def random_reinit(build: Callable[[], keras.Model], splits: Splits,
+                  schedule: Schedule, ticket: Trial, epochs: int,
+                  callbacks: Sequence[keras.callbacks.Callback] = ()) -> Trial:
+  """Each round's lottery mask on a fresh random initialisation (the control).
+
+  Frankle & Carbin's test of a winning ticket: the same sparse structure,
+  randomly reinitialised, should learn worse. Round r builds a new model
+  (seeded from the ticket's seed + `REINIT_SEED_OFFSET` once, then drawn in
+  sequence), applies the round-r mask of `ticket` and trains `epochs` epochs.
+
+  Args:
+    build: makes the uncompiled model.
+    splits: the data.
+    schedule: batch size and learning rate.
+    ticket: a `lottery_ticket` trial (its masks and its dense round 0).
+    epochs: epochs per round (the ticket's retraining length).
+    callbacks: extra Keras callbacks for each training.
+
+  Returns:
+    The trial; round 0 is the ticket's dense model. Its seconds include the
+    ticket's, which its masks needed.
+  """
+  keras.utils.set_random_seed(ticket.seed + REINIT_SEED_OFFSET)
+  history: list[dict] = []
+  measured = [ticket.rounds[0]]
+  seconds = ticket.seconds
+  for r, masks in enumerate(ticket.masks, start=1):
+    model = compile_model(build(), schedule.learning_rate)
+    pairs = list(zip(kernels(model), masks))
+    seconds += _fit(model, splits, schedule, epochs, callbacks,
+                    masking.KeepMasked(pairs), history, r,
+                    first_epoch=schedule.epochs - epochs)
+    measured.append(_measure(model, splits, r, masks))
+  return Trial('random_reinit', ticket.seed, tuple(history), tuple(measured),
+               seconds)
 
 
 def dynamic(build: Callable[[], keras.Model], splits: Splits, schedule: Schedule,

@@ -23,7 +23,10 @@ from tfprune.errors import TfpruneError  # pylint: disable=wrong-import-position
 CURVES_PLOT = 'curves.png'
 TICKET_PLOT = 'ticket_curve.png'
 COLORS = {'unpruned': 'tab:blue', 'prune_after': 'tab:orange',
-          'lottery': 'tab:green', 'dynamic': 'tab:red'}
+          'lottery': 'tab:green', 'dynamic': 'tab:red',
+          'random_reinit': 'tab:purple'}
+TICKET_LABELS = {'lottery': 'lottery ticket (rewound, retrained)',
+                 'random_reinit': 'same masks, random reinitialisation'}
 
 
 def read_rows(path: pathlib.Path) -> list[dict[str, str]]:
@@ -91,32 +94,39 @@ def plot_curves(curves, rounds, path: pathlib.Path) -> pathlib.Path:
   for ax, metric in zip(axes, ('loss', 'accuracy')):
     ax.set_xlabel('epoch')
     ax.set_ylabel(metric)
-    ax.set_title(f'{metric} per epoch (mean ± std over {seeds} seeds)')
+    ax.set_title(f'{metric} per epoch (mean ± std over {seeds} '
+                 f'seed{"s" if seeds > 1 else ""})')
     ax.grid(True, alpha=0.3)
+  axes[0].set_yscale('log')  # losses near 0 (logits) and near a floor (tanh)
   axes[0].legend(fontsize=8)
   return _save(fig, path)
 
 
 def plot_ticket_curve(rounds, path: pathlib.Path) -> pathlib.Path:
   """Draws lottery-ticket test accuracy against the weights remaining."""
-  lottery = [r for r in rounds if r['procedure'] == 'lottery']
-  by_round: dict[int, list[dict[str, str]]] = {}
-  for r in lottery:
-    by_round.setdefault(int(r['round']), []).append(r)
-  order = sorted(by_round)
-  remaining = [100 * float(by_round[k][0]['remaining']) for k in order]
-  acc = [[100 * float(r['test_accuracy']) for r in by_round[k]] for k in order]
   fig, ax = plt.subplots(figsize=(6.5, 4.5))
-  ax.errorbar(remaining, [np.mean(a) for a in acc],
-              yerr=[np.std(a) for a in acc], marker='o', capsize=3,
-              label='lottery ticket (rewound, retrained)')
-  ax.axhline(np.mean(acc[0]), color='gray', linestyle=':',
-             label='dense (round 0)')
+  for name, label in TICKET_LABELS.items():
+    by_round: dict[int, list[dict[str, str]]] = {}
+    for r in rounds:
+      if r['procedure'] == name:
+        by_round.setdefault(int(r['round']), []).append(r)
+    if not by_round:
+      continue
+    order = sorted(by_round)
+    remaining = [100 * float(by_round[k][0]['remaining']) for k in order]
+    acc = [[100 * float(r['test_accuracy']) for r in by_round[k]] for k in order]
+    ax.errorbar(remaining, [np.mean(a) for a in acc],
+                yerr=[np.std(a) for a in acc], marker='o', capsize=3,
+                color=COLORS[name], label=label)
+    if name == 'lottery':
+      ax.axhline(np.mean(acc[0]), color='gray', linestyle=':',
+                 label='dense (round 0)')
+      seeds = len(by_round[order[0]])
   ax.set_xscale('log')
   ax.invert_xaxis()
   ax.set_xlabel('weights remaining (%)')
   ax.set_ylabel('test accuracy (%)')
-  ax.set_title(f'iterative lottery ticket ({len(by_round[order[0]])} seeds)')
+  ax.set_title(f'iterative lottery ticket ({seeds} seeds)')
   ax.grid(True, which='both', alpha=0.3)
   ax.legend()
   return _save(fig, path)

@@ -5,12 +5,14 @@ and writes to `config.out_dir`, all at once when everything has finished (a
 failure leaves no half-written folder):
 
   curves.csv          one row per trial, seed, round and epoch: train and
-                      validation loss and accuracy, sparsity of the kernels;
+                      validation loss and accuracy, sparsity of the kernels
+                      (the shared dense run appears once, as unpruned);
   rounds.csv          one row per trial, seed and round: weights remaining,
                       validation and test loss and accuracy;
   summary.csv / .md   per trial: test loss and accuracy mean ± std over seeds,
                       sparsity, training seconds, and exact permutation-test
-                      p-values against the unpruned trial;
+                      p-values against the unpruned trial (random_reinit:
+                      against lottery);
   lottery_config.json the config;
   curves.png          the training curves of the trials (`trial_plots`);
   ticket_curve.png    with rounds > 1: accuracy vs weights remaining.
@@ -41,6 +43,7 @@ from tfprune import __version__
 from tfprune.errors import TfpruneError
 
 PROCEDURES = ('unpruned', 'prune_after', 'lottery', 'dynamic')
+CONTROLS = ('random_reinit',)  # optional, needs 'lottery'
 _NEEDS_DENSE = ('unpruned', 'prune_after', 'lottery')
 CURVES_NAME = 'curves.csv'
 ROUNDS_NAME = 'rounds.csv'
@@ -52,8 +55,8 @@ ROUND_COLUMNS = ('procedure', 'seed', 'round', 'remaining', 'val_loss',
                  'val_accuracy', 'test_loss', 'test_accuracy')
 SUMMARY_COLUMNS = ('procedure', 'seeds', 'test_loss_mean', 'test_loss_std',
                    'test_accuracy_mean', 'test_accuracy_std', 'sparsity',
-                   'seconds_mean', 'seconds_total', 'p_loss_vs_unpruned',
-                   'p_accuracy_vs_unpruned')
+                   'seconds_mean', 'seconds_total', 'compared_with', 'p_loss',
+                   'p_accuracy')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +71,8 @@ class LotteryConfig:
       unless overwrite).
     dataset: a key of `data.DATASETS`.
     model: a key of `models.MODELS`.
-    procedures: some of `PROCEDURES`.
+    procedures: some of `PROCEDURES`, plus optionally `CONTROLS`
+      ('random_reinit' needs 'lottery').
     prune_fraction: p of prune_after, and of each lottery round, in [0, 1).
     rounds: lottery rounds R >= 1 (the reference: 1).
     rewind_epoch: lottery tickets rewind to the weights after this many
@@ -113,9 +117,12 @@ class LotteryConfig:
     if not self.procedures:
       raise TfpruneError(f'no procedure given: pass some of {",".join(PROCEDURES)}')
     for name in self.procedures:
-      if name not in PROCEDURES:
-        raise TfpruneError(
-            f'unknown procedure {name!r}: choose from {", ".join(PROCEDURES)}')
+      if name not in PROCEDURES + CONTROLS:
+        raise TfpruneError(f'unknown procedure {name!r}: choose from '
+                           f'{", ".join(PROCEDURES + CONTROLS)}')
+    if 'random_reinit' in self.procedures and 'lottery' not in self.procedures:
+      raise TfpruneError('random_reinit reuses the lottery masks: add lottery '
+                         'to the procedures')
     lottery.check_fraction(self.prune_fraction, 'prune_fraction')
     lottery.check_fraction(self.dynamic_fraction, 'dynamic_fraction')
     for name in ('rounds', 'epochs', 'batch_size', 'validation_size'):
@@ -204,8 +211,12 @@ def run_seed(config: LotteryConfig, splits: lottery.Splits, seed: int
     if 'prune_after' in config.procedures:
       trials.append(lottery.prune_after(dense, splits, seed, config.prune_fraction))
     if 'lottery' in config.procedures:
-      trials.append(lottery.lottery_ticket(dense, splits, schedule, seed,
-                                           config.prune_fraction, config.rounds))
+      ticket = lottery.lottery_ticket(dense, splits, schedule, seed,
+                                      config.prune_fraction, config.rounds)
+      trials.append(dataclasses.replace(ticket, masks=()))
+      if 'random_reinit' in config.procedures:
+        trials.append(lottery.random_reinit(
+            build, splits, schedule, ticket, config.epochs - config.rewind_epoch))
   if 'dynamic' in config.procedures:
     trials.append(lottery.dynamic(build, splits, schedule, seed,
                                   config.dynamic_fraction, config.points))
@@ -237,19 +248,31 @@ def permutation_p(a: Sequence[float], b: Sequence[float]) -> float:
   return float(np.mean(np.abs(diffs) >= observed - 1e-12 * max(1.0, observed)))
 
 
+def reference_of(name: str, present: Sequence[str]) -> str:
+  """The trial `name` is tested against: lottery for its control, else
+  unpruned; '' when that trial is absent or is `name` itself."""
+  reference = 'lottery' if name == 'random_reinit' else 'unpruned'
+  return reference if reference in present and reference != name else ''
+
+
 def summarize(trials: Sequence[lottery.Trial]) -> list[dict]:
-  """One summary row per procedure, in the order they first appear."""
+  """One summary row per procedure, in the order they first appear.
+
+  p_loss and p_accuracy are `permutation_p` of the final test loss and
+  accuracy against the trial of `reference_of`.
+  """
   by_name: dict[str, list[lottery.Trial]] = {}
   for t in trials:
     by_name.setdefault(t.procedure, []).append(t)
-  base = by_name.get('unpruned')
   rows = []
   for name, group in by_name.items():
     loss = [t.result.test_loss for t in group]
     acc = [t.result.test_accuracy for t in group]
     seconds = [t.seconds for t in group]
     p_loss = p_acc = math.nan
-    if base is not None and name != 'unpruned':
+    reference = reference_of(name, list(by_name))
+    if reference:
+      base = by_name[reference]
       p_loss = permutation_p(loss, [t.result.test_loss for t in base])
       p_acc = permutation_p(acc, [t.result.test_accuracy for t in base])
     rows.append({
@@ -258,7 +281,7 @@ def summarize(trials: Sequence[lottery.Trial]) -> list[dict]:
         'test_accuracy_mean': np.mean(acc), 'test_accuracy_std': _std(acc),
         'sparsity': np.mean([1 - t.result.remaining for t in group]),
         'seconds_mean': np.mean(seconds), 'seconds_total': np.sum(seconds),
-        'p_loss_vs_unpruned': p_loss, 'p_accuracy_vs_unpruned': p_acc})
+        'compared_with': reference, 'p_loss': p_loss, 'p_accuracy': p_acc})
   return rows
 
 
@@ -283,9 +306,16 @@ def _cell(value) -> str:
 
 
 def curve_rows(trials: Sequence[lottery.Trial]) -> list[dict]:
-  """The per-epoch rows of every trial, with its procedure and seed."""
+  """The per-epoch rows of every trial, with its procedure and seed.
+
+  The dense training (round 0) that prune_after and lottery share with
+  unpruned is written once, under unpruned, when that trial ran.
+  """
+  with_dense = {t.seed for t in trials if t.procedure == 'unpruned'}
   return [{'procedure': t.procedure, 'seed': t.seed, **row}
-          for t in trials for row in t.history]
+          for t in trials for row in t.history
+          if not (t.procedure in _NEEDS_DENSE[1:] and row['round'] == 0
+                  and t.seed in with_dense)]
 
 
 def round_rows(trials: Sequence[lottery.Trial]) -> list[dict]:
@@ -297,16 +327,17 @@ def round_rows(trials: Sequence[lottery.Trial]) -> list[dict]:
 def format_table(summary: Sequence[dict]) -> str:
   """The summary as a Markdown table (also printed by the script)."""
   lines = ['| trial | seeds | test loss | test accuracy (%) | sparsity (%) | '
-           'training s / seed | p (loss) | p (accuracy) |',
-           '|---|---:|---:|---:|---:|---:|---:|---:|']
+           'training s / seed | p (loss) | p (accuracy) | vs |',
+           '|---|---:|---:|---:|---:|---:|---:|---:|---|']
   for r in summary:
     p = [('—' if math.isnan(r[k]) else f'{r[k]:.3f}')
-         for k in ('p_loss_vs_unpruned', 'p_accuracy_vs_unpruned')]
+         for k in ('p_loss', 'p_accuracy')]
     lines.append(
         f'| {r["procedure"]} | {r["seeds"]} | {r["test_loss_mean"]:.4f} ± '
         f'{r["test_loss_std"]:.4f} | {100 * r["test_accuracy_mean"]:.2f} ± '
         f'{100 * r["test_accuracy_std"]:.2f} | {100 * r["sparsity"]:.1f} | '
-        f'{r["seconds_mean"]:.0f} | {p[0]} | {p[1]} |')
+        f'{r["seconds_mean"]:.0f} | {p[0]} | {p[1]} | '
+        f'{r["compared_with"] or "—"} |')
   return '\n'.join(lines)
 
 
