@@ -154,20 +154,22 @@ def prune_remaining(weights: np.ndarray, p: float,
   """
   mask = (np.ones(np.shape(weights), dtype=bool) if mask is None
           else np.asarray(mask, dtype=bool))
-  # Exact percentage of the decimal p (0.07 -> 7, not 7.000000000000001).
-  percent = float(fractions.Fraction(str(check_fraction(p))) * 100)
   survivors = np.asarray(weights)[mask]
   new = mask.copy()
-  new[mask] = pruning.PRUNERS['weight'](survivors, percent)
+  new[mask] = pruning.PRUNERS['weight'](survivors, _percent(p))
   return new
+
+
+def _percent(p: float) -> float:
+  """The exact percentage of the decimal p: 0.07 -> 7, not 7.000000000000001."""
+  return float(fractions.Fraction(str(check_fraction(p))) * 100)
 
 
 def remaining_counts(n: int, p: float, rounds: int) -> list[int]:
   """Weights kept by a kernel of n after 0, 1, ..., `rounds` rounds of p."""
   counts = [n]
   for _ in range(rounds):
-    counts.append(counts[-1] - pruning.prune_count(
-        float(fractions.Fraction(str(check_fraction(p))) * 100), counts[-1]))
+    counts.append(counts[-1] - pruning.prune_count(_percent(p), counts[-1]))
   return counts
 
 
