@@ -1,6 +1,5 @@
 """Pruning during training: schedules, TF-MOT wrappers, unit masks, resume."""
 
-import json
 
 import numpy as np
 import pytest

@@ -24,12 +24,15 @@ finished epoch.
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import pathlib
 import shutil
 import tempfile
-from typing import Sequence
+from typing import Callable, Sequence
+
+import tensorflow as tf
 
 from tfprune import __version__
 from tfprune import atomic
@@ -265,13 +268,12 @@ def run(config: GradualConfig, command: str | None = None,
     return models.load_network(model_fn(spec.image_shape, spec.num_classes),
                                start.network)
 
-  dense_tflite = (len(tflite.convert(build(), sparse=False))
-                  if config.export_tflite else None)
-  results = []
-  for pruning_run in config.runs():
-    results.append(_run_one(config, pruning_run, build, train_split, test_split,
-                            strategy, out_dir, dense_tflite, start, command,
-                            verbose))
+  @functools.cache
+  def dense_tflite() -> int:
+    return len(tflite.convert(build(), sparse=False))
+  context = _Context(config, build, train_split, test_split, strategy, out_dir,
+                     dense_tflite, start, command, verbose)
+  results = [_run_one(context, r) for r in config.runs()]
   atomic.write_text(out_dir / RESULTS_NAME, results_csv(results))
   oneshot = oneshot_rows(config, start.network, test_split)
   atomic.write_text(out_dir / ONESHOT_NAME, sweep.to_csv(oneshot))
@@ -282,17 +284,32 @@ def run(config: GradualConfig, command: str | None = None,
   return Study(results, oneshot)
 
 
-def _run_one(config, pruning_run, build, train_split, test_split, strategy,
-             out_dir, dense_tflite, start, command, verbose) -> RunResult:
+@dataclasses.dataclass(frozen=True)
+class _Context:
+  """What every run of a study shares."""
+  config: GradualConfig
+  build: Callable[[], keras.Model]
+  train_split: data.Split
+  test_split: data.Split
+  strategy: tf.distribute.Strategy
+  out_dir: pathlib.Path
+  dense_tflite: Callable[[], int]
+  start: weights.WeightFolder
+  command: str | None
+  verbose: int
+
+
+def _run_one(context: _Context, pruning_run: gradual.PruningRun) -> RunResult:
   """Trains, exports and measures one run, or reads it back if it finished."""
-  run_dir = out_dir / 'runs' / run_name(pruning_run)
+  config, test_split, start = context.config, context.test_split, context.start
+  run_dir = context.out_dir / 'runs' / run_name(pruning_run)
   result_path = run_dir / 'result.json'
   if result_path.exists():
     return RunResult(**json.loads(result_path.read_text()))
   atomic.ensure_dir(run_dir)
   keras.utils.set_random_seed(config.seed)
-  trained = gradual.train(pruning_run, build, train_split, test_split, strategy,
-                          run_dir, verbose)
+  trained = gradual.train(pruning_run, context.build, context.train_split,
+                          test_split, context.strategy, run_dir, context.verbose)
   network = models.to_network(trained.model)
   accuracy = evaluate.accuracy(network, test_split.images, test_split.labels)
   keras_accuracy = trained.keras_accuracy
@@ -304,7 +321,7 @@ def _run_one(config, pruning_run, build, train_split, test_split, strategy,
       'test_accuracy': round(float(accuracy), 6),
       'keras_test_accuracy': round(float(keras_accuracy), 6),
       'train_seconds': round(seconds, 1), 'tfprune_version': __version__,
-      'command': command,
+      'command': context.command,
   }
   weights.save(run_dir / 'weights', network, metadata, overwrite=True)
   tflite_bytes = tflite_accuracy = None
@@ -321,7 +338,8 @@ def _run_one(config, pruning_run, build, train_split, test_split, strategy,
       sparsity=sum(l.zeros for l in layers) / sum(l.size for l in layers),
       accuracy=float(accuracy), keras_accuracy=float(keras_accuracy),
       tflite_accuracy=tflite_accuracy, nonzero_params=counts.nonzero_params,
-      tflite_bytes=tflite_bytes, tflite_dense_bytes=dense_tflite,
+      tflite_bytes=tflite_bytes,
+      tflite_dense_bytes=context.dense_tflite() if config.export_tflite else None,
       epochs=pruning_run.total_epochs, seconds=round(seconds, 1),
       layer_sparsity='/'.join(f'{100 * l.sparsity:.2f}' for l in layers))
   atomic.write_text(result_path, json.dumps(dataclasses.asdict(result),
