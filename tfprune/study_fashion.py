@@ -160,7 +160,7 @@ def plot(csv_path: pathlib.Path, png_path: pathlib.Path) -> None:
     if points:
       ax.plot(*zip(*points), marker='o', label=schedule)
   ax.axhline(100 * dense, color='gray', linestyle='--', label='dense')
-  ax.set_xscale('symlog', linthresh=1)
+  ax.set_xscale('log')
   ax.set_xlabel('global level k (% of all kernel weights pruned)')
   ax.set_ylabel('test accuracy (%)')
   ax.set_title('Fashion-MNIST CNN, global magnitude pruning')
