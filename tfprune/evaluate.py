@@ -4,7 +4,7 @@ Computes `relu(x @ W + b)` layer by layer with TensorFlow tensors inside one
 `tf.function`, over batches of the data; no Keras model is built. With
 `use_biases=False` it reproduces the original pruning project's evaluation,
 which ignored the biases. Networks with layer specs (conv, batch norm,
-pooling, flatten; see `layers`) run through `_spec_logits` instead, one
+pooling, flatten; see `layers`) run through `_spec_forward` instead, one
 `tf.function` per architecture.
 """
 
