@@ -11,6 +11,7 @@ from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wra
 from tests import helpers
 from tfprune import epoch_log
 from tfprune import gradual
+from tfprune import pruning
 from tfprune import schedules
 from tfprune import tflite
 from tfprune.errors import TfpruneError
@@ -117,6 +118,16 @@ def test_tfmot_count_matches_tfmot_mask(size, sparsity):
   _, mask = pruning._update_mask(tf.constant(weights))  # pylint: disable=protected-access
   assert size - int(np.sum(mask.numpy())) == schedules.tfmot_pruned_count(
       size, sparsity)
+
+
+@pytest.mark.parametrize('target', [0.3, 0.5, 0.7, 0.9, 0.95, 0.97, 0.99, 0.999])
+def test_schedule_sparsity_reads_back_as_the_exact_percentage(target):
+  steps = schedules.plan_gradual(100)
+  schedule = schedules.polynomial(target, steps)
+  _, sparsity = schedule(steps.end_step)
+  percent = gradual.as_percent(sparsity)
+  assert percent == pytest.approx(100 * target, abs=1e-9)
+  assert pruning.prune_count(percent, 1000) == round(1000 * target)
 
 
 # --- training runs -----------------------------------------------------------

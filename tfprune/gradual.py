@@ -146,6 +146,16 @@ def sparsity(variables: Sequence[tf.Variable]) -> float:
   return zeros / sum(int(np.prod(v.shape)) for v in variables)
 
 
+def as_percent(sparsity) -> float:
+  """A schedule's float32 sparsity as the percentage it stands for.
+
+  float32(0.7) is 0.69999999; read as 69.999999% it would prune 699 units of
+  1000 instead of 700. float32 carries about 7 significant digits, so four
+  decimals of a percentage are exact.
+  """
+  return round(100 * float(sparsity), 4)
+
+
 class UnitPruning(masking.KeepMasked):
   """Prunes whole units of Dense layers at a schedule's steps, keeps them zero.
 
@@ -170,7 +180,7 @@ class UnitPruning(masking.KeepMasked):
     should_prune, target = self.schedule(step)
     if not bool(should_prune):
       return
-    k = round(100 * float(target), 6)
+    k = as_percent(target)
     units = []
     for layer, (_, mask) in zip(self.layers, self.pairs[::2]):
       units.append(np.any(pruning.unit_l2_mask(layer.kernel.numpy(), k, mask),
