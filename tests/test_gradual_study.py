@@ -177,3 +177,11 @@ def test_sweep_accepts_the_exported_weights(study, tmp_path):
   assert rows[0].sparsity == pytest.approx(result.results[0].sparsity)
   assert rows[1].accuracy == rows[0].accuracy  # already 90% sparse: no change
   assert rows[2].sparsity == pytest.approx(0.95, abs=1e-6)
+
+
+def test_script_unknown_strategy_names_the_choices(tmp_path, data_dir):
+  result = _script(tmp_path / 'out', data_dir, '--strategy=tpu')
+  assert result.returncode != 0
+  assert ('flag --strategy=tpu: value should be one of '
+          '<default|mirrored|multi_worker>') in result.stderr
+  assert not (tmp_path / 'out').exists()
