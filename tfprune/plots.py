@@ -128,8 +128,9 @@ def plot_gradual(results_csv: str | pathlib.Path, oneshot_csv: str | pathlib.Pat
     ax.set_xlabel('measured sparsity of the pruned layers (%)')
   axes[0].set_title('accuracy vs sparsity')
   axes[1].set_xlim(max(0.0, 100 * lowest - 3), 100)
-  axes[1].set_ylim(bottom=max(0.0, min(
-      100 * p['accuracy'] for points in by_procedure.values() for p in points) - 5))
+  axes[1].set_ylim(max(0.0, min(
+      100 * p['accuracy'] for points in by_procedure.values() for p in points) - 5),
+                   100.5)
   axes[1].set_title('high-sparsity end')
   axes[1].legend()
   return _save(fig, pathlib.Path(path))
