@@ -10,6 +10,7 @@ import pytest
 from tests import helpers
 from tfprune import lottery
 from tfprune import models
+from tfprune import trial_plots
 from tfprune import trials
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
@@ -258,3 +259,21 @@ def test_script_names_the_bad_csv_line_and_writes_nothing(data_dir, tmp_path):
   assert line.endswith("line 6, column sex: unknown value 'unknown', expected "
                        'one of female, male or NA')
   assert not (tmp_path / 'out').exists()
+
+
+def test_curves_plot_draws_every_trial_including_prune_after(tmp_path, monkeypatch):
+  curves = [{'procedure': p, 'seed': '0', 'round': '0', 'epoch': str(e),
+             'train_loss': '1', 'train_accuracy': '0.5', 'val_loss': '1',
+             'val_accuracy': '0.5', 'sparsity': '0'}
+            for p in ('unpruned', 'dynamic') for e in (1, 2)]
+  rounds = [{'procedure': p, 'seed': '0', 'round': r, 'remaining': '1',
+             'val_loss': '1', 'val_accuracy': '0.5', 'test_loss': '1',
+             'test_accuracy': '0.5'}
+            for p, r in (('unpruned', '0'), ('prune_after', '1'), ('dynamic', '0'))]
+  figures = []
+  monkeypatch.setattr(trial_plots, '_save', lambda fig, path: figures.append(fig))
+  trial_plots.plot_curves(curves, rounds, tmp_path / 'c.png')
+  labels = [t.get_text() for t in figures[0].axes[0].get_legend().get_texts()]
+  assert sorted(labels) == ['dynamic train', 'dynamic validation',
+                            'prune_after (validation)', 'unpruned train',
+                            'unpruned validation']

@@ -71,7 +71,7 @@ def _by_epoch(rows, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def plot_curves(curves, rounds, path: pathlib.Path) -> pathlib.Path:
   """Draws the training curves of every trial on one figure."""
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-  procedures = list(dict.fromkeys(r['procedure'] for r in curves))
+  procedures = list(dict.fromkeys(r['procedure'] for r in rounds))
   last_epoch = max(int(r['epoch']) for r in curves)
   for name in procedures:
     color = COLORS.get(name)
