@@ -8,8 +8,8 @@ The reference protocol on CIFAR-10 (GPU; see the README for the expected time):
 The reduced CPU study committed in img/study_c (Fashion-MNIST, 28x28x1):
 
   python experiments/study_c.py --dataset=fashion_mnist --width=0.125 \
-      --train_limit=10000 --epochs=4 --learning_rate=0.05 \
-      --oneshot_retrain_epochs=2 --step_retrain_epochs=1 \
+      --train_limit=10000 --epochs=8 --learning_rate=0.05 \
+      --oneshot_retrain_epochs=2 --step_fraction=0.11 --step_retrain_epochs=1 \
       --final_retrain_epochs=2 --noaugment --out_dir=img/study_c
 """
 
