@@ -12,13 +12,16 @@ The corrected model (logits), and Fashion-MNIST's CNN on a reduced budget:
 
   python experiments/lottery.py --model=penguin_mlp --out_dir=img/lottery/penguins-logits
   python experiments/lottery.py --dataset=fashion_mnist --model=fashion_cnn \
-      --epochs=3 --batch_size=128 --learning_rate=1e-3 --out_dir=img/lottery/fashion
+      --epochs=3 --batch_size=64 --learning_rate=1e-3 --train_limit=10000 \
+      --out_dir=img/lottery/fashion
 
-Iterative lottery tickets (8 rounds of 20%) on the MNIST MLP:
+Iterative lottery tickets (15 rounds of 20%) on the MNIST MLP, with the
+random-reinitialisation control:
 
-  python experiments/lottery.py --dataset=mnist --model=mlp --procedures=lottery \
-      --rounds=8 --prune_fraction=0.2 --epochs=2 --batch_size=128 \
-      --learning_rate=1e-3 --train_limit=10000 --out_dir=img/lottery/mnist-ticket
+  python experiments/lottery.py --dataset=mnist --model=mlp \
+      --procedures=lottery,random_reinit --rounds=15 --prune_fraction=0.2 \
+      --epochs=2 --batch_size=128 --learning_rate=1.2e-3 --train_limit=10000 \
+      --seeds=0,1,2 --out_dir=img/lottery/mnist-ticket
 """
 
 import shlex
