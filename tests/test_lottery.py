@@ -10,6 +10,7 @@ import pytest
 from tests import helpers
 from tfprune import lottery
 from tfprune import models
+from tfprune import plots
 from tfprune import trial_plots
 from tfprune import trials
 from tfprune.errors import TfpruneError
@@ -271,7 +272,7 @@ def test_curves_plot_draws_every_trial_including_prune_after(tmp_path, monkeypat
              'test_accuracy': '0.5'}
             for p, r in (('unpruned', '0'), ('prune_after', '1'), ('dynamic', '0'))]
   figures = []
-  monkeypatch.setattr(trial_plots, '_save', lambda fig, path: figures.append(fig))
+  monkeypatch.setattr(plots, 'save_figure', lambda fig, path: figures.append(fig))
   trial_plots.plot_curves(curves, rounds, tmp_path / 'c.png')
   labels = [t.get_text() for t in figures[0].axes[0].get_legend().get_texts()]
   assert sorted(labels) == ['dynamic train', 'dynamic validation',

@@ -5,11 +5,12 @@ then renamed into place (a rename within one folder is atomic on POSIX).
 """
 
 import contextlib
+import csv
 import os
 import pathlib
 import shutil
 import tempfile
-from typing import Iterator
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from tfprune.errors import TfpruneError
 
@@ -61,6 +62,17 @@ def write_text(path: str | os.PathLike, text: str) -> pathlib.Path:
   """Writes `text` to `path` atomically and returns the path."""
   with replacing(path) as tmp:
     tmp.write_text(text)
+  return pathlib.Path(path)
+
+
+def write_csv(path: str | os.PathLike, columns: Sequence[str],
+              rows: Iterable[Mapping[str, Any]]) -> pathlib.Path:
+  """Writes dict `rows` as CSV with a header of `columns`, atomically."""
+  with replacing(path) as tmp:
+    with tmp.open('w', newline='') as f:
+      writer = csv.DictWriter(f, columns, lineterminator='\n')
+      writer.writeheader()
+      writer.writerows(rows)
   return pathlib.Path(path)
 
 

@@ -72,7 +72,7 @@ def plot_sweep(csv_path: str | pathlib.Path,
     _draw(ax, points, 'k', method)
     ax.set_title(f'{method}-level pruning')
     ax.set_xlabel('k (% of each pruned layer removed)')
-    written.append(_save(fig, out_dir / method_plot_name(method)))
+    written.append(save_figure(fig, out_dir / method_plot_name(method)))
   fig, (by_k, by_sparsity) = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
   for method, points in by_method.items():
     _draw(by_k, points, 'k', method)
@@ -82,7 +82,7 @@ def plot_sweep(csv_path: str | pathlib.Path,
   by_k.set_title('accuracy vs k')
   by_sparsity.set_title('accuracy vs sparsity')
   by_sparsity.legend()
-  written.append(_save(fig, out_dir / COMBINED_NAME))
+  written.append(save_figure(fig, out_dir / COMBINED_NAME))
   return written
 
 
@@ -94,7 +94,8 @@ def _draw(ax, points, x_key: str, label: str, scale: float = 1.0) -> None:
   ax.grid(True, alpha=0.3)
 
 
-def _save(fig, path: pathlib.Path) -> pathlib.Path:
+def save_figure(fig, path: pathlib.Path) -> pathlib.Path:
+  """Saves `fig` as a PNG at `path` atomically, closes it, returns `path`."""
   fig.tight_layout()
   with atomic.replacing(path) as tmp:
     fig.savefig(tmp, format='png', dpi=100)
@@ -133,4 +134,4 @@ def plot_gradual(results_csv: str | pathlib.Path, oneshot_csv: str | pathlib.Pat
                    100.5)
   axes[1].set_title('high-sparsity end')
   axes[1].legend()
-  return _save(fig, pathlib.Path(path))
+  return save_figure(fig, pathlib.Path(path))

@@ -135,11 +135,7 @@ def run(config: StudyAConfig, verbose: int = 0) -> list[dict]:
 
 
 def _write(out: pathlib.Path, config: StudyAConfig, rows: list[dict]) -> None:
-  with atomic.replacing(out / 'study_a.csv') as tmp:
-    with tmp.open('w', newline='') as f:
-      writer = csv.DictWriter(f, COLUMNS)
-      writer.writeheader()
-      writer.writerows(rows)
+  atomic.write_csv(out / 'study_a.csv', COLUMNS, rows)
   atomic.write_text(out / 'study_a_config.json',
                     json.dumps(dataclasses.asdict(config), indent=2) + '\n')
   plot(out / 'study_a.csv', out / 'study_a.png')

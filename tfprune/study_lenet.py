@@ -224,11 +224,7 @@ def run(config: StudyBConfig) -> list[dict]:
 
 
 def _write(out: pathlib.Path, config: StudyBConfig, rows: list[dict]) -> None:
-  with atomic.replacing(out / 'study_b.csv') as tmp:
-    with tmp.open('w', newline='') as f:
-      writer = csv.DictWriter(f, COLUMNS)
-      writer.writeheader()
-      writer.writerows(rows)
+  atomic.write_csv(out / 'study_b.csv', COLUMNS, rows)
   atomic.write_text(out / 'study_b_config.json',
                     json.dumps(dataclasses.asdict(config), indent=2) + '\n')
   plot(out / 'study_b.csv', out / 'study_b.png')

@@ -17,7 +17,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from tfprune import atomic  # pylint: disable=wrong-import-position
+from tfprune import plots  # pylint: disable=wrong-import-position
 from tfprune.errors import TfpruneError  # pylint: disable=wrong-import-position
 
 CURVES_PLOT = 'curves.png'
@@ -99,7 +99,7 @@ def plot_curves(curves, rounds, path: pathlib.Path) -> pathlib.Path:
     ax.grid(True, alpha=0.3)
   axes[0].set_yscale('log')  # losses near 0 (logits) and near a floor (tanh)
   axes[0].legend(fontsize=8)
-  return _save(fig, path)
+  return plots.save_figure(fig, path)
 
 
 def plot_ticket_curve(rounds, path: pathlib.Path) -> pathlib.Path:
@@ -129,12 +129,4 @@ def plot_ticket_curve(rounds, path: pathlib.Path) -> pathlib.Path:
   ax.set_title(f'iterative lottery ticket ({seeds} seeds)')
   ax.grid(True, which='both', alpha=0.3)
   ax.legend()
-  return _save(fig, path)
-
-
-def _save(fig, path: pathlib.Path) -> pathlib.Path:
-  fig.tight_layout()
-  with atomic.replacing(path) as tmp:
-    fig.savefig(tmp, format='png', dpi=100)
-  plt.close(fig)
-  return path
+  return plots.save_figure(fig, path)
