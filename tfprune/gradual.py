@@ -28,6 +28,7 @@ import tensorflow_model_optimization as tfmot
 from tfprune import data
 from tfprune import epoch_log
 from tfprune import masking
+from tfprune import models
 from tfprune import pruning
 from tfprune import schedules
 from tfprune.errors import TfpruneError
@@ -108,7 +109,7 @@ class PruningRun:
 
 def pruned_layer_names(model: keras.Model, prune_output_layer: bool) -> list[str]:
   """Names of the Dense layers a run prunes: hidden ones, plus the output one."""
-  dense = [l.name for l in model.layers if isinstance(l, keras.layers.Dense)]
+  dense = [l.name for l in models.dense_layers(model)]
   return [dense[i] for i in pruning.prunable_layers(len(dense), prune_output_layer)]
 
 

@@ -243,12 +243,8 @@ def run(config: GradualConfig, command: str | None = None,
   spec = data.get(config.dataset)
   start = weights.load(config.weights_dir)
   model_fn = models.get(config.model)
+  # Refuses weights of another architecture or class count, naming the layer.
   models.load_network(model_fn(spec.image_shape, spec.num_classes), start.network)
-  if start.network.output_dim != spec.num_classes:
-    raise TfpruneError(
-        f'the weights in {config.weights_dir} have {start.network.output_dim} '
-        f'outputs but {config.dataset} has {spec.num_classes} classes: use '
-        'weights trained on this dataset')
   train_split = data.load(config.dataset, 'train', config.data_dir,
                           limit=config.train_limit)
   test_split = data.load(config.dataset, 'test', config.data_dir)
