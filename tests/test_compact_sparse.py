@@ -65,20 +65,42 @@ def test_dead_unit_bias_is_folded_into_the_next_layer():
 def test_plan_matches_the_dense_evaluator(method, k, allow_sparse):
   pruned = _pruned(method, k)
   plan = inference.plan(pruned, allow_sparse=allow_sparse)
+  if not allow_sparse:
+    assert set(plan.kinds) == {'dense'}
   images = _images(n=inference.CHUNK + 37)  # two chunks
   np.testing.assert_allclose(inference.logits(plan, images),
                              evaluate.logits(pruned, images), rtol=1e-4, atol=1e-4)
 
 
-def test_csr_kernel_equals_dense_matmul():
+# Every switch between the row layout (dense) and the chunked transposed
+# layout (CSR): first, middle and last layer of either kind.
+KIND_PATTERNS = [('csr',) * 4, ('dense',) * 4, ('csr', 'dense', 'csr', 'dense'),
+                 ('dense', 'csr', 'dense', 'csr'), ('dense', 'dense', 'csr', 'csr')]
+
+
+@pytest.mark.parametrize('kinds', KIND_PATTERNS, ids='+'.join)
+@pytest.mark.parametrize('use_biases', [True, False], ids=['biases', 'no-biases'])
+@pytest.mark.parametrize('n', [1, inference.CHUNK, 2 * inference.CHUNK + 37])
+def test_every_kernel_layout_computes_the_evaluator_logits(kinds, use_biases, n):
   pruned = _pruned('weight', 80)
-  layers = [inference.PlannedLayer(kind, None, None, 0) for kind in ('csr', 'dense')]
-  kernel_t = np.ascontiguousarray(pruned.kernels[0].T)
-  h = inference.tf.constant(_images().T)
-  sparse = inference._matmul('csr', inference._csr(kernel_t), h).numpy()
-  dense = inference._matmul('dense', inference.tf.constant(kernel_t), h).numpy()
-  np.testing.assert_allclose(sparse, dense, rtol=1e-5, atol=1e-6)
-  assert [l.kind for l in layers] == ['csr', 'dense']
+  plan = inference.plan(pruned, use_biases, kinds=kinds)
+  assert plan.kinds == kinds
+  images = _images(n=n)
+  np.testing.assert_allclose(inference.logits(plan, images),
+                             evaluate.logits(pruned, images, use_biases),
+                             rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('kinds', [('csr',) * 3, ('dense', 'sparse', 'csr', 'csr')])
+def test_forced_kinds_must_name_a_kernel_per_layer(kinds):
+  with pytest.raises(TfpruneError, match='must give one of'):
+    inference.plan(_pruned('weight', 80), kinds=kinds)
+
+
+def test_layers_denser_than_max_csr_density_stay_dense():
+  # Above MAX_CSR_DENSITY no crossover is measured and dense is kept.
+  pruned = _pruned('weight', 30)
+  assert inference.plan(pruned).kinds == ('dense',) * 4
 
 
 def test_crossover_is_measured_per_shape_class_and_cached():

@@ -24,8 +24,11 @@ def compact(network: Network, use_biases: bool = True) -> Network:
       outputs 0 and nothing is folded; the returned biases are then zero.
 
   Returns:
-    An equivalent network whose hidden layers keep only live, used units.
+    An equivalent network whose hidden layers keep only live, used units
+    (`network` itself when it has no unit to remove and uses its biases).
   """
+  if use_biases and not _removable_units(network):
+    return network
   kernels = [np.array(k, dtype=np.float64) for k in network.kernels]
   biases = [np.array(b, dtype=np.float64) if use_biases else np.zeros(b.shape)
             for b in network.biases]
@@ -47,3 +50,9 @@ def compact(network: Network, use_biases: bool = True) -> Network:
     kernels[i + 1] = kernels[i + 1][keep, :]
   return Network(tuple(k.astype(np.float32) for k in kernels),
                  tuple(b.astype(np.float32) for b in biases))
+
+
+def _removable_units(network: Network) -> bool:
+  """Whether some hidden unit has an all-zero incoming column or outgoing row."""
+  return any(not kernel.any(axis=0).all() or not following.any(axis=1).all()
+             for kernel, following in zip(network.kernels, network.kernels[1:]))

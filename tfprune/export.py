@@ -31,11 +31,12 @@ def to_arrays(compact: Network, use_biases: bool = True) -> dict[str, np.ndarray
   arrays = {'num_layers': np.array(compact.num_layers),
             'use_biases': np.array(use_biases)}
   for i, (kernel, bias) in enumerate(zip(compact.kernels, compact.biases), start=1):
-    kernel_t = kernel.T
-    rows, cols = np.nonzero(kernel_t)
     index_type = np.int16 if kernel.shape[0] <= np.iinfo(np.int16).max else np.int32
-    csr_bytes = rows.size * (4 + np.dtype(index_type).itemsize) + 4 * (kernel.shape[1] + 1)
+    nonzeros = np.count_nonzero(kernel)
+    csr_bytes = nonzeros * (4 + np.dtype(index_type).itemsize) + 4 * (kernel.shape[1] + 1)
     if csr_bytes < kernel.nbytes:
+      kernel_t = np.ascontiguousarray(kernel.T)
+      rows, cols = np.nonzero(kernel_t)
       arrays[f'csr_values_{i}'] = kernel_t[rows, cols].astype(np.float32)
       arrays[f'csr_indices_{i}'] = cols.astype(index_type)
       arrays[f'csr_indptr_{i}'] = np.concatenate(

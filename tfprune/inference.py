@@ -1,19 +1,29 @@
 """Fast inference for pruned networks: compaction plus sparse kernels where they pay.
 
 `plan(network)` compacts the network (see `compaction`) and, for each layer,
-picks a dense matmul or a CSR sparse matmul (TensorFlow's `CSRSparseMatrix`
-kernel) by a crossover *measured on this machine*: the time of a dense matmul
-against CSR matmuls at two densities, fitted linearly in the density, for the
+picks a dense or a CSR sparse matmul (TensorFlow's `CSRSparseMatrix` kernel)
+by a crossover *measured on this machine*: the time of the dense layer against
+the CSR layer at two densities, fitted linearly in the density, for the
 layer's shape class (each dimension rounded up to a power of two, so that the
 many slightly different shapes of compacted layers share one measurement).
+CSR is chosen only where it is predicted at most `REQUIRED_GAIN` of the dense
+time, so timing noise near the crossover does not pick a slower kernel, and
+never above `MAX_CSR_DENSITY` (there a CSR kernel, which loads an index per
+weight, cannot beat dense; skipping saves the measurement).
 `tf.sparse.sparse_dense_matmul` is not used: on a 2-core CPU it never beat
 dense (measured 5x slower at 90% sparsity).
 
-Activations flow transposed, (features, batch), so that each layer is
-`W^T @ h` with the sparse operand on the left as the CSR kernel requires, in
-chunks of `CHUNK` examples: a chunk of activations stays in cache while the
-CSR kernel gathers from it, which moved the measured crossover at 10,000
-examples from about 95% sparsity (one chunk) to about 80% (chunks of 512).
+The two kernels run in the layout that suits each (measured on this machine):
+
+- dense layers take the whole batch as (batch, features) rows in one small
+  `tf.function`, where TensorFlow fuses matmul, bias and ReLU into one kernel;
+- CSR layers take the activations transposed, (features, batch), as the CSR
+  kernel needs its sparse operand on the left, in chunks of `CHUNK` examples:
+  a chunk stays in cache while the kernel gathers from it (3x faster than one
+  whole-batch CSR matmul at 80-98% sparsity).
+
+`prepare` makes both layouts of the inputs once; the forward pass converts
+between them only where the kernel kind changes.
 """
 
 import dataclasses
@@ -28,10 +38,16 @@ from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops as csr_ops
 
 from tfprune import compaction
 from tfprune import evaluate
+from tfprune.errors import TfpruneError
 from tfprune.network import Network
 
 CHUNK = 512
-PROBE_DENSITIES = (0.02, 0.2)
+KINDS = ('dense', 'csr')
+PROBE_DENSITIES = (0.05, 0.3)
+PROBE_CHUNKS = 2
+PROBE_ROUNDS = 2
+MAX_CSR_DENSITY = 0.5
+REQUIRED_GAIN = 0.9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,14 +56,15 @@ class PlannedLayer:
 
   Attributes:
     kind: 'dense' or 'csr'.
-    weights: the (units, inputs) transposed kernel: a dense tensor or a
-      `CSRSparseMatrix`.
-    bias: (units, 1) tensor, or None when biases are not used.
+    weights: dense: the (inputs, units) kernel tensor; csr: a
+      `CSRSparseMatrix` of the transposed (units, inputs) kernel.
+    bias: dense: a (units,) tensor; csr: a (units, 1) tensor. Zero when the
+      plan does not use biases.
     nonzeros: non-zero kernel weights.
   """
   kind: str
   weights: object
-  bias: tf.Tensor | None
+  bias: tf.Tensor
   nonzeros: int
 
 
@@ -62,19 +79,31 @@ class Plan:
     return tuple(l.kind for l in self.layers)
 
 
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+  """Inputs in both layouts of the forward pass (see the module docstring).
+
+  Attributes:
+    rows: (n, features) float32 tensor.
+    chunks: the same values transposed, (features, <= CHUNK) per chunk.
+  """
+  rows: tf.Tensor
+  chunks: tuple[tf.Tensor, ...]
+
+  def __len__(self) -> int:
+    return int(self.rows.shape[0])
+
+
+def _seconds(fn) -> float:
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
+
+
 def timings(fn, repeats: int) -> list[float]:
   """Seconds of `repeats` calls of `fn`, after one untimed warm-up call."""
   fn()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return times
-
-
-def _time(fn, repeats: int = 2) -> float:
-  return min(timings(fn, repeats))
+  return [_seconds(fn) for _ in range(repeats)]
 
 
 def _csr(kernel_t: np.ndarray):
@@ -84,10 +113,41 @@ def _csr(kernel_t: np.ndarray):
       kernel_t.shape))
 
 
-def _matmul(kind: str, weights, h: tf.Tensor) -> tf.Tensor:
-  if kind == 'csr':
-    return csr_ops.matmul(weights, h)
-  return tf.matmul(weights, h)
+# One trace for every shape: compacted layers come in many shapes.
+_ANY_SHAPE = (tf.TensorSpec([None, None], tf.float32),
+              tf.TensorSpec([None, None], tf.float32),
+              tf.TensorSpec([None], tf.float32))
+
+
+@tf.function(input_signature=_ANY_SHAPE)
+def _dense_relu(h, kernel, bias):
+  return tf.nn.relu(tf.matmul(h, kernel) + bias)
+
+
+@tf.function(input_signature=_ANY_SHAPE)
+def _dense_linear(h, kernel, bias):
+  return tf.matmul(h, kernel) + bias
+
+
+def _dense_layer(layer: PlannedLayer, rows: tf.Tensor, relu: bool) -> tf.Tensor:
+  return (_dense_relu if relu else _dense_linear)(rows, layer.weights, layer.bias)
+
+
+def _csr_layer(layer: PlannedLayer, chunks: Sequence[tf.Tensor],
+               relu: bool) -> list[tf.Tensor]:
+  out = []
+  for chunk in chunks:
+    h = csr_ops.matmul(layer.weights, chunk) + layer.bias
+    out.append(tf.nn.relu(h) if relu else h)
+  return out
+
+
+def _to_chunks(rows: tf.Tensor) -> list[tf.Tensor]:
+  return [tf.transpose(rows[i:i + CHUNK]) for i in range(0, rows.shape[0], CHUNK)]
+
+
+def _to_rows(chunks: Sequence[tf.Tensor]) -> tf.Tensor:
+  return tf.transpose(tf.concat(chunks, axis=1))
 
 
 def _shape_class(n: int) -> int:
@@ -95,7 +155,7 @@ def _shape_class(n: int) -> int:
 
 
 def crossover_density(inputs: int, units: int) -> float:
-  """Density below which CSR beats dense for an (inputs, units) layer.
+  """Density below which CSR is predicted at most `REQUIRED_GAIN` of dense.
 
   Measured once per shape class in this process (see the module docstring).
   """
@@ -104,62 +164,74 @@ def crossover_density(inputs: int, units: int) -> float:
 
 @functools.lru_cache(maxsize=None)
 def _measured_crossover(inputs: int, units: int) -> float:
-  batch = CHUNK
   rng = np.random.default_rng(0)
-  h = tf.constant(rng.random((inputs, batch), dtype=np.float32))
-  dense = tf.constant(rng.normal(size=(units, inputs)).astype(np.float32))
-  t_dense = _time(lambda: _matmul('dense', dense, h).numpy())
-  times = []
-  for density in PROBE_DENSITIES:
-    kernel = np.where(rng.random((units, inputs)) < density,
-                      rng.normal(size=(units, inputs)), 0).astype(np.float32)
-    csr = _csr(kernel)
-    times.append(_time(lambda: _matmul('csr', csr, h).numpy()))
-  (d0, d1), (t0, t1) = PROBE_DENSITIES, times
+  rows = tf.constant(rng.random((PROBE_CHUNKS * CHUNK, inputs), dtype=np.float32))
+  chunks = _to_chunks(rows)
+  kernel = rng.standard_normal((inputs, units), dtype=np.float32)
+  bias = np.zeros(units, np.float32)
+  dense = _planned('dense', kernel, bias)
+  uniform = rng.random(kernel.shape, dtype=np.float32)
+  probes = [_planned('csr', np.where(uniform < density, kernel, 0), bias)
+            for density in PROBE_DENSITIES]
+  runs = [lambda: _dense_layer(dense, rows, True).numpy()] + [
+      lambda p=probe: [c.numpy() for c in _csr_layer(p, chunks, True)]
+      for probe in probes]
+  for fn in runs:
+    fn()  # warm-up
+  # Interleaved rounds, fastest of each: load changes hit every kernel alike.
+  rounds = [[_seconds(fn) for fn in runs] for _ in range(PROBE_ROUNDS)]
+  t_dense, t0, t1 = np.min(rounds, axis=0)
+  (d0, d1), target = PROBE_DENSITIES, REQUIRED_GAIN * t_dense
   slope = (t1 - t0) / (d1 - d0)
   if slope <= 0:
-    return PROBE_DENSITIES[0] if t0 < t_dense else 0.0
-  return float(np.clip(d0 + (t_dense - t0) / slope, 0.0, 1.0))
+    return d0 if t0 <= target else 0.0
+  return float(np.clip(d0 + (target - t0) / slope, 0.0, 1.0))
 
 
-def plan(network: Network, use_biases: bool = True,
-         allow_sparse: bool = True) -> Plan:
+def _planned(kind: str, kernel: np.ndarray, bias: np.ndarray) -> PlannedLayer:
+  nonzeros = int(np.count_nonzero(kernel))
+  if kind == 'csr':
+    return PlannedLayer('csr', _csr(np.ascontiguousarray(kernel.T)),
+                        tf.constant(bias[:, None]), nonzeros)
+  return PlannedLayer('dense', tf.constant(kernel), tf.constant(bias), nonzeros)
+
+
+def plan(network: Network, use_biases: bool = True, allow_sparse: bool = True,
+         kinds: Sequence[str] | None = None) -> Plan:
   """Compacts `network` and picks dense or CSR for each layer.
 
   Args:
-    network: a (pruned) network.
+    network: a (pruned) dense-chain network.
     use_biases: add biases in the forward pass.
     allow_sparse: False forces dense kernels (compaction still applies).
+    kinds: force these kernels, one of `KINDS` per layer, instead of the
+      measured choice.
+
+  Raises:
+    TfpruneError: `kinds` has the wrong length or an unknown kind.
   """
   compact = compaction.compact(network, use_biases)
+  if kinds is not None:
+    kinds = tuple(kinds)
+    if len(kinds) != compact.num_layers or set(kinds) - set(KINDS):
+      raise TfpruneError(
+          f'kinds {kinds} must give one of {KINDS} for each of the '
+          f'{compact.num_layers} layers')
   layers = []
-  for kernel, bias in zip(compact.kernels, compact.biases):
-    nonzeros = int(np.count_nonzero(kernel))
-    density = nonzeros / kernel.size
-    sparse = allow_sparse and density < crossover_density(*kernel.shape)
-    kernel_t = np.ascontiguousarray(kernel.T)
-    layers.append(PlannedLayer(
-        kind='csr' if sparse else 'dense',
-        weights=_csr(kernel_t) if sparse else tf.constant(kernel_t),
-        bias=tf.constant(bias[:, None]) if use_biases else None,
-        nonzeros=nonzeros))
+  for i, (kernel, bias) in enumerate(zip(compact.kernels, compact.biases)):
+    if kinds is not None:
+      kind = kinds[i]
+    else:
+      density = np.count_nonzero(kernel) / kernel.size
+      sparse = (allow_sparse and density < MAX_CSR_DENSITY
+                and density < crossover_density(*kernel.shape))
+      kind = 'csr' if sparse else 'dense'
+    layers.append(_planned(kind, kernel, bias if use_biases else np.zeros_like(bias)))
   return Plan(compact, tuple(layers))
 
 
-def _forward(p: Plan, x_t: tf.Tensor) -> tf.Tensor:
-  h = x_t
-  last = len(p.layers) - 1
-  for i, layer in enumerate(p.layers):
-    h = _matmul(layer.kind, layer.weights, h)
-    if layer.bias is not None:
-      h = h + layer.bias
-    if i < last:
-      h = tf.nn.relu(h)
-  return h
-
-
-def prepare(images: np.ndarray, input_dim: int) -> tuple[tf.Tensor, ...]:
-  """Images as transposed (features, <= CHUNK) float32 tensors for `run`.
+def prepare(images: np.ndarray, input_dim: int) -> Inputs:
+  """Images in both layouts of the forward pass, as float32 tensors.
 
   Prepare once and reuse across plans: the transpose is not free.
 
@@ -167,13 +239,29 @@ def prepare(images: np.ndarray, input_dim: int) -> tuple[tf.Tensor, ...]:
     TfpruneError: the images do not have `input_dim` values each.
   """
   x = evaluate.flatten_inputs(images, input_dim)
-  return tuple(tf.constant(np.ascontiguousarray(x[i:i + CHUNK].T))
-               for i in range(0, len(x), CHUNK))
+  return Inputs(tf.constant(x), tuple(
+      tf.constant(np.ascontiguousarray(x[i:i + CHUNK].T))
+      for i in range(0, len(x), CHUNK)))
 
 
-def run(p: Plan, chunks: Sequence[tf.Tensor]) -> np.ndarray:
+def _forward(p: Plan, inputs: Inputs) -> tf.Tensor:
+  rows, chunks = inputs.rows, inputs.chunks
+  last = len(p.layers) - 1
+  for i, layer in enumerate(p.layers):
+    if layer.kind == 'dense':
+      rows = _dense_layer(layer, _to_rows(chunks) if rows is None else rows,
+                          relu=i < last)
+      chunks = None
+    else:
+      chunks = _csr_layer(layer, _to_chunks(rows) if chunks is None else chunks,
+                          relu=i < last)
+      rows = None
+  return _to_rows(chunks) if rows is None else rows
+
+
+def run(p: Plan, inputs: Inputs) -> np.ndarray:
   """Logits (n, classes) of inputs prepared by `prepare`."""
-  return np.concatenate([_forward(p, c).numpy().T for c in chunks])
+  return _forward(p, inputs).numpy()
 
 
 def logits(p: Plan, images: np.ndarray) -> np.ndarray:
@@ -181,7 +269,7 @@ def logits(p: Plan, images: np.ndarray) -> np.ndarray:
   return run(p, prepare(images, p.network.input_dim))
 
 
-def accuracy(p: Plan, chunks: Sequence[tf.Tensor], labels: np.ndarray) -> float:
+def accuracy(p: Plan, inputs: Inputs, labels: np.ndarray) -> float:
   """Fraction of the prepared inputs whose arg-max output equals `labels`."""
   labels = np.asarray(labels)
-  return float(np.mean(run(p, chunks).argmax(axis=1) == labels))
+  return float(np.mean(run(p, inputs).argmax(axis=1) == labels))

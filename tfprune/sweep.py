@@ -14,7 +14,6 @@ method at k = 0) are evaluated once.
 
 import csv
 import dataclasses
-import hashlib
 import io
 import json
 import time
@@ -243,26 +242,32 @@ def sweep(config: SweepConfig, network: Network, split: data.Split,
   inputs = inference.prepare(split.images, network.input_dim)
   dense_counts = metrics.total(metrics.layer_counts(network, config.use_biases))
   rows = []
-  seen: dict[str, float] = {}
+  seen: dict[tuple[int, ...], list[tuple[Network, float]]] = {}
   for method in config.methods:
     for k in config.levels:
       pruned = methods.prune(method, network, k, layers, calibration_inputs,
                              config.use_biases, config.bias_correction)
-      key = _digest(pruned)
+      # Equal networks have equal non-zero counts: compare arrays only then.
+      candidates = seen.setdefault(_nonzero_counts(pruned), [])
+      known = next((accuracy for other, accuracy in candidates
+                    if _same_arrays(other, pruned)), None)
       row = measure(dense_counts, pruned, layers, inputs, split.labels, config,
-                    method, k, accuracy=seen.get(key))
-      seen[key] = row.accuracy
+                    method, k, accuracy=known)
+      if known is None:
+        candidates.append((pruned, row.accuracy))
       rows.append(row)
       if on_pruned is not None:
         on_pruned(method, k, pruned)
   return rows
 
 
-def _digest(network: Network) -> str:
-  h = hashlib.blake2b(digest_size=16)
-  for array in network.kernels + network.biases:
-    h.update(array.tobytes())
-  return h.hexdigest()
+def _nonzero_counts(network: Network) -> tuple[int, ...]:
+  return tuple(int(np.count_nonzero(a)) for a in network.kernels + network.biases)
+
+
+def _same_arrays(a: Network, b: Network) -> bool:
+  return all(np.array_equal(x, y) for x, y in
+             zip(a.kernels + a.biases, b.kernels + b.biases))
 
 
 def to_csv(rows: Sequence[SweepRow]) -> str:
