@@ -9,6 +9,7 @@ network predicts exactly like the pruned one. Arrays, with `format` and a JSON
 little on float values and would cost a quarter second per 10 MB).
 """
 
+import dataclasses
 import io
 import json
 import pathlib
@@ -24,6 +25,28 @@ from tfprune.network import Network
 
 FORMAT = 'tfprune-pruned-v1'
 SUFFIX = '.npz'
+
+
+@dataclasses.dataclass(frozen=True)
+class Score:
+  """What `score` measured of an export.
+
+  Attributes:
+    path: the export file.
+    dataset: the dataset whose test split was used.
+    accuracy: test accuracy of the loaded network.
+    nonzero_params: non-zero kernel weights, plus biases when used.
+    units: layer widths, e.g. 784-100-100-50-20-10.
+    size_bytes: bytes of the file.
+    metadata: what the export recorded of how it was made.
+  """
+  path: str
+  dataset: str
+  accuracy: float
+  nonzero_params: int
+  units: str
+  size_bytes: int
+  metadata: dict[str, Any]
 
 
 def to_arrays(compact: Network, use_biases: bool = True) -> dict[str, np.ndarray]:
@@ -125,3 +148,32 @@ def _from_arrays(arrays: dict[str, np.ndarray]) -> tuple[Network, bool, dict[str
                   else np.zeros(kernel.shape[1], np.float32))
   metadata = json.loads(str(arrays['metadata']))
   return Network(tuple(kernels), tuple(biases)), use_biases, metadata
+
+
+def score(path: str | pathlib.Path, dataset: str = 'mnist',
+          data_dir: str | None = None) -> Score:
+  """Loads an export and measures its test accuracy through `inference`.
+
+  Raises:
+    TfpruneError: the export cannot be read (see `load`) or does not fit the
+      dataset's inputs or classes.
+  """
+  # Imported here: `inference` loads TensorFlow, which `save`/`load` do not need.
+  from tfprune import data  # pylint: disable=g-import-not-at-top
+  from tfprune import inference  # pylint: disable=g-import-not-at-top
+  network, use_biases, metadata = load(path)
+  split = data.load(dataset, 'test', data_dir)
+  num_classes = data.get(dataset).num_classes
+  if network.output_dim != num_classes:
+    raise TfpruneError(
+        f'{path} has {network.output_dim} outputs but {dataset} has '
+        f'{num_classes} classes: pass the --dataset it was made for')
+  plan = inference.plan(network, use_biases)
+  inputs = inference.prepare(split.images, network.input_dim)
+  nonzero = sum(int(np.count_nonzero(k)) for k in network.kernels)
+  if use_biases:
+    nonzero += sum(int(np.count_nonzero(b)) for b in network.biases)
+  widths = [network.input_dim] + [k.shape[1] for k in network.kernels]
+  return Score(str(path), dataset, inference.accuracy(plan, inputs, split.labels),
+               nonzero, '-'.join(map(str, widths)),
+               pathlib.Path(path).stat().st_size, metadata)

@@ -95,11 +95,9 @@ class SweepConfig:
       raise TfpruneError(
           f'calibration_size must be >= 0, got {self.calibration_size}')
     if self.needs_calibration and self.calibration_size == 0:
-      needy = [m for m in self.methods if methods.get(m).needs_calibration]
-      what = f'method {needy[0]!r}' if needy else 'bias correction'
       raise TfpruneError(
-          f'{what} needs calibration data but calibration_size is 0: set '
-          f'--calibration_size to a positive number such as '
+          f'{self.calibration_user} needs calibration data but calibration_size '
+          'is 0: set --calibration_size to a positive number such as '
           f'{reconstruction.DEFAULT_CALIBRATION_SIZE}')
     if not self.levels:
       raise TfpruneError('no pruning level given: pass --levels such as 0,50,90')
@@ -111,6 +109,12 @@ class SweepConfig:
   @property
   def needs_calibration(self) -> bool:
     return methods.needs_calibration(self.methods, self.bias_correction)
+
+  @property
+  def calibration_user(self) -> str:
+    """What needs calibration data, for error messages."""
+    needy = [m for m in self.methods if methods.get(m).needs_calibration]
+    return f'method {needy[0]!r}' if needy else 'bias correction'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +132,8 @@ class SweepRow:
       weights (the effective MACs of `metrics`).
     flops_speedup: dense multiply-adds of the unpruned network / `flops`.
     compression: parameters of the unpruned network / `nonzero_params`.
-    size_bytes: bytes of the compact sparse export (`export`).
+    size_bytes: bytes of the compact sparse export (`export`), exactly the
+      file `save_pruned` writes.
     units: layer widths after compaction, e.g. 784-100-100-50-20-10.
     kernels: kernel the evaluator chose per layer, e.g. csr+csr+dense.
   """
@@ -198,9 +203,15 @@ def measure(dense_counts: metrics.Counts, pruned: Network,
                      if effective.effective_macs else float('inf')),
       compression=(dense_counts.params / counts.nonzero_params
                    if counts.nonzero_params else float('inf')),
-      size_bytes=len(export.to_bytes(plan.network, config.use_biases)),
+      size_bytes=len(export.to_bytes(plan.network, config.use_biases,
+                                     export_metadata(config, method, k))),
       units='-'.join(str(w) for w in widths),
       kernels='+'.join(plan.kinds))
+
+
+def export_metadata(config: SweepConfig, method: str, k: float) -> dict:
+  """What a pruned export records of how it was made."""
+  return {'method': method, 'k': k, 'weights_dir': config.weights_dir}
 
 
 def calibration(config: SweepConfig) -> np.ndarray | None:
@@ -211,7 +222,12 @@ def calibration(config: SweepConfig) -> np.ndarray | None:
   """
   if not config.needs_calibration:
     return None
-  train = data.load(config.dataset, 'train', config.data_dir)
+  try:
+    train = data.load(config.dataset, 'train', config.data_dir)
+  except TfpruneError as e:
+    raise TfpruneError(f'{config.calibration_user} needs calibration data from the '
+                       f'{config.dataset} training split, which failed to load: '
+                       f'{e}') from None
   if config.calibration_size > len(train):
     raise TfpruneError(
         f'calibration_size {config.calibration_size} exceeds the {len(train)} '
@@ -311,8 +327,7 @@ def run(config: SweepConfig) -> list[SweepRow]:
 
     def on_pruned(method, k, pruned):
       export.save(pruned_dir / f'{method}-k{k:g}{export.SUFFIX}', pruned,
-                  config.use_biases, {'method': method, 'k': k,
-                                      'weights_dir': config.weights_dir})
+                  config.use_biases, export_metadata(config, method, k))
   start = time.perf_counter()
   rows = sweep(config, folder.network, split, calibration_inputs, on_pruned)
   elapsed = time.perf_counter() - start
