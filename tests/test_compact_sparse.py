@@ -98,8 +98,16 @@ def test_forced_kinds_must_name_a_kernel_per_layer(kinds):
 
 
 def test_layers_denser_than_max_csr_density_stay_dense():
-  # Above MAX_CSR_DENSITY no crossover is measured and dense is kept.
-  pruned = _pruned('weight', 30)
+  net = helpers.random_network(((300, 300), (300, 300), (300, 10)))
+  assert all(k.size >= inference.MIN_CSR_WEIGHTS for k in net.kernels[:2])
+  k = 100 * (1 - inference.MAX_CSR_DENSITY)  # density exactly MAX_CSR_DENSITY
+  pruned = net.masked(pruning.network_masks(net, 'weight', k, [0, 1]))
+  assert inference.plan(pruned).kinds == ('dense',) * 3
+
+
+def test_small_layers_stay_dense_at_any_sparsity():
+  pruned = _pruned('weight', 99)
+  assert all(k.size < inference.MIN_CSR_WEIGHTS for k in pruned.kernels)
   assert inference.plan(pruned).kinds == ('dense',) * 4
 
 

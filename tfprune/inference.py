@@ -9,14 +9,16 @@ many slightly different shapes of compacted layers share one measurement).
 CSR is chosen only where it is predicted at most `REQUIRED_GAIN` of the dense
 time, so timing noise near the crossover does not pick a slower kernel, and
 never above `MAX_CSR_DENSITY` (there a CSR kernel, which loads an index per
-weight, cannot beat dense; skipping saves the measurement).
+weight, cannot beat dense; skipping saves the measurement), and never for
+layers under `MIN_CSR_WEIGHTS` weights (too little time to gain, and a CSR
+layer between dense ones costs two layout conversions).
 `tf.sparse.sparse_dense_matmul` is not used: on a 2-core CPU it never beat
 dense (measured 5x slower at 90% sparsity).
 
 The two kernels run in the layout that suits each (measured on this machine):
 
-- dense layers take the whole batch as (batch, features) rows in one small
-  `tf.function`, where TensorFlow fuses matmul, bias and ReLU into one kernel;
+- consecutive dense layers take the whole batch as (batch, features) rows in
+  one `tf.function` call, where TensorFlow fuses matmul, bias and ReLU;
 - CSR layers take the activations transposed, (features, batch), as the CSR
   kernel needs its sparse operand on the left, in chunks of `CHUNK` examples:
   a chunk stays in cache while the kernel gathers from it (3x faster than one
@@ -46,7 +48,9 @@ KINDS = ('dense', 'csr')
 PROBE_DENSITIES = (0.05, 0.3)
 PROBE_CHUNKS = 2
 PROBE_ROUNDS = 2
+PROBE_SECONDS = 0.1
 MAX_CSR_DENSITY = 0.5
+MIN_CSR_WEIGHTS = 65_536
 REQUIRED_GAIN = 0.9
 
 
@@ -113,24 +117,21 @@ def _csr(kernel_t: np.ndarray):
       kernel_t.shape))
 
 
-# One trace for every shape: compacted layers come in many shapes.
-_ANY_SHAPE = (tf.TensorSpec([None, None], tf.float32),
-              tf.TensorSpec([None, None], tf.float32),
-              tf.TensorSpec([None], tf.float32))
+@tf.function(reduce_retracing=True)
+def _dense_segment(rows, kernels, biases, relu_last):
+  """Consecutive dense layers in one call; ReLU after each but maybe the last."""
+  h = rows
+  for i, (kernel, bias) in enumerate(zip(kernels, biases)):
+    h = tf.matmul(h, kernel) + bias
+    if relu_last or i < len(kernels) - 1:
+      h = tf.nn.relu(h)
+  return h
 
 
-@tf.function(input_signature=_ANY_SHAPE)
-def _dense_relu(h, kernel, bias):
-  return tf.nn.relu(tf.matmul(h, kernel) + bias)
-
-
-@tf.function(input_signature=_ANY_SHAPE)
-def _dense_linear(h, kernel, bias):
-  return tf.matmul(h, kernel) + bias
-
-
-def _dense_layer(layer: PlannedLayer, rows: tf.Tensor, relu: bool) -> tf.Tensor:
-  return (_dense_relu if relu else _dense_linear)(rows, layer.weights, layer.bias)
+def _dense_layers(layers: Sequence[PlannedLayer], rows: tf.Tensor,
+                  relu_last: bool) -> tf.Tensor:
+  return _dense_segment(rows, tuple(l.weights for l in layers),
+                        tuple(l.bias for l in layers), relu_last)
 
 
 def _csr_layer(layer: PlannedLayer, chunks: Sequence[tf.Tensor],
@@ -173,14 +174,21 @@ def _measured_crossover(inputs: int, units: int) -> float:
   uniform = rng.random(kernel.shape, dtype=np.float32)
   probes = [_planned('csr', np.where(uniform < density, kernel, 0), bias)
             for density in PROBE_DENSITIES]
-  runs = [lambda: _dense_layer(dense, rows, True).numpy()] + [
+  one_row = rows[:1]
+  runs = [lambda: _dense_layers([dense], rows, True).numpy(),
+          lambda: _dense_layers([dense], one_row, True).numpy()] + [
       lambda p=probe: [c.numpy() for c in _csr_layer(p, chunks, True)]
       for probe in probes]
-  for fn in runs:
-    fn()  # warm-up
+  warm_up = sum(_seconds(fn) for fn in runs)
   # Interleaved rounds, fastest of each: load changes hit every kernel alike.
-  rounds = [[_seconds(fn) for fn in runs] for _ in range(PROBE_ROUNDS)]
-  t_dense, t0, t1 = np.min(rounds, axis=0)
+  # Small shapes run in a millisecond, where one hiccup decides: they get more
+  # rounds, up to about PROBE_SECONDS in all.
+  count = int(np.clip(PROBE_SECONDS / max(warm_up, 1e-6), PROBE_ROUNDS, 50))
+  rounds = [[_seconds(fn) for fn in runs] for _ in range(count)]
+  t_dense, t_call, t0, t1 = np.min(rounds, axis=0)
+  # The dense call's fixed cost is a large share of a small probe but not of
+  # a real batch: compare the per-example work only.
+  t_dense -= t_call
   (d0, d1), target = PROBE_DENSITIES, REQUIRED_GAIN * t_dense
   slope = (t1 - t0) / (d1 - d0)
   if slope <= 0:
@@ -223,7 +231,8 @@ def plan(network: Network, use_biases: bool = True, allow_sparse: bool = True,
       kind = kinds[i]
     else:
       density = np.count_nonzero(kernel) / kernel.size
-      sparse = (allow_sparse and density < MAX_CSR_DENSITY
+      sparse = (allow_sparse and kernel.size >= MIN_CSR_WEIGHTS
+                and density < MAX_CSR_DENSITY
                 and density < crossover_density(*kernel.shape))
       kind = 'csr' if sparse else 'dense'
     layers.append(_planned(kind, kernel, bias if use_biases else np.zeros_like(bias)))
@@ -244,17 +253,30 @@ def prepare(images: np.ndarray, input_dim: int) -> Inputs:
       for i in range(0, len(x), CHUNK)))
 
 
+def _segments(kinds: Sequence[str]) -> list[tuple[str, int, int]]:
+  """Runs of equal kinds as (kind, start, stop) layer ranges."""
+  segments = []
+  for i, kind in enumerate(kinds):
+    if segments and segments[-1][0] == kind:
+      segments[-1] = (kind, segments[-1][1], i + 1)
+    else:
+      segments.append((kind, i, i + 1))
+  return segments
+
+
 def _forward(p: Plan, inputs: Inputs) -> tf.Tensor:
   rows, chunks = inputs.rows, inputs.chunks
-  last = len(p.layers) - 1
-  for i, layer in enumerate(p.layers):
-    if layer.kind == 'dense':
-      rows = _dense_layer(layer, _to_rows(chunks) if rows is None else rows,
-                          relu=i < last)
+  last = len(p.layers)
+  for kind, start, stop in _segments(p.kinds):
+    if kind == 'dense':
+      rows = _dense_layers(p.layers[start:stop],
+                           _to_rows(chunks) if rows is None else rows,
+                           relu_last=stop < last)
       chunks = None
     else:
-      chunks = _csr_layer(layer, _to_chunks(rows) if chunks is None else chunks,
-                          relu=i < last)
+      chunks = chunks if chunks is not None else _to_chunks(rows)
+      for i in range(start, stop):
+        chunks = _csr_layer(p.layers[i], chunks, relu=i < last - 1)
       rows = None
   return _to_rows(chunks) if rows is None else rows
 
