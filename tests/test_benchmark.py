@@ -11,7 +11,8 @@ from tfprune import benchmark
 def test_benchmark_writes_ratios_against_dense(tmp_path, data_dir):
   config = benchmark.BenchmarkConfig(
       weights_dir=str(helpers.PREBUILT), out_dir=str(tmp_path), data_dir=data_dir,
-      methods=('weight', 'unit'), levels=(0, 90), repeats=1, single_repeats=3)
+      methods=('weight', 'unit'), levels=(0, 90), repeats=1, single_repeats=3,
+      min_seconds=0.01)
   record = benchmark.run(config)
   assert json.loads((tmp_path / benchmark.JSON_NAME).read_text())['rows'] == record['rows']
   assert (tmp_path / benchmark.PLOT_NAME).read_bytes()[:4] == b'\x89PNG'
@@ -26,3 +27,16 @@ def test_benchmark_writes_ratios_against_dense(tmp_path, data_dir):
   table = benchmark.format_table(record).splitlines()
   assert len(table) == 1 + 4 + 1  # header, one line per row, the sweep line
   assert table[-1].startswith('default sweep (20 points)')
+  for row in record['rows']:  # each ratio is of the two times next to it
+    assert row['throughput_ratio_10000'] == pytest.approx(
+        row['dense_seconds_10000'] / row['seconds_10000'])
+    assert row['throughput_ratio_1'] == pytest.approx(
+        row['dense_seconds_1'] / row['seconds_1'])
+
+
+def test_paired_times_summarise_each_function_over_alternating_blocks():
+  calls = []
+  first, second = (lambda: calls.append('a')), (lambda: calls.append('b'))
+  benchmark.paired_times(first, second, runs=4, min_seconds=0.0, rounds=2)
+  # A warm-up and a probe call each, then two rounds of blocks of 2.
+  assert ''.join(calls) == 'aabb' + 'aabb' * 2

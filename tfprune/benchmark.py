@@ -4,8 +4,10 @@ For each method and level: accuracy, non-zero parameters, bytes of the compact
 export, and measured throughput of the pruned network (compacted, CSR where it
 pays) at a batch of 10,000 and at a batch of 1, each divided by the dense
 network's figure measured in the same run. The dense baseline is the faster
-of the pure-tensor evaluator and a dense inference plan. Also times the
-default sweep in-process against 20 dense forward passes.
+of the pure-tensor evaluator and a dense inference plan, and every pruned
+network is timed in alternating blocks with it (`paired_times`), so a change
+of load on a shared machine hits both sides of each ratio. Also times the
+default sweep in-process against 20 dense forward passes, the same way.
 """
 
 import dataclasses
@@ -15,7 +17,6 @@ import os
 import pathlib
 import platform
 import statistics
-import time
 
 import tensorflow as tf
 
@@ -35,7 +36,7 @@ from tfprune.errors import TfpruneError
 JSON_NAME = 'benchmark.json'
 PLOT_NAME = 'benchmark.png'
 LARGE_BATCH = 10_000
-MIN_TIMED_SECONDS = 1.0
+PAIRED_ROUNDS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +54,8 @@ class BenchmarkConfig:
       kept; fast networks get more runs, see `_best`).
     single_repeats: timed single-example runs (median is kept).
     calibration_size: training examples for data-aware methods.
+    min_seconds: each timed function runs for at least this long per
+      measurement (more runs for fast networks; see `paired_times`).
   """
   weights_dir: str
   out_dir: str
@@ -63,11 +66,14 @@ class BenchmarkConfig:
   repeats: int = 3
   single_repeats: int = 200
   calibration_size: int = sweep.reconstruction.DEFAULT_CALIBRATION_SIZE
+  min_seconds: float = 1.0
 
   def __post_init__(self):
     self.sweep_config()  # validates the shared fields
     if self.repeats < 1 or self.single_repeats < 1:
       raise TfpruneError('repeats and single_repeats must be at least 1')
+    if self.min_seconds < 0:
+      raise TfpruneError(f'min_seconds must be >= 0, got {self.min_seconds}')
 
   def sweep_config(self) -> sweep.SweepConfig:
     """The sweep configuration of the benchmarked methods and levels."""
@@ -76,14 +82,14 @@ class BenchmarkConfig:
                              calibration_size=self.calibration_size)
 
 
-def _best(fn, repeats: int) -> float:
-  """Fastest of at least `repeats` runs, and of enough to fill MIN_TIMED_SECONDS.
+def _best(fn, repeats: int, min_seconds: float) -> float:
+  """Fastest of at least `repeats` runs, and of enough to fill `min_seconds`.
 
   A 20 ms pass timed 3 times is at the mercy of one scheduler hiccup; fast
   networks therefore get proportionally more runs than slow ones.
   """
   first = min(inference.timings(fn, 1))
-  more = max(repeats - 1, math.ceil(MIN_TIMED_SECONDS / max(first, 1e-6)) - 1)
+  more = max(repeats - 1, math.ceil(min_seconds / max(first, 1e-6)) - 1)
   return min([first] + inference.timings(fn, more))
 
 
@@ -91,9 +97,41 @@ def _median(fn, repeats: int) -> float:
   return statistics.median(inference.timings(fn, repeats))
 
 
-def _plan_times(plan: inference.Plan, large, single, config) -> tuple[float, float]:
-  return (_best(lambda: inference.run(plan, large), config.repeats),
+def _plan_times(plan: inference.Plan, large, single,
+                config: 'BenchmarkConfig') -> tuple[float, float]:
+  return (_best(lambda: inference.run(plan, large), config.repeats,
+                config.min_seconds),
           _median(lambda: inference.run(plan, single), config.single_repeats))
+
+
+def paired_times(baseline, candidate, runs: int, min_seconds: float,
+                 summary=min, rounds: int = PAIRED_ROUNDS) -> tuple[float, float]:
+  """Times two functions in alternating blocks; returns each one's summary.
+
+  On a shared machine the load changes within seconds: a baseline timed
+  minutes earlier can be twice as fast as one timed now. Alternating blocks
+  (baseline, candidate, baseline, ...) make every load change hit both, so
+  their ratio holds.
+
+  Args:
+    baseline: the reference function (the dense network).
+    candidate: the function compared with it (a pruned network).
+    runs: timed calls per function in all, split evenly over the rounds; each
+      function gets more when one call is short.
+    min_seconds: time each function is run for at least, in all.
+    summary: reduces a function's run times to one number (min or median).
+    rounds: blocks per function.
+  """
+  fns = (baseline, candidate)
+  firsts = [min(inference.timings(fn, 1)) for fn in fns]
+  per_block = [max(-(-runs // rounds),
+                   math.ceil(min_seconds / rounds / max(t, 1e-6)))
+               for t in firsts]
+  times = ([], [])
+  for _ in range(rounds):
+    for i, fn in enumerate(fns):
+      times[i].extend(inference.timings(fn, per_block[i], warm_up=False))
+  return summary(times[0]), summary(times[1])
 
 
 def run(config: BenchmarkConfig) -> dict:
@@ -107,13 +145,19 @@ def run(config: BenchmarkConfig) -> dict:
   single = inference.prepare(images[:1], dense.input_dim)
 
   # Dense baseline: the faster of the evaluator and a dense plan.
-  evaluator_large = _best(lambda: evaluate.logits(dense, images), config.repeats)
+  evaluator_large = _best(lambda: evaluate.logits(dense, images), config.repeats,
+                          config.min_seconds)
   evaluator_single = _median(lambda: evaluate.logits(dense, images[:1]),
                              config.single_repeats)
-  plan_large, plan_single = _plan_times(
-      inference.plan(dense, allow_sparse=False), large, single, config)
-  dense_large = min(evaluator_large, plan_large)
-  dense_single = min(evaluator_single, plan_single)
+  dense_plan = inference.plan(dense, allow_sparse=False)
+  plan_large, plan_single = _plan_times(dense_plan, large, single, config)
+  # Each row is timed against the faster dense forward, in alternating blocks.
+  dense_large_fn = (
+      (lambda: evaluate.logits(dense, images)) if evaluator_large < plan_large
+      else (lambda: inference.run(dense_plan, large)))
+  dense_single_fn = (
+      (lambda: evaluate.logits(dense, images[:1])) if evaluator_single < plan_single
+      else (lambda: inference.run(dense_plan, single)))
   dense_bytes = metrics.npy_folder_bytes(dense)
   dense_counts = metrics.total(metrics.layer_counts(dense))
 
@@ -124,7 +168,12 @@ def run(config: BenchmarkConfig) -> dict:
     for k in config.levels:
       pruned = methods.prune(method, dense, k, layers, calibration)
       plan = inference.plan(pruned)
-      t_large, t_single = _plan_times(plan, large, single, config)
+      d_large, t_large = paired_times(
+          dense_large_fn, lambda p=plan: inference.run(p, large),
+          config.repeats, config.min_seconds)
+      d_single, t_single = paired_times(
+          dense_single_fn, lambda p=plan: inference.run(p, single),
+          config.single_repeats, config.min_seconds, statistics.median)
       counts = metrics.total(metrics.layer_counts(pruned))
       rows.append({
           'method': method, 'k': k,
@@ -133,17 +182,23 @@ def run(config: BenchmarkConfig) -> dict:
           'nonzero_ratio': counts.nonzero_params / dense_counts.params,
           'export_size_ratio': len(export.to_bytes(plan.network)) / dense_bytes,
           'compressed_size_ratio': metrics.compressed_bytes(pruned) / dense_bytes,
-          'throughput_ratio_10000': dense_large / t_large,
-          'throughput_ratio_1': dense_single / t_single,
+          'dense_seconds_10000': d_large,
+          'seconds_10000': t_large,
+          'throughput_ratio_10000': d_large / t_large,
+          'dense_seconds_1': d_single,
+          'seconds_1': t_single,
+          'throughput_ratio_1': d_single / t_single,
           'theoretical_speedup': dense_counts.dense_macs / max(1, metrics.total(
               metrics.layer_counts(plan.network)).effective_macs),
       })
 
   default_sweep = sweep.SweepConfig(config.weights_dir, config.out_dir,
                                     config.dataset, config.data_dir)
-  start = time.perf_counter()
-  sweep.sweep(default_sweep, dense, split)
-  sweep_seconds = time.perf_counter() - start
+  # Also timed in alternating blocks with the dense forward pass; the first
+  # (untimed) sweep measures any crossover the rows above did not need.
+  dense_seconds, sweep_seconds = paired_times(
+      dense_large_fn, lambda: sweep.sweep(default_sweep, dense, split), 2,
+      config.min_seconds)
   record = {
       'config': dataclasses.asdict(config),
       'machine': {'platform': platform.platform(), 'processor': _cpu_name(),
@@ -157,7 +212,8 @@ def run(config: BenchmarkConfig) -> dict:
                 'npy_folder_bytes': dense_bytes},
       'default_sweep': {'points': len(default_sweep.methods) * len(default_sweep.levels),
                         'seconds': sweep_seconds,
-                        'ratio_to_20_dense_forwards': sweep_seconds / (20 * dense_large)},
+                        'dense_forward_seconds': dense_seconds,
+                        'ratio_to_20_dense_forwards': sweep_seconds / (20 * dense_seconds)},
       'rows': rows,
   }
   atomic.write_text(out_dir / JSON_NAME, json.dumps(record, indent=2) + '\n')

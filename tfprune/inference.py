@@ -104,9 +104,10 @@ def _seconds(fn) -> float:
   return time.perf_counter() - start
 
 
-def timings(fn, repeats: int) -> list[float]:
+def timings(fn, repeats: int, warm_up: bool = True) -> list[float]:
   """Seconds of `repeats` calls of `fn`, after one untimed warm-up call."""
-  fn()
+  if warm_up:
+    fn()
   return [_seconds(fn) for _ in range(repeats)]
 
 
