@@ -68,6 +68,9 @@ _TRAIN_LIMIT = flags.DEFINE_integer('train_limit', None,
                                     'First N training examples only.')
 _TEST_LIMIT = flags.DEFINE_integer('test_limit', None, 'First N test examples.')
 _SEED = flags.DEFINE_integer('seed', _D.seed, 'Random seed.')
+_SAVE_NETWORKS = flags.DEFINE_bool(
+    'save_networks', _D.save_networks,
+    'Save every final network as a .npy weight folder under networks/.')
 
 
 def main(argv):
@@ -84,7 +87,7 @@ def main(argv):
       step_retrain_epochs=_STEP_EPOCHS.value,
       final_retrain_epochs=_FINAL_EPOCHS.value,
       train_limit=_TRAIN_LIMIT.value, test_limit=_TEST_LIMIT.value,
-      seed=_SEED.value)
+      seed=_SEED.value, save_networks=_SAVE_NETWORKS.value)
   study_resnet.run(config)
   print(f'results in {config.out_dir}/study_c.csv')
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from tfprune import penguins
 from tfprune import data
+from tfprune import models
 from tfprune.keras_compat import keras
 from tfprune.network import Network
 
@@ -98,3 +99,40 @@ def tiny_split(n: int = 256, seed: int = 0) -> data.Split:
   rng = np.random.default_rng(seed)
   return data.Split(rng.random((n, 28, 28, 1), dtype=np.float32),
                     rng.integers(0, 10, size=n).astype(np.int64))
+
+
+def resnet18(image_shape=(28, 28, 1), width: float = 0.125, seed: int = 1):
+  """ResNet-18 with random, non-trivial batch-norm parameters and statistics.
+
+  Gamma ~ N(1, 1), beta ~ N(0, 1), moving mean ~ N(0, 0.1^2), moving variance
+  in [0.5, 1.5); the output layer gets a random bias.
+  """
+  keras.utils.set_random_seed(seed)
+  model = models.build_resnet18(image_shape, 10, width=width)
+  rng = np.random.default_rng(seed)
+  for layer in model.layers:
+    if isinstance(layer, keras.layers.BatchNormalization):
+      c = layer.gamma.shape[0]
+      layer.set_weights([rng.normal(size=c) + 1, rng.normal(size=c),
+                         0.1 * rng.normal(size=c), rng.random(c) + 0.5])
+  model.layers[-1].bias.assign(0.1 * rng.normal(size=10))
+  return model
+
+
+def keras_logits(model, images: np.ndarray) -> np.ndarray:
+  """`model.predict` without the output layer's softmax (a linear clone)."""
+
+  def clone(layer):
+    config = layer.get_config()
+    if layer is model.layers[-1]:
+      config['activation'] = 'linear'
+    return layer.__class__.from_config(config)
+
+  linear = keras.models.clone_model(model, clone_function=clone)
+  linear.set_weights(model.get_weights())
+  return linear.predict(images, verbose=0)
+
+
+def random_images(shape, n: int = 16, seed: int = 0) -> np.ndarray:
+  """n float32 images of `shape` uniform in [0, 1)."""
+  return np.random.default_rng(seed).random((n,) + tuple(shape)).astype(np.float32)

@@ -139,10 +139,12 @@ def test_weights_of_another_architecture_name_the_layer(source, target, pattern)
     models.load_network(models.get(target)(MNIST_SHAPE, 10), network)
 
 
-def test_resnet_is_refused_as_a_chain():
+def test_resnet_converts_with_its_skip_connections():
+  # Issue 5: ResNet-18 is a Network too (tests/test_resnet_network.py).
   model = models.get('resnet18')(MNIST_SHAPE, 10, width=0.125)
-  with pytest.raises(TfpruneError, match='skip connections'):
-    models.to_network(model)
+  network = models.to_network(model)
+  assert network.num_layers == 21
+  assert sum(s.residual is not None for s in network.specs) == 8
 
 
 def test_lenet5_counts_are_exact():

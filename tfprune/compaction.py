@@ -7,11 +7,13 @@ column, its bias and the matching row of the next kernel. A hidden unit whose
 outgoing row is all zero affects nothing and is removed too. The result is a
 smaller dense network that computes the same function (up to float rounding).
 Output units are never removed; a hidden layer with no unit left keeps one
-that outputs 0.
+that outputs 0. Only dense chains (no layer specs) are compacted here; conv,
+batch-norm and residual networks are refused (see `structured.compact`).
 """
 
 import numpy as np
 
+from tfprune.errors import TfpruneError
 from tfprune.network import Network
 
 
@@ -26,7 +28,11 @@ def compact(network: Network, use_biases: bool = True) -> Network:
   Returns:
     An equivalent network whose hidden layers keep only live, used units
     (`network` itself when it has no unit to remove and uses its biases).
+
+  Raises:
+    TfpruneError: the network has layer specs (conv, batch norm, residuals).
   """
+  check_dense_chain(network, 'compaction.compact')
   if use_biases and not _removable_units(network):
     return network
   kernels = [np.array(k, dtype=np.float64) for k in network.kernels]
@@ -56,3 +62,16 @@ def _removable_units(network: Network) -> bool:
   """Whether some hidden unit has an all-zero incoming column or outgoing row."""
   return any(not kernel.any(axis=0).all() or not following.any(axis=1).all()
              for kernel, following in zip(network.kernels, network.kernels[1:]))
+
+
+def check_dense_chain(network: Network, what: str) -> None:
+  """Refuses a network with layer specs, which `what` would silently misread.
+
+  Raises:
+    TfpruneError: the network has layer specs.
+  """
+  if network.specs is not None:
+    raise TfpruneError(
+        f'{what} handles dense chains only, this network has layer specs '
+        '(conv, batch norm, pooling or residual adds): evaluate it with '
+        'tfprune.evaluate and compact filters with tfprune.structured.compact')

@@ -4,8 +4,9 @@ Computes `relu(x @ W + b)` layer by layer with TensorFlow tensors inside one
 `tf.function`, over batches of the data; no Keras model is built. With
 `use_biases=False` it reproduces the original pruning project's evaluation,
 which ignored the biases. Networks with layer specs (conv, batch norm,
-pooling, flatten; see `layers`) run through `_spec_forward` instead, one
-`tf.function` per architecture.
+pooling, flatten, global average pooling, residual adds as in ResNet-18; see
+`layers`) run through `_spec_forward` instead, one `tf.function` per
+architecture.
 """
 
 import functools
@@ -13,6 +14,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
+from tfprune import layers as layers_lib
 from tfprune.errors import TfpruneError
 from tfprune.network import Network
 
@@ -34,15 +36,24 @@ def _logits(x, kernels, biases):
 
 @functools.lru_cache(maxsize=32)
 def _spec_forward(specs):
-  """A tf.function computing the logits of networks with these layer specs."""
+  """A tf.function computing the logits of networks with these layer specs.
+
+  Each layer reads the output of its `source` (the network input or an
+  earlier layer) and may add the output of its `residual` before its ReLU,
+  so sequential CNNs and ResNets run through the same loop.
+  """
   last = len(specs) - 1
+  sources = layers_lib.sources(specs)
 
   @tf.function(reduce_retracing=True)
   def forward(x, kernels, biases, norms):
-    h = x
+    outputs = [x]  # outputs[j]: the output of 1-based layer j; 0: the input
     for i, spec in enumerate(specs):
+      h = outputs[sources[i]]
       if spec.flatten:
         h = tf.reshape(h, (tf.shape(h)[0], -1))
+      if spec.global_pool:
+        h = tf.reduce_mean(h, axis=(1, 2))
       if spec.kind == 'conv':
         h = tf.nn.conv2d(h, kernels[i], spec.strides, spec.padding.upper())
       else:
@@ -52,11 +63,14 @@ def _spec_forward(specs):
       if spec.norm_epsilon is not None:
         gamma, beta, mean, variance = tf.unstack(norms[i])
         h = (h - mean) * (gamma * tf.math.rsqrt(variance + spec.norm_epsilon)) + beta
-      if i < last:
+      if spec.residual is not None:
+        h = h + outputs[spec.residual]
+      if i < last and spec.relu:
         h = tf.nn.relu(h)
       if spec.pool > 1:
         h = tf.nn.max_pool2d(h, spec.pool, spec.pool, 'VALID')
-    return h
+      outputs.append(h)
+    return outputs[-1]
 
   return forward
 

@@ -6,7 +6,8 @@ inputs) form with float32 values, int16 column indices (int32 past 32,767
 inputs) and int32 row pointers. Values are stored exactly, so the loaded
 network predicts exactly like the pruned one. Arrays, with `format` and a JSON
 `metadata` string, go into an uncompressed `.npz` (no pickles; deflate saves
-little on float values and would cost a quarter second per 10 MB).
+little on float values and would cost a quarter second per 10 MB). Only dense
+chains export: networks with layer specs (CNNs, ResNet-18) are refused.
 """
 
 import dataclasses
@@ -50,7 +51,12 @@ class Score:
 
 
 def to_arrays(compact: Network, use_biases: bool = True) -> dict[str, np.ndarray]:
-  """The arrays of the export of a network already compacted by `compaction`."""
+  """The arrays of the export of a network already compacted by `compaction`.
+
+  Raises:
+    TfpruneError: the network has layer specs (only dense chains export).
+  """
+  compaction.check_dense_chain(compact, 'export')
   arrays = {'num_layers': np.array(compact.num_layers),
             'use_biases': np.array(use_biases)}
   for i, (kernel, bias) in enumerate(zip(compact.kernels, compact.biases), start=1):

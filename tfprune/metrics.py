@@ -52,7 +52,10 @@ def layer_counts(network: Network, use_biases: bool = True) -> list[Counts]:
 
   A conv kernel is applied at every output position, so its multiply-adds
   are its (non-zero) entries times the positions (see `layers.positions`).
-  Batch-norm parameters are not counted: they fold into the conv at inference.
+  Batch-norm parameters are not counted: they fold into the conv at inference,
+  which also gives a conv without bias (ResNet-18's) one bias per filter, so
+  every layer counts kernel entries plus one bias per unit. Layers reached
+  through a `source` or `residual` (a DAG) are counted like any other.
   """
   if network.specs is None:
     positions = [1] * network.num_layers

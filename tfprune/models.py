@@ -4,7 +4,9 @@ Each builder takes the dataset's image shape and class count (and `dropout`)
 and returns an uncompiled Keras model. The MLP's Dense layers map one-to-one,
 in order, to the layers of a `network.Network` (the `.npy` weight folder
 layout); the CNNs (`fashion_cnn`, `lenet5`, `resnet18`) are described in their
-builders' docstrings, with their exact parameter counts.
+builders' docstrings, with their exact parameter counts. `to_network` and
+`load_network` convert between Keras models (sequential CNNs, and ResNet-18
+through `model_graph`) and `Network`s.
 """
 
 import dataclasses
@@ -13,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from tfprune import layers as layers_lib
+from tfprune import model_graph
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
 from tfprune.network import Network
@@ -250,7 +253,8 @@ def weight_layers(model: keras.Model) -> list[keras.layers.Layer]:
 def _is_dense_chain(model: keras.Model) -> bool:
   return not any(isinstance(l, (keras.layers.Conv2D,
                                 keras.layers.BatchNormalization,
-                                keras.layers.MaxPooling2D))
+                                keras.layers.MaxPooling2D, keras.layers.Add,
+                                keras.layers.GlobalAveragePooling2D))
                  for l in model.layers)
 
 
@@ -259,47 +263,45 @@ def to_network(model: keras.Model) -> Network:
 
   A model of Dense layers only gives a dense chain (no specs), as before; a
   sequential CNN gives a network with one `layers.LayerSpec` per Conv2D or
-  Dense layer and its batch-norm parameters.
+  Dense layer and its batch-norm parameters; a functional model with skip
+  connections (ResNet-18) gives the same with `source`, `residual`, `relu`
+  and `global_pool` set (see `model_graph`). Layers keep the order of
+  `weight_layers(model)`. A conv layer without bias gets a zero bias.
 
   Raises:
-    TfpruneError: the model has a layer the `Network` cannot express (skip
-      connections, other poolings, other activations), naming it.
+    TfpruneError: the model has a layer the `Network` cannot express (other
+      poolings, other activations, other merges), naming it.
   """
   if _is_dense_chain(model):
     layers = dense_layers(model)
     return Network(tuple(l.kernel.numpy() for l in layers),
                    tuple(l.bias.numpy() for l in layers))
-  return _to_spec_network(model)
+  return _spec_network(model, _traced(model))
 
 
-def _to_spec_network(model: keras.Model) -> Network:
+def _traced(model: keras.Model) -> list[model_graph.Traced]:
+  """The weight layers of a CNN with their specs and batch-norm layers."""
   if not isinstance(model, keras.Sequential):
-    raise TfpruneError(
-        f'model {model.name} is not a chain of layers (it has skip '
-        'connections): prune it as a Keras model (see tfprune.resnet_study)')
-  kernels, biases, specs, norms = [], [], [], []
+    return model_graph.trace(model)
+  traced = []
   flatten = False
   for layer in model.layers:
     if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
-      _check_activation(model, layer, last=layer is weight_layers(model)[-1])
-      kernel = layer.kernel.numpy()
-      kernels.append(kernel)
-      biases.append(layer.bias.numpy() if layer.use_bias
-                    else np.zeros(kernel.shape[-1], np.float32))
+      model_graph.check_activation(model, layer,
+                                   last=layer is weight_layers(model)[-1])
       if isinstance(layer, keras.layers.Conv2D):
-        specs.append(layers_lib.LayerSpec('conv', layer.strides[0],
-                                          layer.padding))
+        spec = layers_lib.LayerSpec('conv', layer.strides[0], layer.padding)
       else:
-        specs.append(layers_lib.LayerSpec('dense', flatten=flatten))
-      norms.append(None)
+        spec = layers_lib.LayerSpec('dense', flatten=flatten)
+      traced.append(model_graph.Traced(layer, spec, None))
       flatten = False
     elif isinstance(layer, keras.layers.BatchNormalization):
-      specs[-1] = dataclasses.replace(specs[-1], norm_epsilon=float(layer.epsilon))
-      norms[-1] = np.stack([layer.gamma.numpy(), layer.beta.numpy(),
-                            layer.moving_mean.numpy(),
-                            layer.moving_variance.numpy()])
+      traced[-1] = model_graph.Traced(
+          traced[-1].layer, dataclasses.replace(
+              traced[-1].spec, norm_epsilon=float(layer.epsilon)), layer)
     elif isinstance(layer, keras.layers.MaxPooling2D):
-      specs[-1] = dataclasses.replace(specs[-1], pool=layer.pool_size[0])
+      traced[-1] = dataclasses.replace(traced[-1], spec=dataclasses.replace(
+          traced[-1].spec, pool=layer.pool_size[0]))
     elif isinstance(layer, keras.layers.Flatten):
       flatten = True
     elif not isinstance(layer, (keras.layers.ReLU, keras.layers.Dropout)):
@@ -307,26 +309,32 @@ def _to_spec_network(model: keras.Model) -> Network:
           f'model {model.name}: layer {layer.name} ({type(layer).__name__}) has '
           'no place in a Network: use Conv2D, Dense, BatchNormalization, ReLU, '
           'MaxPooling2D, Flatten and Dropout only')
-  return Network(tuple(kernels), tuple(biases), tuple(specs), tuple(norms),
-                 tuple(model.input_shape[1:]))
+  return traced
 
 
-def _check_activation(model: keras.Model, layer: keras.layers.Layer,
-                      last: bool) -> None:
-  name = layer.activation.__name__
-  allowed = ('softmax', 'linear') if last else ('relu', 'linear')
-  if name not in allowed:
-    raise TfpruneError(
-        f'model {model.name}: layer {layer.name} has activation {name}, a '
-        f'Network computes ReLU between layers: use one of {allowed}')
+def _spec_network(model: keras.Model,
+                  traced: list[model_graph.Traced]) -> Network:
+  kernels, biases, norms = [], [], []
+  for t in traced:
+    kernel = t.layer.kernel.numpy()
+    kernels.append(kernel)
+    biases.append(t.layer.bias.numpy() if t.layer.use_bias
+                  else np.zeros(kernel.shape[-1], np.float32))
+    norms.append(None if t.norm_layer is None else np.stack(
+        [w.numpy() for w in (t.norm_layer.gamma, t.norm_layer.beta,
+                             t.norm_layer.moving_mean,
+                             t.norm_layer.moving_variance)]))
+  return Network(tuple(kernels), tuple(biases), tuple(t.spec for t in traced),
+                 tuple(norms), tuple(model.input_shape[1:]))
 
 
 def load_network(model: keras.Model, network: Network) -> keras.Model:
   """Sets the weights of `model` from `network` and returns the model.
 
   Raises:
-    TfpruneError: the layer count, a shape or a layer kind differs, naming
-      the layer.
+    TfpruneError: the layer count, a shape, a layer kind or a connection
+      differs, or a layer without bias would get a non-zero one, naming the
+      layer.
   """
   if network.specs is None:
     return _load_dense_chain(model, network)
@@ -341,20 +349,23 @@ def load_network(model: keras.Model, network: Network) -> keras.Model:
     raise TfpruneError(
         f'model {model.name} has {len(layers)} conv/dense layers but the '
         f'weights have {network.num_layers}: use weights made for this model')
-  expected = _to_spec_network(model)
+  traced = _traced(model)
+  expected = _spec_network(model, traced)
   for i, (want, got) in enumerate(zip(expected.specs, network.specs), start=1):
     if want != got:
       raise TfpruneError(
           f'layer {i} ({layers[i - 1].name}): model {model.name} has {want}, '
           f'the weights were saved from {got}: use weights made for this model')
-  norm_layers = iter(l for l in model.layers
-                     if isinstance(l, keras.layers.BatchNormalization))
-  for layer, kernel, bias, norm in zip(layers, network.kernels, network.biases,
-                                       network.norms):
-    layer.set_weights([np.asarray(kernel), np.asarray(bias)] if layer.use_bias
-                      else [np.asarray(kernel)])
+  for i, (t, kernel, bias, norm) in enumerate(zip(
+      traced, network.kernels, network.biases, network.norms), start=1):
+    if not t.layer.use_bias and np.any(bias):
+      raise TfpruneError(
+          f'layer {i} ({t.layer.name}): model {model.name} has no bias there '
+          'but the weights have a non-zero one: use weights made for this model')
+    t.layer.set_weights([np.asarray(kernel), np.asarray(bias)]
+                        if t.layer.use_bias else [np.asarray(kernel)])
     if norm is not None:
-      next(norm_layers).set_weights(list(np.asarray(norm)))
+      t.norm_layer.set_weights(list(np.asarray(norm)))
   return model
 
 

@@ -4,7 +4,9 @@ This is what the `.npy` weight folder stores and what the pruning functions
 and the pure-tensor evaluator work on. Without `specs`, layer `i` (1-based, as
 in the file names `weight-i.npy`) computes `x @ kernels[i-1] + biases[i-1]`,
 followed by ReLU on every layer but the last. With `specs` (see `layers`), a
-layer may instead be a conv layer, with batch norm, max-pooling or a flatten.
+layer may instead be a conv layer, with batch norm, max-pooling, a flatten or
+a global average pool, and may read an earlier layer than the previous one
+and add a residual (a DAG such as ResNet-18).
 """
 
 import dataclasses
@@ -18,14 +20,15 @@ from tfprune.errors import TfpruneError
 
 @dataclasses.dataclass(frozen=True)
 class Network:
-  """Kernels and biases of a chain of layers.
+  """Kernels and biases of a chain (or, with specs, a DAG) of layers.
 
   The arrays are read-only float32 copies: pruning returns new networks.
 
   Attributes:
     kernels: (in, out) dense or (h, w, in, out) conv kernels.
     biases: (out,) per layer.
-    specs: one `layers.LayerSpec` per layer, or None for a dense chain.
+    specs: one `layers.LayerSpec` per layer, or None for a dense chain; a
+      `source` naming the previous layer is stored as None (the default).
     norms: per layer, None or the (4, out) batch-norm parameters (see
       `layers`); only with `specs`.
     input_shape: shape of one input example; required with `specs`.
@@ -55,7 +58,7 @@ class Network:
       self._check_specs()
 
   def _check_specs(self) -> None:
-    specs = tuple(self.specs)
+    specs = layers_lib.normalized(self.specs)
     norms = tuple(self.norms) if self.norms is not None else (None,) * len(specs)
     if len(specs) != self.num_layers or len(norms) != self.num_layers:
       raise TfpruneError(

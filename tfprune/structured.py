@@ -10,6 +10,15 @@ kernel's input-channel slice, or, after a flatten, the rows of the next dense
 kernel that read that channel at every position. The compact network computes
 the same logits as the masked one, with smaller kernels. The output layer's
 units are never removed, and a hidden layer keeps at least one unit.
+
+In a network with residual adds (ResNet-18) a layer's output may feed
+several layers (all of them lose the matching input channels) but not a
+residual add: a filter whose output is added to a shortcut, or that adds a
+shortcut itself, never outputs 0, and removing it would change the sum's
+channels. Such layers are refused by `unit_keep` and `prune_units` with a
+one-line error naming the layer, and `compact` leaves them whole;
+`prunable_layers` lists the layers that can be pruned (in ResNet-18 the first
+conv of each basic block, whose filters feed only the block's second conv).
 """
 
 import dataclasses
@@ -23,6 +32,41 @@ from tfprune.errors import TfpruneError
 from tfprune.network import Network
 
 
+def prunable_layers(network: Network) -> list[int]:
+  """0-based hidden layers whose units `compact` can remove.
+
+  Every hidden layer of a chain; in a network with residual adds, those that
+  neither add a residual nor feed one.
+  """
+  return [i for i in range(network.num_layers - 1)
+          if _residual_reason(network, i) is None]
+
+
+def _residual_reason(network: Network, i: int) -> str | None:
+  """Why 0-based layer `i`'s units cannot be removed, or None."""
+  if network.specs is None:
+    return None
+  spec = network.specs[i]
+  if spec.residual is not None:
+    return (f'it adds the output of layer {spec.residual} (a residual) before '
+            'its ReLU, so a pruned filter would still output the shortcut')
+  users = layers_lib.residual_users(network.specs, i + 1)
+  if users:
+    return (f'its output feeds the residual add of layer {users[0] + 1}, '
+            'whose channels must stay aligned')
+  return None
+
+
+def _check_layers(network: Network, layers) -> None:
+  for i in layers:
+    reason = _residual_reason(network, i)
+    if reason is not None:
+      raise TfpruneError(
+          f'layer {i + 1} cannot be pruned structurally: {reason}; prune only '
+          f'structured.prunable_layers ({[j + 1 for j in prunable_layers(network)]}'
+          ' as 1-based layers)')
+
+
 def unit_keep(network: Network, k: float, layers: Sequence[int]
               ) -> list[np.ndarray | None]:
   """Per layer, the units kept by L1-norm structured pruning at level k.
@@ -32,8 +76,10 @@ def unit_keep(network: Network, k: float, layers: Sequence[int]
     pruned); None for the other layers.
 
   Raises:
-    TfpruneError: k = 100 (it would remove every unit of a layer).
+    TfpruneError: k = 100 (it would remove every unit of a layer), or a
+      layer in `layers` adds or feeds a residual.
   """
+  _check_layers(network, layers)
   out = []
   for i, kernel in enumerate(network.kernels):
     if i in layers:
@@ -45,10 +91,16 @@ def unit_keep(network: Network, k: float, layers: Sequence[int]
 
 
 def prune_units(network: Network, keep: Sequence[np.ndarray | None]) -> Network:
-  """The masked network: pruned units' kernel, bias, gamma and beta set to 0."""
+  """The masked network: pruned units' kernel, bias, gamma and beta set to 0.
+
+  Raises:
+    TfpruneError: a mask is given for a layer that adds or feeds a residual.
+  """
   if len(keep) != network.num_layers:
     raise TfpruneError(
         f'{len(keep)} unit masks for {network.num_layers} layers: give one per layer')
+  _check_layers(network, [i for i, units in enumerate(keep)
+                          if units is not None and not np.all(units)])
   kernels, biases = list(network.kernels), list(network.biases)
   norms = list(network.norms or (None,) * network.num_layers)
   for i, units in enumerate(keep):
@@ -68,30 +120,34 @@ def prune_units(network: Network, keep: Sequence[np.ndarray | None]) -> Network:
 
 
 def silent_units(kernel: np.ndarray, bias: np.ndarray,
-                 norm: np.ndarray | None, epsilon: float | None) -> np.ndarray:
-  """Units whose output after ReLU is exactly 0 for every input.
+                 norm: np.ndarray | None, epsilon: float | None,
+                 relu: bool = True) -> np.ndarray:
+  """Units whose output (after ReLU, if `relu`) is exactly 0 for every input.
 
   A unit with an all-zero kernel slice outputs the constant relu(bn(bias));
   it is silent when that constant is 0: bias <= 0 without batch norm, gamma
-  and beta both 0, or a normalised constant safely below 0.
+  and beta both 0, or a normalised constant safely below 0. Without ReLU
+  only an exact 0 (zero bias, or gamma and beta 0) is silent.
   """
   dead = ~kernel.reshape(-1, kernel.shape[-1]).any(axis=0)
   if norm is None:
-    return dead & (bias <= 0)
+    return dead & ((bias <= 0) if relu else (bias == 0))
   gamma, beta, mean, variance = np.asarray(norm, dtype=np.float64)
   value = (bias - mean) * gamma / np.sqrt(variance + epsilon) + beta
   # A margin, so that float32 rounding in the forward pass cannot make it > 0.
-  return dead & (((gamma == 0) & (beta == 0)) | (value < -1e-3))
+  negative = (value < -1e-3) if relu else np.zeros_like(dead)
+  return dead & (((gamma == 0) & (beta == 0)) | negative)
 
 
 def compact(network: Network) -> Network:
-  """Removes the silent units of every hidden layer (see the module docstring).
+  """Removes the silent units of the hidden layers (see the module docstring).
 
   Args:
     network: a network with layer specs, e.g. from `prune_units`.
 
   Returns:
-    An equivalent network with fewer units; biases are kept.
+    An equivalent network with fewer units; biases are kept. Layers that add
+    or feed a residual keep all their units.
   """
   if network.specs is None:
     raise TfpruneError('structured.compact needs a network with layer specs: '
@@ -100,17 +156,18 @@ def compact(network: Network) -> Network:
   norms = list(network.norms)
   shapes = layers_lib.output_shapes(network.specs, [k.shape for k in kernels],
                                     network.input_shape)
-  for i in range(network.num_layers - 1):
+  for i in prunable_layers(network):
     spec = network.specs[i]
-    keep = ~silent_units(kernels[i], biases[i], norms[i], spec.norm_epsilon)
+    keep = ~silent_units(kernels[i], biases[i], norms[i], spec.norm_epsilon,
+                         spec.relu)
     if not keep.any():
       keep[0] = True  # a layer cannot have zero width; this unit outputs 0
     kernels[i] = kernels[i][..., keep]
     biases[i] = biases[i][keep]
     if norms[i] is not None:
       norms[i] = norms[i][:, keep]
-    kernels[i + 1] = _drop_inputs(kernels[i + 1], network.specs[i + 1],
-                                  shapes[i], keep)
+    for j in layers_lib.consumers(network.specs, i + 1):
+      kernels[j] = _drop_inputs(kernels[j], network.specs[j], shapes[i], keep)
   return dataclasses.replace(network, kernels=tuple(kernels),
                              biases=tuple(biases), norms=tuple(norms))
 

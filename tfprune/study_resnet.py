@@ -13,7 +13,10 @@ result as separate runs at a fraction of the cost. Masks are held at zero
 through retraining (`masking.KeepMasked`), so the reported sparsity is
 measured on the final weights. Training is SGD with momentum and weight decay
 (coupled L2, as PyTorch), cosine-decayed per phase, with optional random-crop
-and flip augmentation. Writes study_c.csv and study_c_config.json.
+and flip augmentation. Writes study_c.csv and study_c_config.json and, with
+`save_networks`, every row's final network as a `.npy` weight folder
+networks/<procedure>-<target>/ (see `weights`; ResNet-18 through
+`models.to_network`), which `evaluate` scores like the Keras model.
 """
 
 import csv
@@ -32,6 +35,7 @@ from tfprune import data
 from tfprune import finetune
 from tfprune import masking
 from tfprune import models
+from tfprune import weights
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
 
@@ -67,6 +71,7 @@ class StudyCConfig:
     train_limit: first N training examples (None: all).
     test_limit: first N test examples (None: all).
     seed: seeds initialisation, shuffling and augmentation.
+    save_networks: save each row's final network under networks/ in out_dir.
   """
   out_dir: str
   dataset: str = 'cifar10'
@@ -89,6 +94,7 @@ class StudyCConfig:
   train_limit: int | None = None
   test_limit: int | None = None
   seed: int = 0
+  save_networks: bool = True
 
   def __post_init__(self):
     get_dataset(self.dataset)
@@ -231,6 +237,8 @@ def run(config: StudyCConfig, verbose: bool = True) -> list[dict]:
                  'measured_sparsity': round(_sparsity(model), 6),
                  'prune_steps': steps, 'retrain_epochs': epochs,
                  'seconds': round(time.perf_counter() - started, 1)})
+    if config.save_networks:
+      _save_network(out, model, config, rows[-1])
     if verbose:
       print(f'{procedure} {target:g}%: {100 * accuracy:.2f}% '
             f'(sparsity {rows[-1]["measured_sparsity"]:.4f})', flush=True)
@@ -271,6 +279,21 @@ def _iterative(model, dense, train, config, record) -> None:
     masks = _prune_and_retrain(model, level, masks, train, config,
                                config.step_retrain_epochs)
     epochs += config.step_retrain_epochs
+
+
+def network_dir(out_dir: str | pathlib.Path, procedure: str,
+                target: float) -> pathlib.Path:
+  """Where `run` saves the final network of one row."""
+  return pathlib.Path(out_dir) / 'networks' / f'{procedure}-{target:g}'
+
+
+def _save_network(out: pathlib.Path, model, config: StudyCConfig,
+                  row: dict) -> None:
+  metadata = {'model': 'resnet18', 'dataset': config.dataset,
+              'width': config.width, **{k: row[k] for k in (
+                  'procedure', 'target', 'accuracy', 'measured_sparsity')}}
+  weights.save(network_dir(out, row['procedure'], row['target']),
+               models.to_network(model), metadata, overwrite=True)
 
 
 def _write(out: pathlib.Path, config: StudyCConfig, rows: list[dict]) -> None:

@@ -10,6 +10,9 @@ is saved the same way, with 4-D conv kernels in `weight-i.npy`, batch-norm
 parameters as a (4, units) `batchnorm-i.npy` (gamma, beta, moving mean,
 moving variance), and each layer's spec and the input shape in the manifest
 (format `tfprune-layers-npy`). A manifest without specs means dense layers.
+The graph fields of a spec (`source`, `residual`, `relu`, `global_pool`, for
+ResNet-18) are written only when they differ from a chain's defaults, so the
+manifests of sequential CNNs are unchanged and older ones load as chains.
 """
 
 import dataclasses
