@@ -16,6 +16,12 @@ Two procedures, both as TF-MOT `PruningSchedule`s so that TF-MOT wrappers
   cycle i (0-based) the sparsity rises to 1 - (1 - s)^((i + 1) / K), so each
   cycle removes the same fraction of the weights still left, and stays there
   while the cycle fine-tunes.
+
+Two single-cycle schedules serve prune-finetune cycles that wrap a fresh
+TF-MOT wrapper per cycle (Study B, `study_lenet`): `first_step` updates the
+magnitude mask once, on the cycle's first training step, and `FixedMask`
+never updates it, so a mask injected into the wrapper by hand is what the
+wrapper applies (weight := weight * mask) on every training step.
 """
 
 import dataclasses
@@ -194,3 +200,31 @@ class CycleSparsity(tfmot.sparsity.keras.PruningSchedule):
     return {'class_name': self.__class__.__name__,
             'config': {'target': self.target, 'cycles': self.cycles,
                        'cycle_steps': self.cycle_steps}}
+
+
+def first_step(sparsity: float) -> tfmot.sparsity.keras.PruningSchedule:
+  """TF-MOT magnitude pruning to `sparsity` once, on the first training step.
+
+  A fresh wrapper's first training batch runs at step 1, so begin = end = 1
+  (frequency 1) makes exactly one mask update there; the rest of the fit
+  fine-tunes under that mask.
+  """
+  return tfmot.sparsity.keras.ConstantSparsity(
+      check_sparsity(sparsity), begin_step=1, end_step=1, frequency=1)
+
+
+class FixedMask(tfmot.sparsity.keras.PruningSchedule):
+  """Never updates the mask: the wrapper keeps applying the one it holds.
+
+  `PruneLowMagnitude.call` multiplies each pruned weight by its mask on every
+  call, and only recomputes the mask when the schedule says `should_prune`;
+  with this schedule a mask assigned to the wrapper's mask variable (random or
+  structured masks, which TF-MOT cannot compute) holds for the whole fit.
+  """
+
+  def __call__(self, step):
+    del step
+    return tf.constant(False), tf.constant(0.0, tf.float32)
+
+  def get_config(self):
+    return {'class_name': self.__class__.__name__, 'config': {}}
