@@ -11,6 +11,10 @@ The reduced CPU study committed in img/study_c (Fashion-MNIST, 28x28x1):
       --train_limit=10000 --epochs=8 --learning_rate=0.05 \
       --oneshot_retrain_epochs=2 --step_fraction=0.11 --step_retrain_epochs=1 \
       --final_retrain_epochs=2 --noaugment --out_dir=img/study_c
+
+Each row's final network is also saved as a .npy weight folder
+<out_dir>/networks/<procedure>-<target>/ (--nosave_networks: not saved), which
+tfprune.evaluate scores exactly like the Keras model.
 """
 
 import os

@@ -132,11 +132,6 @@ def residual_users(specs: Sequence[LayerSpec], layer: int) -> list[int]:
   return [i for i, spec in enumerate(specs) if spec.residual == layer]
 
 
-def is_chain(specs: Sequence[LayerSpec]) -> bool:
-  """True when every layer reads the previous one and none adds a residual."""
-  return all(s.source is None and s.residual is None for s in normalized(specs))
-
-
 def _conv_size(size: int, kernel: int, strides: int, padding: str) -> int:
   if padding == 'same':
     return math.ceil(size / strides)
