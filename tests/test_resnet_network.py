@@ -25,7 +25,6 @@ from tfprune import study_resnet
 from tfprune import weights
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
-from tfprune.network import Network
 
 SHAPES = [(28, 28, 1), (32, 32, 3)]
 MNIST = SHAPES[0]
@@ -202,7 +201,7 @@ def test_exact_counts(resnet):
 @pytest.mark.parametrize('method,k', [('weight', 0), ('weight', 33.3),
                                       ('weight', 90), ('unit', 50)])
 def test_weight_level_pruning_exact_counts(mnist_resnet, method, k):
-  model, network = mnist_resnet
+  _, network = mnist_resnet
   layers = pruning.prunable_layers(network.num_layers)
   masks = pruning.network_masks(network, method, k, layers)
   pruned = network.masked(masks)
@@ -222,7 +221,6 @@ def test_weight_level_pruning_exact_counts(mnist_resnet, method, k):
   np.testing.assert_allclose(evaluate.logits(pruned, x),
                              helpers.keras_logits(keras_pruned, x),
                              rtol=1e-4, atol=1e-4)
-  del model
 
 
 @pytest.mark.parametrize('k', [0, 0.01, 50, 90, 99])
