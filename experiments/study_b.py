@@ -4,8 +4,12 @@ Train LeNet-5, then run the study (results in img/study_b/):
 
   python experiments/train.py --model=lenet5 --dataset=mnist --epochs=15 \
       --dropout=0.2 --weights_dir=weights/lenet5-mnist
-  python experiments/study_b.py
-  python experiments/study_b.py --timing_only --timing_repeats=20
+  python experiments/study_b.py --levels=10,20,30,40,50,60,70,80,90,95 \
+      --train_limit=10000
+  python experiments/study_b.py --timing_only --timing_repeats=10 \
+      --levels=10,20,30,40,50,60,70,80,90,95
+
+Each prune-finetune cycle runs on TF-MOT wrappers (see tfprune/study_lenet.py).
 """
 
 import os
