@@ -47,8 +47,8 @@ CHUNK = 512
 KINDS = ('dense', 'csr')
 PROBE_DENSITIES = (0.05, 0.3)
 PROBE_CHUNKS = 2
-PROBE_ROUNDS = 2
-PROBE_SECONDS = 0.1
+PROBE_ROUNDS = 5
+PROBE_SECONDS = 0.2
 MAX_CSR_DENSITY = 0.5
 MIN_CSR_WEIGHTS = 65_536
 REQUIRED_GAIN = 0.9
@@ -180,13 +180,16 @@ def _measured_crossover(inputs: int, units: int) -> float:
           lambda: _dense_layers([dense], one_row, True).numpy()] + [
       lambda p=probe: [c.numpy() for c in _csr_layer(p, chunks, True)]
       for probe in probes]
-  warm_up = sum(_seconds(fn) for fn in runs)
-  # Interleaved rounds, fastest of each: load changes hit every kernel alike.
-  # Small shapes run in a millisecond, where one hiccup decides: they get more
-  # rounds, up to about PROBE_SECONDS in all.
-  count = int(np.clip(PROBE_SECONDS / max(warm_up, 1e-6), PROBE_ROUNDS, 50))
-  rounds = [[_seconds(fn) for fn in runs] for _ in range(count)]
-  t_dense, t_call, t0, t1 = np.min(rounds, axis=0)
+  for fn in runs:
+    fn()  # warm-up (and tracing)
+  # Interleaved rounds, median of each: load changes hit every kernel alike,
+  # and one lucky or unlucky run does not decide (the fastest of two rounds
+  # did: it once put the crossover of 1000x500 at 95% density). Small shapes
+  # run in a millisecond and get more rounds, up to about PROBE_SECONDS.
+  first = [_seconds(fn) for fn in runs]
+  count = int(np.clip(PROBE_SECONDS / max(sum(first), 1e-6), PROBE_ROUNDS, 50))
+  rounds = [first] + [[_seconds(fn) for fn in runs] for _ in range(count - 1)]
+  t_dense, t_call, t0, t1 = np.median(rounds, axis=0)
   # The dense call's fixed cost is a large share of a small probe but not of
   # a real batch: compare the per-example work only.
   t_dense -= t_call
