@@ -51,7 +51,7 @@ PROBE_ROUNDS = 5
 PROBE_SECONDS = 0.2
 MAX_CSR_DENSITY = 0.5
 MIN_CSR_WEIGHTS = 65_536
-REQUIRED_GAIN = 0.9
+REQUIRED_GAIN = 0.8
 
 
 @dataclasses.dataclass(frozen=True)
