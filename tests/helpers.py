@@ -110,13 +110,22 @@ def resnet18(image_shape=(28, 28, 1), width: float = 0.125, seed: int = 1):
   keras.utils.set_random_seed(seed)
   model = models.build_resnet18(image_shape, 10, width=width)
   rng = np.random.default_rng(seed)
+  randomize_norms(model, rng)
+  model.layers[-1].bias.assign(0.1 * rng.normal(size=10))
+  return model
+
+
+def randomize_norms(model, rng: np.random.Generator) -> None:
+  """Gives every batch norm of `model` random parameters and statistics.
+
+  Gamma ~ N(1, 1), beta ~ N(0, 1), moving mean ~ N(0, 0.1^2), moving variance
+  in [0.5, 1.5): a freshly built model's (1, 0, 0, 1) would hide a wrong order.
+  """
   for layer in model.layers:
     if isinstance(layer, keras.layers.BatchNormalization):
       c = layer.gamma.shape[0]
       layer.set_weights([rng.normal(size=c) + 1, rng.normal(size=c),
                          0.1 * rng.normal(size=c), rng.random(c) + 0.5])
-  model.layers[-1].bias.assign(0.1 * rng.normal(size=10))
-  return model
 
 
 def keras_logits(model, images: np.ndarray) -> np.ndarray:

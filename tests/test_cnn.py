@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from tests import helpers
 from tfprune import cnn_pruning
 from tfprune import evaluate
 from tfprune import metrics
@@ -79,12 +80,9 @@ def _model_with_random_norms(name, seed=1):
   keras.utils.set_random_seed(seed)
   model = models.get(name)(MNIST_SHAPE, 10)
   rng = np.random.default_rng(seed)
+  helpers.randomize_norms(model, rng)
   for layer in model.layers:
-    if isinstance(layer, keras.layers.BatchNormalization):
-      c = layer.gamma.shape[0]
-      layer.set_weights([rng.normal(size=c) + 1, rng.normal(size=c),
-                         0.1 * rng.normal(size=c), rng.random(c) + 0.5])
-    elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+    if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
       layer.bias.assign(0.1 * rng.normal(size=layer.bias.shape))
   return model
 
