@@ -108,10 +108,8 @@ def paired_times(baseline, candidate, runs: int, min_seconds: float,
                  summary=min, rounds: int = PAIRED_ROUNDS) -> tuple[float, float]:
   """Times two functions in alternating blocks; returns each one's summary.
 
-  On a shared machine the load changes within seconds: a baseline timed
-  minutes earlier can be twice as fast as one timed now. Alternating blocks
-  (baseline, candidate, baseline, ...) make every load change hit both, so
-  their ratio holds.
+  A baseline timed minutes earlier can be twice as fast as one timed now on
+  a shared machine; `inference.interleaved_timings` keeps the ratio honest.
 
   Args:
     baseline: the reference function (the dense network).
@@ -127,10 +125,7 @@ def paired_times(baseline, candidate, runs: int, min_seconds: float,
   per_block = [max(-(-runs // rounds),
                    math.ceil(min_seconds / rounds / max(t, 1e-6)))
                for t in firsts]
-  times = ([], [])
-  for _ in range(rounds):
-    for i, fn in enumerate(fns):
-      times[i].extend(inference.timings(fn, per_block[i], warm_up=False))
+  times = inference.interleaved_timings(fns, per_block, rounds)
   return summary(times[0]), summary(times[1])
 
 

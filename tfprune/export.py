@@ -167,6 +167,7 @@ def score(path: str | pathlib.Path, dataset: str = 'mnist',
   # Imported here: `inference` loads TensorFlow, which `save`/`load` do not need.
   from tfprune import data  # pylint: disable=g-import-not-at-top
   from tfprune import inference  # pylint: disable=g-import-not-at-top
+  from tfprune import metrics  # pylint: disable=g-import-not-at-top
   network, use_biases, metadata = load(path)
   split = data.load(dataset, 'test', data_dir)
   num_classes = data.get(dataset).num_classes
@@ -176,10 +177,7 @@ def score(path: str | pathlib.Path, dataset: str = 'mnist',
         f'{num_classes} classes: pass the --dataset it was made for')
   plan = inference.plan(network, use_biases)
   inputs = inference.prepare(split.images, network.input_dim)
-  nonzero = sum(int(np.count_nonzero(k)) for k in network.kernels)
-  if use_biases:
-    nonzero += sum(int(np.count_nonzero(b)) for b in network.biases)
-  widths = [network.input_dim] + [k.shape[1] for k in network.kernels]
+  counts = metrics.total(metrics.layer_counts(network, use_biases))
   return Score(str(path), dataset, inference.accuracy(plan, inputs, split.labels),
-               nonzero, '-'.join(map(str, widths)),
+               counts.nonzero_params, metrics.widths(network),
                pathlib.Path(path).stat().st_size, metadata)

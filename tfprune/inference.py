@@ -111,6 +111,25 @@ def timings(fn, repeats: int, warm_up: bool = True) -> list[float]:
   return [_seconds(fn) for _ in range(repeats)]
 
 
+def interleaved_timings(fns: Sequence, runs: Sequence[int], rounds: int
+                        ) -> list[list[float]]:
+  """Seconds of each function's calls, timed in alternating blocks.
+
+  Each round calls fns[0] runs[0] times, then fns[1] runs[1] times, and so
+  on; no warm-up. On a shared machine the load changes within seconds, and
+  alternating makes every change hit all the functions alike, so ratios of
+  their times hold.
+
+  Returns:
+    One list of rounds * runs[i] times per function.
+  """
+  times = [[] for _ in fns]
+  for _ in range(rounds):
+    for i, fn in enumerate(fns):
+      times[i].extend(timings(fn, runs[i], warm_up=False))
+  return times
+
+
 def _csr(kernel_t: np.ndarray):
   rows, cols = np.nonzero(kernel_t)
   return csr_ops.CSRSparseMatrix(tf.SparseTensor(

@@ -72,6 +72,12 @@ def layer_counts(network: Network, use_biases: bool = True) -> list[Counts]:
   return out
 
 
+def widths(network: Network) -> str:
+  """Input and layer widths of a dense chain, e.g. '784-100-100-50-20-10'."""
+  return '-'.join(str(w) for w in
+                  [network.input_dim] + [k.shape[1] for k in network.kernels])
+
+
 def total(counts: list[Counts]) -> Counts:
   """The sum of per-layer counts."""
   return Counts(*(sum(getattr(c, f.name) for c in counts)

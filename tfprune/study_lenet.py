@@ -143,14 +143,12 @@ def interleaved_seconds(networks: dict[str, object], images: np.ndarray,
   Interleaving makes a change of load from other processes hit every network
   alike, so the ratios stay meaningful on a shared machine.
   """
-  for network in networks.values():
-    evaluate.logits(network, images)  # traces the tf.function once
-  best = {name: float('inf') for name in networks}
-  for _ in range(repeats):
-    for name, network in networks.items():
-      best[name] = min(best[name], inference.timings(
-          lambda n=network: evaluate.logits(n, images), 1)[0])
-  return best
+  fns = [lambda n=network: evaluate.logits(n, images)
+         for network in networks.values()]
+  for fn in fns:
+    fn()  # traces the tf.function once
+  times = inference.interleaved_timings(fns, [1] * len(fns), repeats)
+  return {name: min(t) for name, t in zip(networks, times)}
 
 
 def timing_table(config: StudyBConfig) -> list[dict]:
@@ -178,11 +176,7 @@ def timing_table(config: StudyBConfig) -> list[dict]:
                  'compact_time_ratio': round(seconds['compact'] / seconds['dense'], 3),
                  'compact_flops_ratio': round(counts.dense_macs / dense.dense_macs, 4)})
     print(rows[-1], flush=True)
-  with atomic.replacing(out / 'study_b_timing.csv') as tmp:
-    with tmp.open('w', newline='') as f:
-      writer = csv.DictWriter(f, list(rows[0]))
-      writer.writeheader()
-      writer.writerows(rows)
+  atomic.write_csv(out / 'study_b_timing.csv', list(rows[0]), rows)
   return rows
 
 

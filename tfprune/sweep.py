@@ -193,7 +193,6 @@ def measure(dense_counts: metrics.Counts, pruned: Network,
   zeros = sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)
   counts = metrics.total(metrics.layer_counts(pruned, config.use_biases))
   effective = metrics.total(metrics.layer_counts(plan.network, config.use_biases))
-  widths = [plan.network.input_dim] + [kk.shape[1] for kk in plan.network.kernels]
   return SweepRow(
       method=method, k=k, accuracy=accuracy,
       sparsity=zeros / size if size else 0.0,
@@ -205,7 +204,7 @@ def measure(dense_counts: metrics.Counts, pruned: Network,
                    if counts.nonzero_params else float('inf')),
       size_bytes=len(export.to_bytes(plan.network, config.use_biases,
                                      export_metadata(config, method, k))),
-      units='-'.join(str(w) for w in widths),
+      units=metrics.widths(plan.network),
       kernels='+'.join(plan.kinds))
 
 
