@@ -1,0 +1,1 @@
+"""The one network graph (`ir`), its ops (`ops`) and its evaluator (`evaluator`)."""

@@ -1,0 +1,1 @@
+"""Keras models <-> graphs: import (trace), verification against Keras, and building back."""
