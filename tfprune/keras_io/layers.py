@@ -129,7 +129,7 @@ def _depthwise(l: LayerCall) -> list[Node]:
 
 def _separable(l: LayerCall) -> list[Node]:
   attrs = _conv_attrs(l)
-  depthwise = Node(f'{l.name}/depthwise', 'depthwise_conv2d', l.inputs,
+  depthwise = Node(f'{l.name}_depthwise', 'depthwise_conv2d', l.inputs,
                    {**attrs, 'activation': ops.LINEAR},
                    {'kernel': l.weights['depthwise_kernel']})
   pointwise = Node(l.name, 'conv2d', [depthwise.name],
