@@ -47,15 +47,15 @@ def refusal(layer, why: str) -> TfpruneError:
 
 
 def framework_of(model) -> str:
-  """'keras3' or 'tf_keras', from the model's class."""
-  module = type(model).__module__
-  if module.startswith('tf_keras') or module.startswith('keras.src.engine') or (
-      module.startswith('tensorflow.python.keras')):
-    return 'tf_keras'
-  if module.startswith('keras'):
-    return 'keras3'
-  raise TfpruneError(f'{type(model).__name__} from {module} is not a Keras '
-                     'model: pass a tf_keras or Keras 3 model')
+  """'keras3' or 'tf_keras', from the Keras classes the model derives from."""
+  for cls in type(model).__mro__:
+    module = cls.__module__
+    if module.startswith('tf_keras'):
+      return 'tf_keras'
+    if module.startswith('keras.'):
+      return 'keras3'
+  raise TfpruneError(f'{type(model).__name__} from {type(model).__module__} is '
+                     'not a Keras model: pass a tf_keras or Keras 3 model')
 
 
 def _activation(l: LayerCall, value) -> dict:

@@ -1,0 +1,91 @@
+"""Importing saved models: Keras 3 and tf_keras files, SavedModel, bad files.
+
+A model built back by `to_keras` saves as `.keras` and loads in a fresh
+Python process that never imports tfprune, predicting the same.
+"""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests import keras_zoo
+from tfprune.errors import TfpruneError
+from tfprune.graph import evaluator
+from tfprune.keras_io import build
+from tfprune.keras_io import importer
+
+SAVED = [('keras3', '.keras'), ('keras3', '.h5'), ('tf_keras', '.keras'),
+         ('tf_keras', '.h5'), ('tf_keras', 'savedmodel')]
+
+
+def _save(model, framework, suffix, folder):
+  if suffix == 'savedmodel':
+    path = folder / 'model_savedmodel'
+    model.save(path, save_format='tf')
+  else:
+    path = folder / f'model{suffix}'
+    model.save(path)
+  return path
+
+
+# Every format for the small models; MobileNetV2 in each framework's .keras.
+CASES = [(name, *saved) for name in ('mlp', 'residual') for saved in SAVED] + [
+    ('mobilenet_v2', 'keras3', '.keras'), ('mobilenet_v2', 'tf_keras', '.keras')]
+
+
+@pytest.mark.parametrize('name, framework, suffix', CASES)
+def test_saved_models_import_exactly(name, framework, suffix, tmp_path):
+  model = keras_zoo.build(name, framework)
+  path = _save(model, framework, suffix, tmp_path)
+  graph = importer.from_keras(path)
+  assert graph.metadata['framework'] == framework
+  assert graph.metadata['source'] == str(path)
+  x = np.random.default_rng(0).standard_normal(
+      (8, *graph.input_shape)).astype(np.float32)
+  np.testing.assert_allclose(evaluator.predict(graph, x),
+                             np.asarray(model(x, training=False)),
+                             rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('content, suffix, match', [
+    (None, '.keras', 'does not exist'),
+    (b'not a zip', '.keras', 'not a readable .keras file'),
+    (b'not hdf5', '.h5', 'not a readable .h5 file'),
+    (b'{}', '.json', r'suffix .json: pass a .keras, .h5 or a SavedModel folder'),
+])
+def test_bad_model_files_refused_in_one_line(content, suffix, match, tmp_path):
+  path = tmp_path / f'model{suffix}'
+  if content is not None:
+    path.write_bytes(content)
+  with pytest.raises(TfpruneError, match=match) as info:
+    importer.from_keras(path)
+  assert '\n' not in str(info.value)
+
+
+def test_folder_that_is_not_a_savedmodel_refused(tmp_path):
+  with pytest.raises(TfpruneError, match='not a SavedModel'):
+    importer.from_keras(tmp_path)
+
+
+@pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
+def test_built_model_loads_without_tfprune(framework, tmp_path):
+  model = keras_zoo.build('concat', framework)
+  graph = importer.from_keras(model)
+  path = tmp_path / 'rebuilt.keras'
+  build.to_keras(graph).save(path)
+  x = np.random.default_rng(2).standard_normal((5, *graph.input_shape)).astype(np.float32)
+  np.save(tmp_path / 'x.npy', x)
+  loader = 'import keras' if framework == 'keras3' else 'import tf_keras as keras'
+  code = (f'import sys, json, numpy as np\n{loader}\n'
+          f'm = keras.models.load_model({str(path)!r}, compile=False)\n'
+          f'y = m(np.load({str(tmp_path / "x.npy")!r}), training=False)\n'
+          'assert not any(k.startswith("tfprune") for k in sys.modules)\n'
+          'print(json.dumps(np.asarray(y).tolist()))\n')
+  out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                       text=True, check=True, cwd=tmp_path, timeout=300)
+  loaded = np.array(json.loads(out.stdout.strip().splitlines()[-1]), np.float32)
+  np.testing.assert_allclose(loaded, evaluator.predict(graph, x), rtol=1e-5,
+                             atol=1e-6)
