@@ -6,6 +6,7 @@ Writes sweep.csv, sweep_config.json and the plots to --out_dir. Examples:
   python experiments/sweep.py --use_biases=false --out_dir=runs/no-biases
   python experiments/sweep.py --methods=weight --levels=0,90,99,99.9 --prune_output_layer
   python experiments/sweep.py --methods=weight,wanda,obs --bias_correction --out_dir=runs/oneshot
+  python experiments/sweep.py --model_file=my.keras --data=my.npz --levels=0,50,90 --out_dir=runs/mine
 """
 
 import os
@@ -19,6 +20,7 @@ from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable
 from absl import flags  # pylint: disable=g-import-not-at-top
 
 from tfprune import data  # pylint: disable=g-import-not-at-top
+from tfprune import errors  # pylint: disable=g-import-not-at-top
 from tfprune import methods  # pylint: disable=g-import-not-at-top
 from tfprune import reconstruction  # pylint: disable=g-import-not-at-top
 from tfprune import sweep  # pylint: disable=g-import-not-at-top
@@ -61,14 +63,29 @@ _SPARSE_KERNELS = flags.DEFINE_bool(
 _SAVE_PRUNED = flags.DEFINE_bool(
     'save_pruned', False, 'Also write each pruned network, compacted and sparse, '
     'to <out_dir>/pruned/<method>-k<k>.npz.')
+_MODEL_FILE = flags.DEFINE_string(
+    'model_file', None, 'Your Keras model (.keras, .h5 or SavedModel folder, '
+    'tf_keras or Keras 3) to prune instead of --weights_dir.')
+_DATA = flags.DEFINE_string(
+    'data', None, 'Your data as an .npz with x_test, y_test (integer labels) '
+    'and optionally x_train, y_train, shaped as the model takes them; '
+    'replaces --dataset.')
+_PRUNE_LAYERS = flags.DEFINE_list(
+    'prune_layers', [], 'Keras layer names to prune (with --model_file; '
+    'default: every layer with a kernel but the output layer).')
 _OUT_DIR = flags.DEFINE_string('out_dir', os.path.relpath(REPO / 'img'),
                                'Folder for sweep.csv, sweep_config.json, plots.')
 
 
 def main(argv):
   del argv
+  if _MODEL_FILE.value is not None and _WEIGHTS_DIR.present:
+    raise errors.TfpruneError('--weights_dir and --model_file both given: '
+                              'pass one network to prune')
   config = sweep.SweepConfig(
-      weights_dir=_WEIGHTS_DIR.value, out_dir=_OUT_DIR.value,
+      weights_dir=None if _MODEL_FILE.value else _WEIGHTS_DIR.value,
+      out_dir=_OUT_DIR.value, model_file=_MODEL_FILE.value, data=_DATA.value,
+      prune_layers=tuple(_PRUNE_LAYERS.value),
       dataset=_DATASET.value, data_dir=_DATA_DIR.value,
       methods=tuple(m.strip() for m in _METHODS.value),
       levels=sweep.parse_levels(_LEVELS.value), use_biases=_USE_BIASES.value,

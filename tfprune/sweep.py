@@ -24,6 +24,11 @@ import numpy as np
 from tfprune import atomic
 from tfprune import data
 from tfprune import export
+from tfprune import graph_pruning
+from tfprune import graph_sweep
+from tfprune import user_data
+from tfprune.graph import io as graph_io
+from tfprune.keras_io import importer
 from tfprune import inference
 from tfprune import methods
 from tfprune import metrics
@@ -65,8 +70,13 @@ class SweepConfig:
     sparse_kernels: let the evaluator use CSR kernels where they measured faster.
     save_pruned: also write each pruned network's compact export to
       `out_dir/pruned/<method>-k<k>.npz`.
+    model_file: a user's Keras model (`.keras`, `.h5`, SavedModel) to prune
+      instead of `weights_dir`; imported and verified by `keras_io`.
+    data: a user's `.npz` (`user_data`) instead of the registry `dataset`.
+    prune_layers: Keras layer names to prune (model files only; default:
+      every layer with a kernel but the output layer).
   """
-  weights_dir: str
+  weights_dir: str | None
   out_dir: str
   dataset: str = 'mnist'
   data_dir: str | None = None
@@ -79,14 +89,33 @@ class SweepConfig:
   bias_correction: bool = False
   sparse_kernels: bool = True
   save_pruned: bool = False
+  model_file: str | None = None
+  data: str | None = None
+  prune_layers: tuple[str, ...] = ()
 
   def __post_init__(self):
+    if (self.weights_dir is None) == (self.model_file is None):
+      raise TfpruneError('give either --weights_dir or --model_file, not both')
+    if self.model_file is not None:
+      for method in self.methods:
+        if method not in graph_pruning.CRITERIA:
+          raise TfpruneError(
+              f'method {method!r} does not run on a --model_file network yet: '
+              f'choose from {",".join(graph_pruning.CRITERIA)}')
+      if self.bias_correction:
+        raise TfpruneError('--bias_correction does not run on a --model_file '
+                           'network yet: drop it')
+    elif self.prune_layers:
+      raise TfpruneError('--prune_layers names Keras layers: use it with '
+                         '--model_file')
+    object.__setattr__(self, 'prune_layers', tuple(self.prune_layers))
     if not self.methods:
       raise TfpruneError(
           f'no pruning method given: pass --methods with some of '
           f'{",".join(methods.METHODS)}')
     for method in self.methods:
-      methods.get(method)
+      if self.model_file is None or method not in graph_pruning.CRITERIA:
+        methods.get(method)
     if self.bias_correction and not self.use_biases:
       raise TfpruneError(
           'bias correction changes biases but use_biases is false: drop '
@@ -104,10 +133,13 @@ class SweepConfig:
     object.__setattr__(self, 'methods', tuple(self.methods))
     object.__setattr__(self, 'levels',
                        tuple(pruning.check_level(k) for k in self.levels))
-    data.get(self.dataset)
+    if self.data is None:
+      data.get(self.dataset)
 
   @property
   def needs_calibration(self) -> bool:
+    if self.model_file is not None:
+      return False  # the graph criteria need no data (yet)
     return methods.needs_calibration(self.methods, self.bias_correction)
 
   @property
@@ -213,16 +245,25 @@ def export_metadata(config: SweepConfig, method: str, k: float) -> dict:
   return {'method': method, 'k': k, 'weights_dir': config.weights_dir}
 
 
-def calibration(config: SweepConfig) -> np.ndarray | None:
+def calibration(config: SweepConfig,
+                train: data.Split | None = None) -> np.ndarray | None:
   """The calibration inputs the sweep's methods need, drawn from the train split.
+
+  Args:
+    config: the sweep configuration.
+    train: the training split of `config.data`, if it has one.
 
   Raises:
     TfpruneError: `calibration_size` exceeds the training split.
   """
   if not config.needs_calibration:
     return None
+  if config.data is not None and train is None:
+    raise TfpruneError(f'{config.calibration_user} needs calibration data but '
+                       f'{config.data} has no x_train/y_train: add them')
   try:
-    train = data.load(config.dataset, 'train', config.data_dir)
+    if train is None:
+      train = data.load(config.dataset, 'train', config.data_dir)
   except TfpruneError as e:
     raise TfpruneError(f'{config.calibration_user} needs calibration data from the '
                        f'{config.dataset} training split, which failed to load: '
@@ -316,9 +357,11 @@ def run(config: SweepConfig) -> list[SweepRow]:
   a temporary name and renamed, so a failure leaves earlier results intact.
   """
   out_dir = atomic.ensure_dir(config.out_dir)
+  if config.model_file is not None:
+    return _run_graph(config, out_dir)
   folder = weights.load(config.weights_dir)
-  split = data.load(config.dataset, 'test', config.data_dir)
-  calibration_inputs = calibration(config)
+  split, train = _load_user_data(config)
+  calibration_inputs = calibration(config, train)
   pruned_dir = out_dir / PRUNED_DIR
   on_pruned = None
   if config.save_pruned:
@@ -331,10 +374,59 @@ def run(config: SweepConfig) -> list[SweepRow]:
   rows = sweep(config, folder.network, split, calibration_inputs, on_pruned)
   elapsed = time.perf_counter() - start
   csv_path = atomic.write_text(out_dir / CSV_NAME, to_csv(rows))
-  record = {'config': dataclasses.asdict(config),
+  record = {'config': config_record(config),
             'weights_sha256': folder.sha256,
             'tfprune_version': __version__,
             'sweep_seconds': round(elapsed, 2)}
+  atomic.write_text(out_dir / CONFIG_NAME, json.dumps(record, indent=2) + '\n')
+  plots.plot_sweep(csv_path, out_dir)
+  return rows
+
+
+# Fields for user models; left out of a weight-folder sweep's record at their
+# defaults, so its sweep_config.json is unchanged.
+_MODEL_FIELDS = ('model_file', 'data', 'prune_layers')
+
+
+def config_record(config: SweepConfig) -> dict:
+  """The config as saved in `sweep_config.json`."""
+  record = dataclasses.asdict(config)
+  if config.model_file is None:
+    for name in _MODEL_FIELDS:
+      record.pop(name)
+  return record
+
+
+def _load_user_data(config: SweepConfig):
+  if config.data is not None:
+    return user_data.load(config.data)
+  return data.load(config.dataset, 'test', config.data_dir), None
+
+
+def _run_graph(config: SweepConfig, out_dir) -> list[SweepRow]:
+  """The sweep of a user's Keras model (`config.model_file`)."""
+  test, _ = _load_user_data(config)
+  graph = importer.from_keras(config.model_file, data=test.images[:16]
+                              if test.images.shape[1:] else None)
+  source = config.data or config.dataset
+  user_data.check_fits(test, graph.input_shape, int(np.prod(graph.output_shape)),
+                       source)
+  names = graph_pruning.prunable(graph, config.prune_layers,
+                                 config.prune_output_layer)
+  pruned_dir = out_dir / PRUNED_DIR
+  on_pruned = None
+  if config.save_pruned:
+    atomic.ensure_dir(pruned_dir, flag='--out_dir')
+
+    def on_pruned(method, k, pruned):
+      graph_io.save(pruned, pruned_dir / f'{method}-k{k:g}{graph_io.SUFFIX}')
+  start = time.perf_counter()
+  rows = graph_sweep.sweep_graph(graph, config.methods, config.levels, names,
+                                 test.images, test.labels, SweepRow, on_pruned)
+  elapsed = time.perf_counter() - start
+  csv_path = atomic.write_text(out_dir / CSV_NAME, to_csv(rows))
+  record = {'config': config_record(config), 'pruned_layers': names,
+            'tfprune_version': __version__, 'sweep_seconds': round(elapsed, 2)}
   atomic.write_text(out_dir / CONFIG_NAME, json.dumps(record, indent=2) + '\n')
   plots.plot_sweep(csv_path, out_dir)
   return rows

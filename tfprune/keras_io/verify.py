@@ -77,6 +77,10 @@ def verify(model, traced: Traced, data: np.ndarray | None = None) -> None:
   graph = traced.graph
   x = probe_inputs(graph.input_shape)
   if data is not None and len(data):
+    if tuple(np.shape(data)[1:]) != graph.input_shape:
+      raise TfpruneError(
+          f'examples of shape {tuple(np.shape(data)[1:])} but the model takes '
+          f'{graph.input_shape}: store the inputs as the model reads them')
     x = np.concatenate([x, np.asarray(data[:DEFAULT_EXAMPLES], np.float32)])
   names = [n.name for n in graph.nodes if n.name in traced.tensors]
   if graph.output not in names:
