@@ -1,9 +1,26 @@
-"""tfprune: neural-network pruning experiments with Keras (tf_keras) and TensorFlow.
+"""tfprune: how much of your Keras network can you remove, how, and at what cost.
 
-The README lists every module by concept; the entry points are the scripts in
-`experiments/`, each a thin absl `main` over one library function:
-`training.train`, `sweep.run`, `benchmark.run`, `gradual_study.run`,
-`study_fashion`, `study_lenet`, `study_resnet` and `trials` (lottery tickets).
+The public API (`tfprune.api`), loaded on first use so that `import tfprune`
+stays light for scripts that set TensorFlow's logging first:
+
+    graph = tfprune.from_keras(model_or_path)    # tf_keras or Keras 3, verified
+    pruned = tfprune.prune(graph, 'unit', 50)
+    tfprune.evaluate(pruned, x, y); tfprune.save(pruned, 'p.npz')
+    tfprune.to_keras(pruned)                     # a plain Keras model
+
+The entry points for experiments are the scripts in `experiments/`; the
+README lists every module by concept.
 """
 
 __version__ = '0.1.0'
+
+_API = ('Graph', 'from_keras', 'to_keras', 'load', 'save', 'prune', 'evaluate',
+        'predict')
+__all__ = list(_API)
+
+
+def __getattr__(name):
+  if name in _API:
+    from tfprune import api  # pylint: disable=import-outside-toplevel
+    return getattr(api, name)
+  raise AttributeError(f'module tfprune has no attribute {name!r}')

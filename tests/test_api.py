@@ -1,0 +1,76 @@
+"""The public API end to end: weight folders and Keras models as graphs, and
+a Keras 3 model fine-tuned with TF-MOT through its tf_keras twin."""
+
+import numpy as np
+import pytest
+
+import tfprune
+from tests import helpers
+from tests import keras_zoo
+from tfprune import data
+from tfprune.errors import TfpruneError
+
+# The manifests' test accuracies of the committed weight folders.
+FOLDERS = [('mlp-mnist', 'mnist', 0.9866), ('lenet5-mnist', 'mnist', 0.9927),
+           ('fashion_cnn-fashion_mnist', 'fashion_mnist', 0.9279)]
+
+
+@pytest.mark.parametrize('folder, dataset, accuracy', FOLDERS)
+def test_weight_folders_load_as_graphs(folder, dataset, accuracy, data_dir):
+  graph = tfprune.load(helpers.REPO / 'weights' / folder)
+  split = data.load(dataset, 'test', data_dir)
+  x = split.images.reshape(len(split), *graph.input_shape)
+  assert tfprune.evaluate(graph, x, split.labels) == pytest.approx(accuracy, abs=1e-9)
+  # Built back as Keras, the network scores the same.
+  model = tfprune.to_keras(graph, 'keras3')
+  keras_accuracy = np.mean(np.argmax(model.predict(x, verbose=0), 1) == split.labels)
+  assert keras_accuracy == pytest.approx(accuracy, abs=1e-9)
+
+
+def test_api_prune_save_load(tmp_path):
+  graph = tfprune.from_keras(keras_zoo.build('residual', 'keras3'))
+  pruned = tfprune.prune(graph, 'weight', 70)
+  path = tfprune.save(pruned, tmp_path / 'p.npz')
+  back = tfprune.load(path)
+  x = np.random.default_rng(0).standard_normal((6, *graph.input_shape)).astype(np.float32)
+  np.testing.assert_array_equal(tfprune.predict(back, x), tfprune.predict(pruned, x))
+  assert not np.allclose(tfprune.predict(pruned, x), tfprune.predict(graph, x))
+  with pytest.raises(TfpruneError, match='not a graph .npz, a weight folder'):
+    tfprune.load(tmp_path / 'x.txt')
+  with pytest.raises(TfpruneError, match="unknown pruning method 'nope'"):
+    tfprune.prune(graph, 'nope', 50)
+  with pytest.raises(TfpruneError, match='k must be in'):
+    tfprune.prune(graph, 'weight', 120)
+
+
+def test_keras3_model_fine_tuned_with_tfmot_through_tf_keras():
+  import tensorflow_model_optimization as tfmot  # pylint: disable=import-outside-toplevel
+  model3 = keras_zoo.build('cnn', 'keras3')
+  graph = tfprune.from_keras(model3)
+  twin = tfprune.to_keras(graph, 'tf_keras')
+  names = [n.name for n in graph.weighted()][:-1]
+  schedule = tfmot.sparsity.keras.ConstantSparsity(0.5, begin_step=0, frequency=1)
+  prune = tfmot.sparsity.keras.prune_low_magnitude
+  from tfprune.keras_compat import keras  # pylint: disable=import-outside-toplevel
+  wrapped = keras.models.clone_model(twin, clone_function=lambda layer: prune(
+      layer, pruning_schedule=schedule) if layer.name in names else layer)
+  # clone_model makes new weights: copy the twin's into the (wrapped) layers.
+  for layer in wrapped.layers:
+    source = twin.get_layer(getattr(layer, 'layer', layer).name)
+    (getattr(layer, 'layer', layer)).set_weights(source.get_weights())
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((64, *graph.input_shape)).astype(np.float32)
+  y = rng.integers(0, 4, 64)
+  wrapped.compile(optimizer='adam', loss='sparse_categorical_crossentropy')
+  wrapped.fit(x, y, epochs=1, batch_size=16, verbose=0,
+              callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+  stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
+  tuned = tfprune.from_keras(stripped)
+  for name in names:
+    kernel = tuned.node(name).params['kernel']
+    assert kernel.size - np.count_nonzero(kernel) == round(kernel.size * 0.5)
+  back = tfprune.to_keras(tuned, 'keras3')
+  assert type(back).__module__.startswith('keras.')
+  np.testing.assert_allclose(np.asarray(back(x, training=False)),
+                             np.asarray(stripped(x, training=False)),
+                             rtol=1e-5, atol=1e-6)
