@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from tfprune import pruning
+from tfprune import registry
 from tfprune.errors import TfpruneError
 from tfprune.network import Network
 
@@ -124,10 +125,7 @@ def get(name: str) -> MaskFn:
   Raises:
     ValueError: `name` is not in `LAYER_PRUNERS`.
   """
-  if name not in LAYER_PRUNERS:
-    raise TfpruneError(
-        f'unknown pruning method {name!r}: choose from {", ".join(LAYER_PRUNERS)}')
-  return LAYER_PRUNERS[name]
+  return registry.lookup(LAYER_PRUNERS, name, 'pruning method')
 
 
 def layer_masks(method: str, kernels: Sequence[np.ndarray], k: float,

@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from tfprune import penguins
+from tfprune import registry
 from tfprune.errors import TfpruneError
 
 DATA_DIR_ENV = 'TFPRUNE_DATA_DIR'
@@ -83,10 +84,7 @@ def get(name: str) -> DatasetSpec:
   Raises:
     ValueError: `name` is not in `DATASETS`.
   """
-  if name not in DATASETS:
-    raise TfpruneError(
-        f'unknown dataset {name!r}: choose one of {", ".join(DATASETS)}')
-  return DATASETS[name]
+  return registry.lookup(DATASETS, name, 'dataset')
 
 
 def resolve_data_dir(data_dir: str | None) -> str | None:
@@ -114,8 +112,7 @@ def load(name: str, split: str = 'test', data_dir: str | None = None,
       data and tensorflow-datasets cannot provide it.
   """
   spec = get(name)
-  if split not in spec.splits:
-    raise TfpruneError(f'unknown split {split!r}: choose one of {spec.splits}')
+  registry.check_choice(split, spec.splits, 'split')
   if limit is not None and limit < 1:
     raise TfpruneError(f'limit must be at least 1, got {limit}')
   folder = resolve_data_dir(data_dir)

@@ -15,6 +15,7 @@ from typing import Callable
 
 import tensorflow as tf
 
+from tfprune import registry
 from tfprune.errors import TfpruneError
 
 TF_CONFIG_ENV = 'TF_CONFIG'
@@ -50,10 +51,7 @@ def get(name: str) -> Callable[[], tf.distribute.Strategy]:
   Raises:
     ValueError: `name` is not in `STRATEGIES`.
   """
-  if name not in STRATEGIES:
-    raise TfpruneError(
-        f'unknown strategy {name!r}: choose one of {", ".join(STRATEGIES)}')
-  return STRATEGIES[name]
+  return registry.lookup(STRATEGIES, name, 'strategy')
 
 
 def make(name: str) -> tf.distribute.Strategy:

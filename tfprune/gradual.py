@@ -30,6 +30,7 @@ from tfprune import epoch_log
 from tfprune import masking
 from tfprune import models
 from tfprune import pruning
+from tfprune import registry
 from tfprune import schedules
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
@@ -76,9 +77,7 @@ class PruningRun:
     for name, allowed in (('procedure', PROCEDURES),
                           ('granularity', GRANULARITIES),
                           ('schedule', SCHEDULES)):
-      if getattr(self, name) not in allowed:
-        raise TfpruneError(f'unknown {name} {getattr(self, name)!r}: choose one '
-                           f'of {", ".join(allowed)}')
+      registry.check_choice(getattr(self, name), allowed, name)
     schedules.check_sparsity(self.target)
     for name in ('epochs', 'cycles', 'cycle_epochs', 'batch_size'):
       if getattr(self, name) < 1:

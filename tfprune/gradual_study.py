@@ -44,6 +44,7 @@ from tfprune import gradual
 from tfprune import metrics
 from tfprune import models
 from tfprune import plots
+from tfprune import pruning
 from tfprune import sweep
 from tfprune import tflite
 from tfprune import weights
@@ -124,7 +125,9 @@ class GradualConfig:
       raise TfpruneError('no target sparsity given: pass --targets such as 90,95')
     object.__setattr__(self, 'procedures', tuple(self.procedures))
     object.__setattr__(self, 'targets',
-                       tuple(check_percent(t) for t in self.targets))
+                       tuple(pruning.check_level(
+                           t, 'target sparsity', include_high=False,
+                           hint=': pass e.g. --targets=90,95') for t in self.targets))
     if self.train_limit is not None and self.train_limit < 1:
       raise TfpruneError(f'train_limit must be at least 1, got {self.train_limit}')
     for run in self.runs():  # validates procedure, epochs, cycles, ...
@@ -140,21 +143,6 @@ class GradualConfig:
         learning_rate=self.learning_rate,
         prune_output_layer=self.prune_output_layer)
             for p in self.procedures for t in self.targets]
-
-
-def check_percent(value: float) -> float:
-  """Returns `value` if it is a target sparsity percentage in [0, 100).
-
-  Raises:
-    TfpruneError: it is not a number in [0, 100).
-  """
-  if isinstance(value, bool) or not isinstance(value, (int, float)):
-    raise TfpruneError(f'target sparsity must be a percentage in [0, 100), got '
-                       f'{value!r}: pass e.g. --targets=90,95')
-  if not 0 <= value < 100:
-    raise TfpruneError(f'target sparsity must be a percentage in [0, 100), got '
-                       f'{value:g}: pass e.g. --targets=90,95')
-  return float(value)
 
 
 def run_name(run: gradual.PruningRun) -> str:

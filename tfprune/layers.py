@@ -27,6 +27,7 @@ import dataclasses
 import math
 from typing import Sequence
 
+from tfprune import registry
 from tfprune.errors import TfpruneError
 
 KINDS = ('dense', 'conv')
@@ -69,11 +70,8 @@ class LayerSpec:
   global_pool: bool = False
 
   def __post_init__(self):
-    if self.kind not in KINDS:
-      raise TfpruneError(f'unknown layer kind {self.kind!r}: choose one of {KINDS}')
-    if self.padding not in PADDINGS:
-      raise TfpruneError(
-          f'unknown padding {self.padding!r}: choose one of {PADDINGS}')
+    registry.check_choice(self.kind, KINDS, 'layer kind')
+    registry.check_choice(self.padding, PADDINGS, 'padding')
     if self.strides < 1 or self.pool < 1:
       raise TfpruneError(
           f'strides and pool must be at least 1, got {self.strides}, {self.pool}')

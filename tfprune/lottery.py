@@ -37,6 +37,7 @@ import tensorflow as tf
 from tfprune import data
 from tfprune import masking
 from tfprune import pruning
+from tfprune import schedules
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
 
@@ -128,20 +129,6 @@ class Dense:
   seconds: float
 
 
-def check_fraction(p: float, name: str = 'prune_fraction') -> float:
-  """Returns `p` if it is a pruning fraction in [0, 1).
-
-  Raises:
-    TfpruneError: `p` is not a finite number in [0, 1).
-  """
-  if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p):
-    raise TfpruneError(f'{name} must be a number in [0, 1), got {p!r}')
-  if not 0 <= p < 1:
-    raise TfpruneError(f'{name} must be in [0, 1) (a fraction, not a percentage), '
-                       f'got {p:g}')
-  return float(p)
-
-
 def prune_remaining(weights: np.ndarray, p: float,
                     mask: np.ndarray | None = None) -> np.ndarray:
   """Prunes floor(p * m) of the m weights `mask` keeps, the smallest |w| first.
@@ -162,7 +149,8 @@ def prune_remaining(weights: np.ndarray, p: float,
 
 def _percent(p: float) -> float:
   """The exact percentage of the decimal p: 0.07 -> 7, not 7.000000000000001."""
-  return float(fractions.Fraction(str(check_fraction(p))) * 100)
+  p = schedules.check_sparsity(p, 'prune_fraction')
+  return float(fractions.Fraction(str(p)) * 100)
 
 
 def remaining_counts(n: int, p: float, rounds: int) -> list[int]:
@@ -404,7 +392,7 @@ def lottery_ticket(dense: Dense, splits: Splits, schedule: Schedule, seed: int,
   Returns:
     The trial; its rounds are the dense model (0) and each retrained ticket.
   """
-  check_fraction(p)
+  schedules.check_sparsity(p, 'prune_fraction')
   if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
     raise TfpruneError(f'rounds must be an integer >= 1, got {rounds!r}')
   model = dense.model
@@ -479,7 +467,7 @@ def dynamic(build: Callable[[], keras.Model], splits: Splits, schedule: Schedule
     points: fractions of training in (0, 1), e.g. (1/3, 2/3).
     callbacks: extra Keras callbacks (run after each pruning).
   """
-  check_fraction(p, 'dynamic_fraction')
+  schedules.check_sparsity(p, 'dynamic_fraction')
   epochs = prune_epochs(points, schedule.epochs)
   keras.utils.set_random_seed(seed)
   model = compile_model(build(), schedule.learning_rate)

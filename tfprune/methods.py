@@ -13,6 +13,7 @@ import numpy as np
 
 from tfprune import pruning
 from tfprune import reconstruction
+from tfprune import registry
 from tfprune.errors import TfpruneError
 from tfprune.network import Network
 
@@ -60,10 +61,7 @@ def get(name: str) -> Method:
   Raises:
     ValueError: `name` is not in `METHODS`.
   """
-  if name not in METHODS:
-    raise TfpruneError(
-        f'unknown pruning method {name!r}: choose from {", ".join(METHODS)}')
-  return METHODS[name]
+  return registry.lookup(METHODS, name, 'pruning method')
 
 
 def needs_calibration(names: Sequence[str], bias_correction: bool) -> bool:

@@ -16,6 +16,7 @@ import numpy as np
 
 from tfprune import layers as layers_lib
 from tfprune import model_graph
+from tfprune import registry
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
 from tfprune.network import Network
@@ -234,9 +235,7 @@ def get(name: str) -> Callable[..., keras.Model]:
   Raises:
     ValueError: `name` is not in `MODELS`.
   """
-  if name not in MODELS:
-    raise TfpruneError(f'unknown model {name!r}: choose one of {", ".join(MODELS)}')
-  return MODELS[name]
+  return registry.lookup(MODELS, name, 'model')
 
 
 def dense_layers(model: keras.Model) -> list[keras.layers.Dense]:

@@ -23,6 +23,7 @@ import pathlib
 
 import numpy as np
 
+from tfprune import registry
 from tfprune.errors import TfpruneError
 
 FILE = pathlib.Path('penguins') / 'penguins.csv'
@@ -169,8 +170,7 @@ def prepare(rows: list[Row], split: str, seed: int = SPLIT_SEED
   Raises:
     TfpruneError: unknown split, or a split has no rows.
   """
-  if split not in SPLITS:
-    raise TfpruneError(f'unknown split {split!r}: choose one of {SPLITS}')
+  registry.check_choice(split, SPLITS, 'split')
   labels = labels_of(rows)
   parts = split_indices(labels, seed)
   if any(len(p) == 0 for p in parts.values()):

@@ -16,22 +16,36 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from tfprune import registry
 from tfprune.errors import TfpruneError
 from tfprune.network import Network
 
 MaskFn = Callable[..., np.ndarray]
 
 
-def check_level(k: float) -> float:
-  """Returns `k` as a float if it is a percentage in [0, 100].
+def check_level(k: float, name: str = 'k', high: float = 100,
+                include_high: bool = True, hint: str = '') -> float:
+  """Returns `k` as a float if it lies in [0, high] ([0, high) without `include_high`).
+
+  The one range check of pruning levels: percentages in [0, 100] (the
+  default), target sparsities in [0, 100), and fractions in [0, 1).
+
+  Args:
+    k: the level.
+    name: what `k` is, for the message.
+    high: the upper bound, 100 for a percentage or 1 for a fraction.
+    include_high: whether `high` itself is allowed.
+    hint: appended to the message, e.g. ': pass e.g. --targets=90,95'.
 
   Raises:
-    TfpruneError: `k` is not a real number or lies outside [0, 100].
+    TfpruneError: `k` is not a finite real number or lies outside the range.
   """
+  interval = f'[0, {high:g}{"]" if include_high else ")"}'
   if isinstance(k, bool) or not isinstance(k, numbers.Real) or not math.isfinite(k):
-    raise TfpruneError(f'k must be a number in [0, 100], got {k!r}')
-  if not 0 <= k <= 100:
-    raise TfpruneError(f'k must be in [0, 100], got {k:g}')
+    raise TfpruneError(f'{name} must be a number in {interval}, got {k!r}{hint}')
+  if not (0 <= k <= high if include_high else 0 <= k < high):
+    note = ' (a fraction, not a percentage)' if high == 1 else ''
+    raise TfpruneError(f'{name} must be in {interval}{note}, got {k:g}{hint}')
   return float(k)
 
 
@@ -128,10 +142,7 @@ def get(name: str) -> MaskFn:
   Raises:
     ValueError: `name` is not in `PRUNERS`.
   """
-  if name not in PRUNERS:
-    raise TfpruneError(
-        f'unknown pruning method {name!r}: choose from {", ".join(PRUNERS)}')
-  return PRUNERS[name]
+  return registry.lookup(PRUNERS, name, 'pruning method')
 
 
 def prunable_layers(num_layers: int, prune_output_layer: bool = False) -> list[int]:

@@ -25,12 +25,12 @@ wrapper applies (weight := weight * mask) on every training step.
 """
 
 import dataclasses
-import math
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 
+from tfprune import pruning
 from tfprune.errors import TfpruneError
 
 PRUNING_FRACTION = 2 / 3
@@ -40,15 +40,12 @@ MASK_UPDATES = 40
 
 
 def check_sparsity(sparsity: float, what: str = 'target sparsity') -> float:
-  """Returns `sparsity` if it is a fraction in [0, 1).
+  """Returns `sparsity` if it is a fraction in [0, 1) (`pruning.check_level`).
 
   Raises:
     TfpruneError: it is not a finite number in [0, 1).
   """
-  if (isinstance(sparsity, bool) or not isinstance(sparsity, (int, float))
-      or not math.isfinite(sparsity) or not 0 <= sparsity < 1):
-    raise TfpruneError(f'{what} must be a fraction in [0, 1), got {sparsity!r}')
-  return float(sparsity)
+  return pruning.check_level(sparsity, what, high=1, include_high=False)
 
 
 def tfmot_pruned_count(size: int, sparsity: float) -> int:

@@ -35,6 +35,7 @@ from tfprune import data
 from tfprune import finetune
 from tfprune import masking
 from tfprune import models
+from tfprune import registry
 from tfprune import weights
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
@@ -115,10 +116,7 @@ class StudyCConfig:
 
 def get_dataset(name: str) -> data.DatasetSpec:
   """The dataset called `name` ('cifar10' or one of `data.DATASETS`)."""
-  if name not in DATASETS:
-    raise TfpruneError(
-        f'unknown dataset {name!r}: choose one of {", ".join(DATASETS)}')
-  return DATASETS[name]
+  return registry.lookup(DATASETS, name, 'dataset')
 
 
 def load_cifar10(split: str, tfds_data_dir: str | None,

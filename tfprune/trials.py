@@ -38,6 +38,8 @@ from tfprune import atomic
 from tfprune import data
 from tfprune import lottery
 from tfprune import models
+from tfprune import registry
+from tfprune import schedules
 from tfprune import trial_plots
 from tfprune import __version__
 from tfprune.errors import TfpruneError
@@ -117,14 +119,12 @@ class LotteryConfig:
     if not self.procedures:
       raise TfpruneError(f'no procedure given: pass some of {",".join(PROCEDURES)}')
     for name in self.procedures:
-      if name not in PROCEDURES + CONTROLS:
-        raise TfpruneError(f'unknown procedure {name!r}: choose from '
-                           f'{", ".join(PROCEDURES + CONTROLS)}')
+      registry.check_choice(name, PROCEDURES + CONTROLS, 'procedure')
     if 'random_reinit' in self.procedures and 'lottery' not in self.procedures:
       raise TfpruneError('random_reinit reuses the lottery masks: add lottery '
                          'to the procedures')
-    lottery.check_fraction(self.prune_fraction, 'prune_fraction')
-    lottery.check_fraction(self.dynamic_fraction, 'dynamic_fraction')
+    schedules.check_sparsity(self.prune_fraction, 'prune_fraction')
+    schedules.check_sparsity(self.dynamic_fraction, 'dynamic_fraction')
     for name in ('rounds', 'epochs', 'batch_size', 'validation_size'):
       if getattr(self, name) < 1:
         raise TfpruneError(f'{name} must be at least 1, got {getattr(self, name)}')
