@@ -20,9 +20,9 @@ from tfprune import cli  # first: sets TensorFlow's log level
 from absl import flags
 
 from tfprune import cnn_pruning
-from tfprune import data
 from tfprune import study_lenet
 from tfprune import sweep
+from tfprune.data import datasets
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _D = study_lenet.StudyBConfig(weights_dir='', out_dir='')
@@ -33,7 +33,7 @@ _WEIGHTS_DIR = flags.DEFINE_string(
 _OUT_DIR = flags.DEFINE_string('out_dir', os.path.relpath(REPO / 'img' / 'study_b'),
                                'Folder for study_b.csv, its config and plot.')
 _DATA_DIR = flags.DEFINE_string(
-    'data_dir', None, f'Local data folder (else ${data.DATA_DIR_ENV}, else tfds).')
+    'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else tfds).')
 _METHODS = flags.DEFINE_multi_enum(
     'methods', list(_D.methods), list(cnn_pruning.LAYER_PRUNERS),
     'Per-layer pruning methods (repeat the flag).')

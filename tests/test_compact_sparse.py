@@ -15,7 +15,7 @@ from tfprune import inference
 from tfprune import metrics
 from tfprune import pruning
 from tfprune.errors import TfpruneError
-from tfprune.network import Network
+from tfprune.graph.network import Network
 
 SHAPES = ((30, 40), (40, 25), (25, 12), (12, 5))
 LEVELS = [0, 30, 60, 90, 100]

@@ -6,11 +6,11 @@ import tensorflow as tf
 
 from tests import helpers
 from tfprune import evaluate
-from tfprune import models
 from tfprune import pruning
 from tfprune.errors import TfpruneError
+from tfprune.graph.network import Network
 from tfprune.keras_compat import keras
-from tfprune.network import Network
+from tfprune.keras_io import models
 
 
 @pytest.fixture(scope='module')

@@ -12,8 +12,8 @@ from tfprune import evaluate
 from tfprune import gradual_study
 from tfprune import schedules
 from tfprune import sweep
-from tfprune import weights
 from tfprune.errors import TfpruneError
+from tfprune.graph import weights
 
 
 def small_config(out_dir, data_dir, **kwargs) -> gradual_study.GradualConfig:

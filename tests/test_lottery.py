@@ -9,12 +9,12 @@ import pytest
 
 from tests import helpers
 from tfprune import lottery
-from tfprune import models
 from tfprune import plots
 from tfprune import trial_plots
 from tfprune import trials
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
+from tfprune.keras_io import models
 
 THIRDS = (fractions.Fraction(1, 3), fractions.Fraction(2, 3))
 

@@ -16,14 +16,14 @@ from tests import helpers
 from tfprune import cnn_pruning
 from tfprune import finetune
 from tfprune import gradual
-from tfprune import models
 from tfprune import pruning
 from tfprune import schedules
 from tfprune import study_lenet
 from tfprune import tfmot_masks
-from tfprune import weights
 from tfprune.errors import TfpruneError
+from tfprune.graph import weights
 from tfprune.keras_compat import keras
+from tfprune.keras_io import models
 
 PRUNED = [0, 1, 2, 3]  # conv_1, conv_2, dense_1, dense_2; not the output layer
 K = 45.0

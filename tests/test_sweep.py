@@ -11,8 +11,8 @@ from tfprune import evaluate
 from tfprune import plots
 from tfprune import pruning
 from tfprune import sweep
-from tfprune import weights
 from tfprune.errors import TfpruneError
+from tfprune.graph import weights
 
 
 def _config(tmp_path, data_dir, **overrides):

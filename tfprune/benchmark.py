@@ -20,8 +20,8 @@ import statistics
 
 import tensorflow as tf
 
+from tfprune import __version__
 from tfprune import atomic
-from tfprune import data
 from tfprune import evaluate
 from tfprune import export
 from tfprune import inference
@@ -29,9 +29,9 @@ from tfprune import methods
 from tfprune import metrics
 from tfprune import pruning
 from tfprune import sweep
-from tfprune import weights
-from tfprune import __version__
+from tfprune.data import datasets
 from tfprune.errors import TfpruneError
+from tfprune.graph import weights
 
 JSON_NAME = 'benchmark.json'
 PLOT_NAME = 'benchmark.png'
@@ -134,7 +134,7 @@ def run(config: BenchmarkConfig) -> dict:
   out_dir = atomic.ensure_dir(config.out_dir)
   folder = weights.load(config.weights_dir)
   dense = folder.network
-  split = data.load(config.dataset, 'test', config.data_dir)
+  split = datasets.load(config.dataset, 'test', config.data_dir)
   images = split.images[:LARGE_BATCH]
   large = inference.prepare(images, dense.input_dim)
   single = inference.prepare(images[:1], dense.input_dim)

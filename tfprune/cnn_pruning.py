@@ -19,7 +19,7 @@ import numpy as np
 from tfprune import pruning
 from tfprune import registry
 from tfprune.errors import TfpruneError
-from tfprune.network import Network
+from tfprune.graph.network import Network
 
 
 def random_mask(weights: np.ndarray, k: float, mask: np.ndarray | None = None,

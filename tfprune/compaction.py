@@ -14,7 +14,7 @@ batch-norm and residual networks are refused (see `structured.compact`).
 import numpy as np
 
 from tfprune.errors import TfpruneError
-from tfprune.network import Network
+from tfprune.graph.network import Network
 
 
 def compact(network: Network, use_biases: bool = True) -> Network:

@@ -14,9 +14,9 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from tfprune import layers as layers_lib
 from tfprune.errors import TfpruneError
-from tfprune.network import Network
+from tfprune.graph import layers as layers_lib
+from tfprune.graph.network import Network
 
 DEFAULT_BATCH_SIZE = 10_000
 

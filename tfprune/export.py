@@ -22,7 +22,7 @@ import numpy as np
 from tfprune import atomic
 from tfprune import compaction
 from tfprune.errors import TfpruneError
-from tfprune.network import Network
+from tfprune.graph.network import Network
 
 FORMAT = 'tfprune-pruned-v1'
 SUFFIX = '.npz'
@@ -165,12 +165,12 @@ def score(path: str | pathlib.Path, dataset: str = 'mnist',
       dataset's inputs or classes.
   """
   # Imported here: `inference` loads TensorFlow, which `save`/`load` do not need.
-  from tfprune import data  # pylint: disable=g-import-not-at-top
+  from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
   from tfprune import inference  # pylint: disable=g-import-not-at-top
   from tfprune import metrics  # pylint: disable=g-import-not-at-top
   network, use_biases, metadata = load(path)
-  split = data.load(dataset, 'test', data_dir)
-  num_classes = data.get(dataset).num_classes
+  split = datasets.load(dataset, 'test', data_dir)
+  num_classes = datasets.get(dataset).num_classes
   if network.output_dim != num_classes:
     raise TfpruneError(
         f'{path} has {network.output_dim} outputs but {dataset} has '

@@ -25,15 +25,15 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 
-from tfprune import data
 from tfprune import epoch_log
 from tfprune import masking
-from tfprune import models
 from tfprune import pruning
 from tfprune import registry
 from tfprune import schedules
+from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
+from tfprune.keras_io import models
 
 PROCEDURES = ('gradual', 'iterative')
 GRANULARITIES = ('weight', 'unit')
@@ -261,7 +261,7 @@ class TrainedRun:
 
 
 def train(run: PruningRun, build: Callable[[], keras.Model],
-          train_split: data.Split, test_split: data.Split,
+          train_split: datasets.Split, test_split: datasets.Split,
           strategy: tf.distribute.Strategy, work_dir: str | pathlib.Path,
           verbose: int = 2,
           callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainedRun:

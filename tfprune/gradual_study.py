@@ -36,20 +36,20 @@ import tensorflow as tf
 
 from tfprune import __version__
 from tfprune import atomic
-from tfprune import data
 from tfprune import distribute
 from tfprune import epoch_log
 from tfprune import evaluate
 from tfprune import gradual
 from tfprune import metrics
-from tfprune import models
 from tfprune import plots
 from tfprune import pruning
 from tfprune import sweep
 from tfprune import tflite
-from tfprune import weights
+from tfprune.data import datasets
 from tfprune.errors import TfpruneError
+from tfprune.graph import weights
 from tfprune.keras_compat import keras
+from tfprune.keras_io import models
 
 CONFIG_NAME = 'gradual_config.json'
 RESULTS_NAME = 'results.csv'
@@ -71,7 +71,7 @@ class GradualConfig:
     out_dir: the output folder (see the module docstring).
     weights_dir: the starting `.npy` weight folder.
     model: a key of `models.MODELS` matching the weights.
-    dataset: a key of `data.DATASETS`.
+    dataset: a key of `datasets.DATASETS`.
     data_dir: local data folder (None: `$TFPRUNE_DATA_DIR`, then tfds).
     procedures: some of `gradual.PROCEDURES`.
     granularity: 'weight' or 'unit'.
@@ -116,7 +116,7 @@ class GradualConfig:
 
   def __post_init__(self):
     models.get(self.model)
-    data.get(self.dataset)
+    datasets.get(self.dataset)
     distribute.get(self.strategy)
     if not self.procedures:
       raise TfpruneError('no procedure given: pass --procedures with some of '
@@ -228,14 +228,14 @@ def run(config: GradualConfig, command: str | None = None,
   """
   # First: MultiWorkerMirroredStrategy must exist before any TensorFlow op.
   strategy = distribute.make(config.strategy)
-  spec = data.get(config.dataset)
+  spec = datasets.get(config.dataset)
   start = weights.load(config.weights_dir)
   model_fn = models.get(config.model)
   # Refuses weights of another architecture or class count, naming the layer.
   models.load_network(model_fn(spec.image_shape, spec.num_classes), start.network)
-  train_split = data.load(config.dataset, 'train', config.data_dir,
-                          limit=config.train_limit)
-  test_split = data.load(config.dataset, 'test', config.data_dir)
+  train_split = datasets.load(config.dataset, 'train', config.data_dir,
+                              limit=config.train_limit)
+  test_split = datasets.load(config.dataset, 'test', config.data_dir)
   for pruning_run in config.runs():  # schedule errors before any output
     pruning_run.pruning_schedule(len(train_split))
   chief = distribute.is_chief(strategy)
@@ -273,8 +273,8 @@ class _Context:
   """What every run of a study shares."""
   config: GradualConfig
   build: Callable[[], keras.Model]
-  train_split: data.Split
-  test_split: data.Split
+  train_split: datasets.Split
+  test_split: datasets.Split
   strategy: tf.distribute.Strategy
   out_dir: pathlib.Path
   dense_tflite: Callable[[], int]
@@ -331,7 +331,7 @@ def _run_one(context: _Context, pruning_run: gradual.PruningRun) -> RunResult:
   return result
 
 
-def oneshot_rows(config: GradualConfig, network, test_split: data.Split
+def oneshot_rows(config: GradualConfig, network, test_split: datasets.Split
                  ) -> list[sweep.SweepRow]:
   """One-shot pruning of the starting weights at the study's and more levels."""
   levels = tuple(sorted(set(ONESHOT_LEVELS) | set(config.targets)))

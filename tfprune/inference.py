@@ -41,7 +41,7 @@ from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops as csr_ops
 from tfprune import compaction
 from tfprune import evaluate
 from tfprune.errors import TfpruneError
-from tfprune.network import Network
+from tfprune.graph.network import Network
 
 CHUNK = 512
 KINDS = ('dense', 'csr')

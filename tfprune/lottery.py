@@ -34,10 +34,10 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfprune import data
 from tfprune import masking
 from tfprune import pruning
 from tfprune import schedules
+from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
 
@@ -50,9 +50,9 @@ _EVALUATORS: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
 @dataclasses.dataclass(frozen=True)
 class Splits:
   """The train, validation and test data of one problem."""
-  train: data.Split
-  validation: data.Split
-  test: data.Split
+  train: datasets.Split
+  validation: datasets.Split
+  test: datasets.Split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,7 +208,7 @@ def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
   return model
 
 
-def evaluator(model: keras.Model) -> Callable[[data.Split], tuple[float, float]]:
+def evaluator(model: keras.Model) -> Callable[[datasets.Split], tuple[float, float]]:
   """A compiled measure of (mean loss, accuracy) of `model` on a split.
 
   One per model (cached), so that its graph is traced once.
@@ -229,7 +229,7 @@ def _make_evaluator(model: keras.Model):
     hits = tf.cast(tf.equal(tf.argmax(out, axis=-1), y), tf.float64)
     return tf.reduce_sum(tf.cast(losses, tf.float64)), tf.reduce_sum(hits)
 
-  def measure(split: data.Split) -> tuple[float, float]:
+  def measure(split: datasets.Split) -> tuple[float, float]:
     loss = hits = 0.0
     for start in range(0, len(split), EVAL_BATCH):
       l, h = sums(tf.constant(split.images[start:start + EVAL_BATCH]),
@@ -255,7 +255,7 @@ class _Recorder(keras.callbacks.Callback):
   validation metrics and mask sparsity at the end of the epoch."""
 
   def __init__(self, rows: list[dict], round_index: int, masker: masking.KeepMasked,
-               validation: data.Split, measure, first_epoch: int = 0):
+               validation: datasets.Split, measure, first_epoch: int = 0):
     super().__init__()
     self.rows, self.round, self.masker = rows, round_index, masker
     self.validation, self.measure, self.first_epoch = validation, measure, first_epoch

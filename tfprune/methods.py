@@ -15,7 +15,7 @@ from tfprune import pruning
 from tfprune import reconstruction
 from tfprune import registry
 from tfprune.errors import TfpruneError
-from tfprune.network import Network
+from tfprune.graph.network import Network
 
 PruneFn = Callable[[Network, float, Sequence[int], np.ndarray | None, bool], Network]
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from tfprune import compaction
 from tfprune import export
-from tfprune import layers as layers_lib
-from tfprune.network import Network
+from tfprune.graph import layers as layers_lib
+from tfprune.graph.network import Network
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 
 from tfprune import registry
 from tfprune.errors import TfpruneError
-from tfprune.network import Network
+from tfprune.graph.network import Network
 
 MaskFn = Callable[..., np.ndarray]
 

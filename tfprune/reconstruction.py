@@ -26,7 +26,7 @@ import numpy as np
 
 from tfprune import pruning
 from tfprune.errors import TfpruneError
-from tfprune.network import Network
+from tfprune.graph.network import Network
 
 DEFAULT_DAMPING = 0.01
 # Smaller blocks choose masks on fresher weights: on the prebuilt MNIST MLP,

@@ -27,9 +27,9 @@ from typing import Sequence
 import numpy as np
 
 from tfprune import cnn_pruning
-from tfprune import layers as layers_lib
 from tfprune.errors import TfpruneError
-from tfprune.network import Network
+from tfprune.graph import layers as layers_lib
+from tfprune.graph.network import Network
 
 
 def prunable_layers(network: Network) -> list[int]:

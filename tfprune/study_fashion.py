@@ -21,14 +21,14 @@ import numpy as np
 
 from tfprune import atomic
 from tfprune import cnn_pruning
-from tfprune import data
 from tfprune import evaluate
 from tfprune import finetune
-from tfprune import models
 from tfprune import pruning
-from tfprune import weights
+from tfprune.data import datasets
 from tfprune.errors import TfpruneError
+from tfprune.graph import weights
 from tfprune.keras_compat import keras
+from tfprune.keras_io import models
 
 DEFAULT_LEVELS = (0.01, 0.1, 1, 10, 25, 50, 75, 90, 95, 98, 99)
 COLUMNS = ('schedule', 'k', 'accuracy', 'drop_points', 'pruned_weights',
@@ -67,7 +67,7 @@ class StudyAConfig:
   seed: int = 0
 
   def __post_init__(self):
-    data.get(self.dataset)
+    datasets.get(self.dataset)
     if not self.levels:
       raise TfpruneError('give at least one level with --levels')
     for k in self.levels:
@@ -82,7 +82,7 @@ class StudyAConfig:
 def _load(config: StudyAConfig):
   folder = weights.load(config.weights_dir)
   model_name = (folder.manifest or {}).get('model', 'fashion_cnn')
-  spec = data.get(config.dataset)
+  spec = datasets.get(config.dataset)
   model = models.get(model_name)(spec.image_shape, spec.num_classes)
   models.load_network(model, folder.network)
   return model, folder.network
@@ -102,8 +102,8 @@ def run(config: StudyAConfig, verbose: int = 0) -> list[dict]:
   """Runs Study A and writes its results; returns the CSV rows."""
   out = atomic.ensure_dir(config.out_dir)
   model, network = _load(config)
-  test = data.load(config.dataset, 'test', config.data_dir, config.test_limit)
-  train = (data.load(config.dataset, 'train', config.data_dir, config.train_limit)
+  test = datasets.load(config.dataset, 'test', config.data_dir, config.test_limit)
+  train = (datasets.load(config.dataset, 'train', config.data_dir, config.train_limit)
            if config.gradual else None)
   dense_accuracy = evaluate.accuracy(network, test.images, test.labels)
   rows = [_row('dense', 0, network, dense_accuracy, test, 0.0, 0.0)]

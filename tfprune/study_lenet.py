@@ -51,21 +51,21 @@ import tensorflow_model_optimization as tfmot
 
 from tfprune import atomic
 from tfprune import cnn_pruning
-from tfprune import data
 from tfprune import evaluate
 from tfprune import finetune
 from tfprune import gradual
 from tfprune import inference
 from tfprune import masking
 from tfprune import metrics
-from tfprune import models
 from tfprune import pruning
 from tfprune import schedules
 from tfprune import structured
 from tfprune import tfmot_masks
-from tfprune import weights
+from tfprune.data import datasets
 from tfprune.errors import TfpruneError
+from tfprune.graph import weights
 from tfprune.keras_compat import keras
+from tfprune.keras_io import models
 
 DEFAULT_LEVELS = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 COLUMNS = ('method', 'k', 'accuracy', 'nonzero_params', 'params_ratio',
@@ -160,7 +160,7 @@ def timing_table(config: StudyBConfig) -> list[dict]:
   """
   out = atomic.ensure_dir(config.out_dir)
   network = weights.load(config.weights_dir).network
-  test = data.load('mnist', 'test', config.data_dir)
+  test = datasets.load('mnist', 'test', config.data_dir)
   layers = list(range(network.num_layers - 1))
   rows = []
   for k in config.levels:
@@ -211,7 +211,7 @@ def _unit_masks(masks: Sequence[np.ndarray | None], layers: Sequence[int]
 
 def tfmot_cycle(model: keras.Model, method: str, level: float,
                 layers: Sequence[int], masks: Sequence[np.ndarray | None] | None,
-                train: data.Split, config: StudyBConfig) -> Cycle:
+                train: datasets.Split, config: StudyBConfig) -> Cycle:
   """Wraps `layers` of `model`, prunes them to `level` percent, finetunes, strips.
 
   The stripped model shares its layers (and weights) with `model`.
@@ -316,7 +316,7 @@ def check_cycle(model: keras.Model, method: str, level: float,
 
 
 def prune_finetune(model: keras.Model, method: str, k: float,
-                   layers: Sequence[int], train: data.Split,
+                   layers: Sequence[int], train: datasets.Split,
                    config: StudyBConfig) -> keras.Model:
   """K TF-MOT prune-finetune cycles of `method` up to level k.
 
@@ -361,13 +361,13 @@ def run(config: StudyBConfig) -> list[dict]:
   """Runs Study B and writes its results; returns the CSV rows."""
   out = atomic.ensure_dir(config.out_dir)
   folder = weights.load(config.weights_dir)
-  spec = data.get('mnist')
+  spec = datasets.get('mnist')
   model = models.get('lenet5')(spec.image_shape, spec.num_classes)
   models.load_network(model, folder.network)
   dense_weights = model.get_weights()
   network = folder.network
-  test = data.load('mnist', 'test', config.data_dir)
-  train = data.load('mnist', 'train', config.data_dir, config.train_limit)
+  test = datasets.load('mnist', 'test', config.data_dir)
+  train = datasets.load('mnist', 'train', config.data_dir, config.train_limit)
   counts = metrics.total(metrics.layer_counts(network))
   dense = {'params': counts.nonzero_params, 'macs': counts.dense_macs,
            'npy': metrics.npy_folder_bytes(network),

@@ -31,17 +31,17 @@ import tensorflow as tf
 
 from tfprune import atomic
 from tfprune import cnn_pruning
-from tfprune import data
 from tfprune import finetune
 from tfprune import masking
-from tfprune import models
 from tfprune import registry
-from tfprune import weights
+from tfprune.data import datasets
 from tfprune.errors import TfpruneError
+from tfprune.graph import weights
 from tfprune.keras_compat import keras
+from tfprune.keras_io import models
 
-CIFAR10 = data.DatasetSpec('cifar10', 'cifar10', (32, 32, 3), 10)
-DATASETS = {'cifar10': CIFAR10, **data.DATASETS}
+CIFAR10 = datasets.DatasetSpec('cifar10', 'cifar10', (32, 32, 3), 10)
+DATASETS = {'cifar10': CIFAR10, **datasets.DATASETS}
 COLUMNS = ('procedure', 'target', 'accuracy', 'drop_points', 'measured_sparsity',
            'prune_steps', 'retrain_epochs', 'seconds')
 
@@ -52,7 +52,7 @@ class StudyCConfig:
 
   Attributes:
     out_dir: folder for the CSV and config.
-    dataset: 'cifar10' (tfds) or a key of `data.DATASETS`.
+    dataset: 'cifar10' (tfds) or a key of `datasets.DATASETS`.
     data_dir: local IDX data folder for MNIST-like datasets.
     tfds_data_dir: tensorflow-datasets folder for CIFAR-10 (None: default).
     download: let tensorflow-datasets download CIFAR-10 when it is missing.
@@ -114,13 +114,13 @@ class StudyCConfig:
       raise TfpruneError('batch_size and learning rates must be positive')
 
 
-def get_dataset(name: str) -> data.DatasetSpec:
-  """The dataset called `name` ('cifar10' or one of `data.DATASETS`)."""
+def get_dataset(name: str) -> datasets.DatasetSpec:
+  """The dataset called `name` ('cifar10' or one of `datasets.DATASETS`)."""
   return registry.lookup(DATASETS, name, 'dataset')
 
 
 def load_cifar10(split: str, tfds_data_dir: str | None,
-                 download: bool = False) -> data.Split:
+                 download: bool = False) -> datasets.Split:
   """CIFAR-10 from tensorflow-datasets, as float32 images in [0, 1].
 
   Without `download`, a missing copy fails at once instead of retrying the
@@ -146,17 +146,17 @@ def load_cifar10(split: str, tfds_data_dir: str | None,
         '(or pass --tfds_data_dir=DIR)') from None
   images = np.concatenate([b[0] for b in batches]).astype(np.float32) / 255.0
   labels = np.concatenate([b[1] for b in batches]).astype(np.int64)
-  return data.Split(images, labels)
+  return datasets.Split(images, labels)
 
 
-def _load(config: StudyCConfig, split: str, limit: int | None) -> data.Split:
+def _load(config: StudyCConfig, split: str, limit: int | None) -> datasets.Split:
   if config.dataset == 'cifar10':
     s = load_cifar10(split, config.tfds_data_dir, config.download)
-    return s if limit is None else data.Split(s.images[:limit], s.labels[:limit])
-  return data.load(config.dataset, split, config.data_dir, limit)
+    return s if limit is None else datasets.Split(s.images[:limit], s.labels[:limit])
+  return datasets.load(config.dataset, split, config.data_dir, limit)
 
 
-def _dataset(split: data.Split, config: StudyCConfig, seed: int) -> tf.data.Dataset:
+def _dataset(split: datasets.Split, config: StudyCConfig, seed: int) -> tf.data.Dataset:
   ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
   ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
   if config.augment:

@@ -21,8 +21,8 @@ from typing import Sequence
 
 import numpy as np
 
+from tfprune import __version__
 from tfprune import atomic
-from tfprune import data
 from tfprune import export
 from tfprune import inference
 from tfprune import methods
@@ -30,10 +30,10 @@ from tfprune import metrics
 from tfprune import plots
 from tfprune import pruning
 from tfprune import reconstruction
-from tfprune import weights
-from tfprune import __version__
+from tfprune.data import datasets
 from tfprune.errors import TfpruneError
-from tfprune.network import Network
+from tfprune.graph import weights
+from tfprune.graph.network import Network
 
 DEFAULT_LEVELS = (0, 25, 50, 60, 70, 80, 90, 95, 97, 99)
 DEFAULT_METHODS = ('weight', 'unit')
@@ -51,7 +51,7 @@ class SweepConfig:
   Attributes:
     weights_dir: the `.npy` weight folder to prune.
     out_dir: where the CSV, the config and the plots go.
-    dataset: a key of `data.DATASETS`; its test split is used.
+    dataset: a key of `datasets.DATASETS`; its test split is used.
     data_dir: local data folder (None: `$TFPRUNE_DATA_DIR`, then tfds).
     methods: keys of `methods.METHODS`.
     levels: pruning levels k in percent, each in [0, 100].
@@ -104,7 +104,7 @@ class SweepConfig:
     object.__setattr__(self, 'methods', tuple(self.methods))
     object.__setattr__(self, 'levels',
                        tuple(pruning.check_level(k) for k in self.levels))
-    data.get(self.dataset)
+    datasets.get(self.dataset)
 
   @property
   def needs_calibration(self) -> bool:
@@ -222,7 +222,7 @@ def calibration(config: SweepConfig) -> np.ndarray | None:
   if not config.needs_calibration:
     return None
   try:
-    train = data.load(config.dataset, 'train', config.data_dir)
+    train = datasets.load(config.dataset, 'train', config.data_dir)
   except TfpruneError as e:
     raise TfpruneError(f'{config.calibration_user} needs calibration data from the '
                        f'{config.dataset} training split, which failed to load: '
@@ -235,7 +235,7 @@ def calibration(config: SweepConfig) -> np.ndarray | None:
       train.images, config.calibration_size, config.calibration_seed)
 
 
-def sweep(config: SweepConfig, network: Network, split: data.Split,
+def sweep(config: SweepConfig, network: Network, split: datasets.Split,
           calibration_inputs: np.ndarray | None = None,
           on_pruned=None) -> list[SweepRow]:
   """Measures every (method, level) of `config` on `network`; writes nothing.
@@ -247,7 +247,7 @@ def sweep(config: SweepConfig, network: Network, split: data.Split,
     calibration_inputs: training inputs for data-aware methods.
     on_pruned: called as on_pruned(method, k, pruned_network) for each point.
   """
-  spec = data.get(config.dataset)
+  spec = datasets.get(config.dataset)
   if network.output_dim != spec.num_classes:
     raise TfpruneError(
         f'the weights in {config.weights_dir} have {network.output_dim} outputs '
@@ -317,7 +317,7 @@ def run(config: SweepConfig) -> list[SweepRow]:
   """
   out_dir = atomic.ensure_dir(config.out_dir)
   folder = weights.load(config.weights_dir)
-  split = data.load(config.dataset, 'test', config.data_dir)
+  split = datasets.load(config.dataset, 'test', config.data_dir)
   calibration_inputs = calibration(config)
   pruned_dir = out_dir / PRUNED_DIR
   on_pruned = None

@@ -3,14 +3,14 @@
 import dataclasses
 import time
 
-from tfprune import atomic
-from tfprune import data
-from tfprune import evaluate
-from tfprune import models
-from tfprune import weights
 from tfprune import __version__
+from tfprune import atomic
+from tfprune import evaluate
+from tfprune.data import datasets
 from tfprune.errors import TfpruneError
+from tfprune.graph import weights
 from tfprune.keras_compat import keras
+from tfprune.keras_io import models
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,7 +19,7 @@ class TrainConfig:
 
   Attributes:
     weights_dir: the folder to write (refused if it exists, unless overwrite).
-    dataset: a key of `data.DATASETS`.
+    dataset: a key of `datasets.DATASETS`.
     model: a key of `models.MODELS`.
     epochs: passes over the training split.
     batch_size: examples per step.
@@ -43,7 +43,7 @@ class TrainConfig:
   overwrite: bool = False
 
   def __post_init__(self):
-    data.get(self.dataset)
+    datasets.get(self.dataset)
     models.get(self.model)
     for name in ('epochs', 'batch_size'):
       if getattr(self, name) < 1:
@@ -86,10 +86,10 @@ def train(config: TrainConfig, command: str | None = None,
   """
   # Fail before training, not after it, if the folder would be refused.
   atomic.check_replaceable(config.weights_dir, config.overwrite)
-  spec = data.get(config.dataset)
-  train_split = data.load(config.dataset, 'train', config.data_dir,
-                          limit=config.train_limit)
-  test_split = data.load(config.dataset, 'test', config.data_dir)
+  spec = datasets.get(config.dataset)
+  train_split = datasets.load(config.dataset, 'train', config.data_dir,
+                              limit=config.train_limit)
+  test_split = datasets.load(config.dataset, 'test', config.data_dir)
   keras.utils.set_random_seed(config.seed)
   model = models.get(config.model)(spec.image_shape, spec.num_classes,
                                    dropout=config.dropout)

@@ -34,15 +34,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from tfprune import __version__
 from tfprune import atomic
-from tfprune import data
 from tfprune import lottery
-from tfprune import models
 from tfprune import registry
 from tfprune import schedules
 from tfprune import trial_plots
-from tfprune import __version__
+from tfprune.data import datasets
 from tfprune.errors import TfpruneError
+from tfprune.keras_io import models
 
 PROCEDURES = ('unpruned', 'prune_after', 'lottery', 'dynamic')
 CONTROLS = ('random_reinit',)  # optional, needs 'lottery'
@@ -71,7 +71,7 @@ class LotteryConfig:
   Attributes:
     out_dir: the folder to write (refused if it exists and is not empty,
       unless overwrite).
-    dataset: a key of `data.DATASETS`.
+    dataset: a key of `datasets.DATASETS`.
     model: a key of `models.MODELS`.
     procedures: some of `PROCEDURES`, plus optionally `CONTROLS`
       ('random_reinit' needs 'lottery').
@@ -111,7 +111,7 @@ class LotteryConfig:
   overwrite: bool = False
 
   def __post_init__(self):
-    data.get(self.dataset)
+    datasets.get(self.dataset)
     models.get(self.model)
     object.__setattr__(self, 'procedures', tuple(self.procedures))
     object.__setattr__(self, 'seeds', tuple(self.seeds))
@@ -174,29 +174,29 @@ def load_splits(config: LotteryConfig) -> lottery.Splits:
     TfpruneError: a dataset without a validation split has too few training
       examples to hold out `validation_size`.
   """
-  spec = data.get(config.dataset)
-  test = data.load(config.dataset, 'test', config.data_dir)
+  spec = datasets.get(config.dataset)
+  test = datasets.load(config.dataset, 'test', config.data_dir)
   if 'validation' in spec.splits:
-    train = data.load(config.dataset, 'train', config.data_dir,
-                      limit=config.train_limit)
-    validation = data.load(config.dataset, 'validation', config.data_dir)
+    train = datasets.load(config.dataset, 'train', config.data_dir,
+                          limit=config.train_limit)
+    validation = datasets.load(config.dataset, 'validation', config.data_dir)
     return lottery.Splits(train, validation, test)
-  full = data.load(config.dataset, 'train', config.data_dir)
+  full = datasets.load(config.dataset, 'train', config.data_dir)
   if config.validation_size >= len(full):
     raise TfpruneError(
         f'validation_size {config.validation_size} leaves no training example '
         f'of the {len(full)} in {config.dataset}: pass a smaller one')
   cut = len(full) - config.validation_size
-  validation = data.Split(full.images[cut:], full.labels[cut:])
+  validation = datasets.Split(full.images[cut:], full.labels[cut:])
   keep = cut if config.train_limit is None else min(cut, config.train_limit)
-  return lottery.Splits(data.Split(full.images[:keep], full.labels[:keep]),
+  return lottery.Splits(datasets.Split(full.images[:keep], full.labels[:keep]),
                         validation, test)
 
 
 def run_seed(config: LotteryConfig, splits: lottery.Splits, seed: int
              ) -> list[lottery.Trial]:
   """The trials of every procedure of `config` for one seed."""
-  spec = data.get(config.dataset)
+  spec = datasets.get(config.dataset)
 
   def build():
     return models.get(config.model)(spec.image_shape, spec.num_classes)

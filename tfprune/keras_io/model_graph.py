@@ -17,8 +17,8 @@ import dataclasses
 
 import tensorflow as tf
 
-from tfprune import layers as layers_lib
 from tfprune.errors import TfpruneError
+from tfprune.graph import layers as layers_lib
 from tfprune.keras_compat import keras
 
 # How far a weight layer's chain has got; each step must come later.

@@ -14,12 +14,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tfprune import layers as layers_lib
-from tfprune import model_graph
 from tfprune import registry
 from tfprune.errors import TfpruneError
+from tfprune.graph import layers as layers_lib
+from tfprune.graph.network import Network
 from tfprune.keras_compat import keras
-from tfprune.network import Network
+from tfprune.keras_io import model_graph
 
 MLP_HIDDEN_UNITS = (1000, 1000, 500, 200)
 

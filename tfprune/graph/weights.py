@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from tfprune import atomic
-from tfprune import layers as layers_lib
 from tfprune.errors import TfpruneError
-from tfprune.network import Network
+from tfprune.graph import layers as layers_lib
+from tfprune.graph.network import Network
 
 MANIFEST = 'manifest.json'
 FORMAT = 'tfprune-dense-npy'

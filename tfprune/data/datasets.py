@@ -19,8 +19,8 @@ from typing import Callable
 
 import numpy as np
 
-from tfprune import penguins
 from tfprune import registry
+from tfprune.data import penguins
 from tfprune.errors import TfpruneError
 
 DATA_DIR_ENV = 'TFPRUNE_DATA_DIR'

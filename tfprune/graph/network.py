@@ -14,8 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from tfprune import layers as layers_lib
 from tfprune.errors import TfpruneError
+from tfprune.graph import layers as layers_lib
 
 
 @dataclasses.dataclass(frozen=True)
