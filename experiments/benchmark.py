@@ -13,10 +13,10 @@ from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 
-from tfprune import benchmark  # pylint: disable=g-import-not-at-top
-from tfprune import methods  # pylint: disable=g-import-not-at-top
-from tfprune import sweep  # pylint: disable=g-import-not-at-top
+from tfprune.criteria import methods  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
+from tfprune.drivers import benchmark  # pylint: disable=g-import-not-at-top
+from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

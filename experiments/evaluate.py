@@ -8,8 +8,8 @@ from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 
-from tfprune import export  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
+from tfprune.runtime import export  # pylint: disable=g-import-not-at-top
 
 _EXPORT = flags.DEFINE_string('export', None, 'Pruned export (.npz) to score.',
                               required=True)

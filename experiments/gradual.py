@@ -21,12 +21,12 @@ from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 
-from tfprune import distribute  # pylint: disable=g-import-not-at-top
-from tfprune import gradual  # pylint: disable=g-import-not-at-top
-from tfprune import gradual_study  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.errors import TfpruneError  # pylint: disable=g-import-not-at-top
 from tfprune.keras_io import models  # pylint: disable=g-import-not-at-top
+from tfprune.studies import gradual_study  # pylint: disable=g-import-not-at-top
+from tfprune.training import distribute  # pylint: disable=g-import-not-at-top
+from tfprune.training import gradual  # pylint: disable=g-import-not-at-top
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _DEFAULTS = gradual_study.GradualConfig(out_dir='', weights_dir='')

@@ -31,10 +31,10 @@ from tfprune import cli  # first: sets TensorFlow's log level
 
 from absl import flags
 
-from tfprune import trials
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.keras_io import models
+from tfprune.studies import trials
 
 _D = trials.LotteryConfig(out_dir='')
 

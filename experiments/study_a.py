@@ -15,9 +15,9 @@ from tfprune import cli  # first: sets TensorFlow's log level
 
 from absl import flags
 
-from tfprune import study_fashion
-from tfprune import sweep
 from tfprune.data import datasets
+from tfprune.drivers import sweep
+from tfprune.studies import study_fashion
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _D = study_fashion.StudyAConfig(weights_dir='', out_dir='')

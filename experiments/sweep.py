@@ -18,10 +18,10 @@ from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 
-from tfprune import methods  # pylint: disable=g-import-not-at-top
-from tfprune import reconstruction  # pylint: disable=g-import-not-at-top
-from tfprune import sweep  # pylint: disable=g-import-not-at-top
+from tfprune.criteria import methods  # pylint: disable=g-import-not-at-top
+from tfprune.criteria import reconstruction  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
+from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

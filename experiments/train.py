@@ -18,9 +18,9 @@ from tfprune import cli  # first: sets TensorFlow's log level
 
 from absl import flags
 
-from tfprune import training
 from tfprune.data import datasets
 from tfprune.keras_io import models
+from tfprune.training import training
 
 _DEFAULTS = training.TrainConfig(weights_dir='')
 

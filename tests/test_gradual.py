@@ -9,13 +9,13 @@ from tensorflow_model_optimization.python.core.sparsity.keras import pruning_imp
 from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
 from tests import helpers
-from tfprune import epoch_log
-from tfprune import gradual
-from tfprune import pruning
-from tfprune import schedules
-from tfprune import tflite
+from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
+from tfprune.training import epoch_log
+from tfprune.training import gradual
+from tfprune.training import schedules
+from tfprune.training import tflite
 
 STRATEGY = tf.distribute.get_strategy()
 SCHEDULED_KINDS = [('gradual', g, s) for g in gradual.GRANULARITIES

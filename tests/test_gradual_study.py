@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import evaluate
-from tfprune import gradual_study
-from tfprune import schedules
-from tfprune import sweep
+from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
+from tfprune.runtime import evaluate
+from tfprune.studies import gradual_study
+from tfprune.training import schedules
 
 
 def small_config(out_dir, data_dir, **kwargs) -> gradual_study.GradualConfig:

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import methods
-from tfprune import pruning
-from tfprune import sweep
+from tfprune.criteria import methods
+from tfprune.criteria import pruning
+from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 
 SHAPES = ((20, 16), (16, 12), (12, 4))

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import evaluate
-from tfprune import pruning
-from tfprune import reconstruction
+from tfprune.criteria import pruning
+from tfprune.criteria import reconstruction
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph.network import Network
+from tfprune.runtime import evaluate
 
 SHAPES = ((20, 16), (16, 12), (12, 5))
 LEVELS = [0, 50, 90, 100]

@@ -11,20 +11,20 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import cnn_pruning
-from tfprune import compaction
-from tfprune import evaluate
-from tfprune import export
-from tfprune import metrics
-from tfprune import pruning
-from tfprune import structured
-from tfprune import study_resnet
+from tfprune.criteria import cnn_pruning
+from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph import layers as layers_lib
 from tfprune.graph import weights
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.runtime import evaluate
+from tfprune.runtime import export
+from tfprune.runtime import metrics
+from tfprune.studies import study_resnet
+from tfprune.transforms import compaction
+from tfprune.transforms import structured
 
 SHAPES = [(28, 28, 1), (32, 32, 3)]
 MNIST = SHAPES[0]

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import evaluate
-from tfprune import training
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
 from tfprune.keras_io import models
+from tfprune.runtime import evaluate
+from tfprune.training import training
 
 
 def test_mlp_has_the_challenge_architecture():

@@ -178,7 +178,7 @@ def build_penguin_mlp_tanh(image_shape: Sequence[int], num_classes: int,
 
   Dense 12 ReLU, Dense `num_classes` tanh. The reference trains it with
   PyTorch's cross-entropy, which applies softmax to the tanh outputs as if
-  they were logits; trained here the same way (`lottery.loss_for` picks
+  they were logits; trained here the same way (`classifier.loss_for` picks
   from_logits for any output that is not softmax). Logits in [-1, 1] bound
   its 3-class loss below by log(1 + 2/e^2) ~ 0.2395 even when every example
   is right. 12*12+12 + 12*3+3 = 195 parameters on 12 features.

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tfprune import cnn_pruning
+from tfprune.criteria import cnn_pruning
 from tfprune.errors import TfpruneError
 from tfprune.graph import layers as layers_lib
 from tfprune.graph.network import Network
@@ -151,7 +151,7 @@ def compact(network: Network) -> Network:
   """
   if network.specs is None:
     raise TfpruneError('structured.compact needs a network with layer specs: '
-                       'use tfprune.compaction for dense chains')
+                       'use tfprune.transforms.compaction for dense chains')
   kernels, biases = list(network.kernels), list(network.biases)
   norms = list(network.norms)
   shapes = layers_lib.output_shapes(network.specs, [k.shape for k in kernels],

@@ -25,7 +25,7 @@ def check_masks(pairs: MaskedVariables) -> None:
     mask = np.asarray(mask)
     if mask.dtype != np.bool_:
       raise TfpruneError(f'the mask of {variable.name} is {mask.dtype}, not bool: '
-                         'build masks with the functions of tfprune.pruning')
+                         'build masks with the functions of tfprune.criteria.pruning')
     if mask.shape != tuple(variable.shape):
       raise TfpruneError(f'the mask of {variable.name} has shape {mask.shape} but '
                          f'the variable has {tuple(variable.shape)}')

@@ -38,10 +38,10 @@ import tensorflow as tf
 # TensorFlow's CSR kernels have no public API; tensorflow==2.21 is pinned.
 from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops as csr_ops  # pylint: disable=g-direct-tensorflow-import
 
-from tfprune import compaction
-from tfprune import evaluate
 from tfprune.errors import TfpruneError
 from tfprune.graph.network import Network
+from tfprune.runtime import evaluate
+from tfprune.transforms import compaction
 
 CHUNK = 512
 KINDS = ('dense', 'csr')

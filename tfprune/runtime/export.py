@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from tfprune import atomic
-from tfprune import compaction
 from tfprune.errors import TfpruneError
 from tfprune.graph.network import Network
+from tfprune.transforms import compaction
 
 FORMAT = 'tfprune-pruned-v1'
 SUFFIX = '.npz'
@@ -166,8 +166,8 @@ def score(path: str | pathlib.Path, dataset: str = 'mnist',
   """
   # Imported here: `inference` loads TensorFlow, which `save`/`load` do not need.
   from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
-  from tfprune import inference  # pylint: disable=g-import-not-at-top
-  from tfprune import metrics  # pylint: disable=g-import-not-at-top
+  from tfprune.runtime import inference  # pylint: disable=g-import-not-at-top
+  from tfprune.runtime import metrics  # pylint: disable=g-import-not-at-top
   network, use_biases, metadata = load(path)
   split = datasets.load(dataset, 'test', data_dir)
   num_classes = datasets.get(dataset).num_classes

@@ -30,15 +30,15 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune import atomic
-from tfprune import cnn_pruning
-from tfprune import finetune
-from tfprune import masking
 from tfprune import registry
+from tfprune.criteria import cnn_pruning
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.training import finetune
+from tfprune.training import masking
 
 CIFAR10 = datasets.DatasetSpec('cifar10', 'cifar10', (32, 32, 3), 10)
 DATASETS = {'cifar10': CIFAR10, **datasets.DATASETS}

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tfprune import pruning
+from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 from tfprune.graph.network import Network
 

@@ -22,16 +22,16 @@ import tensorflow as tf
 
 from tfprune import __version__
 from tfprune import atomic
-from tfprune import evaluate
-from tfprune import export
-from tfprune import inference
-from tfprune import methods
-from tfprune import metrics
-from tfprune import pruning
-from tfprune import sweep
+from tfprune.criteria import methods
+from tfprune.criteria import pruning
 from tfprune.data import datasets
+from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
+from tfprune.runtime import evaluate
+from tfprune.runtime import export
+from tfprune.runtime import inference
+from tfprune.runtime import metrics
 
 JSON_NAME = 'benchmark.json'
 PLOT_NAME = 'benchmark.png'

@@ -44,90 +44,25 @@ import csv
 import dataclasses
 import json
 import pathlib
-from typing import Sequence
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
 
 from tfprune import atomic
-from tfprune import cnn_pruning
-from tfprune import evaluate
-from tfprune import finetune
-from tfprune import gradual
-from tfprune import inference
-from tfprune import masking
-from tfprune import metrics
-from tfprune import pruning
-from tfprune import schedules
-from tfprune import structured
-from tfprune import tfmot_masks
 from tfprune.data import datasets
-from tfprune.errors import TfpruneError
 from tfprune.graph import weights
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.runtime import evaluate
+from tfprune.runtime import inference
+from tfprune.runtime import metrics
+from tfprune.studies import lenet_cycles
+from tfprune.studies.lenet_config import StudyBConfig
+from tfprune.transforms import structured
 
-DEFAULT_LEVELS = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 COLUMNS = ('method', 'k', 'accuracy', 'nonzero_params', 'params_ratio',
            'flops_ratio', 'compact_flops_ratio', 'npy_bytes_ratio',
            'compressed_bytes_ratio', 'compact_npy_bytes_ratio',
            'masked_time_ratio', 'compact_time_ratio')
-
-
-@dataclasses.dataclass(frozen=True)
-class StudyBConfig:
-  """Study B settings; saved as study_b_config.json.
-
-  Attributes:
-    weights_dir: trained `lenet5` weight folder.
-    out_dir: folder for the CSV, config and plot.
-    data_dir: local data folder (None: `$TFPRUNE_DATA_DIR`, then tfds).
-    methods: keys of `cnn_pruning.LAYER_PRUNERS`.
-    levels: per-layer levels k in percent (structured_l1 and l1 need k < 100).
-    cycles: K prune-finetune cycles.
-    finetune_epochs: epochs per cycle (at least 1: TF-MOT's l1 mask update is
-      a training step).
-    finetune_lr: initial Adam learning rate of each cycle.
-    train_limit: finetune on the first N training examples (None: all).
-    timing_repeats: timed passes over the test set per network (the fastest
-      counts).
-    seed: seeds finetuning and random masks.
-  """
-  weights_dir: str
-  out_dir: str
-  data_dir: str | None = None
-  methods: tuple[str, ...] = tuple(cnn_pruning.LAYER_PRUNERS)
-  levels: tuple[float, ...] = DEFAULT_LEVELS
-  cycles: int = 3
-  finetune_epochs: int = 4
-  finetune_lr: float = 1e-4
-  train_limit: int | None = None
-  timing_repeats: int = 5
-  seed: int = 0
-
-  def __post_init__(self):
-    if not self.methods or not self.levels:
-      raise TfpruneError('give at least one method and one level')
-    for m in self.methods:
-      cnn_pruning.get(m)
-    for k in self.levels:
-      pruning.check_level(k)
-      if k == 100 and 'structured_l1' in self.methods:
-        raise TfpruneError('structured_l1 at k=100 would remove every filter '
-                           'of a layer: use levels below 100')
-      if k == 100 and 'l1' in self.methods:
-        raise TfpruneError('l1 at k=100: TF-MOT keeps at least one weight per '
-                           'layer and takes sparsities below 1: use levels '
-                           'below 100')
-    if self.cycles < 1 or self.timing_repeats < 1:
-      raise TfpruneError('cycles and timing_repeats must be at least 1')
-    if self.finetune_epochs < 1:
-      raise TfpruneError(
-          f'finetune_epochs must be at least 1, got {self.finetune_epochs}: '
-          'TF-MOT updates the l1 masks on the first training step of a cycle')
-    finetune.FitConfig(self.finetune_epochs, learning_rate=self.finetune_lr)
-    if self.train_limit is not None and self.train_limit < 1:
-      raise TfpruneError(f'train_limit must be at least 1, got {self.train_limit}')
 
 
 def _seconds(network, images, repeats):
@@ -180,160 +115,6 @@ def timing_table(config: StudyBConfig) -> list[dict]:
   return rows
 
 
-def pruned_names(model: keras.Model, layers: Sequence[int]) -> list[str]:
-  """Names of the prunable layers (`finetune.prunable`) at indices `layers`."""
-  prunable = finetune.prunable(model)
-  return [prunable[i].name for i in layers]
-
-
-@dataclasses.dataclass(frozen=True)
-class Cycle:
-  """One TF-MOT prune-finetune cycle.
-
-  Attributes:
-    wrapped: the finetuned model with its pruning wrappers.
-    model: the same layers with the wrappers stripped (`strip_pruning`).
-    masks: kernel mask of each prunable layer after the cycle, read from the
-      wrappers (None: layer not pruned).
-    layers: measured sparsity of each pruned layer (checked by `check_cycle`).
-  """
-  wrapped: keras.Model
-  model: keras.Model
-  masks: list[np.ndarray | None]
-  layers: list[gradual.LayerSparsity]
-
-
-def _unit_masks(masks: Sequence[np.ndarray | None], layers: Sequence[int]
-                ) -> dict[int, np.ndarray]:
-  """Kept units of each pruned layer: any kept weight in the unit's slice."""
-  return {i: masks[i].reshape(-1, masks[i].shape[-1]).any(axis=0) for i in layers}
-
-
-def tfmot_cycle(model: keras.Model, method: str, level: float,
-                layers: Sequence[int], masks: Sequence[np.ndarray | None] | None,
-                train: datasets.Split, config: StudyBConfig) -> Cycle:
-  """Wraps `layers` of `model`, prunes them to `level` percent, finetunes, strips.
-
-  The stripped model shares its layers (and weights) with `model`.
-
-  Args:
-    model: a plain (unwrapped) Keras model; trained in place.
-    method: a key of `cnn_pruning.LAYER_PRUNERS`.
-    level: per-layer level of this cycle, in percent.
-    layers: indices of the prunable layers to prune.
-    masks: the masks after the previous cycle (None: first cycle).
-    train: finetuning data.
-    config: finetuning settings and seed.
-
-  Raises:
-    TfpruneError: a layer's sparsity is not what the criterion asked for (see
-      `check_cycle`).
-  """
-  names = pruned_names(model, layers)
-  callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
-  injected = None
-  if method == 'l1':
-    wrapped = gradual.wrap(model, names, schedules.first_step(level / 100))
-  else:
-    injected = cnn_pruning.layer_masks(method, finetune.kernels(model), level,
-                                       layers, masks, config.seed)
-    wrapped = gradual.wrap(model, names, schedules.FixedMask())
-    tfmot_masks.inject(wrapped, names, [injected[i] for i in layers])
-    if method == 'structured_l1':
-      prunable = finetune.prunable(model)
-      callbacks.append(masking.KeepMasked(
-          [(prunable[i].bias, keep)
-           for i, keep in _unit_masks(injected, layers).items()]))
-  finetune.fit(wrapped, train.images, train.labels,
-               finetune.FitConfig(config.finetune_epochs,
-                                  learning_rate=config.finetune_lr),
-               callbacks)
-  after = list(masks) if masks is not None else [None] * len(
-      finetune.prunable(model))
-  for i, mask in zip(layers, tfmot_masks.read(wrapped, names)):
-    after[i] = mask
-  stripped = gradual.strip(wrapped)
-  measured = check_cycle(stripped, method, level, layers, masks, after, injected)
-  return Cycle(wrapped, stripped, after, measured)
-
-
-def check_cycle(model: keras.Model, method: str, level: float,
-                layers: Sequence[int],
-                before: Sequence[np.ndarray | None] | None,
-                after: Sequence[np.ndarray | None],
-                injected: Sequence[np.ndarray | None] | None
-                ) -> list[gradual.LayerSparsity]:
-  """Measures each pruned layer of a stripped model after a cycle.
-
-  Required zeros: l1, `schedules.tfmot_pruned_count` at level/100; random and
-  structured_l1, the zeros of the injected mask, which the wrapper must still
-  hold unchanged.
-
-  Returns:
-    The measured sparsity of each pruned layer.
-
-  Raises:
-    TfpruneError: a kernel or wrapper mask has another number of zeros than
-      required, a mask revives a weight pruned in an earlier cycle, or a
-      pruned structured unit has a non-zero bias.
-  """
-  prunable = finetune.prunable(model)
-  out = []
-  for i in layers:
-    layer, mask = prunable[i], after[i]
-    kernel = layer.kernel.numpy()
-    if injected is None:
-      required = schedules.tfmot_pruned_count(kernel.size, level / 100)
-    else:
-      required = int(np.sum(~injected[i]))
-      if not np.array_equal(mask, injected[i]):
-        raise TfpruneError(
-            f'layer {layer.name}: the wrapper changed the injected {method} '
-            'mask during finetuning: its schedule must never update masks '
-            '(schedules.FixedMask)')
-    measured = gradual.LayerSparsity(layer.name, kernel.size,
-                                     int(np.sum(kernel == 0)), required)
-    mask_zeros = int(np.sum(~mask))
-    if measured.zeros != required or mask_zeros != required:
-      raise TfpruneError(
-          f'layer {layer.name}: {method} at k={level:g}% asks for {required} '
-          f'zero weights of {kernel.size}, the kernel has {measured.zeros} and '
-          f'the TF-MOT mask {mask_zeros}: the mask update missed the first '
-          'training step of the cycle or the mask was not applied')
-    if before is not None and before[i] is not None and np.any(mask & ~before[i]):
-      raise TfpruneError(
-          f'layer {layer.name}: the {method} cycle at k={level:g}% revived '
-          f'{int(np.sum(mask & ~before[i]))} weights pruned in an earlier '
-          'cycle: masks must only shrink')
-    if method == 'structured_l1':
-      units = _unit_masks(after, [i])[i]
-      if np.any(layer.bias.numpy()[~units] != 0):
-        raise TfpruneError(
-            f'layer {layer.name}: pruned units have non-zero biases after '
-            'finetuning: their biases must be held at zero (masking.KeepMasked)')
-    out.append(measured)
-  return out
-
-
-def prune_finetune(model: keras.Model, method: str, k: float,
-                   layers: Sequence[int], train: datasets.Split,
-                   config: StudyBConfig) -> keras.Model:
-  """K TF-MOT prune-finetune cycles of `method` up to level k.
-
-  Cycle c prunes to k·c/K (see `tfmot_cycle`). The weights of `model` are
-  trained in place.
-
-  Returns:
-    The stripped model after the last cycle (it shares `model`'s layers).
-  """
-  masks = None
-  for cycle in range(1, config.cycles + 1):
-    result = tfmot_cycle(model, method, k * cycle / config.cycles, layers,
-                         masks, train, config)
-    model, masks = result.model, result.masks
-  return model
-
-
 def _point(method, k, network, compact, dense, test, repeats):
   counts = metrics.total(metrics.layer_counts(network))
   compact_counts = metrics.total(metrics.layer_counts(compact))
@@ -381,7 +162,7 @@ def run(config: StudyBConfig) -> list[dict]:
       keras.utils.set_random_seed(config.seed)
       model.set_weights(dense_weights)
       pruned = models.to_network(
-          prune_finetune(model, method, k, layers, train, config))
+          lenet_cycles.prune_finetune(model, method, k, layers, train, config))
       rows.append(_point(method, k, pruned, structured.compact(pruned), dense,
                          test, config.timing_repeats))
       r = rows[-1]

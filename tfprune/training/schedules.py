@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 
-from tfprune import pruning
+from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 
 PRUNING_FRACTION = 2 / 3

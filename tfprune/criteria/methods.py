@@ -11,9 +11,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tfprune import pruning
-from tfprune import reconstruction
 from tfprune import registry
+from tfprune.criteria import pruning
+from tfprune.criteria import reconstruction
 from tfprune.errors import TfpruneError
 from tfprune.graph.network import Network
 

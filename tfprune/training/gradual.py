@@ -25,15 +25,15 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 
-from tfprune import epoch_log
-from tfprune import masking
-from tfprune import pruning
 from tfprune import registry
-from tfprune import schedules
+from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.training import epoch_log
+from tfprune.training import masking
+from tfprune.training import schedules
 
 PROCEDURES = ('gradual', 'iterative')
 GRANULARITIES = ('weight', 'unit')

@@ -18,33 +18,30 @@ kernel (every Dense and Conv2D layer, biases never) by weight magnitude with
                   on a fresh random initialisation, trained as long.
 
 A round prunes floor(p * m) of the m surviving weights of a kernel, so after R
-rounds a kernel of n weights keeps `remaining_counts(n, p, R)[-1]`, the exact
-integer form of n * (1 - p)^R. A fresh Adam optimizer starts every training
-run. Seeds make each procedure reproducible: the same seed gives the same
+rounds a kernel of n weights keeps `prune_rounds.remaining_counts(n, p, R)[-1]`,
+the exact integer form of n * (1 - p)^R. A fresh Adam optimizer starts every
+training run. Seeds make each procedure reproducible: the same seed gives the same
 initial weights to every procedure, so the trials of one seed are paired.
 """
 
 import dataclasses
 import fractions
-import math
 import time
-import weakref
 from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from tfprune import masking
-from tfprune import pruning
-from tfprune import schedules
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
+from tfprune.training import classifier
+from tfprune.training import masking
+from tfprune.training import prune_rounds
+from tfprune.training import schedules
 
 Weights = list[np.ndarray]
-EVAL_BATCH = 1000
 REINIT_SEED_OFFSET = 1_000_003  # random_reinit draws from seed + this
-_EVALUATORS: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,127 +126,6 @@ class Dense:
   seconds: float
 
 
-def prune_remaining(weights: np.ndarray, p: float,
-                    mask: np.ndarray | None = None) -> np.ndarray:
-  """Prunes floor(p * m) of the m weights `mask` keeps, the smallest |w| first.
-
-  The weight criterion `pruning.PRUNERS['weight']` ranks the surviving weights
-  only, so p applies to what is left (ties: lower flat index first).
-
-  Returns:
-    A new boolean mask, a subset of `mask`.
-  """
-  mask = (np.ones(np.shape(weights), dtype=bool) if mask is None
-          else np.asarray(mask, dtype=bool))
-  survivors = np.asarray(weights)[mask]
-  new = mask.copy()
-  new[mask] = pruning.PRUNERS['weight'](survivors, _percent(p))
-  return new
-
-
-def _percent(p: float) -> float:
-  """The exact percentage of the decimal p: 0.07 -> 7, not 7.000000000000001."""
-  p = schedules.check_sparsity(p, 'prune_fraction')
-  return float(fractions.Fraction(str(p)) * 100)
-
-
-def remaining_counts(n: int, p: float, rounds: int) -> list[int]:
-  """Weights kept by a kernel of n after 0, 1, ..., `rounds` rounds of p."""
-  counts = [n]
-  for _ in range(rounds):
-    counts.append(counts[-1] - pruning.prune_count(_percent(p), counts[-1]))
-  return counts
-
-
-def prune_epochs(points: Sequence[fractions.Fraction], epochs: int) -> list[int]:
-  """The 0-based epochs at whose start dynamic pruning happens: floor(f * epochs).
-
-  Raises:
-    TfpruneError: a point is outside (0, 1), falls on epoch 0, or two points
-      fall on the same epoch.
-  """
-  if not points:
-    raise TfpruneError('dynamic pruning needs prune points: pass e.g. 1/3,2/3')
-  result = []
-  for f in points:
-    if not 0 < f < 1:
-      raise TfpruneError(f'prune point {f} is outside (0, 1): give fractions of '
-                         'training such as 1/3,2/3')
-    epoch = math.floor(fractions.Fraction(f) * epochs)
-    if epoch < 1 or epoch in result:
-      raise TfpruneError(
-          f'prune point {f} of {epochs} epochs falls on epoch {epoch}, which is '
-          'the start of training or already a prune point: train for more '
-          'epochs or use fewer, more distant points')
-    result.append(epoch)
-  return result
-
-
-def kernels(model: keras.Model) -> list[tf.Variable]:
-  """The kernels of the model's Dense and Conv2D layers, in order."""
-  return [l.kernel for l in model.layers
-          if isinstance(l, (keras.layers.Dense, keras.layers.Conv2D))]
-
-
-def loss_for(model: keras.Model) -> keras.losses.Loss:
-  """Cross-entropy on the outputs: as probabilities after softmax, else logits.
-
-  Treating any other output (tanh) as logits is what PyTorch's
-  `CrossEntropyLoss` does, as in the penguins reference.
-  """
-  last = model.layers[-1].activation.__name__
-  return keras.losses.SparseCategoricalCrossentropy(from_logits=last != 'softmax')
-
-
-def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
-  """Compiles with a fresh Adam, `loss_for(model)` and accuracy."""
-  model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                loss=loss_for(model), metrics=['accuracy'])
-  return model
-
-
-def evaluator(model: keras.Model) -> Callable[[datasets.Split], tuple[float, float]]:
-  """A compiled measure of (mean loss, accuracy) of `model` on a split.
-
-  One per model (cached), so that its graph is traced once.
-  """
-  if model not in _EVALUATORS:
-    _EVALUATORS[model] = _make_evaluator(model)
-  return _EVALUATORS[model]
-
-
-def _make_evaluator(model: keras.Model):
-  from_logits = loss_for(model).get_config()['from_logits']
-
-  @tf.function(reduce_retracing=True)
-  def sums(x, y):
-    out = model(x, training=False)
-    losses = keras.losses.sparse_categorical_crossentropy(
-        y, out, from_logits=from_logits)
-    hits = tf.cast(tf.equal(tf.argmax(out, axis=-1), y), tf.float64)
-    return tf.reduce_sum(tf.cast(losses, tf.float64)), tf.reduce_sum(hits)
-
-  def measure(split: datasets.Split) -> tuple[float, float]:
-    loss = hits = 0.0
-    for start in range(0, len(split), EVAL_BATCH):
-      l, h = sums(tf.constant(split.images[start:start + EVAL_BATCH]),
-                  tf.constant(split.labels[start:start + EVAL_BATCH]))
-      loss, hits = loss + float(l), hits + float(h)
-    return loss / len(split), hits / len(split)
-
-  return measure
-
-
-def kept_fraction(masks: Sequence[np.ndarray]) -> float:
-  """Fraction of kept entries over all masks."""
-  return sum(int(np.count_nonzero(m)) for m in masks) / sum(m.size for m in masks)
-
-
-def sparsity(masks: Sequence[np.ndarray]) -> float:
-  """Fraction of pruned entries over all masks."""
-  return 1 - kept_fraction(masks)
-
-
 class _Recorder(keras.callbacks.Callback):
   """Appends one history row per epoch: Keras' running train metrics, and the
   validation metrics and mask sparsity at the end of the epoch."""
@@ -267,7 +143,7 @@ class _Recorder(keras.callbacks.Callback):
         'train_loss': float(logs['loss']),
         'train_accuracy': float(logs['accuracy']),
         'val_loss': val_loss, 'val_accuracy': val_accuracy,
-        'sparsity': sparsity([m for _, m in self.masker.pairs])})
+        'sparsity': prune_rounds.sparsity([m for _, m in self.masker.pairs])})
 
 
 class _Snapshot(keras.callbacks.Callback):
@@ -295,13 +171,13 @@ class _PruneAt(keras.callbacks.Callback):
 
   def on_epoch_begin(self, epoch, logs=None):
     if epoch in self.epochs:
-      self.masker.set_masks([(v, prune_remaining(v.numpy(), self.p, m))
+      self.masker.set_masks([(v, prune_rounds.prune_remaining(v.numpy(), self.p, m))
                              for v, m in self.masker.pairs])
 
 
 def full_masks(model: keras.Model) -> list[tuple[tf.Variable, np.ndarray]]:
   """(kernel, all-True mask) for every kernel of the model."""
-  return [(v, np.ones(v.shape, dtype=bool)) for v in kernels(model)]
+  return [(v, np.ones(v.shape, dtype=bool)) for v in classifier.kernels(model)]
 
 
 def _fit(model: keras.Model, splits: Splits, schedule: Schedule, epochs: int,
@@ -309,7 +185,7 @@ def _fit(model: keras.Model, splits: Splits, schedule: Schedule, epochs: int,
          rows: list[dict], round_index: int, first_epoch: int = 0) -> float:
   """Trains `epochs` epochs with the masks of `masker`; returns wall seconds."""
   recorder = _Recorder(rows, round_index, masker, splits.validation,
-                       evaluator(model), first_epoch)
+                       classifier.evaluator(model), first_epoch)
   start = time.perf_counter()
   model.fit(splits.train.images, splits.train.labels,
             batch_size=schedule.batch_size, epochs=epochs, verbose=0,
@@ -319,8 +195,9 @@ def _fit(model: keras.Model, splits: Splits, schedule: Schedule, epochs: int,
 
 def _measure(model: keras.Model, splits: Splits, round_index: int,
              masks: Sequence[np.ndarray]) -> Round:
-  measure = evaluator(model)
-  return Round(round_index, kept_fraction(masks), *measure(splits.validation),
+  measure = classifier.evaluator(model)
+  return Round(round_index, prune_rounds.kept_fraction(masks),
+               *measure(splits.validation),
                *measure(splits.test))
 
 
@@ -342,7 +219,7 @@ def train_dense(build: Callable[[], keras.Model], splits: Splits,
     raise TfpruneError(f'rewind_epoch must be in [0, {schedule.epochs}) (the '
                        f'epochs), got {rewind_epoch}')
   keras.utils.set_random_seed(seed)
-  model = compile_model(build(), schedule.learning_rate)
+  model = classifier.compile_model(build(), schedule.learning_rate)
   snapshot = _Snapshot(rewind_epoch)
   rows: list[dict] = []
   seconds = _fit(model, splits, schedule, schedule.epochs,
@@ -363,7 +240,8 @@ def unpruned(dense: Dense, splits: Splits, seed: int) -> Trial:
 def prune_after(dense: Dense, splits: Splits, seed: int, p: float) -> Trial:
   """The trained dense model with p of every kernel pruned, not retrained."""
   dense.model.set_weights(dense.trained)
-  pairs = [(v, prune_remaining(v.numpy(), p)) for v in kernels(dense.model)]
+  pairs = [(v, prune_rounds.prune_remaining(v.numpy(), p))
+           for v in classifier.kernels(dense.model)]
   masking.apply_masks(pairs)
   measured = _measure(dense.model, splits, 1, [m for _, m in pairs])
   return Trial('prune_after', seed, tuple(dense.history), (measured,),
@@ -403,10 +281,10 @@ def lottery_ticket(dense: Dense, splits: Splits, schedule: Schedule, seed: int,
   seconds = dense.seconds
   masks = []
   for r in range(1, rounds + 1):
-    pairs = [(v, prune_remaining(v.numpy(), p, m)) for v, m in pairs]
+    pairs = [(v, prune_rounds.prune_remaining(v.numpy(), p, m)) for v, m in pairs]
     masks.append(tuple(m for _, m in pairs))
     model.set_weights(dense.rewind)
-    compile_model(model, schedule.learning_rate)
+    classifier.compile_model(model, schedule.learning_rate)
     seconds += _fit(model, splits, schedule, schedule.epochs - dense.rewind_epoch,
                     callbacks, masking.KeepMasked(pairs), history, r,
                     first_epoch=dense.rewind_epoch)
@@ -442,8 +320,8 @@ def random_reinit(build: Callable[[], keras.Model], splits: Splits,
   measured = [ticket.rounds[0]]
   seconds = ticket.seconds
   for r, masks in enumerate(ticket.masks, start=1):
-    model = compile_model(build(), schedule.learning_rate)
-    pairs = list(zip(kernels(model), masks))
+    model = classifier.compile_model(build(), schedule.learning_rate)
+    pairs = list(zip(classifier.kernels(model), masks))
     seconds += _fit(model, splits, schedule, epochs, callbacks,
                     masking.KeepMasked(pairs), history, r,
                     first_epoch=schedule.epochs - epochs)
@@ -468,9 +346,9 @@ def dynamic(build: Callable[[], keras.Model], splits: Splits, schedule: Schedule
     callbacks: extra Keras callbacks (run after each pruning).
   """
   schedules.check_sparsity(p, 'dynamic_fraction')
-  epochs = prune_epochs(points, schedule.epochs)
+  epochs = prune_rounds.prune_epochs(points, schedule.epochs)
   keras.utils.set_random_seed(seed)
-  model = compile_model(build(), schedule.learning_rate)
+  model = classifier.compile_model(build(), schedule.learning_rate)
   masker = masking.KeepMasked(full_masks(model))
   rows: list[dict] = []
   seconds = _fit(model, splits, schedule, schedule.epochs,

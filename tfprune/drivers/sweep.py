@@ -23,17 +23,17 @@ import numpy as np
 
 from tfprune import __version__
 from tfprune import atomic
-from tfprune import export
-from tfprune import inference
-from tfprune import methods
-from tfprune import metrics
-from tfprune import plots
-from tfprune import pruning
-from tfprune import reconstruction
+from tfprune.criteria import methods
+from tfprune.criteria import pruning
+from tfprune.criteria import reconstruction
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
 from tfprune.graph.network import Network
+from tfprune.reports import plots
+from tfprune.runtime import export
+from tfprune.runtime import inference
+from tfprune.runtime import metrics
 
 DEFAULT_LEVELS = (0, 25, 50, 60, 70, 80, 90, 95, 97, 99)
 DEFAULT_METHODS = ('weight', 'unit')

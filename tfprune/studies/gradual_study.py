@@ -36,20 +36,20 @@ import tensorflow as tf
 
 from tfprune import __version__
 from tfprune import atomic
-from tfprune import distribute
-from tfprune import epoch_log
-from tfprune import evaluate
-from tfprune import gradual
-from tfprune import metrics
-from tfprune import plots
-from tfprune import pruning
-from tfprune import sweep
-from tfprune import tflite
+from tfprune.criteria import pruning
 from tfprune.data import datasets
+from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.reports import plots
+from tfprune.runtime import evaluate
+from tfprune.runtime import metrics
+from tfprune.training import distribute
+from tfprune.training import epoch_log
+from tfprune.training import gradual
+from tfprune.training import tflite
 
 CONFIG_NAME = 'gradual_config.json'
 RESULTS_NAME = 'results.csv'

@@ -16,8 +16,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tfprune import pruning
 from tfprune import registry
+from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 from tfprune.graph.network import Network
 

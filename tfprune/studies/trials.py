@@ -36,13 +36,14 @@ import numpy as np
 
 from tfprune import __version__
 from tfprune import atomic
-from tfprune import lottery
 from tfprune import registry
-from tfprune import schedules
-from tfprune import trial_plots
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.keras_io import models
+from tfprune.reports import trial_plots
+from tfprune.training import lottery
+from tfprune.training import prune_rounds
+from tfprune.training import schedules
 
 PROCEDURES = ('unpruned', 'prune_after', 'lottery', 'dynamic')
 CONTROLS = ('random_reinit',)  # optional, needs 'lottery'
@@ -138,7 +139,7 @@ class LotteryConfig:
     if self.train_limit is not None and self.train_limit < 1:
       raise TfpruneError(f'train_limit must be at least 1, got {self.train_limit}')
     if 'dynamic' in self.procedures:
-      lottery.prune_epochs(self.points, self.epochs)
+      prune_rounds.prune_epochs(self.points, self.epochs)
 
   @property
   def points(self) -> list[fractions.Fraction]:

@@ -17,8 +17,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from tfprune import plots  # pylint: disable=wrong-import-position
 from tfprune.errors import TfpruneError  # pylint: disable=wrong-import-position
+from tfprune.reports import plots  # pylint: disable=wrong-import-position
 
 CURVES_PLOT = 'curves.png'
 TICKET_PLOT = 'ticket_curve.png'

@@ -5,12 +5,12 @@ import time
 
 from tfprune import __version__
 from tfprune import atomic
-from tfprune import evaluate
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.runtime import evaluate
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,15 +20,15 @@ import time
 import numpy as np
 
 from tfprune import atomic
-from tfprune import cnn_pruning
-from tfprune import evaluate
-from tfprune import finetune
-from tfprune import pruning
+from tfprune.criteria import cnn_pruning
+from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.runtime import evaluate
+from tfprune.training import finetune
 
 DEFAULT_LEVELS = (0.01, 0.1, 1, 10, 25, 50, 75, 90, 95, 98, 99)
 COLUMNS = ('schedule', 'k', 'accuracy', 'drop_points', 'pruned_weights',

@@ -15,10 +15,10 @@ import io
 
 import numpy as np
 
-from tfprune import compaction
-from tfprune import export
 from tfprune.graph import layers as layers_lib
 from tfprune.graph.network import Network
+from tfprune.runtime import export
+from tfprune.transforms import compaction
 
 
 @dataclasses.dataclass(frozen=True)

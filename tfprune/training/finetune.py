@@ -13,10 +13,10 @@ from typing import Sequence
 
 import numpy as np
 
-from tfprune import cnn_pruning
+from tfprune.criteria import cnn_pruning
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
-from tfprune.masking import KeepMasked
+from tfprune.training.masking import KeepMasked
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,9 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
-from tfprune import masking
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
+from tfprune.training import masking
 
 
 def wrappers(model: keras.Model, names: Sequence[str]) -> list[keras.layers.Layer]:
