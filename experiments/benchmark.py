@@ -13,17 +13,17 @@ from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 
-from tfprune import benchmark  # pylint: disable=g-import-not-at-top
-from tfprune import data  # pylint: disable=g-import-not-at-top
-from tfprune import methods  # pylint: disable=g-import-not-at-top
-from tfprune import sweep  # pylint: disable=g-import-not-at-top
+from tfprune.criteria import methods  # pylint: disable=g-import-not-at-top
+from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
+from tfprune.drivers import benchmark  # pylint: disable=g-import-not-at-top
+from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 _WEIGHTS_DIR = flags.DEFINE_string(
     'weights_dir', os.path.relpath(REPO / 'weights' / 'mlp-mnist'), 'Dense weight folder.')
 _DATA_DIR = flags.DEFINE_string(
-    'data_dir', None, f'Local data folder (else ${data.DATA_DIR_ENV}, else tfds).')
+    'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else tfds).')
 _METHODS = flags.DEFINE_list('methods', list(sweep.DEFAULT_METHODS),
                              f'Methods, from: {",".join(methods.METHODS)}.')
 _LEVELS = flags.DEFINE_list('levels', [f'{k:g}' for k in sweep.DEFAULT_LEVELS],

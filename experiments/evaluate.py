@@ -8,15 +8,15 @@ from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 
-from tfprune import data  # pylint: disable=g-import-not-at-top
-from tfprune import export  # pylint: disable=g-import-not-at-top
+from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
+from tfprune.runtime import export  # pylint: disable=g-import-not-at-top
 
 _EXPORT = flags.DEFINE_string('export', None, 'Pruned export (.npz) to score.',
                               required=True)
-_DATASET = flags.DEFINE_enum('dataset', 'mnist', list(data.DATASETS),
+_DATASET = flags.DEFINE_enum('dataset', 'mnist', list(datasets.DATASETS),
                              'Dataset whose test split is used.')
 _DATA_DIR = flags.DEFINE_string(
-    'data_dir', None, f'Local data folder (else ${data.DATA_DIR_ENV}, else tfds).')
+    'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else tfds).')
 
 
 def main(argv):

@@ -21,12 +21,12 @@ from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 
-from tfprune import data  # pylint: disable=g-import-not-at-top
-from tfprune import distribute  # pylint: disable=g-import-not-at-top
-from tfprune import gradual  # pylint: disable=g-import-not-at-top
-from tfprune import gradual_study  # pylint: disable=g-import-not-at-top
-from tfprune import models  # pylint: disable=g-import-not-at-top
+from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.errors import TfpruneError  # pylint: disable=g-import-not-at-top
+from tfprune.keras_io import models  # pylint: disable=g-import-not-at-top
+from tfprune.studies import gradual_study  # pylint: disable=g-import-not-at-top
+from tfprune.training import distribute  # pylint: disable=g-import-not-at-top
+from tfprune.training import gradual  # pylint: disable=g-import-not-at-top
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _DEFAULTS = gradual_study.GradualConfig(out_dir='', weights_dir='')
@@ -36,10 +36,10 @@ _WEIGHTS_DIR = flags.DEFINE_string(
     'Starting .npy weight folder (default: the prebuilt MNIST MLP).')
 _MODEL = flags.DEFINE_enum('model', _DEFAULTS.model, list(models.MODELS),
                            'Model the weights belong to.')
-_DATASET = flags.DEFINE_enum('dataset', _DEFAULTS.dataset, list(data.DATASETS),
+_DATASET = flags.DEFINE_enum('dataset', _DEFAULTS.dataset, list(datasets.DATASETS),
                              'Dataset to fine-tune and test on.')
 _DATA_DIR = flags.DEFINE_string(
-    'data_dir', None, f'Local data folder (else ${data.DATA_DIR_ENV}, else a '
+    'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else a '
     'tensorflow-datasets download).')
 _PROCEDURES = flags.DEFINE_list(
     'procedures', list(_DEFAULTS.procedures),

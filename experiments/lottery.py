@@ -31,17 +31,17 @@ from tfprune import cli  # first: sets TensorFlow's log level
 
 from absl import flags
 
-from tfprune import data
-from tfprune import models
-from tfprune import trials
+from tfprune.data import datasets
 from tfprune.errors import TfpruneError
+from tfprune.keras_io import models
+from tfprune.studies import trials
 
 _D = trials.LotteryConfig(out_dir='')
 
 _OUT_DIR = flags.DEFINE_string(
     'out_dir', None, 'Folder for the results; refused if it exists and is not '
     'empty, unless --overwrite.', required=True)
-_DATASET = flags.DEFINE_enum('dataset', _D.dataset, list(data.DATASETS),
+_DATASET = flags.DEFINE_enum('dataset', _D.dataset, list(datasets.DATASETS),
                              'Dataset.')
 _MODEL = flags.DEFINE_enum('model', _D.model, list(models.MODELS), 'Model.')
 _PROCEDURES = flags.DEFINE_list('procedures', list(_D.procedures),
@@ -67,7 +67,7 @@ _LEARNING_RATE = flags.DEFINE_float('learning_rate', _D.learning_rate,
 _SEEDS = flags.DEFINE_list('seeds', [str(s) for s in _D.seeds],
                            'Seeds; every trial runs once per seed.')
 _DATA_DIR = flags.DEFINE_string(
-    'data_dir', None, f'Local data folder (else ${data.DATA_DIR_ENV}, else a '
+    'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else a '
     'tensorflow-datasets download).')
 _TRAIN_LIMIT = flags.DEFINE_integer('train_limit', None,
                                     'Train on the first N training examples only.')

@@ -11,7 +11,7 @@ from tfprune import cli
 
 from absl import flags
 
-from tfprune import plots
+from tfprune.reports import plots
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

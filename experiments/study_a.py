@@ -15,9 +15,9 @@ from tfprune import cli  # first: sets TensorFlow's log level
 
 from absl import flags
 
-from tfprune import data
-from tfprune import study_fashion
-from tfprune import sweep
+from tfprune.data import datasets
+from tfprune.drivers import sweep
+from tfprune.studies import study_fashion
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _D = study_fashion.StudyAConfig(weights_dir='', out_dir='')
@@ -27,10 +27,10 @@ _WEIGHTS_DIR = flags.DEFINE_string(
     'Trained fashion_cnn weight folder.')
 _OUT_DIR = flags.DEFINE_string('out_dir', os.path.relpath(REPO / 'img' / 'study_a'),
                                'Folder for study_a.csv, its config and plot.')
-_DATASET = flags.DEFINE_enum('dataset', _D.dataset, list(data.DATASETS),
+_DATASET = flags.DEFINE_enum('dataset', _D.dataset, list(datasets.DATASETS),
                              'Dataset of the test and finetuning data.')
 _DATA_DIR = flags.DEFINE_string(
-    'data_dir', None, f'Local data folder (else ${data.DATA_DIR_ENV}, else tfds).')
+    'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else tfds).')
 _LEVELS = flags.DEFINE_list('levels', [f'{k:g}' for k in _D.levels],
                             'Global levels k, percent of all kernel weights.')
 _GRADUAL = flags.DEFINE_bool('gradual', _D.gradual,

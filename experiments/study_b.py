@@ -9,7 +9,7 @@ Train LeNet-5, then run the study (results in img/study_b/):
   python experiments/study_b.py --timing_only --timing_repeats=10 \
       --levels=10,20,30,40,50,60,70,80,90,95
 
-Each prune-finetune cycle runs on TF-MOT wrappers (see tfprune/study_lenet.py).
+Each prune-finetune cycle runs on TF-MOT wrappers (see tfprune/studies/lenet_cycles.py).
 """
 
 import os
@@ -19,13 +19,14 @@ from tfprune import cli  # first: sets TensorFlow's log level
 
 from absl import flags
 
-from tfprune import cnn_pruning
-from tfprune import data
-from tfprune import study_lenet
-from tfprune import sweep
+from tfprune.criteria import cnn_pruning
+from tfprune.data import datasets
+from tfprune.drivers import sweep
+from tfprune.studies import lenet_config
+from tfprune.studies import study_lenet
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-_D = study_lenet.StudyBConfig(weights_dir='', out_dir='')
+_D = lenet_config.StudyBConfig(weights_dir='', out_dir='')
 
 _WEIGHTS_DIR = flags.DEFINE_string(
     'weights_dir', os.path.relpath(REPO / 'weights' / 'lenet5-mnist'),
@@ -33,7 +34,7 @@ _WEIGHTS_DIR = flags.DEFINE_string(
 _OUT_DIR = flags.DEFINE_string('out_dir', os.path.relpath(REPO / 'img' / 'study_b'),
                                'Folder for study_b.csv, its config and plot.')
 _DATA_DIR = flags.DEFINE_string(
-    'data_dir', None, f'Local data folder (else ${data.DATA_DIR_ENV}, else tfds).')
+    'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else tfds).')
 _METHODS = flags.DEFINE_multi_enum(
     'methods', list(_D.methods), list(cnn_pruning.LAYER_PRUNERS),
     'Per-layer pruning methods (repeat the flag).')
@@ -55,7 +56,7 @@ _SEED = flags.DEFINE_integer('seed', _D.seed, 'Seed of finetuning and masks.')
 
 def main(argv):
   del argv
-  config = study_lenet.StudyBConfig(
+  config = lenet_config.StudyBConfig(
       weights_dir=_WEIGHTS_DIR.value, out_dir=_OUT_DIR.value,
       data_dir=_DATA_DIR.value, methods=tuple(_METHODS.value),
       levels=sweep.parse_levels(_LEVELS.value), cycles=_CYCLES.value,

@@ -14,7 +14,7 @@ The reduced CPU study committed in img/study_c (Fashion-MNIST, 28x28x1):
 
 Each row's final network is also saved as a .npy weight folder
 <out_dir>/networks/<procedure>-<target>/ (--nosave_networks: not saved), which
-tfprune.evaluate scores exactly like the Keras model.
+tfprune.runtime.evaluate scores exactly like the Keras model.
 """
 
 import os
@@ -24,9 +24,9 @@ from tfprune import cli  # first: sets TensorFlow's log level
 
 from absl import flags
 
-from tfprune import data
-from tfprune import study_resnet
-from tfprune import sweep
+from tfprune.data import datasets
+from tfprune.drivers import sweep
+from tfprune.studies import study_resnet
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _D = study_resnet.StudyCConfig(out_dir='')
@@ -36,7 +36,7 @@ _OUT_DIR = flags.DEFINE_string('out_dir', os.path.relpath(REPO / 'img' / 'study_
 _DATASET = flags.DEFINE_enum('dataset', _D.dataset, list(study_resnet.DATASETS),
                              'cifar10 (tensorflow-datasets) or an IDX dataset.')
 _DATA_DIR = flags.DEFINE_string(
-    'data_dir', None, f'Local IDX data folder (else ${data.DATA_DIR_ENV}).')
+    'data_dir', None, f'Local IDX data folder (else ${datasets.DATA_DIR_ENV}).')
 _TFDS_DATA_DIR = flags.DEFINE_string(
     'tfds_data_dir', None, 'tensorflow-datasets folder holding cifar10/.')
 _DOWNLOAD = flags.DEFINE_bool('download', False,

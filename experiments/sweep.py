@@ -19,20 +19,20 @@ from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 
-from tfprune import data  # pylint: disable=g-import-not-at-top
 from tfprune import errors  # pylint: disable=g-import-not-at-top
-from tfprune import methods  # pylint: disable=g-import-not-at-top
-from tfprune import reconstruction  # pylint: disable=g-import-not-at-top
-from tfprune import sweep  # pylint: disable=g-import-not-at-top
+from tfprune.criteria import methods  # pylint: disable=g-import-not-at-top
+from tfprune.criteria import reconstruction  # pylint: disable=g-import-not-at-top
+from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
+from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 _WEIGHTS_DIR = flags.DEFINE_string('weights_dir', os.path.relpath(REPO / 'weights' / 'mlp-mnist'),
                                    'Weight folder to prune.')
 _DATA_DIR = flags.DEFINE_string(
-    'data_dir', None, f'Local data folder (else ${data.DATA_DIR_ENV}, else a '
+    'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else a '
     'tensorflow-datasets download).')
-_DATASET = flags.DEFINE_enum('dataset', 'mnist', list(data.DATASETS),
+_DATASET = flags.DEFINE_enum('dataset', 'mnist', list(datasets.DATASETS),
                              'Dataset whose test split is used.')
 _METHODS = flags.DEFINE_list(
     'methods', list(sweep.DEFAULT_METHODS),

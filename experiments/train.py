@@ -18,16 +18,16 @@ from tfprune import cli  # first: sets TensorFlow's log level
 
 from absl import flags
 
-from tfprune import data
-from tfprune import models
-from tfprune import training
+from tfprune.data import datasets
+from tfprune.keras_io import models
+from tfprune.training import training
 
 _DEFAULTS = training.TrainConfig(weights_dir='')
 
 _WEIGHTS_DIR = flags.DEFINE_string(
     'weights_dir', None, 'Folder to write weight-i.npy, bias-i.npy and '
     'manifest.json to; refused if it exists, unless --overwrite.', required=True)
-_DATASET = flags.DEFINE_enum('dataset', _DEFAULTS.dataset, list(data.DATASETS),
+_DATASET = flags.DEFINE_enum('dataset', _DEFAULTS.dataset, list(datasets.DATASETS),
                              'Dataset to train on.')
 _MODEL = flags.DEFINE_enum('model', _DEFAULTS.model, list(models.MODELS),
                            'Model to train.')
@@ -41,7 +41,7 @@ _DROPOUT = flags.DEFINE_float('dropout', _DEFAULTS.dropout,
                               'Dropout after each hidden layer while training.')
 _SEED = flags.DEFINE_integer('seed', _DEFAULTS.seed, 'Random seed.')
 _DATA_DIR = flags.DEFINE_string(
-    'data_dir', None, f'Local data folder (else ${data.DATA_DIR_ENV}, else a '
+    'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else a '
     'tensorflow-datasets download).')
 _TRAIN_LIMIT = flags.DEFINE_integer(
     'train_limit', None, 'Train on the first N training examples only.')

@@ -9,11 +9,11 @@ import sys
 
 import numpy as np
 
-from tfprune import penguins
-from tfprune import data
-from tfprune import models
+from tfprune.data import datasets
+from tfprune.data import penguins
+from tfprune.graph.network import Network
 from tfprune.keras_compat import keras
-from tfprune.network import Network
+from tfprune.keras_io import models
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PREBUILT = REPO / 'weights' / 'mlp-mnist'
@@ -94,11 +94,11 @@ def tiny_classifier():
       keras.layers.Dense(10, activation='softmax', name='dense_3')])
 
 
-def tiny_split(n: int = 256, seed: int = 0) -> data.Split:
+def tiny_split(n: int = 256, seed: int = 0) -> datasets.Split:
   """Random 28x28x1 images with random labels 0-9 (enough to exercise training)."""
   rng = np.random.default_rng(seed)
-  return data.Split(rng.random((n, 28, 28, 1), dtype=np.float32),
-                    rng.integers(0, 10, size=n).astype(np.int64))
+  return datasets.Split(rng.random((n, 28, 28, 1), dtype=np.float32),
+                        rng.integers(0, 10, size=n).astype(np.int64))
 
 
 def resnet18(image_shape=(28, 28, 1), width: float = 0.125, seed: int = 1):

@@ -7,7 +7,7 @@ import pytest
 import tfprune
 from tests import helpers
 from tests import keras_zoo
-from tfprune import data
+from tfprune.data import datasets as data
 from tfprune.errors import TfpruneError
 
 # The manifests' test accuracies of the committed weight folders.
@@ -37,7 +37,7 @@ def test_api_prune_save_load(tmp_path):
   assert not np.allclose(tfprune.predict(pruned, x), tfprune.predict(graph, x))
   with pytest.raises(TfpruneError, match='not a graph .npz, a weight folder'):
     tfprune.load(tmp_path / 'x.txt')
-  with pytest.raises(TfpruneError, match="unknown pruning method 'nope'"):
+  with pytest.raises(TfpruneError, match="unknown pruning method 'nope': choose one of"):
     tfprune.prune(graph, 'nope', 50)
   with pytest.raises(TfpruneError, match='k must be in'):
     tfprune.prune(graph, 'weight', 120)

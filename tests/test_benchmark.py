@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tests import helpers
-from tfprune import benchmark
+from tfprune.drivers import benchmark
 
 
 def test_benchmark_writes_ratios_against_dense(tmp_path, data_dir):

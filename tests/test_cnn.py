@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import cnn_pruning
-from tfprune import evaluate
-from tfprune import metrics
-from tfprune import models
-from tfprune import structured
-from tfprune import weights
+from tfprune.criteria import cnn_pruning
 from tfprune.errors import TfpruneError
+from tfprune.graph import weights
 from tfprune.keras_compat import keras
+from tfprune.keras_io import models
+from tfprune.runtime import evaluate
+from tfprune.runtime import metrics
+from tfprune.transforms import structured
 
 SEQUENTIAL_CNNS = ['fashion_cnn', 'lenet5']
 MNIST_SHAPE = (28, 28, 1)

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import compaction
-from tfprune import evaluate
-from tfprune import export
-from tfprune import inference
-from tfprune import metrics
-from tfprune import pruning
+from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
-from tfprune.network import Network
+from tfprune.graph.network import Network
+from tfprune.runtime import evaluate
+from tfprune.runtime import export
+from tfprune.runtime import inference
+from tfprune.runtime import metrics
+from tfprune.transforms import compaction
 
 SHAPES = ((30, 40), (40, 25), (25, 12), (12, 5))
 LEVELS = [0, 30, 60, 90, 100]

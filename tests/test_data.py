@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import data
+from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 
 
@@ -16,7 +16,7 @@ from tfprune.errors import TfpruneError
 ])
 def test_local_official_files_load_as_floats_in_unit_range(
     data_dir, name, split, count, first_labels):
-  s = data.load(name, split, data_dir)
+  s = datasets.load(name, split, data_dir)
   assert s.images.shape == (count, 28, 28, 1)
   assert s.images.dtype == np.float32 and s.labels.dtype == np.int64
   assert 0.0 == s.images.min() and s.images.max() == 1.0
@@ -24,22 +24,22 @@ def test_local_official_files_load_as_floats_in_unit_range(
 
 
 def test_environment_variable_is_the_fallback_folder(data_dir, monkeypatch):
-  monkeypatch.setenv(data.DATA_DIR_ENV, data_dir)
-  assert len(data.load('mnist', 'test', limit=5)) == 5
+  monkeypatch.setenv(datasets.DATA_DIR_ENV, data_dir)
+  assert len(datasets.load('mnist', 'test', limit=5)) == 5
 
 
 def test_tfds_is_used_without_a_local_folder(monkeypatch):
   tfds = pytest.importorskip('tensorflow_datasets')
-  monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+  monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
   with tfds.testing.mock_data(num_examples=12):
-    s = data.load('fashion_mnist', 'test')
+    s = datasets.load('fashion_mnist', 'test')
   assert s.images.shape == (12, 28, 28, 1) and s.labels.shape == (12,)
   assert s.images.dtype == np.float32 and 0 <= s.images.min() <= s.images.max() <= 1
 
 
 def test_no_local_data_and_no_tfds_download_names_the_fix(monkeypatch):
   tfds = pytest.importorskip('tensorflow_datasets')
-  monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+  monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
 
   def offline(*args, **kwargs):
     raise ConnectionError('Failed to establish a new connection\nmore detail')
@@ -47,13 +47,13 @@ def test_no_local_data_and_no_tfds_download_names_the_fix(monkeypatch):
   monkeypatch.setattr(tfds, 'load', offline)
   with pytest.raises(TfpruneError, match=r'could not get mnist from tensorflow-'
                      r'datasets \(ConnectionError.*--data_dir') as info:
-    data.load('mnist', 'test')
+    datasets.load('mnist', 'test')
   assert '\n' not in str(info.value)
 
 
 def test_tiny_generated_folder_loads(tmp_path):
   helpers.write_dataset(tmp_path, n=20)
-  s = data.load('mnist', 'test', str(tmp_path))
+  s = datasets.load('mnist', 'test', str(tmp_path))
   assert s.images.shape == (20, 28, 28, 1)
 
 
@@ -97,15 +97,15 @@ def test_bad_idx_files_give_one_line_errors(tmp_path, name):
   breaker, pattern = BAD[name]
   breaker(tmp_path)
   with pytest.raises(TfpruneError, match=pattern) as info:
-    data.load('mnist', 'test', str(tmp_path))
+    datasets.load('mnist', 'test', str(tmp_path))
   assert '\n' not in str(info.value)
 
 
 def test_missing_data_folder_is_refused(tmp_path):
   with pytest.raises(TfpruneError, match='data folder .* does not exist'):
-    data.load('mnist', 'test', str(tmp_path / 'nope'))
+    datasets.load('mnist', 'test', str(tmp_path / 'nope'))
 
 
 def test_unknown_dataset_lists_the_valid_names():
   with pytest.raises(ValueError, match="unknown dataset 'cifar': choose one of mnist, fashion_mnist"):
-    data.get('cifar')
+    datasets.get('cifar')

@@ -5,8 +5,8 @@ import json
 import pytest
 import tensorflow as tf
 
-from tfprune import distribute
 from tfprune.errors import TfpruneError
+from tfprune.training import distribute
 
 GOOD = {'cluster': {'worker': ['localhost:12345', 'localhost:12346']},
         'task': {'type': 'worker', 'index': 1}}

@@ -5,12 +5,12 @@ import pytest
 import tensorflow as tf
 
 from tests import helpers
-from tfprune import evaluate
-from tfprune import models
-from tfprune import pruning
+from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
+from tfprune.graph.network import Network
 from tfprune.keras_compat import keras
-from tfprune.network import Network
+from tfprune.keras_io import models
+from tfprune.runtime import evaluate
 
 
 @pytest.fixture(scope='module')

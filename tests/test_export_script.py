@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import export
+from tfprune.runtime import export
 
 
 def _assert_refused(result, pattern):

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import evaluate
-from tfprune import gradual_study
-from tfprune import schedules
-from tfprune import sweep
-from tfprune import weights
+from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
+from tfprune.graph import weights
+from tfprune.runtime import evaluate
+from tfprune.studies import gradual_study
+from tfprune.training import schedules
 
 
 def small_config(out_dir, data_dir, **kwargs) -> gradual_study.GradualConfig:
@@ -97,8 +97,8 @@ def test_resume_with_other_settings_is_refused(study):
 
 
 @pytest.mark.parametrize('kwargs, message', [
-    (dict(targets=(100,)), r'percentage in \[0, 100\), got 100'),
-    (dict(targets=(-5,)), r'percentage in \[0, 100\), got -5'),
+    (dict(targets=(100,)), r'target sparsity must be in \[0, 100\), got 100'),
+    (dict(targets=(-5,)), r'target sparsity must be in \[0, 100\), got -5'),
     (dict(targets=()), 'no target sparsity given'),
     (dict(procedures=()), 'no procedure given'),
     (dict(procedures=('gradual', 'oneshot')), "unknown procedure 'oneshot'"),
@@ -131,7 +131,7 @@ def _script(out_dir, data_dir, *args, env=None):
 
 
 @pytest.mark.parametrize('args, env, message', [
-    (('--targets=100',), None, 'percentage in [0, 100), got 100:'),
+    (('--targets=100',), None, 'target sparsity must be in [0, 100), got 100:'),
     (('--targets=ninety',), None, "got 'ninety'"),
     (('--begin_step=3', '--end_step=2'), None,
      'begin_step 3 is not before end_step 2'),

@@ -13,9 +13,9 @@ import pytest
 
 from tests import helpers
 from tests import keras_zoo
-from tfprune import graph_pruning
-from tfprune import pruning
-from tfprune import sweep
+from tfprune.criteria import graph_pruning
+from tfprune.criteria import pruning
+from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import io as graph_io
 from tfprune.keras_io import importer
@@ -161,7 +161,7 @@ def test_sweep_script_refuses_bad_user_input(args, match, tmp_path):
      '2 examples in x_test but 3 labels'),
 ])
 def test_bad_npz_refused(arrays, match, tmp_path):
-  from tfprune import user_data  # pylint: disable=import-outside-toplevel
+  from tfprune.data import user_data  # pylint: disable=import-outside-toplevel
   path = tmp_path / 'd.npz'
   np.savez(path, **arrays)
   with pytest.raises(TfpruneError, match=match):

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import lottery
-from tfprune import models
-from tfprune import plots
-from tfprune import trial_plots
-from tfprune import trials
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
+from tfprune.keras_io import models
+from tfprune.reports import plots
+from tfprune.reports import trial_plots
+from tfprune.studies import trials
+from tfprune.training import lottery
+from tfprune.training import prune_rounds
 
 THIRDS = (fractions.Fraction(1, 3), fractions.Fraction(2, 3))
 
@@ -35,21 +36,21 @@ def schedule(epochs):
 def test_remaining_counts_are_the_exact_integer_form_of_one_minus_p_to_the_r():
   # 144 -> 144 - floor(0.2 * 144) = 116 -> 116 - 23 = 93 -> 75 -> 60 -> 48
   #     -> 48 - floor(9.6) = 39 -> 39 - 7 = 32 -> 32 - 6 = 26.
-  assert lottery.remaining_counts(144, 0.2, 8) == [144, 116, 93, 75, 60, 48, 39,
+  assert prune_rounds.remaining_counts(144, 0.2, 8) == [144, 116, 93, 75, 60, 48, 39,
                                                    32, 26]
-  assert lottery.remaining_counts(36, 0.17, 2) == [36, 30, 25]
+  assert prune_rounds.remaining_counts(36, 0.17, 2) == [36, 30, 25]
   # 0.07 is 7% exactly, not 7.000000000000001% (which would prune one more).
-  assert lottery.remaining_counts(100, 0.07, 1) == [100, 93]
+  assert prune_rounds.remaining_counts(100, 0.07, 1) == [100, 93]
   n, p, r = 1_000_000, 0.2, 8
   # Each floor keeps less than one extra weight: within r of n (1 - p)^r.
-  assert abs(lottery.remaining_counts(n, p, r)[-1] - n * (1 - p) ** r) < r
+  assert abs(prune_rounds.remaining_counts(n, p, r)[-1] - n * (1 - p) ** r) < r
 
 
 def test_prune_remaining_only_shrinks_and_drops_the_smallest_survivors():
   w = np.random.default_rng(0).normal(size=(12, 12)).astype(np.float32)
   mask = None
-  for expected in lottery.remaining_counts(144, 0.2, 8)[1:]:
-    new = lottery.prune_remaining(w, 0.2, mask)
+  for expected in prune_rounds.remaining_counts(144, 0.2, 8)[1:]:
+    new = prune_rounds.prune_remaining(w, 0.2, mask)
     old = np.ones_like(new) if mask is None else mask
     assert np.count_nonzero(new) == expected
     assert not (new & ~old).any()  # never revives a weight
@@ -88,8 +89,8 @@ def test_lottery_rewinds_survivors_exactly_and_masks_shrink(splits, rewind_epoch
   trial = lottery.lottery_ticket(dense, splits, schedule(4), 0, 0.2, 3,
                                  callbacks=[recorder])
   # kernels are weights 0 (12x12) and 2 (12x3); biases 1 and 3.
-  counts = {0: lottery.remaining_counts(144, 0.2, 3),
-            2: lottery.remaining_counts(36, 0.2, 3)}
+  counts = {0: prune_rounds.remaining_counts(144, 0.2, 3),
+            2: prune_rounds.remaining_counts(36, 0.2, 3)}
   assert counts == {0: [144, 116, 93, 75], 2: [36, 29, 24, 20]}
   previous = {0: np.ones((12, 12), bool), 2: np.ones((12, 3), bool)}
   for r, start in enumerate(recorder.begins, start=1):
@@ -153,7 +154,7 @@ def test_dynamic_prunes_at_the_right_epochs_and_never_rewinds(splits, monkeypatc
   monkeypatch.setattr(lottery.masking, 'KeepMasked', keep)
   trial = lottery.dynamic(build, splits, schedule(6), 0, 0.17, THIRDS,
                           callbacks=[recorder, zero_check])
-  assert lottery.prune_epochs(THIRDS, 6) == [2, 4]
+  assert prune_rounds.prune_epochs(THIRDS, 6) == [2, 4]
   # 12x12: 144 -> 144 - 24 = 120 -> 120 - 20 = 100; 12x3: 36 -> 30 -> 25.
   kept = [(np.count_nonzero(w[0]), np.count_nonzero(w[2]))
           for w in recorder.epoch_begins]
@@ -182,7 +183,7 @@ def test_prune_after_prunes_the_trained_weights_without_retraining(splits):
   trial = lottery.prune_after(dense, splits, 1, 0.3)
   weights = dense.model.get_weights()
   for i in (0, 2):
-    expected = np.where(lottery.prune_remaining(dense.trained[i], 0.3),
+    expected = np.where(prune_rounds.prune_remaining(dense.trained[i], 0.3),
                         dense.trained[i], 0)
     np.testing.assert_array_equal(weights[i], expected)
   assert trial.result.remaining == (101 + 26) / 180

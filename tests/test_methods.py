@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import methods
-from tfprune import pruning
-from tfprune import sweep
+from tfprune.criteria import methods
+from tfprune.criteria import pruning
+from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 
 SHAPES = ((20, 16), (16, 12), (12, 4))
@@ -68,7 +68,7 @@ def test_bias_correction_without_calibration_is_refused():
 
 
 def test_unknown_method_lists_the_valid_ones():
-  with pytest.raises(ValueError, match='choose from weight, unit, wanda, obs'):
+  with pytest.raises(ValueError, match='choose one of weight, unit, wanda, obs'):
     methods.get('lottery')
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import data
-from tfprune import penguins
+from tfprune.data import datasets
+from tfprune.data import penguins
 from tfprune.errors import TfpruneError
 
 
@@ -42,10 +42,10 @@ def test_split_is_stratified_seeded_and_covers_every_row_once(rows):
 
 
 def test_features_are_one_hot_blocks_and_scaled_measurements(data_dir):
-  splits = {s: data.load('penguins', s, data_dir) for s in penguins.SPLITS}
+  splits = {s: datasets.load('penguins', s, data_dir) for s in penguins.SPLITS}
   assert {s: v.images.shape for s, v in splits.items()} == {
       'train': (203, 12), 'validation': (65, 12), 'test': (65, 12)}
-  assert data.get('penguins').image_shape == (12,)
+  assert datasets.get('penguins').image_shape == (12,)
   for split in splits.values():
     x = split.images
     for start, width in ((0, 3), (7, 2), (9, 3)):  # island, sex, year
@@ -64,18 +64,18 @@ def test_scaler_uses_training_rows_only(data_dir, rows, tmp_path):
   test_raw = np.array([[float(rows[i][c]) for c in penguins.MEASUREMENTS]
                        for i in parts['test']])
   expected = (test_raw - raw.mean(axis=0)) / raw.std(axis=0)
-  test = data.load('penguins', 'test', data_dir)
+  test = datasets.load('penguins', 'test', data_dir)
   np.testing.assert_allclose(test.images[:, 3:7], expected, rtol=1e-6, atol=1e-6)
   # Changing every test and validation measurement changes no training feature.
   held_out = set(parts['test'].tolist()) | set(parts['validation'].tolist())
   changed = [dict(r, body_mass_g=str(10 * float(r['body_mass_g'])))
              if i in held_out else r for i, r in enumerate(rows)]
   helpers.write_penguins(tmp_path, changed)
-  before = data.load('penguins', 'train', data_dir).images
-  after = data.load('penguins', 'train', str(tmp_path)).images
+  before = datasets.load('penguins', 'train', data_dir).images
+  after = datasets.load('penguins', 'train', str(tmp_path)).images
   assert np.array_equal(before, after)
   assert not np.array_equal(test.images,
-                            data.load('penguins', 'test', str(tmp_path)).images)
+                            datasets.load('penguins', 'test', str(tmp_path)).images)
 
 
 def _edit(line: int, column: str, value: str):
@@ -112,27 +112,27 @@ def test_malformed_csv_names_the_line_and_column(data_dir, tmp_path, name):
   (tmp_path / 'penguins').mkdir()
   (tmp_path / 'penguins' / 'penguins.csv').write_text('\n'.join(lines) + '\n')
   with pytest.raises(TfpruneError, match=pattern) as info:
-    data.load('penguins', 'train', str(tmp_path))
+    datasets.load('penguins', 'train', str(tmp_path))
   assert '\n' not in str(info.value)
 
 
 def test_missing_csv_names_the_file_and_the_fix(tmp_path):
   (tmp_path / 'mnist').mkdir()
   with pytest.raises(TfpruneError, match=r'missing penguins file .*penguins\.csv'):
-    data.load('penguins', 'test', str(tmp_path))
+    datasets.load('penguins', 'test', str(tmp_path))
 
 
 def test_penguins_has_a_validation_split_and_mnist_still_has_none(data_dir):
   with pytest.raises(TfpruneError, match="unknown split 'validation'"):
-    data.load('mnist', 'validation', data_dir)
-  assert len(data.load('penguins', 'validation', data_dir, limit=7)) == 7
+    datasets.load('mnist', 'validation', data_dir)
+  assert len(datasets.load('penguins', 'validation', data_dir, limit=7)) == 7
 
 
 
 def test_tfds_raw_table_is_the_fallback_without_a_data_folder(monkeypatch):
   tfds = pytest.importorskip('tensorflow_datasets')
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+  monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
   species = ['Adelie Penguin (Pygoscelis adeliae)',
              'Chinstrap penguin (Pygoscelis antarctica)',
              'Gentoo penguin (Pygoscelis papua)']
@@ -153,8 +153,8 @@ def test_tfds_raw_table_is_the_fallback_without_a_data_folder(monkeypatch):
   monkeypatch.setattr(tfds, 'load', lambda name, split: (
       tf.data.Dataset.from_tensor_slices(table)
       if (name, split) == ('penguins/raw', 'train') else None))
-  train = data.load('penguins', 'train')
-  test = data.load('penguins', 'test')
+  train = datasets.load('penguins', 'train')
+  test = datasets.load('penguins', 'test')
   # 6 rows per species: floor(1.2) = 1 to test and to validation, 4 to train.
   assert train.images.shape == (12, 12) and test.images.shape == (3, 12)
   assert sorted(test.labels.tolist()) == [0, 1, 2]

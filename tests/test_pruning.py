@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import pruning
+from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 
 # For each method: (number of prunable groups of an array, score of each group,

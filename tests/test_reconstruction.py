@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import data
-from tfprune import evaluate
-from tfprune import pruning
-from tfprune import reconstruction
+from tfprune.criteria import pruning
+from tfprune.criteria import reconstruction
+from tfprune.data import datasets
 from tfprune.errors import TfpruneError
-from tfprune.network import Network
+from tfprune.graph.network import Network
+from tfprune.runtime import evaluate
 
 SHAPES = ((20, 16), (16, 12), (12, 5))
 LEVELS = [0, 50, 90, 100]
@@ -247,8 +247,8 @@ def test_bias_correction_needs_the_same_network_shapes():
 def mnist_k90(prebuilt, data_dir):
   """Test accuracy (first 2000 test images) of each method at k=90."""
   net = prebuilt.network
-  train = data.load('mnist', 'train', data_dir, limit=10_000)
-  test = data.load('mnist', 'test', data_dir, limit=2000)
+  train = datasets.load('mnist', 'train', data_dir, limit=10_000)
+  test = datasets.load('mnist', 'test', data_dir, limit=2000)
   calibration = reconstruction.calibration_inputs(train.images, 2048, seed=0)
   layers = pruning.prunable_layers(net.num_layers)
   magnitude = _magnitude(net, 90, layers)

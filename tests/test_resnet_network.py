@@ -11,20 +11,20 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import cnn_pruning
-from tfprune import compaction
-from tfprune import data
-from tfprune import evaluate
-from tfprune import export
-from tfprune import layers as layers_lib
-from tfprune import metrics
-from tfprune import models
-from tfprune import pruning
-from tfprune import structured
-from tfprune import study_resnet
-from tfprune import weights
+from tfprune.criteria import cnn_pruning
+from tfprune.criteria import pruning
+from tfprune.data import datasets
 from tfprune.errors import TfpruneError
+from tfprune.graph import layers as layers_lib
+from tfprune.graph import weights
 from tfprune.keras_compat import keras
+from tfprune.keras_io import models
+from tfprune.runtime import evaluate
+from tfprune.runtime import export
+from tfprune.runtime import metrics
+from tfprune.studies import study_resnet
+from tfprune.transforms import compaction
+from tfprune.transforms import structured
 
 SHAPES = [(28, 28, 1), (32, 32, 3)]
 MNIST = SHAPES[0]
@@ -335,7 +335,7 @@ def test_study_c_networks_score_like_keras(tmp_path):
       oneshot_retrain_epochs=1, step_fraction=0.3, step_retrain_epochs=1,
       final_retrain_epochs=0, batch_size=32, augment=False)
   rows = study_resnet.run(config, verbose=False)
-  test = data.load('mnist', 'test', str(folder))
+  test = datasets.load('mnist', 'test', str(folder))
   assert [(r['procedure'], r['target']) for r in rows] == [
       ('dense', 0), ('oneshot', 50), ('iterative', 50)]
   for row in rows:

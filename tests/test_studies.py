@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import models
-from tfprune import study_resnet
-from tfprune import weights
 from tfprune.errors import TfpruneError
+from tfprune.graph import weights
+from tfprune.keras_io import models
+from tfprune.studies import study_resnet
 
 
 def _untrained(tmp_path, name):

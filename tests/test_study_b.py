@@ -13,21 +13,22 @@ import pytest
 import tensorflow_model_optimization as tfmot
 
 from tests import helpers
-from tfprune import cnn_pruning
-from tfprune import finetune
-from tfprune import gradual
-from tfprune import models
-from tfprune import pruning
-from tfprune import schedules
-from tfprune import study_lenet
-from tfprune import tfmot_masks
-from tfprune import weights
+from tfprune.criteria import cnn_pruning
+from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
+from tfprune.graph import weights
 from tfprune.keras_compat import keras
+from tfprune.keras_io import models
+from tfprune.studies import lenet_config
+from tfprune.studies import lenet_cycles
+from tfprune.training import finetune
+from tfprune.training import gradual
+from tfprune.training import schedules
+from tfprune.training import tfmot_masks
 
 PRUNED = [0, 1, 2, 3]  # conv_1, conv_2, dense_1, dense_2; not the output layer
 K = 45.0
-CONFIG = study_lenet.StudyBConfig('', '', cycles=2, finetune_epochs=1)
+CONFIG = lenet_config.StudyBConfig('', '', cycles=2, finetune_epochs=1)
 
 
 def _lenet():
@@ -43,7 +44,7 @@ def _lenet():
 def _run(method):
   """prune_finetune to K in 2 cycles; what each cycle left, as numpy arrays."""
   seen = []
-  original = study_lenet.tfmot_cycle
+  original = lenet_cycles.tfmot_cycle
   images = helpers.tiny_split(64, seed=1).images
 
   def record(*args, **kwargs):
@@ -54,8 +55,8 @@ def _run(method):
                  'layers': cycle.layers})
     return cycle
 
-  with mock.patch.object(study_lenet, 'tfmot_cycle', record):
-    model = study_lenet.prune_finetune(_lenet(), method, K, PRUNED,
+  with mock.patch.object(lenet_cycles, 'tfmot_cycle', record):
+    model = lenet_cycles.prune_finetune(_lenet(), method, K, PRUNED,
                                        helpers.tiny_split(256), CONFIG)
   return finetune.kernels(model), [l.bias.numpy() for l in
                                    finetune.prunable(model)], seen
@@ -165,23 +166,23 @@ def test_schedules_of_the_cycles():
 
 def test_check_cycle_fails_loudly_on_a_wrong_count_or_a_revived_weight():
   model = _lenet()
-  cycle = study_lenet.tfmot_cycle(model, 'l1', 30, PRUNED, None,
+  cycle = lenet_cycles.tfmot_cycle(model, 'l1', 30, PRUNED, None,
                                   helpers.tiny_split(128), CONFIG)
   with pytest.raises(TfpruneError, match=r'layer conv_1: l1 at k=40% asks for 60 '
                      r'zero weights of 150, the kernel has 45'):
-    study_lenet.check_cycle(cycle.model, 'l1', 40, PRUNED, None, cycle.masks, None)
+    lenet_cycles.check_cycle(cycle.model, 'l1', 40, PRUNED, None, cycle.masks, None)
   earlier = [None if m is None else m.copy() for m in cycle.masks]
   earlier[2][tuple(np.argwhere(cycle.masks[2])[0])] = False
   with pytest.raises(TfpruneError, match='layer dense_1: the l1 cycle at k=30% '
                      'revived 1 weights'):
-    study_lenet.check_cycle(cycle.model, 'l1', 30, [2], earlier, cycle.masks, None)
+    lenet_cycles.check_cycle(cycle.model, 'l1', 30, [2], earlier, cycle.masks, None)
 
 
 def test_config_refuses_l1_at_100_and_no_finetuning():
   with pytest.raises(TfpruneError, match='l1 at k=100'):
-    study_lenet.StudyBConfig('', '', methods=('l1',), levels=(100,))
+    lenet_config.StudyBConfig('', '', methods=('l1',), levels=(100,))
   with pytest.raises(TfpruneError, match='finetune_epochs must be at least 1'):
-    study_lenet.StudyBConfig('', '', finetune_epochs=0)
+    lenet_config.StudyBConfig('', '', finetune_epochs=0)
 
 
 def _compact_macs(k):

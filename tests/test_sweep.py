@@ -7,12 +7,12 @@ import re
 import pytest
 
 from tests import helpers
-from tfprune import evaluate
-from tfprune import plots
-from tfprune import pruning
-from tfprune import sweep
-from tfprune import weights
+from tfprune.criteria import pruning
+from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
+from tfprune.graph import weights
+from tfprune.reports import plots
+from tfprune.runtime import evaluate
 
 
 def _config(tmp_path, data_dir, **overrides):

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import data
-from tfprune import evaluate
-from tfprune import models
-from tfprune import training
-from tfprune import weights
+from tfprune.data import datasets
 from tfprune.errors import TfpruneError
+from tfprune.graph import weights
+from tfprune.keras_io import models
+from tfprune.runtime import evaluate
+from tfprune.training import training
 
 
 def test_mlp_has_the_challenge_architecture():
@@ -29,7 +29,7 @@ def test_one_epoch_on_real_mnist_writes_a_folder_that_evaluates(data_dir, tmp_pa
   assert folder.manifest['training']['train_limit'] == 2000
   assert folder.manifest['train_examples'] == 2000
   assert folder.manifest['command'] == 'pytest'
-  test = data.load('mnist', 'test', data_dir)
+  test = datasets.load('mnist', 'test', data_dir)
   acc = evaluate.accuracy(folder.network, test.images, test.labels)
   assert acc == folder.manifest['test_accuracy'] == pytest.approx(
       result.evaluator_accuracy, abs=1e-6)

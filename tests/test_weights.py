@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune import weights
 from tfprune.errors import TfpruneError
-from tfprune.network import Network
+from tfprune.graph import weights
+from tfprune.graph.network import Network
 
 
 def test_save_then_load_round_trips_with_manifest(tmp_path):

@@ -13,12 +13,12 @@ from typing import Sequence
 
 import numpy as np
 
-from tfprune import graph_pruning
-from tfprune import network_graph
-from tfprune import weights
+from tfprune.criteria import graph_pruning
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
 from tfprune.graph import io as graph_io
+from tfprune.graph import network_graph
+from tfprune.graph import weights
 from tfprune.graph.ir import Graph
 from tfprune.keras_io.build import to_keras
 from tfprune.keras_io.importer import from_keras

@@ -1,1 +1,1 @@
-"""The one network graph (`ir`), its ops (`ops`) and its evaluator (`evaluator`)."""
+"""The network graph: the one DAG of op nodes (`ir`, `ops`), its evaluator (`evaluator`) and file format (`io`); the older arrays-and-specs `Network` (`network`, `layers`) and `.npy` weight folders (`weights`), with `network_graph` to turn one into the other."""

@@ -18,6 +18,7 @@ import dataclasses
 import math
 from typing import Callable, Sequence
 
+from tfprune import registry
 from tfprune.errors import TfpruneError
 
 Shape = tuple[int, ...]
@@ -45,9 +46,7 @@ def activation(fn: str, **params) -> dict:
   Raises:
     TfpruneError: unknown function or parameter.
   """
-  if fn not in ACTIVATIONS:
-    raise TfpruneError(f'unknown activation {fn!r}: supported are '
-                       f'{", ".join(ACTIVATIONS)}')
+  registry.check_choice(fn, ACTIVATIONS, 'activation')
   unknown = set(params) - set(ACTIVATIONS[fn])
   if unknown:
     raise TfpruneError(f'activation {fn} has no parameter {sorted(unknown)}: '
@@ -271,6 +270,4 @@ def get(op: str) -> OpDef:
   Raises:
     TfpruneError: `op` is not in `OPS`.
   """
-  if op not in OPS:
-    raise TfpruneError(f'unknown op {op!r}: choose from {", ".join(OPS)}')
-  return OPS[op]
+  return registry.lookup(OPS, op, 'op')

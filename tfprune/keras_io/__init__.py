@@ -1,1 +1,1 @@
-"""Keras models <-> graphs: import (trace), verification against Keras, and building back."""
+"""Keras models <-> graphs: the tracer (`trace`, `layers`), verification against Keras (`verify`), files (`load`), the builder (`build`); and the model zoo (`models`, `model_graph`, older `Network` conversion)."""

@@ -1,0 +1,162 @@
+"""Pruning criteria: pure functions from a weight array (and mask) to a new mask.
+
+A mask is a boolean array shaped like the weights, True where a weight is
+kept. Criteria never modify their inputs and know nothing of models or files.
+
+Levels `k` are percentages in [0, 100]: in a layer of n weights (or m units),
+exactly floor(k * n / 100) weights (or floor(k * m / 100) units) are pruned.
+Ties are broken deterministically: among equal scores the lower flat index
+(weights) or column index (units) is pruned first.
+"""
+
+import fractions
+import math
+import numbers
+from typing import Callable, Sequence
+
+import numpy as np
+
+from tfprune import registry
+from tfprune.errors import TfpruneError
+from tfprune.graph.network import Network
+
+MaskFn = Callable[..., np.ndarray]
+
+
+def check_level(k: float, name: str = 'k', high: float = 100,
+                include_high: bool = True, hint: str = '') -> float:
+  """Returns `k` as a float if it lies in [0, high] ([0, high) without `include_high`).
+
+  The one range check of pruning levels: percentages in [0, 100] (the
+  default), target sparsities in [0, 100), and fractions in [0, 1).
+
+  Args:
+    k: the level.
+    name: what `k` is, for the message.
+    high: the upper bound, 100 for a percentage or 1 for a fraction.
+    include_high: whether `high` itself is allowed.
+    hint: appended to the message, e.g. ': pass e.g. --targets=90,95'.
+
+  Raises:
+    TfpruneError: `k` is not a finite real number or lies outside the range.
+  """
+  interval = f'[0, {high:g}{"]" if include_high else ")"}'
+  if isinstance(k, bool) or not isinstance(k, numbers.Real) or not math.isfinite(k):
+    raise TfpruneError(f'{name} must be a number in {interval}, got {k!r}{hint}')
+  if not (0 <= k <= high if include_high else 0 <= k < high):
+    note = ' (a fraction, not a percentage)' if high == 1 else ''
+    raise TfpruneError(f'{name} must be in {interval}{note}, got {k:g}{hint}')
+  return float(k)
+
+
+def prune_count(k: float, n: int) -> int:
+  """floor(k * n / 100), computed exactly for the decimal value of `k`.
+
+  `fractions.Fraction(str(k))` reads 97.3 as 973/10, so no binary rounding
+  error moves the count by one.
+  """
+  return math.floor(fractions.Fraction(str(check_level(k))) * n / 100)
+
+
+def _lowest(scores: np.ndarray, count: int) -> np.ndarray:
+  """Indices of the `count` lowest of 1-D `scores`, ties going to lower index.
+
+  The same set as the first `count` of a stable argsort, found in O(n) with
+  `np.partition`: everything below the count-th smallest value, then the
+  lowest-indexed entries equal to it.
+  """
+  if count <= 0:
+    return np.empty(0, dtype=np.int64)
+  if count >= scores.size:
+    return np.arange(scores.size)
+  threshold = np.partition(scores, count - 1)[count - 1]
+  below = np.flatnonzero(scores < threshold)
+  ties = np.flatnonzero(scores == threshold)[:count - below.size]
+  return np.concatenate([below, ties])
+
+
+def weight_magnitude_mask(weights: np.ndarray, k: float,
+                          mask: np.ndarray | None = None) -> np.ndarray:
+  """Prunes the floor(k·n/100) weights of smallest |w| (weight-level pruning).
+
+  Args:
+    weights: any array of n weights (a dense or conv kernel).
+    k: percentage of the layer's weights to prune, in [0, 100].
+    mask: current mask; weights it already pruned count first towards the k%
+      and are never revived.
+
+  Returns:
+    A new boolean mask shaped like `weights`, False where pruned.
+  """
+  weights = np.asarray(weights)
+  # |w| is exact in the weights' own float type: float32 weights need no copy
+  # to float64 (half the memory traffic on large layers).
+  dtype = np.float32 if weights.dtype == np.float32 else np.float64
+  scores = np.abs(weights.astype(dtype, copy=False)).ravel()
+  if mask is not None:
+    scores = np.where(np.asarray(mask, dtype=bool).ravel(), scores, dtype(-1))
+  keep = np.ones(scores.size, dtype=bool)
+  keep[_lowest(scores, prune_count(k, scores.size))] = False
+  keep = keep.reshape(np.shape(weights))
+  return keep if mask is None else keep & np.asarray(mask, dtype=bool)
+
+
+def unit_l2_mask(weights: np.ndarray, k: float,
+                 mask: np.ndarray | None = None) -> np.ndarray:
+  """Prunes the floor(k·m/100) units of smallest L2 norm (unit-level pruning).
+
+  A unit is one output column (the last axis): a neuron of a dense kernel
+  (in, units) or a filter of a conv kernel (h, w, in, filters).
+
+  Args:
+    weights: array whose last axis indexes the m units.
+    k: percentage of the layer's units to prune, in [0, 100].
+    mask: current mask; its norms are taken over the kept weights only, and
+      pruned weights are never revived.
+
+  Returns:
+    A new boolean mask shaped like `weights`, False on every weight of a
+    pruned unit.
+  """
+  w = np.asarray(weights, dtype=np.float64)
+  if w.ndim < 1:
+    raise TfpruneError('unit pruning needs an array with a units axis, got a scalar')
+  if mask is not None:
+    w = np.where(np.asarray(mask, dtype=bool), w, 0.0)
+  norms = np.sqrt(np.sum(w.reshape(-1, w.shape[-1]) ** 2, axis=0))
+  keep_units = np.ones(w.shape[-1], dtype=bool)
+  keep_units[_lowest(norms, prune_count(k, w.shape[-1]))] = False
+  keep = np.broadcast_to(keep_units, w.shape).copy()
+  return keep if mask is None else keep & np.asarray(mask, dtype=bool)
+
+
+PRUNERS: dict[str, MaskFn] = {
+    'weight': weight_magnitude_mask,
+    'unit': unit_l2_mask,
+}
+
+
+def get(name: str) -> MaskFn:
+  """Returns the pruning criterion called `name`.
+
+  Raises:
+    ValueError: `name` is not in `PRUNERS`.
+  """
+  return registry.lookup(PRUNERS, name, 'pruning method')
+
+
+def prunable_layers(num_layers: int, prune_output_layer: bool = False) -> list[int]:
+  """0-based indices of the layers pruned: hidden layers, plus the output one."""
+  return list(range(num_layers if prune_output_layer else num_layers - 1))
+
+
+def network_masks(network: Network, method: str, k: float,
+                  layers: Sequence[int]) -> list[np.ndarray | None]:
+  """One mask per layer of `network`: `method` at level `k` on `layers`.
+
+  Layers not in `layers` get None (kept whole).
+  """
+  criterion = get(method)
+  chosen = set(layers)
+  return [criterion(kernel, k) if i in chosen else None
+          for i, kernel in enumerate(network.kernels)]

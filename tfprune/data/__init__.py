@@ -1,0 +1,1 @@
+"""Datasets: the registry and IDX/tfds loading (`datasets`), Palmer penguins (`penguins`)."""

@@ -1,0 +1,234 @@
+"""Classification datasets by name: images as float32 in [0, 1], or tables.
+
+A dataset is read from a local folder laid out like `../shared/datasets`
+(`mnist/t10k-images-idx3-ubyte.gz`, ...: the official gzip IDX files) when one
+is given, by argument or by the `TFPRUNE_DATA_DIR` environment variable, and is
+otherwise downloaded with tensorflow-datasets.
+
+A tabular dataset (`penguins`) has a `loader` of its own (see `penguins`): its
+examples are feature vectors of shape (d,), held in `Split.images` so that
+code written for images runs unchanged, and it has a validation split.
+"""
+
+import dataclasses
+import gzip
+import os
+import pathlib
+import zlib
+from typing import Callable
+
+import numpy as np
+
+from tfprune import registry
+from tfprune.data import penguins
+from tfprune.errors import TfpruneError
+
+DATA_DIR_ENV = 'TFPRUNE_DATA_DIR'
+SPLITS = ('train', 'test')
+_IDX_PREFIX = {'train': 'train', 'test': 't10k'}
+_IMAGES_MAGIC = 2051
+_LABELS_MAGIC = 2049
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  """What a dataset is called and what its examples look like.
+
+  Attributes:
+    name: registry name, also the sub-folder of a local data folder.
+    tfds_name: name of the same data in tensorflow-datasets.
+    image_shape: shape of one example: an image, channels last, or (d,) for
+      a table of d features.
+    num_classes: number of labels, 0 ... num_classes - 1.
+    splits: the split names `load` accepts.
+    loader: for tables, `loader(split, folder)` -> (features, labels), folder
+      None meaning tensorflow-datasets; None for IDX image datasets.
+  """
+  name: str
+  tfds_name: str
+  image_shape: tuple[int, ...]
+  num_classes: int
+  splits: tuple[str, ...] = SPLITS
+  loader: Callable[[str, pathlib.Path | None],
+                   tuple[np.ndarray, np.ndarray]] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  """One split of a dataset.
+
+  Attributes:
+    images: float32 array (n, height, width, channels) with values in [0, 1].
+    labels: int64 array (n,) of class indices.
+  """
+  images: np.ndarray
+  labels: np.ndarray
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+
+DATASETS = {
+    'mnist': DatasetSpec('mnist', 'mnist', (28, 28, 1), 10),
+    'fashion_mnist': DatasetSpec('fashion_mnist', 'fashion_mnist', (28, 28, 1),
+                                 10),
+    'penguins': DatasetSpec('penguins', 'penguins/raw',
+                            (penguins.NUM_FEATURES,), len(penguins.SPECIES),
+                            penguins.SPLITS, penguins.load),
+}
+
+
+def get(name: str) -> DatasetSpec:
+  """Returns the dataset called `name`.
+
+  Raises:
+    ValueError: `name` is not in `DATASETS`.
+  """
+  return registry.lookup(DATASETS, name, 'dataset')
+
+
+def resolve_data_dir(data_dir: str | None) -> str | None:
+  """Returns `data_dir`, else `$TFPRUNE_DATA_DIR`, else None (use tfds)."""
+  return data_dir or os.environ.get(DATA_DIR_ENV) or None
+
+
+def load(name: str, split: str = 'test', data_dir: str | None = None,
+         limit: int | None = None) -> Split:
+  """Loads one split of a dataset.
+
+  Args:
+    name: a key of `DATASETS`.
+    split: one of the dataset's splits ('train', 'test'; tables also
+      'validation').
+    data_dir: local data folder; None falls back to `$TFPRUNE_DATA_DIR`, then
+      to a tensorflow-datasets download.
+    limit: keep only the first `limit` examples (None keeps all).
+
+  Returns:
+    The split with float32 images in [0, 1] and int64 labels.
+
+  Raises:
+    TfpruneError: unknown name or split, missing or corrupt files, or no local
+      data and tensorflow-datasets cannot provide it.
+  """
+  spec = get(name)
+  registry.check_choice(split, spec.splits, 'split')
+  if limit is not None and limit < 1:
+    raise TfpruneError(f'limit must be at least 1, got {limit}')
+  folder = resolve_data_dir(data_dir)
+  if spec.loader is not None:
+    return _load_table(spec, split, folder, limit)
+  if folder:
+    images, labels = _load_local(spec, split, pathlib.Path(folder))
+  else:
+    images, labels = _load_tfds(spec, split)
+  if limit is not None:
+    images, labels = images[:limit], labels[:limit]
+  images = (images.astype(np.float32) / 255.0).reshape(
+      (-1,) + spec.image_shape)
+  return Split(images, labels.astype(np.int64))
+
+
+def _load_table(spec: DatasetSpec, split: str, folder: str | None,
+                limit: int | None) -> Split:
+  if folder and not pathlib.Path(folder).is_dir():
+    raise TfpruneError(
+        f'data folder {folder} does not exist: pass an existing folder with '
+        f'--data_dir or {DATA_DIR_ENV}, or leave both unset to download with '
+        'tensorflow-datasets')
+  features, labels = spec.loader(split, pathlib.Path(folder) if folder else None)
+  return Split(features[:limit].astype(np.float32), labels[:limit].astype(np.int64))
+
+
+def _load_local(spec: DatasetSpec, split: str,
+                folder: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
+  if not folder.is_dir():
+    raise TfpruneError(
+        f'data folder {folder} does not exist: pass an existing folder with '
+        f'--data_dir or {DATA_DIR_ENV}, or leave both unset to download with '
+        'tensorflow-datasets')
+  prefix = folder / spec.name / _IDX_PREFIX[split]
+  images = read_idx(pathlib.Path(f'{prefix}-images-idx3-ubyte.gz'),
+                    _IMAGES_MAGIC)
+  labels = read_idx(pathlib.Path(f'{prefix}-labels-idx1-ubyte.gz'),
+                    _LABELS_MAGIC)
+  if images.shape[1:] != spec.image_shape[:2]:
+    raise TfpruneError(
+        f'{prefix}-images-idx3-ubyte.gz holds images of shape '
+        f'{images.shape[1:]}, {spec.name} has {spec.image_shape[:2]}: '
+        'replace it with the official file')
+  if len(images) != len(labels):
+    raise TfpruneError(
+        f'{prefix}-images-idx3-ubyte.gz holds {len(images)} images but the '
+        f'labels file holds {len(labels)} labels: replace both with the '
+        'official files')
+  if labels.size and labels.max() >= spec.num_classes:
+    raise TfpruneError(
+        f'{prefix}-labels-idx1-ubyte.gz holds label {labels.max()}, '
+        f'{spec.name} has {spec.num_classes} classes: replace it with the '
+        'official file')
+  return images, labels
+
+
+def read_idx(path: pathlib.Path, magic: int) -> np.ndarray:
+  """Reads a gzip-compressed IDX file of unsigned bytes.
+
+  Args:
+    path: the `.gz` file.
+    magic: the expected magic number (2051 for images, 2049 for labels).
+
+  Returns:
+    A uint8 array shaped by the header's dimensions.
+
+  Raises:
+    TfpruneError: the file is missing, not gzip, truncated, has another magic
+      number, or holds a different number of bytes than its header announces.
+  """
+  fix = 'replace it with the official file (see ../shared/datasets/README.md)'
+  if not path.is_file():
+    raise TfpruneError(f'missing data file {path}: {fix}')
+  try:
+    with gzip.open(path, 'rb') as f:
+      raw = f.read()
+  except (OSError, EOFError, zlib.error) as e:
+    raise TfpruneError(f'corrupt or truncated data file {path} ({e}): {fix}'
+                       ) from None
+  ndim = magic - 2048
+  header_bytes = 4 * (1 + ndim)
+  if len(raw) < header_bytes:
+    raise TfpruneError(f'data file {path} is too short for an IDX header: {fix}')
+  found_magic = int.from_bytes(raw[:4], 'big')
+  if found_magic != magic:
+    raise TfpruneError(
+        f'data file {path} has magic number {found_magic}, expected {magic}: '
+        f'{fix}')
+  dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], 'big')
+               for i in range(ndim))
+  expected = int(np.prod(dims))
+  found = len(raw) - header_bytes
+  if found != expected:
+    raise TfpruneError(
+        f'data file {path} holds {found} data bytes but its header announces '
+        f'{dims} ({expected} bytes): the file is truncated or corrupt; {fix}')
+  return np.frombuffer(raw, dtype=np.uint8, offset=header_bytes).reshape(dims)
+
+
+def _load_tfds(spec: DatasetSpec, split: str) -> tuple[np.ndarray, np.ndarray]:
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  try:
+    # Fixed batches, not batch_size=-1: the latter crashes TensorFlow on
+    # datasets of unknown cardinality (tfds mock data among them).
+    batches = list(tfds.as_numpy(tfds.load(
+        spec.tfds_name, split=split, as_supervised=True).batch(10_000)))
+  except Exception as e:  # pylint: disable=broad-except
+    # Any failure here (no network, a broken cache) has the same fix.
+    reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else ''
+    raise TfpruneError(
+        f'could not get {spec.name} from tensorflow-datasets '
+        f'({type(e).__name__}: {reason}); without network, pass --data_dir or '
+        f'set {DATA_DIR_ENV} to a folder holding {spec.name}/'
+        f'{_IDX_PREFIX[split]}-images-idx3-ubyte.gz and '
+        f'{_IDX_PREFIX[split]}-labels-idx1-ubyte.gz') from None
+  images = np.concatenate([b[0] for b in batches])
+  labels = np.concatenate([b[1] for b in batches])
+  return images.reshape((-1,) + spec.image_shape[:2]), labels

@@ -1,0 +1,1 @@
+"""Drivers of the command-line experiments: the pruning sweep and its benchmark; nothing in the core imports them."""

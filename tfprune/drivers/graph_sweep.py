@@ -1,0 +1,100 @@
+"""The sweep on any imported graph: prune at each level, measure like `sweep`.
+
+Used by `sweep.run` for `--model_file` models. Every pruned variant of the
+graph has the dense graph's shapes, so one traced `graph.evaluator.Evaluator`
+scores them all. The rows have the sweep's columns: the costs are counted on
+the graph (multiply-adds of dense and conv kernels at every output position),
+the size is the graph file's (`graph.io`, sparse where smaller), `units` is
+each weighted node's count of output channels that still have a non-zero
+weight, and `kernels` names the evaluator (`tf`).
+"""
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from tfprune.criteria import graph_pruning
+from tfprune.graph import io as graph_io
+from tfprune.graph import ops
+from tfprune.graph.evaluator import Evaluator
+from tfprune.graph.ir import Graph
+
+KERNELS = 'tf'
+
+
+def positions(graph: Graph, name: str) -> int:
+  """Where node `name`'s kernel is applied per example (output positions)."""
+  shape = graph.shapes[name]
+  return int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+
+
+def macs(graph: Graph, nonzero_only: bool) -> int:
+  """Multiply-adds per example of the weighted nodes (non-zero weights only)."""
+  total = 0
+  for node in graph.weighted():
+    kernel = node.params['kernel']
+    count = np.count_nonzero(kernel) if nonzero_only else kernel.size
+    total += int(count) * positions(graph, node.name)
+  return total
+
+
+def nonzero_params(graph: Graph) -> int:
+  return sum(int(np.count_nonzero(a)) for n in graph.nodes
+             for a in n.params.values())
+
+
+def live_units(graph: Graph) -> str:
+  """Per weighted node, the output channels with a non-zero weight: '16-12-5'."""
+  counts = []
+  for node in graph.weighted():
+    kernel = node.params['kernel']
+    axis = ops.get(node.op).kernels['kernel']
+    moved = np.moveaxis(kernel != 0, axis, -1).reshape(-1, kernel.shape[axis])
+    counts.append(str(int(moved.any(axis=0).sum())))
+  return '-'.join(counts)
+
+
+def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
+                names: Sequence[str], x: np.ndarray, labels: np.ndarray,
+                make_row: Callable, on_pruned=None) -> list:
+  """Measures every (method, level) on `graph`; writes nothing.
+
+  Args:
+    graph: the dense graph.
+    methods: keys of `graph_pruning.CRITERIA`.
+    levels: k in percent.
+    names: nodes to prune.
+    x, labels: test inputs and integer labels.
+    make_row: builds a row from the keyword arguments of the sweep's columns.
+    on_pruned: called as on_pruned(method, k, pruned_graph) for each point.
+  """
+  for method in methods:
+    graph_pruning.get(method)
+  evaluator = Evaluator(graph)
+  dense_macs = macs(graph, nonzero_only=False)
+  params = graph.num_params
+  rows, seen = [], {}
+  for method in methods:
+    for k in levels:
+      pruned = graph_pruning.prune(graph, method, k, names)
+      kernels = [pruned.node(n).params['kernel'] for n in names]
+      key = tuple(np.count_nonzero(kernel) for kernel in kernels)
+      same = [acc for other, acc in seen.get(key, ())
+              if all(np.array_equal(a, b) for a, b in zip(
+                  other, kernels))]
+      accuracy = same[0] if same else evaluator.accuracy(x, labels, pruned)
+      seen.setdefault(key, []).append((kernels, accuracy))
+      size = sum(kernel.size for kernel in kernels)
+      zeros = sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)
+      effective, nonzero = macs(pruned, True), nonzero_params(pruned)
+      rows.append(make_row(
+          method=method, k=k, accuracy=accuracy,
+          sparsity=zeros / size if size else 0.0, nonzero_params=nonzero,
+          flops=effective,
+          flops_speedup=dense_macs / effective if effective else float('inf'),
+          compression=params / nonzero if nonzero else float('inf'),
+          size_bytes=len(graph_io.to_bytes(pruned)), units=live_units(pruned),
+          kernels=KERNELS))
+      if on_pruned is not None:
+        on_pruned(method, k, pruned)
+  return rows

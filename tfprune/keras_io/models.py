@@ -1,0 +1,385 @@
+"""Keras models by name, built with `tf_keras` (see `keras_compat`).
+
+Each builder takes the dataset's image shape and class count (and `dropout`)
+and returns an uncompiled Keras model. The MLP's Dense layers map one-to-one,
+in order, to the layers of a `network.Network` (the `.npy` weight folder
+layout); the CNNs (`fashion_cnn`, `lenet5`, `resnet18`) are described in their
+builders' docstrings, with their exact parameter counts. `to_network` and
+`load_network` convert between Keras models (sequential CNNs, and ResNet-18
+through `model_graph`) and `Network`s.
+"""
+
+import dataclasses
+from typing import Callable, Sequence
+
+import numpy as np
+
+from tfprune import registry
+from tfprune.errors import TfpruneError
+from tfprune.graph import layers as layers_lib
+from tfprune.graph.network import Network
+from tfprune.keras_compat import keras
+from tfprune.keras_io import model_graph
+
+MLP_HIDDEN_UNITS = (1000, 1000, 500, 200)
+
+
+def build_mlp(image_shape: Sequence[int], num_classes: int,
+              dropout: float = 0.0) -> keras.Sequential:
+  """The MLP 784-1000-1000-500-200-10 of the original pruning challenge.
+
+  Args:
+    image_shape: shape of one input image; it is flattened.
+    num_classes: units of the softmax output layer.
+    dropout: dropout rate after each hidden layer during training (0: none).
+      Dropout has no weights, so the weight layout is the same either way.
+
+  Returns:
+    An uncompiled model: Flatten, four ReLU Dense layers, a softmax Dense layer.
+  """
+  if not 0.0 <= dropout < 1.0:
+    raise TfpruneError(f'dropout must be in [0, 1), got {dropout}')
+  layers = [keras.Input(shape=tuple(image_shape)), keras.layers.Flatten()]
+  for i, units in enumerate(MLP_HIDDEN_UNITS, start=1):
+    layers.append(keras.layers.Dense(units, activation='relu', name=f'dense_{i}'))
+    if dropout:
+      layers.append(keras.layers.Dropout(dropout))
+  layers.append(keras.layers.Dense(num_classes, activation='softmax',
+                                   name=f'dense_{len(MLP_HIDDEN_UNITS) + 1}'))
+  return keras.Sequential(layers, name='mlp')
+
+
+def build_fashion_cnn(image_shape: Sequence[int], num_classes: int,
+                      dropout: float = 0.3) -> keras.Sequential:
+  """A small Fashion-MNIST CNN: two conv-BN-ReLU-pool blocks, two Dense layers.
+
+  Conv 3x3x32 (same) - BN - ReLU - max-pool 2, Conv 3x3x64 (same) - BN -
+  ReLU - max-pool 2, Flatten, Dense 128 ReLU, Dropout, Dense softmax. On
+  28x28x1 inputs it has 422,026 parameters (421,834 trainable; the rest are
+  batch-norm moving statistics).
+
+  Args:
+    image_shape: shape of one input image (height, width, channels).
+    num_classes: units of the softmax output layer.
+    dropout: dropout rate before the output layer while training.
+  """
+  _check_dropout(dropout)
+  layers = [keras.Input(shape=tuple(image_shape))]
+  for i, filters in enumerate((32, 64), start=1):
+    layers += [keras.layers.Conv2D(filters, 3, padding='same', name=f'conv_{i}'),
+               keras.layers.BatchNormalization(name=f'bn_{i}'),
+               keras.layers.ReLU(name=f'relu_{i}'),
+               keras.layers.MaxPooling2D(2, name=f'pool_{i}')]
+  layers += [keras.layers.Flatten(name='flatten'),
+             keras.layers.Dense(128, activation='relu', name='dense_1'),
+             keras.layers.Dropout(dropout, name='dropout'),
+             keras.layers.Dense(num_classes, activation='softmax', name='dense_2')]
+  return keras.Sequential(layers, name='fashion_cnn')
+
+
+def build_lenet5(image_shape: Sequence[int], num_classes: int,
+                 dropout: float = 0.0) -> keras.Sequential:
+  """LeNet-5 for 28x28 inputs, with ReLU and max-pooling.
+
+  Conv 5x5x6 (same) - ReLU - max-pool 2, Conv 5x5x16 (valid) - ReLU -
+  max-pool 2, Flatten (5x5x16 = 400), Dense 120, Dense 84, Dense softmax. On
+  28x28x1 inputs it has 61,706 parameters.
+
+  Args:
+    image_shape: shape of one input image (height, width, channels).
+    num_classes: units of the softmax output layer.
+    dropout: dropout rate after each hidden Dense layer while training.
+  """
+  _check_dropout(dropout)
+  layers = [keras.Input(shape=tuple(image_shape)),
+            keras.layers.Conv2D(6, 5, padding='same', activation='relu',
+                                name='conv_1'),
+            keras.layers.MaxPooling2D(2, name='pool_1'),
+            keras.layers.Conv2D(16, 5, padding='valid', activation='relu',
+                                name='conv_2'),
+            keras.layers.MaxPooling2D(2, name='pool_2'),
+            keras.layers.Flatten(name='flatten')]
+  for i, units in enumerate((120, 84), start=1):
+    layers.append(keras.layers.Dense(units, activation='relu', name=f'dense_{i}'))
+    if dropout:
+      layers.append(keras.layers.Dropout(dropout))
+  layers.append(keras.layers.Dense(num_classes, activation='softmax',
+                                   name='dense_3'))
+  return keras.Sequential(layers, name='lenet5')
+
+
+RESNET18_STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))
+
+
+def build_resnet18(image_shape: Sequence[int], num_classes: int,
+                   dropout: float = 0.0, width: float = 1.0,
+                   weight_decay: float = 0.0) -> keras.Model:
+  """ResNet-18, CIFAR variant: 3x3 stem, no max-pool, 4 stages of 2 blocks.
+
+  Stem Conv 3x3 (64w) - BN - ReLU; stages of 64w, 128w, 256w, 512w filters
+  (strides 1, 2, 2, 2), each two BasicBlocks (3x3 conv - BN - ReLU - 3x3 conv
+  - BN, plus a 1x1 conv - BN shortcut where the shape changes); global
+  average pooling; Dense softmax. Convolutions have no bias. At width 1 on
+  32x32x3 inputs with 10 classes: 11,183,562 parameters, of which 11,173,962
+  trainable (the PyTorch reference's count; the other 9,600 are batch-norm
+  moving statistics).
+
+  Args:
+    image_shape: shape of one input image (height, width, channels); any
+      size of at least 8x8 works (global pooling at the end).
+    num_classes: units of the softmax output layer.
+    dropout: dropout rate before the output layer while training.
+    width: multiplier of every stage's filter count (e.g. 0.25 on CPU).
+    weight_decay: L2 coefficient; adds (weight_decay / 2) * ||w||^2 per conv
+      and dense kernel, i.e. PyTorch's SGD `weight_decay` on the gradient.
+  """
+  _check_dropout(dropout)
+  if not width > 0:
+    raise TfpruneError(f'width must be positive, got {width}')
+  if weight_decay < 0:
+    raise TfpruneError(f'weight_decay must be >= 0, got {weight_decay}')
+  regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+
+  def conv(x, filters, size, strides, name):
+    return keras.layers.Conv2D(filters, size, strides=strides, padding='same',
+                               use_bias=False, kernel_regularizer=regularizer,
+                               name=name)(x)
+
+  def bn(x, name):
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
+                                           name=name)(x)
+
+  inputs = keras.Input(shape=tuple(image_shape))
+  stem = max(1, round(64 * width))
+  x = keras.layers.ReLU()(bn(conv(inputs, stem, 3, 1, 'conv_stem'), 'bn_stem'))
+  for s, (filters, stride) in enumerate(RESNET18_STAGES, start=1):
+    filters = max(1, round(filters * width))
+    for b in (1, 2):
+      name = f'stage{s}_block{b}'
+      strides = stride if b == 1 else 1
+      y = keras.layers.ReLU()(bn(conv(x, filters, 3, strides, f'{name}_conv1'),
+                                 f'{name}_bn1'))
+      y = bn(conv(y, filters, 3, 1, f'{name}_conv2'), f'{name}_bn2')
+      if strides != 1 or x.shape[-1] != filters:
+        x = bn(conv(x, filters, 1, strides, f'{name}_shortcut'),
+               f'{name}_shortcut_bn')
+      x = keras.layers.ReLU()(keras.layers.Add()([x, y]))
+  x = keras.layers.GlobalAveragePooling2D()(x)
+  if dropout:
+    x = keras.layers.Dropout(dropout)(x)
+  outputs = keras.layers.Dense(num_classes, activation='softmax',
+                               kernel_regularizer=regularizer, name='dense')(x)
+  return keras.Model(inputs, outputs, name='resnet18')
+
+
+def build_penguin_mlp_tanh(image_shape: Sequence[int], num_classes: int,
+                           dropout: float = 0.0) -> keras.Sequential:
+  """The dynamic-pruning reference's penguins MLP, faithfully: 12-12-3, tanh out.
+
+  Dense 12 ReLU, Dense `num_classes` tanh. The reference trains it with
+  PyTorch's cross-entropy, which applies softmax to the tanh outputs as if
+  they were logits; trained here the same way (`classifier.loss_for` picks
+  from_logits for any output that is not softmax). Logits in [-1, 1] bound
+  its 3-class loss below by log(1 + 2/e^2) ~ 0.2395 even when every example
+  is right. 12*12+12 + 12*3+3 = 195 parameters on 12 features.
+
+  Args:
+    image_shape: shape of one example, (12,) for penguins; it is flattened.
+    num_classes: output units.
+    dropout: dropout rate after the hidden layer while training (0: none).
+  """
+  return _penguin_mlp(image_shape, num_classes, dropout, 'tanh',
+                      'penguin_mlp_tanh')
+
+
+def build_penguin_mlp(image_shape: Sequence[int], num_classes: int,
+                      dropout: float = 0.0) -> keras.Sequential:
+  """The penguins MLP corrected: 12-12-3 with linear logits (softmax in the loss).
+
+  Same layers and parameter count as `build_penguin_mlp_tanh`, without the
+  tanh that bounds the logits.
+  """
+  return _penguin_mlp(image_shape, num_classes, dropout, None, 'penguin_mlp')
+
+
+def _penguin_mlp(image_shape: Sequence[int], num_classes: int, dropout: float,
+                 output_activation: str | None, name: str) -> keras.Sequential:
+  _check_dropout(dropout)
+  layers = [keras.Input(shape=tuple(image_shape)), keras.layers.Flatten(),
+            keras.layers.Dense(12, activation='relu', name='dense_1')]
+  if dropout:
+    layers.append(keras.layers.Dropout(dropout))
+  layers.append(keras.layers.Dense(num_classes, activation=output_activation,
+                                   name='dense_2'))
+  return keras.Sequential(layers, name=name)
+
+
+def _check_dropout(dropout: float) -> None:
+  if not 0.0 <= dropout < 1.0:
+    raise TfpruneError(f'dropout must be in [0, 1), got {dropout}')
+
+
+MODELS: dict[str, Callable[..., keras.Model]] = {
+    'mlp': build_mlp,
+    'fashion_cnn': build_fashion_cnn,
+    'lenet5': build_lenet5,
+    'resnet18': build_resnet18,
+    'penguin_mlp_tanh': build_penguin_mlp_tanh,
+    'penguin_mlp': build_penguin_mlp,
+}
+
+
+def get(name: str) -> Callable[..., keras.Model]:
+  """Returns the builder of the model called `name`.
+
+  Raises:
+    ValueError: `name` is not in `MODELS`.
+  """
+  return registry.lookup(MODELS, name, 'model')
+
+
+def dense_layers(model: keras.Model) -> list[keras.layers.Dense]:
+  """The model's Dense layers in order."""
+  return [l for l in model.layers if isinstance(l, keras.layers.Dense)]
+
+
+def weight_layers(model: keras.Model) -> list[keras.layers.Layer]:
+  """The model's Conv2D and Dense layers in order: the prunable layers."""
+  return [l for l in model.layers
+          if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))]
+
+
+def _is_dense_chain(model: keras.Model) -> bool:
+  return not any(isinstance(l, (keras.layers.Conv2D,
+                                keras.layers.BatchNormalization,
+                                keras.layers.MaxPooling2D, keras.layers.Add,
+                                keras.layers.GlobalAveragePooling2D))
+                 for l in model.layers)
+
+
+def to_network(model: keras.Model) -> Network:
+  """Copies the weights of `model` into a `Network`.
+
+  A model of Dense layers only gives a dense chain (no specs), as before; a
+  sequential CNN gives a network with one `layers.LayerSpec` per Conv2D or
+  Dense layer and its batch-norm parameters; a functional model with skip
+  connections (ResNet-18) gives the same with `source`, `residual`, `relu`
+  and `global_pool` set (see `model_graph`). Layers keep the order of
+  `weight_layers(model)`. A conv layer without bias gets a zero bias.
+
+  Raises:
+    TfpruneError: the model has a layer the `Network` cannot express (other
+      poolings, other activations, other merges), naming it.
+  """
+  if _is_dense_chain(model):
+    layers = dense_layers(model)
+    return Network(tuple(l.kernel.numpy() for l in layers),
+                   tuple(l.bias.numpy() for l in layers))
+  return _spec_network(model, _traced(model))
+
+
+def _traced(model: keras.Model) -> list[model_graph.Traced]:
+  """The weight layers of a CNN with their specs and batch-norm layers."""
+  if not isinstance(model, keras.Sequential):
+    return model_graph.trace(model)
+  traced = []
+  flatten = False
+  for layer in model.layers:
+    if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+      model_graph.check_activation(model, layer,
+                                   last=layer is weight_layers(model)[-1])
+      if isinstance(layer, keras.layers.Conv2D):
+        spec = layers_lib.LayerSpec('conv', layer.strides[0], layer.padding)
+      else:
+        spec = layers_lib.LayerSpec('dense', flatten=flatten)
+      traced.append(model_graph.Traced(layer, spec, None))
+      flatten = False
+    elif isinstance(layer, keras.layers.BatchNormalization):
+      traced[-1] = model_graph.Traced(
+          traced[-1].layer, dataclasses.replace(
+              traced[-1].spec, norm_epsilon=float(layer.epsilon)), layer)
+    elif isinstance(layer, keras.layers.MaxPooling2D):
+      traced[-1] = dataclasses.replace(traced[-1], spec=dataclasses.replace(
+          traced[-1].spec, pool=layer.pool_size[0]))
+    elif isinstance(layer, keras.layers.Flatten):
+      flatten = True
+    elif not isinstance(layer, (keras.layers.ReLU, keras.layers.Dropout)):
+      raise TfpruneError(
+          f'model {model.name}: layer {layer.name} ({type(layer).__name__}) has '
+          'no place in a Network: use Conv2D, Dense, BatchNormalization, ReLU, '
+          'MaxPooling2D, Flatten and Dropout only')
+  return traced
+
+
+def _spec_network(model: keras.Model,
+                  traced: list[model_graph.Traced]) -> Network:
+  kernels, biases, norms = [], [], []
+  for t in traced:
+    kernel = t.layer.kernel.numpy()
+    kernels.append(kernel)
+    biases.append(t.layer.bias.numpy() if t.layer.use_bias
+                  else np.zeros(kernel.shape[-1], np.float32))
+    norms.append(None if t.norm_layer is None else np.stack(
+        [w.numpy() for w in (t.norm_layer.gamma, t.norm_layer.beta,
+                             t.norm_layer.moving_mean,
+                             t.norm_layer.moving_variance)]))
+  return Network(tuple(kernels), tuple(biases), tuple(t.spec for t in traced),
+                 tuple(norms), tuple(model.input_shape[1:]))
+
+
+def load_network(model: keras.Model, network: Network) -> keras.Model:
+  """Sets the weights of `model` from `network` and returns the model.
+
+  Raises:
+    TfpruneError: the layer count, a shape, a layer kind or a connection
+      differs, or a layer without bias would get a non-zero one, naming the
+      layer.
+  """
+  if network.specs is None:
+    return _load_dense_chain(model, network)
+  layers = weight_layers(model)
+  for i, (layer, kernel) in enumerate(zip(layers, network.kernels), start=1):
+    if tuple(layer.kernel.shape) != kernel.shape:
+      raise TfpruneError(
+          f'layer {i} ({layer.name}): model {model.name} expects a kernel of '
+          f'shape {tuple(layer.kernel.shape)}, the weights have {kernel.shape}: '
+          'use weights made for this model')
+  if len(layers) != network.num_layers:
+    raise TfpruneError(
+        f'model {model.name} has {len(layers)} conv/dense layers but the '
+        f'weights have {network.num_layers}: use weights made for this model')
+  traced = _traced(model)
+  expected = _spec_network(model, traced)
+  for i, (want, got) in enumerate(zip(expected.specs, network.specs), start=1):
+    if want != got:
+      raise TfpruneError(
+          f'layer {i} ({layers[i - 1].name}): model {model.name} has {want}, '
+          f'the weights were saved from {got}: use weights made for this model')
+  for i, (t, kernel, bias, norm) in enumerate(zip(
+      traced, network.kernels, network.biases, network.norms), start=1):
+    if not t.layer.use_bias and np.any(bias):
+      raise TfpruneError(
+          f'layer {i} ({t.layer.name}): model {model.name} has no bias there '
+          'but the weights have a non-zero one: use weights made for this model')
+    t.layer.set_weights([np.asarray(kernel), np.asarray(bias)]
+                        if t.layer.use_bias else [np.asarray(kernel)])
+    if norm is not None:
+      t.norm_layer.set_weights(list(np.asarray(norm)))
+  return model
+
+
+def _load_dense_chain(model: keras.Model, network: Network) -> keras.Model:
+  layers = dense_layers(model)
+  if len(layers) != network.num_layers:
+    raise TfpruneError(
+        f'model {model.name} has {len(layers)} dense layers but the weights have '
+        f'{network.num_layers}: use weights made for this model')
+  for i, (layer, kernel, bias) in enumerate(
+      zip(layers, network.kernels, network.biases), start=1):
+    if tuple(layer.kernel.shape) != kernel.shape:
+      raise TfpruneError(
+          f'layer {i}: model {model.name} expects a kernel of shape '
+          f'{tuple(layer.kernel.shape)}, the weights have {kernel.shape}: use '
+          'weights made for this model')
+    layer.set_weights([np.asarray(kernel), np.asarray(bias)])
+  return model

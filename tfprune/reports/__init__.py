@@ -1,0 +1,1 @@
+"""Reports drawn from results: plots of sweeps and trials."""

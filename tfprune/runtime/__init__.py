@@ -1,0 +1,1 @@
+"""Running and measuring a network: the evaluator, inference plans, metrics and the sparse export."""

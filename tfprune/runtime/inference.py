@@ -1,0 +1,320 @@
+"""Fast inference for pruned networks: compaction plus sparse kernels where they pay.
+
+`plan(network)` compacts the network (see `compaction`) and, for each layer,
+picks a dense or a CSR sparse matmul (TensorFlow's `CSRSparseMatrix` kernel)
+by a crossover *measured on this machine*: the time of the dense layer against
+the CSR layer at two densities, fitted linearly in the density, for the
+layer's shape class (each dimension rounded up to a power of two, so that the
+many slightly different shapes of compacted layers share one measurement).
+CSR is chosen only where it is predicted at most `REQUIRED_GAIN` of the dense
+time, so timing noise near the crossover does not pick a slower kernel, and
+never above `MAX_CSR_DENSITY` (there a CSR kernel, which loads an index per
+weight, cannot beat dense; skipping saves the measurement), and never for
+layers under `MIN_CSR_WEIGHTS` weights (too little time to gain, and a CSR
+layer between dense ones costs two layout conversions).
+`tf.sparse.sparse_dense_matmul` is not used: on a 2-core CPU it never beat
+dense (measured 5x slower at 90% sparsity).
+
+The two kernels run in the layout that suits each (measured on this machine):
+
+- consecutive dense layers take the whole batch as (batch, features) rows in
+  one `tf.function` call, where TensorFlow fuses matmul, bias and ReLU;
+- CSR layers take the activations transposed, (features, batch), as the CSR
+  kernel needs its sparse operand on the left, in chunks of `CHUNK` examples:
+  a chunk stays in cache while the kernel gathers from it (3x faster than one
+  whole-batch CSR matmul at 80-98% sparsity).
+
+`prepare` makes both layouts of the inputs once; the forward pass converts
+between them only where the kernel kind changes.
+"""
+
+import dataclasses
+import functools
+import time
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+# TensorFlow's CSR kernels have no public API; tensorflow==2.21 is pinned.
+from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops as csr_ops  # pylint: disable=g-direct-tensorflow-import
+
+from tfprune.errors import TfpruneError
+from tfprune.graph.network import Network
+from tfprune.runtime import evaluate
+from tfprune.transforms import compaction
+
+CHUNK = 512
+KINDS = ('dense', 'csr')
+PROBE_DENSITIES = (0.05, 0.3)
+PROBE_CHUNKS = 2
+PROBE_ROUNDS = 5
+PROBE_SECONDS = 0.2
+MAX_CSR_DENSITY = 0.5
+MIN_CSR_WEIGHTS = 65_536
+REQUIRED_GAIN = 0.8
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedLayer:
+  """One layer ready to run.
+
+  Attributes:
+    kind: 'dense' or 'csr'.
+    weights: dense: the (inputs, units) kernel tensor; csr: a
+      `CSRSparseMatrix` of the transposed (units, inputs) kernel.
+    bias: dense: a (units,) tensor; csr: a (units, 1) tensor. Zero when the
+      plan does not use biases.
+    nonzeros: non-zero kernel weights.
+  """
+  kind: str
+  weights: object
+  bias: tf.Tensor
+  nonzeros: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """A compacted network with a kernel chosen per layer."""
+  network: Network
+  layers: tuple[PlannedLayer, ...]
+
+  @property
+  def kinds(self) -> tuple[str, ...]:
+    return tuple(l.kind for l in self.layers)
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+  """Inputs in both layouts of the forward pass (see the module docstring).
+
+  Attributes:
+    rows: (n, features) float32 tensor.
+    chunks: the same values transposed, (features, <= CHUNK) per chunk.
+  """
+  rows: tf.Tensor
+  chunks: tuple[tf.Tensor, ...]
+
+  def __len__(self) -> int:
+    return int(self.rows.shape[0])
+
+
+def _seconds(fn) -> float:
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
+
+
+def timings(fn, repeats: int, warm_up: bool = True) -> list[float]:
+  """Seconds of `repeats` calls of `fn`, after one untimed warm-up call."""
+  if warm_up:
+    fn()
+  return [_seconds(fn) for _ in range(repeats)]
+
+
+def interleaved_timings(fns: Sequence, runs: Sequence[int], rounds: int
+                        ) -> list[list[float]]:
+  """Seconds of each function's calls, timed in alternating blocks.
+
+  Each round calls fns[0] runs[0] times, then fns[1] runs[1] times, and so
+  on; no warm-up. On a shared machine the load changes within seconds, and
+  alternating makes every change hit all the functions alike, so ratios of
+  their times hold.
+
+  Returns:
+    One list of rounds * runs[i] times per function.
+  """
+  times = [[] for _ in fns]
+  for _ in range(rounds):
+    for i, fn in enumerate(fns):
+      times[i].extend(timings(fn, runs[i], warm_up=False))
+  return times
+
+
+def _csr(kernel_t: np.ndarray):
+  rows, cols = np.nonzero(kernel_t)
+  return csr_ops.CSRSparseMatrix(tf.SparseTensor(
+      np.stack([rows, cols], axis=1).astype(np.int64), kernel_t[rows, cols],
+      kernel_t.shape))
+
+
+@tf.function(reduce_retracing=True)
+def _dense_segment(rows, kernels, biases, relu_last):
+  """Consecutive dense layers in one call; ReLU after each but maybe the last."""
+  h = rows
+  for i, (kernel, bias) in enumerate(zip(kernels, biases)):
+    h = tf.matmul(h, kernel) + bias
+    if relu_last or i < len(kernels) - 1:
+      h = tf.nn.relu(h)
+  return h
+
+
+def _dense_layers(layers: Sequence[PlannedLayer], rows: tf.Tensor,
+                  relu_last: bool) -> tf.Tensor:
+  return _dense_segment(rows, tuple(l.weights for l in layers),
+                        tuple(l.bias for l in layers), relu_last)
+
+
+def _csr_layer(layer: PlannedLayer, chunks: Sequence[tf.Tensor],
+               relu: bool) -> list[tf.Tensor]:
+  out = []
+  for chunk in chunks:
+    h = csr_ops.matmul(layer.weights, chunk) + layer.bias
+    out.append(tf.nn.relu(h) if relu else h)
+  return out
+
+
+def _to_chunks(rows: tf.Tensor) -> list[tf.Tensor]:
+  return [tf.transpose(rows[i:i + CHUNK]) for i in range(0, rows.shape[0], CHUNK)]
+
+
+def _to_rows(chunks: Sequence[tf.Tensor]) -> tf.Tensor:
+  return tf.transpose(tf.concat(chunks, axis=1))
+
+
+def _shape_class(n: int) -> int:
+  return max(16, 1 << (int(n) - 1).bit_length())
+
+
+def crossover_density(inputs: int, units: int) -> float:
+  """Density below which CSR is predicted at most `REQUIRED_GAIN` of dense.
+
+  Measured once per shape class in this process (see the module docstring).
+  """
+  return _measured_crossover(_shape_class(inputs), _shape_class(units))
+
+
+@functools.lru_cache(maxsize=None)
+def _measured_crossover(inputs: int, units: int) -> float:
+  rng = np.random.default_rng(0)
+  rows = tf.constant(rng.random((PROBE_CHUNKS * CHUNK, inputs), dtype=np.float32))
+  chunks = _to_chunks(rows)
+  kernel = rng.standard_normal((inputs, units), dtype=np.float32)
+  bias = np.zeros(units, np.float32)
+  dense = _planned('dense', kernel, bias)
+  uniform = rng.random(kernel.shape, dtype=np.float32)
+  probes = [_planned('csr', np.where(uniform < density, kernel, 0), bias)
+            for density in PROBE_DENSITIES]
+  one_row = rows[:1]
+  runs = [lambda: _dense_layers([dense], rows, True).numpy(),
+          lambda: _dense_layers([dense], one_row, True).numpy()] + [
+      lambda p=probe: [c.numpy() for c in _csr_layer(p, chunks, True)]
+      for probe in probes]
+  for fn in runs:
+    fn()  # warm-up (and tracing)
+  # Interleaved rounds, median of each: load changes hit every kernel alike,
+  # and one lucky or unlucky run does not decide (the fastest of two rounds
+  # did: it once put the crossover of 1000x500 at 95% density). Small shapes
+  # run in a millisecond and get more rounds, up to about PROBE_SECONDS.
+  first = [_seconds(fn) for fn in runs]
+  count = int(np.clip(PROBE_SECONDS / max(sum(first), 1e-6), PROBE_ROUNDS, 50))
+  rounds = [first] + [[_seconds(fn) for fn in runs] for _ in range(count - 1)]
+  t_dense, t_call, t0, t1 = np.median(rounds, axis=0)
+  # The dense call's fixed cost is a large share of a small probe but not of
+  # a real batch: compare the per-example work only.
+  t_dense -= t_call
+  (d0, d1), target = PROBE_DENSITIES, REQUIRED_GAIN * t_dense
+  slope = (t1 - t0) / (d1 - d0)
+  if slope <= 0:
+    return d0 if t0 <= target else 0.0
+  return float(np.clip(d0 + (target - t0) / slope, 0.0, 1.0))
+
+
+def _planned(kind: str, kernel: np.ndarray, bias: np.ndarray) -> PlannedLayer:
+  nonzeros = int(np.count_nonzero(kernel))
+  if kind == 'csr':
+    return PlannedLayer('csr', _csr(np.ascontiguousarray(kernel.T)),
+                        tf.constant(bias[:, None]), nonzeros)
+  return PlannedLayer('dense', tf.constant(kernel), tf.constant(bias), nonzeros)
+
+
+def plan(network: Network, use_biases: bool = True, allow_sparse: bool = True,
+         kinds: Sequence[str] | None = None) -> Plan:
+  """Compacts `network` and picks dense or CSR for each layer.
+
+  Args:
+    network: a (pruned) dense-chain network.
+    use_biases: add biases in the forward pass.
+    allow_sparse: False forces dense kernels (compaction still applies).
+    kinds: force these kernels, one of `KINDS` per layer, instead of the
+      measured choice.
+
+  Raises:
+    TfpruneError: `kinds` has the wrong length or an unknown kind.
+  """
+  compact = compaction.compact(network, use_biases)
+  if kinds is not None:
+    kinds = tuple(kinds)
+    if len(kinds) != compact.num_layers or set(kinds) - set(KINDS):
+      raise TfpruneError(
+          f'kinds {kinds} must give one of {KINDS} for each of the '
+          f'{compact.num_layers} layers')
+  layers = []
+  for i, (kernel, bias) in enumerate(zip(compact.kernels, compact.biases)):
+    if kinds is not None:
+      kind = kinds[i]
+    else:
+      density = np.count_nonzero(kernel) / kernel.size
+      sparse = (allow_sparse and kernel.size >= MIN_CSR_WEIGHTS
+                and density < MAX_CSR_DENSITY
+                and density < crossover_density(*kernel.shape))
+      kind = 'csr' if sparse else 'dense'
+    layers.append(_planned(kind, kernel, bias if use_biases else np.zeros_like(bias)))
+  return Plan(compact, tuple(layers))
+
+
+def prepare(images: np.ndarray, input_dim: int) -> Inputs:
+  """Images in both layouts of the forward pass, as float32 tensors.
+
+  Prepare once and reuse across plans: the transpose is not free.
+
+  Raises:
+    TfpruneError: the images do not have `input_dim` values each.
+  """
+  x = evaluate.flatten_inputs(images, input_dim)
+  return Inputs(tf.constant(x), tuple(
+      tf.constant(np.ascontiguousarray(x[i:i + CHUNK].T))
+      for i in range(0, len(x), CHUNK)))
+
+
+def _segments(kinds: Sequence[str]) -> list[tuple[str, int, int]]:
+  """Runs of equal kinds as (kind, start, stop) layer ranges."""
+  segments = []
+  for i, kind in enumerate(kinds):
+    if segments and segments[-1][0] == kind:
+      segments[-1] = (kind, segments[-1][1], i + 1)
+    else:
+      segments.append((kind, i, i + 1))
+  return segments
+
+
+def _forward(p: Plan, inputs: Inputs) -> tf.Tensor:
+  rows, chunks = inputs.rows, inputs.chunks
+  last = len(p.layers)
+  for kind, start, stop in _segments(p.kinds):
+    if kind == 'dense':
+      rows = _dense_layers(p.layers[start:stop],
+                           _to_rows(chunks) if rows is None else rows,
+                           relu_last=stop < last)
+      chunks = None
+    else:
+      chunks = chunks if chunks is not None else _to_chunks(rows)
+      for i in range(start, stop):
+        chunks = _csr_layer(p.layers[i], chunks, relu=i < last - 1)
+      rows = None
+  return _to_rows(chunks) if rows is None else rows
+
+
+def run(p: Plan, inputs: Inputs) -> np.ndarray:
+  """Logits (n, classes) of inputs prepared by `prepare`."""
+  return _forward(p, inputs).numpy()
+
+
+def logits(p: Plan, images: np.ndarray) -> np.ndarray:
+  """Logits (n, classes) of `images` through the plan."""
+  return run(p, prepare(images, p.network.input_dim))
+
+
+def accuracy(p: Plan, inputs: Inputs, labels: np.ndarray) -> float:
+  """Fraction of the prepared inputs whose arg-max output equals `labels`."""
+  labels = np.asarray(labels)
+  return float(np.mean(run(p, inputs).argmax(axis=1) == labels))

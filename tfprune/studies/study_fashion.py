@@ -1,0 +1,167 @@
+"""Study A: global magnitude pruning of the Fashion-MNIST CNN, one-shot and gradual.
+
+For each level k (percent of all conv and dense kernel weights, one threshold
+for the whole network) the trained CNN is pruned:
+  - `oneshot`: the bottom k% by |w| are zeroed, no retraining;
+  - `gradual`: starting again from the trained weights, the global mask grows
+    to k% along a cubic schedule while the network finetunes
+    (`finetune.GlobalGradual`), then finetunes at k%.
+Every row records the measured number of zero kernel weights, so a schedule
+that pruned nothing cannot pass unnoticed. Writes study_a.csv,
+study_a_config.json and study_a.png.
+"""
+
+import csv
+import dataclasses
+import json
+import pathlib
+import time
+
+import numpy as np
+
+from tfprune import atomic
+from tfprune.criteria import cnn_pruning
+from tfprune.criteria import pruning
+from tfprune.data import datasets
+from tfprune.errors import TfpruneError
+from tfprune.graph import weights
+from tfprune.keras_compat import keras
+from tfprune.keras_io import models
+from tfprune.runtime import evaluate
+from tfprune.training import finetune
+
+DEFAULT_LEVELS = (0.01, 0.1, 1, 10, 25, 50, 75, 90, 95, 98, 99)
+COLUMNS = ('schedule', 'k', 'accuracy', 'drop_points', 'pruned_weights',
+           'measured_sparsity', 'max_pruned_abs', 'seconds')
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyAConfig:
+  """Study A settings; saved as study_a_config.json.
+
+  Attributes:
+    weights_dir: trained `fashion_cnn` weight folder.
+    out_dir: folder for the CSV, config and plot.
+    dataset: dataset of the test (and finetuning) data.
+    data_dir: local data folder (None: `$TFPRUNE_DATA_DIR`, then tfds).
+    levels: global levels k in percent.
+    gradual: also run the gradual finetuning at each level.
+    finetune_epochs: epochs of gradual finetuning per level.
+    finetune_lr: initial Adam learning rate of the finetuning.
+    prune_steps: mask updates of the gradual schedule.
+    train_limit: finetune on the first N training examples (None: all).
+    test_limit: evaluate on the first N test examples (None: all).
+    seed: seeds the finetuning.
+  """
+  weights_dir: str
+  out_dir: str
+  dataset: str = 'fashion_mnist'
+  data_dir: str | None = None
+  levels: tuple[float, ...] = DEFAULT_LEVELS
+  gradual: bool = True
+  finetune_epochs: int = 2
+  finetune_lr: float = 1e-4
+  prune_steps: int = 4
+  train_limit: int | None = None
+  test_limit: int | None = None
+  seed: int = 0
+
+  def __post_init__(self):
+    datasets.get(self.dataset)
+    if not self.levels:
+      raise TfpruneError('give at least one level with --levels')
+    for k in self.levels:
+      pruning.check_level(k)
+    finetune.FitConfig(self.finetune_epochs, learning_rate=self.finetune_lr)
+    for name in ('train_limit', 'test_limit'):
+      value = getattr(self, name)
+      if value is not None and value < 1:
+        raise TfpruneError(f'{name} must be at least 1, got {value}')
+
+
+def _load(config: StudyAConfig):
+  folder = weights.load(config.weights_dir)
+  model_name = (folder.manifest or {}).get('model', 'fashion_cnn')
+  spec = datasets.get(config.dataset)
+  model = models.get(model_name)(spec.image_shape, spec.num_classes)
+  models.load_network(model, folder.network)
+  return model, folder.network
+
+
+def _row(schedule, k, network, dense_accuracy, test, seconds, max_pruned):
+  accuracy = evaluate.accuracy(network, test.images, test.labels)
+  zeros = sum(int(np.count_nonzero(k_ == 0)) for k_ in network.kernels)
+  total = sum(k_.size for k_ in network.kernels)
+  return {'schedule': schedule, 'k': k, 'accuracy': round(accuracy, 6),
+          'drop_points': round(100 * (dense_accuracy - accuracy), 4),
+          'pruned_weights': zeros, 'measured_sparsity': round(zeros / total, 6),
+          'max_pruned_abs': f'{max_pruned:.3g}', 'seconds': round(seconds, 1)}
+
+
+def run(config: StudyAConfig, verbose: int = 0) -> list[dict]:
+  """Runs Study A and writes its results; returns the CSV rows."""
+  out = atomic.ensure_dir(config.out_dir)
+  model, network = _load(config)
+  test = datasets.load(config.dataset, 'test', config.data_dir, config.test_limit)
+  train = (datasets.load(config.dataset, 'train', config.data_dir, config.train_limit)
+           if config.gradual else None)
+  dense_accuracy = evaluate.accuracy(network, test.images, test.labels)
+  rows = [_row('dense', 0, network, dense_accuracy, test, 0.0, 0.0)]
+  dense_weights = model.get_weights()
+  for k in config.levels:
+    start = time.perf_counter()
+    masks = cnn_pruning.global_magnitude_masks(network.kernels, k)
+    pruned = network.masked(masks)
+    max_pruned = max((float(np.abs(w[~m]).max()) for w, m in
+                      zip(network.kernels, masks) if (~m).any()), default=0.0)
+    rows.append(_row('oneshot', k, pruned, dense_accuracy, test,
+                     time.perf_counter() - start, max_pruned))
+    if config.gradual:
+      start = time.perf_counter()
+      keras.utils.set_random_seed(config.seed)
+      model.set_weights(dense_weights)
+      fit = finetune.FitConfig(config.finetune_epochs,
+                               learning_rate=config.finetune_lr)
+      batches = config.finetune_epochs * -(-len(train) // fit.batch_size)
+      gradual = finetune.GlobalGradual(model, k, batches, config.prune_steps)
+      finetune.fit(model, train.images, train.labels, fit, [gradual], verbose)
+      rows.append(_row('gradual', k, models.to_network(model), dense_accuracy,
+                       test, time.perf_counter() - start, float('nan')))
+    print(*(f'{r["schedule"]} k={r["k"]:g}%: {100 * r["accuracy"]:.2f}% '
+            f'({r["pruned_weights"]} zeros)' for r in rows[-2:]), sep='\n',
+          flush=True)
+  _write(out, config, rows)
+  return rows
+
+
+def _write(out: pathlib.Path, config: StudyAConfig, rows: list[dict]) -> None:
+  atomic.write_csv(out / 'study_a.csv', COLUMNS, rows)
+  atomic.write_text(out / 'study_a_config.json',
+                    json.dumps(dataclasses.asdict(config), indent=2) + '\n')
+  plot(out / 'study_a.csv', out / 'study_a.png')
+
+
+def plot(csv_path: pathlib.Path, png_path: pathlib.Path) -> None:
+  """Draws accuracy against global level, one line per schedule, from the CSV."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  with open(csv_path, newline='') as f:
+    rows = list(csv.DictReader(f))
+  dense = next(float(r['accuracy']) for r in rows if r['schedule'] == 'dense')
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  for schedule in ('oneshot', 'gradual'):
+    points = [(float(r['k']), 100 * float(r['accuracy']))
+              for r in rows if r['schedule'] == schedule]
+    if points:
+      ax.plot(*zip(*points), marker='o', label=schedule)
+  ax.axhline(100 * dense, color='gray', linestyle='--', label='dense')
+  ax.set_xscale('log')
+  ax.set_xlabel('global level k (% of all kernel weights pruned)')
+  ax.set_ylabel('test accuracy (%)')
+  ax.set_title('Fashion-MNIST CNN, global magnitude pruning')
+  ax.grid(True, alpha=0.3)
+  ax.legend()
+  with atomic.replacing(png_path) as tmp:
+    fig.savefig(tmp, format='png', dpi=110, bbox_inches='tight')
+  plt.close(fig)

@@ -1,0 +1,1 @@
+"""Training Keras models while pruning: TF-MOT wrappers, schedules, masking callbacks, lottery tickets, distribution."""
