@@ -11,6 +11,7 @@ import pytest
 
 from tests import helpers
 from tfprune.criteria import cnn_pruning
+from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
 from tfprune.keras_compat import keras
@@ -196,14 +197,14 @@ def test_masks_given_back_only_ever_lose_weights(method):
 
 def test_structured_refuses_to_remove_every_filter():
   with pytest.raises(TfpruneError, match=r'would remove all 6 units.*k < 100'):
-    cnn_pruning.unit_l1_mask(_kernels()[0], 100)
+    pruning.unit_l1_mask(_kernels()[0], 100)
 
 
 def test_random_pruning_is_seeded_and_reproducible():
   w = _kernels()[2]
-  a = cnn_pruning.random_mask(w, 50, seed=3)
-  np.testing.assert_array_equal(a, cnn_pruning.random_mask(w, 50, seed=3))
-  assert (a != cnn_pruning.random_mask(w, 50, seed=4)).any()
+  a = pruning.random_mask(w, 50, seed=3)
+  np.testing.assert_array_equal(a, pruning.random_mask(w, 50, seed=3))
+  assert (a != pruning.random_mask(w, 50, seed=4)).any()
   # Not by magnitude: some pruned weight is larger than some kept one.
   assert np.abs(w[~a]).max() > np.abs(w[a]).min()
 

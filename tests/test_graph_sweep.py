@@ -124,7 +124,7 @@ def test_sweep_of_a_user_model_file(name, framework, tmp_path):
 
 
 @pytest.mark.parametrize('args, match', [
-    (['--methods=obs'], "method 'obs' does not run on a --model_file network"),
+    (['--methods=obs'], "method 'obs' does not run on a graph network"),
     (['--prune_layers=nope'], "names 'nope', which is not a layer with a kernel"),
     (['--weights_dir=weights/mlp-mnist'], '--weights_dir and --model_file both given'),
     (['--data=MISSING'], r'data file \S*none.npz does not exist'),

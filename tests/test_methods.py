@@ -68,7 +68,7 @@ def test_bias_correction_without_calibration_is_refused():
 
 
 def test_unknown_method_lists_the_valid_ones():
-  with pytest.raises(ValueError, match='choose one of weight, unit, wanda, obs'):
+  with pytest.raises(ValueError, match='choose one of weight, unit, random, wanda, obs'):
     methods.get('lottery')
 
 

@@ -1,18 +1,17 @@
-"""Mask criteria for the CNN studies: random, L1 units, and global magnitude.
+"""Masks over several layers for the CNN studies: global magnitude, and per-layer masks.
 
 Pure functions from weight arrays (and masks) to new boolean masks, True where
-a weight is kept, with the exact counts of `pruning.prune_count`: per layer
-floor(k·n/100) weights or floor(k·m/100) units, globally floor(k·N/100) of the
-N weights of all layers together. They work on dense (in, out) and conv
-(h, w, in, filters) kernels alike; a unit is one slice of the last axis.
+a weight is kept, with the exact counts of `pruning.prune_count`: globally
+floor(k·N/100) of the N weights of all layers together.
 
-`LAYER_PRUNERS` are the per-layer criteria compared in the LeNet-5 study:
-seeded random weights (the baseline every method must beat), the weights of
-smallest |w| (L1 unstructured), and whole units of smallest L1 norm
-(structured; see `structured` for the physical compaction).
+`LAYER_PRUNERS` gives the LeNet-5 study's names to three criteria of
+`pruning.PRUNERS` (the one table): seeded random weights (the baseline every
+method must beat), the weights of smallest |w| (L1 unstructured), and whole
+units of smallest L1 norm (structured; see `structured` for the physical
+compaction).
 """
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -20,59 +19,6 @@ from tfprune import registry
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 from tfprune.graph.network import Network
-
-
-def random_mask(weights: np.ndarray, k: float, mask: np.ndarray | None = None,
-                seed: int = 0) -> np.ndarray:
-  """Prunes floor(k·n/100) weights chosen uniformly at random (seeded).
-
-  Args:
-    weights: any array of n weights; only its shape is used.
-    k: percentage of the weights to prune, in [0, 100].
-    mask: current mask; weights it already pruned count first towards the k%
-      and are never revived.
-    seed: the same seed, shape, k and mask give the same mask.
-
-  Returns:
-    A new boolean mask shaped like `weights`, False where pruned.
-  """
-  scores = np.random.default_rng(seed).random(np.shape(weights))
-  # Random scores in [0, 1) ranked like magnitudes: the lowest are pruned.
-  return pruning.weight_magnitude_mask(scores, k, mask)
-
-
-def unit_l1_mask(weights: np.ndarray, k: float,
-                 mask: np.ndarray | None = None) -> np.ndarray:
-  """Prunes the floor(k·m/100) units (filters) of smallest L1 norm.
-
-  Ties go to the lower unit index. At least one unit is always kept: k = 100
-  is refused, since it would remove every filter of the layer.
-
-  Args:
-    weights: array whose last axis indexes the m units.
-    k: percentage of the units to prune, in [0, 100).
-    mask: current mask; norms are taken over kept weights only, and pruned
-      weights are never revived.
-
-  Returns:
-    A new boolean mask shaped like `weights`, False on every weight of a
-    pruned unit.
-
-  Raises:
-    TfpruneError: k would remove every unit.
-  """
-  w = np.abs(np.asarray(weights, dtype=np.float64))
-  units = w.shape[-1] if w.ndim else 0
-  if pruning.prune_count(k, units) >= units:
-    raise TfpruneError(
-        f'structured pruning at k={k:g}% would remove all {units} units of a '
-        'layer: use k < 100 (at least one filter is always kept)')
-  if mask is not None:
-    w = np.where(np.asarray(mask, dtype=bool), w, 0.0)
-  norms = w.reshape(-1, units).sum(axis=0)
-  keep_units = pruning.weight_magnitude_mask(norms, k)
-  keep = np.broadcast_to(keep_units, w.shape).copy()
-  return keep if mask is None else keep & np.asarray(mask, dtype=bool)
 
 
 def global_magnitude_masks(weights: Sequence[np.ndarray], k: float,
@@ -110,22 +56,21 @@ def global_magnitude_masks(weights: Sequence[np.ndarray], k: float,
           for part, w in zip(np.split(keep, bounds), weights)]
 
 
-MaskFn = Callable[..., np.ndarray]
-
-LAYER_PRUNERS: dict[str, MaskFn] = {
-    'random': random_mask,
-    'l1': pruning.weight_magnitude_mask,
-    'structured_l1': unit_l1_mask,
+# Study B's names for three criteria of `pruning.PRUNERS`.
+LAYER_PRUNERS: dict[str, str] = {
+    'random': 'random',
+    'l1': 'weight',
+    'structured_l1': 'unit_l1',
 }
 
 
-def get(name: str) -> MaskFn:
-  """Returns the per-layer criterion called `name`.
+def get(name: str) -> pruning.MaskFn:
+  """Returns the criterion Study B calls `name`.
 
   Raises:
-    ValueError: `name` is not in `LAYER_PRUNERS`.
+    TfpruneError: `name` is not in `LAYER_PRUNERS`.
   """
-  return registry.lookup(LAYER_PRUNERS, name, 'pruning method')
+  return pruning.get(registry.lookup(LAYER_PRUNERS, name, 'pruning method'))
 
 
 def layer_masks(method: str, kernels: Sequence[np.ndarray], k: float,

@@ -7,24 +7,24 @@ a depthwise kernel (its third axis, each with its multiplier's filters). The
 output layer is kept unless asked for; `layers` names nodes as Keras does.
 """
 
+import functools
 from typing import Callable, Sequence
 
 import numpy as np
 
-from tfprune.criteria import cnn_pruning
+from tfprune.criteria import methods
 from tfprune.criteria import pruning
 from tfprune import registry
 from tfprune.errors import TfpruneError
 from tfprune.graph import ops
 from tfprune.graph.ir import Graph
 
-# Methods that need no data, by name: (kernel, k) -> mask.
+# The network methods (`methods.METHODS`) that are one mask criterion of
+# `pruning.PRUNERS` and need no data run on any graph.
 CRITERIA: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
-    'weight': pruning.weight_magnitude_mask,
-    'unit': pruning.unit_l2_mask,
-    'random': cnn_pruning.random_mask,
-}
-UNIT_LEVEL = ('unit',)
+    name: pruning.PRUNERS[name] for name, method in methods.METHODS.items()
+    if not method.needs_calibration and name in pruning.PRUNERS}
+UNIT_LEVEL = ('unit', 'unit_l1')
 
 
 def get(name: str) -> Callable[[np.ndarray, float], np.ndarray]:
@@ -61,9 +61,14 @@ def _unit_axis(graph: Graph, name: str) -> int:
 
 
 def kernel_mask(criterion: str, kernel: np.ndarray, k: float,
-                unit_axis: int) -> np.ndarray:
-  """`criterion`'s mask of one kernel, with units along `unit_axis`."""
+                unit_axis: int, seed: int = 0) -> np.ndarray:
+  """`criterion`'s mask of one kernel, with units along `unit_axis`.
+
+  `seed` seeds `random` (the sweep gives each layer its own).
+  """
   fn = get(criterion)
+  if criterion == 'random':
+    fn = functools.partial(fn, seed=seed)
   if criterion in UNIT_LEVEL and unit_axis != kernel.ndim - 1:
     moved = np.moveaxis(kernel, unit_axis, -1)
     return np.moveaxis(fn(moved, k), -1, unit_axis)
@@ -72,9 +77,10 @@ def kernel_mask(criterion: str, kernel: np.ndarray, k: float,
 
 def masks(graph: Graph, criterion: str, k: float,
           names: Sequence[str]) -> dict[str, np.ndarray]:
-  """One kernel mask per node of `names` (True: kept)."""
+  """One kernel mask per node of `names` (True: kept); `random` seeds node i with i."""
   return {name: kernel_mask(criterion, graph.node(name).params['kernel'], k,
-                            _unit_axis(graph, name)) for name in names}
+                            _unit_axis(graph, name), seed=i)
+          for i, name in enumerate(names)}
 
 
 def apply_masks(graph: Graph, kernel_masks: dict[str, np.ndarray]) -> Graph:

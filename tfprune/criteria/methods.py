@@ -46,6 +46,8 @@ METHODS: dict[str, Method] = {
                      'smallest |w| of each layer (magnitude)'),
     'unit': Method(_masking('unit'), False,
                    'columns (neurons) of smallest L2 norm'),
+    'random': Method(_masking('random'), False,
+                     'weights chosen at random (seeded): the baseline'),
     'wanda': Method(
         lambda n, k, l, c, b: reconstruction.prune_wanda(n, k, l, c, use_biases=b),
         True, 'smallest |w| * ||x|| on calibration inputs (Wanda)'),

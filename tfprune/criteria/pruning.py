@@ -130,9 +130,66 @@ def unit_l2_mask(weights: np.ndarray, k: float,
   return keep if mask is None else keep & np.asarray(mask, dtype=bool)
 
 
+def random_mask(weights: np.ndarray, k: float, mask: np.ndarray | None = None,
+                seed: int = 0) -> np.ndarray:
+  """Prunes floor(k·n/100) weights chosen uniformly at random (seeded).
+
+  Args:
+    weights: any array of n weights; only its shape is used.
+    k: percentage of the weights to prune, in [0, 100].
+    mask: current mask; weights it already pruned count first towards the k%
+      and are never revived.
+    seed: the same seed, shape, k and mask give the same mask.
+
+  Returns:
+    A new boolean mask shaped like `weights`, False where pruned.
+  """
+  scores = np.random.default_rng(seed).random(np.shape(weights))
+  # Random scores in [0, 1) ranked like magnitudes: the lowest are pruned.
+  return weight_magnitude_mask(scores, k, mask)
+
+
+def unit_l1_mask(weights: np.ndarray, k: float,
+                 mask: np.ndarray | None = None) -> np.ndarray:
+  """Prunes the floor(k·m/100) units (filters) of smallest L1 norm.
+
+  Ties go to the lower unit index. At least one unit is always kept: k = 100
+  is refused, since it would remove every filter of the layer.
+
+  Args:
+    weights: array whose last axis indexes the m units.
+    k: percentage of the units to prune, in [0, 100).
+    mask: current mask; norms are taken over kept weights only, and pruned
+      weights are never revived.
+
+  Returns:
+    A new boolean mask shaped like `weights`, False on every weight of a
+    pruned unit.
+
+  Raises:
+    TfpruneError: k would remove every unit.
+  """
+  w = np.abs(np.asarray(weights, dtype=np.float64))
+  units = w.shape[-1] if w.ndim else 0
+  if prune_count(k, units) >= units:
+    raise TfpruneError(
+        f'structured pruning at k={k:g}% would remove all {units} units of a '
+        'layer: use k < 100 (at least one filter is always kept)')
+  if mask is not None:
+    w = np.where(np.asarray(mask, dtype=bool), w, 0.0)
+  norms = w.reshape(-1, units).sum(axis=0)
+  keep_units = weight_magnitude_mask(norms, k)
+  keep = np.broadcast_to(keep_units, w.shape).copy()
+  return keep if mask is None else keep & np.asarray(mask, dtype=bool)
+
+
+# The one table of mask criteria: (weights, k, mask) -> new mask. Network
+# methods (`methods.METHODS`) and the studies name their criteria from it.
 PRUNERS: dict[str, MaskFn] = {
     'weight': weight_magnitude_mask,
     'unit': unit_l2_mask,
+    'random': random_mask,
+    'unit_l1': unit_l1_mask,
 }
 
 
@@ -158,5 +215,7 @@ def network_masks(network: Network, method: str, k: float,
   """
   criterion = get(method)
   chosen = set(layers)
-  return [criterion(kernel, k) if i in chosen else None
+  # `random` draws layer i's mask with seed i, so equal shapes differ.
+  seeded = {'seed': None} if method == 'random' else {}
+  return [criterion(kernel, k, **{k_: i for k_ in seeded}) if i in chosen else None
           for i, kernel in enumerate(network.kernels)]

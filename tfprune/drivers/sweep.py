@@ -32,6 +32,7 @@ from tfprune.data import user_data
 from tfprune.drivers import graph_sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import io as graph_io
+from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.graph.network import Network
 from tfprune.keras_io import importer
@@ -97,25 +98,17 @@ class SweepConfig:
     if (self.weights_dir is None) == (self.model_file is None):
       raise TfpruneError('give either --weights_dir or --model_file, not both')
     if self.model_file is not None:
-      for method in self.methods:
-        if method not in graph_pruning.CRITERIA:
-          raise TfpruneError(
-              f'method {method!r} does not run on a --model_file network yet: '
-              f'choose from {",".join(graph_pruning.CRITERIA)}')
+      check_graph_methods(self)
       if self.bias_correction:
         raise TfpruneError('--bias_correction does not run on a --model_file '
                            'network yet: drop it')
-    elif self.prune_layers:
-      raise TfpruneError('--prune_layers names Keras layers: use it with '
-                         '--model_file')
     object.__setattr__(self, 'prune_layers', tuple(self.prune_layers))
     if not self.methods:
       raise TfpruneError(
           f'no pruning method given: pass --methods with some of '
           f'{",".join(methods.METHODS)}')
     for method in self.methods:
-      if self.model_file is None or method not in graph_pruning.CRITERIA:
-        methods.get(method)
+      methods.get(method)
     if self.bias_correction and not self.use_biases:
       raise TfpruneError(
           'bias correction changes biases but use_biases is false: drop '
@@ -360,6 +353,9 @@ def run(config: SweepConfig) -> list[SweepRow]:
   if config.model_file is not None:
     return _run_graph(config, out_dir)
   folder = weights.load(config.weights_dir)
+  if folder.network.specs is not None:
+    # CNNs and ResNets run through the graph, like a user's model.
+    return _run_graph(config, out_dir, folder)
   split, train = _load_user_data(config)
   calibration_inputs = calibration(config, train)
   pruned_dir = out_dir / PRUNED_DIR
@@ -397,17 +393,31 @@ def config_record(config: SweepConfig) -> dict:
   return record
 
 
+def check_graph_methods(config: SweepConfig) -> None:
+  """Refuses methods that do not run on graphs (CNN folders, model files) yet."""
+  for method in config.methods:
+    if method not in graph_pruning.CRITERIA:
+      raise TfpruneError(
+          f'method {method!r} does not run on a graph network (a CNN weight '
+          'folder or --model_file) yet: choose from '
+          f'{",".join(graph_pruning.CRITERIA)}')
+
+
 def _load_user_data(config: SweepConfig):
   if config.data is not None:
     return user_data.load(config.data)
   return datasets.load(config.dataset, 'test', config.data_dir), None
 
 
-def _run_graph(config: SweepConfig, out_dir) -> list[SweepRow]:
-  """The sweep of a user's Keras model (`config.model_file`)."""
+def _run_graph(config: SweepConfig, out_dir,
+               folder: weights.WeightFolder | None = None) -> list[SweepRow]:
+  """The sweep of a user's Keras model (`config.model_file`) or of a CNN folder."""
+  check_graph_methods(config)
   test, _ = _load_user_data(config)
-  graph = importer.from_keras(config.model_file, data=test.images[:16]
-                              if test.images.shape[1:] else None)
+  if folder is None:
+    graph = importer.from_keras(config.model_file, data=test.images[:16])
+  else:
+    graph = network_graph.to_graph(folder.network, config.use_biases)
   source = config.data or config.dataset
   user_data.check_fits(test, graph.input_shape, int(np.prod(graph.output_shape)),
                        source)
@@ -426,6 +436,7 @@ def _run_graph(config: SweepConfig, out_dir) -> list[SweepRow]:
   elapsed = time.perf_counter() - start
   csv_path = atomic.write_text(out_dir / CSV_NAME, to_csv(rows))
   record = {'config': config_record(config), 'pruned_layers': names,
+            **({'weights_sha256': folder.sha256} if folder else {}),
             'tfprune_version': __version__, 'sweep_seconds': round(elapsed, 2)}
   atomic.write_text(out_dir / CONFIG_NAME, json.dumps(record, indent=2) + '\n')
   plots.plot_sweep(csv_path, out_dir)

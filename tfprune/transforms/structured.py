@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tfprune.criteria import cnn_pruning
+from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 from tfprune.graph import layers as layers_lib
 from tfprune.graph.network import Network
@@ -83,7 +83,7 @@ def unit_keep(network: Network, k: float, layers: Sequence[int]
   out = []
   for i, kernel in enumerate(network.kernels):
     if i in layers:
-      mask = cnn_pruning.unit_l1_mask(kernel, k)
+      mask = pruning.unit_l1_mask(kernel, k)
       out.append(mask.reshape(-1, kernel.shape[-1]).any(axis=0))
     else:
       out.append(None)
