@@ -74,3 +74,23 @@ def test_keras3_model_fine_tuned_with_tfmot_through_tf_keras():
   np.testing.assert_allclose(np.asarray(back(x, training=False)),
                              np.asarray(stripped(x, training=False)),
                              rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('folder', [f for f, _, _ in FOLDERS])
+def test_network_graph_round_trip_is_exact(folder):
+  from tfprune.graph import network_graph  # pylint: disable=import-outside-toplevel
+  from tfprune.graph import weights  # pylint: disable=import-outside-toplevel
+  network = weights.load(helpers.REPO / 'weights' / folder).network
+  back, _ = network_graph.from_graph(network_graph.to_graph(network))
+  assert back.specs == network.specs and back.input_shape == network.input_shape
+  for a, b in zip(back.kernels + back.biases, network.kernels + network.biases):
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
+def test_relu_before_batch_norm_has_no_network_form(framework):
+  from tfprune.graph import network_graph  # pylint: disable=import-outside-toplevel
+  graph = tfprune.from_keras(keras_zoo.build('conv_relu_bn', framework))
+  with pytest.raises(TfpruneError, match=r'\(batch_norm\) has no place in a '
+                     'Network: it does not continue one layer'):
+    network_graph.from_graph(graph)

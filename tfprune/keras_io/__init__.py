@@ -1,1 +1,1 @@
-"""Keras models <-> graphs: the tracer (`trace`, `layers`), verification against Keras (`verify`), files (`load`), the builder (`build`); and the model zoo (`models`, `model_graph`, older `Network` conversion)."""
+"""Keras models <-> graphs: the tracer (`trace`, `layers`), verification against Keras (`verify`), files (`load`), the builder (`build`); and the model zoo (`models`, with its `Network` conversion through the same tracer)."""

@@ -5,21 +5,20 @@ and returns an uncompiled Keras model. The MLP's Dense layers map one-to-one,
 in order, to the layers of a `network.Network` (the `.npy` weight folder
 layout); the CNNs (`fashion_cnn`, `lenet5`, `resnet18`) are described in their
 builders' docstrings, with their exact parameter counts. `to_network` and
-`load_network` convert between Keras models (sequential CNNs, and ResNet-18
-through `model_graph`) and `Network`s.
+`load_network` convert between Keras models (sequential CNNs, ResNet-18) and
+`Network`s through the one tracer, `keras_io.trace`.
 """
 
-import dataclasses
 from typing import Callable, Sequence
 
 import numpy as np
 
 from tfprune import registry
 from tfprune.errors import TfpruneError
-from tfprune.graph import layers as layers_lib
+from tfprune.graph import network_graph
 from tfprune.graph.network import Network
 from tfprune.keras_compat import keras
-from tfprune.keras_io import model_graph
+from tfprune.keras_io import trace
 
 MLP_HIDDEN_UNITS = (1000, 1000, 500, 200)
 
@@ -249,82 +248,21 @@ def weight_layers(model: keras.Model) -> list[keras.layers.Layer]:
           if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))]
 
 
-def _is_dense_chain(model: keras.Model) -> bool:
-  return not any(isinstance(l, (keras.layers.Conv2D,
-                                keras.layers.BatchNormalization,
-                                keras.layers.MaxPooling2D, keras.layers.Add,
-                                keras.layers.GlobalAveragePooling2D))
-                 for l in model.layers)
-
-
 def to_network(model: keras.Model) -> Network:
   """Copies the weights of `model` into a `Network`.
 
-  A model of Dense layers only gives a dense chain (no specs), as before; a
-  sequential CNN gives a network with one `layers.LayerSpec` per Conv2D or
-  Dense layer and its batch-norm parameters; a functional model with skip
-  connections (ResNet-18) gives the same with `source`, `residual`, `relu`
-  and `global_pool` set (see `model_graph`). Layers keep the order of
-  `weight_layers(model)`. A conv layer without bias gets a zero bias.
+  The model is read by the one tracer (`keras_io.trace`) and lowered with
+  `network_graph.from_graph`: a model of Dense layers gives a dense chain (no
+  specs); a sequential CNN or ResNet-18 gives one `layers.LayerSpec` per
+  Conv2D or Dense layer, in `model.layers` order, with its batch norm. A conv
+  layer without bias gets a zero bias.
 
   Raises:
-    TfpruneError: the model has a layer the `Network` cannot express (other
-      poolings, other activations, other merges), naming it.
+    TfpruneError: the model has a layer or an order of layers a `Network`
+      cannot express, naming it.
   """
-  if _is_dense_chain(model):
-    layers = dense_layers(model)
-    return Network(tuple(l.kernel.numpy() for l in layers),
-                   tuple(l.bias.numpy() for l in layers))
-  return _spec_network(model, _traced(model))
-
-
-def _traced(model: keras.Model) -> list[model_graph.Traced]:
-  """The weight layers of a CNN with their specs and batch-norm layers."""
-  if not isinstance(model, keras.Sequential):
-    return model_graph.trace(model)
-  traced = []
-  flatten = False
-  for layer in model.layers:
-    if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
-      model_graph.check_activation(model, layer,
-                                   last=layer is weight_layers(model)[-1])
-      if isinstance(layer, keras.layers.Conv2D):
-        spec = layers_lib.LayerSpec('conv', layer.strides[0], layer.padding)
-      else:
-        spec = layers_lib.LayerSpec('dense', flatten=flatten)
-      traced.append(model_graph.Traced(layer, spec, None))
-      flatten = False
-    elif isinstance(layer, keras.layers.BatchNormalization):
-      traced[-1] = model_graph.Traced(
-          traced[-1].layer, dataclasses.replace(
-              traced[-1].spec, norm_epsilon=float(layer.epsilon)), layer)
-    elif isinstance(layer, keras.layers.MaxPooling2D):
-      traced[-1] = dataclasses.replace(traced[-1], spec=dataclasses.replace(
-          traced[-1].spec, pool=layer.pool_size[0]))
-    elif isinstance(layer, keras.layers.Flatten):
-      flatten = True
-    elif not isinstance(layer, (keras.layers.ReLU, keras.layers.Dropout)):
-      raise TfpruneError(
-          f'model {model.name}: layer {layer.name} ({type(layer).__name__}) has '
-          'no place in a Network: use Conv2D, Dense, BatchNormalization, ReLU, '
-          'MaxPooling2D, Flatten and Dropout only')
-  return traced
-
-
-def _spec_network(model: keras.Model,
-                  traced: list[model_graph.Traced]) -> Network:
-  kernels, biases, norms = [], [], []
-  for t in traced:
-    kernel = t.layer.kernel.numpy()
-    kernels.append(kernel)
-    biases.append(t.layer.bias.numpy() if t.layer.use_bias
-                  else np.zeros(kernel.shape[-1], np.float32))
-    norms.append(None if t.norm_layer is None else np.stack(
-        [w.numpy() for w in (t.norm_layer.gamma, t.norm_layer.beta,
-                             t.norm_layer.moving_mean,
-                             t.norm_layer.moving_variance)]))
-  return Network(tuple(kernels), tuple(biases), tuple(t.spec for t in traced),
-                 tuple(norms), tuple(model.input_shape[1:]))
+  network, _ = network_graph.from_graph(trace.trace(model).graph)
+  return network
 
 
 def load_network(model: keras.Model, network: Network) -> keras.Model:
@@ -348,23 +286,23 @@ def load_network(model: keras.Model, network: Network) -> keras.Model:
     raise TfpruneError(
         f'model {model.name} has {len(layers)} conv/dense layers but the '
         f'weights have {network.num_layers}: use weights made for this model')
-  traced = _traced(model)
-  expected = _spec_network(model, traced)
+  expected, names = network_graph.from_graph(trace.trace(model).graph)
   for i, (want, got) in enumerate(zip(expected.specs, network.specs), start=1):
     if want != got:
       raise TfpruneError(
-          f'layer {i} ({layers[i - 1].name}): model {model.name} has {want}, '
+          f'layer {i} ({names[i - 1][0]}): model {model.name} has {want}, '
           f'the weights were saved from {got}: use weights made for this model')
-  for i, (t, kernel, bias, norm) in enumerate(zip(
-      traced, network.kernels, network.biases, network.norms), start=1):
-    if not t.layer.use_bias and np.any(bias):
+  for i, ((weight, norm_name), kernel, bias, norm) in enumerate(zip(
+      names, network.kernels, network.biases, network.norms), start=1):
+    layer = model.get_layer(weight)
+    if not layer.use_bias and np.any(bias):
       raise TfpruneError(
-          f'layer {i} ({t.layer.name}): model {model.name} has no bias there '
+          f'layer {i} ({layer.name}): model {model.name} has no bias there '
           'but the weights have a non-zero one: use weights made for this model')
-    t.layer.set_weights([np.asarray(kernel), np.asarray(bias)]
-                        if t.layer.use_bias else [np.asarray(kernel)])
+    layer.set_weights([np.asarray(kernel), np.asarray(bias)]
+                      if layer.use_bias else [np.asarray(kernel)])
     if norm is not None:
-      t.norm_layer.set_weights(list(np.asarray(norm)))
+      model.get_layer(norm_name).set_weights(list(np.asarray(norm)))
   return model
 
 

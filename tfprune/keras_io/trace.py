@@ -77,7 +77,7 @@ def trace(model) -> Traced:
     raise TfpruneError(
         f'model {model.name} takes inputs of shape {input_shape} with unknown '
         'sizes: build it with a fixed keras.Input(shape=...)')
-  nodes, tensors, names, used = [], {}, {}, {}
+  nodes, tensors, names, used, owner = [], {}, {}, {}, {}
 
   def visit(tensor) -> str:
     history = tensor._keras_history
@@ -91,6 +91,7 @@ def trace(model) -> Traced:
     cls = type(layer).__name__
     if cls == 'InputLayer':
       nodes.append(Node(layer.name, 'input'))
+      owner[layer.name] = layer
       names[key] = layer.name
       return layer.name
     if tensor_index != 0 or hasattr(layer, 'layers') and cls not in layers_lib.LAYERS:
@@ -109,14 +110,22 @@ def trace(model) -> Traced:
         [tuple(t.shape[1:]) for t in inbound], framework)
     new = converter(call)
     nodes.extend(new)
+    owner.update((n.name, layer) for n in new)
     names[key] = new[-1].name
     tensors[new[-1].name] = tensor
     return new[-1].name
 
   output = visit(target)
   metadata = {'framework': framework, 'model_name': model.name}
+  # Nodes in the order of `model.layers` (topological in both frameworks),
+  # so weight layers are numbered as the model lists them.
+  rank = {id(layer): i for i, layer in enumerate(model.layers)}
+  ordered = sorted(nodes, key=lambda n: rank.get(id(owner[n.name]), -1))
   try:
-    graph = Graph(tuple(nodes), output, input_shape, metadata)
+    try:
+      graph = Graph(tuple(ordered), output, input_shape, metadata)
+    except TfpruneError:
+      graph = Graph(tuple(nodes), output, input_shape, metadata)
   except TfpruneError as e:
     raise TfpruneError(f'model {model.name}: {e}') from None
   return Traced(graph, tensors, framework)
