@@ -7,6 +7,8 @@ Writes sweep.csv, sweep_config.json and the plots to --out_dir. Examples:
   python experiments/sweep.py --methods=weight --levels=0,90,99,99.9 --prune_output_layer
   python experiments/sweep.py --methods=weight,wanda,obs --bias_correction --out_dir=runs/oneshot
   python experiments/sweep.py --model_file=my.keras --data=my.npz --levels=0,50,90 --out_dir=runs/mine
+  python experiments/sweep.py --methods=weight --levels=90,95 --allocation=global --out_dir=runs/global
+  python experiments/sweep.py --methods=weight --levels=0 --pattern=2:4 --out_dir=runs/nm
 """
 
 import os
@@ -20,6 +22,7 @@ from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable
 from absl import flags  # pylint: disable=g-import-not-at-top
 
 from tfprune import errors  # pylint: disable=g-import-not-at-top
+from tfprune.allocation import allocators  # pylint: disable=g-import-not-at-top
 from tfprune.criteria import methods  # pylint: disable=g-import-not-at-top
 from tfprune.criteria import reconstruction  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
@@ -73,6 +76,19 @@ _DATA = flags.DEFINE_string(
 _PRUNE_LAYERS = flags.DEFINE_list(
     'prune_layers', [], 'Keras layer names to prune (with --model_file; '
     'default: every layer with a kernel but the output layer).')
+_ALLOCATION = flags.DEFINE_enum(
+    'allocation', 'uniform', list(allocators.ALLOCATIONS),
+    'How the level k is spread over the pruned layers: uniform (k% of each '
+    'layer), global (one |w| threshold over all), erk (Erdos-Renyi-kernel '
+    'densities), sensitivity (least predicted damage from --sensitivity_csv). '
+    'Except uniform, k is the sparsity of all pruned layers together.')
+_SENSITIVITY_CSV = flags.DEFINE_string(
+    'sensitivity_csv', None, 'The sensitivity.csv of experiments/sensitivity.py '
+    'for this network, read by --allocation=sensitivity.')
+_PATTERN = flags.DEFINE_string(
+    'pattern', None, 'N:M (e.g. 2:4): also prune each weight-level method '
+    '(weight, random) keeping N of every M consecutive input weights per '
+    'output; rows named <method>-N:M with k = 100(M-N)/M.')
 _OUT_DIR = flags.DEFINE_string('out_dir', os.path.relpath(REPO / 'img'),
                                'Folder for sweep.csv, sweep_config.json, plots.')
 
@@ -93,7 +109,9 @@ def main(argv):
       calibration_size=_CALIBRATION_SIZE.value,
       calibration_seed=_CALIBRATION_SEED.value,
       bias_correction=_BIAS_CORRECTION.value,
-      sparse_kernels=_SPARSE_KERNELS.value, save_pruned=_SAVE_PRUNED.value)
+      sparse_kernels=_SPARSE_KERNELS.value, save_pruned=_SAVE_PRUNED.value,
+      allocation=_ALLOCATION.value, sensitivity_csv=_SENSITIVITY_CSV.value,
+      pattern=_PATTERN.value)
   rows = sweep.run(config)
   print(sweep.format_table(rows))
   print(f'wrote {pathlib.Path(config.out_dir) / sweep.CSV_NAME} and plots; '

@@ -22,7 +22,7 @@ EXIT_BAD_INPUT = 2
 
 
 def run(main: Callable[[list[str]], int | None]) -> None:
-  """`app.run(main)`, printing a `TfpruneError` as `error: ...` and exiting 2."""
+  """`app.run(main)`, printing a `TfpruneError` or a bad flag as `error: ...`, exit 2."""
 
   def guarded(argv: list[str]) -> int | None:
     if len(argv) > 1:
@@ -39,4 +39,13 @@ def run(main: Callable[[list[str]], int | None]) -> None:
       print(f'error: {e}', file=sys.stderr)
       return EXIT_BAD_INPUT
 
-  app.run(guarded)
+  app.run(guarded, flags_parser=_parse_flags)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, a bad value (e.g. an enum's) ending like a `TfpruneError`."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f'error: {e}: see --help', file=sys.stderr)
+    sys.exit(EXIT_BAD_INPUT)

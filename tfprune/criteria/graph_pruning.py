@@ -8,7 +8,7 @@ output layer is kept unless asked for; `layers` names nodes as Keras does.
 """
 
 import functools
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -75,10 +75,14 @@ def kernel_mask(criterion: str, kernel: np.ndarray, k: float,
   return fn(kernel, k)
 
 
-def masks(graph: Graph, criterion: str, k: float,
+def masks(graph: Graph, criterion: str, k: float | Mapping[str, float],
           names: Sequence[str]) -> dict[str, np.ndarray]:
-  """One kernel mask per node of `names` (True: kept); `random` seeds node i with i."""
-  return {name: kernel_mask(criterion, graph.node(name).params['kernel'], k,
+  """One kernel mask per node of `names` (True: kept); `random` seeds node i with i.
+
+  `k` is one level, or a mapping from node name to that node's level.
+  """
+  return {name: kernel_mask(criterion, graph.node(name).params['kernel'],
+                            pruning.layer_level(k, name),
                             _unit_axis(graph, name), seed=i)
           for i, name in enumerate(names)}
 
@@ -91,8 +95,9 @@ def apply_masks(graph: Graph, kernel_masks: dict[str, np.ndarray]) -> Graph:
       for name, mask in kernel_masks.items()})
 
 
-def prune(graph: Graph, criterion: str, k: float,
+def prune(graph: Graph, criterion: str, k: float | Mapping[str, float],
           names: Sequence[str]) -> Graph:
-  """`graph` with `criterion` at level k on the kernels of `names`."""
-  pruning.check_level(k)
+  """`graph` with `criterion` at level k (one, or one per name) on the kernels of `names`."""
+  for name in names:
+    pruning.check_level(pruning.layer_level(k, name))
   return apply_masks(graph, masks(graph, criterion, k, names))

@@ -12,7 +12,7 @@ Ties are broken deterministically: among equal scores the lower flat index
 import fractions
 import math
 import numbers
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -207,15 +207,27 @@ def prunable_layers(num_layers: int, prune_output_layer: bool = False) -> list[i
   return list(range(num_layers if prune_output_layer else num_layers - 1))
 
 
-def network_masks(network: Network, method: str, k: float,
+def layer_level(k: 'float | Mapping[Any, float]', layer) -> float:
+  """The level of `layer`: `k` itself, or `k[layer]` for per-layer levels.
+
+  Per-layer levels come from an allocation (`tfprune.allocation`); a plain
+  number is the same level for every layer.
+  """
+  return k[layer] if isinstance(k, Mapping) else k
+
+
+def network_masks(network: Network, method: str,
+                  k: 'float | Mapping[int, float]',
                   layers: Sequence[int]) -> list[np.ndarray | None]:
   """One mask per layer of `network`: `method` at level `k` on `layers`.
 
+  `k` is one level, or a mapping from layer index to that layer's level.
   Layers not in `layers` get None (kept whole).
   """
   criterion = get(method)
   chosen = set(layers)
   # `random` draws layer i's mask with seed i, so equal shapes differ.
   seeded = {'seed': None} if method == 'random' else {}
-  return [criterion(kernel, k, **{k_: i for k_ in seeded}) if i in chosen else None
+  return [criterion(kernel, layer_level(k, i), **{k_: i for k_ in seeded})
+          if i in chosen else None
           for i, kernel in enumerate(network.kernels)]

@@ -20,7 +20,7 @@ layer, and ties are broken towards the lower flat index.
 
 import math
 import numbers
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -113,7 +113,8 @@ def prune_wanda(network: Network, k: float, layers: Sequence[int],
 
   Args:
     network: the dense weights.
-    k: percentage of each chosen layer's weights to prune, in [0, 100].
+    k: percentage of each chosen layer's weights to prune, in [0, 100], or a
+      mapping from layer index to that layer's level (an allocation's).
     layers: 0-based indices of the layers to prune (see
       `pruning.prunable_layers`); the others are returned unchanged.
     calibration: (n, ...) calibration inputs (training data), flattened to
@@ -123,15 +124,15 @@ def prune_wanda(network: Network, k: float, layers: Sequence[int],
   Returns:
     The pruned network.
   """
-  k = pruning.check_level(k)
   chosen = _check_layers(network, layers)
+  levels = _levels(k, chosen)
   x = _check_calibration(network, calibration)
   kernels = list(network.kernels)
   last = _last_needed(chosen)
   for i in range(last):
     if i in chosen:
       norms = np.sqrt(np.einsum('ij,ij->j', x, x))
-      kernels[i] = np.where(wanda_mask(kernels[i], k, norms), kernels[i],
+      kernels[i] = np.where(wanda_mask(kernels[i], levels[i], norms), kernels[i],
                             np.float32(0))
     if i + 1 < last:
       x = _layer(x, kernels[i], network.biases[i], use_biases, relu=True)
@@ -163,7 +164,8 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
 
   Args:
     network: the dense weights.
-    k: percentage of each chosen layer's kernel weights to prune, in [0, 100].
+    k: percentage of each chosen layer's kernel weights to prune, in [0, 100],
+      or a mapping from layer index to that layer's level.
     layers: 0-based indices of the layers to prune; the others are returned
       unchanged.
     calibration: (n, ...) calibration inputs (training data), flattened to
@@ -176,8 +178,8 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
   Returns:
     The pruned network: pruned weights are exactly 0.0.
   """
-  k = pruning.check_level(k)
   chosen = _check_layers(network, layers)
+  levels = _levels(k, chosen)
   x = _check_calibration(network, calibration)
   if (isinstance(damping, bool) or not isinstance(damping, numbers.Real)
       or not math.isfinite(damping) or damping <= 0):
@@ -197,7 +199,8 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
       y = _pre_activation(dense_x, network.kernels[i], network.biases[i],
                           use_biases)
       kernel, bias = _obs_layer(x, y, network.kernels[i], network.biases[i],
-                                k, use_biases, float(damping), int(block_size))
+                                levels[i], use_biases, float(damping),
+                                int(block_size))
       kernels[i] = kernel.astype(np.float32)
       if use_biases:
         biases[i] = bias.astype(np.float32)
@@ -339,6 +342,13 @@ def _layer(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, use_bias: bool,
 def _last_needed(chosen: set[int]) -> int:
   """Layers to walk through: up to and including the last chosen one."""
   return max(chosen) + 1 if chosen else 0
+
+
+def _levels(k, chosen: set[int]) -> dict[int, float]:
+  """Each chosen layer's checked level: `k`, or `k[i]` for per-layer levels."""
+  if not isinstance(k, Mapping):
+    k = pruning.check_level(k)
+  return {i: pruning.check_level(pruning.layer_level(k, i)) for i in chosen}
 
 
 def _check_layers(network: Network, layers: Sequence[int]) -> set[int]:

@@ -9,11 +9,12 @@ each weighted node's count of output channels that still have a non-zero
 weight, and `kernels` names the evaluator (`tf`).
 """
 
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from tfprune.criteria import graph_pruning
+from tfprune.drivers import allocated
 from tfprune.graph import io as graph_io
 from tfprune.graph import ops
 from tfprune.graph.evaluator import Evaluator
@@ -56,7 +57,9 @@ def live_units(graph: Graph) -> str:
 
 def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
                 names: Sequence[str], x: np.ndarray, labels: np.ndarray,
-                make_row: Callable, on_pruned=None) -> list:
+                make_row: Callable, on_pruned=None,
+                points: Iterable[tuple[str, float, Graph]] | None = None,
+                per_layer: bool = False) -> list:
   """Measures every (method, level) on `graph`; writes nothing.
 
   Args:
@@ -67,34 +70,41 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
     x, labels: test inputs and integer labels.
     make_row: builds a row from the keyword arguments of the sweep's columns.
     on_pruned: called as on_pruned(method, k, pruned_graph) for each point.
+    points: (method, k, pruned graph) to measure instead of `methods` at
+      `levels` on every node of `names` (e.g. an allocation's).
+    per_layer: also give each row `layer_sparsity`, the measured sparsity of
+      each node of `names`.
   """
   for method in methods:
     graph_pruning.get(method)
+  if points is None:
+    points = ((method, k, graph_pruning.prune(graph, method, k, names))
+              for method in methods for k in levels)
   evaluator = Evaluator(graph)
   dense_macs = macs(graph, nonzero_only=False)
   params = graph.num_params
   rows, seen = [], {}
-  for method in methods:
-    for k in levels:
-      pruned = graph_pruning.prune(graph, method, k, names)
-      kernels = [pruned.node(n).params['kernel'] for n in names]
-      key = tuple(np.count_nonzero(kernel) for kernel in kernels)
-      same = [acc for other, acc in seen.get(key, ())
-              if all(np.array_equal(a, b) for a, b in zip(
-                  other, kernels))]
-      accuracy = same[0] if same else evaluator.accuracy(x, labels, pruned)
-      seen.setdefault(key, []).append((kernels, accuracy))
-      size = sum(kernel.size for kernel in kernels)
-      zeros = sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)
-      effective, nonzero = macs(pruned, True), nonzero_params(pruned)
-      rows.append(make_row(
-          method=method, k=k, accuracy=accuracy,
-          sparsity=zeros / size if size else 0.0, nonzero_params=nonzero,
-          flops=effective,
-          flops_speedup=dense_macs / effective if effective else float('inf'),
-          compression=params / nonzero if nonzero else float('inf'),
-          size_bytes=len(graph_io.to_bytes(pruned)), units=live_units(pruned),
-          kernels=KERNELS))
-      if on_pruned is not None:
-        on_pruned(method, k, pruned)
+  for method, k, pruned in points:
+    kernels = [pruned.node(n).params['kernel'] for n in names]
+    key = tuple(np.count_nonzero(kernel) for kernel in kernels)
+    same = [acc for other, acc in seen.get(key, ())
+            if all(np.array_equal(a, b) for a, b in zip(
+                other, kernels))]
+    accuracy = same[0] if same else evaluator.accuracy(x, labels, pruned)
+    seen.setdefault(key, []).append((kernels, accuracy))
+    size = sum(kernel.size for kernel in kernels)
+    zeros = sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)
+    effective, nonzero = macs(pruned, True), nonzero_params(pruned)
+    extra = {'layer_sparsity': allocated.layer_sparsity(
+        dict(zip(names, kernels)))} if per_layer else {}
+    rows.append(make_row(
+        method=method, k=k, accuracy=accuracy,
+        sparsity=zeros / size if size else 0.0, nonzero_params=nonzero,
+        flops=effective,
+        flops_speedup=dense_macs / effective if effective else float('inf'),
+        compression=params / nonzero if nonzero else float('inf'),
+        size_bytes=len(graph_io.to_bytes(pruned)), units=live_units(pruned),
+        kernels=KERNELS, **extra))
+    if on_pruned is not None:
+      on_pruned(method, k, pruned)
   return rows

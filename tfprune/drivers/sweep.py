@@ -29,6 +29,7 @@ from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
 from tfprune.data import user_data
+from tfprune.drivers import allocated
 from tfprune.drivers import graph_sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import io as graph_io
@@ -76,6 +77,13 @@ class SweepConfig:
     data: a user's `.npz` (`user_data`) instead of the registry `dataset`.
     prune_layers: Keras layer names to prune (model files only; default:
       every layer with a kernel but the output layer).
+    allocation: a key of `allocators.ALLOCATIONS` (`tfprune.allocation`):
+      how the overall level k is spread over the pruned layers (`uniform`:
+      k% of each; otherwise k% of all their weights together).
+    sensitivity_csv: the scan (`experiments/sensitivity.py`) that
+      `allocation='sensitivity'` reads.
+    pattern: 'N:M' to add rows of every weight-level method under that N:M
+      pattern (named e.g. `weight-2:4`), or None.
   """
   weights_dir: str | None
   out_dir: str
@@ -93,6 +101,9 @@ class SweepConfig:
   model_file: str | None = None
   data: str | None = None
   prune_layers: tuple[str, ...] = ()
+  allocation: str = allocated.UNIFORM
+  sensitivity_csv: str | None = None
+  pattern: str | None = None
 
   def __post_init__(self):
     if (self.weights_dir is None) == (self.model_file is None):
@@ -128,6 +139,8 @@ class SweepConfig:
                        tuple(pruning.check_level(k) for k in self.levels))
     if self.data is None:
       datasets.get(self.dataset)
+    allocated.check(self.allocation, self.sensitivity_csv, self.pattern,
+                    self.methods)
 
   @property
   def needs_calibration(self) -> bool:
@@ -161,6 +174,9 @@ class SweepRow:
       file `save_pruned` writes.
     units: layer widths after compaction, e.g. 784-100-100-50-20-10.
     kernels: kernel the evaluator chose per layer, e.g. csr+csr+dense.
+    layer_sparsity: measured sparsity per pruned layer, e.g.
+      'layer_1=0.9120;layer_2=0.8500' (written only when the allocation is
+      not uniform).
   """
   method: str
   k: float
@@ -173,6 +189,7 @@ class SweepRow:
   size_bytes: int = 0
   units: str = ''
   kernels: str = ''
+  layer_sparsity: str = ''
 
 
 def parse_levels(texts: Sequence[str]) -> tuple[float, ...]:
@@ -292,21 +309,22 @@ def sweep(config: SweepConfig, network: Network, split: datasets.Split,
   dense_counts = metrics.total(metrics.layer_counts(network, config.use_biases))
   rows = []
   seen: dict[tuple[int, ...], list[tuple[Network, float]]] = {}
-  for method in config.methods:
-    for k in config.levels:
-      pruned = methods.prune(method, network, k, layers, calibration_inputs,
-                             config.use_biases, config.bias_correction)
-      # Equal networks have equal non-zero counts: compare arrays only then.
-      candidates = seen.setdefault(_nonzero_counts(pruned), [])
-      known = next((accuracy for other, accuracy in candidates
-                    if _same_arrays(other, pruned)), None)
-      row = measure(dense_counts, pruned, layers, inputs, split.labels, config,
-                    method, k, accuracy=known)
-      if known is None:
-        candidates.append((pruned, row.accuracy))
-      rows.append(row)
-      if on_pruned is not None:
-        on_pruned(method, k, pruned)
+  for method, k, pruned in allocated.network_points(config, network, layers,
+                                                    calibration_inputs):
+    # Equal networks have equal non-zero counts: compare arrays only then.
+    candidates = seen.setdefault(_nonzero_counts(pruned), [])
+    known = next((accuracy for other, accuracy in candidates
+                  if _same_arrays(other, pruned)), None)
+    row = measure(dense_counts, pruned, layers, inputs, split.labels, config,
+                  method, k, accuracy=known)
+    if config.allocation != allocated.UNIFORM:
+      row = dataclasses.replace(row, layer_sparsity=allocated.layer_sparsity(
+          {allocated.layer_name(i): pruned.kernels[i] for i in layers}))
+    if known is None:
+      candidates.append((pruned, row.accuracy))
+    rows.append(row)
+    if on_pruned is not None:
+      on_pruned(method, k, pruned)
   return rows
 
 
@@ -323,12 +341,14 @@ def to_csv(rows: Sequence[SweepRow]) -> str:
   """The rows as CSV text with a header of `COLUMNS`."""
   out = io.StringIO()
   writer = csv.writer(out, lineterminator='\n')
-  writer.writerow(COLUMNS)
+  per_layer = any(r.layer_sparsity for r in rows)
+  writer.writerow(COLUMNS + (('layer_sparsity',) if per_layer else ()))
   for r in rows:
     writer.writerow([r.method, f'{r.k:g}', f'{r.accuracy:.4f}',
                      f'{r.sparsity:.6f}', r.nonzero_params, r.flops,
                      f'{r.flops_speedup:.3f}', f'{r.compression:.3f}',
-                     r.size_bytes, r.units, r.kernels])
+                     r.size_bytes, r.units, r.kernels]
+                    + ([r.layer_sparsity] if per_layer else []))
   return out.getvalue()
 
 
@@ -382,6 +402,8 @@ def run(config: SweepConfig) -> list[SweepRow]:
 # Fields for user models; left out of a weight-folder sweep's record at their
 # defaults, so its sweep_config.json is unchanged.
 _MODEL_FIELDS = ('model_file', 'data', 'prune_layers')
+# Allocation fields, left out at their defaults for the same reason.
+_ALLOCATION_FIELDS = ('allocation', 'sensitivity_csv', 'pattern')
 
 
 def config_record(config: SweepConfig) -> dict:
@@ -389,6 +411,10 @@ def config_record(config: SweepConfig) -> dict:
   record = dataclasses.asdict(config)
   if config.model_file is None:
     for name in _MODEL_FIELDS:
+      record.pop(name)
+  defaults = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
+  for name in _ALLOCATION_FIELDS:
+    if record[name] == defaults[name]:
       record.pop(name)
   return record
 
@@ -431,8 +457,10 @@ def _run_graph(config: SweepConfig, out_dir,
     def on_pruned(method, k, pruned):
       graph_io.save(pruned, pruned_dir / f'{method}-k{k:g}{graph_io.SUFFIX}')
   start = time.perf_counter()
-  rows = graph_sweep.sweep_graph(graph, config.methods, config.levels, names,
-                                 test.images, test.labels, SweepRow, on_pruned)
+  rows = graph_sweep.sweep_graph(
+      graph, config.methods, config.levels, names, test.images, test.labels,
+      SweepRow, on_pruned, points=allocated.graph_points(config, graph, names),
+      per_layer=config.allocation != allocated.UNIFORM)
   elapsed = time.perf_counter() - start
   csv_path = atomic.write_text(out_dir / CSV_NAME, to_csv(rows))
   record = {'config': config_record(config), 'pruned_layers': names,

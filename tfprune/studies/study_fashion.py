@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from tfprune import atomic
-from tfprune.criteria import cnn_pruning
+from tfprune.allocation import allocators
 from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
@@ -110,7 +110,7 @@ def run(config: StudyAConfig, verbose: int = 0) -> list[dict]:
   dense_weights = model.get_weights()
   for k in config.levels:
     start = time.perf_counter()
-    masks = cnn_pruning.global_magnitude_masks(network.kernels, k)
+    masks = allocators.global_masks(network.kernels, k)
     pruned = network.masked(masks)
     max_pruned = max((float(np.abs(w[~m]).max()) for w, m in
                       zip(network.kernels, masks) if (~m).any()), default=0.0)

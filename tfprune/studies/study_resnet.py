@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from tfprune import atomic
 from tfprune import registry
-from tfprune.criteria import cnn_pruning
+from tfprune.allocation import allocators
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
@@ -196,7 +196,7 @@ def _sparsity(model) -> float:
 
 
 def _prune_and_retrain(model, level, masks, train, config, epochs):
-  masks = cnn_pruning.global_magnitude_masks(finetune.kernels(model), level, masks)
+  masks = allocators.global_masks(finetune.kernels(model), level, masks)
   keep = masking.KeepMasked(finetune.kernel_pairs(model, masks))
   _train(model, train, config, epochs, config.retrain_learning_rate, [keep])
   return masks
