@@ -14,6 +14,10 @@ a pattern for it), and that the output path was not created.
 | any | positional argument | `error: unexpected arguments ['stray']: pass options as --flag=value` |
 | any | Ctrl-C | `interrupted: nothing was written over` (exit 130) |
 | any | unexpected exception | `error: internal error <Type>: <message>: rerun with --debug for the traceback` (exit 1) |
+| evaluate | `--export` is a `.npy` file | `error: … is a single .npy array, not a pruned export (.npz): …` |
+| plot | `--csv` is a binary file | `error: … is not a text CSV (byte N is not UTF-8): …` |
+| train | `--model=resnet18 --dataset=penguins` | `error: model resnet18 is a CNN and needs images, but penguins examples are vectors …` |
+| study_c | `--dataset=penguins` | the same |
 """
 
 import pathlib
@@ -103,6 +107,23 @@ CASES = {
                  "re:^error: flag --use_biases=maybe is not valid \\(.*\\): give true or false$"),
     'positional-argument': ('sweep', ['stray', '--out_dir={out}'], 2,
                             "error: unexpected arguments ['stray']: pass options as --flag=value"),
+    # The four tracebacks of issue 15.
+    'evaluate-npy-export': ('evaluate', ['--export={npy}'], 2,
+                            'error: {npy} is a single .npy array, not a pruned export '
+                            '(.npz): re-export it with experiments/sweep.py --save_pruned'),
+    'plot-binary-csv': ('plot', ['--csv={binary}', '--out_dir={out}'], 2,
+                        'error: {binary} is not a text CSV (byte 128 is not UTF-8): '
+                        'pass a sweep.csv written by experiments/sweep.py'),
+    'train-cnn-on-penguins': (
+        'train', ['--weights_dir={out}', '--model=resnet18', '--dataset=penguins'], 2,
+        'error: model resnet18 is a CNN and needs images, but penguins examples are '
+        'vectors of shape (12,): choose an image dataset or one of the models mlp, '
+        'penguin_mlp_tanh, penguin_mlp'),
+    'study_c-on-penguins': (
+        'study_c', ['--dataset=penguins', '--out_dir={out}'], 2,
+        'error: model resnet18 is a CNN and needs images, but penguins examples are '
+        'vectors of shape (12,): choose an image dataset or one of the models mlp, '
+        'penguin_mlp_tanh, penguin_mlp'),
 }
 
 

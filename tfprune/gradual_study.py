@@ -116,6 +116,7 @@ class GradualConfig:
   def __post_init__(self):
     models.get(self.model)
     data.get(self.dataset)
+    models.check_fits(self.model, data.get(self.dataset).image_shape, self.dataset)
     distribute.get(self.strategy)
     if not self.procedures:
       raise TfpruneError('no procedure given: pass --procedures with some of '

@@ -97,7 +97,8 @@ class StudyCConfig:
   save_networks: bool = True
 
   def __post_init__(self):
-    get_dataset(self.dataset)
+    models.check_fits('resnet18', get_dataset(self.dataset).image_shape,
+                      self.dataset)
     if not self.targets or not all(0 < t < 100 for t in self.targets):
       raise TfpruneError(f'targets must be in (0, 100), got {self.targets}')
     if not 0 < self.step_fraction < 1:

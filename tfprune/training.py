@@ -45,6 +45,7 @@ class TrainConfig:
   def __post_init__(self):
     data.get(self.dataset)
     models.get(self.model)
+    models.check_fits(self.model, data.get(self.dataset).image_shape, self.dataset)
     for name in ('epochs', 'batch_size'):
       if getattr(self, name) < 1:
         raise TfpruneError(f'{name} must be at least 1, got {getattr(self, name)}')
