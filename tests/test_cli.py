@@ -15,9 +15,12 @@ a pattern for it), and that the output path was not created.
 | any | Ctrl-C | `interrupted: nothing was written over` (exit 130) |
 | any | unexpected exception | `error: internal error <Type>: <message>: rerun with --debug for the traceback` (exit 1) |
 | evaluate | `--export` is a `.npy` file | `error: … is a single .npy array, not a pruned export (.npz): …` |
+| evaluate | an MNIST export with `--dataset=fashion_mnist` | `error: … was pruned from weights trained on mnist, not fashion_mnist: pass --dataset=mnist` |
 | plot | `--csv` is a binary file | `error: … is not a text CSV (byte N is not UTF-8): …` |
 | train | `--model=resnet18 --dataset=penguins` | `error: model resnet18 is a CNN and needs images, but penguins examples are vectors …` |
 | study_c | `--dataset=penguins` | the same |
+| sweep | MNIST weights with `--dataset=fashion_mnist` | `error: the weights in … were trained on mnist, not fashion_mnist: …` |
+| study_a | `--weights_dir=weights/mlp-mnist` | `error: the weights in … are a mlp model but this needs fashion_cnn: …` |
 """
 
 import pathlib
@@ -124,6 +127,22 @@ CASES = {
         'error: model resnet18 is a CNN and needs images, but penguins examples are '
         'vectors of shape (12,): choose an image dataset or one of the models mlp, '
         'penguin_mlp_tanh, penguin_mlp'),
+    # Silent wrong answers of issue 15, refused.
+    'sweep-mnist-weights-on-fashion': (
+        'sweep', ['--dataset=fashion_mnist', f'--weights_dir={helpers.PREBUILT}',
+                  '--out_dir={out}'], 2,
+        f'error: the weights in {helpers.PREBUILT} were trained on mnist, not '
+        'fashion_mnist: pass --dataset=mnist, or a --weights_dir trained on '
+        'fashion_mnist'),
+    'evaluate-mnist-export-on-fashion': (
+        'evaluate', ['--export={mnist_export}', '--dataset=fashion_mnist'], 2,
+        'error: {mnist_export} was pruned from weights trained on mnist, not '
+        'fashion_mnist: pass --dataset=mnist'),
+    'study_a-mlp-weights': (
+        'study_a', [f'--weights_dir={helpers.PREBUILT}', '--out_dir={out}'], 2,
+        f'error: the weights in {helpers.PREBUILT} are a mlp model but this needs '
+        'fashion_cnn: pass a --weights_dir with fashion_cnn weights '
+        '(experiments/train.py --model=fashion_cnn)'),
 }
 
 

@@ -80,8 +80,10 @@ def test_study_a_refuses_weights_of_another_architecture(tmp_path, data_dir):
       'study_a', f'--weights_dir={folder}', '--levels=1', '--nogradual',
       f'--data_dir={data_dir}', f'--out_dir={tmp_path / "bad"}')
   assert result.returncode == 2
-  assert helpers.error_lines(result)[0].startswith(
-      'error: layer 1 (conv_1): model lenet5 expects a kernel of shape')
+  assert helpers.error_lines(result) == [
+      f'error: the weights in {folder} are a lenet5 model but this needs '
+      'fashion_cnn: pass a --weights_dir with fashion_cnn weights '
+      '(experiments/train.py --model=fashion_cnn)']
 
 
 def test_missing_cifar10_says_what_to_download(tmp_path):

@@ -248,6 +248,11 @@ def sweep(config: SweepConfig, network: Network, split: data.Split,
     on_pruned: called as on_pruned(method, k, pruned_network) for each point.
   """
   spec = data.get(config.dataset)
+  if network.input_dim != int(np.prod(spec.image_shape)):
+    raise TfpruneError(
+        f'the weights in {config.weights_dir} take {network.input_dim} inputs '
+        f'but {config.dataset} examples have {int(np.prod(spec.image_shape))} '
+        'values: use weights trained on this dataset')
   if network.output_dim != spec.num_classes:
     raise TfpruneError(
         f'the weights in {config.weights_dir} have {network.output_dim} outputs '
@@ -315,8 +320,9 @@ def run(config: SweepConfig) -> list[SweepRow]:
   The output folder is checked before any work, and every file is written to
   a temporary name and renamed, so a failure leaves earlier results intact.
   """
-  out_dir = atomic.ensure_dir(config.out_dir)
   folder = weights.load(config.weights_dir)
+  weights.check_made_for(folder, config.weights_dir, config.dataset)
+  out_dir = atomic.ensure_dir(config.out_dir)
   split = data.load(config.dataset, 'test', config.data_dir)
   calibration_inputs = calibration(config)
   pruned_dir = out_dir / PRUNED_DIR

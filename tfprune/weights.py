@@ -65,6 +65,37 @@ class WeightFolder:
   sha256: dict[str, str]
 
 
+def check_made_for(folder: WeightFolder, path: str | pathlib.Path,
+                   dataset: str | None = None, model: str | None = None,
+                   flag: str = '--weights_dir') -> None:
+  """Refuses weights whose manifest names another dataset or model.
+
+  A folder in the original layout (no manifest) passes: nothing is known.
+
+  Args:
+    folder: the loaded folder.
+    path: where it was loaded from, for the message.
+    dataset: the dataset the caller is about to use, if it matters.
+    model: the model the caller needs, if it matters.
+    flag: the flag that chose the folder, for the message.
+
+  Raises:
+    TfpruneError: the manifest records another dataset or model.
+  """
+  manifest = folder.manifest or {}
+  made_as = manifest.get('model')
+  if model is not None and made_as is not None and made_as != model:
+    raise TfpruneError(
+        f'the weights in {path} are a {made_as} model but this needs {model}: '
+        f'pass a {flag} with {model} weights (experiments/train.py '
+        f'--model={model})')
+  made_for = manifest.get('dataset')
+  if dataset is not None and made_for is not None and made_for != dataset:
+    raise TfpruneError(
+        f'the weights in {path} were trained on {made_for}, not {dataset}: pass '
+        f'--dataset={made_for}, or a {flag} trained on {dataset}')
+
+
 def load(folder: str | pathlib.Path) -> WeightFolder:
   """Loads and checks a weight folder.
 
