@@ -198,7 +198,15 @@ def staging(out_dir: str | os.PathLike,
   try:
     yield tmp
     target.mkdir(parents=True, exist_ok=True)
-    for entry in sorted(tmp.iterdir()):
+    entries = sorted(tmp.iterdir())
+    for entry in entries:
+      destination = target / entry.name
+      if destination.exists() and destination.is_dir() != entry.is_dir():
+        raise TfpruneError(
+            f'{destination} is in the way of the new '
+            f'{"folder" if entry.is_dir() else "file"} of that name: move it '
+            f'away or choose another {flag}')
+    for entry in entries:
       _as_if_created(entry, folder=entry.is_dir())
       destination = target / entry.name
       if destination.is_dir() and not destination.is_symlink():

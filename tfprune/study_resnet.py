@@ -219,7 +219,8 @@ def run(config: StudyCConfig, verbose: bool = True) -> list[dict]:
   spec = get_dataset(config.dataset)
   train = _load(config, 'train', config.train_limit)
   test = _load(config, 'test', config.test_limit)
-  out = atomic.ensure_dir(config.out_dir)
+  atomic.check_writable(config.out_dir)  # made when the first network is saved
+  out = pathlib.Path(config.out_dir)
   keras.utils.set_random_seed(config.seed)
   model = models.get('resnet18')(spec.image_shape, spec.num_classes,
                                  width=config.width,
@@ -298,6 +299,7 @@ def _save_network(out: pathlib.Path, model, config: StudyCConfig,
 
 
 def _write(out: pathlib.Path, config: StudyCConfig, rows: list[dict]) -> None:
+  atomic.ensure_dir(out)
   with atomic.replacing(out / 'study_c.csv') as tmp:
     with tmp.open('w', newline='') as f:
       writer = csv.DictWriter(f, COLUMNS)

@@ -1,6 +1,7 @@
 """Train a registry model on a registry dataset and save its `.npy` weight folder."""
 
 import dataclasses
+import pathlib
 import time
 
 from tfprune import atomic
@@ -87,6 +88,8 @@ def train(config: TrainConfig, command: str | None = None,
   """
   # Fail before training, not after it, if the folder would be refused.
   atomic.check_replaceable(config.weights_dir, config.overwrite)
+  # Before the long training, not when saving after it.
+  atomic.check_writable(pathlib.Path(config.weights_dir).parent, '--weights_dir')
   spec = data.get(config.dataset)
   train_split = data.load(config.dataset, 'train', config.data_dir,
                           limit=config.train_limit)
