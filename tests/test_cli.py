@@ -23,11 +23,8 @@ a pattern for it), and that the output path was not created.
 | study_a | `--weights_dir=weights/mlp-mnist` | `error: the weights in … are a mlp model but this needs fashion_cnn: …` |
 """
 
-import pathlib
 import re
-import runpy
 
-from absl import app
 from absl import flags
 import numpy as np
 import pytest
@@ -36,27 +33,9 @@ from tests import helpers
 from tfprune import cli
 from tfprune import export
 
-app.define_help_flags()
-_BASE_FLAGS = frozenset(flags.FLAGS)
-
 
 def run_script(name, *args, capsys):
-  """Runs experiments/<name>.py's main through `cli.run` here.
-
-  Returns:
-    (exit status, stdout, stderr lines).
-  """
-  try:
-    namespace = runpy.run_path(str(helpers.REPO / 'experiments' / f'{name}.py'),
-                               run_name=f'_script_{name}')
-    capsys.readouterr()
-    code = _run(namespace['main'], [name, *args])
-  finally:
-    for flag in set(flags.FLAGS) - _BASE_FLAGS:
-      delattr(flags.FLAGS, flag)
-    flags.FLAGS.unparse_flags()
-  out, err = capsys.readouterr()
-  return code, out, err.splitlines()
+  return helpers.run_main(name, *args, capsys=capsys)
 
 
 def _run(main, argv, **kwargs):
@@ -86,8 +65,65 @@ def _mnist_export(tmp_path):
   return path
 
 
-# name: (script, args (formatted with tmp, out and the made files), expected
-# exit status, the one stderr line: exact text, or a regex after 're:').
+def _truncated_export(tmp_path):
+  path = export.save(tmp_path / 'p.npz', helpers.random_network(((784, 20), (20, 10))))
+  path.write_bytes(path.read_bytes()[:100])
+  return path
+
+
+def _other_format(tmp_path):
+  path = tmp_path / 'other.npz'
+  np.savez(path, format=np.array('something-else'))
+  return path
+
+
+def _plain_export(tmp_path):
+  return export.save(tmp_path / 'plain.npz',
+                     helpers.random_network(((784, 20), (20, 10))))
+
+
+def _three_classes(tmp_path):
+  return export.save(tmp_path / 'three.npz',
+                     helpers.random_network(((784, 20), (20, 3))))
+
+
+def _pruned_blocker(tmp_path):
+  (tmp_path / 'out').mkdir()
+  (tmp_path / 'out' / 'pruned').write_text('a file where the export folder should be')
+  return tmp_path / 'out'
+
+
+def _file(tmp_path):
+  path = tmp_path / 'file'
+  path.write_text('not a folder')
+  return path
+
+
+def _only_test_split(tmp_path):
+  return helpers.write_dataset(tmp_path / 'test-only')
+
+
+def _bad_penguins(tmp_path):
+  rows = ['species,island,bill_length_mm,bill_depth_mm,flipper_length_mm,'
+          'body_mass_g,sex,year']
+  rows += ['Adelie,Torgersen,39.1,18.7,181,3750,male,2007'] * 4
+  rows.append('Adelie,Torgersen,39.5,17.4,186,3800,unknown,2007')
+  (tmp_path / 'pdata' / 'penguins').mkdir(parents=True)
+  (tmp_path / 'pdata' / 'penguins' / 'penguins.csv').write_text('\n'.join(rows) + '\n')
+  return tmp_path / 'pdata'
+
+
+# Files a case refers to as {name} in its args, made before it runs.
+MAKERS = {'npy': _npy, 'binary': _binary, 'mnist_export': _mnist_export,
+          'truncated_export': _truncated_export, 'other_format': _other_format,
+          'plain_export': _plain_export, 'three_classes': _three_classes,
+          'pruned_blocker': _pruned_blocker,
+          'file': _file, 'only_test_split': _only_test_split,
+          'bad_penguins': _bad_penguins}
+
+# name: (script, args (formatted with tmp, out, data: the real data folder, and
+# the files of MAKERS), expected exit status, the one stderr line: exact text,
+# or a regex after 're:'[, environment variables]).
 CASES = {
     'unknown-flag': ('sweep', ['--datset=mnist', '--out_dir={out}'], 2,
                      'error: unknown flag --datset: did you mean --dataset?'),
@@ -143,16 +179,112 @@ CASES = {
         f'error: the weights in {helpers.PREBUILT} are a mlp model but this needs '
         'fashion_cnn: pass a --weights_dir with fashion_cnn weights '
         '(experiments/train.py --model=fashion_cnn)'),
+    # Bad values the library refuses (each was one subprocess before).
+    'sweep-calibration-zero': (
+        'sweep', ['--methods=wanda', '--calibration_size=0', '--out_dir={out}'], 2,
+        "re:^error: method 'wanda' needs calibration data but calibration_size is 0: "
+        'set --calibration_size'),
+    'sweep-bias-correction-zero': (
+        'sweep', ['--bias_correction', '--calibration_size=0', '--out_dir={out}'], 2,
+        're:^error: bias correction needs calibration data'),
+    'sweep-calibration-negative': (
+        'sweep', ['--methods=obs', '--calibration_size=-5', '--out_dir={out}'], 2,
+        're:^error: calibration_size must be >= 0'),
+    'sweep-calibration-larger-than-train': (
+        'sweep', ['--methods=obs', '--calibration_size=60001', '--levels=50',
+                  '--data_dir={data}', '--out_dir={out}'], 2,
+        'error: calibration_size 60001 exceeds the 60000 training examples of '
+        'mnist: pass at most 60000'),
+    'sweep-calibration-without-train-split': (
+        'sweep', ['--methods=weight,obs', '--levels=50', '--data_dir={only_test_split}',
+                  '--out_dir={out}'], 2,
+        "re:^error: method 'obs' needs calibration data from the mnist training "
+        'split, which failed to load: missing data file'),
+    'sweep-unwritable-out_dir': (
+        'sweep', ['--out_dir={file}/out'], 2,
+        'error: output folder {file}/out is not writable (Not a directory): '
+        'choose a writable folder with --out_dir'),
+    'sweep-unwritable-export-folder': (
+        'sweep', ['--out_dir={pruned_blocker}', '--levels=50', '--methods=unit',
+                  '--save_pruned', '--data_dir={data}'], 2,
+        're:^error: {pruned_blocker}/pruned is not writable .*: choose a '
+        'writable folder with --out_dir$'),
+    'train-unwritable-weights_dir': (
+        'train', ['--weights_dir={file}/w'], 2,
+        'error: output folder {file} is not writable (Not a directory): choose a '
+        'writable folder with --weights_dir'),
+    'benchmark-unwritable-out_dir': (
+        'benchmark', ['--out_dir={file}/b'], 2,
+        'error: output folder {file}/b is not writable (Not a directory): choose '
+        'a writable folder with --out_dir'),
+    'evaluate-truncated-export': ('evaluate', ['--export={truncated_export}'], 2,
+                                  're:is not a readable .npz file'),
+    'evaluate-other-format': ('evaluate', ['--export={other_format}'], 2,
+                              "re:has format 'something-else', expected "
+                              f"'{export.FORMAT}'"),
+    'evaluate-missing-export': ('evaluate', ['--export={tmp}/none.npz'], 2,
+                                'error: pruned export {tmp}/none.npz does not exist: '
+                                'write one with --save_pruned'),
+    'evaluate-inputs-of-another-dataset': (
+        'evaluate', ['--export={plain_export}', '--dataset=penguins'], 2,
+        're:takes 784 inputs but penguins examples have 12 values: pass the '
+        '--dataset it was made for$'),
+    'evaluate-classes-of-another-dataset': (
+        'evaluate', ['--export={three_classes}'], 2,
+        're:has 3 outputs but mnist has 10 classes: pass the --dataset it was '
+        'made for$'),
+    'gradual-target-100': ('gradual', ['--targets=100', '--out_dir={out}'], 2,
+                           r're:percentage in \[0, 100\), got 100:'),
+    'gradual-target-not-a-number': ('gradual', ['--targets=ninety', '--out_dir={out}'],
+                                    2, "re:got 'ninety'"),
+    'gradual-begin-after-end': (
+        'gradual', ['--begin_step=3', '--end_step=2', '--train_limit=256',
+                    '--epochs=2', '--data_dir={data}', '--out_dir={out}'], 2,
+        're:begin_step 3 is not before end_step 2'),
+    'gradual-zero-cycles': ('gradual', ['--cycles=0', '--out_dir={out}'], 2,
+                            're:cycles must be at least 1'),
+    'gradual-bad-tf-config': ('gradual', ['--strategy=multi_worker', '--out_dir={out}'],
+                              2, 're:TF_CONFIG is not valid JSON',
+                              {'TF_CONFIG': '{"cluster": '}),
+    'gradual-unknown-strategy': (
+        'gradual', ['--strategy=tpu', '--out_dir={out}'], 2,
+        'error: flag --strategy=tpu is not valid: use one of default, mirrored, '
+        'multi_worker'),
+    'study_b-structured-100': (
+        'study_b', ['--methods=structured_l1', '--levels=100', '--out_dir={out}'], 2,
+        'error: structured_l1 at k=100 would remove every filter of a layer: '
+        'use levels below 100'),
+    'lottery-bad-penguins-line': (
+        'lottery', ['--data_dir={bad_penguins}', '--epochs=3', '--out_dir={out}'], 2,
+        "re:line 6, column sex: unknown value 'unknown', expected one of female, "
+        'male or NA$'),
+    'sweep-level-out-of-range': ('sweep', ['--levels=0,120', '--out_dir={out}'], 2,
+                                 r're:^error: .*k must be in \[0, 100\], got 120'),
+    'sweep-level-not-a-number': ('sweep', ['--levels=ten', '--out_dir={out}'], 2,
+                                 "re:^error: level 'ten' is not a number"),
+    'sweep-empty-methods': ('sweep', ['--methods=', '--out_dir={out}'], 2,
+                            're:^error: no pruning method given'),
+    'sweep-unknown-method': ('sweep', ['--methods=weight,magic', '--out_dir={out}'], 2,
+                             "re:^error: unknown pruning method 'magic'"),
+    'sweep-missing-weights': ('sweep', ['--weights_dir=/nonexistent/w', '--out_dir={out}'],
+                              2, 're:^error: weights folder /nonexistent/w does not exist'),
+    'sweep-missing-data-folder': (
+        'sweep', ['--data_dir=/nonexistent/data', '--out_dir={out}'], 2,
+        're:^error: data folder /nonexistent/data does not exist'),
 }
 
 
 @pytest.mark.parametrize('name', sorted(CASES))
-def test_bad_input_ends_in_one_line(tmp_path, capsys, monkeypatch, name):
-  script, args, status, expected = CASES[name]
-  monkeypatch.setenv('TFPRUNE_DATA_DIR', str(tmp_path / 'no-data'))
+def test_bad_input_ends_in_one_line(tmp_path, capsys, monkeypatch, request, name):
+  script, args, status, expected, *env = CASES[name]
   files = {'tmp': tmp_path, 'out': tmp_path / 'out'}
-  for key, make in (('npy', _npy), ('binary', _binary),
-                    ('mnist_export', _mnist_export)):
+  if any('{data}' in a for a in args):
+    files['data'] = request.getfixturevalue('data_dir')
+  # No case may depend on the data of the environment.
+  monkeypatch.setenv('TFPRUNE_DATA_DIR', str(tmp_path / 'no-data'))
+  for key, value in (env[0] if env else {}).items():
+    monkeypatch.setenv(key, value)
+  for key, make in MAKERS.items():
     if any(f'{{{key}}}' in a for a in args):
       files[key] = make(tmp_path)
   args = [a.format(**files) for a in args]
@@ -164,7 +296,10 @@ def test_bad_input_ends_in_one_line(tmp_path, capsys, monkeypatch, name):
     assert re.search(expected[3:], err[0]), err
   else:
     assert err[0] == expected
-  assert not (tmp_path / 'out').exists()
+  if name != 'sweep-unwritable-export-folder':
+    assert not (tmp_path / 'out').exists()
+  else:  # the earlier folder is left as it was
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['pruned']
 
 
 def test_ctrl_c_ends_in_one_line_and_status_130(capsys):

@@ -204,12 +204,11 @@ def score(path: str | pathlib.Path, dataset: str = 'mnist',
         f'{path} takes {network.input_dim} inputs but {dataset} examples have '
         f'{int(np.prod(spec.image_shape))} values: pass the --dataset it was '
         'made for')
-  split = data.load(dataset, 'test', data_dir)
-  num_classes = spec.num_classes
-  if network.output_dim != num_classes:
+  if network.output_dim != spec.num_classes:
     raise TfpruneError(
         f'{path} has {network.output_dim} outputs but {dataset} has '
-        f'{num_classes} classes: pass the --dataset it was made for')
+        f'{spec.num_classes} classes: pass the --dataset it was made for')
+  split = data.load(dataset, 'test', data_dir)
   plan = inference.plan(network, use_biases)
   inputs = inference.prepare(split.images, network.input_dim)
   counts = metrics.total(metrics.layer_counts(network, use_biases))
