@@ -83,7 +83,8 @@ def run_main(name: str, *args: str, capsys) -> tuple[int, str, list[str]]:
     capsys.readouterr()
     flags.FLAGS.unparse_flags()
     with pytest.raises(SystemExit) as exit_info:
-      cli.run(namespace['main'], argv=[name, *args])
+      cli.run(namespace['main'], namespace.get('interrupted', cli.INTERRUPTED),
+              argv=[name, *args])
   finally:
     for flag in set(flags.FLAGS) - base:
       delattr(flags.FLAGS, flag)

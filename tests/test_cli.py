@@ -344,3 +344,27 @@ def test_a_real_script_prints_one_line_and_one_banner(tmp_path):
   assert sum('oneDNN custom operations' in l for l in lines) <= 1
   assert [l for l in lines if l.startswith('error:')] == lines[-1:]
   assert 'Traceback' not in result.stderr
+
+
+def test_ctrl_c_during_a_sweep_says_the_earlier_results_are_unchanged(
+    tmp_path, capsys, monkeypatch):
+  weights_dir = tmp_path / 'w'
+  from tfprune import weights  # pylint: disable=g-import-not-at-top
+  weights.save(weights_dir, helpers.random_network(((784, 16), (16, 10))),
+               {'model': 'mlp', 'dataset': 'mnist'})
+  data_dir = helpers.write_dataset(tmp_path / 'data')
+  out = tmp_path / 'out'
+  out.mkdir()
+  (out / 'sweep.csv').write_text('earlier\n')
+
+  def interrupt(*args):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(export, 'save', interrupt)
+  code, _, err = run_script('sweep', f'--weights_dir={weights_dir}',
+                            f'--data_dir={data_dir}', f'--out_dir={out}',
+                            '--levels=50', '--save_pruned', capsys=capsys)
+  assert code == 130
+  assert err == [f'interrupted: earlier results in {out} are unchanged']
+  assert [p.name for p in out.iterdir()] == ['sweep.csv']
+  assert (out / 'sweep.csv').read_text() == 'earlier\n'

@@ -28,10 +28,13 @@ from typing import Callable, Sequence
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 
+_real_stderr_fd = 2  # fd 2 while `_stderr_lines_once` is not capturing it
+
+
 def _interrupted_while_importing(signum, frame):
   del signum, frame
   # Nothing can have been written yet: end at once, without a traceback.
-  print(INTERRUPTED, file=sys.stderr, flush=True)
+  os.write(_real_stderr_fd, f'{INTERRUPTED}\n'.encode())
   os._exit(EXIT_INTERRUPTED)  # pylint: disable=protected-access
 
 
@@ -42,15 +45,18 @@ def _stderr_lines_once():
   TensorFlow 2.21 loads two libraries that each print the same start-up
   banner (oneDNN, CUDA) straight to fd 2; the repeat is dropped.
   """
+  global _real_stderr_fd
   sys.stderr.flush()
   saved = os.dup(2)
   with tempfile.TemporaryFile() as captured:
     os.dup2(captured.fileno(), 2)
+    _real_stderr_fd = saved
     try:
       yield
     finally:
       sys.stderr.flush()
       os.dup2(saved, 2)
+      _real_stderr_fd = 2
       os.close(saved)
       captured.seek(0)
       seen = set()
@@ -177,15 +183,24 @@ def _parse_flags(argv: Sequence[str]) -> list[str]:
 
 
 def run(main: Callable[[list[str]], int | None],
-        interrupted: str = INTERRUPTED,
+        interrupted: str | Callable[[], str] = INTERRUPTED,
         argv: Sequence[str] | None = None) -> None:
   """`app.run(main)` with the one error path of the module docstring.
 
   Args:
     main: the script's main function.
-    interrupted: the line printed on Ctrl-C, saying what was kept.
+    interrupted: the line printed on Ctrl-C, saying what was kept, or a
+      function that makes it from the parsed flags.
     argv: the command line (default `sys.argv`); tests pass their own.
   """
+
+  def interrupted_line() -> str:
+    if not callable(interrupted):
+      return one_line(interrupted)
+    try:
+      return one_line(interrupted())
+    except flags.Error:  # interrupted before the flags were parsed
+      return INTERRUPTED
 
   def guarded(args: list[str]) -> int | None:
     if len(args) > 1:
@@ -202,7 +217,7 @@ def run(main: Callable[[list[str]], int | None],
       print(f'error: {one_line(e)}', file=sys.stderr)
       return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-      print(one_line(interrupted), file=sys.stderr)
+      print(interrupted_line(), file=sys.stderr)
       return EXIT_INTERRUPTED
     except Exception as e:  # pylint: disable=broad-except
       if _DEBUG.value:
@@ -218,5 +233,5 @@ def run(main: Callable[[list[str]], int | None],
     app.run(guarded, argv=None if argv is None else list(argv),
             flags_parser=_parse_flags)
   except KeyboardInterrupt:  # during flag parsing or absl's start-up
-    print(one_line(interrupted), file=sys.stderr)
+    print(interrupted_line(), file=sys.stderr)
     sys.exit(EXIT_INTERRUPTED)
