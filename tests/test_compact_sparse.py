@@ -14,6 +14,7 @@ from tfprune import export
 from tfprune import inference
 from tfprune import metrics
 from tfprune import pruning
+from tfprune import sweep
 from tfprune.errors import TfpruneError
 from tfprune.network import Network
 
@@ -134,6 +135,18 @@ def test_prebuilt_mlp_gets_csr_from_weight_k90(prebuilt):
     pruned = prebuilt.network.masked(pruning.network_masks(
         prebuilt.network, 'weight', k, [0, 1, 2, 3]))
     assert inference.plan(pruned).kinds == (expected,) * 4 + ('dense',), k
+
+
+def test_each_dense_segment_structure_is_traced_once(prebuilt, mnist_test):
+  config = sweep.SweepConfig('w', 'o', methods=('weight', 'unit'),
+                             levels=(0, 50, 90, 99))
+  sweep.sweep(config, prebuilt.network, mnist_test)  # every structure seen
+  functions = [inference._dense_segment(n, relu)
+               for n in range(1, 6) for relu in (False, True)]
+  before = [f.experimental_get_tracing_count() for f in functions]
+  assert max(before) == 1  # one trace for all the shapes of a structure
+  sweep.sweep(config, prebuilt.network, mnist_test)
+  assert [f.experimental_get_tracing_count() for f in functions] == before
 
 
 def test_crossover_probe_measures_a_density():

@@ -29,6 +29,7 @@ between them only where the kernel kind changes.
 """
 
 import dataclasses
+import functools
 import time
 from typing import Sequence
 
@@ -141,21 +142,34 @@ def _csr(kernel_t: np.ndarray):
       kernel_t.shape))
 
 
-@tf.function(reduce_retracing=True)
-def _dense_segment(rows, kernels, biases, relu_last):
-  """Consecutive dense layers in one call; ReLU after each but maybe the last."""
-  h = rows
-  for i, (kernel, bias) in enumerate(zip(kernels, biases)):
-    h = tf.matmul(h, kernel) + bias
-    if relu_last or i < len(kernels) - 1:
-      h = tf.nn.relu(h)
-  return h
+@functools.lru_cache(maxsize=None)
+def _dense_segment(num_layers: int, relu_last: bool):
+  """A `tf.function` of `num_layers` consecutive dense layers.
+
+  One function per segment structure: a sweep plans networks whose segments
+  differ in length and in their last ReLU, and one function for all of them
+  retraced for each (TensorFlow warned about it). Within a structure only the
+  shapes change, and the signature leaves them open: one trace each.
+  """
+  matrix, vector = tf.TensorSpec([None, None]), tf.TensorSpec([None])
+
+  @tf.function(input_signature=[matrix, (matrix,) * num_layers,
+                                (vector,) * num_layers])
+  def segment(rows, kernels, biases):
+    h = rows
+    for i in range(num_layers):
+      h = tf.matmul(h, kernels[i]) + biases[i]
+      if relu_last or i < num_layers - 1:
+        h = tf.nn.relu(h)
+    return h
+
+  return segment
 
 
 def _dense_layers(layers: Sequence[PlannedLayer], rows: tf.Tensor,
                   relu_last: bool) -> tf.Tensor:
-  return _dense_segment(rows, tuple(l.weights for l in layers),
-                        tuple(l.bias for l in layers), relu_last)
+  return _dense_segment(len(layers), bool(relu_last))(
+      rows, tuple(l.weights for l in layers), tuple(l.bias for l in layers))
 
 
 def _csr_layer(layer: PlannedLayer, chunks: Sequence[tf.Tensor],
