@@ -119,6 +119,7 @@ from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-posit
 from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from tfprune.errors import TfpruneError  # pylint: disable=wrong-import-position
+from tfprune.errors import shorten  # pylint: disable=wrong-import-position
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -133,11 +134,7 @@ _FIXES = {'int': 'give a whole number', 'float': 'give a number',
 
 def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
   """`text` on one line, shortened at a word boundary to at most `limit` chars."""
-  text = ' '.join(str(text).split())
-  if len(text) <= limit:
-    return text
-  cut = text.rfind(' ', 0, limit - 1)
-  return text[:cut if cut > 0 else limit - 1].rstrip(' :,;') + '…'
+  return shorten(text, limit)
 
 
 def flag_error_message(error: flags.Error,

@@ -37,6 +37,7 @@ from tfprune import masking
 from tfprune import models
 from tfprune import weights
 from tfprune.errors import TfpruneError
+from tfprune.errors import shorten
 from tfprune.keras_compat import keras
 
 CIFAR10 = data.DatasetSpec('cifar10', 'cifar10', (32, 32, 3), 10)
@@ -141,7 +142,7 @@ def load_cifar10(split: str, tfds_data_dir: str | None,
         download=download).batch(10_000)))
   except Exception as e:  # pylint: disable=broad-except
     where = tfds_data_dir or '~/tensorflow_datasets'
-    reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else ''
+    reason = shorten(str(e).strip().splitlines()[0], 120) if str(e).strip() else ''
     raise TfpruneError(
         f'CIFAR-10 is not in {where} ({type(e).__name__}: {reason}): with '
         'network pass --download, or on a machine with network run `tfds build '

@@ -28,6 +28,7 @@ import numpy as np
 from tfprune import atomic
 from tfprune import layers as layers_lib
 from tfprune.errors import TfpruneError
+from tfprune.errors import shorten
 from tfprune.network import Network
 
 MANIFEST = 'manifest.json'
@@ -241,8 +242,9 @@ def _read_npy(path: pathlib.Path) -> tuple[np.ndarray, str]:
     array = np.load(io.BytesIO(raw), allow_pickle=False)
   except (ValueError, OSError, EOFError) as e:
     raise TfpruneError(
-        f'corrupt weight file {path} ({str(e).splitlines()[0][:120]}): copy it '
-        'again or retrain') from None
+        f'corrupt weight file {path} '
+        f'({shorten((str(e) or type(e).__name__).splitlines()[0], 120)}): copy '
+        'it again or retrain') from None
   return array, hashlib.sha256(raw).hexdigest()
 
 
