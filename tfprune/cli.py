@@ -96,9 +96,6 @@ class _Imported(importlib.abc.Loader):
     pass
 
 
-if 'tensorflow' not in sys.modules:
-  sys.meta_path.insert(0, _QuietTensorflowImport())
-
 INTERRUPTED = 'interrupted: nothing was written over'
 EXIT_INTERRUPTED = 130
 
@@ -108,11 +105,15 @@ def _imported_by_a_script() -> bool:
   return pathlib.Path(main_file).resolve().parent.name == 'experiments'
 
 
-if (_imported_by_a_script()
-    and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-  # Scripts import TensorFlow after this module, which takes seconds; a
-  # Ctrl-C then should not print the traceback of an import.
-  signal.signal(signal.SIGINT, _interrupted_while_importing)
+# Only for the scripts of experiments/, which import this module first and
+# TensorFlow after it; a library user's process is left alone.
+if _imported_by_a_script():
+  if 'tensorflow' not in sys.modules:
+    sys.meta_path.insert(0, _QuietTensorflowImport())
+  if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    # Importing TensorFlow takes seconds; a Ctrl-C then should not print the
+    # traceback of an import.
+    signal.signal(signal.SIGINT, _interrupted_while_importing)
 
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
