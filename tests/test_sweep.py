@@ -5,6 +5,7 @@ import filecmp
 import json
 import os
 import shutil
+import signal
 import stat
 
 import pytest
@@ -238,3 +239,20 @@ def test_script_small_sweep_end_to_end(tmp_path, data_dir):
   assert 'unit' in result.stdout and 'wall time' in result.stdout
   assert (out / 'sweep.csv').read_text().count('\n') == 3
   assert (out / 'unit_pruning.png').exists()
+
+
+def test_ctrl_c_cannot_split_the_final_moves(tmp_path, monkeypatch):
+  weights_dir, data_dir = _tiny_sweep_inputs(tmp_path)
+  seen = []
+  real_move_all = sweep.atomic._move_all
+
+  def move_all(entries, target):
+    seen.append(signal.getsignal(signal.SIGINT))
+    real_move_all(entries, target)
+
+  monkeypatch.setattr(sweep.atomic, '_move_all', move_all)
+  before = signal.getsignal(signal.SIGINT)
+  sweep.run(sweep.SweepConfig(weights_dir, str(tmp_path / 'out'),
+                              data_dir=data_dir, levels=(90,)))
+  assert seen == [signal.SIG_IGN]
+  assert signal.getsignal(signal.SIGINT) is before

@@ -11,6 +11,7 @@ import csv
 import os
 import pathlib
 import shutil
+import signal
 import tempfile
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -182,10 +183,13 @@ def staging(out_dir: str | os.PathLike,
 
   The staging folder is made at once (inside `out_dir` if it exists, else in
   its nearest existing ancestor, so the moves stay on one file system): an
-  unwritable location fails before any long work.
+  unwritable location fails before any long work. A Ctrl-C during the final
+  moves is ignored (`_ctrl_c_ignored`).
 
   Raises:
-    TfpruneError: `out_dir` cannot be created or written to.
+    TfpruneError: `out_dir` cannot be created or written to, or an earlier
+      file is where the run writes a folder of the same name (or the
+      reverse).
   """
   target = check_writable(out_dir, flag)
   existing = _nearest_existing(target)
@@ -206,14 +210,38 @@ def staging(out_dir: str | os.PathLike,
             f'{destination} is in the way of the new '
             f'{"folder" if entry.is_dir() else "file"} of that name: move it '
             f'away or choose another {flag}')
-    for entry in entries:
-      _as_if_created(entry, folder=entry.is_dir())
-      destination = target / entry.name
-      if destination.is_dir() and not destination.is_symlink():
-        old = tmp / f'.{entry.name}.old'
-        os.replace(destination, old)
-        os.replace(entry, destination)
-      else:
-        os.replace(entry, destination)
+    with _ctrl_c_ignored():
+      _move_all(entries, target)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _ctrl_c_ignored() -> Iterator[None]:
+  """Ignores Ctrl-C during the block (main thread only).
+
+  The moves of `staging` take milliseconds; interrupted halfway they would
+  leave a mix of new and earlier outputs. The run has finished by then, so a
+  Ctrl-C in that window is dropped and the outputs arrive whole.
+  """
+  try:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+  except ValueError:  # not the main thread: signals cannot arrive here
+    yield
+    return
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGINT, previous)
+
+
+def _move_all(entries: list[pathlib.Path], target: pathlib.Path) -> None:
+  for entry in entries:
+    _as_if_created(entry, folder=entry.is_dir())
+    destination = target / entry.name
+    if destination.is_dir() and not destination.is_symlink():
+      old = entry.parent / f'.{entry.name}.old'
+      os.replace(destination, old)
+      os.replace(entry, destination)
+    else:
+      os.replace(entry, destination)
