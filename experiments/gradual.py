@@ -130,5 +130,11 @@ def main(argv):
         'exported weights and plots')
 
 
+def interrupted() -> str:
+  """What a Ctrl-C leaves: finished runs and the last epoch's checkpoint."""
+  return (f'interrupted: finished runs in {_OUT_DIR.value} are kept; rerun the '
+          'same command to resume')
+
+
 if __name__ == '__main__':
-  cli.run(main)
+  cli.run(main, interrupted)

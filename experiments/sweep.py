@@ -118,5 +118,10 @@ def main(argv):
         f'wall time {time.perf_counter() - _START:.1f} s (TF import included)')
 
 
+def interrupted() -> str:
+  """What a Ctrl-C leaves: outputs are moved in only at the end."""
+  return f'interrupted: earlier results in {_OUT_DIR.value} are unchanged'
+
+
 if __name__ == '__main__':
-  cli.run(main)
+  cli.run(main, interrupted)

@@ -9,6 +9,7 @@ import pytest
 
 from tests import helpers
 from tfprune.criteria import pruning
+from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph.network import Network
 from tfprune.runtime import evaluate
@@ -115,13 +116,45 @@ def test_small_layers_stay_dense_at_any_sparsity():
   assert inference.plan(pruned).kinds == ('dense',) * 4
 
 
-def test_crossover_is_measured_per_shape_class_and_cached():
-  first = inference.crossover_density(1000, 500)
-  assert 0.0 <= first <= 1.0
-  assert inference.crossover_density(1000, 499) == first  # same class (1024, 512)
-  hits = inference._measured_crossover.cache_info().hits
-  inference.crossover_density(999, 510)
-  assert inference._measured_crossover.cache_info().hits == hits + 1
+def test_kernels_follow_the_fixed_density_rule_without_timing(monkeypatch):
+  def no_timing(*args):
+    raise AssertionError('plan must not time anything')
+
+  monkeypatch.setattr(inference, 'crossover_density', no_timing)
+  net = helpers.random_network(((300, 300), (300, 300), (300, 10)))
+  # Density just below and just above MAX_CSR_DENSITY in the first layer.
+  below = net.masked(pruning.network_masks(
+      net, 'weight', 100 * (1 - inference.MAX_CSR_DENSITY) + 1, [0]))
+  above = net.masked(pruning.network_masks(
+      net, 'weight', 100 * (1 - inference.MAX_CSR_DENSITY) - 1, [0]))
+  assert inference.plan(below).kinds == ('csr', 'dense', 'dense')
+  assert inference.plan(above).kinds == ('dense', 'dense', 'dense')
+  assert inference.plan(below, allow_sparse=False).kinds == ('dense',) * 3
+  # The same network gets the same kernels every time.
+  assert {inference.plan(below).kinds for _ in range(3)} == {('csr', 'dense', 'dense')}
+
+
+def test_prebuilt_mlp_gets_csr_from_weight_k90(prebuilt):
+  for k, expected in ((80, 'dense'), (90, 'csr'), (99, 'csr')):
+    pruned = prebuilt.network.masked(pruning.network_masks(
+        prebuilt.network, 'weight', k, [0, 1, 2, 3]))
+    assert inference.plan(pruned).kinds == (expected,) * 4 + ('dense',), k
+
+
+def test_each_dense_segment_structure_is_traced_once(prebuilt, mnist_test):
+  config = sweep.SweepConfig('w', 'o', methods=('weight', 'unit'),
+                             levels=(0, 50, 90, 99))
+  sweep.sweep(config, prebuilt.network, mnist_test)  # every structure seen
+  functions = [inference._dense_segment(n, relu)
+               for n in range(1, 6) for relu in (False, True)]
+  before = [f.experimental_get_tracing_count() for f in functions]
+  assert max(before) == 1  # one trace for all the shapes of a structure
+  sweep.sweep(config, prebuilt.network, mnist_test)
+  assert [f.experimental_get_tracing_count() for f in functions] == before
+
+
+def test_crossover_probe_measures_a_density():
+  assert 0.0 <= inference.crossover_density(300, 300) <= 1.0
 
 
 @pytest.mark.parametrize('method', sorted(pruning.PRUNERS))

@@ -31,17 +31,27 @@ def test_environment_variable_is_the_fallback_folder(data_dir, monkeypatch):
 def test_tfds_is_used_without_a_local_folder(monkeypatch):
   tfds = pytest.importorskip('tensorflow_datasets')
   monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
+  monkeypatch.setattr(datasets, 'tfds_reachable', lambda: None)  # mock data: no download
   with tfds.testing.mock_data(num_examples=12):
     s = datasets.load('fashion_mnist', 'test')
   assert s.images.shape == (12, 28, 28, 1) and s.labels.shape == (12,)
   assert s.images.dtype == np.float32 and 0 <= s.images.min() <= s.images.max() <= 1
 
 
-def test_no_local_data_and_no_tfds_download_names_the_fix(monkeypatch):
+def test_no_local_data_and_no_tfds_download_names_the_fix(monkeypatch, tmp_path):
   tfds = pytest.importorskip('tensorflow_datasets')
   monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
+  root = tmp_path / 'tensorflow_datasets'
+  (root / 'downloads').mkdir(parents=True)
+  (root / 'downloads' / 'other.zip').write_text('kept')
+  monkeypatch.setattr(tfds.core.constants, 'DATA_DIR', str(root))
+  monkeypatch.setattr(datasets, 'tfds_reachable', lambda: None)
 
   def offline(*args, **kwargs):
+    # What tfds leaves behind when its download fails.
+    (root / 'downloads' / 'mnist' / 'x.gz.tmp.123').mkdir(parents=True)
+    (root / 'downloads' / 'extracted').mkdir()
+    (root / 'mnist').mkdir()
     raise ConnectionError('Failed to establish a new connection\nmore detail')
 
   monkeypatch.setattr(tfds, 'load', offline)
@@ -49,6 +59,30 @@ def test_no_local_data_and_no_tfds_download_names_the_fix(monkeypatch):
                      r'datasets \(ConnectionError.*--data_dir') as info:
     datasets.load('mnist', 'test')
   assert '\n' not in str(info.value)
+  assert sorted(str(p.relative_to(root)) for p in root.rglob('*')) == [
+      'downloads', 'downloads/other.zip']
+
+
+def test_tfds_fails_in_seconds_without_network(monkeypatch, tmp_path):
+  tfds = pytest.importorskip('tensorflow_datasets')
+  monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
+  monkeypatch.setattr(tfds.core.constants, 'DATA_DIR', str(tmp_path / 'tfds'))
+
+  def no_network(address, timeout):
+    assert timeout <= 5
+    raise OSError(101, 'Network is unreachable')
+
+  def must_not_download(*args, **kwargs):
+    raise AssertionError('tfds.load must not be tried offline')
+
+  monkeypatch.setattr(datasets.socket, 'create_connection', no_network)
+  monkeypatch.setattr(tfds, 'load', must_not_download)
+  with pytest.raises(TfpruneError, match=(
+      r'^mnist is not in .*/tfds and tensorflow-datasets cannot download it '
+      r'\(storage.googleapis.com unreachable: Network is unreachable\); without '
+      'network, pass --data_dir')):
+    datasets.load('mnist', 'test')
+  assert not (tmp_path / 'tfds').exists()
 
 
 def test_tiny_generated_folder_loads(tmp_path):

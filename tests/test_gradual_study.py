@@ -130,23 +130,7 @@ def _script(out_dir, data_dir, *args, env=None):
       env=env)
 
 
-@pytest.mark.parametrize('args, env, message', [
-    (('--targets=100',), None, 'target sparsity must be in [0, 100), got 100:'),
-    (('--targets=ninety',), None, "got 'ninety'"),
-    (('--begin_step=3', '--end_step=2'), None,
-     'begin_step 3 is not before end_step 2'),
-    (('--cycles=0',), None, 'cycles must be at least 1'),
-    (('--strategy=multi_worker',), {'TF_CONFIG': '{"cluster": '},
-     'TF_CONFIG is not valid JSON'),
-])
-def test_script_bad_input_exits_2_and_writes_nothing(args, env, message,
-                                                     tmp_path, data_dir):
-  result = _script(tmp_path / 'out', data_dir, *args, env=env)
-  assert result.returncode == 2, result.stderr
-  errors = helpers.error_lines(result)
-  assert len(errors) == 1 and message in errors[0] or (
-      pytest.fail(f'{message!r} not in {errors}'))
-  assert not (tmp_path / 'out').exists()
+# Bad input through the script is in tests/test_cli.py.
 
 
 def test_script_mirrored_on_two_logical_cpus(tmp_path, data_dir):
@@ -177,11 +161,3 @@ def test_sweep_accepts_the_exported_weights(study, tmp_path):
   assert rows[0].sparsity == pytest.approx(result.results[0].sparsity)
   assert rows[1].accuracy == rows[0].accuracy  # already 90% sparse: no change
   assert rows[2].sparsity == pytest.approx(0.95, abs=1e-6)
-
-
-def test_script_unknown_strategy_names_the_choices(tmp_path, data_dir):
-  result = _script(tmp_path / 'out', data_dir, '--strategy=tpu')
-  assert result.returncode != 0
-  assert ('flag --strategy=tpu: value should be one of '
-          '<default|mirrored|multi_worker>') in result.stderr
-  assert not (tmp_path / 'out').exists()

@@ -249,20 +249,6 @@ def test_bad_config_is_refused(field, value, pattern):
     trials.LotteryConfig(out_dir='x', epochs=10, **{field: value})
 
 
-def test_script_names_the_bad_csv_line_and_writes_nothing(data_dir, tmp_path):
-  lines = helpers.penguins_csv(data_dir).read_text().splitlines()
-  lines[5] = lines[5].replace(',female,', ',unknown,')
-  (tmp_path / 'data' / 'penguins').mkdir(parents=True)
-  (tmp_path / 'data' / 'penguins' / 'penguins.csv').write_text('\n'.join(lines))
-  result = helpers.run_script('lottery', f'--out_dir={tmp_path / "out"}',
-                              f'--data_dir={tmp_path / "data"}', '--epochs=3')
-  assert result.returncode == 2
-  [line] = helpers.error_lines(result)
-  assert line.endswith("line 6, column sex: unknown value 'unknown', expected "
-                       'one of female, male or NA')
-  assert not (tmp_path / 'out').exists()
-
-
 def test_curves_plot_draws_every_trial_including_prune_after(tmp_path, monkeypatch):
   curves = [{'procedure': p, 'seed': '0', 'round': '0', 'epoch': str(e),
              'train_loss': '1', 'train_accuracy': '0.5', 'val_loss': '1',

@@ -150,6 +150,7 @@ def test_tfds_raw_table_is_the_fallback_without_a_data_folder(monkeypatch):
       'Sex': ['MALE' if i % 2 else 'FEMALE' for i in range(n)],
       'Date Egg': [f'11/{i % 28 + 1}/0{7 + i % 3}' for i in range(n)],
   }
+  monkeypatch.setattr(datasets, 'tfds_reachable', lambda: None)
   monkeypatch.setattr(tfds, 'load', lambda name, split: (
       tf.data.Dataset.from_tensor_slices(table)
       if (name, split) == ('penguins/raw', 'train') else None))

@@ -192,14 +192,14 @@ def _compact_macs(k):
           + f2 * 10)
 
 
-def test_timing_only_script_writes_one_row_per_level(tmp_path, data_dir):
+def test_timing_only_script_writes_one_row_per_level(tmp_path, data_dir, capsys):
   folder = tmp_path / 'lenet5'
   weights.save(folder, models.to_network(_lenet()), {'model': 'lenet5'})
-  result = helpers.run_script(
+  code, _, err = helpers.run_main(
       'study_b', '--timing_only', f'--weights_dir={folder}', '--levels=50,90',
       '--timing_repeats=1', f'--out_dir={tmp_path / "b"}',
-      f'--data_dir={data_dir}')
-  assert result.returncode == 0, result.stderr[-2000:]
+      f'--data_dir={data_dir}', capsys=capsys)
+  assert code == 0, err[-20:]
   rows = helpers.read_csv(tmp_path / 'b' / 'study_b_timing.csv')
   assert list(rows[0]) == ['k', 'dense_seconds', 'masked_time_ratio',
                            'compact_time_ratio', 'compact_flops_ratio']

@@ -1,8 +1,12 @@
 """The sweep: measured sparsity and counts, files written, plots, bad input."""
 
 import csv
+import filecmp
 import json
-import re
+import os
+import shutil
+import signal
+import stat
 
 import pytest
 
@@ -53,8 +57,8 @@ def test_run_writes_csv_config_and_plots(tmp_path, data_dir):
   rows = sweep.run(config)
   out = tmp_path / 'out'
   assert sorted(p.name for p in out.iterdir()) == sorted([
-      'sweep.csv', 'sweep_config.json', 'pruning.png', 'weight_pruning.png',
-      'unit_pruning.png'])
+      'sweep.csv', 'sweep_config.json', 'timing.json', 'pruning.png',
+      'weight_pruning.png', 'unit_pruning.png'])
   with (out / 'sweep.csv').open() as f:
     table = list(csv.DictReader(f))
   assert [(r['method'], r['k']) for r in table] == [
@@ -64,6 +68,8 @@ def test_run_writes_csv_config_and_plots(tmp_path, data_dir):
   record = json.loads((out / 'sweep_config.json').read_text())
   assert record['config']['levels'] == [0.0, 50.0, 99.0]
   assert record['weights_sha256'] == weights.load(helpers.PREBUILT).sha256
+  assert 'seconds' not in (out / 'sweep_config.json').read_text()
+  assert json.loads((out / 'timing.json').read_text())['sweep_seconds'] > 0
   for png in out.glob('*.png'):
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
   assert not list(out.glob('.*'))  # no temporary files left
@@ -133,45 +139,100 @@ def test_failed_run_keeps_earlier_results(tmp_path, data_dir):
   assert [p.name for p in out.iterdir()] == ['sweep.csv']
 
 
+def _tiny_sweep_inputs(tmp_path):
+  """A small MNIST-shaped weight folder (CSR-sized first layer) and 20 images."""
+  folder = tmp_path / 'w'
+  weights.save(folder, helpers.random_network(((784, 100), (100, 10))),
+               {'model': 'mlp', 'dataset': 'mnist'})
+  return str(folder), str(helpers.write_dataset(tmp_path / 'data'))
+
+
+def test_identical_sweeps_write_identical_files(tmp_path):
+  weights_dir, data_dir = _tiny_sweep_inputs(tmp_path)
+  config = sweep.SweepConfig(weights_dir, str(tmp_path / 'out'), data_dir=data_dir,
+                             levels=(0, 50, 90, 99))
+  out, first = tmp_path / 'out', tmp_path / 'first'
+  sweep.run(config)
+  shutil.copytree(out, first)
+  sweep.run(config)
+  for name in (sweep.CSV_NAME, sweep.CONFIG_NAME):
+    assert filecmp.cmp(out / name, first / name, shallow=False), name
+  kernels = [r['kernels'] for r in helpers.read_csv(out / sweep.CSV_NAME)]
+  assert 'csr+dense' in kernels and 'dense+dense' in kernels
+
+
+def _snapshot(folder):
+  return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
+          for p in sorted(folder.rglob('*'))}
+
+
+def test_interrupted_sweep_leaves_the_earlier_run_whole(tmp_path, monkeypatch):
+  weights_dir, data_dir = _tiny_sweep_inputs(tmp_path)
+  out = tmp_path / 'out'
+  sweep.run(sweep.SweepConfig(weights_dir, str(out), data_dir=data_dir,
+                              levels=(0, 90), save_pruned=True))
+  (out / 'notes.txt').write_text('kept\n')
+  before = _snapshot(out)
+  assert 'pruned/unit-k90.npz' in before
+  saved = []
+  real_save = sweep.export.save
+
+  def save_then_interrupt(path, *args):
+    if len(saved) == 3:
+      raise KeyboardInterrupt
+    saved.append(path)
+    return real_save(path, *args)
+
+  monkeypatch.setattr(sweep.export, 'save', save_then_interrupt)
+  with pytest.raises(KeyboardInterrupt):
+    sweep.run(sweep.SweepConfig(weights_dir, str(out), data_dir=data_dir,
+                                methods=('weight',), levels=(10, 20, 30, 40),
+                                save_pruned=True))
+  assert len(saved) == 3
+  assert _snapshot(out) == before  # no new export, no staging folder left
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['data', 'out', 'w']
+
+
+def test_a_finished_sweep_replaces_the_earlier_outputs_as_a_set(tmp_path):
+  weights_dir, data_dir = _tiny_sweep_inputs(tmp_path)
+  out = tmp_path / 'out'
+  sweep.run(sweep.SweepConfig(weights_dir, str(out), data_dir=data_dir,
+                              levels=(0, 90), save_pruned=True))
+  (out / 'notes.txt').write_text('kept\n')
+  sweep.run(sweep.SweepConfig(weights_dir, str(out), data_dir=data_dir,
+                              methods=('weight',), levels=(50,), save_pruned=True))
+  assert sorted(p.name for p in (out / 'pruned').iterdir()) == ['weight-k50.npz']
+  assert (out / 'notes.txt').read_text() == 'kept\n'
+  assert [r['k'] for r in helpers.read_csv(out / sweep.CSV_NAME)] == ['50']
+
+
+def test_outputs_get_the_users_umask_and_failed_runs_leave_no_folder(tmp_path):
+  weights_dir, data_dir = _tiny_sweep_inputs(tmp_path)
+  previous = os.umask(0o027)
+  try:
+    sweep.run(sweep.SweepConfig(weights_dir, str(tmp_path / 'a' / 'out'),
+                                data_dir=data_dir, levels=(90,), save_pruned=True))
+  finally:
+    os.umask(previous)
+  out = tmp_path / 'a' / 'out'
+  assert stat.S_IMODE((out / sweep.CSV_NAME).stat().st_mode) == 0o640
+  assert stat.S_IMODE((out / 'pruned').stat().st_mode) == 0o750
+  assert stat.S_IMODE((out / 'pruned' / 'unit-k90.npz').stat().st_mode) == 0o640
+  with pytest.raises(TfpruneError):
+    sweep.run(sweep.SweepConfig(weights_dir, str(tmp_path / 'b' / 'c' / 'out'),
+                                data_dir=str(tmp_path / 'nowhere'), levels=(90,)))
+  assert not (tmp_path / 'b').exists()
+
+
 def test_weights_for_another_dataset_shape_are_refused(tmp_path, mnist_test):
   config = sweep.SweepConfig('w', 'o')
-  with pytest.raises(TfpruneError, match='takes 12 inputs but the images have 784'):
+  with pytest.raises(TfpruneError, match='take 12 inputs but mnist examples have 784 values'):
     sweep.sweep(config, helpers.random_network(((12, 10),)), mnist_test)
   with pytest.raises(TfpruneError, match='have 3 outputs but mnist has 10 classes'):
     sweep.sweep(config, helpers.random_network(((784, 3),)), mnist_test)
 
 
-# Through the script: exit status 2, one 'error:' line, nothing written.
-SCRIPT_CASES = {
-    'level-out-of-range': (['--levels=0,120'], r'k must be in \[0, 100\], got 120'),
-    'level-not-a-number': (['--levels=ten'], "level 'ten' is not a number"),
-    'empty-methods': (['--methods='], 'no pruning method given'),
-    'unknown-method': (['--methods=weight,magic'], "unknown pruning method 'magic'"),
-    'missing-weights': (['--weights_dir=/nonexistent/w'], 'weights folder /nonexistent/w does not exist'),
-    'missing-data-folder': (['--data_dir=/nonexistent/data'], 'data folder /nonexistent/data does not exist'),
-}
-
-
-@pytest.mark.parametrize('name', sorted(SCRIPT_CASES))
-def test_script_bad_input_exits_2_with_one_line(tmp_path, data_dir, name):
-  args, pattern = SCRIPT_CASES[name]
-  out = tmp_path / 'out'
-  result = helpers.run_script('sweep', f'--out_dir={out}', f'--data_dir={data_dir}',
-                              *args)
-  assert result.returncode == 2, result.stderr
-  lines = helpers.error_lines(result)
-  assert len(lines) == 1 and re.search(pattern, lines[0]), result.stderr
-  assert not out.exists() or not any(out.iterdir())
-
-
-def test_script_refuses_unwritable_output_folder(tmp_path, data_dir):
-  blocker = tmp_path / 'file'
-  blocker.write_text('not a folder')
-  result = helpers.run_script('sweep', f'--out_dir={blocker}/out', f'--data_dir={data_dir}')
-  assert result.returncode == 2
-  assert helpers.error_lines(result) == [
-      f'error: output folder {blocker}/out is not writable (Not a directory): '
-      'choose a writable folder with --out_dir']
+# Bad input through the script is in tests/test_cli.py.
 
 
 def test_script_small_sweep_end_to_end(tmp_path, data_dir):
@@ -182,3 +243,20 @@ def test_script_small_sweep_end_to_end(tmp_path, data_dir):
   assert 'unit' in result.stdout and 'wall time' in result.stdout
   assert (out / 'sweep.csv').read_text().count('\n') == 3
   assert (out / 'unit_pruning.png').exists()
+
+
+def test_ctrl_c_cannot_split_the_final_moves(tmp_path, monkeypatch):
+  weights_dir, data_dir = _tiny_sweep_inputs(tmp_path)
+  seen = []
+  real_move_all = sweep.atomic._move_all
+
+  def move_all(entries, target):
+    seen.append(signal.getsignal(signal.SIGINT))
+    real_move_all(entries, target)
+
+  monkeypatch.setattr(sweep.atomic, '_move_all', move_all)
+  before = signal.getsignal(signal.SIGINT)
+  sweep.run(sweep.SweepConfig(weights_dir, str(tmp_path / 'out'),
+                              data_dir=data_dir, levels=(90,)))
+  assert seen == [signal.SIG_IGN]
+  assert signal.getsignal(signal.SIGINT) is before

@@ -2,6 +2,8 @@
 
 Everything is first written to a temporary name beside its destination and
 then renamed into place (a rename within one folder is atomic on POSIX).
+Files and folders end up with the permissions the user's umask gives new
+ones (not the 0600/0700 of Python's temporary files).
 """
 
 import contextlib
@@ -9,10 +11,51 @@ import csv
 import os
 import pathlib
 import shutil
+import signal
 import tempfile
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from tfprune.errors import TfpruneError
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+def _as_if_created(path: pathlib.Path, folder: bool = False) -> None:
+  """Gives a temporary file or folder the mode a normal one would get."""
+  os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
+def _nearest_existing(path: pathlib.Path) -> pathlib.Path:
+  path = path.absolute()
+  while not path.exists():
+    path = path.parent
+  return path
+
+
+def check_writable(path: str | os.PathLike,
+                   flag: str = '--out_dir') -> pathlib.Path:
+  """Checks, creating nothing, that the folder `path` can be made or written.
+
+  Raises:
+    TfpruneError: `path` or its nearest existing ancestor is not a writable
+      folder.
+  """
+  folder = pathlib.Path(path)
+  existing = _nearest_existing(folder)
+  problem = None
+  if not existing.is_dir():
+    problem = 'Not a directory'
+  elif not os.access(existing, os.W_OK | os.X_OK):
+    problem = 'Permission denied'
+  if problem:
+    raise TfpruneError(
+        f'output folder {folder} is not writable ({problem}): '
+        f'choose a writable folder with {flag}')
+  return folder
 
 
 def ensure_dir(path: str | os.PathLike, flag: str = '--out_dir') -> pathlib.Path:
@@ -53,6 +96,8 @@ def replacing(path: str | os.PathLike) -> Iterator[pathlib.Path]:
   tmp = pathlib.Path(tmp_name)
   try:
     yield tmp
+    if tmp.exists():
+      _as_if_created(tmp)
     os.replace(tmp, target)
   finally:
     tmp.unlink(missing_ok=True)
@@ -111,6 +156,7 @@ def replacing_dir(path: str | os.PathLike,
   tmp = pathlib.Path(tempfile.mkdtemp(dir=parent, prefix=f'.{target.name}.'))
   try:
     yield tmp
+    _as_if_created(tmp, folder=True)
     if target.exists():
       old = pathlib.Path(tempfile.mkdtemp(dir=parent, prefix=f'.{target.name}.old.'))
       os.replace(target, old / target.name)
@@ -121,3 +167,81 @@ def replacing_dir(path: str | os.PathLike,
   finally:
     if tmp.exists():
       shutil.rmtree(tmp)
+
+
+@contextlib.contextmanager
+def staging(out_dir: str | os.PathLike,
+            flag: str = '--out_dir') -> Iterator[pathlib.Path]:
+  """Yields a fresh folder whose entries move into `out_dir` when the block succeeds.
+
+  A run writes all its outputs (CSV, config, plots, sub-folders) into the
+  yielded folder. Only when the block ends without an exception is each entry
+  moved into `out_dir` (created then), replacing an earlier entry of the same
+  name; other earlier files stay. On an exception or Ctrl-C the staging folder
+  is removed, so `out_dir` holds the earlier run's outputs, whole, and no new
+  empty folder is left behind.
+
+  The staging folder is made at once (inside `out_dir` if it exists, else in
+  its nearest existing ancestor, so the moves stay on one file system): an
+  unwritable location fails before any long work. A Ctrl-C during the final
+  moves is ignored (`_ctrl_c_ignored`).
+
+  Raises:
+    TfpruneError: `out_dir` cannot be created or written to, or an earlier
+      file is where the run writes a folder of the same name (or the
+      reverse).
+  """
+  target = check_writable(out_dir, flag)
+  existing = _nearest_existing(target)
+  try:
+    tmp = pathlib.Path(tempfile.mkdtemp(dir=existing, prefix='.tfprune-staging.'))
+  except OSError as e:
+    raise TfpruneError(
+        f'output folder {target} is not writable ({e.strerror or e}): '
+        f'choose a writable folder with {flag}') from None
+  try:
+    yield tmp
+    target.mkdir(parents=True, exist_ok=True)
+    entries = sorted(tmp.iterdir())
+    for entry in entries:
+      destination = target / entry.name
+      if destination.exists() and destination.is_dir() != entry.is_dir():
+        raise TfpruneError(
+            f'{destination} is in the way of the new '
+            f'{"folder" if entry.is_dir() else "file"} of that name: move it '
+            f'away or choose another {flag}')
+    with _ctrl_c_ignored():
+      _move_all(entries, target)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _ctrl_c_ignored() -> Iterator[None]:
+  """Ignores Ctrl-C during the block (main thread only).
+
+  The moves of `staging` take milliseconds; interrupted halfway they would
+  leave a mix of new and earlier outputs. The run has finished by then, so a
+  Ctrl-C in that window is dropped and the outputs arrive whole.
+  """
+  try:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+  except ValueError:  # not the main thread: signals cannot arrive here
+    yield
+    return
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGINT, previous)
+
+
+def _move_all(entries: list[pathlib.Path], target: pathlib.Path) -> None:
+  for entry in entries:
+    _as_if_created(entry, folder=entry.is_dir())
+    destination = target / entry.name
+    if destination.is_dir() and not destination.is_symlink():
+      old = entry.parent / f'.{entry.name}.old'
+      os.replace(destination, old)
+      os.replace(entry, destination)
+    else:
+      os.replace(entry, destination)

@@ -203,14 +203,10 @@ def _tfds_rows() -> list[Row]:
   MALE/FEMALE or missing.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  try:
-    examples = list(tfds.as_numpy(tfds.load('penguins/raw', split='train')))
-  except Exception as e:  # pylint: disable=broad-except
-    reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else ''
-    raise TfpruneError(
-        f'could not get penguins from tensorflow-datasets ({type(e).__name__}: '
-        f'{reason}); without network, pass --data_dir or set '
-        f'TFPRUNE_DATA_DIR to a folder holding {FILE}') from None
+  from tfprune.data import datasets  # pylint: disable=g-import-not-at-top  (datasets imports this module)
+  examples = list(tfds.as_numpy(datasets.tfds_load(
+      'penguins/raw', 'train', 'without network, pass --data_dir or set '
+      f'TFPRUNE_DATA_DIR to a folder holding {FILE}')))
   rows = []
   for ex in examples:
     text = {k: v.decode() if isinstance(v, bytes) else v for k, v in ex.items()}

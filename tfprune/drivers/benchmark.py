@@ -131,7 +131,7 @@ def paired_times(baseline, candidate, runs: int, min_seconds: float,
 
 def run(config: BenchmarkConfig) -> dict:
   """Runs the benchmark, writes JSON and plot to `config.out_dir`, returns the record."""
-  out_dir = atomic.ensure_dir(config.out_dir)
+  atomic.check_writable(config.out_dir)  # made only to write the results
   folder = weights.load(config.weights_dir)
   dense = folder.network
   split = datasets.load(config.dataset, 'test', config.data_dir)
@@ -211,6 +211,7 @@ def run(config: BenchmarkConfig) -> dict:
                         'ratio_to_20_dense_forwards': sweep_seconds / (20 * dense_seconds)},
       'rows': rows,
   }
+  out_dir = atomic.ensure_dir(config.out_dir)
   atomic.write_text(out_dir / JSON_NAME, json.dumps(record, indent=2) + '\n')
   plot(record, out_dir / PLOT_NAME)
   return record

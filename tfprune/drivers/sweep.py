@@ -3,8 +3,8 @@
 `run(config)` loads the weights and the test split (and, for data-aware
 methods, a calibration sample of the training split), prunes with every method
 at every level k, measures accuracy, the sparsity actually reached and the
-costs of `metrics`, and writes `sweep.csv`, `sweep_config.json` and the plots
-to `config.out_dir` (plus the pruned exports with `save_pruned`).
+costs of `metrics`, and writes `sweep.csv`, `sweep_config.json`, `timing.json`
+and the plots to `config.out_dir` (plus the pruned exports with `save_pruned`).
 
 Each pruned network is evaluated through `inference.plan`: compacted, with a
 CSR kernel on the layers where it measured faster, so that a sweep costs far
@@ -16,6 +16,7 @@ import csv
 import dataclasses
 import io
 import json
+import pathlib
 import time
 from typing import Sequence
 
@@ -46,6 +47,7 @@ DEFAULT_LEVELS = (0, 25, 50, 60, 70, 80, 90, 95, 97, 99)
 DEFAULT_METHODS = ('weight', 'unit')
 CSV_NAME = 'sweep.csv'
 CONFIG_NAME = 'sweep_config.json'
+TIMING_NAME = 'timing.json'
 PRUNED_DIR = 'pruned'
 COLUMNS = ('method', 'k', 'accuracy', 'sparsity', 'nonzero_params', 'flops',
            'flops_speedup', 'compression', 'size_bytes', 'units', 'kernels')
@@ -299,6 +301,11 @@ def sweep(config: SweepConfig, network: Network, split: datasets.Split,
     on_pruned: called as on_pruned(method, k, pruned_network) for each point.
   """
   spec = datasets.get(config.dataset)
+  if network.input_dim != int(np.prod(spec.image_shape)):
+    raise TfpruneError(
+        f'the weights in {config.weights_dir} take {network.input_dim} inputs '
+        f'but {config.dataset} examples have {int(np.prod(spec.image_shape))} '
+        'values: use weights trained on this dataset')
   if network.output_dim != spec.num_classes:
     raise TfpruneError(
         f'the weights in {config.weights_dir} have {network.output_dim} outputs '
@@ -366,36 +373,47 @@ def format_table(rows: Sequence[SweepRow]) -> str:
 def run(config: SweepConfig) -> list[SweepRow]:
   """Runs the sweep and writes CSV, config JSON and plots to `config.out_dir`.
 
-  The output folder is checked before any work, and every file is written to
-  a temporary name and renamed, so a failure leaves earlier results intact.
+  Everything (with `save_pruned`, the `pruned/` exports too) is written into a
+  staging folder made before any work and moved into `config.out_dir` only
+  when the sweep has finished (`atomic.staging`): a failed or interrupted run
+  leaves the earlier results whole and creates no empty folder. The sweep's
+  time goes to `timing.json`, so the CSV and the config JSON of identical
+  runs are identical.
   """
-  out_dir = atomic.ensure_dir(config.out_dir)
+  atomic.check_writable(config.out_dir)
+  pruned_target = pathlib.Path(config.out_dir) / PRUNED_DIR
+  if config.save_pruned and pruned_target.exists() and not pruned_target.is_dir():
+    raise TfpruneError(f'{pruned_target} is not writable (Not a directory): '
+                       'choose a writable folder with --out_dir')
   if config.model_file is not None:
-    return _run_graph(config, out_dir)
+    return _run_graph(config)
   folder = weights.load(config.weights_dir)
+  if config.data is None:
+    weights.check_made_for(folder, config.weights_dir, config.dataset)
   if folder.network.specs is not None:
     # CNNs and ResNets run through the graph, like a user's model.
-    return _run_graph(config, out_dir, folder)
+    return _run_graph(config, folder)
   split, train = _load_user_data(config)
   calibration_inputs = calibration(config, train)
-  pruned_dir = out_dir / PRUNED_DIR
-  on_pruned = None
-  if config.save_pruned:
-    atomic.ensure_dir(pruned_dir, flag='--out_dir')
+  with atomic.staging(config.out_dir) as out_dir:
+    on_pruned = None
+    if config.save_pruned:
+      pruned_dir = out_dir / PRUNED_DIR
+      pruned_dir.mkdir()
 
-    def on_pruned(method, k, pruned):
-      export.save(pruned_dir / f'{method}-k{k:g}{export.SUFFIX}', pruned,
-                  config.use_biases, export_metadata(config, method, k))
-  start = time.perf_counter()
-  rows = sweep(config, folder.network, split, calibration_inputs, on_pruned)
-  elapsed = time.perf_counter() - start
-  csv_path = atomic.write_text(out_dir / CSV_NAME, to_csv(rows))
-  record = {'config': config_record(config),
-            'weights_sha256': folder.sha256,
-            'tfprune_version': __version__,
-            'sweep_seconds': round(elapsed, 2)}
-  atomic.write_text(out_dir / CONFIG_NAME, json.dumps(record, indent=2) + '\n')
-  plots.plot_sweep(csv_path, out_dir)
+      def on_pruned(method, k, pruned):
+        export.save(pruned_dir / f'{method}-k{k:g}{export.SUFFIX}', pruned,
+                    config.use_biases, export_metadata(config, method, k))
+    start = time.perf_counter()
+    rows = sweep(config, folder.network, split, calibration_inputs, on_pruned)
+    elapsed = time.perf_counter() - start
+    csv_path = atomic.write_text(out_dir / CSV_NAME, to_csv(rows))
+    record = {'config': config_record(config),
+              'weights_sha256': folder.sha256,
+              'tfprune_version': __version__}
+    atomic.write_text(out_dir / CONFIG_NAME, json.dumps(record, indent=2) + '\n')
+    write_timing(out_dir, elapsed, len(rows))
+    plots.plot_sweep(csv_path, out_dir)
   return rows
 
 
@@ -435,7 +453,7 @@ def _load_user_data(config: SweepConfig):
   return datasets.load(config.dataset, 'test', config.data_dir), None
 
 
-def _run_graph(config: SweepConfig, out_dir,
+def _run_graph(config: SweepConfig,
                folder: weights.WeightFolder | None = None) -> list[SweepRow]:
   """The sweep of a user's Keras model (`config.model_file`) or of a CNN folder."""
   check_graph_methods(config)
@@ -449,23 +467,31 @@ def _run_graph(config: SweepConfig, out_dir,
                        source)
   names = graph_pruning.prunable(graph, config.prune_layers,
                                  config.prune_output_layer)
-  pruned_dir = out_dir / PRUNED_DIR
-  on_pruned = None
-  if config.save_pruned:
-    atomic.ensure_dir(pruned_dir, flag='--out_dir')
+  with atomic.staging(config.out_dir) as out_dir:
+    on_pruned = None
+    if config.save_pruned:
+      pruned_dir = out_dir / PRUNED_DIR
+      pruned_dir.mkdir()
 
-    def on_pruned(method, k, pruned):
-      graph_io.save(pruned, pruned_dir / f'{method}-k{k:g}{graph_io.SUFFIX}')
-  start = time.perf_counter()
-  rows = graph_sweep.sweep_graph(
-      graph, config.methods, config.levels, names, test.images, test.labels,
-      SweepRow, on_pruned, points=allocated.graph_points(config, graph, names),
-      per_layer=config.allocation != allocated.UNIFORM)
-  elapsed = time.perf_counter() - start
-  csv_path = atomic.write_text(out_dir / CSV_NAME, to_csv(rows))
-  record = {'config': config_record(config), 'pruned_layers': names,
-            **({'weights_sha256': folder.sha256} if folder else {}),
-            'tfprune_version': __version__, 'sweep_seconds': round(elapsed, 2)}
-  atomic.write_text(out_dir / CONFIG_NAME, json.dumps(record, indent=2) + '\n')
-  plots.plot_sweep(csv_path, out_dir)
+      def on_pruned(method, k, pruned):
+        graph_io.save(pruned, pruned_dir / f'{method}-k{k:g}{graph_io.SUFFIX}')
+    start = time.perf_counter()
+    rows = graph_sweep.sweep_graph(
+        graph, config.methods, config.levels, names, test.images, test.labels,
+        SweepRow, on_pruned, points=allocated.graph_points(config, graph, names),
+        per_layer=config.allocation != allocated.UNIFORM)
+    elapsed = time.perf_counter() - start
+    csv_path = atomic.write_text(out_dir / CSV_NAME, to_csv(rows))
+    record = {'config': config_record(config), 'pruned_layers': names,
+              **({'weights_sha256': folder.sha256} if folder else {}),
+              'tfprune_version': __version__}
+    atomic.write_text(out_dir / CONFIG_NAME, json.dumps(record, indent=2) + '\n')
+    write_timing(out_dir, elapsed, len(rows))
+    plots.plot_sweep(csv_path, out_dir)
   return rows
+
+
+def write_timing(out_dir, seconds: float, points: int) -> None:
+  """The sweep's wall time, kept apart from its results (`timing.json`)."""
+  atomic.write_text(out_dir / TIMING_NAME, json.dumps(
+      {'sweep_seconds': round(seconds, 2), 'points': points}, indent=2) + '\n')

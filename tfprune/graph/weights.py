@@ -29,6 +29,7 @@ from tfprune import atomic
 from tfprune.errors import TfpruneError
 from tfprune.graph import layers as layers_lib
 from tfprune.graph.network import Network
+from tfprune.errors import shorten
 
 MANIFEST = 'manifest.json'
 FORMAT = 'tfprune-dense-npy'
@@ -63,6 +64,37 @@ class WeightFolder:
   network: Network
   manifest: dict[str, Any] | None
   sha256: dict[str, str]
+
+
+def check_made_for(folder: WeightFolder, path: str | pathlib.Path,
+                   dataset: str | None = None, model: str | None = None,
+                   flag: str = '--weights_dir') -> None:
+  """Refuses weights whose manifest names another dataset or model.
+
+  A folder in the original layout (no manifest) passes: nothing is known.
+
+  Args:
+    folder: the loaded folder.
+    path: where it was loaded from, for the message.
+    dataset: the dataset the caller is about to use, if it matters.
+    model: the model the caller needs, if it matters.
+    flag: the flag that chose the folder, for the message.
+
+  Raises:
+    TfpruneError: the manifest records another dataset or model.
+  """
+  manifest = folder.manifest or {}
+  made_as = manifest.get('model')
+  if model is not None and made_as is not None and made_as != model:
+    raise TfpruneError(
+        f'the weights in {path} are a {made_as} model but this needs {model}: '
+        f'pass a {flag} with {model} weights (experiments/train.py '
+        f'--model={model})')
+  made_for = manifest.get('dataset')
+  if dataset is not None and made_for is not None and made_for != dataset:
+    raise TfpruneError(
+        f'the weights in {path} were trained on {made_for}, not {dataset}: pass '
+        f'--dataset={made_for}, or a {flag} trained on {dataset}')
 
 
 def load(folder: str | pathlib.Path) -> WeightFolder:
@@ -210,8 +242,9 @@ def _read_npy(path: pathlib.Path) -> tuple[np.ndarray, str]:
     array = np.load(io.BytesIO(raw), allow_pickle=False)
   except (ValueError, OSError, EOFError) as e:
     raise TfpruneError(
-        f'corrupt weight file {path} ({str(e).splitlines()[0][:120]}): copy it '
-        'again or retrain') from None
+        f'corrupt weight file {path} '
+        f'({shorten((str(e) or type(e).__name__).splitlines()[0], 120)}): copy '
+        'it again or retrain') from None
   return array, hashlib.sha256(raw).hexdigest()
 
 

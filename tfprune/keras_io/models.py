@@ -228,6 +228,26 @@ MODELS: dict[str, Callable[..., keras.Model]] = {
 }
 
 
+# Models whose first layer is a 2-D convolution: they need (height, width,
+# channels) images, not feature vectors such as the penguins table.
+IMAGE_MODELS = ('fashion_cnn', 'lenet5', 'resnet18')
+
+
+def check_fits(name: str, input_shape: Sequence[int], dataset: str) -> None:
+  """Refuses a CNN for a dataset whose examples are not images.
+
+  Raises:
+    TfpruneError: `name` is in `IMAGE_MODELS` and `input_shape` is not
+      (height, width, channels).
+  """
+  if name in IMAGE_MODELS and len(tuple(input_shape)) != 3:
+    vector_models = [m for m in MODELS if m not in IMAGE_MODELS]
+    raise TfpruneError(
+        f'model {name} is a CNN and needs images, but {dataset} examples are '
+        f'vectors of shape {tuple(input_shape)}: choose an image dataset or one '
+        f'of the models {", ".join(vector_models)}')
+
+
 def get(name: str) -> Callable[..., keras.Model]:
   """Returns the builder of the model called `name`.
 

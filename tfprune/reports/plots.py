@@ -36,7 +36,18 @@ def read_sweep_csv(path: str | pathlib.Path) -> dict[str, list[dict[str, float]]
   path = pathlib.Path(path)
   if not path.is_file():
     raise TfpruneError(f'sweep CSV {path} does not exist: run experiments/sweep.py first')
-  with path.open(newline='') as f:
+  try:
+    return _read_sweep_rows(path)
+  except (UnicodeDecodeError, csv.Error) as e:
+    what = (f'byte {e.start} is not UTF-8' if isinstance(e, UnicodeDecodeError)
+            else str(e))
+    raise TfpruneError(
+        f'{path} is not a text CSV ({what}): pass a sweep.csv written by '
+        'experiments/sweep.py') from None
+
+
+def _read_sweep_rows(path: pathlib.Path) -> dict[str, list[dict[str, float]]]:
+  with path.open(newline='', encoding='utf-8') as f:
     reader = csv.DictReader(f)
     missing = [c for c in _REQUIRED if c not in (reader.fieldnames or [])]
     if missing:

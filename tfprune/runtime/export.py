@@ -118,10 +118,15 @@ def load(path: str | pathlib.Path) -> tuple[Network, bool, dict[str, Any]]:
     raise TfpruneError(f'pruned export {path} does not exist: write one with --save_pruned')
   fix = 're-export it with experiments/sweep.py --save_pruned'
   try:
-    with np.load(path, allow_pickle=False) as npz:
-      arrays = {name: npz[name] for name in npz.files}
+    loaded = np.load(path, allow_pickle=False)
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+      with loaded as npz:
+        arrays = {name: npz[name] for name in npz.files}
   except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
     raise TfpruneError(f'{path} is not a readable .npz file ({e}): {fix}') from None
+  if not isinstance(loaded, np.lib.npyio.NpzFile):
+    raise TfpruneError(f'{path} is a single .npy array, not a pruned export '
+                       f'(.npz): {fix}')
   found = str(arrays.get('format', 'none'))
   if found != FORMAT:
     raise TfpruneError(f'{path} has format {found!r}, expected {FORMAT!r}: {fix}')
@@ -156,6 +161,25 @@ def _from_arrays(arrays: dict[str, np.ndarray]) -> tuple[Network, bool, dict[str
   return Network(tuple(kernels), tuple(biases)), use_biases, metadata
 
 
+def made_for_dataset(metadata: dict[str, Any]) -> str | None:
+  """The dataset an export's weights were trained on, if it can be known.
+
+  Exports record the weight folder they were pruned from; its manifest names
+  the dataset. A folder that has moved, or has no manifest, gives None.
+  """
+  if isinstance(metadata.get('dataset'), str):
+    return metadata['dataset']
+  folder = metadata.get('weights_dir')
+  if not isinstance(folder, str):
+    return None
+  try:
+    manifest = json.loads((pathlib.Path(folder) / 'manifest.json').read_text())
+  except (OSError, ValueError):
+    return None
+  made_for = manifest.get('dataset') if isinstance(manifest, dict) else None
+  return made_for if isinstance(made_for, str) else None
+
+
 def score(path: str | pathlib.Path, dataset: str = 'mnist',
           data_dir: str | None = None) -> Score:
   """Loads an export and measures its test accuracy through `inference`.
@@ -169,12 +193,22 @@ def score(path: str | pathlib.Path, dataset: str = 'mnist',
   from tfprune.runtime import inference  # pylint: disable=g-import-not-at-top
   from tfprune.runtime import metrics  # pylint: disable=g-import-not-at-top
   network, use_biases, metadata = load(path)
-  split = datasets.load(dataset, 'test', data_dir)
-  num_classes = datasets.get(dataset).num_classes
-  if network.output_dim != num_classes:
+  made_for = made_for_dataset(metadata)
+  if made_for is not None and made_for != dataset:
+    raise TfpruneError(
+        f'{path} was pruned from weights trained on {made_for}, not {dataset}: '
+        f'pass --dataset={made_for}')
+  spec = datasets.get(dataset)
+  if network.input_dim != int(np.prod(spec.image_shape)):
+    raise TfpruneError(
+        f'{path} takes {network.input_dim} inputs but {dataset} examples have '
+        f'{int(np.prod(spec.image_shape))} values: pass the --dataset it was '
+        'made for')
+  if network.output_dim != spec.num_classes:
     raise TfpruneError(
         f'{path} has {network.output_dim} outputs but {dataset} has '
-        f'{num_classes} classes: pass the --dataset it was made for')
+        f'{spec.num_classes} classes: pass the --dataset it was made for')
+  split = datasets.load(dataset, 'test', data_dir)
   plan = inference.plan(network, use_biases)
   inputs = inference.prepare(split.images, network.input_dim)
   counts = metrics.total(metrics.layer_counts(network, use_biases))

@@ -2,16 +2,16 @@
 
 `plan(network)` compacts the network (see `compaction`) and, for each layer,
 picks a dense or a CSR sparse matmul (TensorFlow's `CSRSparseMatrix` kernel)
-by a crossover *measured on this machine*: the time of the dense layer against
-the CSR layer at two densities, fitted linearly in the density, for the
-layer's shape class (each dimension rounded up to a power of two, so that the
-many slightly different shapes of compacted layers share one measurement).
-CSR is chosen only where it is predicted at most `REQUIRED_GAIN` of the dense
-time, so timing noise near the crossover does not pick a slower kernel, and
-never above `MAX_CSR_DENSITY` (there a CSR kernel, which loads an index per
-weight, cannot beat dense; skipping saves the measurement), and never for
-layers under `MIN_CSR_WEIGHTS` weights (too little time to gain, and a CSR
-layer between dense ones costs two layout conversions).
+by a fixed rule (`kernel_kind`): CSR where the layer has at least
+`MIN_CSR_WEIGHTS` weights (below that there is too little time to gain, and a
+CSR layer between dense ones costs two layout conversions) and a density below
+`MAX_CSR_DENSITY`, dense elsewhere. The rule does not time anything, so the
+same network always gets the same kernels and the sweep's results files are
+byte-reproducible. `MAX_CSR_DENSITY` was calibrated once, with
+`experiments/calibrate_kernels.py`, from the timing probe
+`crossover_density`: the density below which a CSR layer takes at most
+`REQUIRED_GAIN` of the dense layer's time (time of the dense layer against the
+CSR layer at two densities, fitted linearly in the density).
 `tf.sparse.sparse_dense_matmul` is not used: on a 2-core CPU it never beat
 dense (measured 5x slower at 90% sparsity).
 
@@ -49,7 +49,12 @@ PROBE_DENSITIES = (0.05, 0.3)
 PROBE_CHUNKS = 2
 PROBE_ROUNDS = 5
 PROBE_SECONDS = 0.2
-MAX_CSR_DENSITY = 0.5
+# The kernel rule of `plan` (see the module docstring). Calibrated on the
+# README's 2-core machine with experiments/calibrate_kernels.py: the medians of
+# 5 probes put the crossover of the MLP's 784x1000, 1000x1000 and 1000x500
+# layers at densities 0.145, 0.134 and 0.116, so 0.15 puts weight pruning at
+# k >= 90 (density <= 0.10) on CSR and k <= 80 (density >= 0.20) on dense.
+MAX_CSR_DENSITY = 0.15
 MIN_CSR_WEIGHTS = 65_536
 REQUIRED_GAIN = 0.8
 
@@ -137,21 +142,34 @@ def _csr(kernel_t: np.ndarray):
       kernel_t.shape))
 
 
-@tf.function(reduce_retracing=True)
-def _dense_segment(rows, kernels, biases, relu_last):
-  """Consecutive dense layers in one call; ReLU after each but maybe the last."""
-  h = rows
-  for i, (kernel, bias) in enumerate(zip(kernels, biases)):
-    h = tf.matmul(h, kernel) + bias
-    if relu_last or i < len(kernels) - 1:
-      h = tf.nn.relu(h)
-  return h
+@functools.lru_cache(maxsize=None)
+def _dense_segment(num_layers: int, relu_last: bool):
+  """A `tf.function` of `num_layers` consecutive dense layers.
+
+  One function per segment structure: a sweep plans networks whose segments
+  differ in length and in their last ReLU, and one function for all of them
+  retraced for each (TensorFlow warned about it). Within a structure only the
+  shapes change, and the signature leaves them open: one trace each.
+  """
+  matrix, vector = tf.TensorSpec([None, None]), tf.TensorSpec([None])
+
+  @tf.function(input_signature=[matrix, (matrix,) * num_layers,
+                                (vector,) * num_layers])
+  def segment(rows, kernels, biases):
+    h = rows
+    for i in range(num_layers):
+      h = tf.matmul(h, kernels[i]) + biases[i]
+      if relu_last or i < num_layers - 1:
+        h = tf.nn.relu(h)
+    return h
+
+  return segment
 
 
 def _dense_layers(layers: Sequence[PlannedLayer], rows: tf.Tensor,
                   relu_last: bool) -> tf.Tensor:
-  return _dense_segment(rows, tuple(l.weights for l in layers),
-                        tuple(l.bias for l in layers), relu_last)
+  return _dense_segment(len(layers), bool(relu_last))(
+      rows, tuple(l.weights for l in layers), tuple(l.bias for l in layers))
 
 
 def _csr_layer(layer: PlannedLayer, chunks: Sequence[tf.Tensor],
@@ -176,15 +194,14 @@ def _shape_class(n: int) -> int:
 
 
 def crossover_density(inputs: int, units: int) -> float:
-  """Density below which CSR is predicted at most `REQUIRED_GAIN` of dense.
+  """Measures the density below which CSR takes at most `REQUIRED_GAIN` of dense.
 
-  Measured once per shape class in this process (see the module docstring).
+  A timing probe for calibration only (`experiments/calibrate_kernels.py`):
+  `plan` does not call it, so its choice never depends on the load of the
+  machine. Measured for the layer's shape class (each dimension rounded up to
+  a power of two), afresh on every call.
   """
-  return _measured_crossover(_shape_class(inputs), _shape_class(units))
-
-
-@functools.lru_cache(maxsize=None)
-def _measured_crossover(inputs: int, units: int) -> float:
+  inputs, units = _shape_class(inputs), _shape_class(units)
   rng = np.random.default_rng(0)
   rows = tf.constant(rng.random((PROBE_CHUNKS * CHUNK, inputs), dtype=np.float32))
   chunks = _to_chunks(rows)
@@ -219,6 +236,18 @@ def _measured_crossover(inputs: int, units: int) -> float:
   return float(np.clip(d0 + (target - t0) / slope, 0.0, 1.0))
 
 
+def kernel_kind(kernel: np.ndarray) -> str:
+  """The kernel `plan` uses for a layer: 'csr' or 'dense', by a fixed rule.
+
+  CSR for a layer of at least `MIN_CSR_WEIGHTS` weights with a density (share
+  of non-zero weights) below `MAX_CSR_DENSITY`, else dense. The same network
+  always gets the same kernels, whatever the load of the machine.
+  """
+  density = np.count_nonzero(kernel) / kernel.size if kernel.size else 1.0
+  sparse = kernel.size >= MIN_CSR_WEIGHTS and density < MAX_CSR_DENSITY
+  return 'csr' if sparse else 'dense'
+
+
 def _planned(kind: str, kernel: np.ndarray, bias: np.ndarray) -> PlannedLayer:
   nonzeros = int(np.count_nonzero(kernel))
   if kind == 'csr':
@@ -236,7 +265,7 @@ def plan(network: Network, use_biases: bool = True, allow_sparse: bool = True,
     use_biases: add biases in the forward pass.
     allow_sparse: False forces dense kernels (compaction still applies).
     kinds: force these kernels, one of `KINDS` per layer, instead of the
-      measured choice.
+      rule of `kernel_kind`.
 
   Raises:
     TfpruneError: `kinds` has the wrong length or an unknown kind.
@@ -253,11 +282,7 @@ def plan(network: Network, use_biases: bool = True, allow_sparse: bool = True,
     if kinds is not None:
       kind = kinds[i]
     else:
-      density = np.count_nonzero(kernel) / kernel.size
-      sparse = (allow_sparse and kernel.size >= MIN_CSR_WEIGHTS
-                and density < MAX_CSR_DENSITY
-                and density < crossover_density(*kernel.shape))
-      kind = 'csr' if sparse else 'dense'
+      kind = kernel_kind(kernel) if allow_sparse else 'dense'
     layers.append(_planned(kind, kernel, bias if use_biases else np.zeros_like(bias)))
   return Plan(compact, tuple(layers))
 

@@ -117,6 +117,7 @@ class GradualConfig:
   def __post_init__(self):
     models.get(self.model)
     datasets.get(self.dataset)
+    models.check_fits(self.model, datasets.get(self.dataset).image_shape, self.dataset)
     distribute.get(self.strategy)
     if not self.procedures:
       raise TfpruneError('no procedure given: pass --procedures with some of '

@@ -35,6 +35,7 @@ from tfprune.allocation import allocators
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
+from tfprune.errors import shorten
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
 from tfprune.training import finetune
@@ -98,7 +99,8 @@ class StudyCConfig:
   save_networks: bool = True
 
   def __post_init__(self):
-    get_dataset(self.dataset)
+    models.check_fits('resnet18', get_dataset(self.dataset).image_shape,
+                      self.dataset)
     if not self.targets or not all(0 < t < 100 for t in self.targets):
       raise TfpruneError(f'targets must be in (0, 100), got {self.targets}')
     if not 0 < self.step_fraction < 1:
@@ -138,7 +140,7 @@ def load_cifar10(split: str, tfds_data_dir: str | None,
         download=download).batch(10_000)))
   except Exception as e:  # pylint: disable=broad-except
     where = tfds_data_dir or '~/tensorflow_datasets'
-    reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else ''
+    reason = shorten(str(e).strip().splitlines()[0], 120) if str(e).strip() else ''
     raise TfpruneError(
         f'CIFAR-10 is not in {where} ({type(e).__name__}: {reason}): with '
         'network pass --download, or on a machine with network run `tfds build '
@@ -216,7 +218,8 @@ def run(config: StudyCConfig, verbose: bool = True) -> list[dict]:
   spec = get_dataset(config.dataset)
   train = _load(config, 'train', config.train_limit)
   test = _load(config, 'test', config.test_limit)
-  out = atomic.ensure_dir(config.out_dir)
+  atomic.check_writable(config.out_dir)  # made when the first network is saved
+  out = pathlib.Path(config.out_dir)
   keras.utils.set_random_seed(config.seed)
   model = models.get('resnet18')(spec.image_shape, spec.num_classes,
                                  width=config.width,
@@ -295,6 +298,7 @@ def _save_network(out: pathlib.Path, model, config: StudyCConfig,
 
 
 def _write(out: pathlib.Path, config: StudyCConfig, rows: list[dict]) -> None:
+  atomic.ensure_dir(out)
   with atomic.replacing(out / 'study_c.csv') as tmp:
     with tmp.open('w', newline='') as f:
       writer = csv.DictWriter(f, COLUMNS)

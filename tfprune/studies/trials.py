@@ -114,6 +114,7 @@ class LotteryConfig:
   def __post_init__(self):
     datasets.get(self.dataset)
     models.get(self.model)
+    models.check_fits(self.model, datasets.get(self.dataset).image_shape, self.dataset)
     object.__setattr__(self, 'procedures', tuple(self.procedures))
     object.__setattr__(self, 'seeds', tuple(self.seeds))
     object.__setattr__(self, 'prune_points', tuple(self.prune_points))

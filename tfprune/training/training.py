@@ -1,6 +1,7 @@
 """Train a registry model on a registry dataset and save its `.npy` weight folder."""
 
 import dataclasses
+import pathlib
 import time
 
 from tfprune import __version__
@@ -45,6 +46,7 @@ class TrainConfig:
   def __post_init__(self):
     datasets.get(self.dataset)
     models.get(self.model)
+    models.check_fits(self.model, datasets.get(self.dataset).image_shape, self.dataset)
     for name in ('epochs', 'batch_size'):
       if getattr(self, name) < 1:
         raise TfpruneError(f'{name} must be at least 1, got {getattr(self, name)}')
@@ -86,9 +88,11 @@ def train(config: TrainConfig, command: str | None = None,
   """
   # Fail before training, not after it, if the folder would be refused.
   atomic.check_replaceable(config.weights_dir, config.overwrite)
+  # Before the long training, not when saving after it.
+  atomic.check_writable(pathlib.Path(config.weights_dir).parent, '--weights_dir')
   spec = datasets.get(config.dataset)
   train_split = datasets.load(config.dataset, 'train', config.data_dir,
-                              limit=config.train_limit)
+                          limit=config.train_limit)
   test_split = datasets.load(config.dataset, 'test', config.data_dir)
   keras.utils.set_random_seed(config.seed)
   model = models.get(config.model)(spec.image_shape, spec.num_classes,
