@@ -273,7 +273,7 @@ def test_sensitivity_scan_and_sweep_end_to_end(tmp_path):
 
 
 SCRIPT_CASES = {
-    'unknown-allocation': (['--allocation=magic'], 'value should be one of'),
+    'unknown-allocation': (['--allocation=magic'], '--allocation=magic is not valid: use one of uniform, global'),
     'bad-pattern': (['--pattern=5:4'], 'pattern 5:4 is not N:M'),
     'zero-pattern': (['--pattern=0:4'], 'pattern 0:4 is not N:M'),
     'scan-of-another-model': (['--allocation=sensitivity',

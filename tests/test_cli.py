@@ -234,7 +234,7 @@ CASES = {
         're:has 3 outputs but mnist has 10 classes: pass the --dataset it was '
         'made for$'),
     'gradual-target-100': ('gradual', ['--targets=100', '--out_dir={out}'], 2,
-                           r're:percentage in \[0, 100\), got 100:'),
+                           r're:target sparsity must be in \[0, 100\), got 100:'),
     'gradual-target-not-a-number': ('gradual', ['--targets=ninety', '--out_dir={out}'],
                                     2, "re:got 'ninety'"),
     'gradual-begin-after-end': (
