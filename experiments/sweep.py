@@ -7,6 +7,7 @@ Writes sweep.csv, sweep_config.json and the plots to --out_dir. Examples:
   python experiments/sweep.py --methods=weight --levels=0,90,99,99.9 --prune_output_layer
   python experiments/sweep.py --methods=weight,wanda,obs --bias_correction --out_dir=runs/oneshot
   python experiments/sweep.py --model_file=my.keras --data=my.npz --levels=0,50,90 --out_dir=runs/mine
+  python experiments/sweep.py --model_file=my.keras --data=my.npz --methods=unit --levels=50 --save_keras
 """
 
 import os
@@ -63,6 +64,10 @@ _SPARSE_KERNELS = flags.DEFINE_bool(
 _SAVE_PRUNED = flags.DEFINE_bool(
     'save_pruned', False, 'Also write each pruned network, compacted and sparse, '
     'to <out_dir>/pruned/<method>-k<k>.npz.')
+_SAVE_KERAS = flags.DEFINE_bool(
+    'save_keras', False, 'Also write each pruned network as a plain Keras model '
+    'to <out_dir>/pruned/<method>-k<k>.keras: channels removed (smaller '
+    'layers) for unit, the masked network otherwise.')
 _MODEL_FILE = flags.DEFINE_string(
     'model_file', None, 'Your Keras model (.keras, .h5 or SavedModel folder, '
     'tf_keras or Keras 3) to prune instead of --weights_dir.')
@@ -93,7 +98,8 @@ def main(argv):
       calibration_size=_CALIBRATION_SIZE.value,
       calibration_seed=_CALIBRATION_SEED.value,
       bias_correction=_BIAS_CORRECTION.value,
-      sparse_kernels=_SPARSE_KERNELS.value, save_pruned=_SAVE_PRUNED.value)
+      sparse_kernels=_SPARSE_KERNELS.value, save_pruned=_SAVE_PRUNED.value,
+      save_keras=_SAVE_KERAS.value)
   rows = sweep.run(config)
   print(sweep.format_table(rows))
   print(f'wrote {pathlib.Path(config.out_dir) / sweep.CSV_NAME} and plots; '

@@ -30,6 +30,7 @@ from tfprune.criteria import reconstruction
 from tfprune.data import datasets
 from tfprune.data import user_data
 from tfprune.drivers import graph_sweep
+from tfprune.drivers import pruned_keras
 from tfprune.errors import TfpruneError
 from tfprune.graph import io as graph_io
 from tfprune.graph import network_graph
@@ -76,6 +77,9 @@ class SweepConfig:
     data: a user's `.npz` (`user_data`) instead of the registry `dataset`.
     prune_layers: Keras layer names to prune (model files only; default:
       every layer with a kernel but the output layer).
+    save_keras: also write each pruned network as a plain Keras model to
+      `out_dir/pruned/<method>-k<k>.keras`, compacted where structured
+      removal allows (`pruned_keras`).
   """
   weights_dir: str | None
   out_dir: str
@@ -93,6 +97,7 @@ class SweepConfig:
   model_file: str | None = None
   data: str | None = None
   prune_layers: tuple[str, ...] = ()
+  save_keras: bool = False
 
   def __post_init__(self):
     if (self.weights_dir is None) == (self.model_file is None):
@@ -360,12 +365,16 @@ def run(config: SweepConfig) -> list[SweepRow]:
   calibration_inputs = calibration(config, train)
   pruned_dir = out_dir / PRUNED_DIR
   on_pruned = None
-  if config.save_pruned:
+  if config.save_pruned or config.save_keras:
     atomic.ensure_dir(pruned_dir, flag='--out_dir')
 
     def on_pruned(method, k, pruned):
-      export.save(pruned_dir / f'{method}-k{k:g}{export.SUFFIX}', pruned,
-                  config.use_biases, export_metadata(config, method, k))
+      if config.save_pruned:
+        export.save(pruned_dir / f'{method}-k{k:g}{export.SUFFIX}', pruned,
+                    config.use_biases, export_metadata(config, method, k))
+      if config.save_keras:
+        pruned_keras.save(pruned_keras.network_to_save(pruned, config.use_biases),
+                          pruned_dir / f'{method}-k{k:g}{pruned_keras.SUFFIX}')
   start = time.perf_counter()
   rows = sweep(config, folder.network, split, calibration_inputs, on_pruned)
   elapsed = time.perf_counter() - start
@@ -390,6 +399,8 @@ def config_record(config: SweepConfig) -> dict:
   if config.model_file is None:
     for name in _MODEL_FIELDS:
       record.pop(name)
+    if not config.save_keras:
+      record.pop('save_keras')
   return record
 
 
@@ -425,11 +436,16 @@ def _run_graph(config: SweepConfig, out_dir,
                                  config.prune_output_layer)
   pruned_dir = out_dir / PRUNED_DIR
   on_pruned = None
-  if config.save_pruned:
+  if config.save_pruned or config.save_keras:
     atomic.ensure_dir(pruned_dir, flag='--out_dir')
 
     def on_pruned(method, k, pruned):
-      graph_io.save(pruned, pruned_dir / f'{method}-k{k:g}{graph_io.SUFFIX}')
+      if config.save_pruned:
+        graph_io.save(pruned, pruned_dir / f'{method}-k{k:g}{graph_io.SUFFIX}')
+      if config.save_keras:
+        pruned_keras.save(
+            pruned_keras.graph_to_save(graph, pruned, method, k, names),
+            pruned_dir / f'{method}-k{k:g}{pruned_keras.SUFFIX}')
   start = time.perf_counter()
   rows = graph_sweep.sweep_graph(graph, config.methods, config.levels, names,
                                  test.images, test.labels, SweepRow, on_pruned)

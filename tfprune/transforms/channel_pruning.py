@@ -27,6 +27,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from tfprune import registry
+from tfprune.criteria import graph_pruning
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 from tfprune.graph.ir import Graph
@@ -167,3 +168,16 @@ def prune(graph: Graph, method: str, k: float,
   removed = select(graph, analysis, registry.lookup(METHODS, method, 'method'),
                    k, names)
   return mask(graph, analysis, removed)
+
+
+def prune_graph(graph: Graph, method: str, k: float,
+                names: Sequence[str]) -> Graph:
+  """`graph` pruned by any graph method on the nodes `names`.
+
+  The structured methods of `METHODS` ('unit') remove coupled channels of the
+  groups holding `names`; the others ('weight', 'random', 'unit_l1') mask
+  each kernel of `names` alone (`graph_pruning.prune`).
+  """
+  if method in METHODS:
+    return prune(graph, method, k, names)
+  return graph_pruning.prune(graph, method, k, names)
