@@ -95,7 +95,7 @@ def compact(graph: Graph, analysis: groups_lib.Analysis,
   nodes = []
   for node in masked.nodes:
     params = dict(node.params)
-    if node.name in biases:
+    if node.name in biases and ('bias' in node.params or np.any(biases[node.name])):
       out_units = params['kernel'].shape[-1]
       bias = np.asarray(params.get('bias', np.zeros(out_units)), np.float64)
       params['bias'] = (bias + biases[node.name]).astype(np.float32)
