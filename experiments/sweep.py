@@ -9,6 +9,7 @@ Writes sweep.csv, sweep_config.json and the plots to --out_dir. Examples:
   python experiments/sweep.py --model_file=my.keras --data=my.npz --levels=0,50,90 --out_dir=runs/mine
   python experiments/sweep.py --methods=weight --levels=90,95 --allocation=global --out_dir=runs/global
   python experiments/sweep.py --methods=weight --levels=0 --pattern=2:4 --out_dir=runs/nm
+  python experiments/sweep.py --model_file=my.keras --data=my.npz --methods=unit --levels=50 --save_keras
 """
 
 import os
@@ -66,6 +67,10 @@ _SPARSE_KERNELS = flags.DEFINE_bool(
 _SAVE_PRUNED = flags.DEFINE_bool(
     'save_pruned', False, 'Also write each pruned network, compacted and sparse, '
     'to <out_dir>/pruned/<method>-k<k>.npz.')
+_SAVE_KERAS = flags.DEFINE_bool(
+    'save_keras', False, 'Also write each pruned network as a plain Keras model '
+    'to <out_dir>/pruned/<method>-k<k>.keras: channels removed (smaller '
+    'layers) for unit, the masked network otherwise.')
 _MODEL_FILE = flags.DEFINE_string(
     'model_file', None, 'Your Keras model (.keras, .h5 or SavedModel folder, '
     'tf_keras or Keras 3) to prune instead of --weights_dir.')
@@ -111,7 +116,8 @@ def main(argv):
       bias_correction=_BIAS_CORRECTION.value,
       sparse_kernels=_SPARSE_KERNELS.value, save_pruned=_SAVE_PRUNED.value,
       allocation=_ALLOCATION.value, sensitivity_csv=_SENSITIVITY_CSV.value,
-      pattern=_PATTERN.value)
+      pattern=_PATTERN.value,
+      save_keras=_SAVE_KERAS.value)
   rows = sweep.run(config)
   print(sweep.format_table(rows))
   print(f'wrote {pathlib.Path(config.out_dir) / sweep.CSV_NAME} and plots; '

@@ -8,7 +8,6 @@ through the scripts are cases of tests/test_cli.py.
 import csv
 
 from tests import helpers
-from tfprune.runtime import export
 from tfprune.drivers import sweep
 
 

@@ -6,8 +6,6 @@ layer (an activation or a batch norm computed differently) must be refused,
 naming the layer.
 """
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest

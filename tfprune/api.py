@@ -22,6 +22,7 @@ from tfprune.graph import weights
 from tfprune.graph.ir import Graph
 from tfprune.keras_io.build import to_keras
 from tfprune.keras_io.importer import from_keras
+from tfprune.transforms import channel_pruning
 
 __all__ = ['Graph', 'from_keras', 'to_keras', 'load', 'save', 'prune',
            'evaluate', 'predict']
@@ -57,11 +58,13 @@ def prune(graph: Graph, method: str, k: float,
   Args:
     graph: the network.
     method: a key of `graph_pruning.CRITERIA`.
-    k: percentage of each chosen kernel's weights (or units) to prune.
+    k: percentage of each chosen kernel's weights (or units) to prune;
+      'unit' removes k% of the channels of every dependency group holding a
+      chosen layer (residual adds and concatenations pruned together).
     layers: layer names to prune; default every layer with a kernel but the
       output layer (or with it, if `prune_output_layer`).
   """
-  return graph_pruning.prune(graph, method, k, graph_pruning.prunable(
+  return channel_pruning.prune_graph(graph, method, k, graph_pruning.prunable(
       graph, layers, prune_output_layer))
 
 

@@ -23,6 +23,7 @@ from tfprune.criteria import patterns
 from tfprune.errors import TfpruneError
 from tfprune.graph import ops
 from tfprune.graph.ir import Graph
+from tfprune.transforms import channel_pruning
 from tfprune.graph.network import Network
 
 # Criteria whose scores are per weight, so an N:M pattern can rank them.
@@ -166,8 +167,12 @@ def graph_points(config, graph: Graph, names: Sequence[str]
                    {n: graph.node(n).params['kernel'].size for n in names})
   for method in config.methods:
     for k in config.levels:
-      levels = graph_levels(config.allocation, graph, names, k, scan)
-      yield method, k, graph_pruning.prune(graph, method, levels, names)
+      if config.allocation == UNIFORM:
+        # `unit` removes coupled channel groups (`channel_pruning`).
+        yield method, k, channel_pruning.prune_graph(graph, method, k, names)
+      else:
+        levels = graph_levels(config.allocation, graph, names, k, scan)
+        yield method, k, graph_pruning.prune(graph, method, levels, names)
   for name, method in pattern_methods(config.pattern, config.methods):
     yield (name, pattern_level(config.pattern),
            graph_pattern(graph, method, names, config.pattern))

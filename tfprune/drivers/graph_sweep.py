@@ -6,7 +6,9 @@ scores them all. The rows have the sweep's columns: the costs are counted on
 the graph (multiply-adds of dense and conv kernels at every output position),
 the size is the graph file's (`graph.io`, sparse where smaller), `units` is
 each weighted node's count of output channels that still have a non-zero
-weight, and `kernels` names the evaluator (`tf`).
+weight, and `kernels` names the evaluator (`tf`). `unit` removes coupled
+channels (`transforms.channel_pruning`): residual adds and concatenations
+prune their inputs together, so no layer is refused.
 """
 
 from typing import Callable, Iterable, Sequence
@@ -19,6 +21,7 @@ from tfprune.graph import io as graph_io
 from tfprune.graph import ops
 from tfprune.graph.evaluator import Evaluator
 from tfprune.graph.ir import Graph
+from tfprune.transforms import channel_pruning
 
 KERNELS = 'tf'
 
@@ -78,7 +81,7 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
   for method in methods:
     graph_pruning.get(method)
   if points is None:
-    points = ((method, k, graph_pruning.prune(graph, method, k, names))
+    points = ((method, k, channel_pruning.prune_graph(graph, method, k, names))
               for method in methods for k in levels)
   evaluator = Evaluator(graph)
   dense_macs = macs(graph, nonzero_only=False)

@@ -32,6 +32,7 @@ from tfprune.data import datasets
 from tfprune.data import user_data
 from tfprune.drivers import allocated
 from tfprune.drivers import graph_sweep
+from tfprune.drivers import pruned_keras
 from tfprune.errors import TfpruneError
 from tfprune.graph import io as graph_io
 from tfprune.graph import network_graph
@@ -86,6 +87,9 @@ class SweepConfig:
       `allocation='sensitivity'` reads.
     pattern: 'N:M' to add rows of every weight-level method under that N:M
       pattern (named e.g. `weight-2:4`), or None.
+    save_keras: also write each pruned network as a plain Keras model to
+      `out_dir/pruned/<method>-k<k>.keras`, compacted where structured
+      removal allows (`pruned_keras`).
   """
   weights_dir: str | None
   out_dir: str
@@ -106,6 +110,7 @@ class SweepConfig:
   allocation: str = allocated.UNIFORM
   sensitivity_csv: str | None = None
   pattern: str | None = None
+  save_keras: bool = False
 
   def __post_init__(self):
     if (self.weights_dir is None) == (self.model_file is None):
@@ -397,13 +402,18 @@ def run(config: SweepConfig) -> list[SweepRow]:
   calibration_inputs = calibration(config, train)
   with atomic.staging(config.out_dir) as out_dir:
     on_pruned = None
-    if config.save_pruned:
+    if config.save_pruned or config.save_keras:
       pruned_dir = out_dir / PRUNED_DIR
       pruned_dir.mkdir()
 
       def on_pruned(method, k, pruned):
-        export.save(pruned_dir / f'{method}-k{k:g}{export.SUFFIX}', pruned,
-                    config.use_biases, export_metadata(config, method, k))
+        if config.save_pruned:
+          export.save(pruned_dir / f'{method}-k{k:g}{export.SUFFIX}', pruned,
+                      config.use_biases, export_metadata(config, method, k))
+        if config.save_keras:
+          pruned_keras.save(
+              pruned_keras.network_to_save(pruned, config.use_biases),
+              pruned_dir / f'{method}-k{k:g}{pruned_keras.SUFFIX}')
     start = time.perf_counter()
     rows = sweep(config, folder.network, split, calibration_inputs, on_pruned)
     elapsed = time.perf_counter() - start
@@ -431,7 +441,7 @@ def config_record(config: SweepConfig) -> dict:
     for name in _MODEL_FIELDS:
       record.pop(name)
   defaults = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
-  for name in _ALLOCATION_FIELDS:
+  for name in _ALLOCATION_FIELDS + ('save_keras',):
     if record[name] == defaults[name]:
       record.pop(name)
   return record
@@ -469,12 +479,17 @@ def _run_graph(config: SweepConfig,
                                  config.prune_output_layer)
   with atomic.staging(config.out_dir) as out_dir:
     on_pruned = None
-    if config.save_pruned:
+    if config.save_pruned or config.save_keras:
       pruned_dir = out_dir / PRUNED_DIR
       pruned_dir.mkdir()
 
       def on_pruned(method, k, pruned):
-        graph_io.save(pruned, pruned_dir / f'{method}-k{k:g}{graph_io.SUFFIX}')
+        if config.save_pruned:
+          graph_io.save(pruned, pruned_dir / f'{method}-k{k:g}{graph_io.SUFFIX}')
+        if config.save_keras:
+          pruned_keras.save(
+              pruned_keras.graph_to_save(graph, pruned, method, k, names),
+              pruned_dir / f'{method}-k{k:g}{pruned_keras.SUFFIX}')
     start = time.perf_counter()
     rows = graph_sweep.sweep_graph(
         graph, config.methods, config.levels, names, test.images, test.labels,

@@ -23,7 +23,6 @@ from tfprune.training import gradual
 from tfprune.training import masking
 from tfprune.training import schedules
 from tfprune.training import tfmot_masks
-from tfprune.transforms import structured
 
 
 def pruned_names(model: keras.Model, layers: Sequence[int]) -> list[str]:

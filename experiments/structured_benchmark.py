@@ -1,0 +1,69 @@
+"""Dense vs channel-pruned (compacted) Keras model: parameters, MACs, file size, latency.
+
+Builds ResNet-18 (width 0.25) and MobileNetV2 (alpha 0.35) at 32x32x3 with
+random weights, removes k% of every dependency group's channels with `unit`
+(`transforms.graph_compaction`) and times the dense and the compacted tf_keras
+models in alternating blocks in one process (`benchmark.paired_times`,
+median of each). Example:
+
+  python experiments/structured_benchmark.py --k=50 --runs=200
+"""
+
+import pathlib
+import tempfile
+
+from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable=g-import-not-at-top
+
+from absl import flags  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+from tfprune.drivers import benchmark  # pylint: disable=g-import-not-at-top
+from tfprune.drivers import graph_sweep  # pylint: disable=g-import-not-at-top
+from tfprune.keras_io import build  # pylint: disable=g-import-not-at-top
+from tfprune.keras_io import importer  # pylint: disable=g-import-not-at-top
+from tfprune.keras_io import models  # pylint: disable=g-import-not-at-top
+from tfprune.keras_compat import keras  # pylint: disable=g-import-not-at-top
+from tfprune.transforms import graph_compaction  # pylint: disable=g-import-not-at-top
+
+_K = flags.DEFINE_float('k', 50, 'Percentage of each group\'s channels removed.')
+_RUNS = flags.DEFINE_integer('runs', 200, 'Timed calls per model and batch size.')
+SHAPE = (32, 32, 3)
+MODELS = {
+    'resnet18-w0.25': lambda: models.build_resnet18(SHAPE, 10, width=0.25),
+    'mobilenet_v2-a0.35': lambda: keras.applications.MobileNetV2(
+        input_shape=SHAPE, alpha=0.35, weights=None, classes=10),
+}
+
+
+def _size(model) -> int:
+  with tempfile.TemporaryDirectory() as folder:
+    path = pathlib.Path(folder) / 'm.keras'
+    model.save(path)
+    return path.stat().st_size
+
+
+def main(argv):
+  del argv
+  print('| model | params | MACs | .keras bytes | batch 1 ms | batch 256 ms |')
+  print('|---|---|---|---|---|---|')
+  for name, make in MODELS.items():
+    keras.utils.set_random_seed(0)
+    graph = importer.from_keras(make())
+    _, small = graph_compaction.prune_and_compact(graph, 'unit', _K.value)
+    pair = [build.to_keras(g, 'tf_keras') for g in (graph, small)]
+    fns = {b: [tf.function(m.__call__) for m in pair] for b in (1, 256)}
+    times = {}
+    for b, (dense, pruned) in fns.items():
+      x = tf.constant(np.random.default_rng(0).standard_normal(
+          (b, *SHAPE)).astype(np.float32))
+      times[b] = benchmark.paired_times(lambda f=dense: f(x), lambda f=pruned: f(x),
+                                        _RUNS.value, 1.0, summary=np.median)
+    for i, (label, g) in enumerate((('dense', graph), (f'unit k={_K.value:g}', small))):
+      print(f'| {name} {label} | {g.num_params:,} | '
+            f'{graph_sweep.macs(g, False):,} | {_size(pair[i]):,} | '
+            f'{1e3 * times[1][i]:.2f} | {1e3 * times[256][i]:.1f} |')
+
+
+if __name__ == '__main__':
+  cli.run(main)

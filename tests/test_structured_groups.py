@@ -1,0 +1,232 @@
+"""Structured pruning that removes channels: groups, exact counts, compacted == masked.
+
+Parameterized over architectures (MLP, conv-BN-ReLU, concat, residual,
+MobileNetV2 alpha 0.35, ResNet-18 width 0.25) and levels: every group but the
+output's is pruned, exactly floor(k*m/100) channels of each, the compacted
+graph computes the masked one's outputs, and its `.keras` file loads in a
+fresh process with plain Keras, with smaller layers and the same predictions.
+The sweep's `--save_keras` writes such a file end to end.
+"""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests import helpers
+from tests import keras_zoo
+from tfprune.criteria import graph_pruning
+from tfprune.criteria import pruning
+from tfprune.errors import TfpruneError
+from tfprune.graph import evaluator
+from tfprune.graph import ops
+from tfprune.graph.ir import Graph
+from tfprune.graph.ir import Node
+from tfprune.keras_io import build
+from tfprune.keras_io import importer
+from tfprune.transforms import channel_pruning
+from tfprune.transforms import graph_compaction
+from tfprune.transforms import groups as groups_lib
+
+ARCHITECTURES = ('mlp', 'conv_bn_relu', 'concat', 'residual', 'mobilenet_v2',
+                 'resnet18')
+LEVELS = (30, 50, 70)
+_GRAPHS = {}
+
+
+def graph_of(name: str) -> Graph:
+  if name not in _GRAPHS:
+    if name == 'resnet18':
+      model = helpers.resnet18((32, 32, 3), width=0.25)
+    else:
+      model = keras_zoo.build(name, 'tf_keras')
+    _GRAPHS[name] = importer.from_keras(model)
+  return _GRAPHS[name]
+
+
+def _inputs(graph, n=16, seed=1):
+  return np.random.default_rng(seed).standard_normal(
+      (n, *graph.input_shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize('name', ARCHITECTURES)
+def test_every_layer_but_the_output_is_in_a_pruned_group(name):
+  graph = graph_of(name)
+  analysis = groups_lib.analyse(graph)
+  refused = [g for g in analysis.groups if g.refused]
+  assert [g.refused for g in refused] == [f'{graph.output} is the network output'] or (
+      len(refused) == 1 and 'network output' in refused[0].refused)
+  covered = {n for g in analysis.groups if not g.refused for n in g.nodes}
+  assert covered == set(graph_pruning.prunable(graph))
+
+
+@pytest.mark.parametrize('k', LEVELS)
+@pytest.mark.parametrize('name', ARCHITECTURES)
+def test_exact_counts_and_compacted_equals_masked(name, k):
+  graph = graph_of(name)
+  analysis = groups_lib.analyse(graph)
+  removed = channel_pruning.select(graph, analysis, 'l2', k)
+  masked = channel_pruning.mask(graph, analysis, removed)
+  small = graph_compaction.compact(graph, analysis, removed)
+  for group in analysis.groups:
+    if group.refused:
+      assert group.name not in removed
+      continue
+    count = min(pruning.prune_count(k, group.size), group.size - 1)
+    assert len(removed[group.name]) == count
+    for s in group.slices:  # every slice lost exactly its channels' entries
+      before = graph.node(s.node).params[s.param].shape[s.axis]
+      after = small.node(s.node).params[s.param].shape[s.axis]
+      lost = sum(s2.indices[removed[g.name]].size for g in analysis.groups
+                 if g.name in removed for s2 in g.slices
+                 if (s2.node, s2.param, s2.axis) == (s.node, s.param, s.axis))
+      assert before - after == lost
+  x = _inputs(graph)
+  np.testing.assert_allclose(evaluator.predict(small, x),
+                             evaluator.predict(masked, x), rtol=1e-5, atol=1e-6)
+  assert small.num_params < graph.num_params
+
+
+def test_unit_on_a_dense_chain_is_the_column_l2_rule():
+  graph = graph_of('mlp')
+  names = graph_pruning.prunable(graph)
+  for k in (0, 30, 50, 70, 90, 99):  # at k = 100 a group keeps one channel
+    coupled = channel_pruning.prune_graph(graph, 'unit', k, names)
+    per_layer = graph_pruning.prune(graph, 'unit', k, names)
+    for a, b in zip(coupled.nodes, per_layer.nodes):
+      for param in a.params:
+        np.testing.assert_array_equal(a.params[param], b.params[param])
+
+
+def test_residual_add_couples_its_producers():
+  graph = graph_of('resnet18')
+  analysis = groups_lib.analyse(graph)
+  stem = analysis.group('conv_stem')
+  assert stem.producers == ('conv_stem', 'stage1_block1_conv2',
+                            'stage1_block2_conv2')
+  assert stem.silence  # it feeds 'same' 3x3 convs: masked channels output 0
+  masked = channel_pruning.prune(graph, 'unit', 50)
+  for producer in stem.producers:
+    kernel = masked.node(producer).params['kernel']
+    assert (~kernel.any(axis=(0, 1, 2))).sum() == 8
+
+
+def test_concat_maps_each_input_to_its_slice():
+  graph = graph_of('concat')
+  analysis = groups_lib.analyse(graph)
+  a, b, c = analysis.groups[:3]  # Keras numbers layer names per process
+  consumer = {s.node: s for s in a.slices + b.slices if s.role == 'consumer'}
+  assert list(consumer) == [c.name]
+  rows = [s.indices.ravel().tolist() for s in (a.slices + b.slices)
+          if s.role == 'consumer']
+  assert rows == [[0, 1, 2, 3], [4, 5, 6, 7, 8, 9]]
+
+
+def test_importances_and_levels():
+  graph = graph_of('conv_bn_relu')
+  group = groups_lib.analyse(graph).groups[0]
+  conv, norm, _, _, head = graph.nodes[1:]
+  gamma = norm.params['gamma']
+  np.testing.assert_allclose(channel_pruning.bn_gamma(graph, group), np.abs(gamma))
+  kernel = conv.params['kernel'].astype(np.float64)
+  following = head.params['kernel']
+  np.testing.assert_allclose(
+      channel_pruning.l1(graph, group),
+      np.abs(kernel).sum(axis=(0, 1, 2)) + np.abs(following).sum(axis=1))
+  assert channel_pruning.lowest(np.array([2.0, 1.0, 1.0, 3.0]), 50).tolist() == [1, 2]
+  assert channel_pruning.lowest(np.array([1.0, 1.0, 1.0]), 100).tolist() == [0, 1]
+  with pytest.raises(TfpruneError, match='unknown importance'):
+    channel_pruning.select(graph, groups_lib.analyse(graph), 'nope', 50)
+  with pytest.raises(TfpruneError, match='k must be in'):
+    channel_pruning.select(graph, groups_lib.analyse(graph), 'l2', 120)
+
+
+def test_channel_mixing_ops_are_refused_naming_the_node():
+  dense = lambda name, src, n: Node(name, 'dense', [src], {'activation': ops.LINEAR},
+                                    {'kernel': np.ones((4, n))})
+  nodes = [Node('x', 'input'), dense('d1', 'x', 4),
+           Node('norm', 'layer_norm', ['d1'], {'axes': (0,), 'epsilon': 1e-3}),
+           dense('d2', 'norm', 3)]
+  analysis = groups_lib.analyse(Graph(nodes, 'd2', (4,)))
+  assert analysis.group('d1').refused == 'norm (layer_norm) normalises over the channels'
+  assert channel_pruning.select(Graph(nodes, 'd2', (4,)), analysis, 'l2', 50) == {}
+
+
+_CHECK = """
+import json, sys, numpy as np
+framework, path, expected = sys.argv[1:]
+if framework == 'tf_keras':
+  import tf_keras as K
+else:
+  import keras as K
+model = K.models.load_model(path)
+assert not any('tfprune' in type(l).__module__ for l in model.layers)
+x = np.load(expected)
+np.testing.assert_allclose(model.predict(x['x'], verbose=0), x['y'], rtol=1e-5, atol=1e-6)
+shapes = {l.name: [list(w.shape) for w in l.get_weights()] for l in model.layers}
+print(json.dumps([model.count_params(), shapes]))
+"""
+
+
+@pytest.mark.parametrize('framework', ['tf_keras', 'keras3'])
+@pytest.mark.parametrize('name', ARCHITECTURES)
+def test_compacted_keras_file_loads_without_tfprune(name, framework, tmp_path):
+  graph = graph_of(name)
+  masked, small = graph_compaction.prune_and_compact(graph, 'unit', 50)
+  model = build.to_keras(small, framework)
+  path = tmp_path / 'small.keras'
+  model.save(path)
+  x = _inputs(graph)
+  np.savez(tmp_path / 'expected.npz', x=x, y=evaluator.predict(masked, x))
+  out = subprocess.run([sys.executable, '-c', _CHECK, framework, str(path),
+                        str(tmp_path / 'expected.npz')], capture_output=True,
+                       text=True, cwd=tmp_path, check=False)
+  assert out.returncode == 0, out.stderr[-2000:]
+  count, shapes = json.loads(out.stdout.strip().splitlines()[-1])
+  assert count == small.num_params < graph.num_params
+  for node in small.weighted():  # the smaller shapes, layer by layer
+    layer = node.name if node.name in shapes else f'{node.name}_preact'
+    assert shapes[layer] == [list(a.shape) for a in node.params.values()]
+
+
+def test_compacted_model_converts_to_tflite():
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  graph = graph_of('mobilenet_v2')
+  masked, small = graph_compaction.prune_and_compact(graph, 'unit', 50)
+  model = build.to_keras(small, 'tf_keras')
+  interpreter = tf.lite.Interpreter(
+      model_content=tf.lite.TFLiteConverter.from_keras_model(model).convert())
+  interpreter.allocate_tensors()
+  x = _inputs(graph, n=1)
+  interpreter.set_tensor(interpreter.get_input_details()[0]['index'], x)
+  interpreter.invoke()
+  out = interpreter.get_tensor(interpreter.get_output_details()[0]['index'])
+  np.testing.assert_allclose(out, evaluator.predict(masked, x), rtol=1e-4, atol=1e-6)
+
+
+def test_sweep_save_keras_end_to_end(tmp_path):
+  model = keras_zoo.build('residual', 'tf_keras')
+  model.save(tmp_path / 'model.keras')
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((200, 10, 10, 3)).astype(np.float32)
+  y = np.argmax(model.predict(x, verbose=0), axis=1)
+  np.savez(tmp_path / 'data.npz', x_test=x, y_test=y)
+  out_dir = tmp_path / 'out'
+  result = subprocess.run(
+      [sys.executable, str(helpers.REPO / 'experiments' / 'sweep.py'),
+       f'--model_file={tmp_path / "model.keras"}', f'--data={tmp_path / "data.npz"}',
+       '--methods=unit', '--levels=50', '--save_keras', f'--out_dir={out_dir}'],
+      capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  with open(out_dir / 'sweep.csv') as f:
+    row = next(csv.DictReader(f))
+  saved = out_dir / 'pruned' / 'unit-k50.keras'
+  assert json.loads((out_dir / 'sweep_config.json').read_text())['config']['save_keras']
+  from tfprune.keras_compat import keras  # pylint: disable=import-outside-toplevel
+  pruned = keras.models.load_model(saved)
+  assert pruned.count_params() < model.count_params()
+  accuracy = np.mean(np.argmax(pruned.predict(x, verbose=0), axis=1) == y)
+  assert f'{accuracy:.4f}' == row['accuracy']

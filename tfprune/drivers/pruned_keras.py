@@ -1,0 +1,49 @@
+"""Pruned networks as plain Keras `.keras` files, compacted where structured removal allows.
+
+For `sweep --save_keras`: a structured method (`unit`) is compacted on any
+graph (`transforms.graph_compaction`: the removed channels are gone and the
+smaller model computes what the masked one does); a dense chain of a weight
+folder is compacted by `transforms.compaction` after any method; otherwise
+(`weight`, `random` on a graph) the masked graph is written, shaped like the
+dense one. Files are written under a temporary name and renamed.
+"""
+
+import os
+import pathlib
+from typing import Sequence
+
+from tfprune.graph import network_graph
+from tfprune.graph.ir import Graph
+from tfprune.graph.network import Network
+from tfprune.keras_io import build
+from tfprune.transforms import channel_pruning
+from tfprune.transforms import compaction
+from tfprune.transforms import graph_compaction
+
+SUFFIX = '.keras'
+
+
+def graph_to_save(dense: Graph, masked: Graph, method: str, k: float,
+                  names: Sequence[str]) -> Graph:
+  """The graph a sweep point saves: compacted for structured methods."""
+  if method in channel_pruning.METHODS:
+    return graph_compaction.prune_and_compact(dense, method, k, names)[1]
+  return masked
+
+
+def network_to_save(pruned: Network, use_biases: bool) -> Graph:
+  """A pruned dense chain, compacted, as a graph."""
+  return network_graph.to_graph(compaction.compact(pruned, use_biases),
+                                use_biases)
+
+
+def save(graph: Graph, path: str | os.PathLike) -> pathlib.Path:
+  """Writes `graph` as a plain Keras model file at `path` (temporary name, rename)."""
+  path = pathlib.Path(path)
+  tmp = path.with_name(f'.{path.stem}.tmp{os.getpid()}{SUFFIX}')
+  try:
+    build.to_keras(graph).save(tmp)
+    os.replace(tmp, path)
+  finally:
+    tmp.unlink(missing_ok=True)
+  return path

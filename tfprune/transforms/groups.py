@@ -1,0 +1,302 @@
+"""Dependency groups: the channels of a graph that must be removed together.
+
+A dense or conv node produces channels (its output units). They flow through
+channel-preserving ops (batch norm, activations, identities, pooling, zero
+padding, per-channel or scalar rescaling/normalization, a depthwise conv with
+multiplier 1) to the nodes that read them: a dense kernel's axis 0, a conv
+kernel's axis 2 (after a flatten, channel c is every row h*w*C + c). An add
+(any `merge`) ties the channels of its inputs one to one, so the producers of
+a residual stage form one group; a `concat` on the channel axis gives each
+input's channels their slice of the output. The walk labels every channel of
+every tensor with a producer channel and joins labels with union-find; each
+connected set is one *coupled channel*, and the coupled channels with the
+same producers form one `Group`.
+
+A group lists the `Slice`s it touches: (node, param, axis, indices), where
+`indices[c]` are the positions of the group's channel c along that axis.
+Channels tied to the network input or output, or passing an op that mixes
+channels (a softmax or layer norm over them, a reshape that moves them), can
+never be removed: their group is kept, with `refused` naming the node why.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from tfprune.errors import TfpruneError
+from tfprune.graph.ir import Graph
+
+PRODUCERS = ('dense', 'conv2d')
+# Ops whose output channel c is input channel c, whatever their attributes.
+PASS_THROUGH = ('identity', 'max_pool2d', 'avg_pool2d', 'global_avg_pool2d',
+                'global_max_pool2d', 'zero_pad2d')
+# Roles of a slice: a producer's output channels, a per-channel array that
+# follows them (batch norm, depthwise kernel and bias), a consumer's inputs.
+PRODUCER, CHANNEL, CONSUMER = 'producer', 'channel', 'consumer'
+_CONSUMER_AXIS = {'dense': 0, 'conv2d': 2}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Slice:
+  """Where a group's channels lie in one parameter.
+
+  Attributes:
+    node: the node holding the parameter.
+    param: its name ('kernel', 'bias', 'gamma', ...).
+    axis: the axis the channels index.
+    indices: int array (channels, r): positions of channel c along `axis`
+      (r > 1 after a flatten or a depthwise multiplier).
+    role: PRODUCER, CHANNEL or CONSUMER.
+  """
+  node: str
+  param: str
+  axis: int
+  indices: np.ndarray
+  role: str
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Group:
+  """Channels removed together, and every slice they touch.
+
+  Attributes:
+    name: the first producer's name (groups are named after it).
+    producers: dense/conv nodes whose output channels the group holds.
+    size: number of (coupled) channels.
+    slices: every parameter slice of the group.
+    silence: the channels reach a zero-padded conv (or zero padding), where a
+      constant would not stay constant: masking zeroes them completely.
+    refused: why the group cannot be pruned (naming the node), or None.
+  """
+  name: str
+  producers: tuple[str, ...]
+  size: int
+  slices: tuple[Slice, ...]
+  silence: bool = False
+  refused: str | None = None
+
+  @property
+  def nodes(self) -> tuple[str, ...]:
+    """Nodes whose output channels the group holds (producers, depthwise)."""
+    out = list(self.producers)
+    out += [s.node for s in self.slices
+            if s.role == CHANNEL and s.param == 'kernel' and s.node not in out]
+    return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Analysis:
+  """The groups of a graph and the channel labels they come from.
+
+  Attributes:
+    groups: in order of their first producer.
+    labels: node -> int array, the group channel of each channel of the
+      node's output as (group index, channel) pairs, shape (C, 2); (-1, -1)
+      where the channel belongs to no group (it comes from the input).
+  """
+  groups: tuple[Group, ...]
+  labels: dict[str, np.ndarray]
+
+  def group(self, name: str) -> Group:
+    for g in self.groups:
+      if g.name == name:
+        return g
+    raise TfpruneError(f'no group named {name!r}: the groups are '
+                       f'{", ".join(g.name for g in self.groups)}')
+
+
+class _Walk:
+  """Union-find over producer channels, and what each channel touches."""
+
+  def __init__(self):
+    self.parent: list[int] = []
+    self.blocked: dict[int, str] = {}
+    self.padded: set[int] = set()
+    self.records: list[tuple[int, str, str, int, int, str]] = []
+    self.producer_of: list[str] = []
+
+  def new(self, node: str, count: int) -> np.ndarray:
+    start = len(self.parent)
+    self.parent.extend(range(start, start + count))
+    self.producer_of.extend([node] * count)
+    return np.arange(start, start + count)
+
+  def find(self, a: int) -> int:
+    while self.parent[a] != a:
+      self.parent[a] = self.parent[self.parent[a]]
+      a = self.parent[a]
+    return a
+
+  def union(self, a: int, b: int) -> None:
+    a, b = self.find(a), self.find(b)
+    if a != b:
+      self.parent[max(a, b)] = min(a, b)
+
+  def block(self, labels: np.ndarray, why: str) -> None:
+    for label in labels:
+      if label >= 0:
+        self.blocked.setdefault(int(label), why)
+
+  def record(self, labels, node, param, axis, role) -> None:
+    for position, label in enumerate(labels):
+      if label >= 0:
+        self.records.append((int(label), node, param, axis, position, role))
+
+
+def _tie(walk: _Walk, arrays: list[np.ndarray], node: str) -> np.ndarray:
+  """Joins the channels of `arrays` one to one (a merge)."""
+  if len({a.size for a in arrays}) != 1:
+    out = np.concatenate(arrays)
+    walk.block(out, f'{node} broadcasts inputs of different channel counts')
+    return np.full(max(a.size for a in arrays), -1)
+  out = arrays[0].copy()
+  for other in arrays[1:]:
+    for i, (a, b) in enumerate(zip(out, other)):
+      if a < 0 or b < 0:
+        walk.block([a, b], f'{node} adds the network input to them')
+        out[i] = -1
+      else:
+        walk.union(int(a), int(b))
+  return out
+
+
+def _per_channel(walk, node, labels, shape) -> None:
+  """Records or refuses a normalization/rescaling node's arrays."""
+  for param, value in node.params.items():
+    if value.size == 1:
+      continue  # a scalar applies to every channel alike
+    if value.ndim and value.shape[-1] == labels.size and value.size == labels.size:
+      walk.record(labels, node.name, param, value.ndim - 1, CHANNEL)
+    else:
+      walk.block(labels, f'{node.name} ({node.op}) has {param} of shape '
+                 f'{value.shape}, neither per channel nor scalar, for input {shape}')
+
+
+def _walk_node(walk: _Walk, graph: Graph, node, labels: dict, padded: dict):
+  """The channel labels of `node`'s output (and what it touches)."""
+  ins = [labels[s] for s in node.inputs]
+  shape_in = graph.shapes[node.inputs[0]] if node.inputs else ()
+  padded_in = any(padded[s] for s in node.inputs)
+  padded[node.name] = padded_in or node.op == 'zero_pad2d'
+  op, x = node.op, ins[0] if ins else None
+  if op in PRODUCERS:
+    kernel = node.params['kernel']
+    if op == 'conv2d' and node.attrs['padding'] == 'same' and max(
+        kernel.shape[:2]) > 1 or padded_in:
+      walk.padded.update(int(v) for v in x if v >= 0)
+    walk.record(x, node.name, 'kernel', _CONSUMER_AXIS[op], CONSUMER)
+    out = walk.new(node.name, kernel.shape[-1])
+    walk.record(out, node.name, 'kernel', kernel.ndim - 1, PRODUCER)
+    if 'bias' in node.params:
+      walk.record(out, node.name, 'bias', 0, PRODUCER)
+    padded[node.name] = False
+    return out
+  if op == 'depthwise_conv2d':
+    multiplier = node.params['kernel'].shape[3]
+    walk.record(x, node.name, 'kernel', 2, CHANNEL)
+    out = np.repeat(x, multiplier)
+    if 'bias' in node.params:
+      walk.record(out, node.name, 'bias', 0, CHANNEL)
+    padded[node.name] = False  # its removed channels restart from the bias
+    return out
+  if op == 'batch_norm':
+    for param in ('gamma', 'beta', 'mean', 'variance'):
+      walk.record(x, node.name, param, 0, CHANNEL)
+    return x
+  if op in ('normalization', 'rescaling'):
+    _per_channel(walk, node, x, shape_in)
+    return x
+  if op == 'layer_norm':
+    if len(shape_in) - 1 in node.attrs['axes']:
+      walk.block(x, f'{node.name} (layer_norm) normalises over the channels')
+    return x
+  if op == 'activation':
+    activation = node.attrs['activation']
+    if activation['fn'] == 'softmax' and int(activation['axis']) in (
+        -1, len(shape_in)):
+      walk.block(x, f'{node.name} is a softmax over the channels')
+    return x
+  if op in PASS_THROUGH:
+    return x
+  if op == 'merge':
+    return _tie(walk, ins, node.name)
+  if op == 'concat':
+    if node.attrs['axis'] == len(shape_in) - 1:
+      return np.concatenate(ins)
+    return _tie(walk, ins, node.name)
+  if op in ('flatten', 'reshape'):
+    shape_out = graph.shapes[node.name]
+    if len(shape_out) == 1:
+      return np.tile(x, int(np.prod(shape_in[:-1], dtype=np.int64)))
+    if shape_out[-1] == shape_in[-1]:
+      return x
+    walk.block(x, f'{node.name} reshapes {shape_in} to {shape_out}, moving '
+               'the channels')
+    return np.full(shape_out[-1], -1)
+  raise TfpruneError(f'node {node.name}: op {op} has no channel rule')
+
+
+def analyse(graph: Graph) -> Analysis:
+  """The dependency groups of `graph` (see the module docstring)."""
+  walk = _Walk()
+  labels: dict[str, np.ndarray] = {}
+  padded: dict[str, bool] = {}
+  for node in graph.nodes:
+    if node.op == 'input':
+      labels[node.name] = np.full(graph.input_shape[-1], -1)
+      padded[node.name] = False
+      continue
+    labels[node.name] = _walk_node(walk, graph, node, labels, padded)
+  walk.block(labels[graph.output], f'{graph.output} is the network output')
+  return _collect(walk, labels)
+
+
+def _collect(walk: _Walk, labels: dict) -> Analysis:
+  """Groups the coupled channels (union-find roots) by their producers."""
+  members: dict[int, list[int]] = {}
+  for label in range(len(walk.parent)):
+    members.setdefault(walk.find(label), []).append(label)
+  by_producers: dict[tuple[str, ...], list[int]] = {}
+  for root, labels_of in members.items():
+    producers = tuple(dict.fromkeys(walk.producer_of[l] for l in labels_of))
+    by_producers.setdefault(producers, []).append(root)
+  channel_of = {}  # root -> (group index, channel)
+  groups = []
+  for g, (producers, roots) in enumerate(by_producers.items()):
+    roots.sort()
+    for c, root in enumerate(roots):
+      channel_of[root] = (g, c)
+    groups.append(_group(walk, producers, roots, members, g))
+  out_labels = {}
+  for name, array in labels.items():
+    out_labels[name] = np.array(
+        [channel_of[walk.find(int(l))] if l >= 0 else (-1, -1) for l in array],
+        dtype=np.int64).reshape(-1, 2)
+  return Analysis(tuple(groups), out_labels)
+
+
+def _group(walk: _Walk, producers, roots, members, g: int) -> Group:
+  channel = {walk.find(l): c for c, root in enumerate(roots)
+             for l in members[root]}
+  positions: dict[tuple, dict[int, list[int]]] = {}
+  for label, node, param, axis, position, role in walk.records:
+    c = channel.get(walk.find(label))
+    if c is not None:
+      positions.setdefault((node, param, axis, role), {}).setdefault(
+          c, []).append(position)
+  refused = next((walk.blocked[l] for root in roots for l in members[root]
+                  if l in walk.blocked), None)
+  slices = []
+  for (node, param, axis, role), by_channel in positions.items():
+    counts = {len(v) for v in by_channel.values()}
+    if len(by_channel) != len(roots) or len(counts) != 1:
+      refused = refused or (f'{node} reads the channels of {producers[0]} '
+                            'unevenly')
+      continue
+    indices = np.array([sorted(set(by_channel[c])) for c in range(len(roots))],
+                       dtype=np.int64)
+    slices.append(Slice(node, param, axis, indices, role))
+  silence = any(l in walk.padded for root in roots for l in members[root])
+  del g
+  return Group(producers[0], producers, len(roots), tuple(slices), silence,
+               refused)
