@@ -1,0 +1,47 @@
+"""The default sweep's 20 points done with plain tf_keras (set_weights + predict).
+
+The baseline the sweep's wall time is compared with (README, "What pruning
+buys in speed and size"):
+
+  python experiments/keras_baseline.py
+  python experiments/keras_baseline.py --methods=weight --levels=0,90
+"""
+
+import os
+import pathlib
+
+from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable=g-import-not-at-top
+
+from absl import flags  # pylint: disable=g-import-not-at-top
+
+from tfprune.criteria import pruning  # pylint: disable=g-import-not-at-top
+from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
+from tfprune.drivers import keras_baseline  # pylint: disable=g-import-not-at-top
+from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+_WEIGHTS_DIR = flags.DEFINE_string(
+    'weights_dir', os.path.relpath(REPO / 'weights' / 'mlp-mnist'),
+    'Dense-chain weight folder (an MLP of the model registry).')
+_DATASET = flags.DEFINE_enum('dataset', 'mnist', list(datasets.DATASETS),
+                             'Dataset whose test split is scored.')
+_DATA_DIR = flags.DEFINE_string('data_dir', None, 'Local data folder.')
+_METHODS = flags.DEFINE_list('methods', list(sweep.DEFAULT_METHODS),
+                             f'Criteria, from: {",".join(pruning.PRUNERS)}.')
+_LEVELS = flags.DEFINE_list('levels', [f'{k:g}' for k in sweep.DEFAULT_LEVELS],
+                            'Levels k in percent.')
+
+
+def main(argv):
+  del argv
+  for method in _METHODS.value:
+    pruning.get(method)
+  rows = keras_baseline.run(_WEIGHTS_DIR.value, _DATASET.value, _DATA_DIR.value,
+                            _METHODS.value, sweep.parse_levels(_LEVELS.value))
+  for method, k, accuracy in rows:
+    print(f'{method:<8} {k:>6g} {100 * accuracy:>8.2f}%')
+
+
+if __name__ == '__main__':
+  cli.run(main)

@@ -1,0 +1,20 @@
+"""The plain tf_keras loop scores every sweep point exactly as the sweep does."""
+
+import pytest
+
+from tests import helpers
+from tfprune.drivers import keras_baseline
+from tfprune.drivers import sweep
+
+LEVELS = (0, 50, 90, 99)
+
+
+def test_keras_loop_accuracies_equal_the_sweep(prebuilt, mnist_test, data_dir):
+  config = sweep.SweepConfig(weights_dir=str(helpers.PREBUILT), out_dir='unused',
+                             methods=('weight', 'unit'), levels=LEVELS)
+  rows = sweep.sweep(config, prebuilt.network, mnist_test)
+  loop = keras_baseline.run(str(helpers.PREBUILT), 'mnist', data_dir,
+                            ('weight', 'unit'), LEVELS)
+  assert [(m, k) for m, k, _ in loop] == [(r.method, r.k) for r in rows]
+  for (_, _, accuracy), row in zip(loop, rows):
+    assert accuracy == pytest.approx(row.accuracy, abs=1e-4)  # at most one image
