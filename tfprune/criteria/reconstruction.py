@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from tfprune.criteria import patterns
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 from tfprune.graph.network import Network
@@ -105,7 +106,8 @@ def wanda_mask(weights: np.ndarray, k: float, input_norms: np.ndarray,
 
 
 def prune_wanda(network: Network, k: float, layers: Sequence[int],
-                calibration: np.ndarray, use_biases: bool = True) -> Network:
+                calibration: np.ndarray, use_biases: bool = True,
+                pattern: patterns.Pattern | None = None) -> Network:
   """Prunes `layers` with Wanda masks, chosen layer after layer.
 
   The inputs of each layer are computed through the already pruned earlier
@@ -120,6 +122,9 @@ def prune_wanda(network: Network, k: float, layers: Sequence[int],
     calibration: (n, ...) calibration inputs (training data), flattened to
       (n, network.input_dim).
     use_biases: add the biases in the forward pass (as the evaluation will).
+    pattern: an N:M pattern instead of the level: in every group of M
+      consecutive inputs, each unit keeps its N weights of highest
+      |w_ij| · ||x_i||_2 (`k` is then ignored).
 
   Returns:
     The pruned network.
@@ -132,8 +137,9 @@ def prune_wanda(network: Network, k: float, layers: Sequence[int],
   for i in range(last):
     if i in chosen:
       norms = np.sqrt(np.einsum('ij,ij->j', x, x))
-      kernels[i] = np.where(wanda_mask(kernels[i], levels[i], norms), kernels[i],
-                            np.float32(0))
+      mask = (wanda_mask(kernels[i], levels[i], norms) if pattern is None else
+              patterns.nm_mask(np.abs(kernels[i]) * norms[:, None], pattern))
+      kernels[i] = np.where(mask, kernels[i], np.float32(0))
     if i + 1 < last:
       x = _layer(x, kernels[i], network.biases[i], use_biases, relu=True)
   return Network(tuple(kernels), network.biases)
@@ -142,7 +148,8 @@ def prune_wanda(network: Network, k: float, layers: Sequence[int],
 def prune_obs(network: Network, k: float, layers: Sequence[int],
               calibration: np.ndarray, use_biases: bool = True,
               damping: float = DEFAULT_DAMPING,
-              block_size: int = DEFAULT_BLOCK_SIZE) -> Network:
+              block_size: int = DEFAULT_BLOCK_SIZE,
+              pattern: patterns.Pattern | None = None) -> Network:
   """Prunes `layers` and re-fits them to the dense network (SparseGPT / OBS).
 
   Layer after layer, with X the layer's inputs through the network pruned so
@@ -174,6 +181,10 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
       the biases are ignored (and returned unchanged).
     damping: ridge term, relative to the mean diagonal of AᵀA; > 0.
     block_size: input rows whose mask is chosen together; >= 1.
+    pattern: an N:M pattern instead of the level (SparseGPT's N:M mode):
+      each block's mask keeps, in every group of M consecutive input rows,
+      the N weights of highest OBS saliency per unit; blocks are rounded up
+      to a multiple of M so that groups never straddle them.
 
   Returns:
     The pruned network: pruned weights are exactly 0.0.
@@ -200,7 +211,7 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
                           use_biases)
       kernel, bias = _obs_layer(x, y, network.kernels[i], network.biases[i],
                                 levels[i], use_biases, float(damping),
-                                int(block_size))
+                                int(block_size), pattern)
       kernels[i] = kernel.astype(np.float32)
       if use_biases:
         biases[i] = bias.astype(np.float32)
@@ -268,8 +279,11 @@ def correct_biases(dense: Network, pruned: Network, layers: Sequence[int],
 
 def _obs_layer(x: np.ndarray, y: np.ndarray, kernel: np.ndarray,
                bias: np.ndarray, k: float, use_bias: bool, damping: float,
-               block_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+               block_size: int, pattern: patterns.Pattern | None = None
+               ) -> tuple[np.ndarray, np.ndarray | None]:
   """Least-squares re-fit then SparseGPT pruning of one layer; float64 out."""
+  if pattern is not None:
+    block_size = -(-block_size // pattern.m) * pattern.m
   d = x.shape[1]
   a = np.hstack([x, np.ones((len(x), 1))]) if use_bias else x
   w0 = np.asarray(kernel, dtype=np.float64)
@@ -290,9 +304,12 @@ def _obs_layer(x: np.ndarray, y: np.ndarray, kernel: np.ndarray,
     stop = min(start + block_size, d)
     w1, u1 = w[start:stop].copy(), u[start:stop, start:stop]
     saliency = (w1 / diag[start:stop, None]) ** 2
-    keep = np.ones(w1.size, dtype=bool)
-    keep[np.argsort(saliency.ravel(), kind='stable')[:count]] = False
-    keep = keep.reshape(w1.shape)
+    if pattern is not None:
+      keep = patterns.nm_mask(saliency, pattern)
+    else:
+      keep = np.ones(w1.size, dtype=bool)
+      keep[np.argsort(saliency.ravel(), kind='stable')[:count]] = False
+      keep = keep.reshape(w1.shape)
     errors = np.zeros_like(w1)
     for r in np.flatnonzero(~keep.all(axis=1)):  # rows losing weights
       pruned_row = np.where(keep[r], w1[r], 0.0)

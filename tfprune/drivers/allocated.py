@@ -20,14 +20,17 @@ from tfprune.allocation import scan as scan_lib
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import methods as methods_lib
 from tfprune.criteria import patterns
+from tfprune.criteria import reconstruction
 from tfprune.errors import TfpruneError
 from tfprune.graph import ops
 from tfprune.graph.ir import Graph
 from tfprune.transforms import channel_pruning
 from tfprune.graph.network import Network
 
-# Criteria whose scores are per weight, so an N:M pattern can rank them.
-PATTERN_METHODS = ('weight', 'random')
+# Methods whose scores are per weight, so an N:M pattern can rank them.
+PATTERN_METHODS = ('weight', 'random', 'wanda', 'obs')
+# Of those, the ones that rank by calibration data (dense-chain folders only).
+_DATA_PATTERN_METHODS = ('wanda', 'obs')
 UNIFORM = 'uniform'
 
 
@@ -113,9 +116,19 @@ def _scores(method: str, kernel: np.ndarray, seed: int) -> np.ndarray:
 
 
 def network_pattern(network: Network, method: str, layers: Sequence[int],
-                    pattern: str) -> Network:
-  """`network` with `pattern` on `layers`, ranked by `method` (random: seed i)."""
+                    pattern: str, calibration: np.ndarray | None = None,
+                    use_biases: bool = True) -> Network:
+  """`network` with `pattern` on `layers`, ranked by `method` (random: seed i).
+
+  `wanda` and `obs` rank by their calibration scores (and `obs` re-fits the
+  kept weights), layer after layer as without a pattern.
+  """
   p = patterns.parse(pattern)
+  if method in _DATA_PATTERN_METHODS:
+    prune = {'wanda': reconstruction.prune_wanda,
+             'obs': reconstruction.prune_obs}[method]
+    return prune(network, p.level, layers, calibration, use_biases=use_biases,
+                 pattern=p)
   return network.masked([
       patterns.nm_mask(_scores(method, w, i), p) if i in set(layers) else None
       for i, w in enumerate(network.kernels)])
@@ -157,12 +170,23 @@ def network_points(config, network: Network, layers: Sequence[int],
           config.bias_correction)
   for name, method in pattern_methods(config.pattern, config.methods):
     yield (name, pattern_level(config.pattern),
-           network_pattern(network, method, layers, config.pattern))
+           network_pattern(network, method, layers, config.pattern, calibration,
+                           config.use_biases))
+
+
+def check_graph_pattern(config) -> None:
+  """Refuses an N:M pattern ranked by calibration data on a graph (not yet built)."""
+  for method in config.methods:
+    if config.pattern is not None and method in _DATA_PATTERN_METHODS:
+      raise TfpruneError(f'--pattern with {method} runs on dense-chain weight '
+                         'folders only so far: use weight or random on this '
+                         'network')
 
 
 def graph_points(config, graph: Graph, names: Sequence[str]
                  ) -> Iterator[tuple[str, float, Graph]]:
   """Yields (method, k, pruned graph) for each point, like `network_points`."""
+  check_graph_pattern(config)
   scan = load_scan(config.allocation, config.sensitivity_csv,
                    {n: graph.node(n).params['kernel'].size for n in names})
   for method in config.methods:

@@ -449,6 +449,7 @@ def config_record(config: SweepConfig) -> dict:
 
 def check_graph_methods(config: SweepConfig) -> None:
   """Refuses methods that do not run on graphs (CNN folders, model files) yet."""
+  allocated.check_graph_pattern(config)
   for method in config.methods:
     if method not in graph_pruning.CRITERIA:
       raise TfpruneError(
