@@ -12,9 +12,8 @@ less than one dense forward pass per point. Identical pruned networks (every
 method at k = 0) are evaluated once.
 """
 
-import csv
 import dataclasses
-import io
+import functools
 import json
 import pathlib
 import time
@@ -25,13 +24,13 @@ import numpy as np
 from tfprune import __version__
 from tfprune import atomic
 from tfprune.criteria import graph_pruning
-from tfprune.criteria import methods
 from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
 from tfprune.data import user_data
 from tfprune.drivers import allocated
 from tfprune.drivers import graph_sweep
+from tfprune.drivers import sweep_config
 from tfprune.drivers import pruned_keras
 from tfprune.errors import TfpruneError
 from tfprune.graph import io as graph_io
@@ -40,181 +39,28 @@ from tfprune.graph import weights
 from tfprune.graph.network import Network
 from tfprune.keras_io import importer
 from tfprune.reports import plots
+from tfprune.reports import sweep_table
 from tfprune.runtime import export
 from tfprune.runtime import inference
 from tfprune.runtime import metrics
 
-DEFAULT_LEVELS = (0, 25, 50, 60, 70, 80, 90, 95, 97, 99)
-DEFAULT_METHODS = ('weight', 'unit')
 CSV_NAME = 'sweep.csv'
 CONFIG_NAME = 'sweep_config.json'
 TIMING_NAME = 'timing.json'
 PRUNED_DIR = 'pruned'
-COLUMNS = ('method', 'k', 'accuracy', 'sparsity', 'nonzero_params', 'flops',
-           'flops_speedup', 'compression', 'size_bytes', 'units', 'kernels')
 
+# Re-exported: the sweep's config and rows are used as `sweep.SweepConfig`, ...
+SweepConfig = sweep_config.SweepConfig
+SweepRow = sweep_table.SweepRow
+COLUMNS = sweep_table.COLUMNS
+DEFAULT_LEVELS = sweep_config.DEFAULT_LEVELS
+DEFAULT_METHODS = sweep_config.DEFAULT_METHODS
+parse_levels = sweep_config.parse_levels
+config_record = sweep_config.config_record
+check_graph_methods = sweep_config.check_graph_methods
+to_csv = sweep_table.to_csv
+format_table = sweep_table.format_table
 
-@dataclasses.dataclass(frozen=True)
-class SweepConfig:
-  """How a sweep was made; saved as `sweep_config.json` beside its results.
-
-  Attributes:
-    weights_dir: the `.npy` weight folder to prune.
-    out_dir: where the CSV, the config and the plots go.
-    dataset: a key of `datasets.DATASETS`; its test split is used.
-    data_dir: local data folder (None: `$TFPRUNE_DATA_DIR`, then tfds).
-    methods: keys of `methods.METHODS`.
-    levels: pruning levels k in percent, each in [0, 100].
-    use_biases: add biases in the forward pass (False: original project).
-    prune_output_layer: prune the output layer too (default: hidden only).
-    calibration_size: training examples drawn for data-aware methods and bias
-      correction (unused otherwise).
-    calibration_seed: seed of that draw.
-    bias_correction: after pruning, shift each pruned layer's bias so its mean
-      pre-activation where the dense unit is active matches the dense network's.
-    sparse_kernels: let the evaluator use CSR kernels where they measured faster.
-    save_pruned: also write each pruned network's compact export to
-      `out_dir/pruned/<method>-k<k>.npz`.
-    model_file: a user's Keras model (`.keras`, `.h5`, SavedModel) to prune
-      instead of `weights_dir`; imported and verified by `keras_io`.
-    data: a user's `.npz` (`user_data`) instead of the registry `dataset`.
-    prune_layers: Keras layer names to prune (model files only; default:
-      every layer with a kernel but the output layer).
-    allocation: a key of `allocators.ALLOCATIONS` (`tfprune.allocation`):
-      how the overall level k is spread over the pruned layers (`uniform`:
-      k% of each; otherwise k% of all their weights together).
-    sensitivity_csv: the scan (`experiments/sensitivity.py`) that
-      `allocation='sensitivity'` reads.
-    pattern: 'N:M' to add rows of every weight-level method under that N:M
-      pattern (named e.g. `weight-2:4`), or None.
-    save_keras: also write each pruned network as a plain Keras model to
-      `out_dir/pruned/<method>-k<k>.keras`, compacted where structured
-      removal allows (`pruned_keras`).
-  """
-  weights_dir: str | None
-  out_dir: str
-  dataset: str = 'mnist'
-  data_dir: str | None = None
-  methods: tuple[str, ...] = DEFAULT_METHODS
-  levels: tuple[float, ...] = DEFAULT_LEVELS
-  use_biases: bool = True
-  prune_output_layer: bool = False
-  calibration_size: int = reconstruction.DEFAULT_CALIBRATION_SIZE
-  calibration_seed: int = 0
-  bias_correction: bool = False
-  sparse_kernels: bool = True
-  save_pruned: bool = False
-  model_file: str | None = None
-  data: str | None = None
-  prune_layers: tuple[str, ...] = ()
-  allocation: str = allocated.UNIFORM
-  sensitivity_csv: str | None = None
-  pattern: str | None = None
-  save_keras: bool = False
-
-  def __post_init__(self):
-    if (self.weights_dir is None) == (self.model_file is None):
-      raise TfpruneError('give either --weights_dir or --model_file, not both')
-    if self.model_file is not None:
-      check_graph_methods(self)
-      if self.bias_correction:
-        raise TfpruneError('--bias_correction does not run on a --model_file '
-                           'network yet: drop it')
-    object.__setattr__(self, 'prune_layers', tuple(self.prune_layers))
-    if not self.methods:
-      raise TfpruneError(
-          f'no pruning method given: pass --methods with some of '
-          f'{",".join(methods.METHODS)}')
-    for method in self.methods:
-      methods.get(method)
-    if self.bias_correction and not self.use_biases:
-      raise TfpruneError(
-          'bias correction changes biases but use_biases is false: drop '
-          '--bias_correction or set --use_biases=true')
-    if self.calibration_size < 0:
-      raise TfpruneError(
-          f'calibration_size must be >= 0, got {self.calibration_size}')
-    if self.needs_calibration and self.calibration_size == 0:
-      raise TfpruneError(
-          f'{self.calibration_user} needs calibration data but calibration_size '
-          'is 0: set --calibration_size to a positive number such as '
-          f'{reconstruction.DEFAULT_CALIBRATION_SIZE}')
-    if not self.levels:
-      raise TfpruneError('no pruning level given: pass --levels such as 0,50,90')
-    object.__setattr__(self, 'methods', tuple(self.methods))
-    object.__setattr__(self, 'levels',
-                       tuple(pruning.check_level(k) for k in self.levels))
-    if self.data is None:
-      datasets.get(self.dataset)
-    allocated.check(self.allocation, self.sensitivity_csv, self.pattern,
-                    self.methods)
-
-  @property
-  def needs_calibration(self) -> bool:
-    if self.model_file is not None:
-      return False  # the graph criteria need no data (yet)
-    return methods.needs_calibration(self.methods, self.bias_correction)
-
-  @property
-  def calibration_user(self) -> str:
-    """What needs calibration data, for error messages."""
-    needy = [m for m in self.methods if methods.get(m).needs_calibration]
-    return f'method {needy[0]!r}' if needy else 'bias correction'
-
-
-@dataclasses.dataclass(frozen=True)
-class SweepRow:
-  """One measured point.
-
-  Attributes:
-    method: pruning method name.
-    k: pruning level in percent.
-    accuracy: test accuracy of the pruned network.
-    sparsity: measured fraction of zero weights in the pruned layers' kernels.
-    nonzero_params: non-zero parameters of the whole network (kernels, plus
-      biases when they are used).
-    flops: multiply-adds per example left after compaction, skipping zero
-      weights (the effective MACs of `metrics`).
-    flops_speedup: dense multiply-adds of the unpruned network / `flops`.
-    compression: parameters of the unpruned network / `nonzero_params`.
-    size_bytes: bytes of the compact sparse export (`export`), exactly the
-      file `save_pruned` writes.
-    units: layer widths after compaction, e.g. 784-100-100-50-20-10.
-    kernels: kernel the evaluator chose per layer, e.g. csr+csr+dense.
-    layer_sparsity: measured sparsity per pruned layer, e.g.
-      'layer_1=0.9120;layer_2=0.8500' (written only when the allocation is
-      not uniform).
-  """
-  method: str
-  k: float
-  accuracy: float
-  sparsity: float
-  nonzero_params: int
-  flops: int = 0
-  flops_speedup: float = 1.0
-  compression: float = 1.0
-  size_bytes: int = 0
-  units: str = ''
-  kernels: str = ''
-  layer_sparsity: str = ''
-
-
-def parse_levels(texts: Sequence[str]) -> tuple[float, ...]:
-  """Parses level strings such as ['0', '50', '97.5'] into checked floats.
-
-  Raises:
-    TfpruneError: a text is not a number or not in [0, 100].
-  """
-  levels = []
-  for text in texts:
-    try:
-      value = float(text)
-    except ValueError:
-      raise TfpruneError(
-          f'level {text!r} is not a number: give --levels as comma-separated '
-          'percentages such as 0,50,90') from None
-    levels.append(pruning.check_level(value))
-  return tuple(levels)
 
 
 def measure(dense_counts: metrics.Counts, pruned: Network,
@@ -349,32 +195,6 @@ def _same_arrays(a: Network, b: Network) -> bool:
              zip(a.kernels + a.biases, b.kernels + b.biases))
 
 
-def to_csv(rows: Sequence[SweepRow]) -> str:
-  """The rows as CSV text with a header of `COLUMNS`."""
-  out = io.StringIO()
-  writer = csv.writer(out, lineterminator='\n')
-  per_layer = any(r.layer_sparsity for r in rows)
-  writer.writerow(COLUMNS + (('layer_sparsity',) if per_layer else ()))
-  for r in rows:
-    writer.writerow([r.method, f'{r.k:g}', f'{r.accuracy:.4f}',
-                     f'{r.sparsity:.6f}', r.nonzero_params, r.flops,
-                     f'{r.flops_speedup:.3f}', f'{r.compression:.3f}',
-                     r.size_bytes, r.units, r.kernels]
-                    + ([r.layer_sparsity] if per_layer else []))
-  return out.getvalue()
-
-
-def format_table(rows: Sequence[SweepRow]) -> str:
-  """A fixed-width table of the rows for the terminal."""
-  lines = [f'{"method":<8} {"k":>6} {"accuracy":>9} {"sparsity":>9} '
-           f'{"nonzero":>10} {"MACs":>10} {"export":>10}  kernels']
-  for r in rows:
-    lines.append(f'{r.method:<8} {r.k:>6g} {100 * r.accuracy:>8.2f}% '
-                 f'{100 * r.sparsity:>8.2f}% {r.nonzero_params:>10,} '
-                 f'{r.flops:>10,} {r.size_bytes / 1e6:>8.2f}MB  {r.kernels}')
-  return '\n'.join(lines)
-
-
 def run(config: SweepConfig) -> list[SweepRow]:
   """Runs the sweep and writes CSV, config JSON and plots to `config.out_dir`.
 
@@ -400,62 +220,48 @@ def run(config: SweepConfig) -> list[SweepRow]:
     return _run_graph(config, folder)
   split, train = _load_user_data(config)
   calibration_inputs = calibration(config, train)
+
+  def save(pruned_dir, method, k, pruned):
+    stem = pruned_dir / f'{method}-k{k:g}'
+    if config.save_pruned:
+      export.save(f'{stem}{export.SUFFIX}', pruned, config.use_biases,
+                  export_metadata(config, method, k))
+    if config.save_keras:
+      pruned_keras.save(pruned_keras.network_to_save(pruned, config.use_biases),
+                        f'{stem}{pruned_keras.SUFFIX}')
+  return _write_run(
+      config, lambda on_pruned: sweep(config, folder.network, split,
+                                      calibration_inputs, on_pruned),
+      save, {'weights_sha256': folder.sha256})
+
+
+def _write_run(config: SweepConfig, measure_points, save, record: dict
+               ) -> list[SweepRow]:
+  """Measures the points into a staging folder, then moves every file in place.
+
+  Args:
+    config: the sweep configuration.
+    measure_points: on_pruned -> rows; calls on_pruned(method, k, pruned).
+    save: (pruned_dir, method, k, pruned) -> None, writing one point's files
+      (called only with `save_pruned` or `save_keras`).
+    record: what `sweep_config.json` records besides the config.
+  """
   with atomic.staging(config.out_dir) as out_dir:
     on_pruned = None
     if config.save_pruned or config.save_keras:
       pruned_dir = out_dir / PRUNED_DIR
       pruned_dir.mkdir()
-
-      def on_pruned(method, k, pruned):
-        if config.save_pruned:
-          export.save(pruned_dir / f'{method}-k{k:g}{export.SUFFIX}', pruned,
-                      config.use_biases, export_metadata(config, method, k))
-        if config.save_keras:
-          pruned_keras.save(
-              pruned_keras.network_to_save(pruned, config.use_biases),
-              pruned_dir / f'{method}-k{k:g}{pruned_keras.SUFFIX}')
+      on_pruned = functools.partial(save, pruned_dir)
     start = time.perf_counter()
-    rows = sweep(config, folder.network, split, calibration_inputs, on_pruned)
+    rows = measure_points(on_pruned)
     elapsed = time.perf_counter() - start
     csv_path = atomic.write_text(out_dir / CSV_NAME, to_csv(rows))
-    record = {'config': config_record(config),
-              'weights_sha256': folder.sha256,
+    record = {'config': config_record(config), **record,
               'tfprune_version': __version__}
     atomic.write_text(out_dir / CONFIG_NAME, json.dumps(record, indent=2) + '\n')
     write_timing(out_dir, elapsed, len(rows))
     plots.plot_sweep(csv_path, out_dir)
   return rows
-
-
-# Fields for user models; left out of a weight-folder sweep's record at their
-# defaults, so its sweep_config.json is unchanged.
-_MODEL_FIELDS = ('model_file', 'data', 'prune_layers')
-# Allocation fields, left out at their defaults for the same reason.
-_ALLOCATION_FIELDS = ('allocation', 'sensitivity_csv', 'pattern')
-
-
-def config_record(config: SweepConfig) -> dict:
-  """The config as saved in `sweep_config.json`."""
-  record = dataclasses.asdict(config)
-  if config.model_file is None:
-    for name in _MODEL_FIELDS:
-      record.pop(name)
-  defaults = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
-  for name in _ALLOCATION_FIELDS + ('save_keras',):
-    if record[name] == defaults[name]:
-      record.pop(name)
-  return record
-
-
-def check_graph_methods(config: SweepConfig) -> None:
-  """Refuses methods that do not run on graphs (CNN folders, model files) yet."""
-  allocated.check_graph_pattern(config)
-  for method in config.methods:
-    if method not in graph_pruning.CRITERIA:
-      raise TfpruneError(
-          f'method {method!r} does not run on a graph network (a CNN weight '
-          'folder or --model_file) yet: choose from '
-          f'{",".join(graph_pruning.CRITERIA)}')
 
 
 def _load_user_data(config: SweepConfig):
@@ -478,33 +284,21 @@ def _run_graph(config: SweepConfig,
                        source)
   names = graph_pruning.prunable(graph, config.prune_layers,
                                  config.prune_output_layer)
-  with atomic.staging(config.out_dir) as out_dir:
-    on_pruned = None
-    if config.save_pruned or config.save_keras:
-      pruned_dir = out_dir / PRUNED_DIR
-      pruned_dir.mkdir()
 
-      def on_pruned(method, k, pruned):
-        if config.save_pruned:
-          graph_io.save(pruned, pruned_dir / f'{method}-k{k:g}{graph_io.SUFFIX}')
-        if config.save_keras:
-          pruned_keras.save(
-              pruned_keras.graph_to_save(graph, pruned, method, k, names),
-              pruned_dir / f'{method}-k{k:g}{pruned_keras.SUFFIX}')
-    start = time.perf_counter()
-    rows = graph_sweep.sweep_graph(
-        graph, config.methods, config.levels, names, test.images, test.labels,
-        SweepRow, on_pruned, points=allocated.graph_points(config, graph, names),
-        per_layer=config.allocation != allocated.UNIFORM)
-    elapsed = time.perf_counter() - start
-    csv_path = atomic.write_text(out_dir / CSV_NAME, to_csv(rows))
-    record = {'config': config_record(config), 'pruned_layers': names,
-              **({'weights_sha256': folder.sha256} if folder else {}),
-              'tfprune_version': __version__}
-    atomic.write_text(out_dir / CONFIG_NAME, json.dumps(record, indent=2) + '\n')
-    write_timing(out_dir, elapsed, len(rows))
-    plots.plot_sweep(csv_path, out_dir)
-  return rows
+  def save(pruned_dir, method, k, pruned):
+    stem = pruned_dir / f'{method}-k{k:g}'
+    if config.save_pruned:
+      graph_io.save(pruned, f'{stem}{graph_io.SUFFIX}')
+    if config.save_keras:
+      pruned_keras.save(pruned_keras.graph_to_save(graph, pruned, method, k, names),
+                        f'{stem}{pruned_keras.SUFFIX}')
+  return _write_run(
+      config, lambda on_pruned: graph_sweep.sweep_graph(
+          graph, config.methods, config.levels, names, test.images, test.labels,
+          SweepRow, on_pruned, points=allocated.graph_points(config, graph, names),
+          per_layer=config.allocation != allocated.UNIFORM),
+      save, {'pruned_layers': names,
+             **({'weights_sha256': folder.sha256} if folder else {})})
 
 
 def write_timing(out_dir, seconds: float, points: int) -> None:
