@@ -1,9 +1,16 @@
 """Benchmark pruned networks against the dense one, measured in the same run.
 
 Writes benchmark.json and benchmark.png to --out_dir and prints the table.
+A CNN weight folder or --model_file is benchmarked as a graph: the compacted
+Keras model (unit) or the masked graph (weight) against the dense one at
+batch 1 and 256, in alternating blocks; graph_benchmark.csv (accuracy,
+sizes), graph_timing.json (timings) and graph_benchmark.png.
 
   python experiments/benchmark.py
   python experiments/benchmark.py --methods=weight,unit,obs --out_dir=img/benchmark
+  python experiments/benchmark.py --weights_dir=weights/lenet5-mnist \
+      --levels=0,50,70,90 --out_dir=img/benchmark-lenet5
+  python experiments/benchmark.py --model_file=my.keras --data=my.npz --out_dir=runs/bench
 """
 
 import os
@@ -16,7 +23,9 @@ from absl import flags  # pylint: disable=g-import-not-at-top
 from tfprune.criteria import methods  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import benchmark  # pylint: disable=g-import-not-at-top
+from tfprune.drivers import graph_benchmark  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
+from tfprune.errors import TfpruneError  # pylint: disable=g-import-not-at-top
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -32,12 +41,25 @@ _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed runs at batch 10,000, at le
 _MIN_SECONDS = flags.DEFINE_float(
     'min_seconds', 1.0, 'Each timed network runs at least this long per '
     'measurement, in blocks alternating with the dense network.')
+_MODEL_FILE = flags.DEFINE_string(
+    'model_file', None, 'Your Keras model (.keras, .h5, SavedModel) to '
+    'benchmark as a graph instead of --weights_dir.')
+_DATA = flags.DEFINE_string(
+    'data', None, 'Your data as an .npz with x_test, y_test; replaces --dataset.')
+_DATASET = flags.DEFINE_enum('dataset', 'mnist', list(datasets.DATASETS),
+                             'Dataset whose test split is used.')
 _OUT_DIR = flags.DEFINE_string('out_dir', os.path.relpath(REPO / 'img' / 'benchmark'),
                                'Folder for benchmark.json and benchmark.png.')
 
 
 def main(argv):
   del argv
+  if _MODEL_FILE.value is not None and _WEIGHTS_DIR.present:
+    raise TfpruneError('--weights_dir and --model_file both given: pass one '
+                       'network to benchmark')
+  if _MODEL_FILE.value or graph_benchmark.is_graph_folder(_WEIGHTS_DIR.value):
+    _graph_main()
+    return
   config = benchmark.BenchmarkConfig(
       weights_dir=_WEIGHTS_DIR.value, out_dir=_OUT_DIR.value,
       data_dir=_DATA_DIR.value, methods=tuple(_METHODS.value),
@@ -47,6 +69,20 @@ def main(argv):
   print(benchmark.format_table(record))
   print(f'wrote {pathlib.Path(config.out_dir) / benchmark.JSON_NAME} and '
         f'{benchmark.PLOT_NAME}')
+
+
+def _graph_main():
+  config = graph_benchmark.GraphBenchmarkConfig(
+      out_dir=_OUT_DIR.value, model_file=_MODEL_FILE.value, data=_DATA.value,
+      weights_dir=None if _MODEL_FILE.value else _WEIGHTS_DIR.value,
+      dataset=_DATASET.value, data_dir=_DATA_DIR.value,
+      methods=tuple(_METHODS.value),
+      **({'levels': sweep.parse_levels(_LEVELS.value)} if _LEVELS.present else {}),
+      min_seconds=_MIN_SECONDS.value)
+  record = graph_benchmark.run(config)
+  print(graph_benchmark.format_table(record))
+  print(f'wrote {pathlib.Path(config.out_dir) / graph_benchmark.CSV_NAME}, '
+        f'{graph_benchmark.TIMING_NAME} and {graph_benchmark.PLOT_NAME}')
 
 
 if __name__ == '__main__':

@@ -1,7 +1,13 @@
-"""Score a pruned export written by `sweep.py --save_pruned`: accuracy, size, shape.
+"""Score a pruned network: accuracy, size, shape.
+
+--export takes what `sweep.py --save_pruned` writes (a dense-chain export, or
+a graph file for CNN folders and --model_file), a gradual run's graph.npz, or
+a Keras model file (imported and verified). Graphs score through the graph
+evaluator, exactly as the sweep scored them.
 
   python experiments/sweep.py --methods=unit --levels=90 --save_pruned --out_dir=runs/u90
   python experiments/evaluate.py --export=runs/u90/pruned/unit-k90.npz
+  python experiments/evaluate.py --export=runs/mine/pruned/weight-k90.npz --data=my.npz
 """
 
 from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable=g-import-not-at-top
@@ -9,10 +15,14 @@ from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable
 from absl import flags  # pylint: disable=g-import-not-at-top
 
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
-from tfprune.runtime import export  # pylint: disable=g-import-not-at-top
+from tfprune.drivers import scoring  # pylint: disable=g-import-not-at-top
 
-_EXPORT = flags.DEFINE_string('export', None, 'Pruned export (.npz) to score.',
-                              required=True)
+_EXPORT = flags.DEFINE_string(
+    'export', None, 'Pruned export or graph file (.npz), or Keras model file, '
+    'to score.', required=True)
+_DATA = flags.DEFINE_string(
+    'data', None, 'Your data as an .npz with x_test, y_test, instead of '
+    '--dataset (graph files and Keras models).')
 _DATASET = flags.DEFINE_enum('dataset', 'mnist', list(datasets.DATASETS),
                              'Dataset whose test split is used.')
 _DATA_DIR = flags.DEFINE_string(
@@ -21,7 +31,7 @@ _DATA_DIR = flags.DEFINE_string(
 
 def main(argv):
   del argv
-  s = export.score(_EXPORT.value, _DATASET.value, _DATA_DIR.value)
+  s = scoring.score(_EXPORT.value, _DATASET.value, _DATA_DIR.value, _DATA.value)
   print(f'{s.path}: accuracy {100 * s.accuracy:.2f}% on {s.dataset} test, '
         f'{s.nonzero_params:,} non-zero parameters, layers {s.units}, '
         f'{s.size_bytes:,} bytes; made by {s.metadata}')

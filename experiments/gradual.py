@@ -3,9 +3,15 @@
 Writes per-run epoch logs, exported `.npy` weights and `.tflite` files,
 results.csv, oneshot.csv and accuracy_vs_sparsity.png to --out_dir; the same
 command resumes an interrupted study. Target sparsities are percentages of
-each pruned layer, in [0, 100). Examples:
+each pruned layer, in [0, 100). A CNN weight folder or your own Keras model
+(--model_file) prunes every Dense, Conv2D and DepthwiseConv2D kernel and
+hands back model.keras (and, for units, the smaller compact.keras). Examples:
 
   python experiments/gradual.py
+  python experiments/gradual.py --model=lenet5 --weights_dir=weights/lenet5-mnist \
+      --targets=90 --procedures=gradual --out_dir=runs/lenet-gradual
+  python experiments/gradual.py --model_file=my.keras --data=my.npz \
+      --granularity=unit --targets=50 --out_dir=runs/mine
   python experiments/gradual.py --granularity=unit --targets=50,60,70,80,90 \
       --out_dir=img/gradual-unit
   python experiments/gradual.py --strategy=mirrored --logical_cpus=2 \
@@ -34,6 +40,12 @@ _DEFAULTS = gradual_study.GradualConfig(out_dir='', weights_dir='')
 _WEIGHTS_DIR = flags.DEFINE_string(
     'weights_dir', os.path.relpath(REPO / 'weights' / 'mlp-mnist'),
     'Starting .npy weight folder (default: the prebuilt MNIST MLP).')
+_MODEL_FILE = flags.DEFINE_string(
+    'model_file', None, 'Your Keras model (.keras, .h5 or SavedModel folder, '
+    'tf_keras or Keras 3) to prune instead of --weights_dir.')
+_DATA = flags.DEFINE_string(
+    'data', None, 'Your data as an .npz with x_train, y_train, x_test, y_test '
+    '(integer labels), shaped as the model takes them; replaces --dataset.')
 _MODEL = flags.DEFINE_enum('model', _DEFAULTS.model, list(models.MODELS),
                            'Model the weights belong to.')
 _DATASET = flags.DEFINE_enum('dataset', _DEFAULTS.dataset, list(datasets.DATASETS),
@@ -108,10 +120,15 @@ def _targets(texts) -> tuple[float, ...]:
 
 def main(argv):
   del argv
+  if _MODEL_FILE.value is not None and _WEIGHTS_DIR.present:
+    raise TfpruneError('--weights_dir and --model_file both given: pass one '
+                       'network to prune')
   if _LOGICAL_CPUS.value:
     distribute.split_cpu(_LOGICAL_CPUS.value)
   config = gradual_study.GradualConfig(
-      out_dir=_OUT_DIR.value, weights_dir=_WEIGHTS_DIR.value, model=_MODEL.value,
+      out_dir=_OUT_DIR.value, model_file=_MODEL_FILE.value, data=_DATA.value,
+      weights_dir=None if _MODEL_FILE.value else _WEIGHTS_DIR.value,
+      model=_MODEL.value,
       dataset=_DATASET.value, data_dir=_DATA_DIR.value,
       procedures=tuple(p.strip() for p in _PROCEDURES.value),
       granularity=_GRANULARITY.value, schedule=_SCHEDULE.value,

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from tests import helpers
@@ -40,3 +41,35 @@ def test_paired_times_summarise_each_function_over_alternating_blocks():
   benchmark.paired_times(first, second, runs=4, min_seconds=0.0, rounds=2)
   # A warm-up and a probe call each, then two rounds of blocks of 2.
   assert ''.join(calls) == 'aabb' + 'aabb' * 2
+
+
+def test_graph_benchmark_times_the_compacted_model_apart_from_results(tmp_path):
+  from tests import keras_zoo  # pylint: disable=import-outside-toplevel
+  from tfprune.drivers import graph_benchmark  # pylint: disable=import-outside-toplevel
+  keras_zoo.build('residual', 'keras3').save(tmp_path / 'residual.keras')
+  rng = np.random.default_rng(0)
+  np.savez(tmp_path / 'data.npz',
+           x_test=rng.standard_normal((64, 10, 10, 3)).astype(np.float32),
+           y_test=rng.integers(0, 3, 64))
+  config = graph_benchmark.GraphBenchmarkConfig(
+      out_dir=str(tmp_path / 'out'), model_file=str(tmp_path / 'residual.keras'),
+      data=str(tmp_path / 'data.npz'), levels=(0, 70), min_seconds=0, runs=2)
+  record = graph_benchmark.run(config)
+  out = tmp_path / 'out'
+  rows = helpers.read_csv(out / graph_benchmark.CSV_NAME)
+  assert list(rows[0]) == list(graph_benchmark.COLUMNS)  # no timing in results
+  by_key = {(r['method'], r['k']): r for r in rows}
+  dense = by_key[('unit', '0')]
+  assert int(by_key[('unit', '70')]['params']) < int(dense['params'])
+  assert int(by_key[('unit', '70')]['keras_bytes']) < int(dense['keras_bytes'])
+  assert by_key[('weight', '70')]['params'] == dense['params']  # masked only
+  assert int(by_key[('weight', '70')]['graph_bytes']) < int(dense['graph_bytes'])
+  timing = json.loads((out / graph_benchmark.TIMING_NAME).read_text())
+  assert [(t['method'], t['timed']) for t in timing['timings']] == [
+      ('weight', 'graph'), ('weight', 'graph'), ('unit', 'keras'), ('unit', 'keras')]
+  for t in timing['timings']:
+    for b in graph_benchmark.BATCHES:
+      assert t[f'speedup_{b}'] == pytest.approx(
+          t[f'dense_seconds_{b}'] / t[f'seconds_{b}'])
+  assert (out / graph_benchmark.PLOT_NAME).stat().st_size > 0
+  assert len(record['rows']) == 4

@@ -21,6 +21,9 @@ a pattern for it), and that the output path was not created.
 | study_c | `--dataset=penguins` | the same |
 | sweep | MNIST weights with `--dataset=fashion_mnist` | `error: the weights in … were trained on mnist, not fashion_mnist: …` |
 | study_a | `--weights_dir=weights/mlp-mnist` | `error: the weights in … are a mlp model but this needs fashion_cnn: …` |
+| gradual, benchmark | `--model_file` and `--weights_dir` | `error: --weights_dir and --model_file both given: pass one network to …` |
+| gradual | `--data` without `x_train` | `error: … has no x_train/y_train to fine-tune on: add them …` |
+| evaluate | a dense-chain export with `--data` | `error: … is a dense-chain export, scored on a registry --dataset: drop --data` |
 """
 
 import re
@@ -93,6 +96,15 @@ def _pruned_blocker(tmp_path):
   return tmp_path / 'out'
 
 
+def _user_model(tmp_path):
+  """A small Keras CNN and (as user_model.npz) test data without a training split."""
+  from tests import keras_zoo  # pylint: disable=import-outside-toplevel
+  keras_zoo.build('cnn', 'tf_keras').save(tmp_path / 'user_model.keras')
+  np.savez(tmp_path / 'user_model.npz', x_test=np.zeros((4, 12, 12, 3), np.float32),
+           y_test=np.zeros(4, np.int64))
+  return tmp_path / 'user_model'
+
+
 def _file(tmp_path):
   path = tmp_path / 'file'
   path.write_text('not a folder')
@@ -119,7 +131,7 @@ MAKERS = {'npy': _npy, 'binary': _binary, 'mnist_export': _mnist_export,
           'plain_export': _plain_export, 'three_classes': _three_classes,
           'pruned_blocker': _pruned_blocker,
           'file': _file, 'only_test_split': _only_test_split,
-          'bad_penguins': _bad_penguins}
+          'bad_penguins': _bad_penguins, 'user_model': _user_model}
 
 # name: (script, args (formatted with tmp, out, data: the real data folder, and
 # the files of MAKERS), expected exit status, the one stderr line: exact text,
@@ -250,6 +262,25 @@ CASES = {
         'gradual', ['--strategy=tpu', '--out_dir={out}'], 2,
         'error: flag --strategy=tpu is not valid: use one of default, mirrored, '
         'multi_worker'),
+    'gradual-model-file-and-weights': (
+        'gradual', ['--model_file={tmp}/m.keras', '--weights_dir={tmp}/w',
+                    '--out_dir={out}'], 2,
+        'error: --weights_dir and --model_file both given: pass one network to '
+        'prune'),
+    'gradual-data-without-training-split': (
+        'gradual', ['--model_file={user_model}.keras', '--data={user_model}.npz',
+                    '--out_dir={out}'], 2,
+        're:^error: .*user_model.npz has no x_train/y_train to fine-tune on: add '
+        'them'),
+    'benchmark-model-file-and-weights': (
+        'benchmark', ['--model_file={tmp}/m.keras', '--weights_dir={tmp}/w',
+                      '--out_dir={out}'], 2,
+        'error: --weights_dir and --model_file both given: pass one network to '
+        'benchmark'),
+    'evaluate-dense-export-with-data': (
+        'evaluate', ['--export={plain_export}', '--data={tmp}/d.npz'], 2,
+        'error: {plain_export} is a dense-chain export, scored on a registry '
+        '--dataset: drop --data'),
     'study_b-structured-100': (
         'study_b', ['--methods=structured_l1', '--levels=100', '--out_dir={out}'], 2,
         'error: structured_l1 at k=100 would remove every filter of a layer: '

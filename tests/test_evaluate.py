@@ -83,3 +83,28 @@ def test_pruned_prebuilt_evaluates_like_keras(prebuilt, mnist_test, method):
 def test_input_size_mismatch_names_both_sizes():
   with pytest.raises(TfpruneError, match='takes 12 inputs but the images have 784'):
     evaluate.accuracy(helpers.random_network(), np.zeros((2, 28, 28, 1)), [0, 1])
+
+
+@pytest.mark.parametrize('method', ['weight', 'unit'])
+def test_graph_exports_score_as_the_sweep_measured_them(tmp_path, method):
+  from tests import keras_zoo  # pylint: disable=import-outside-toplevel
+  from tfprune.drivers import scoring  # pylint: disable=import-outside-toplevel
+  from tfprune.drivers import sweep  # pylint: disable=import-outside-toplevel
+  model = keras_zoo.build('cnn', 'keras3')
+  model.save(tmp_path / 'cnn.keras')
+  rng = np.random.default_rng(0)
+  np.savez(tmp_path / 'data.npz',
+           x_test=rng.standard_normal((200, 12, 12, 3)).astype(np.float32),
+           y_test=rng.integers(0, 4, 200))
+  rows = sweep.run(sweep.SweepConfig(
+      weights_dir=None, model_file=str(tmp_path / 'cnn.keras'),
+      data=str(tmp_path / 'data.npz'), out_dir=str(tmp_path / 'out'),
+      methods=(method,), levels=(0, 60), save_pruned=True, save_keras=True))
+  for row in rows:
+    stem = tmp_path / 'out' / 'pruned' / f'{method}-k{row.k:g}'
+    graph_score = scoring.score(f'{stem}.npz', data=str(tmp_path / 'data.npz'))
+    assert graph_score.accuracy == row.accuracy
+    assert graph_score.nonzero_params == row.nonzero_params
+    assert graph_score.size_bytes == row.size_bytes
+    keras_score = scoring.score(f'{stem}.keras', data=str(tmp_path / 'data.npz'))
+    assert keras_score.accuracy == pytest.approx(row.accuracy, abs=1 / 200)

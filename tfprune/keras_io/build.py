@@ -193,3 +193,36 @@ def to_keras(graph: Graph, framework: str | None = None):
   for layer, weights in pending:
     layer.set_weights([np.asarray(w) for w in weights])
   return model
+
+
+# The arrays of a node that are Keras variables, in the layer's weight order
+# (`_layers_of` passes them in this order).
+_VARIABLE_PARAMS = {
+    'dense': ('kernel', 'bias'), 'conv2d': ('kernel', 'bias'),
+    'depthwise_conv2d': ('kernel', 'bias'),
+    'batch_norm': ('gamma', 'beta', 'mean', 'variance'),
+    'layer_norm': ('gamma', 'beta')}
+
+
+def layer_of(model, node_name: str):
+  """The layer of `to_keras`'s `model` holding node `node_name`'s arrays.
+
+  A node whose activation has no `activation=` argument is built as a layer
+  named `<node>_preact` followed by the activation layer named `<node>`; a
+  pruning wrapper (TF-MOT) is looked through.
+  """
+  layers = {getattr(l, 'layer', l).name: getattr(l, 'layer', l)
+            for l in model.layers}
+  layer = layers.get(f'{node_name}_preact') or layers.get(node_name)
+  if layer is None:
+    raise TfpruneError(f'model {model.name} has no layer {node_name}: build it '
+                       'with tfprune.to_keras')
+  return layer
+
+
+def variables(model, node: Node) -> dict:
+  """Param name -> the Keras variable holding it, for `node` of `model`'s graph."""
+  names = [p for p in _VARIABLE_PARAMS.get(node.op, ()) if p in node.params]
+  if not names:
+    return {}
+  return dict(zip(names, layer_of(model, node.name).weights, strict=True))

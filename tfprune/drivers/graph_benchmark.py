@@ -1,0 +1,247 @@
+"""Benchmark of any graph (a CNN folder or a user's Keras model): accuracy, size, speed.
+
+For each method and level k the network is pruned as the sweep prunes it and
+measured against the dense network in the same run:
+
+- `unit`: the compacted Keras model (coupled channels physically removed,
+  `graph_compaction`) against the dense Keras model, both called through one
+  `tf.function` each;
+- `weight` (and other masks): the masked graph against the dense graph,
+  both through the graph evaluator. A masked kernel is as large as a dense
+  one, so no speed-up is expected: the row shows the timing noise.
+
+Timings are medians of alternating A/B blocks (`benchmark.paired_times`), at
+batch 1 and at batch 256, so a change of load on a shared machine hits both
+sides of each ratio. Sizes: the `.keras` file (`pruned_keras`: compacted for
+units, masked otherwise) and the graph `.npz` (sparse arrays where smaller).
+`graph_benchmark.csv` holds accuracies and sizes (byte-reproducible);
+`graph_timing.json` the timings; `graph_benchmark.png` accuracy against
+measured speed-up and against file size, one curve per method.
+"""
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import pathlib
+import platform
+import statistics
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from tfprune import __version__
+from tfprune import atomic
+from tfprune.criteria import graph_pruning
+from tfprune.data import datasets
+from tfprune.data import user_data
+from tfprune.drivers import benchmark
+from tfprune.drivers import graph_sweep
+from tfprune.drivers import pruned_keras
+from tfprune.drivers import sweep
+from tfprune.errors import TfpruneError
+from tfprune.graph import evaluator
+from tfprune.graph import io as graph_io
+from tfprune.graph import network_graph
+from tfprune.graph import weights
+from tfprune.graph.ir import Graph
+from tfprune.keras_io import build
+from tfprune.keras_io import importer
+from tfprune.transforms import channel_pruning
+
+CSV_NAME = 'graph_benchmark.csv'
+TIMING_NAME = 'graph_timing.json'
+PLOT_NAME = 'graph_benchmark.png'
+BATCHES = (1, 256)
+# Alternating blocks per side: more than the MLP benchmark's, as one graph
+# call is short and the shared machine's load changes within seconds.
+ROUNDS = 6
+COLUMNS = ('method', 'k', 'accuracy', 'sparsity', 'timed', 'keras_bytes',
+           'graph_bytes', 'params')
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphBenchmarkConfig:
+  """How a graph benchmark was run; saved in `graph_timing.json`.
+
+  Attributes:
+    out_dir: where the CSV, the timing JSON and the plot go.
+    weights_dir: a CNN weight folder (or None with `model_file`).
+    model_file: a user's Keras model file.
+    data: a user's `.npz` (x_test, y_test) instead of `dataset`.
+    dataset: registry dataset whose test split is used.
+    data_dir: local data folder.
+    methods: graph methods (`graph_pruning.CRITERIA`).
+    levels: levels k in percent.
+    min_seconds: each side of a pair runs at least this long per batch size.
+    runs: timed calls per side, at least.
+  """
+  out_dir: str
+  weights_dir: str | None = None
+  model_file: str | None = None
+  data: str | None = None
+  dataset: str = 'mnist'
+  data_dir: str | None = None
+  methods: tuple[str, ...] = ('weight', 'unit')
+  levels: tuple[float, ...] = (0, 50, 70, 90)
+  min_seconds: float = 1.0
+  runs: int = 20
+
+  def __post_init__(self):
+    if (self.weights_dir is None) == (self.model_file is None):
+      raise TfpruneError('give either --weights_dir or --model_file, not both')
+    if not self.methods:
+      raise TfpruneError('no pruning method given: pass --methods such as '
+                         'weight,unit')
+    for method in self.methods:
+      graph_pruning.get(method)
+    object.__setattr__(self, 'methods', tuple(self.methods))
+    object.__setattr__(self, 'levels', sweep.parse_levels(
+        [str(k) for k in self.levels]))
+    if self.min_seconds < 0 or self.runs < 1:
+      raise TfpruneError(f'min_seconds must be >= 0 and runs >= 1, got '
+                         f'{self.min_seconds} and {self.runs}')
+
+
+def load_graph(config: GraphBenchmarkConfig, x: np.ndarray) -> Graph:
+  """The dense network of `config` as a graph."""
+  if config.model_file is not None:
+    return importer.from_keras(config.model_file, data=x[:16])
+  return network_graph.to_graph(weights.load(config.weights_dir).network)
+
+
+def _keras_fn(graph: Graph, x: np.ndarray):
+  model = build.to_keras(graph, 'tf_keras')
+  call = tf.function(lambda t: model(t, training=False))
+  tensor = tf.constant(x)
+  return lambda: call(tensor).numpy()
+
+
+def _graph_fn(graph: Graph, x: np.ndarray):
+  run = evaluator.Evaluator(graph)
+  return lambda: run.predict(x)
+
+
+def _keras_bytes(graph: Graph) -> int:
+  with tempfile.TemporaryDirectory() as folder:
+    return pruned_keras.save(graph, pathlib.Path(folder) / 'm.keras').stat().st_size
+
+
+def run(config: GraphBenchmarkConfig) -> dict:
+  """Runs the benchmark; writes CSV, timing JSON and plot; returns the record."""
+  atomic.check_writable(config.out_dir)
+  if config.data is not None:
+    test, _ = user_data.load(config.data)
+  else:
+    test = datasets.load(config.dataset, 'test', config.data_dir)
+  graph = load_graph(config, test.images)
+  user_data.check_fits(test, graph.input_shape, int(np.prod(graph.output_shape)),
+                       config.data or config.dataset)
+  names = graph_pruning.prunable(graph)
+  inputs = {b: np.resize(test.images, (b, *graph.input_shape)).astype(np.float32)
+            for b in BATCHES}
+  dense_eval = evaluator.Evaluator(graph)
+  dense = {'keras': {b: _keras_fn(graph, x) for b, x in inputs.items()},
+           'graph': {b: _graph_fn(graph, x) for b, x in inputs.items()}}
+  rows, timings = [], []
+  for method in config.methods:
+    for k in config.levels:
+      masked = channel_pruning.prune_graph(graph, method, k, names)
+      structured = method in channel_pruning.METHODS
+      saved = pruned_keras.graph_to_save(graph, masked, method, k, names)
+      timed = 'keras' if structured else 'graph'
+      kernels = [masked.node(n).params['kernel'] for n in names]
+      rows.append({
+          'method': method, 'k': k,
+          'accuracy': dense_eval.accuracy(test.images, test.labels, masked),
+          'sparsity': sum(int(np.sum(w == 0)) for w in kernels) / sum(
+              w.size for w in kernels),
+          'timed': 'compacted keras' if structured else 'masked graph',
+          'keras_bytes': _keras_bytes(saved),
+          'graph_bytes': len(graph_io.to_bytes(saved)),
+          'params': saved.num_params})
+      make = _keras_fn if structured else _graph_fn
+      entry = {'method': method, 'k': k, 'timed': timed}
+      for b, x in inputs.items():
+        base, pruned = benchmark.paired_times(
+            dense[timed][b], make(saved, x), config.runs, config.min_seconds,
+            statistics.median, rounds=ROUNDS)
+        entry[f'dense_seconds_{b}'] = base
+        entry[f'seconds_{b}'] = pruned
+        entry[f'speedup_{b}'] = base / pruned
+      timings.append(entry)
+  dense_bytes = {'keras_bytes': _keras_bytes(graph),
+                 'graph_bytes': len(graph_io.to_bytes(graph))}
+  record = {
+      'config': dataclasses.asdict(config),
+      'machine': {'platform': platform.platform(),
+                  'processor': benchmark._cpu_name(),  # pylint: disable=protected-access
+                  'cpu_count': os.cpu_count(), 'tensorflow': tf.__version__,
+                  'tfprune': __version__},
+      'dense': dense_bytes, 'timings': timings}
+  with atomic.staging(config.out_dir) as out_dir:
+    atomic.write_text(out_dir / CSV_NAME, to_csv(rows))
+    atomic.write_text(out_dir / TIMING_NAME, json.dumps(record, indent=2) + '\n')
+    plot(rows, timings, dense_bytes, out_dir / PLOT_NAME)
+  return {'rows': rows, **record}
+
+
+def to_csv(rows) -> str:
+  """The rows (no timings) as CSV text."""
+  out = io.StringIO()
+  writer = csv.writer(out, lineterminator='\n')
+  writer.writerow(COLUMNS)
+  for r in rows:
+    writer.writerow([r['method'], f'{r["k"]:g}', f'{r["accuracy"]:.4f}',
+                     f'{r["sparsity"]:.6f}', r['timed'], r['keras_bytes'],
+                     r['graph_bytes'], r['params']])
+  return out.getvalue()
+
+
+def format_table(record: dict) -> str:
+  """Accuracy, sizes and median speed-ups per row, for the terminal."""
+  lines = [f'{"method":<7} {"k":>4} {"acc":>7} {".keras":>10} {"graph":>10} '
+           + ' '.join(f'{"x@" + str(b):>7}' for b in BATCHES) + '  timed']
+  for r, t in zip(record['rows'], record['timings']):
+    lines.append(f'{r["method"]:<7} {r["k"]:>4g} {100 * r["accuracy"]:>6.2f}% '
+                 f'{r["keras_bytes"]:>10,} {r["graph_bytes"]:>10,} ' + ' '.join(
+                     f'{t[f"speedup_{b}"]:>6.2f}x' for b in BATCHES)
+                 + f'  {r["timed"]}')
+  return '\n'.join(lines)
+
+
+def plot(rows, timings, dense_bytes, path: pathlib.Path) -> pathlib.Path:
+  """Accuracy against measured speed-up (batch 1, 256) and against file size."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+  for method in dict.fromkeys(r['method'] for r in rows):
+    picked = [(r, t) for r, t in zip(rows, timings) if r['method'] == method]
+    accuracy = [100 * r['accuracy'] for r, _ in picked]
+    for ax, b in zip(axes, BATCHES):
+      ax.plot([t[f'speedup_{b}'] for _, t in picked], accuracy, marker='o',
+              label=method)
+    axes[2].plot([r['keras_bytes'] / 1e3 for r, _ in picked], accuracy,
+                 marker='o', label=method)
+  for ax, b in zip(axes, BATCHES):
+    ax.set_xlabel(f'measured speed-up over dense, batch {b} (median, x)')
+    ax.axvline(1.0, color='grey', lw=0.8)
+  axes[2].set_xlabel('.keras file size (kB)')
+  axes[2].axvline(dense_bytes['keras_bytes'] / 1e3, color='grey', lw=0.8)
+  for ax in axes:
+    ax.set_ylabel('test accuracy (%)')
+    ax.grid(True, alpha=0.3)
+  axes[0].legend()
+  fig.tight_layout()
+  with atomic.replacing(path) as tmp:
+    fig.savefig(tmp, format='png', dpi=100)
+  plt.close(fig)
+  return path
+
+
+def is_graph_folder(weights_dir: str) -> bool:
+  """True if the weight folder holds a CNN (benchmarked as a graph)."""
+  return weights.load(weights_dir).network.specs is not None
