@@ -9,6 +9,7 @@ import pytest
 
 from tests import helpers
 from tfprune.criteria import pruning
+from tfprune.criteria import bias_correction
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
@@ -26,9 +27,9 @@ def _magnitude(network, k, layers):
 _METHODS = {
     'wanda': reconstruction.prune_wanda,
     'obs': reconstruction.prune_obs,
-    'magnitude+correction': lambda n, k, l, c: reconstruction.correct_biases(
+    'magnitude+correction': lambda n, k, l, c: bias_correction.correct_biases(
         n, _magnitude(n, k, l), l, c),
-    'magnitude+active_correction': lambda n, k, l, c: reconstruction.correct_biases(
+    'magnitude+active_correction': lambda n, k, l, c: bias_correction.correct_biases(
         n, _magnitude(n, k, l), l, c, active_only=True),
 }
 METHODS = sorted(_METHODS)
@@ -215,7 +216,7 @@ def test_bias_correction_zeroes_the_mean_error_and_keeps_kernels(active_only):
   layers = [0, 1, 2]
   x = _calibration(300)
   pruned = _magnitude(net, 70, layers)
-  corrected = reconstruction.correct_biases(net, pruned, layers, x,
+  corrected = bias_correction.correct_biases(net, pruned, layers, x,
                                             active_only=active_only)
   for got, want in zip(corrected.kernels, pruned.kernels):
     np.testing.assert_array_equal(got, want)
@@ -237,7 +238,7 @@ def test_bias_correction_needs_the_same_network_shapes():
   net = helpers.random_network(SHAPES)
   other = helpers.random_network(((20, 16), (16, 12), (12, 4)))
   with pytest.raises(TfpruneError, match='different shapes'):
-    reconstruction.correct_biases(net, other, [0], _calibration())
+    bias_correction.correct_biases(net, other, [0], _calibration())
 
 
 # --- the prebuilt MNIST MLP -----------------------------------------------------
@@ -256,7 +257,7 @@ def mnist_k90(prebuilt, data_dir):
   pruned = {
       'magnitude': magnitude,
       'wanda': wanda,
-      'wanda+active_correction': reconstruction.correct_biases(
+      'wanda+active_correction': bias_correction.correct_biases(
           net, wanda, layers, calibration, active_only=True),
       'obs': reconstruction.prune_obs(net, 90, layers, calibration),
   }

@@ -13,6 +13,7 @@ import numpy as np
 
 from tfprune import registry
 from tfprune.criteria import pruning
+from tfprune.criteria import bias_correction as bias_correction_lib
 from tfprune.criteria import reconstruction
 from tfprune.errors import TfpruneError
 from tfprune.graph.network import Network
@@ -101,6 +102,6 @@ def prune(name: str, network: Network, k: float, layers: Sequence[int],
     # Averaging over all examples lets the negative pre-activations that ReLU
     # discards dominate (measured: 75.3% -> 10.3% at k=90); only the examples
     # where the dense unit is active count (75.3% -> 96.4%).
-    pruned = reconstruction.correct_biases(network, pruned, layers, calibration,
+    pruned = bias_correction_lib.correct_biases(network, pruned, layers, calibration,
                                            active_only=True)
   return pruned

@@ -9,8 +9,6 @@ set) pushed through the network, layer after layer:
   prune_obs       SparseGPT / Optimal Brain Surgeon: chooses the mask by OBS
                   saliency and re-solves the kept weights (and the bias) so that
                   the pruned layer reproduces the dense layer's pre-activation.
-  correct_biases  shifts each pruned layer's bias by the mean pre-activation
-                  error, leaving the kernels (and so the sparsity) untouched.
 
 All work is in float64 numpy; networks come back as float32 `Network`s. The
 functions are pure: they never modify their inputs. As in `pruning`, a level
@@ -20,10 +18,11 @@ layer, and ties are broken towards the lower flat index.
 
 import math
 import numbers
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from tfprune.criteria import calibrated
 from tfprune.criteria import patterns
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
@@ -33,8 +32,7 @@ DEFAULT_DAMPING = 0.01
 # Smaller blocks choose masks on fresher weights: on the prebuilt MNIST MLP,
 # 32 beats SparseGPT's 128 by ~0.4 points at k=95, at the same speed.
 DEFAULT_BLOCK_SIZE = 32
-# Calibration examples that reach the targets on the prebuilt MNIST MLP.
-DEFAULT_CALIBRATION_SIZE = 2048
+DEFAULT_CALIBRATION_SIZE = calibrated.DEFAULT_CALIBRATION_SIZE
 
 
 def calibration_inputs(images: np.ndarray, size: int = DEFAULT_CALIBRATION_SIZE,
@@ -97,7 +95,7 @@ def wanda_mask(weights: np.ndarray, k: float, input_norms: np.ndarray,
   k = pruning.check_level(k)
   scores = (np.abs(w) * norms[:, None]).ravel()
   if mask is not None:
-    mask = _check_mask(mask, w.shape)
+    mask = calibrated.check_mask(mask, w.shape)
     scores = np.where(mask.ravel(), scores, -1.0)
   keep = np.ones(scores.size, dtype=bool)
   keep[np.argsort(scores, kind='stable')[:pruning.prune_count(k, scores.size)]] = False
@@ -129,11 +127,11 @@ def prune_wanda(network: Network, k: float, layers: Sequence[int],
   Returns:
     The pruned network.
   """
-  chosen = _check_layers(network, layers)
-  levels = _levels(k, chosen)
-  x = _check_calibration(network, calibration)
+  chosen = calibrated.check_layers(network, layers)
+  levels = calibrated.levels(k, chosen)
+  x = calibrated.check_calibration(network, calibration)
   kernels = list(network.kernels)
-  last = _last_needed(chosen)
+  last = calibrated.last_needed(chosen)
   for i in range(last):
     if i in chosen:
       norms = np.sqrt(np.einsum('ij,ij->j', x, x))
@@ -141,7 +139,7 @@ def prune_wanda(network: Network, k: float, layers: Sequence[int],
               patterns.nm_mask(np.abs(kernels[i]) * norms[:, None], pattern))
       kernels[i] = np.where(mask, kernels[i], np.float32(0))
     if i + 1 < last:
-      x = _layer(x, kernels[i], network.biases[i], use_biases, relu=True)
+      x = calibrated.layer(x, kernels[i], network.biases[i], use_biases, relu=True)
   return Network(tuple(kernels), network.biases)
 
 
@@ -189,9 +187,9 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
   Returns:
     The pruned network: pruned weights are exactly 0.0.
   """
-  chosen = _check_layers(network, layers)
-  levels = _levels(k, chosen)
-  x = _check_calibration(network, calibration)
+  chosen = calibrated.check_layers(network, layers)
+  levels = calibrated.levels(k, chosen)
+  x = calibrated.check_calibration(network, calibration)
   if (isinstance(damping, bool) or not isinstance(damping, numbers.Real)
       or not math.isfinite(damping) or damping <= 0):
     raise TfpruneError(
@@ -204,10 +202,10 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
         f'{DEFAULT_BLOCK_SIZE}')
   kernels, biases = list(network.kernels), list(network.biases)
   dense_x = x
-  last = _last_needed(chosen)
+  last = calibrated.last_needed(chosen)
   for i in range(last):
     if i in chosen:
-      y = _pre_activation(dense_x, network.kernels[i], network.biases[i],
+      y = calibrated.pre_activation(dense_x, network.kernels[i], network.biases[i],
                           use_biases)
       kernel, bias = _obs_layer(x, y, network.kernels[i], network.biases[i],
                                 levels[i], use_biases, float(damping),
@@ -216,65 +214,10 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
       if use_biases:
         biases[i] = bias.astype(np.float32)
     if i + 1 < last:
-      dense_x = _layer(dense_x, network.kernels[i], network.biases[i],
+      dense_x = calibrated.layer(dense_x, network.kernels[i], network.biases[i],
                        use_biases, relu=True)
-      x = _layer(x, kernels[i], biases[i], use_biases, relu=True)
+      x = calibrated.layer(x, kernels[i], biases[i], use_biases, relu=True)
   return Network(tuple(kernels), tuple(biases))
-
-
-def correct_biases(dense: Network, pruned: Network, layers: Sequence[int],
-                   calibration: np.ndarray, active_only: bool = False) -> Network:
-  """Shifts the biases of `layers` by the mean pre-activation error.
-
-  Layer after layer, with X the layer's inputs through the corrected pruned
-  network so far, each chosen layer's bias becomes
-  b + mean over the calibration examples of (dense pre-activation - pruned
-  pre-activation), so the pruned layer's mean pre-activation matches the dense
-  one's. Kernels, and so the sparsity, are unchanged.
-
-  On ReLU layers whose units are mostly inactive (the prebuilt MNIST MLP's are
-  active on 13-36% of examples) that mean is dominated by negative
-  pre-activations the ReLU discards, and matching it can cost accuracy;
-  `active_only` averages only over the examples where the dense unit is
-  active instead (on the output layer, which has no ReLU, over all examples).
-
-  Args:
-    dense: the weights before pruning.
-    pruned: the pruned weights, of the same shapes.
-    layers: 0-based indices of the layers whose bias to correct.
-    calibration: (n, ...) calibration inputs (training data), flattened to
-      (n, dense.input_dim).
-    active_only: average each unit's error over the examples where its dense
-      pre-activation is > 0 (a unit never active keeps its bias).
-
-  Returns:
-    `pruned` with corrected biases.
-  """
-  if [k.shape for k in dense.kernels] != [k.shape for k in pruned.kernels]:
-    raise TfpruneError(
-        'the dense and pruned networks have different shapes: pass the pruned '
-        'copy of the same network')
-  chosen = _check_layers(pruned, layers)
-  x = _check_calibration(dense, calibration)
-  dense_x = x
-  biases = list(pruned.biases)
-  last = _last_needed(chosen)
-  for i in range(last):
-    if i in chosen:
-      y = _pre_activation(dense_x, dense.kernels[i], dense.biases[i], True)
-      error = y - _pre_activation(x, pruned.kernels[i], pruned.biases[i], True)
-      if active_only and i < dense.num_layers - 1:
-        active = y > 0
-        shift = (np.where(active, error, 0.0).sum(axis=0)
-                 / np.maximum(active.sum(axis=0), 1))
-      else:
-        shift = np.mean(error, axis=0)
-      biases[i] = (pruned.biases[i] + shift).astype(np.float32)
-    if i + 1 < last:
-      dense_x = _layer(dense_x, dense.kernels[i], dense.biases[i], True,
-                       relu=True)
-      x = _layer(x, pruned.kernels[i], biases[i], True, relu=True)
-  return Network(pruned.kernels, tuple(biases))
 
 
 def _obs_layer(x: np.ndarray, y: np.ndarray, kernel: np.ndarray,
@@ -342,70 +285,3 @@ def _inverse_and_factor(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     raise TfpruneError(
         'the calibration inputs give a singular least-squares system: raise '
         'damping') from None
-
-
-def _pre_activation(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
-                    use_bias: bool) -> np.ndarray:
-  out = x @ np.asarray(kernel, dtype=np.float64)
-  return out + bias if use_bias else out
-
-
-def _layer(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, use_bias: bool,
-           relu: bool) -> np.ndarray:
-  out = _pre_activation(x, kernel, bias, use_bias)
-  return np.maximum(out, 0.0) if relu else out
-
-
-def _last_needed(chosen: set[int]) -> int:
-  """Layers to walk through: up to and including the last chosen one."""
-  return max(chosen) + 1 if chosen else 0
-
-
-def _levels(k, chosen: set[int]) -> dict[int, float]:
-  """Each chosen layer's checked level: `k`, or `k[i]` for per-layer levels."""
-  if not isinstance(k, Mapping):
-    k = pruning.check_level(k)
-  return {i: pruning.check_level(pruning.layer_level(k, i)) for i in chosen}
-
-
-def _check_layers(network: Network, layers: Sequence[int]) -> set[int]:
-  chosen = set()
-  for i in layers:
-    if (isinstance(i, bool) or not isinstance(i, numbers.Integral)
-        or not 0 <= i < network.num_layers):
-      raise TfpruneError(
-          f'layer index {i!r} is not a layer of this {network.num_layers}-layer '
-          f'network: pass 0-based indices in 0..{network.num_layers - 1}')
-    chosen.add(int(i))
-  return chosen
-
-
-def _check_calibration(network: Network, calibration: np.ndarray) -> np.ndarray:
-  x = np.asarray(calibration)
-  if x.ndim < 1 or not len(x):
-    raise TfpruneError(
-        'the calibration data is empty: pass some training examples, e.g. '
-        f'{DEFAULT_CALIBRATION_SIZE} of them')
-  if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-    raise TfpruneError(
-        f'the calibration data holds {x.dtype} values: pass float images')
-  x = x.reshape(len(x), -1).astype(np.float64)
-  if x.shape[1] != network.input_dim:
-    raise TfpruneError(
-        f'the network takes {network.input_dim} inputs but the calibration '
-        f'examples have {x.shape[1]} values: calibrate on the dataset the '
-        'network was trained on')
-  if not np.all(np.isfinite(x)):
-    raise TfpruneError(
-        'the calibration data holds NaN/Inf values: pass finite training '
-        'examples')
-  return x
-
-
-def _check_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-  mask = np.asarray(mask)
-  if mask.shape != shape:
-    raise TfpruneError(
-        f'mask has shape {mask.shape} but the kernel has {shape}: pass the '
-        'mask of this kernel')
-  return mask.astype(bool)

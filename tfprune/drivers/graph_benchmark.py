@@ -38,7 +38,6 @@ from tfprune.criteria import graph_pruning
 from tfprune.data import datasets
 from tfprune.data import user_data
 from tfprune.drivers import benchmark
-from tfprune.drivers import graph_sweep
 from tfprune.drivers import pruned_keras
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
