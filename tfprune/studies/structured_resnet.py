@@ -10,9 +10,11 @@ Issue 13's headline result, composed from the core:
      test accuracy is the one-shot accuracy;
   3. fine-tune that model (compile + fit: the channels are gone, so there is
      no mask to hold) and score it again;
-  4. count parameters and multiply-adds on the graphs, save both models as
-     `.keras` and time them against each other at each batch size in
-     alternating blocks in one process (`benchmark.paired_model_times`).
+  4. count parameters and multiply-adds on the graphs, save the dense, the
+     one-shot and the fine-tuned model as plain uncompiled `.keras` files
+     (`to_keras` of each graph: no optimizer state) and time the fine-tuned
+     model against the dense one at each batch size in alternating blocks in
+     one process (`benchmark.paired_model_times`).
 Writes into `out_dir`, all at once (`atomic.staging`): results.csv
 (accuracies, parameters, MACs, bytes: no seconds), timing.json (latencies,
 speed-ups, training seconds, machine), config.json, and models/dense.keras,
@@ -216,9 +218,6 @@ def run(config: StructuredConfig, verbose: bool = True) -> StructuredResult:
     accuracy['oneshot'] = _accuracy(small, test)
     say(f'one-shot, {config.k:g}% of every group removed: '
         f'{100 * accuracy["oneshot"]:.2f}%', flush=True)
-    folder = stage / 'models'
-    sizes = {'dense': _save(model, folder / MODEL_FILES['dense']),
-             'oneshot': _save(small, folder / MODEL_FILES['oneshot'])}
 
     keras.utils.set_random_seed(config.seed)
     start = time.perf_counter()
@@ -228,16 +227,21 @@ def run(config: StructuredConfig, verbose: bool = True) -> StructuredResult:
     accuracy['finetuned'] = _accuracy(small, test)
     say(f'fine-tuned {config.finetune_epochs} epochs: '
         f'{100 * accuracy["finetuned"]:.2f}%', flush=True)
-    sizes['finetuned'] = _save(small, folder / MODEL_FILES['finetuned'])
     finetuned = importer.from_keras(small, test.images[:VERIFY_EXAMPLES])
 
     graphs = {'dense': dense, 'oneshot': compacted, 'finetuned': finetuned}
+    # What one ships: each graph as a plain, uncompiled Keras model (a trained
+    # model's .keras would also hold its optimizer's state).
+    shipped = {name: build.to_keras(g, 'tf_keras') for name, g in graphs.items()}
+    sizes = {name: _save(m, stage / 'models' / MODEL_FILES[name])
+             for name, m in shipped.items()}
     rows = [{'model': name, 'accuracy': round(accuracy[name], 6),
              'drop_points': round(100 * (accuracy['dense'] - accuracy[name]), 4),
              'params': g.num_params, 'macs': graph_sweep.macs(g, False),
              'keras_bytes': sizes[name], 'widths': widths(g)}
             for name, g in graphs.items()]
-    timing = _time(model, small, dense.input_shape, config, seconds)
+    timing = _time(shipped['dense'], shipped['finetuned'],
+                   dense.input_shape, config, seconds)
     atomic.write_csv(stage / 'results.csv', COLUMNS, rows)
     atomic.write_text(stage / 'timing.json', json.dumps(timing, indent=2) + '\n')
     atomic.write_text(stage / 'config.json',
