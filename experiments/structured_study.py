@@ -1,16 +1,18 @@
 """ResNet-18 with half of every channel group removed: accuracy, size, speed.
 
-Trains ResNet-18 (width 0.25) on a Fashion-MNIST subset, removes k% of every
-coupled channel group (`unit`), compacts it into a smaller plain Keras model,
-fine-tunes it and times it against the dense one
-(`tfprune.studies.structured_resnet`). The committed img/structured_resnet:
+Trains ResNet-18 (width 0.25) on Fashion-MNIST (all 60,000 training images
+unless --train_limit), removes k% of every coupled channel group (`unit`),
+compacts it into a smaller plain Keras model, fine-tunes it and times it
+against the dense one (`tfprune.studies.structured_resnet`). The committed img/structured_resnet:
 
   TFPRUNE_DATA_DIR=../shared/datasets python experiments/structured_study.py
 
-From a trained model, without training (e.g. the one the run above saved):
+From a trained model, without training (the committed dense model, which the
+run above saved as models/dense.keras):
 
   python experiments/structured_study.py \
-      --dense_model=img/structured_resnet/models/dense.keras --out_dir=runs/s
+      --dense_model=weights/resnet18-w0.25-fashion_mnist/model.keras \
+      --finetune_learning_rate=4e-3 --out_dir=img/structured_resnet-ft4e-3
 
 A quick look (2,000 images, 2 epochs, fewer timed calls):
 
@@ -45,7 +47,7 @@ _IMPORTANCE = flags.DEFINE_enum('importance', _D.importance,
                                 list(channel_pruning.IMPORTANCE),
                                 'Channel score.')
 _TRAIN_LIMIT = flags.DEFINE_integer('train_limit', _D.train_limit,
-                                    'First N training examples (0: all).')
+                                    'First N training examples, for training and fine-tuning (default: all).')
 _TEST_LIMIT = flags.DEFINE_integer('test_limit', None, 'First N test examples.')
 _EPOCHS = flags.DEFINE_integer('epochs', _D.epochs, 'Dense training epochs.')
 _LR = flags.DEFINE_float('learning_rate', _D.learning_rate,

@@ -90,12 +90,12 @@ class StructuredConfig:
   width: float = 0.25
   k: float = 50.0
   importance: str = 'l2'
-  train_limit: int | None = 20000
+  train_limit: int | None = None
   test_limit: int | None = None
-  epochs: int = 10
+  epochs: int = 4
   learning_rate: float = 1e-3
   finetune_epochs: int = 2
-  finetune_learning_rate: float = 5e-4
+  finetune_learning_rate: float = 2e-3
   batch_size: int = 128
   seed: int = 0
   dense_model: str | None = None
