@@ -3,7 +3,9 @@
 Trains ResNet-18 (width 0.25) on Fashion-MNIST (all 60,000 training images
 unless --train_limit), removes k% of every coupled channel group (`unit`),
 compacts it into a smaller plain Keras model, fine-tunes it and times it
-against the dense one (`tfprune.studies.structured_resnet`). The committed img/structured_resnet:
+against the dense one (`tfprune.studies.structured_resnet`).
+
+The committed img/structured_resnet:
 
   TFPRUNE_DATA_DIR=../shared/datasets python experiments/structured_study.py
 
