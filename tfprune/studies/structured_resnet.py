@@ -107,7 +107,7 @@ class StructuredConfig:
   def __post_init__(self):
     models.check_fits('resnet18', datasets.get(self.dataset).image_shape,
                       self.dataset)
-    pruning.check_level(self.k)
+    pruning.check_level(self.k, hint=': pass e.g. --k=50')
     if self.importance not in channel_pruning.IMPORTANCE:
       raise TfpruneError(f'importance must be one of '
                          f'{", ".join(channel_pruning.IMPORTANCE)}, got '
