@@ -3,8 +3,8 @@
 Builds ResNet-18 (width 0.25) and MobileNetV2 (alpha 0.35) at 32x32x3 with
 random weights, removes k% of every dependency group's channels with `unit`
 (`transforms.graph_compaction`) and times the dense and the compacted tf_keras
-models in alternating blocks in one process (`benchmark.paired_times`,
-median of each). Example:
+models in alternating blocks in one process
+(`benchmark.paired_model_times`, median of each). Example:
 
   python experiments/structured_benchmark.py --k=50 --runs=200
 """
@@ -15,8 +15,6 @@ import tempfile
 from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable=g-import-not-at-top
 
 from absl import flags  # pylint: disable=g-import-not-at-top
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from tfprune.drivers import benchmark  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import graph_sweep  # pylint: disable=g-import-not-at-top
@@ -52,13 +50,7 @@ def main(argv):
     graph = importer.from_keras(make())
     _, small = graph_compaction.prune_and_compact(graph, 'unit', _K.value)
     pair = [build.to_keras(g, 'tf_keras') for g in (graph, small)]
-    fns = {b: [tf.function(m.__call__) for m in pair] for b in (1, 256)}
-    times = {}
-    for b, (dense, pruned) in fns.items():
-      x = tf.constant(np.random.default_rng(0).standard_normal(
-          (b, *SHAPE)).astype(np.float32))
-      times[b] = benchmark.paired_times(lambda f=dense: f(x), lambda f=pruned: f(x),
-                                        _RUNS.value, 1.0, summary=np.median)
+    times = benchmark.paired_model_times(*pair, SHAPE, (1, 256), _RUNS.value)
     for i, (label, g) in enumerate((('dense', graph), (f'unit k={_K.value:g}', small))):
       print(f'| {name} {label} | {g.num_params:,} | '
             f'{graph_sweep.macs(g, False):,} | {_size(pair[i]):,} | '

@@ -73,3 +73,22 @@ def test_graph_benchmark_times_the_compacted_model_apart_from_results(tmp_path):
           t[f'dense_seconds_{b}'] / t[f'seconds_{b}'])
   assert (out / graph_benchmark.PLOT_NAME).stat().st_size > 0
   assert len(record['rows']) == 4
+
+
+def test_paired_model_times_time_both_models_at_each_batch_size():
+  seen = []
+
+  class Model:  # a stand-in for a Keras model: called through __call__
+    def __init__(self, tag):
+      self.tag = tag
+
+    def __call__(self, x):
+      seen.append((self.tag, int(x.shape[0])))
+      return x
+
+  times = benchmark.paired_model_times(Model('a'), Model('b'), (3,), (1, 5),
+                                       runs=2, min_seconds=0.0, rounds=1)
+  assert sorted(times) == [1, 5]
+  assert all(len(pair) == 2 and min(pair) >= 0 for pair in times.values())
+  # tf.function traces each model once per batch size: a, then b, per size.
+  assert seen == [('a', 1), ('b', 1), ('a', 5), ('b', 5)]

@@ -17,7 +17,9 @@ import os
 import pathlib
 import platform
 import statistics
+from typing import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tfprune import __version__
@@ -129,6 +131,39 @@ def paired_times(baseline, candidate, runs: int, min_seconds: float,
   return summary(times[0]), summary(times[1])
 
 
+def paired_model_times(baseline, candidate, input_shape: Sequence[int],
+                       batch_sizes: Sequence[int], runs: int,
+                       min_seconds: float = 1.0, rounds: int = PAIRED_ROUNDS,
+                       seed: int = 0) -> dict[int, tuple[float, float]]:
+  """Median seconds of a forward pass of two Keras models, per batch size.
+
+  Each model is called through one `tf.function` (inference mode) on the same
+  random batch, the two in alternating blocks (`paired_times`), so a change of
+  load on a shared machine hits both sides of the ratio.
+
+  Args:
+    baseline: the reference Keras model (the dense one).
+    candidate: the model compared with it (e.g. a compacted one).
+    input_shape: shape of one example.
+    batch_sizes: the batch sizes to time.
+    runs: timed calls per model and batch size, at least.
+    min_seconds: time each model runs for at least, per batch size.
+    rounds: alternating blocks per model.
+    seed: seeds the random inputs.
+
+  Returns:
+    batch size -> (baseline median seconds, candidate median seconds).
+  """
+  fns = [tf.function(m.__call__) for m in (baseline, candidate)]
+  rng = np.random.default_rng(seed)
+  out = {}
+  for b in batch_sizes:
+    x = tf.constant(rng.standard_normal((b, *input_shape)).astype(np.float32))
+    out[b] = paired_times(lambda f=fns[0]: f(x), lambda f=fns[1]: f(x), runs,
+                          min_seconds, statistics.median, rounds)
+  return out
+
+
 def run(config: BenchmarkConfig) -> dict:
   """Runs the benchmark, writes JSON and plot to `config.out_dir`, returns the record."""
   atomic.check_writable(config.out_dir)  # made only to write the results
@@ -196,7 +231,7 @@ def run(config: BenchmarkConfig) -> dict:
       config.min_seconds)
   record = {
       'config': dataclasses.asdict(config),
-      'machine': {'platform': platform.platform(), 'processor': _cpu_name(),
+      'machine': {'platform': platform.platform(), 'processor': cpu_name(),
                   'cpu_count': os.cpu_count(), 'tensorflow': tf.__version__,
                   'tfprune': __version__},
       'dense': {'accuracy': evaluate.accuracy(dense, images, split.labels[:LARGE_BATCH]),
@@ -262,7 +297,8 @@ def plot(record: dict, path: pathlib.Path) -> pathlib.Path:
   return path
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+  """The CPU model name (from /proc/cpuinfo), else `platform.processor()`."""
   try:
     for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
       if line.startswith('model name'):

@@ -176,7 +176,7 @@ def run(config: GraphBenchmarkConfig) -> dict:
   record = {
       'config': dataclasses.asdict(config),
       'machine': {'platform': platform.platform(),
-                  'processor': benchmark._cpu_name(),  # pylint: disable=protected-access
+                  'processor': benchmark.cpu_name(),
                   'cpu_count': os.cpu_count(), 'tensorflow': tf.__version__,
                   'tfprune': __version__},
       'dense': dense_bytes, 'timings': timings}
