@@ -181,16 +181,7 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
   chosen = _check_layers(network, layers)
   levels = _levels(k, chosen)
   x = _check_calibration(network, calibration)
-  if (isinstance(damping, bool) or not isinstance(damping, numbers.Real)
-      or not math.isfinite(damping) or damping <= 0):
-    raise TfpruneError(
-        f'damping must be a positive number, got {damping!r}: pass e.g. '
-        f'{DEFAULT_DAMPING}')
-  if (isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral)
-      or block_size < 1):
-    raise TfpruneError(
-        f'block_size must be a positive integer, got {block_size!r}: pass e.g. '
-        f'{DEFAULT_BLOCK_SIZE}')
+  check_obs_args(damping, block_size)
   kernels, biases = list(network.kernels), list(network.biases)
   dense_x = x
   last = _last_needed(chosen)
@@ -209,6 +200,20 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
                        use_biases, relu=True)
       x = _layer(x, kernels[i], biases[i], use_biases, relu=True)
   return Network(tuple(kernels), tuple(biases))
+
+
+def check_obs_args(damping: float, block_size: int) -> None:
+  """Refuses a damping that is not > 0 or a block size that is not >= 1."""
+  if (isinstance(damping, bool) or not isinstance(damping, numbers.Real)
+      or not math.isfinite(damping) or damping <= 0):
+    raise TfpruneError(
+        f'damping must be a positive number, got {damping!r}: pass e.g. '
+        f'{DEFAULT_DAMPING}')
+  if (isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral)
+      or block_size < 1):
+    raise TfpruneError(
+        f'block_size must be a positive integer, got {block_size!r}: pass e.g. '
+        f'{DEFAULT_BLOCK_SIZE}')
 
 
 def correct_biases(dense: Network, pruned: Network, layers: Sequence[int],
@@ -275,7 +280,38 @@ def _obs_layer(x: np.ndarray, y: np.ndarray, kernel: np.ndarray,
   w0 = np.asarray(kernel, dtype=np.float64)
   if use_bias:
     w0 = np.vstack([w0, np.asarray(bias, dtype=np.float64)[None]])
-  h = a.T @ a
+  w = obs_from_moments(a.T @ a, a.T @ y, w0, d,
+                       pruning.prune_count(k, w0[:d].size), damping, block_size)
+  return w[:d], (w[d] if use_bias else None)
+
+
+def obs_from_moments(ata: np.ndarray, aty: np.ndarray, w0: np.ndarray,
+                     rows: int, count: int, damping: float,
+                     block_size: int) -> np.ndarray:
+  """OBS of one layer from its moments: `refit`, then `sparsegpt`.
+
+  Args:
+    ata: AᵀA of the layer's inputs A (n, r) through the pruned network, with a
+      last column of ones when the layer has a bias.
+    aty: AᵀY, Y (n, out) the dense network's pre-activations.
+    w0: the dense weights (r, out): kernel rows, then the bias row if any.
+    rows: the kernel rows of w0 (r, or r - 1 with a bias); only they lose
+      weights.
+    count: kernel weights to prune.
+    damping: ridge term, relative to the mean diagonal of AᵀA.
+    block_size: rows whose mask is chosen together.
+
+  Returns:
+    The re-fitted weights (r, out), float64, exactly `count` kernel zeros.
+  """
+  w, u = refit(ata, aty, w0, damping)
+  return sparsegpt(w, u, rows, count, block_size)
+
+
+def refit(ata: np.ndarray, aty: np.ndarray, w0: np.ndarray,
+          damping: float) -> tuple[np.ndarray, np.ndarray]:
+  """W = H⁻¹(AᵀY + ridge · W₀), H = AᵀA + ridge · I; and U, H⁻¹ = UᵀU."""
+  h = np.array(ata, dtype=np.float64)
   ridge = damping * (float(np.mean(np.diag(h))) or 1.0)
   h[np.diag_indices_from(h)] += ridge
   h_inv, u = _inverse_and_factor(h)
@@ -283,15 +319,34 @@ def _obs_layer(x: np.ndarray, y: np.ndarray, kernel: np.ndarray,
   # always 0 on the calibration set (MNIST's border pixels) keep their weights
   # instead of becoming stray zeros, and at k=0 an unpruned input gives back
   # the dense layer.
-  w = h_inv @ (a.T @ y + ridge * w0)  # (rows, out): kernel, bias row last
+  return h_inv @ (aty + ridge * np.asarray(w0, np.float64)), u
+
+
+def saliency(w: np.ndarray, u: np.ndarray, rows: int) -> np.ndarray:
+  """OBS saliency w² / U_ii² of the first `rows` rows of a `refit`."""
+  return (w[:rows] / np.diag(u)[:rows, None]) ** 2
+
+
+def sparsegpt(w: np.ndarray, u: np.ndarray, rows: int, count: int,
+              block_size: int) -> np.ndarray:
+  """SparseGPT's pass: prunes `count` of the first `rows` rows' weights of `w`.
+
+  In blocks of `block_size` rows, the weights of lowest `saliency` in the
+  block go, each pruned row's error spread over the rows after it (a bias row
+  last) by the OBS update. Each block prunes its share of the `count` lowest
+  saliencies of the whole `w`, so exactly `count` weights go. Returns a new
+  array.
+  """
+  w = np.array(w, dtype=np.float64)
+  d = rows
   diag = np.diag(u)
-  counts = _block_counts(w[:d], diag[:d], k, block_size)
+  counts = _block_counts(saliency(w, u, d), count, block_size)
   for start, count in zip(range(0, d, block_size), counts):
     stop = min(start + block_size, d)
     w1, u1 = w[start:stop].copy(), u[start:stop, start:stop]
-    saliency = (w1 / diag[start:stop, None]) ** 2
+    salient = (w1 / diag[start:stop, None]) ** 2
     keep = np.ones(w1.size, dtype=bool)
-    keep[np.argsort(saliency.ravel(), kind='stable')[:count]] = False
+    keep[np.argsort(salient.ravel(), kind='stable')[:count]] = False
     keep = keep.reshape(w1.shape)
     errors = np.zeros_like(w1)
     for r in np.flatnonzero(~keep.all(axis=1)):  # rows losing weights
@@ -301,18 +356,16 @@ def _obs_layer(x: np.ndarray, y: np.ndarray, kernel: np.ndarray,
       w1[r] = pruned_row
     w[start:stop] = w1
     w[stop:] -= u[start:stop, stop:].T @ errors
-  return w[:d], (w[d] if use_bias else None)
+  return w
 
 
-def _block_counts(w: np.ndarray, diag: np.ndarray, k: float,
+def _block_counts(saliencies: np.ndarray, total: int,
                   block_size: int) -> list[int]:
   """Weights to prune per block of rows: its share of the lowest saliencies."""
-  total = pruning.prune_count(k, w.size)
-  saliency = ((w / diag[:, None]) ** 2).ravel()
-  lowest = np.argsort(saliency, kind='stable')[:total]
-  rows = lowest // w.shape[1]
+  lowest = np.argsort(saliencies.ravel(), kind='stable')[:total]
+  rows = lowest // saliencies.shape[1]
   return np.bincount(rows // block_size,
-                     minlength=-(-w.shape[0] // block_size)).tolist()
+                     minlength=-(-saliencies.shape[0] // block_size)).tolist()
 
 
 def _inverse_and_factor(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
