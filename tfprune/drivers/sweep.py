@@ -18,13 +18,14 @@ import io
 import json
 import pathlib
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from tfprune import __version__
 from tfprune import atomic
 from tfprune.criteria import graph_pruning
+from tfprune.criteria import graph_reconstruction
 from tfprune.criteria import methods
 from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
@@ -50,6 +51,8 @@ CSV_NAME = 'sweep.csv'
 CONFIG_NAME = 'sweep_config.json'
 TIMING_NAME = 'timing.json'
 PRUNED_DIR = 'pruned'
+# progress(method, k, accuracy, seconds): one measured point.
+Progress = Callable[[str, float, float, float], None]
 COLUMNS = ('method', 'k', 'accuracy', 'sparsity', 'nonzero_params', 'flops',
            'flops_speedup', 'compression', 'size_bytes', 'units', 'kernels')
 
@@ -117,9 +120,6 @@ class SweepConfig:
       raise TfpruneError('give either --weights_dir or --model_file, not both')
     if self.model_file is not None:
       check_graph_methods(self)
-      if self.bias_correction:
-        raise TfpruneError('--bias_correction does not run on a --model_file '
-                           'network yet: drop it')
     object.__setattr__(self, 'prune_layers', tuple(self.prune_layers))
     if not self.methods:
       raise TfpruneError(
@@ -151,8 +151,6 @@ class SweepConfig:
 
   @property
   def needs_calibration(self) -> bool:
-    if self.model_file is not None:
-      return False  # the graph criteria need no data (yet)
     return methods.needs_calibration(self.methods, self.bias_correction)
 
   @property
@@ -295,7 +293,7 @@ def calibration(config: SweepConfig,
 
 def sweep(config: SweepConfig, network: Network, split: datasets.Split,
           calibration_inputs: np.ndarray | None = None,
-          on_pruned=None) -> list[SweepRow]:
+          on_pruned=None, progress: Progress | None = None) -> list[SweepRow]:
   """Measures every (method, level) of `config` on `network`; writes nothing.
 
   Args:
@@ -304,6 +302,8 @@ def sweep(config: SweepConfig, network: Network, split: datasets.Split,
     split: test data.
     calibration_inputs: training inputs for data-aware methods.
     on_pruned: called as on_pruned(method, k, pruned_network) for each point.
+    progress: called as progress(method, k, accuracy, seconds) as each point
+      is measured (seconds: its pruning and measuring).
   """
   spec = datasets.get(config.dataset)
   if network.input_dim != int(np.prod(spec.image_shape)):
@@ -321,6 +321,7 @@ def sweep(config: SweepConfig, network: Network, split: datasets.Split,
   dense_counts = metrics.total(metrics.layer_counts(network, config.use_biases))
   rows = []
   seen: dict[tuple[int, ...], list[tuple[Network, float]]] = {}
+  clock = time.perf_counter()
   for method, k, pruned in allocated.network_points(config, network, layers,
                                                     calibration_inputs):
     # Equal networks have equal non-zero counts: compare arrays only then.
@@ -337,6 +338,10 @@ def sweep(config: SweepConfig, network: Network, split: datasets.Split,
     rows.append(row)
     if on_pruned is not None:
       on_pruned(method, k, pruned)
+    if progress is not None:
+      now = time.perf_counter()
+      progress(method, k, row.accuracy, now - clock)
+      clock = now
   return rows
 
 
@@ -375,7 +380,8 @@ def format_table(rows: Sequence[SweepRow]) -> str:
   return '\n'.join(lines)
 
 
-def run(config: SweepConfig) -> list[SweepRow]:
+def run(config: SweepConfig,
+        progress: Progress | None = None) -> list[SweepRow]:
   """Runs the sweep and writes CSV, config JSON and plots to `config.out_dir`.
 
   Everything (with `save_pruned`, the `pruned/` exports too) is written into a
@@ -383,7 +389,8 @@ def run(config: SweepConfig) -> list[SweepRow]:
   when the sweep has finished (`atomic.staging`): a failed or interrupted run
   leaves the earlier results whole and creates no empty folder. The sweep's
   time goes to `timing.json`, so the CSV and the config JSON of identical
-  runs are identical.
+  runs are identical. `progress(method, k, accuracy, seconds)` hears of
+  each point as it is measured.
   """
   atomic.check_writable(config.out_dir)
   pruned_target = pathlib.Path(config.out_dir) / PRUNED_DIR
@@ -391,13 +398,13 @@ def run(config: SweepConfig) -> list[SweepRow]:
     raise TfpruneError(f'{pruned_target} is not writable (Not a directory): '
                        'choose a writable folder with --out_dir')
   if config.model_file is not None:
-    return _run_graph(config)
+    return _run_graph(config, progress=progress)
   folder = weights.load(config.weights_dir)
   if config.data is None:
     weights.check_made_for(folder, config.weights_dir, config.dataset)
   if folder.network.specs is not None:
     # CNNs and ResNets run through the graph, like a user's model.
-    return _run_graph(config, folder)
+    return _run_graph(config, folder, progress)
   split, train = _load_user_data(config)
   calibration_inputs = calibration(config, train)
   with atomic.staging(config.out_dir) as out_dir:
@@ -415,7 +422,8 @@ def run(config: SweepConfig) -> list[SweepRow]:
               pruned_keras.network_to_save(pruned, config.use_biases),
               pruned_dir / f'{method}-k{k:g}{pruned_keras.SUFFIX}')
     start = time.perf_counter()
-    rows = sweep(config, folder.network, split, calibration_inputs, on_pruned)
+    rows = sweep(config, folder.network, split, calibration_inputs, on_pruned,
+                 progress)
     elapsed = time.perf_counter() - start
     csv_path = atomic.write_text(out_dir / CSV_NAME, to_csv(rows))
     record = {'config': config_record(config),
@@ -449,12 +457,15 @@ def config_record(config: SweepConfig) -> dict:
 
 def check_graph_methods(config: SweepConfig) -> None:
   """Refuses methods that do not run on graphs (CNN folders, model files) yet."""
+  runnable = (*graph_pruning.CRITERIA, *graph_reconstruction.METHODS)
   for method in config.methods:
-    if method not in graph_pruning.CRITERIA:
+    if method not in runnable:
       raise TfpruneError(
           f'method {method!r} does not run on a graph network (a CNN weight '
-          'folder or --model_file) yet: choose from '
-          f'{",".join(graph_pruning.CRITERIA)}')
+          f'folder or --model_file) yet: choose from {",".join(runnable)}')
+  if config.bias_correction:
+    raise TfpruneError('--bias_correction does not run on a graph network (a '
+                       'CNN weight folder or --model_file) yet: drop it')
 
 
 def _load_user_data(config: SweepConfig):
@@ -464,10 +475,11 @@ def _load_user_data(config: SweepConfig):
 
 
 def _run_graph(config: SweepConfig,
-               folder: weights.WeightFolder | None = None) -> list[SweepRow]:
+               folder: weights.WeightFolder | None = None,
+               progress: Progress | None = None) -> list[SweepRow]:
   """The sweep of a user's Keras model (`config.model_file`) or of a CNN folder."""
   check_graph_methods(config)
-  test, _ = _load_user_data(config)
+  test, train = _load_user_data(config)
   if folder is None:
     graph = importer.from_keras(config.model_file, data=test.images[:16])
   else:
@@ -477,6 +489,7 @@ def _run_graph(config: SweepConfig,
                        source)
   names = graph_pruning.prunable(graph, config.prune_layers,
                                  config.prune_output_layer)
+  calibration_inputs = calibration(config, train)
   with atomic.staging(config.out_dir) as out_dir:
     on_pruned = None
     if config.save_pruned or config.save_keras:
@@ -493,8 +506,9 @@ def _run_graph(config: SweepConfig,
     start = time.perf_counter()
     rows = graph_sweep.sweep_graph(
         graph, config.methods, config.levels, names, test.images, test.labels,
-        SweepRow, on_pruned, points=allocated.graph_points(config, graph, names),
-        per_layer=config.allocation != allocated.UNIFORM)
+        SweepRow, on_pruned,
+        points=allocated.graph_points(config, graph, names, calibration_inputs),
+        per_layer=config.allocation != allocated.UNIFORM, progress=progress)
     elapsed = time.perf_counter() - start
     csv_path = atomic.write_text(out_dir / CSV_NAME, to_csv(rows))
     record = {'config': config_record(config), 'pruned_layers': names,
