@@ -109,6 +109,18 @@ def test_exact_zero_counts_per_kernel(graph, method, name, k):
   assert 'bias' not in pruned.node('conv_no_bias').params
 
 
+@pytest.mark.parametrize('k', [0, 30, 90])
+def test_obs_sparsegpt_pass_on_graphs_is_exact_too(graph, k, monkeypatch):
+  """Large layers take SparseGPT's pass instead of exact greedy OBS."""
+  monkeypatch.setattr(reconstruction, 'OBC_MAX_ENTRIES', 0)
+  names = graph_pruning.prunable(graph)
+  pruned = graph_reconstruction.prune_obs(graph, k, names, _calibration())
+  for n in names:
+    kernel = pruned.node(n).params['kernel']
+    assert kernel.size - np.count_nonzero(kernel) == pruning.prune_count(
+        k, kernel.size), n
+
+
 def test_k0_obs_gives_back_the_dense_graph_and_wanda_changes_nothing(graph):
   names = graph_pruning.prunable(graph)
   wanda = graph_reconstruction.prune_wanda(graph, 0, names, _calibration())

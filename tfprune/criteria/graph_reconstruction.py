@@ -18,8 +18,9 @@ Only moments are kept from chunk to chunk (Wanda's per-input sums of squares,
 OBS's AᵀA and AᵀY), so no layer's patches of the whole calibration set are
 ever held at once. Each chosen kernel loses exactly floor(k·n/100) of its n
 weights: Wanda ranks |w|·‖x‖ over the whole kernel; OBS re-fits (bias
-included, where the node has one) and prunes with SparseGPT's pass, and on a
-depthwise kernel ranks the saliencies of all channels after their re-fits to
+included, where the node has one) and prunes by exact greedy OBS or, on large
+layers, SparseGPT's pass (`reconstruction.prune_refit`); on a depthwise
+kernel it ranks the OBS saliencies of all channels after their re-fits to
 share the count among them, then prunes each channel.
 """
 
@@ -149,12 +150,12 @@ def _obs_node(dense: Graph, pruned: Graph, name: str, k: float, x: np.ndarray,
   fits = [reconstruction.refit(ata[i], aty[i], w0[i], damping) for i in range(c)]
   # Rank every channel's saliencies in the kernel's (h, w, c, m) order, so the
   # floor(k·n/100) lowest of the whole kernel are shared among the channels.
-  saliency = np.stack([reconstruction.saliency(w, u, rows) for w, u in fits],
-                      axis=1)
+  saliency = np.stack([reconstruction.saliency(w, h_inv, rows)
+                       for w, h_inv in fits], axis=1)
   lowest = np.argsort(saliency.ravel(), kind='stable')[:count]
   counts = np.bincount(lowest // m % c, minlength=c)
-  ws = np.stack([reconstruction.sparsegpt(w, u, rows, int(n), block_size)
-                 for (w, u), n in zip(fits, counts)], axis=1)  # (rows [+1], c, m)
+  ws = np.stack([reconstruction.prune_refit(w, h_inv, rows, int(n), block_size)
+                 for (w, h_inv), n in zip(fits, counts)], axis=1)  # (rows [+1], c, m)
   return _params(ws.reshape(ws.shape[0], c * m), rows, kernel.shape, bias)
 
 
