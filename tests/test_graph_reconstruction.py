@@ -18,6 +18,7 @@ from tfprune.errors import TfpruneError
 from tfprune.graph import network_graph
 from tfprune.graph import ops
 from tfprune.graph.evaluator import Evaluator
+from tfprune.graph.evaluator import run_nodes
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import Node
 
@@ -68,7 +69,7 @@ def test_patch_rows_times_the_kernel_are_the_conv(graph, name):
   kernel = np.asarray(node.params['kernel'], np.float64)
   linear = node.replace(attrs={**node.attrs, 'activation': ops.LINEAR},
                         params={'bias': np.zeros(graph.shapes[name][-1])})
-  expected = graph_pruning_output(linear, x)
+  expected = _node_output(linear, x)
   if node.op == 'depthwise_conv2d':  # a: (rows, h·w, c); kernel (h, w, c, m)
     kh, kw, c, m = kernel.shape
     got = np.einsum('nic,icm->ncm', a, kernel.reshape(kh * kw, c, m))
@@ -78,14 +79,13 @@ def test_patch_rows_times_the_kernel_are_the_conv(graph, name):
   np.testing.assert_allclose(got, expected.reshape(got.shape), atol=1e-9)
 
 
-def graph_pruning_output(node, x):
+def _node_output(node, x):
   """`node`'s output on `x` through the evaluator's op, in float64."""
   single = Graph([Node('input', 'input'), node.replace(inputs=['input'])],
                  node.name, x.shape[1:])
-  from tfprune.graph import evaluator  # pylint: disable=import-outside-toplevel
   params = {node.name: {k: tf.constant(v, tf.float64)
                         for k, v in single.node(node.name).params.items()}}
-  return evaluator.run_nodes(single, tf.constant(x), params)[0].numpy()
+  return run_nodes(single, tf.constant(x), params)[0].numpy()
 
 
 @pytest.mark.parametrize('method', METHODS)

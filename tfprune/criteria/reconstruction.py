@@ -6,9 +6,12 @@ set) pushed through the network, layer after layer:
 
   wanda_mask      scores each weight by |w_ij| * ||x_i||_2 (Wanda).
   prune_wanda     Wanda masks, chosen sequentially through the network.
-  prune_obs       SparseGPT / Optimal Brain Surgeon: chooses the mask by OBS
+  prune_obs       Optimal Brain Surgeon (exact greedy OBC on small layers,
+                  SparseGPT's pass on large ones): chooses the mask by OBS
                   saliency and re-solves the kept weights (and the bias) so that
                   the pruned layer reproduces the dense layer's pre-activation.
+                  Its core (`obs_from_moments`) takes the moments AᵀA and AᵀY,
+                  which `graph_reconstruction` accumulates over patches.
   correct_biases  shifts each pruned layer's bias by the mean pre-activation
                   error, leaving the kernels (and so the sparsity) untouched.
 
@@ -159,13 +162,17 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
   2. The kernel and bias are re-fitted to Y on the pruned inputs by least
      squares, with the ridge pulling towards the dense weights W₀:
      W = H⁻¹(AᵀY + damping · mean(diag(AᵀA)) · W₀).
-  3. SparseGPT's pass over the input rows of W, in blocks of `block_size`:
-     with U the upper Cholesky factor of H⁻¹, the weights of smallest OBS
-     saliency w² / U_ii² in the block are pruned, and each pruned row's error
-     is spread over the rows after it (the bias last) by the OBS update.
-     Block i prunes as many weights as it holds among the layer's
-     floor(k·n/100) weights of lowest saliency after step 2, so the layer
-     loses exactly floor(k·n/100) weights, allotted where they cost least.
+  3. On a layer whose per-output H⁻¹ fit in `OBC_MAX_ENTRIES` floats, exact
+     greedy OBS (`obc`): floor(k·n/100) times, the weight of smallest
+     saliency w² / [H⁻¹]_ii goes and its output is re-solved. Otherwise (every
+     hidden layer of the MNIST MLP) SparseGPT's pass over the input rows of
+     W, in blocks of `block_size`: with U the upper Cholesky factor of H⁻¹,
+     the weights of smallest w² / U_ii² in the block are pruned, and each
+     pruned row's error is spread over the rows after it (the bias last) by
+     the OBS update. Block i prunes as many weights as it holds among the
+     layer's floor(k·n/100) weights of lowest saliency after step 2, so the
+     layer loses exactly floor(k·n/100) weights, allotted where they cost
+     least.
 
   Args:
     network: the dense weights.
@@ -178,7 +185,7 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
     use_biases: add the biases in the forward pass and re-fit them; with False
       the biases are ignored (and returned unchanged).
     damping: ridge term, relative to the mean diagonal of AᵀA; > 0.
-    block_size: input rows whose mask is chosen together; >= 1.
+    block_size: input rows whose mask is chosen together (SparseGPT); >= 1.
 
   Returns:
     The pruned network: pruned weights are exactly 0.0.
