@@ -1,7 +1,8 @@
 """Wanda and OBS on any graph: patches, exact counts, k = 0, Wanda's order, MLP parity.
 
-Parameterized over the methods and over dense, conv (strided, 'same', no
-bias) and depthwise (dilated, multiplier 2) kernels of one small graph; the
+Parameterized over the methods and over dense, conv (strided, 'same'; no
+bias, batch norm after) and depthwise (dilated, multiplier 2) kernels of one
+small graph; the
 prebuilt MLP gives the same masks through the graph as through `Network`.
 """
 
@@ -28,13 +29,13 @@ RELU = ops.activation('relu')
 
 
 def _conv(name, source, shape, strides, padding, dilation, rng, op='conv2d',
-          bias=True):
+          bias=True, activation=RELU):
   params = {'kernel': rng.normal(0, 0.4, shape)}
   if bias:
     out = shape[3] * (shape[2] if op == 'depthwise_conv2d' else 1)
     params['bias'] = rng.normal(0, 0.1, out)
   return Node(name, op, [source], {'strides': strides, 'padding': padding,
-                                   'dilation': dilation, 'activation': RELU},
+                                   'dilation': dilation, 'activation': activation},
               params)
 
 
@@ -47,8 +48,12 @@ def graph():
       _conv('depthwise', 'conv', (3, 3, 6, 2), (1, 1), 'same', (2, 2), rng,
             op='depthwise_conv2d'),
       _conv('conv_no_bias', 'depthwise', (2, 2, 12, 4), (1, 1), 'valid',
-            (1, 1), rng, bias=False),
-      Node('flatten', 'flatten', ['conv_no_bias']),
+            (1, 1), rng, bias=False, activation=ops.LINEAR),
+      Node('norm', 'batch_norm', ['conv_no_bias'], {'epsilon': 1e-3},
+           {'gamma': [0.5, -2.0, 0.0, 1.0], 'beta': rng.normal(0, 0.1, 4),
+            'mean': rng.normal(0, 0.1, 4), 'variance': [1.0, 0.5, 2.0, 0.1]}),
+      Node('relu', 'activation', ['norm'], {'activation': RELU}),
+      Node('flatten', 'flatten', ['relu']),
       Node('dense', 'dense', ['flatten'], {'activation': RELU},
            {'kernel': rng.normal(0, 0.3, (64, 8)), 'bias': rng.normal(0, 0.1, 8)}),
       Node('out', 'dense', ['dense'], {'activation': ops.LINEAR},
