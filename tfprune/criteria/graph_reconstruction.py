@@ -168,7 +168,7 @@ def _params(w: np.ndarray, rows: int, shape: tuple[int, ...],
   return params
 
 
-def _inputs(graph: Graph, name: str, x: np.ndarray) -> Iterator[np.ndarray]:
+def _inputs(graph: Graph, name: str, x: np.ndarray) -> Iterator[tf.Tensor]:
   """Node `name`'s float64 input through `graph` on `x`, a chunk at a time."""
   node = graph.node(name)
   index = next(i for i, n in enumerate(graph.nodes) if n.name == name)
@@ -180,14 +180,15 @@ def _inputs(graph: Graph, name: str, x: np.ndarray) -> Iterator[np.ndarray]:
   columns = int(np.prod(node.params['kernel'].shape[:-1]))
   chunk = max(1, CHUNK_VALUES // (rows * (columns + 1)))
   for start in range(0, len(x), chunk):
-    value, _ = evaluator.run_nodes(upto, tf.constant(x[start:start + chunk]),
-                                   params)
+    batch = tf.constant(x[start:start + chunk], tf.float64)
+    value, _ = evaluator.run_nodes(upto, batch, params)
     yield value
 
 
 def _rows(node: Node, inputs: Iterator[tf.Tensor],
           ones: bool = False) -> Iterator[np.ndarray]:
-  """The rows A of each chunk (see the module docstring), with a ones column."""
+  """The rows A of each chunk (see the module docstring), plus a column (a
+  row, per depthwise channel) of ones if `ones`."""
   for x in inputs:
     if node.op == 'dense':
       a = x.numpy().reshape(-1, x.shape[-1])
@@ -223,4 +224,5 @@ def _check_calibration(graph: Graph, calibration: np.ndarray) -> np.ndarray:
   if not np.all(np.isfinite(x)):
     raise TfpruneError('the calibration data holds NaN/Inf values: pass '
                        'finite training examples')
-  return x.reshape(len(x), *graph.input_shape).astype(np.float64)
+  # float64 a chunk at a time (`_inputs`): a large calibration set stays small.
+  return x.reshape(len(x), *graph.input_shape)
