@@ -10,10 +10,12 @@ Writes sweep.csv, sweep_config.json and the plots to --out_dir. Examples:
   python experiments/sweep.py --methods=weight --levels=90,95 --allocation=global --out_dir=runs/global
   python experiments/sweep.py --methods=weight --levels=0 --pattern=2:4 --out_dir=runs/nm
   python experiments/sweep.py --model_file=my.keras --data=my.npz --methods=unit --levels=50 --save_keras
+  python experiments/sweep.py --weights_dir=weights/lenet5-mnist --methods=weight,wanda,obs --levels=0,90 --out_dir=runs/lenet
 """
 
 import os
 import pathlib
+import sys
 import time
 
 _START = time.perf_counter()
@@ -94,6 +96,9 @@ _PATTERN = flags.DEFINE_string(
     'pattern', None, 'N:M (e.g. 2:4): also prune each weight-level method '
     '(weight, random) keeping N of every M consecutive input weights per '
     'output; rows named <method>-N:M with k = 100(M-N)/M.')
+_PROGRESS = flags.DEFINE_bool(
+    'progress', True, 'Print one line per measured point (method, k, accuracy, '
+    'seconds) to stderr as the sweep goes.')
 _OUT_DIR = flags.DEFINE_string('out_dir', os.path.relpath(REPO / 'img'),
                                'Folder for sweep.csv, sweep_config.json, plots.')
 
@@ -118,10 +123,16 @@ def main(argv):
       allocation=_ALLOCATION.value, sensitivity_csv=_SENSITIVITY_CSV.value,
       pattern=_PATTERN.value,
       save_keras=_SAVE_KERAS.value)
-  rows = sweep.run(config)
+  rows = sweep.run(config, progress=_print_progress if _PROGRESS.value else None)
   print(sweep.format_table(rows))
   print(f'wrote {pathlib.Path(config.out_dir) / sweep.CSV_NAME} and plots; '
         f'wall time {time.perf_counter() - _START:.1f} s (TF import included)')
+
+
+def _print_progress(method: str, k: float, accuracy: float,
+                    seconds: float) -> None:
+  print(f'{method} k={k:g}: {100 * accuracy:.2f}% ({seconds:.1f} s)',
+        file=sys.stderr, flush=True)
 
 
 def interrupted() -> str:

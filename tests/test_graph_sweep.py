@@ -123,8 +123,43 @@ def test_sweep_of_a_user_model_file(name, framework, tmp_path):
   assert saved.output == importer.from_keras(model_path).output
 
 
+def test_wanda_obs_sweep_of_a_user_model_file(tmp_path):
+  model_path, data_path, keras_accuracy = _user_model(tmp_path, 'cnn', 'keras3')
+  config = sweep.SweepConfig(
+      weights_dir=None, model_file=str(model_path), data=str(data_path),
+      out_dir=str(tmp_path / 'out'), methods=('wanda', 'obs'),
+      levels=(0, 50), calibration_size=100)
+  heard = []
+  rows = sweep.run(config, progress=lambda *point: heard.append(point))
+  assert [(m, k) for m, k, _, _ in heard] == [(r.method, r.k) for r in rows] == [
+      ('wanda', 0), ('wanda', 50), ('obs', 0), ('obs', 50)]
+  assert [a for _, _, a, _ in heard] == [r.accuracy for r in rows]
+  assert rows[0].accuracy == pytest.approx(keras_accuracy, abs=1e-9)
+  assert rows[2].accuracy == pytest.approx(keras_accuracy, abs=0.01)
+  assert rows[1].sparsity == rows[3].sparsity == pytest.approx(0.5, abs=0.01)
+
+
+def test_wanda_obs_sweep_script_on_a_cnn_folder(tmp_path, data_dir):
+  out_dir = tmp_path / 'out'
+  result = helpers.run_script(
+      'sweep', '--weights_dir=weights/lenet5-mnist', f'--data_dir={data_dir}',
+      '--methods=wanda,obs', '--levels=0,90', '--calibration_size=64',
+      f'--out_dir={out_dir}')
+  assert result.returncode == 0, result.stderr
+  rows = helpers.read_csv(out_dir / sweep.CSV_NAME)
+  assert [(r['method'], r['k']) for r in rows] == [
+      ('wanda', '0'), ('wanda', '90'), ('obs', '0'), ('obs', '90')]
+  assert rows[0]['accuracy'] == rows[2]['accuracy'] == '0.9927'
+  assert float(rows[3]['sparsity']) == pytest.approx(0.9, abs=1e-3)
+  progress = [l for l in result.stderr.splitlines() if re.match(r'\w+ k=\d+: ', l)]
+  assert len(progress) == 4 and progress[0].startswith('wanda k=0: 99.27% (')
+
+
 @pytest.mark.parametrize('args, match', [
-    (['--methods=obs'], "method 'obs' does not run on a graph network"),
+    (['--methods=obs'], r"method 'obs' needs calibration data but \S*good.npz "
+     'has no x_train/y_train: add them'),
+    (['--methods=wanda'], "method 'wanda' needs calibration data but"),
+    (['--bias_correction'], '--bias_correction does not run on a graph network'),
     (['--prune_layers=nope'], "names 'nope', which is not a layer with a kernel"),
     (['--weights_dir=weights/mlp-mnist'], '--weights_dir and --model_file both given'),
     (['--data=MISSING'], r'data file \S*none.npz does not exist'),

@@ -68,7 +68,11 @@ def test_prunes_exactly_floor_k_n_over_100_weights(method, k, n):
 @pytest.mark.parametrize('k', [0.1, 33.3, 97.5])
 @pytest.mark.parametrize('block_size', [1, 5, 16, 1000])
 @pytest.mark.parametrize('use_biases', [True, False])
-def test_obs_count_is_exact_for_any_block_size(k, block_size, use_biases):
+@pytest.mark.parametrize('obc', [True, False])  # False: SparseGPT's pass
+def test_obs_count_is_exact_for_any_block_size(k, block_size, use_biases, obc,
+                                               monkeypatch):
+  if not obc:
+    monkeypatch.setattr(reconstruction, 'OBC_MAX_ENTRIES', 0)
   net = helpers.random_network(SHAPES, seed=4)
   layers = [0, 1, 2]
   pruned = reconstruction.prune_obs(net, k, layers, _calibration(),

@@ -6,9 +6,12 @@ set) pushed through the network, layer after layer:
 
   wanda_mask      scores each weight by |w_ij| * ||x_i||_2 (Wanda).
   prune_wanda     Wanda masks, chosen sequentially through the network.
-  prune_obs       SparseGPT / Optimal Brain Surgeon: chooses the mask by OBS
+  prune_obs       Optimal Brain Surgeon (exact greedy OBC on small layers,
+                  SparseGPT's pass on large ones): chooses the mask by OBS
                   saliency and re-solves the kept weights (and the bias) so that
                   the pruned layer reproduces the dense layer's pre-activation.
+                  Its core (`obs.obs_from_moments`) takes the moments AᵀA and AᵀY,
+                  which `graph_reconstruction` accumulates over patches.
 
 All work is in float64 numpy; networks come back as float32 `Network`s. The
 functions are pure: they never modify their inputs. As in `pruning`, a level
@@ -23,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from tfprune.criteria import calibrated
+from tfprune.criteria import obs
 from tfprune.criteria import patterns
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
@@ -159,13 +163,17 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
   2. The kernel and bias are re-fitted to Y on the pruned inputs by least
      squares, with the ridge pulling towards the dense weights W₀:
      W = H⁻¹(AᵀY + damping · mean(diag(AᵀA)) · W₀).
-  3. SparseGPT's pass over the input rows of W, in blocks of `block_size`:
-     with U the upper Cholesky factor of H⁻¹, the weights of smallest OBS
-     saliency w² / U_ii² in the block are pruned, and each pruned row's error
-     is spread over the rows after it (the bias last) by the OBS update.
-     Block i prunes as many weights as it holds among the layer's
-     floor(k·n/100) weights of lowest saliency after step 2, so the layer
-     loses exactly floor(k·n/100) weights, allotted where they cost least.
+  3. On a layer whose per-output H⁻¹ fit in `OBC_MAX_ENTRIES` floats, exact
+     greedy OBS (`obc`): floor(k·n/100) times, the weight of smallest
+     saliency w² / [H⁻¹]_ii goes and its output is re-solved. Otherwise (every
+     hidden layer of the MNIST MLP) SparseGPT's pass over the input rows of
+     W, in blocks of `block_size`: with U the upper Cholesky factor of H⁻¹,
+     the weights of smallest w² / U_ii² in the block are pruned, and each
+     pruned row's error is spread over the rows after it (the bias last) by
+     the OBS update. Block i prunes as many weights as it holds among the
+     layer's floor(k·n/100) weights of lowest saliency after step 2, so the
+     layer loses exactly floor(k·n/100) weights, allotted where they cost
+     least.
 
   Args:
     network: the dense weights.
@@ -178,11 +186,11 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
     use_biases: add the biases in the forward pass and re-fit them; with False
       the biases are ignored (and returned unchanged).
     damping: ridge term, relative to the mean diagonal of AᵀA; > 0.
-    block_size: input rows whose mask is chosen together; >= 1.
-    pattern: an N:M pattern instead of the level (SparseGPT's N:M mode):
-      each block's mask keeps, in every group of M consecutive input rows,
-      the N weights of highest OBS saliency per unit; blocks are rounded up
-      to a multiple of M so that groups never straddle them.
+    block_size: input rows whose mask is chosen together (SparseGPT); >= 1.
+    pattern: an N:M pattern instead of the level (SparseGPT's N:M mode, on
+      every layer): each block's mask keeps, in every group of M consecutive
+      input rows, the N weights of highest saliency per unit; blocks are
+      rounded up to a multiple of M so that groups never straddle them.
 
   Returns:
     The pruned network: pruned weights are exactly 0.0.
@@ -190,16 +198,7 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
   chosen = calibrated.check_layers(network, layers)
   levels = calibrated.levels(k, chosen)
   x = calibrated.check_calibration(network, calibration)
-  if (isinstance(damping, bool) or not isinstance(damping, numbers.Real)
-      or not math.isfinite(damping) or damping <= 0):
-    raise TfpruneError(
-        f'damping must be a positive number, got {damping!r}: pass e.g. '
-        f'{DEFAULT_DAMPING}')
-  if (isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral)
-      or block_size < 1):
-    raise TfpruneError(
-        f'block_size must be a positive integer, got {block_size!r}: pass e.g. '
-        f'{DEFAULT_BLOCK_SIZE}')
+  check_obs_args(damping, block_size)
   kernels, biases = list(network.kernels), list(network.biases)
   dense_x = x
   last = calibrated.last_needed(chosen)
@@ -220,68 +219,33 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
   return Network(tuple(kernels), tuple(biases))
 
 
+def check_obs_args(damping: float, block_size: int) -> None:
+  """Refuses a damping that is not > 0 or a block size that is not >= 1."""
+  if (isinstance(damping, bool) or not isinstance(damping, numbers.Real)
+      or not math.isfinite(damping) or damping <= 0):
+    raise TfpruneError(
+        f'damping must be a positive number, got {damping!r}: pass e.g. '
+        f'{DEFAULT_DAMPING}')
+  if (isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral)
+      or block_size < 1):
+    raise TfpruneError(
+        f'block_size must be a positive integer, got {block_size!r}: pass e.g. '
+        f'{DEFAULT_BLOCK_SIZE}')
+
+
 def _obs_layer(x: np.ndarray, y: np.ndarray, kernel: np.ndarray,
                bias: np.ndarray, k: float, use_bias: bool, damping: float,
                block_size: int, pattern: patterns.Pattern | None = None
                ) -> tuple[np.ndarray, np.ndarray | None]:
   """Least-squares re-fit then SparseGPT pruning of one layer; float64 out."""
-  if pattern is not None:
-    block_size = -(-block_size // pattern.m) * pattern.m
   d = x.shape[1]
   a = np.hstack([x, np.ones((len(x), 1))]) if use_bias else x
   w0 = np.asarray(kernel, dtype=np.float64)
   if use_bias:
     w0 = np.vstack([w0, np.asarray(bias, dtype=np.float64)[None]])
-  h = a.T @ a
-  ridge = damping * (float(np.mean(np.diag(h))) or 1.0)
-  h[np.diag_indices_from(h)] += ridge
-  h_inv, u = _inverse_and_factor(h)
-  # The ridge pulls towards the dense weights, not towards 0: inputs that are
-  # always 0 on the calibration set (MNIST's border pixels) keep their weights
-  # instead of becoming stray zeros, and at k=0 an unpruned input gives back
-  # the dense layer.
-  w = h_inv @ (a.T @ y + ridge * w0)  # (rows, out): kernel, bias row last
-  diag = np.diag(u)
-  counts = _block_counts(w[:d], diag[:d], k, block_size)
-  for start, count in zip(range(0, d, block_size), counts):
-    stop = min(start + block_size, d)
-    w1, u1 = w[start:stop].copy(), u[start:stop, start:stop]
-    saliency = (w1 / diag[start:stop, None]) ** 2
-    if pattern is not None:
-      keep = patterns.nm_mask(saliency, pattern)
-    else:
-      keep = np.ones(w1.size, dtype=bool)
-      keep[np.argsort(saliency.ravel(), kind='stable')[:count]] = False
-      keep = keep.reshape(w1.shape)
-    errors = np.zeros_like(w1)
-    for r in np.flatnonzero(~keep.all(axis=1)):  # rows losing weights
-      pruned_row = np.where(keep[r], w1[r], 0.0)
-      errors[r] = (w1[r] - pruned_row) / u1[r, r]
-      w1[r:] -= np.outer(u1[r, r:], errors[r])
-      w1[r] = pruned_row
-    w[start:stop] = w1
-    w[stop:] -= u[start:stop, stop:].T @ errors
+  w = obs.obs_from_moments(a.T @ a, a.T @ y, w0, d,
+                           pruning.prune_count(k, w0[:d].size), damping,
+                           block_size, pattern)
   return w[:d], (w[d] if use_bias else None)
 
 
-def _block_counts(w: np.ndarray, diag: np.ndarray, k: float,
-                  block_size: int) -> list[int]:
-  """Weights to prune per block of rows: its share of the lowest saliencies."""
-  total = pruning.prune_count(k, w.size)
-  saliency = ((w / diag[:, None]) ** 2).ravel()
-  lowest = np.argsort(saliency, kind='stable')[:total]
-  rows = lowest // w.shape[1]
-  return np.bincount(rows // block_size,
-                     minlength=-(-w.shape[0] // block_size)).tolist()
-
-
-def _inverse_and_factor(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """H⁻¹ of a symmetric positive definite H, and U upper with H⁻¹ = UᵀU."""
-  try:
-    l_inv = np.linalg.inv(np.linalg.cholesky(h))
-    h_inv = l_inv.T @ l_inv
-    return h_inv, np.linalg.cholesky(h_inv).T
-  except np.linalg.LinAlgError:
-    raise TfpruneError(
-        'the calibration inputs give a singular least-squares system: raise '
-        'damping') from None

@@ -18,6 +18,7 @@ import numpy as np
 from tfprune.allocation import allocators
 from tfprune.allocation import scan as scan_lib
 from tfprune.criteria import graph_pruning
+from tfprune.criteria import graph_reconstruction
 from tfprune.criteria import methods as methods_lib
 from tfprune.criteria import patterns
 from tfprune.criteria import reconstruction
@@ -183,19 +184,26 @@ def check_graph_pattern(config) -> None:
                          'network')
 
 
-def graph_points(config, graph: Graph, names: Sequence[str]
+def graph_points(config, graph: Graph, names: Sequence[str],
+                 calibration: np.ndarray | None = None
                  ) -> Iterator[tuple[str, float, Graph]]:
-  """Yields (method, k, pruned graph) for each point, like `network_points`."""
+  """Yields (method, k, pruned graph) for each point, like `network_points`.
+
+  The data-aware methods (`graph_reconstruction.METHODS`) read `calibration`.
+  """
   check_graph_pattern(config)
   scan = load_scan(config.allocation, config.sensitivity_csv,
                    {n: graph.node(n).params['kernel'].size for n in names})
   for method in config.methods:
     for k in config.levels:
-      if config.allocation == UNIFORM:
+      levels = graph_levels(config.allocation, graph, names, k, scan)
+      if method in graph_reconstruction.METHODS:
+        yield method, k, graph_reconstruction.prune(method, graph, levels,
+                                                    names, calibration)
+      elif config.allocation == UNIFORM:
         # `unit` removes coupled channel groups (`channel_pruning`).
         yield method, k, channel_pruning.prune_graph(graph, method, k, names)
       else:
-        levels = graph_levels(config.allocation, graph, names, k, scan)
         yield method, k, graph_pruning.prune(graph, method, levels, names)
   for name, method in pattern_methods(config.pattern, config.methods):
     yield (name, pattern_level(config.pattern),

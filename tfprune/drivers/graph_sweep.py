@@ -11,6 +11,7 @@ channels (`transforms.channel_pruning`): residual adds and concatenations
 prune their inputs together, so no layer is refused.
 """
 
+import time
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -62,7 +63,8 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
                 names: Sequence[str], x: np.ndarray, labels: np.ndarray,
                 make_row: Callable, on_pruned=None,
                 points: Iterable[tuple[str, float, Graph]] | None = None,
-                per_layer: bool = False) -> list:
+                per_layer: bool = False, progress: Callable | None = None
+                ) -> list:
   """Measures every (method, level) on `graph`; writes nothing.
 
   Args:
@@ -77,16 +79,19 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
       `levels` on every node of `names` (e.g. an allocation's).
     per_layer: also give each row `layer_sparsity`, the measured sparsity of
       each node of `names`.
+    progress: called as progress(method, k, accuracy, seconds) as each point
+      is measured.
   """
-  for method in methods:
-    graph_pruning.get(method)
   if points is None:
+    for method in methods:
+      graph_pruning.get(method)
     points = ((method, k, channel_pruning.prune_graph(graph, method, k, names))
               for method in methods for k in levels)
   evaluator = Evaluator(graph)
   dense_macs = macs(graph, nonzero_only=False)
   params = graph.num_params
   rows, seen = [], {}
+  clock = time.perf_counter()
   for method, k, pruned in points:
     kernels = [pruned.node(n).params['kernel'] for n in names]
     key = tuple(np.count_nonzero(kernel) for kernel in kernels)
@@ -110,4 +115,8 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
         kernels=KERNELS, **extra))
     if on_pruned is not None:
       on_pruned(method, k, pruned)
+    if progress is not None:
+      now = time.perf_counter()
+      progress(method, k, accuracy, now - clock)
+      clock = now
   return rows

@@ -17,7 +17,7 @@ import functools
 import json
 import pathlib
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -48,6 +48,8 @@ CSV_NAME = 'sweep.csv'
 CONFIG_NAME = 'sweep_config.json'
 TIMING_NAME = 'timing.json'
 PRUNED_DIR = 'pruned'
+# progress(method, k, accuracy, seconds): one measured point.
+Progress = Callable[[str, float, float, float], None]
 
 # Re-exported: the sweep's config and rows are used as `sweep.SweepConfig`, ...
 SweepConfig = sweep_config.SweepConfig
@@ -141,7 +143,7 @@ def calibration(config: SweepConfig,
 
 def sweep(config: SweepConfig, network: Network, split: datasets.Split,
           calibration_inputs: np.ndarray | None = None,
-          on_pruned=None) -> list[SweepRow]:
+          on_pruned=None, progress: Progress | None = None) -> list[SweepRow]:
   """Measures every (method, level) of `config` on `network`; writes nothing.
 
   Args:
@@ -150,6 +152,8 @@ def sweep(config: SweepConfig, network: Network, split: datasets.Split,
     split: test data.
     calibration_inputs: training inputs for data-aware methods.
     on_pruned: called as on_pruned(method, k, pruned_network) for each point.
+    progress: called as progress(method, k, accuracy, seconds) as each point
+      is measured (seconds: its pruning and measuring).
   """
   spec = datasets.get(config.dataset)
   if network.input_dim != int(np.prod(spec.image_shape)):
@@ -167,6 +171,7 @@ def sweep(config: SweepConfig, network: Network, split: datasets.Split,
   dense_counts = metrics.total(metrics.layer_counts(network, config.use_biases))
   rows = []
   seen: dict[tuple[int, ...], list[tuple[Network, float]]] = {}
+  clock = time.perf_counter()
   for method, k, pruned in allocated.network_points(config, network, layers,
                                                     calibration_inputs):
     # Equal networks have equal non-zero counts: compare arrays only then.
@@ -183,6 +188,10 @@ def sweep(config: SweepConfig, network: Network, split: datasets.Split,
     rows.append(row)
     if on_pruned is not None:
       on_pruned(method, k, pruned)
+    if progress is not None:
+      now = time.perf_counter()
+      progress(method, k, row.accuracy, now - clock)
+      clock = now
   return rows
 
 
@@ -195,7 +204,8 @@ def _same_arrays(a: Network, b: Network) -> bool:
              zip(a.kernels + a.biases, b.kernels + b.biases))
 
 
-def run(config: SweepConfig) -> list[SweepRow]:
+def run(config: SweepConfig,
+        progress: Progress | None = None) -> list[SweepRow]:
   """Runs the sweep and writes CSV, config JSON and plots to `config.out_dir`.
 
   Everything (with `save_pruned`, the `pruned/` exports too) is written into a
@@ -203,7 +213,8 @@ def run(config: SweepConfig) -> list[SweepRow]:
   when the sweep has finished (`atomic.staging`): a failed or interrupted run
   leaves the earlier results whole and creates no empty folder. The sweep's
   time goes to `timing.json`, so the CSV and the config JSON of identical
-  runs are identical.
+  runs are identical. `progress(method, k, accuracy, seconds)` hears of
+  each point as it is measured.
   """
   atomic.check_writable(config.out_dir)
   pruned_target = pathlib.Path(config.out_dir) / PRUNED_DIR
@@ -211,13 +222,13 @@ def run(config: SweepConfig) -> list[SweepRow]:
     raise TfpruneError(f'{pruned_target} is not writable (Not a directory): '
                        'choose a writable folder with --out_dir')
   if config.model_file is not None:
-    return _run_graph(config)
+    return _run_graph(config, progress=progress)
   folder = weights.load(config.weights_dir)
   if config.data is None:
     weights.check_made_for(folder, config.weights_dir, config.dataset)
   if folder.network.specs is not None:
     # CNNs and ResNets run through the graph, like a user's model.
-    return _run_graph(config, folder)
+    return _run_graph(config, folder, progress)
   split, train = _load_user_data(config)
   calibration_inputs = calibration(config, train)
 
@@ -231,7 +242,7 @@ def run(config: SweepConfig) -> list[SweepRow]:
                         f'{stem}{pruned_keras.SUFFIX}')
   return _write_run(
       config, lambda on_pruned: sweep(config, folder.network, split,
-                                      calibration_inputs, on_pruned),
+                                      calibration_inputs, on_pruned, progress),
       save, {'weights_sha256': folder.sha256})
 
 
@@ -271,10 +282,11 @@ def _load_user_data(config: SweepConfig):
 
 
 def _run_graph(config: SweepConfig,
-               folder: weights.WeightFolder | None = None) -> list[SweepRow]:
+               folder: weights.WeightFolder | None = None,
+               progress: Progress | None = None) -> list[SweepRow]:
   """The sweep of a user's Keras model (`config.model_file`) or of a CNN folder."""
   check_graph_methods(config)
-  test, _ = _load_user_data(config)
+  test, train = _load_user_data(config)
   if folder is None:
     graph = importer.from_keras(config.model_file, data=test.images[:16])
   else:
@@ -284,6 +296,7 @@ def _run_graph(config: SweepConfig,
                        source)
   names = graph_pruning.prunable(graph, config.prune_layers,
                                  config.prune_output_layer)
+  calibration_inputs = calibration(config, train)
 
   def save(pruned_dir, method, k, pruned):
     stem = pruned_dir / f'{method}-k{k:g}'
@@ -295,8 +308,9 @@ def _run_graph(config: SweepConfig,
   return _write_run(
       config, lambda on_pruned: graph_sweep.sweep_graph(
           graph, config.methods, config.levels, names, test.images, test.labels,
-          SweepRow, on_pruned, points=allocated.graph_points(config, graph, names),
-          per_layer=config.allocation != allocated.UNIFORM),
+          SweepRow, on_pruned,
+          points=allocated.graph_points(config, graph, names, calibration_inputs),
+          per_layer=config.allocation != allocated.UNIFORM, progress=progress),
       save, {'pruned_layers': names,
              **({'weights_sha256': folder.sha256} if folder else {})})
 

@@ -4,6 +4,7 @@ import dataclasses
 from typing import Sequence
 
 from tfprune.criteria import graph_pruning
+from tfprune.criteria import graph_reconstruction
 from tfprune.criteria import methods
 from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
@@ -78,9 +79,6 @@ class SweepConfig:
       raise TfpruneError('give either --weights_dir or --model_file, not both')
     if self.model_file is not None:
       check_graph_methods(self)
-      if self.bias_correction:
-        raise TfpruneError('--bias_correction does not run on a --model_file '
-                           'network yet: drop it')
     object.__setattr__(self, 'prune_layers', tuple(self.prune_layers))
     if not self.methods:
       raise TfpruneError(
@@ -112,8 +110,6 @@ class SweepConfig:
 
   @property
   def needs_calibration(self) -> bool:
-    if self.model_file is not None:
-      return False  # the graph criteria need no data (yet)
     return methods.needs_calibration(self.methods, self.bias_correction)
 
   @property
@@ -164,9 +160,12 @@ def config_record(config: SweepConfig) -> dict:
 def check_graph_methods(config: SweepConfig) -> None:
   """Refuses methods that do not run on graphs (CNN folders, model files) yet."""
   allocated.check_graph_pattern(config)
+  runnable = (*graph_pruning.CRITERIA, *graph_reconstruction.METHODS)
   for method in config.methods:
-    if method not in graph_pruning.CRITERIA:
+    if method not in runnable:
       raise TfpruneError(
           f'method {method!r} does not run on a graph network (a CNN weight '
-          'folder or --model_file) yet: choose from '
-          f'{",".join(graph_pruning.CRITERIA)}')
+          f'folder or --model_file) yet: choose from {",".join(runnable)}')
+  if config.bias_correction:
+    raise TfpruneError('--bias_correction does not run on a graph network (a '
+                       'CNN weight folder or --model_file) yet: drop it')

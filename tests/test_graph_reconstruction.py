@@ -1,0 +1,210 @@
+"""Wanda and OBS on any graph: patches, exact counts, k = 0, Wanda's order, MLP parity.
+
+Parameterized over the methods and over dense, conv (strided, 'same'; no
+bias, batch norm after) and depthwise (dilated, multiplier 2) kernels of one
+small graph; the
+prebuilt MLP gives the same masks through the graph as through `Network`.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfprune.criteria import graph_pruning
+from tfprune.criteria import graph_reconstruction
+from tfprune.criteria import pruning
+from tfprune.criteria import reconstruction
+from tfprune.data import datasets
+from tfprune.errors import TfpruneError
+from tfprune.graph import network_graph
+from tfprune.graph import ops
+from tfprune.graph.evaluator import Evaluator
+from tfprune.graph.evaluator import run_nodes
+from tfprune.graph.ir import Graph
+from tfprune.graph.ir import Node
+
+METHODS = sorted(graph_reconstruction.METHODS)
+KERNELS = ('conv', 'depthwise', 'conv_no_bias', 'dense')
+RELU = ops.activation('relu')
+
+
+def _conv(name, source, shape, strides, padding, dilation, rng, op='conv2d',
+          bias=True, activation=RELU):
+  params = {'kernel': rng.normal(0, 0.4, shape)}
+  if bias:
+    out = shape[3] * (shape[2] if op == 'depthwise_conv2d' else 1)
+    params['bias'] = rng.normal(0, 0.1, out)
+  return Node(name, op, [source], {'strides': strides, 'padding': padding,
+                                   'dilation': dilation, 'activation': activation},
+              params)
+
+
+@pytest.fixture(scope='module')
+def graph():
+  rng = np.random.default_rng(0)
+  nodes = [
+      Node('input', 'input'),
+      _conv('conv', 'input', (3, 3, 3, 6), (2, 2), 'same', (1, 1), rng),
+      _conv('depthwise', 'conv', (3, 3, 6, 2), (1, 1), 'same', (2, 2), rng,
+            op='depthwise_conv2d'),
+      _conv('conv_no_bias', 'depthwise', (2, 2, 12, 4), (1, 1), 'valid',
+            (1, 1), rng, bias=False, activation=ops.LINEAR),
+      Node('norm', 'batch_norm', ['conv_no_bias'], {'epsilon': 1e-3},
+           {'gamma': [0.5, -2.0, 0.0, 1.0], 'beta': rng.normal(0, 0.1, 4),
+            'mean': rng.normal(0, 0.1, 4), 'variance': [1.0, 0.5, 2.0, 0.1]}),
+      Node('relu', 'activation', ['norm'], {'activation': RELU}),
+      Node('flatten', 'flatten', ['relu']),
+      Node('dense', 'dense', ['flatten'], {'activation': RELU},
+           {'kernel': rng.normal(0, 0.3, (64, 8)), 'bias': rng.normal(0, 0.1, 8)}),
+      Node('out', 'dense', ['dense'], {'activation': ops.LINEAR},
+           {'kernel': rng.normal(0, 0.3, (8, 3)), 'bias': np.zeros(3)}),
+  ]
+  return Graph(nodes, 'out', (10, 10, 3))
+
+
+def _calibration(n=40, seed=1):
+  return np.random.default_rng(seed).random((n, 10, 10, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize('name', ['conv', 'depthwise', 'conv_no_bias'])
+def test_patch_rows_times_the_kernel_are_the_conv(graph, name):
+  node = graph.node(name)
+  x = np.random.default_rng(2).random((3, *graph.shapes[node.inputs[0]]))
+  (a,) = graph_reconstruction._rows(node, iter([tf.constant(x)]))  # pylint: disable=protected-access
+  kernel = np.asarray(node.params['kernel'], np.float64)
+  linear = node.replace(attrs={**node.attrs, 'activation': ops.LINEAR},
+                        params={'bias': np.zeros(graph.shapes[name][-1])})
+  expected = _node_output(linear, x)
+  if node.op == 'depthwise_conv2d':  # a: (rows, h·w, c); kernel (h, w, c, m)
+    kh, kw, c, m = kernel.shape
+    got = np.einsum('nic,icm->ncm', a, kernel.reshape(kh * kw, c, m))
+    got = got.reshape(len(a), c * m)
+  else:
+    got = a @ kernel.reshape(-1, kernel.shape[-1])
+  np.testing.assert_allclose(got, expected.reshape(got.shape), atol=1e-9)
+
+
+def _node_output(node, x):
+  """`node`'s output on `x` through the evaluator's op, in float64."""
+  single = Graph([Node('input', 'input'), node.replace(inputs=['input'])],
+                 node.name, x.shape[1:])
+  params = {node.name: {k: tf.constant(v, tf.float64)
+                        for k, v in single.node(node.name).params.items()}}
+  return run_nodes(single, tf.constant(x), params)[0].numpy()
+
+
+@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('name', KERNELS)
+@pytest.mark.parametrize('k', [0, 30, 90, 100])
+def test_exact_zero_counts_per_kernel(graph, method, name, k):
+  names = graph_pruning.prunable(graph)
+  levels = {n: (k if n == name else 50) for n in names}
+  pruned = graph_reconstruction.prune(method, graph, levels, names,
+                                      _calibration())
+  for n in names:
+    kernel = pruned.node(n).params['kernel']
+    assert kernel.dtype == np.float32 and kernel.shape == graph.node(n).params['kernel'].shape
+    assert kernel.size - np.count_nonzero(kernel) == pruning.prune_count(
+        levels[n], kernel.size), n
+    for param, value in pruned.node(n).params.items():
+      assert np.all(np.isfinite(value))
+      if method == 'wanda' and param != 'kernel':
+        assert value is graph.node(n).params[param]
+  assert pruned.node('out').params['kernel'] is graph.node('out').params['kernel']
+  assert 'bias' not in pruned.node('conv_no_bias').params
+
+
+@pytest.mark.parametrize('k', [0, 30, 90])
+def test_obs_sparsegpt_pass_on_graphs_is_exact_too(graph, k, monkeypatch):
+  """Large layers take SparseGPT's pass instead of exact greedy OBS."""
+  monkeypatch.setattr(reconstruction, 'OBC_MAX_ENTRIES', 0)
+  names = graph_pruning.prunable(graph)
+  pruned = graph_reconstruction.prune_obs(graph, k, names, _calibration())
+  for n in names:
+    kernel = pruned.node(n).params['kernel']
+    assert kernel.size - np.count_nonzero(kernel) == pruning.prune_count(
+        k, kernel.size), n
+
+
+def test_k0_obs_gives_back_the_dense_graph_and_wanda_changes_nothing(graph):
+  names = graph_pruning.prunable(graph)
+  wanda = graph_reconstruction.prune_wanda(graph, 0, names, _calibration())
+  obs = graph_reconstruction.prune_obs(graph, 0, names, _calibration())
+  for n in names:
+    for param, value in graph.node(n).params.items():
+      np.testing.assert_array_equal(wanda.node(n).params[param], value)
+      np.testing.assert_allclose(obs.node(n).params[param], value, rtol=1e-4,
+                                 atol=1e-5)
+
+
+def test_wanda_keeps_the_highest_weight_times_patch_norm(graph):
+  """Scores from patches taken independently: a conv with one-hot kernels."""
+  x = _calibration()
+  node = graph.node('conv')
+  kh, kw, cin, _ = node.params['kernel'].shape
+  one_hot = np.eye(kh * kw * cin).reshape(kh, kw, cin, kh * kw * cin)
+  patches = tf.nn.convolution(x.astype(np.float64), one_hot, strides=[2, 2],
+                              padding='SAME').numpy()
+  norms = np.sqrt(np.sum(patches.reshape(-1, kh * kw * cin) ** 2, axis=0))
+  pruned = graph_reconstruction.prune_wanda(graph, 50, ['conv'], x)
+  kernel = node.params['kernel']
+  kept = pruned.node('conv').params['kernel'] != 0
+  scores = np.abs(kernel) * norms.reshape(kh, kw, cin, 1)
+  assert scores[kept].min() >= scores[~kept].max()
+  assert (~kept).sum() == pruning.prune_count(50, kernel.size)
+
+
+def test_obs_refits_better_than_masking(graph):
+  """OBS's pruned graph is closer to the dense outputs than magnitude pruning's."""
+  names = graph_pruning.prunable(graph)
+  x = _calibration(200, seed=3)
+  evaluator = Evaluator(graph)
+  dense = evaluator.predict(x)
+  obs = graph_reconstruction.prune_obs(graph, 70, names, x)
+  weight = graph_pruning.prune(graph, 'weight', 70, names)
+  assert (np.linalg.norm(evaluator.predict(x, obs) - dense)
+          < np.linalg.norm(evaluator.predict(x, weight) - dense))
+
+
+@pytest.mark.parametrize('bad, match', [
+    (np.zeros((0, 10, 10, 3)), 'calibration data is empty'),
+    (np.zeros((4, 7)), r'inputs of shape \(10, 10, 3\) but the calibration'),
+    (np.full((4, 10, 10, 3), np.nan), 'NaN/Inf'),
+])
+def test_bad_calibration_refused(graph, bad, match):
+  with pytest.raises(TfpruneError, match=match):
+    graph_reconstruction.prune_obs(graph, 50, ['conv'], bad)
+
+
+def test_unknown_method_and_bad_level_refused(graph):
+  with pytest.raises(TfpruneError, match='wanda'):
+    graph_reconstruction.prune('sparse', graph, 50, ['conv'], _calibration())
+  with pytest.raises(TfpruneError, match=r'k must be in \[0, 100\], got 120'):
+    graph_reconstruction.prune_wanda(graph, 120, ['conv'], _calibration())
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_mlp_through_the_graph_equals_the_network_path(method, prebuilt,
+                                                       data_dir):
+  train = datasets.load('mnist', 'train', data_dir)
+  test = datasets.load('mnist', 'test', data_dir)
+  x = reconstruction.calibration_inputs(train.images, 256, 0)
+  network = prebuilt.network
+  layers = pruning.prunable_layers(network.num_layers)
+  by_network = {'wanda': reconstruction.prune_wanda,
+                'obs': reconstruction.prune_obs}[method](network, 90, layers, x)
+  graph = network_graph.to_graph(network)
+  names = graph_pruning.prunable(graph)
+  by_graph = graph_reconstruction.prune(method, graph, 90, names, x)
+  for i, name in zip(layers, names):
+    kernel = by_graph.node(name).params['kernel']
+    np.testing.assert_array_equal(kernel != 0, by_network.kernels[i] != 0)
+    np.testing.assert_allclose(kernel, by_network.kernels[i], rtol=1e-4,
+                               atol=1e-6)
+    np.testing.assert_allclose(by_graph.node(name).params['bias'],
+                               by_network.biases[i], rtol=1e-4, atol=1e-6)
+  evaluator = Evaluator(graph)
+  images = test.images.reshape(len(test.images), -1)
+  assert evaluator.accuracy(images, test.labels, by_graph) == (
+      evaluator.accuracy(images, test.labels,
+                         network_graph.to_graph(by_network)))

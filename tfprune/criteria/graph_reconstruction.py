@@ -1,0 +1,228 @@
+"""Data-aware one-shot pruning of any graph: Wanda and OBS, node after node.
+
+The graph versions of `reconstruction.prune_wanda` and `prune_obs`, with the
+same semantics: the chosen nodes are pruned in topological order, each one's
+inputs computed on the calibration examples through the graph pruned so far
+and, for OBS, its target the dense graph's pre-activation of that node. The
+forward passes run in float64, in chunks of examples. A node's inputs become
+the rows A of a matrix product with its kernel:
+
+  dense             the input vectors (leading axes flattened); kernel (in, out).
+  conv2d            the input patches (im2col: `tf.image.extract_patches` with
+                    the conv's strides, padding and dilation), ordered
+                    (h, w, in) like the kernel reshaped to (h·w·in, out).
+  depthwise_conv2d  channel c's h·w patch values; kernel[:, :, c, :] reshaped
+                    to (h·w, multiplier): one small problem per channel.
+
+Only moments are kept from chunk to chunk (Wanda's per-input sums of squares,
+OBS's AᵀA and AᵀY), so no layer's patches of the whole calibration set are
+ever held at once. Each chosen kernel loses exactly floor(k·n/100) of its n
+weights: Wanda ranks |w|·‖x‖ over the whole kernel; OBS re-fits (bias
+included, where the node has one) and prunes by exact greedy OBS or, on large
+layers, SparseGPT's pass (`obs.prune_refit`); on a depthwise
+kernel it ranks the OBS saliencies of all channels after their re-fits to
+share the count among them, then prunes each channel.
+"""
+
+import functools
+from typing import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfprune.criteria import obs
+from tfprune.criteria import pruning
+from tfprune.criteria import reconstruction
+from tfprune import registry
+from tfprune.errors import TfpruneError
+from tfprune.graph import evaluator
+from tfprune.graph.ir import Graph
+from tfprune.graph.ir import Node
+
+# float64 input values (rows × columns of A) per chunk: 32 MB.
+CHUNK_VALUES = 1 << 22
+OPS = ('dense', 'conv2d', 'depthwise_conv2d')
+
+
+def prune_wanda(graph: Graph, k: float | Mapping[str, float],
+                names: Sequence[str], calibration: np.ndarray) -> Graph:
+  """`graph` with Wanda masks on the kernels of `names`, chosen node after node.
+
+  Args:
+    graph: the dense graph (not modified).
+    k: level in percent of each node's kernel, or {node name: level}.
+    names: the nodes to prune (dense, conv2d, depthwise_conv2d).
+    calibration: (n, ...) training examples, n·prod(input shape) values.
+
+  Returns:
+    The pruned graph; kept weights and biases are unchanged.
+  """
+  return _prune(graph, k, names, calibration, _wanda_node)
+
+
+def prune_obs(graph: Graph, k: float | Mapping[str, float],
+              names: Sequence[str], calibration: np.ndarray,
+              damping: float = reconstruction.DEFAULT_DAMPING,
+              block_size: int = reconstruction.DEFAULT_BLOCK_SIZE) -> Graph:
+  """`graph` with the kernels (and biases) of `names` pruned and re-fitted by OBS.
+
+  Args as `prune_wanda`, and `damping`, `block_size` as
+  `reconstruction.prune_obs`.
+
+  Returns:
+    The pruned graph: pruned weights are exactly 0.0.
+  """
+  reconstruction.check_obs_args(damping, block_size)
+  return _prune(graph, k, names, calibration, functools.partial(
+      _obs_node, damping=float(damping), block_size=int(block_size)))
+
+
+METHODS: dict[str, Callable[..., Graph]] = {'wanda': prune_wanda,
+                                            'obs': prune_obs}
+
+
+def prune(method: str, graph: Graph, k: float | Mapping[str, float],
+          names: Sequence[str], calibration: np.ndarray) -> Graph:
+  """`graph` pruned by the data-aware `method` (a key of `METHODS`)."""
+  return registry.lookup(METHODS, method, 'pruning method')(
+      graph, k, names, calibration)
+
+
+def _prune(graph: Graph, k, names: Sequence[str], calibration: np.ndarray,
+           prune_node: Callable) -> Graph:
+  order = [n.name for n in graph.nodes if n.name in set(names)]
+  for name in names:
+    node = graph.node(name)
+    if node.op not in OPS:
+      raise TfpruneError(f'node {name} ({node.op}) has no kernel to prune: '
+                         f'choose nodes of {", ".join(OPS)}')
+    pruning.check_level(pruning.layer_level(k, name))
+  x = _check_calibration(graph, calibration)
+  pruned = graph
+  for name in order:
+    params = prune_node(graph, pruned, name,
+                        float(pruning.layer_level(k, name)), x)
+    pruned = pruned.with_params({name: params})
+  return pruned
+
+
+def _wanda_node(dense: Graph, pruned: Graph, name: str, k: float,
+                x: np.ndarray) -> dict[str, np.ndarray]:
+  node = dense.node(name)
+  sums = 0.0
+  for a in _rows(node, _inputs(pruned, name, x)):
+    sums = sums + np.einsum('n...,n...->...', a, a)
+  kernel = node.params['kernel']
+  flat = kernel.reshape(-1, kernel.shape[-1])  # (h·w·in, out) or (h·w·c, m)
+  keep = reconstruction.wanda_mask(flat, k, np.sqrt(np.ravel(sums)))
+  return {'kernel': np.where(keep.reshape(kernel.shape), kernel, np.float32(0))}
+
+
+def _obs_node(dense: Graph, pruned: Graph, name: str, k: float, x: np.ndarray,
+              damping: float, block_size: int) -> dict[str, np.ndarray]:
+  node = dense.node(name)
+  kernel = np.asarray(node.params['kernel'], np.float64)
+  bias = node.params.get('bias')
+  count = pruning.prune_count(k, kernel.size)
+  depthwise = node.op == 'depthwise_conv2d'
+  if depthwise:  # per channel c: (h·w [+1], multiplier)
+    kh, kw, c, m = kernel.shape
+    w0 = kernel.reshape(kh * kw, c, m).transpose(1, 0, 2)
+    if bias is not None:
+      w0 = np.concatenate([w0, np.reshape(bias, (c, 1, m))], axis=1)
+  else:
+    w0 = kernel.reshape(-1, kernel.shape[-1])
+    if bias is not None:
+      w0 = np.vstack([w0, np.asarray(bias, np.float64)[None]])
+  ata = aty = 0.0
+  for a, a_dense in zip(_rows(node, _inputs(pruned, name, x), bias is not None),
+                        _rows(node, _inputs(dense, name, x), bias is not None)):
+    if depthwise:  # (n, h·w [+1], c) -> (c, n, h·w [+1])
+      a, a_dense = a.transpose(2, 0, 1), a_dense.transpose(2, 0, 1)
+    y = a_dense @ w0  # the dense node's pre-activation
+    ata = ata + np.swapaxes(a, -1, -2) @ a
+    aty = aty + np.swapaxes(a, -1, -2) @ y
+  rows = w0.shape[-2] - (bias is not None)
+  if not depthwise:
+    w = obs.obs_from_moments(ata, aty, w0, rows, count, damping,
+                                        block_size)
+    return _params(w, rows, kernel.shape, bias)
+  fits = [obs.refit(ata[i], aty[i], w0[i], damping) for i in range(c)]
+  # Rank every channel's saliencies in the kernel's (h, w, c, m) order, so the
+  # floor(k·n/100) lowest of the whole kernel are shared among the channels.
+  saliency = np.stack([obs.saliency(w, h_inv, rows)
+                       for w, h_inv in fits], axis=1)
+  lowest = np.argsort(saliency.ravel(), kind='stable')[:count]
+  counts = np.bincount(lowest // m % c, minlength=c)
+  ws = np.stack([obs.prune_refit(w, h_inv, rows, int(n), block_size)
+                 for (w, h_inv), n in zip(fits, counts)], axis=1)  # (rows [+1], c, m)
+  return _params(ws.reshape(ws.shape[0], c * m), rows, kernel.shape, bias)
+
+
+def _params(w: np.ndarray, rows: int, shape: tuple[int, ...],
+            bias: np.ndarray | None) -> dict[str, np.ndarray]:
+  """Kernel (and bias row) of a re-fitted (rows [+1], out) matrix, float32."""
+  params = {'kernel': w[:rows].reshape(shape).astype(np.float32)}
+  if bias is not None:
+    params['bias'] = w[rows].astype(np.float32)
+  return params
+
+
+def _inputs(graph: Graph, name: str, x: np.ndarray) -> Iterator[tf.Tensor]:
+  """Node `name`'s float64 input through `graph` on `x`, a chunk at a time."""
+  node = graph.node(name)
+  index = next(i for i, n in enumerate(graph.nodes) if n.name == name)
+  upto = Graph(graph.nodes[:index], node.inputs[0], graph.input_shape)
+  params = {n.name: {p: tf.constant(v, tf.float64) for p, v in n.params.items()}
+            for n in upto.nodes if n.params}
+  shape, out = graph.shapes[node.inputs[0]], graph.shapes[name]
+  rows = int(np.prod(out[:-1])) if node.op != 'dense' else int(np.prod(shape[:-1]))
+  columns = int(np.prod(node.params['kernel'].shape[:-1]))
+  chunk = max(1, CHUNK_VALUES // (rows * (columns + 1)))
+  for start in range(0, len(x), chunk):
+    batch = tf.constant(x[start:start + chunk], tf.float64)
+    value, _ = evaluator.run_nodes(upto, batch, params)
+    yield value
+
+
+def _rows(node: Node, inputs: Iterator[tf.Tensor],
+          ones: bool = False) -> Iterator[np.ndarray]:
+  """The rows A of each chunk (see the module docstring), plus a column (a
+  row, per depthwise channel) of ones if `ones`."""
+  for x in inputs:
+    if node.op == 'dense':
+      a = x.numpy().reshape(-1, x.shape[-1])
+    else:
+      kh, kw = node.params['kernel'].shape[:2]
+      attrs = node.attrs
+      patches = tf.image.extract_patches(
+          x, [1, kh, kw, 1], [1, *attrs['strides'], 1],
+          [1, *attrs['dilation'], 1], attrs['padding'].upper()).numpy()
+      a = patches.reshape(-1, patches.shape[-1])
+      if node.op == 'depthwise_conv2d':
+        a = a.reshape(len(a), kh * kw, x.shape[-1])
+    if ones:
+      a = np.concatenate([a, np.ones((*a.shape[:1], 1, *a.shape[2:]))], axis=1)
+    yield a
+
+
+def _check_calibration(graph: Graph, calibration: np.ndarray) -> np.ndarray:
+  x = np.asarray(calibration)
+  if x.ndim < 1 or not len(x):
+    raise TfpruneError(
+        'the calibration data is empty: pass some training examples, e.g. '
+        f'{reconstruction.DEFAULT_CALIBRATION_SIZE} of them')
+  if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+    raise TfpruneError(f'the calibration data holds {x.dtype} values: pass '
+                       'float examples')
+  size = int(np.prod(graph.input_shape))
+  if x[0].size != size:
+    raise TfpruneError(
+        f'the network takes inputs of shape {graph.input_shape} but the '
+        f'calibration examples have {x[0].size} values: calibrate on the data '
+        'the network was trained on')
+  if not np.all(np.isfinite(x)):
+    raise TfpruneError('the calibration data holds NaN/Inf values: pass '
+                       'finite training examples')
+  # float64 a chunk at a time (`_inputs`): a large calibration set stays small.
+  return x.reshape(len(x), *graph.input_shape)
