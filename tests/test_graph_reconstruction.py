@@ -13,6 +13,7 @@ import tensorflow as tf
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import graph_reconstruction
 from tfprune.criteria import pruning
+from tfprune.criteria import obs
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
@@ -117,7 +118,7 @@ def test_exact_zero_counts_per_kernel(graph, method, name, k):
 @pytest.mark.parametrize('k', [0, 30, 90])
 def test_obs_sparsegpt_pass_on_graphs_is_exact_too(graph, k, monkeypatch):
   """Large layers take SparseGPT's pass instead of exact greedy OBS."""
-  monkeypatch.setattr(reconstruction, 'OBC_MAX_ENTRIES', 0)
+  monkeypatch.setattr(obs, 'OBC_MAX_ENTRIES', 0)
   names = graph_pruning.prunable(graph)
   pruned = graph_reconstruction.prune_obs(graph, k, names, _calibration())
   for n in names:

@@ -10,6 +10,7 @@ import pytest
 from tests import helpers
 from tfprune.criteria import pruning
 from tfprune.criteria import bias_correction
+from tfprune.criteria import obs
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
@@ -72,7 +73,7 @@ def test_prunes_exactly_floor_k_n_over_100_weights(method, k, n):
 def test_obs_count_is_exact_for_any_block_size(k, block_size, use_biases, obc,
                                                monkeypatch):
   if not obc:
-    monkeypatch.setattr(reconstruction, 'OBC_MAX_ENTRIES', 0)
+    monkeypatch.setattr(obs, 'OBC_MAX_ENTRIES', 0)
   net = helpers.random_network(SHAPES, seed=4)
   layers = [0, 1, 2]
   pruned = reconstruction.prune_obs(net, k, layers, _calibration(),
