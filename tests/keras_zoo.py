@@ -10,15 +10,10 @@ norm changes the outputs.
 
 import numpy as np
 
+from tfprune import keras_compat
+
 FRAMEWORKS = ('tf_keras', 'keras3')
-
-
-def keras_module(framework: str):
-  if framework == 'keras3':
-    import keras  # pylint: disable=import-outside-toplevel
-    return keras
-  from tfprune.keras_compat import keras  # pylint: disable=import-outside-toplevel
-  return keras
+keras_module = keras_compat.keras_module
 
 
 def mlp(K):

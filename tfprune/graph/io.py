@@ -4,18 +4,18 @@
 flat indices (uint32) and values (float32) of its non-zeros, so a pruned
 network's file shrinks with its sparsity; `from_bytes` rebuilds the exact
 graph (checked again on construction). `save` writes through a temporary
-file and a rename, so an interrupted save leaves no half-written file.
+file and a rename (`atomic.replacing`), so an interrupted save leaves no half-written file.
 """
 
 import io
 import json
 import os
 import pathlib
-import tempfile
 import zipfile
 
 import numpy as np
 
+from tfprune import atomic
 from tfprune.errors import TfpruneError
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import Node
@@ -104,12 +104,8 @@ def from_bytes(raw: bytes, source: str = 'graph file') -> Graph:
 def save(graph: Graph, path: str | os.PathLike) -> pathlib.Path:
   """Writes `graph` to `path` (temporary file, then rename)."""
   path = pathlib.Path(path)
-  raw = to_bytes(graph)
-  with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f'.{path.name}.',
-                                   delete=False) as f:
-    f.write(raw)
-  os.chmod(f.name, 0o666 & ~_umask())
-  os.replace(f.name, path)
+  with atomic.replacing(path) as tmp:
+    tmp.write_bytes(to_bytes(graph))
   return path
 
 
@@ -120,9 +116,3 @@ def load(path: str | os.PathLike) -> Graph:
     raise TfpruneError(f'graph file {path} does not exist: pass a file written '
                        'by tfprune.save')
   return from_bytes(path.read_bytes(), str(path))
-
-
-def _umask() -> int:
-  mask = os.umask(0)
-  os.umask(mask)
-  return mask

@@ -12,24 +12,13 @@ from typing import Callable
 
 import numpy as np
 
+from tfprune import keras_compat
 from tfprune.errors import TfpruneError
 from tfprune.graph import ops
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import Node
 
-FRAMEWORKS = ('keras3', 'tf_keras')
-
-
-def keras_module(framework: str):
-  """The Keras package of `framework` ('keras3' or 'tf_keras')."""
-  if framework == 'keras3':
-    import keras  # pylint: disable=import-outside-toplevel
-    return keras
-  if framework == 'tf_keras':
-    from tfprune.keras_compat import keras  # pylint: disable=import-outside-toplevel
-    return keras
-  raise TfpruneError(f'unknown framework {framework!r}: choose from '
-                     f'{", ".join(FRAMEWORKS)}')
+FRAMEWORKS = keras_compat.FRAMEWORKS
 
 
 def _activation_arg(K, activation) -> object:
@@ -175,7 +164,10 @@ def to_keras(graph: Graph, framework: str | None = None):
     carry the graph's node names.
   """
   framework = framework or graph.metadata.get('framework', 'tf_keras')
-  K = keras_module(framework)
+  if framework not in FRAMEWORKS:
+    raise TfpruneError(f'unknown framework {framework!r}: choose from '
+                       f'{", ".join(FRAMEWORKS)}')
+  K = keras_compat.keras_module(framework)
   tensors = {}
   first = graph.input
   tensors[first.name] = K.Input(graph.input_shape, name=first.name)

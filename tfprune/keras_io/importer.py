@@ -1,5 +1,6 @@
 """`from_keras`: a user's Keras model (object or file) as a verified `Graph`."""
 
+import dataclasses
 import pathlib
 
 import numpy as np
@@ -35,6 +36,6 @@ def from_keras(model_or_path, data: np.ndarray | None = None) -> Graph:
   verify.verify(model, traced, data)
   graph = traced.graph
   if source is not None:
-    graph = graph.__class__(graph.nodes, graph.output, graph.input_shape,
-                            {**graph.metadata, 'source': source})
+    graph = dataclasses.replace(graph, metadata={**graph.metadata,
+                                                 'source': source})
   return graph

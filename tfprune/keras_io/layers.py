@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tfprune import keras_compat
 from tfprune.errors import TfpruneError
 from tfprune.graph import ops
 from tfprune.graph.ir import Node
@@ -182,17 +183,8 @@ def _normalization(l: LayerCall) -> list[Node]:
   rank = len(l.input_shapes[0])
   mean, variance = (_per_example(np.asarray(getattr(l.layer, k)), rank)
                     for k in ('mean', 'variance'))
-  return [Node(l.name, 'normalization', l.inputs, {'epsilon': _epsilon(l)},
+  return [Node(l.name, 'normalization', l.inputs, {'epsilon': float(keras_compat.keras_module(l.framework).backend.epsilon())},
                {'mean': mean, 'variance': variance})]
-
-
-def _epsilon(l: LayerCall) -> float:
-  """The framework's fuzz factor, which Normalization divides by at least."""
-  if l.framework == 'keras3':
-    import keras  # pylint: disable=import-outside-toplevel
-    return float(keras.config.epsilon())
-  from tfprune.keras_compat import keras  # pylint: disable=import-outside-toplevel
-  return float(keras.backend.epsilon())
 
 
 def _rescaling(l: LayerCall) -> list[Node]:

@@ -12,6 +12,7 @@ import json
 import pathlib
 import zipfile
 
+from tfprune import keras_compat
 from tfprune.errors import TfpruneError
 
 FORMATS = '.keras, .h5 or a SavedModel folder'
@@ -64,10 +65,7 @@ def load_model(path: str | pathlib.Path):
 
 def _open(path: pathlib.Path, keras3: bool):
   try:
-    if keras3:
-      import keras  # pylint: disable=import-outside-toplevel
-      return keras.saving.load_model(path, compile=False)
-    from tfprune.keras_compat import keras  # pylint: disable=import-outside-toplevel
+    keras = keras_compat.keras_module('keras3' if keras3 else 'tf_keras')
     return keras.models.load_model(path, compile=False)
   except Exception as e:  # pylint: disable=broad-except
     # Keras raises many types here (ValueError, TypeError, OSError, ...).

@@ -9,6 +9,7 @@ a graph that does not compute the user's network is never used.
 
 import numpy as np
 
+from tfprune import keras_compat
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
 from tfprune.keras_io.trace import Traced
@@ -29,17 +30,9 @@ def probe_inputs(input_shape, count: int = DEFAULT_EXAMPLES,
   return rng.standard_normal((count, *input_shape)).astype(np.float32)
 
 
-def _keras_model_class(framework: str):
-  if framework == 'keras3':
-    import keras  # pylint: disable=import-outside-toplevel
-    return keras.Model
-  from tfprune.keras_compat import keras  # pylint: disable=import-outside-toplevel
-  return keras.Model
-
-
 def keras_outputs(model, traced: Traced, names, x: np.ndarray) -> list[np.ndarray]:
   """The Keras model's outputs at the layers of `names`, in inference mode."""
-  probe = _keras_model_class(traced.framework)(
+  probe = keras_compat.keras_module(traced.framework).Model(
       model.inputs[0], [traced.tensors[n] for n in names])
   outs = probe(x, training=False)
   outs = outs if isinstance(outs, (list, tuple)) else [outs]
