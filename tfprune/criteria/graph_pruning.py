@@ -65,11 +65,13 @@ def kernel_mask(criterion: str, kernel: np.ndarray, k: float,
                 mask: np.ndarray | None = None) -> np.ndarray:
   """`criterion`'s mask of one kernel, with units along `unit_axis`.
 
-  `seed` seeds `random` (the sweep gives each layer its own). `mask` is the
-  kernel's current mask (None: all kept): weights it pruned count first
-  towards the k% and are never revived, as in every criterion of `pruning`.
+  `criterion` is any criterion of the one table, `pruning.PRUNERS` (the
+  graph methods, `CRITERIA`, are those the sweep runs). `seed` seeds
+  `random` (the sweep gives each layer its own). `mask` is the kernel's
+  current mask (None: all kept): weights it pruned count first towards the
+  k% and are never revived, as in every criterion of `pruning`.
   """
-  fn = get(criterion)
+  fn = pruning.get(criterion)
   if criterion == 'random':
     fn = functools.partial(fn, seed=seed)
   if criterion in UNIT_LEVEL and unit_axis != kernel.ndim - 1:
@@ -85,6 +87,7 @@ def masks(graph: Graph, criterion: str, k: float | Mapping[str, float],
 
   `k` is one level, or a mapping from node name to that node's level.
   """
+  get(criterion)
   return {name: kernel_mask(criterion, graph.node(name).params['kernel'],
                             pruning.layer_level(k, name),
                             _unit_axis(graph, name), seed=i)
