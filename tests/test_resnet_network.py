@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 
+import tfprune
 from tests import helpers
 from tfprune.allocation import allocators
 from tfprune.criteria import pruning
@@ -327,17 +328,18 @@ def test_study_c_networks_score_like_keras(tmp_path):
   assert [(r['procedure'], r['target']) for r in rows] == [
       ('dense', 0), ('oneshot', 50), ('iterative', 50)]
   for row in rows:
-    saved = weights.load(study_resnet.network_dir(config.out_dir,
-                                                  row['procedure'], row['target']))
-    network = saved.network
-    assert saved.manifest['accuracy'] == row['accuracy']
-    assert round(evaluate.accuracy(network, test.images, test.labels), 6) == (
+    graph = tfprune.load(study_resnet.network_path(
+        config.out_dir, row['procedure'], row['target']))
+    assert graph.metadata['accuracy'] == row['accuracy']
+    assert (graph.metadata['procedure'], graph.metadata['target']) == (
+        row['procedure'], row['target'])
+    assert round(tfprune.evaluate(graph, test.images, test.labels), 6) == (
         row['accuracy'])
-    zeros = sum(k.size - np.count_nonzero(k) for k in network.kernels)
-    assert round(zeros / sum(k.size for k in network.kernels), 6) == (
+    kernels = [n.params['kernel'] for n in graph.weighted()]
+    zeros = sum(k.size - np.count_nonzero(k) for k in kernels)
+    assert round(zeros / sum(k.size for k in kernels), 6) == (
         row['measured_sparsity'])
-    model = models.load_network(
-        models.build_resnet18((28, 28, 1), 10, width=0.0625), network)
-    np.testing.assert_allclose(evaluate.logits(network, test.images[:16]),
-                               helpers.keras_logits(model, test.images[:16]),
-                               rtol=1e-4, atol=1e-4)
+    model = tfprune.to_keras(graph, 'tf_keras')
+    np.testing.assert_allclose(tfprune.predict(graph, test.images[:16]),
+                               model.predict(test.images[:16], verbose=0),
+                               rtol=1e-4, atol=1e-5)

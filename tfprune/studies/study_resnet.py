@@ -16,9 +16,10 @@ measured on the final weights. Training is SGD with momentum and weight decay
 and flip augmentation. Writes study_c.csv (exact columns only),
 timing.json (the wall seconds of every row, and the machine) and
 study_c_config.json, together (`atomic.staging`), and, with
-`save_networks`, every row's final network as a `.npy` weight folder
-networks/<procedure>-<target>/ (see `weights`; ResNet-18 through
-`models.to_network`), which `evaluate` scores like the Keras model.
+`save_networks`, every row's final network as a graph file
+networks/<procedure>-<target>.npz (`from_keras` of the model, verified
+against it; sparse arrays where smaller; its metadata holds the row), which
+`tfprune.load` reads and `tfprune.evaluate` scores like the Keras model.
 """
 
 import dataclasses
@@ -35,10 +36,11 @@ from tfprune import registry
 from tfprune.allocation import allocators
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
-from tfprune.graph import weights
+from tfprune.graph import io as graph_io
 from tfprune.errors import shorten
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.keras_io.importer import from_keras
 from tfprune.studies import timing
 from tfprune.training import finetune
 from tfprune.training import masking
@@ -75,7 +77,8 @@ class StudyCConfig:
     train_limit: first N training examples (None: all).
     test_limit: first N test examples (None: all).
     seed: seeds initialisation, shuffling and augmentation.
-    save_networks: save each row's final network under networks/ in out_dir.
+    save_networks: save each row's final network as a graph file under
+      networks/ in out_dir.
   """
   out_dir: str
   dataset: str = 'cifar10'
@@ -285,19 +288,21 @@ def _iterative(model, dense, train, config, record) -> None:
     epochs += config.step_retrain_epochs
 
 
-def network_dir(out_dir: str | pathlib.Path, procedure: str,
-                target: float) -> pathlib.Path:
-  """Where `run` saves the final network of one row."""
-  return pathlib.Path(out_dir) / 'networks' / f'{procedure}-{target:g}'
+def network_path(out_dir: str | pathlib.Path, procedure: str,
+                 target: float) -> pathlib.Path:
+  """Where `run` saves the final network of one row (a graph file)."""
+  return pathlib.Path(out_dir) / 'networks' / f'{procedure}-{target:g}.npz'
 
 
 def _save_network(out: pathlib.Path, model, config: StudyCConfig,
                   row: dict) -> None:
-  metadata = {'model': 'resnet18', 'dataset': config.dataset,
+  graph = from_keras(model)
+  metadata = {**graph.metadata, 'model': 'resnet18', 'dataset': config.dataset,
               'width': config.width, **{k: row[k] for k in (
                   'procedure', 'target', 'accuracy', 'measured_sparsity')}}
-  weights.save(network_dir(out, row['procedure'], row['target']),
-               models.to_network(model), metadata, overwrite=True)
+  path = network_path(out, row['procedure'], row['target'])
+  atomic.ensure_dir(path.parent)
+  graph_io.save(dataclasses.replace(graph, metadata=metadata), path)
 
 
 def _write(out: pathlib.Path, config: StudyCConfig, rows: list[dict],
