@@ -93,7 +93,7 @@ def main(argv):
       train_limit=_TRAIN_LIMIT.value, test_limit=_TEST_LIMIT.value,
       seed=_SEED.value, save_networks=_SAVE_NETWORKS.value)
   study_resnet.run(config)
-  print(f'results in {config.out_dir}/study_c.csv')
+  print(f'results in {config.out_dir}/study_c.csv and timing.json')
 
 
 if __name__ == '__main__':
