@@ -151,6 +151,7 @@ def run(config: StudyAConfig, verbose: int = 0) -> list[dict]:
   seconds = [{'schedule': 'dense', 'k': 0, 'seconds': 0.0}]
   dense_weights = model.get_weights()
   for k in config.levels:
+    first = len(rows)
     start = time.perf_counter()
     pruned, max_pruned = global_oneshot(graph, k)
     rows.append(_row('oneshot', k, pruned, evaluator, dense_accuracy, test,
@@ -171,7 +172,7 @@ def run(config: StudyAConfig, verbose: int = 0) -> list[dict]:
       seconds.append({'schedule': 'gradual', 'k': k,
                       'seconds': round(time.perf_counter() - start, 1)})
     print(*(f'{r["schedule"]} k={r["k"]:g}%: {100 * r["accuracy"]:.2f}% '
-            f'({r["pruned_weights"]} zeros)' for r in rows[-2:]), sep='\n',
+            f'({r["pruned_weights"]} zeros)' for r in rows[first:]), sep='\n',
           flush=True)
   with atomic.staging(config.out_dir) as stage:
     _write(stage, config, rows)
