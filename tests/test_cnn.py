@@ -198,7 +198,8 @@ def test_masks_given_back_only_ever_lose_weights(method):
     mask = new
 
 
-@pytest.mark.parametrize('method', sorted(pruning.PRUNERS))
+# `random` draws over the array as laid out, so it is not tied to an axis.
+@pytest.mark.parametrize('method', sorted(set(pruning.PRUNERS) - {'random'}))
 def test_graph_kernel_mask_with_units_on_another_axis_equals_the_criterion(method):
   # A depthwise kernel's units are its third axis: moved there and back.
   w = _kernels(3)[1]
