@@ -57,7 +57,7 @@ def main(argv):
       prune_steps=_STEPS.value, train_limit=_TRAIN_LIMIT.value,
       test_limit=_TEST_LIMIT.value, seed=_SEED.value)
   study_fashion.run(config)
-  print(f'results in {config.out_dir}/study_a.csv and study_a.png')
+  print(f'results in {config.out_dir}/study_a.csv, timing.json and study_a.png')
 
 
 if __name__ == '__main__':

@@ -19,7 +19,6 @@ from tfprune import cli  # first: sets TensorFlow's log level
 
 from absl import flags
 
-from tfprune.criteria import cnn_pruning
 from tfprune.data import datasets
 from tfprune.drivers import sweep
 from tfprune.studies import lenet_config
@@ -36,7 +35,7 @@ _OUT_DIR = flags.DEFINE_string('out_dir', os.path.relpath(REPO / 'img' / 'study_
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else tfds).')
 _METHODS = flags.DEFINE_multi_enum(
-    'methods', list(_D.methods), list(cnn_pruning.LAYER_PRUNERS),
+    'methods', list(_D.methods), list(lenet_config.ARMS),
     'Per-layer pruning methods (repeat the flag).')
 _LEVELS = flags.DEFINE_list('levels', [f'{k:g}' for k in _D.levels],
                             'Per-layer levels k in percent.')
@@ -50,7 +49,7 @@ _REPEATS = flags.DEFINE_integer('timing_repeats', _D.timing_repeats,
                                 'Timed passes over the test set (the fastest counts).')
 _TIMING_ONLY = flags.DEFINE_bool(
     'timing_only', False, 'Only time dense, masked and compacted structured '
-    'networks in turn (study_b_timing.csv); no finetuning.')
+    'networks in turn (study_b_timing.json); no finetuning.')
 _SEED = flags.DEFINE_integer('seed', _D.seed, 'Seed of finetuning and masks.')
 
 
@@ -65,10 +64,10 @@ def main(argv):
       seed=_SEED.value)
   if _TIMING_ONLY.value:
     study_lenet.timing_table(config)
-    print(f'results in {config.out_dir}/study_b_timing.csv')
+    print(f'results in {config.out_dir}/study_b_timing.json')
     return
   study_lenet.run(config)
-  print(f'results in {config.out_dir}/study_b.csv and study_b.png')
+  print(f'results in {config.out_dir}/study_b.csv, timing.json and study_b.png')
 
 
 if __name__ == '__main__':

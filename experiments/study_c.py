@@ -12,9 +12,9 @@ The reduced CPU study committed in img/study_c (Fashion-MNIST, 28x28x1):
       --oneshot_retrain_epochs=2 --step_fraction=0.11 --step_retrain_epochs=1 \
       --final_retrain_epochs=2 --noaugment --out_dir=img/study_c
 
-Each row's final network is also saved as a .npy weight folder
-<out_dir>/networks/<procedure>-<target>/ (--nosave_networks: not saved), which
-tfprune.runtime.evaluate scores exactly like the Keras model.
+Each row's final network is also saved as a graph file
+<out_dir>/networks/<procedure>-<target>.npz (--nosave_networks: not saved),
+which tfprune.load reads and tfprune.evaluate scores like the Keras model.
 """
 
 import os
@@ -74,7 +74,7 @@ _TEST_LIMIT = flags.DEFINE_integer('test_limit', None, 'First N test examples.')
 _SEED = flags.DEFINE_integer('seed', _D.seed, 'Random seed.')
 _SAVE_NETWORKS = flags.DEFINE_bool(
     'save_networks', _D.save_networks,
-    'Save every final network as a .npy weight folder under networks/.')
+    'Save every final network as a graph .npz file under networks/.')
 
 
 def main(argv):
@@ -93,7 +93,7 @@ def main(argv):
       train_limit=_TRAIN_LIMIT.value, test_limit=_TEST_LIMIT.value,
       seed=_SEED.value, save_networks=_SAVE_NETWORKS.value)
   study_resnet.run(config)
-  print(f'results in {config.out_dir}/study_c.csv')
+  print(f'results in {config.out_dir}/study_c.csv and timing.json')
 
 
 if __name__ == '__main__':

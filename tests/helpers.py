@@ -9,11 +9,14 @@ import sys
 
 import numpy as np
 
+from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.data import penguins
 from tfprune.graph.network import Network
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.transforms import channel_pruning
+from tfprune.transforms import groups
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PREBUILT = REPO / 'weights' / 'mlp-mnist'
@@ -180,3 +183,29 @@ def keras_logits(model, images: np.ndarray) -> np.ndarray:
 def random_images(shape, n: int = 16, seed: int = 0) -> np.ndarray:
   """n float32 images of `shape` uniform in [0, 1)."""
   return np.random.default_rng(seed).random((n,) + tuple(shape)).astype(np.float32)
+
+
+def silence_units(graph, k, positive_bias=None):
+  """`graph` with k% of every prunable group's channels silenced.
+
+  The channels are those `unit_l1` prunes from the group's first producer;
+  every producer's kernel slices, biases and batch-norm gamma and beta are
+  set to 0 there, so they output exactly 0 (the bias of node
+  `positive_bias` is set to +0.5 instead: a constant, not silent, output).
+  """
+  changes = {}
+  for group in channel_pruning.chosen(groups.analyse(graph)):
+    kernel = graph.node(group.name).params['kernel']
+    keep = pruning.unit_l1_mask(kernel, k)
+    pruned = np.flatnonzero(~keep.reshape(-1, keep.shape[-1]).any(axis=0))
+    for s in group.slices:
+      if s.role == groups.CONSUMER or s.param not in (
+          'kernel', 'bias', 'gamma', 'beta'):
+        continue
+      value = changes.setdefault(s.node, {}).setdefault(
+          s.param, np.array(graph.node(s.node).params[s.param]))
+      index = [slice(None)] * value.ndim
+      index[s.axis] = s.indices[pruned].ravel()
+      fill = 0.5 if (s.param, s.node) == ('bias', positive_bias) else 0.0
+      value[tuple(index)] = fill
+  return graph.with_params(changes)

@@ -18,7 +18,6 @@ from tfprune.allocation import allocators
 from tfprune.allocation import counts
 from tfprune.allocation import erk
 from tfprune.allocation import scan as scan_lib
-from tfprune.criteria import cnn_pruning
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import methods
 from tfprune.criteria import patterns
@@ -73,7 +72,7 @@ def test_global_prunes_exactly_k_of_all_and_smallest_first(k, ties):
   if kept.size and cut.size:
     assert kept.min() >= cut.max()
   # The per-layer levels give back the one global mask, ties included.
-  for mask, reference in zip(masks, cnn_pruning.global_magnitude_masks(
+  for mask, reference in zip(masks, allocators.global_masks(
       list(kernels.values()), k)):
     np.testing.assert_array_equal(mask, reference)
 

@@ -1,7 +1,7 @@
 """CNN support: models, evaluator, weight folders, conv masks, global, random, structured.
 
-Parameterized over every CNN of the registry and every per-layer criterion of
-`cnn_pruning.LAYER_PRUNERS`, so a new model or criterion inherits the suite.
+Parameterized over every CNN of the registry and every criterion of the one
+registry (`pruning.PRUNERS`), so a new model or criterion inherits the suite.
 """
 
 import json
@@ -10,15 +10,18 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune.criteria import cnn_pruning
+from tfprune.allocation import allocators
+from tfprune.criteria import graph_pruning
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
+from tfprune.graph.evaluator import Evaluator
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.keras_io.importer import from_keras
 from tfprune.runtime import evaluate
 from tfprune.runtime import metrics
-from tfprune.transforms import structured
+from tfprune.transforms import silent_channels
 
 SEQUENTIAL_CNNS = ['fashion_cnn', 'lenet5']
 MNIST_SHAPE = (28, 28, 1)
@@ -160,13 +163,13 @@ def _kernels(seed=0):
           for s in [(5, 5, 1, 6), (5, 5, 6, 16), (400, 120), (120, 10)]]
 
 
-@pytest.mark.parametrize('method', sorted(cnn_pruning.LAYER_PRUNERS))
+@pytest.mark.parametrize('method', sorted(pruning.PRUNERS))
 @pytest.mark.parametrize('k', [0, 10, 33.3, 50, 70, 90])
 def test_layer_masks_prune_exact_counts_on_conv_kernels(method, k):
   for w in _kernels():
-    mask = cnn_pruning.get(method)(w, k)
+    mask = pruning.get(method)(w, k)
     assert mask.shape == w.shape and mask.dtype == bool
-    if method == 'structured_l1':
+    if method in graph_pruning.UNIT_LEVEL:
       units = mask.reshape(-1, w.shape[-1])
       assert (units.all(axis=0) | ~units.any(axis=0)).all()  # whole filters
       assert (~units.any(axis=0)).sum() == int(k * 10) * w.shape[-1] // 1000
@@ -177,22 +180,35 @@ def test_layer_masks_prune_exact_counts_on_conv_kernels(method, k):
 @pytest.mark.parametrize('k', [10, 50, 90])
 def test_l1_masks_keep_the_largest(k):
   for w in _kernels(1):
-    mask = cnn_pruning.get('l1')(w, k)
+    mask = pruning.get('weight')(w, k)
     assert np.abs(w[mask]).min() > np.abs(w[~mask]).max()
-    units = cnn_pruning.get('structured_l1')(w, k).reshape(-1, w.shape[-1])[0]
+    units = pruning.get('unit_l1')(w, k).reshape(-1, w.shape[-1])[0]
     norms = np.abs(w).reshape(-1, w.shape[-1]).sum(axis=0)
     if not units.all():  # 10% of 6 filters prunes none
       assert norms[units].min() > norms[~units].max()
 
 
-@pytest.mark.parametrize('method', sorted(cnn_pruning.LAYER_PRUNERS))
+@pytest.mark.parametrize('method', sorted(pruning.PRUNERS))
 def test_masks_given_back_only_ever_lose_weights(method):
   w = _kernels(2)[1]
   mask = None
   for k in (20, 50, 80):
-    new = cnn_pruning.get(method)(w, k, mask)
+    new = pruning.get(method)(w, k, mask)
     assert mask is None or not (new & ~mask).any()
     mask = new
+
+
+# `random` draws over the array as laid out, so it is not tied to an axis.
+@pytest.mark.parametrize('method', sorted(set(pruning.PRUNERS) - {'random'}))
+def test_graph_kernel_mask_with_units_on_another_axis_equals_the_criterion(method):
+  # A depthwise kernel's units are its third axis: moved there and back.
+  w = _kernels(3)[1]
+  mask = pruning.get(method)(w, 30)
+  moved = np.moveaxis(w, -1, 2)
+  got = graph_pruning.kernel_mask(method, moved, 60, 2,
+                                  mask=np.moveaxis(mask, -1, 2))
+  np.testing.assert_array_equal(
+      np.moveaxis(got, 2, -1), pruning.get(method)(w, 60, mask))
 
 
 def test_structured_refuses_to_remove_every_filter():
@@ -212,7 +228,7 @@ def test_random_pruning_is_seeded_and_reproducible():
 @pytest.mark.parametrize('k', [0, 0.01, 1, 25, 50, 90, 99, 100])
 def test_global_threshold_prunes_exactly_k_of_all_weights(k):
   kernels = [w * scale for w, scale in zip(_kernels(), (3.0, 1.0, 0.2, 1.0))]
-  masks = cnn_pruning.global_magnitude_masks(kernels, k)
+  masks = allocators.global_masks(kernels, k)
   total = sum(w.size for w in kernels)
   pruned = sum(int((~m).sum()) for m in masks)
   assert pruned == int(k * 100) * total // 10_000
@@ -224,33 +240,53 @@ def test_global_threshold_prunes_exactly_k_of_all_weights(k):
 
 def test_global_threshold_differs_per_layer_and_only_shrinks():
   kernels = [w * s for w, s in zip(_kernels(), (3.0, 1.0, 0.2, 1.0))]
-  first = cnn_pruning.global_magnitude_masks(kernels, 50)
+  first = allocators.global_masks(kernels, 50)
   fractions = [1 - m.mean() for m in first]
   assert fractions[0] < fractions[1] < fractions[2]  # small weights lose most
-  second = cnn_pruning.global_magnitude_masks(kernels, 75, first)
+  second = allocators.global_masks(kernels, 75, first)
   assert all(not (b & ~a).any() for a, b in zip(first, second))
   assert sum(int((~m).sum()) for m in second) == 3 * sum(w.size for w in kernels) // 4
 
 
+def test_global_masks_refuse_mismatched_masks():
+  with pytest.raises(TfpruneError, match='1 masks for 4 weight arrays'):
+    allocators.global_masks(_kernels(), 50, [None])
+
+
 @pytest.mark.parametrize('k', [0, 30, 70, 99])
 def test_compacted_cnn_predicts_like_the_masked_cnn(cnn, k):
-  _, _, network = cnn
-  layers = list(range(network.num_layers - 1))
-  keep = structured.unit_keep(network, k, layers)
-  masked = structured.prune_units(network, keep)
-  compact = structured.compact(masked)
-  for i, units in enumerate(keep[:-1]):
-    assert compact.kernels[i].shape[-1] == max(1, int(units.sum()))
+  _, model, _ = cnn
+  graph = from_keras(model)
+  masked = helpers.silence_units(graph, k)
+  compact = silent_channels.compact(masked)
+  for node in graph.weighted()[:-1]:
+    units = node.params['kernel'].shape[-1]
+    kept = max(1, units - pruning.prune_count(k, units))
+    assert compact.node(node.name).params['kernel'].shape[-1] == kept
   x = _images(64)
-  masked_logits = evaluate.logits(masked, x)
-  compact_logits = evaluate.logits(compact, x)
+  masked_logits = Evaluator(masked).predict(x)
+  compact_logits = Evaluator(compact).predict(x)
   np.testing.assert_allclose(compact_logits, masked_logits, atol=1e-5)
   np.testing.assert_array_equal(compact_logits.argmax(1), masked_logits.argmax(1))
-  dense = metrics.total(metrics.layer_counts(network))
-  small = metrics.total(metrics.layer_counts(compact))
+  dense = metrics.total(metrics.graph_layer_counts(graph))
+  small = metrics.total(metrics.graph_layer_counts(compact))
   assert (small.dense_macs < dense.dense_macs) == (k > 0)
 
 
-def test_unknown_layer_pruner_lists_the_valid_ones():
-  with pytest.raises(ValueError, match='random, l1, structured_l1'):
-    cnn_pruning.get('obs')
+def test_zero_kernel_channels_with_a_constant_output_are_not_silent():
+  model = models.get('lenet5')(MNIST_SHAPE, 10)
+  graph = from_keras(model)
+  first = graph.weighted()[0].name
+  masked = helpers.silence_units(graph, 50, positive_bias=first)
+  found = silent_channels.find(masked)
+  assert [len(found[n.name]) for n in graph.weighted()[:-1]] == [
+      0, 8, 60, 42]  # conv_1's pruned filters output relu(0.5)
+
+
+def test_graph_counts_equal_the_network_counts(cnn):
+  _, model, network = cnn
+  graph = from_keras(model)
+  assert metrics.graph_layer_counts(graph) == metrics.layer_counts(network)
+  if network.norms[0] is None:  # the same arrays: the same bytes
+    assert metrics.graph_npy_bytes(graph) == metrics.npy_folder_bytes(network)
+    assert metrics.graph_compressed_bytes(graph) == metrics.compressed_bytes(network)

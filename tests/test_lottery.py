@@ -208,7 +208,7 @@ def test_run_writes_every_result_and_refuses_an_existing_folder(data_dir, tmp_pa
   out = tmp_path / 'out'
   assert sorted(p.name for p in out.iterdir()) == [
       'curves.csv', 'curves.png', 'lottery_config.json', 'rounds.csv',
-      'summary.csv', 'summary.md', 'ticket_curve.png']
+      'summary.csv', 'summary.md', 'ticket_curve.png', 'timing.json']
   assert [(r['procedure'], r['compared_with']) for r in summary] == [
       ('unpruned', ''), ('prune_after', 'unpruned'), ('lottery', 'unpruned'),
       ('random_reinit', 'lottery'), ('dynamic', 'unpruned')]

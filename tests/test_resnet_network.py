@@ -10,28 +10,29 @@ import json
 import numpy as np
 import pytest
 
+import tfprune
 from tests import helpers
-from tfprune.criteria import cnn_pruning
+from tfprune.allocation import allocators
 from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph import layers as layers_lib
 from tfprune.graph import weights
+from tfprune.graph.evaluator import Evaluator
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.keras_io.importer import from_keras
 from tfprune.runtime import evaluate
 from tfprune.runtime import export
 from tfprune.runtime import metrics
 from tfprune.studies import study_resnet
+from tfprune.transforms import channel_pruning
 from tfprune.transforms import compaction
-from tfprune.transforms import structured
+from tfprune.transforms import groups
+from tfprune.transforms import silent_channels
 
 SHAPES = [(28, 28, 1), (32, 32, 3)]
 MNIST = SHAPES[0]
-# 0-based: stem 0; stage 1 blocks (1, 2), (3, 4); stage 2 block 1 = conv1 5,
-# shortcut 6, conv2 7, block 2 = (8, 9); stages 3 and 4 alike; dense 20.
-FIRST_CONVS = [1, 3, 5, 8, 10, 13, 15, 18]
-SHORTCUTS = [6, 11, 16]
 
 
 @pytest.fixture(scope='module', params=SHAPES, ids=['28x28x1', '32x32x3'])
@@ -67,7 +68,6 @@ def test_specs_describe_blocks_shortcuts_and_global_pool(mnist_resnet):
                                           source=5, relu=False)
   assert (specs[7].source, specs[7].residual) == (6, 7)
   assert specs[20] == layers_lib.LayerSpec('dense', global_pool=True)
-  assert structured.prunable_layers(network) == FIRST_CONVS
 
 
 def test_weight_folder_round_trip(mnist_resnet, tmp_path):
@@ -226,7 +226,7 @@ def test_weight_level_pruning_exact_counts(mnist_resnet, method, k):
 @pytest.mark.parametrize('k', [0, 0.01, 50, 90, 99])
 def test_global_magnitude_prunes_exactly_k_of_all_kernels(mnist_resnet, k):
   _, network = mnist_resnet
-  masks = cnn_pruning.global_magnitude_masks(network.kernels, k)
+  masks = allocators.global_masks(network.kernels, k)
   pruned = network.masked(masks)
   total = metrics.total(metrics.layer_counts(pruned))
   n = KERNELS[MNIST]
@@ -239,56 +239,45 @@ def test_global_magnitude_prunes_exactly_k_of_all_kernels(mnist_resnet, k):
 def test_random_pruning_exact_per_layer(mnist_resnet):
   _, network = mnist_resnet
   layers = list(range(network.num_layers))
-  masks = cnn_pruning.layer_masks('random', network.kernels, 40, layers, seed=3)
+  masks = [pruning.random_mask(network.kernels[i], 40, seed=3 + i)
+           for i in layers]
   assert [int((~m).sum()) for m in masks] == [
       2 * k.size // 5 for k in network.kernels]
-  again = cnn_pruning.layer_masks('random', network.kernels, 40, layers, seed=3)
+  again = [pruning.random_mask(network.kernels[i], 40, seed=3 + i)
+           for i in layers]
   assert all((a == b).all() for a, b in zip(masks, again))
 
 
 @pytest.mark.parametrize('k', [30, 70, 99])
-def test_structured_compaction_predicts_like_the_masked_network(resnet, k):
-  shape, _, network = resnet
-  keep = structured.unit_keep(network, k, FIRST_CONVS)
-  masked = structured.prune_units(network, keep)
-  compact = structured.compact(masked)
-  for i, kernel in enumerate(compact.kernels):
-    if i in FIRST_CONVS:
-      assert kernel.shape[-1] == max(1, int(keep[i].sum()))
-      # The block's second conv (past a shortcut, if any) lost the matching
-      # input channels.
-      (conv2,) = layers_lib.consumers(compact.specs, i + 1)
-      assert conv2 == i + 1 + (i in [s - 1 for s in SHORTCUTS])
-      assert compact.kernels[conv2].shape[2] == kernel.shape[-1]
-    else:
-      assert kernel.shape[-1] == network.kernels[i].shape[-1]
+def test_silent_channel_compaction_predicts_like_the_masked_network(resnet, k):
+  # Every group, residual streams included: a silenced channel of a stream
+  # is 0 in every producer, so the add keeps it 0.
+  shape, model, _ = resnet
+  graph = from_keras(model)
+  masked = helpers.silence_units(graph, k)
+  compact = silent_channels.compact(masked)
+  found = silent_channels.find(masked)
+  for group in graph_groups(graph):
+    for producer in group.producers:
+      assert compact.node(producer).params['kernel'].shape[-1] == (
+          group.size - len(found[group.name]))
+    assert len(found[group.name]) == min(pruning.prune_count(k, group.size),
+                                         group.size - 1)
   x = helpers.random_images(shape, 32)
-  masked_logits = evaluate.logits(masked, x)
-  compact_logits = evaluate.logits(compact, x)
+  masked_logits = Evaluator(masked).predict(x)
+  compact_logits = Evaluator(compact).predict(x)
   np.testing.assert_allclose(compact_logits, masked_logits, rtol=1e-5,
                              atol=1e-5 * np.abs(masked_logits).max())
   np.testing.assert_array_equal(compact_logits.argmax(1), masked_logits.argmax(1))
-  dense = metrics.total(metrics.layer_counts(network))
-  small = metrics.total(metrics.layer_counts(compact))
+  dense = metrics.total(metrics.graph_layer_counts(graph))
+  small = metrics.total(metrics.graph_layer_counts(compact))
   assert small.dense_macs < dense.dense_macs
   assert small.params < dense.params
 
 
-@pytest.mark.parametrize('layer,pattern', [
-    (0, r'^layer 1 cannot be pruned structurally: its output feeds the '
-     r'residual add of layer 3'),
-    (2, r'^layer 3 cannot be pruned structurally: it adds the output of layer 1'),
-    (SHORTCUTS[0], r'^layer 7 cannot be pruned structurally: its output feeds '
-     r'the residual add of layer 8'),
-])
-def test_structured_pruning_refuses_residual_layers(mnist_resnet, layer, pattern):
-  _, network = mnist_resnet
-  with pytest.raises(TfpruneError, match=pattern):
-    structured.unit_keep(network, 50, [layer])
-  keep = [None] * network.num_layers
-  keep[layer] = np.arange(network.kernels[layer].shape[-1]) > 0
-  with pytest.raises(TfpruneError, match=pattern):
-    structured.prune_units(network, keep)
+def graph_groups(graph):
+  """The prunable dependency groups of `graph`."""
+  return channel_pruning.chosen(groups.analyse(graph))
 
 
 def test_dense_chain_compaction_and_export_refuse_spec_networks(mnist_resnet,
@@ -339,17 +328,18 @@ def test_study_c_networks_score_like_keras(tmp_path):
   assert [(r['procedure'], r['target']) for r in rows] == [
       ('dense', 0), ('oneshot', 50), ('iterative', 50)]
   for row in rows:
-    saved = weights.load(study_resnet.network_dir(config.out_dir,
-                                                  row['procedure'], row['target']))
-    network = saved.network
-    assert saved.manifest['accuracy'] == row['accuracy']
-    assert round(evaluate.accuracy(network, test.images, test.labels), 6) == (
+    graph = tfprune.load(study_resnet.network_path(
+        config.out_dir, row['procedure'], row['target']))
+    assert graph.metadata['accuracy'] == row['accuracy']
+    assert (graph.metadata['procedure'], graph.metadata['target']) == (
+        row['procedure'], row['target'])
+    assert round(tfprune.evaluate(graph, test.images, test.labels), 6) == (
         row['accuracy'])
-    zeros = sum(k.size - np.count_nonzero(k) for k in network.kernels)
-    assert round(zeros / sum(k.size for k in network.kernels), 6) == (
+    kernels = [n.params['kernel'] for n in graph.weighted()]
+    zeros = sum(k.size - np.count_nonzero(k) for k in kernels)
+    assert round(zeros / sum(k.size for k in kernels), 6) == (
         row['measured_sparsity'])
-    model = models.load_network(
-        models.build_resnet18((28, 28, 1), 10, width=0.0625), network)
-    np.testing.assert_allclose(evaluate.logits(network, test.images[:16]),
-                               helpers.keras_logits(model, test.images[:16]),
-                               rtol=1e-4, atol=1e-4)
+    model = tfprune.to_keras(graph, 'tf_keras')
+    np.testing.assert_allclose(tfprune.predict(graph, test.images[:16]),
+                               model.predict(test.images[:16], verbose=0),
+                               rtol=1e-4, atol=1e-5)

@@ -6,6 +6,8 @@ on tensorflow-datasets mock CIFAR-10 (the mock patches tfds in this process).
 """
 
 import csv
+import json
+import os
 
 import numpy as np
 import pytest
@@ -43,6 +45,16 @@ def test_study_a_script_prunes_exact_global_counts(tmp_path, data_dir, capsys):
     assert pruned[schedule, 0.01] == kernel_weights // 10_000
     assert pruned[schedule, 50.0] == kernel_weights // 2
   assert (tmp_path / 'a' / 'study_a.png').stat().st_size > 0
+  _check_timing(tmp_path / 'a', rows, ('schedule', 'k'))
+
+
+def _check_timing(folder, rows, keys):
+  """No seconds in the CSV; timing.json holds one entry per row."""
+  assert not any('second' in c or 'time' in c for c in rows[0])
+  record = json.loads((folder / 'timing.json').read_text())
+  assert [tuple(str(t[k]) for k in keys) for t in record['rows']] == [
+      tuple(r[k] for k in keys) for r in rows]
+  assert record['machine']['cpu_count'] == os.cpu_count()
 
 
 def test_study_b_script_reports_every_method(tmp_path, data_dir, capsys):
@@ -62,6 +74,7 @@ def test_study_b_script_reports_every_method(tmp_path, data_dir, capsys):
     assert float(rows[method]['flops_ratio']) < 0.55
   assert float(rows['structured_l1']['compact_npy_bytes_ratio']) < 0.5
   assert float(rows['structured_l1']['compact_flops_ratio']) < 0.5
+  _check_timing(tmp_path / 'b', list(rows.values()), ('method', 'k'))
 
 
 def test_missing_cifar10_says_what_to_download(tmp_path):
@@ -89,3 +102,5 @@ def test_study_c_on_mock_cifar10(tmp_path):
   assert by['iterative', 50]['measured_sparsity'] == 0.5
   assert by['iterative', 50]['prune_steps'] == 2  # 30%, then exactly 50%
   assert (tmp_path / 'c' / 'study_c_config.json').exists()
+  _check_timing(tmp_path / 'c', _rows(tmp_path / 'c' / 'study_c.csv'),
+                ('procedure', 'target'))

@@ -6,6 +6,8 @@ images; only the pruning machinery is under test, not accuracy.
 """
 
 import functools
+import json
+import os
 from unittest import mock
 
 import numpy as np
@@ -13,7 +15,6 @@ import pytest
 import tensorflow_model_optimization as tfmot
 
 from tests import helpers
-from tfprune.criteria import cnn_pruning
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
@@ -71,7 +72,7 @@ def _required_zeros(method, kernel):
   return pruning.prune_count(K, units) * (kernel.size // units)
 
 
-@pytest.mark.parametrize('method', list(cnn_pruning.LAYER_PRUNERS))
+@pytest.mark.parametrize('method', list(lenet_config.ARMS))
 def test_prune_finetune_leaves_exact_zero_counts(method):
   kernels, _, _ = _run(method)
   zeros = [int(np.sum(k == 0)) for k in kernels]
@@ -87,7 +88,7 @@ def test_l1_counts_are_tfmot_rounding_not_floor():
   assert pruning.prune_count(K, 150) == 67
 
 
-@pytest.mark.parametrize('method', list(cnn_pruning.LAYER_PRUNERS))
+@pytest.mark.parametrize('method', list(lenet_config.ARMS))
 def test_masks_only_shrink_across_cycles(method):
   _, _, (first, second) = _run(method)
   for i in PRUNED:
@@ -97,7 +98,7 @@ def test_masks_only_shrink_across_cycles(method):
   assert [l.zeros for l in first['layers']] == [l.required for l in first['layers']]
 
 
-@pytest.mark.parametrize('method', list(cnn_pruning.LAYER_PRUNERS))
+@pytest.mark.parametrize('method', list(lenet_config.ARMS))
 def test_stripped_model_predicts_exactly_like_the_wrapped_one(method):
   for cycle in _run(method)[2]:
     np.testing.assert_array_equal(cycle['stripped'], cycle['wrapped'])
@@ -200,15 +201,23 @@ def test_timing_only_script_writes_one_row_per_level(tmp_path, data_dir, capsys)
       '--timing_repeats=1', f'--out_dir={tmp_path / "b"}',
       f'--data_dir={data_dir}', capsys=capsys)
   assert code == 0, err[-20:]
-  rows = helpers.read_csv(tmp_path / 'b' / 'study_b_timing.csv')
+  record = json.loads((tmp_path / 'b' / 'study_b_timing.json').read_text())
+  rows = record['rows']
   assert list(rows[0]) == ['k', 'dense_seconds', 'masked_time_ratio',
                            'compact_time_ratio', 'compact_flops_ratio']
-  assert [float(r['k']) for r in rows] == [50.0, 90.0]
+  assert [r['k'] for r in rows] == [50.0, 90.0]
   assert _compact_macs(0) == 416_520
   for r in rows:
-    assert float(r['compact_flops_ratio']) == round(
-        _compact_macs(float(r['k'])) / 416_520, 4)
-    assert float(r['dense_seconds']) > 0
-    assert float(r['masked_time_ratio']) > 0 and float(r['compact_time_ratio']) > 0
-  assert [float(r['compact_flops_ratio']) for r in rows] == [0.3211, 0.061]
+    assert r['compact_flops_ratio'] == round(_compact_macs(r['k']) / 416_520, 4)
+    assert r['dense_seconds'] > 0
+    assert r['masked_time_ratio'] > 0 and r['compact_time_ratio'] > 0
+  assert [r['compact_flops_ratio'] for r in rows] == [0.3211, 0.061]
+  assert record['machine']['cpu_count'] == os.cpu_count()
   assert not (tmp_path / 'b' / 'study_b.csv').exists()
+
+
+def test_unknown_arm_lists_the_valid_ones():
+  with pytest.raises(TfpruneError, match='random, l1, structured_l1'):
+    lenet_config.criterion('obs')
+  assert {lenet_config.criterion(m) for m in lenet_config.ARMS} <= set(
+      pruning.PRUNERS)

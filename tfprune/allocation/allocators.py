@@ -26,7 +26,6 @@ from tfprune.allocation import counts as counts_lib
 from tfprune.allocation import erk as erk_lib
 from tfprune.allocation import scan as scan_lib
 from tfprune.allocation import sensitivity as sensitivity_lib
-from tfprune.criteria import cnn_pruning
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 
@@ -37,12 +36,41 @@ AllocateFn = Callable[[Kernels, float, 'scan_lib.Scan | None'], dict[str, float]
 def global_masks(weights: Sequence[np.ndarray], k: float,
                  masks: Sequence[np.ndarray | None] | None = None
                  ) -> list[np.ndarray]:
-  """The floor(k·N/100) smallest |w| over all arrays at once, as new masks.
+  """Prunes the floor(k·N/100) weights of smallest |w| over all arrays at once.
 
-  The one global-magnitude rule (S0/S3's), `cnn_pruning.global_magnitude_masks`:
-  weights already pruned by `masks` count first and are never revived.
+  The one global-magnitude rule (Studies A and C, the `global` allocation):
+  one threshold for the whole network, so a layer of small weights loses
+  more than k%, a layer of large ones less. It is `pruning.weight_magnitude_mask`
+  on the concatenation of the flattened arrays, in order: ties go to the
+  lower index there.
+
+  Args:
+    weights: the N weights, as one array per layer.
+    k: percentage of all N weights to prune, in [0, 100].
+    masks: current masks (None entries: all kept); weights they already
+      pruned count first towards the k% and are never revived.
+
+  Returns:
+    One new boolean mask per array, False where pruned.
+
+  Raises:
+    TfpruneError: no array, or not one mask per array.
   """
-  return cnn_pruning.global_magnitude_masks(weights, k, masks)
+  if not len(weights):
+    raise TfpruneError('global pruning needs at least one weight array')
+  if masks is not None and len(masks) != len(weights):
+    raise TfpruneError(
+        f'{len(masks)} masks for {len(weights)} weight arrays: give one each')
+  flat = np.concatenate([np.ravel(w) for w in weights])
+  flat_mask = None
+  if masks is not None:
+    flat_mask = np.concatenate([
+        np.ones(np.size(w), bool) if m is None else np.ravel(np.asarray(m, bool))
+        for w, m in zip(weights, masks)])
+  keep = pruning.weight_magnitude_mask(flat, k, flat_mask)
+  bounds = np.cumsum([np.size(w) for w in weights])[:-1]
+  return [part.reshape(np.shape(w))
+          for part, w in zip(np.split(keep, bounds), weights)]
 
 
 def _levels(kernels: Kernels, prune_counts: Mapping[str, int]) -> dict[str, float]:

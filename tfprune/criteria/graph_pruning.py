@@ -1,6 +1,6 @@
 """Pruning any graph: a mask criterion applied to the kernels of chosen nodes.
 
-The criteria are the pure functions of `pruning` and `cnn_pruning`; this
+The criteria are the pure functions of `pruning` (`PRUNERS`); this
 module only decides which kernels they see and along which axis a unit lies:
 the output channels of a dense or conv kernel (its last axis), the channels of
 a depthwise kernel (its third axis, each with its multiplier's filters). The
@@ -61,18 +61,24 @@ def _unit_axis(graph: Graph, name: str) -> int:
 
 
 def kernel_mask(criterion: str, kernel: np.ndarray, k: float,
-                unit_axis: int, seed: int = 0) -> np.ndarray:
+                unit_axis: int, seed: int = 0,
+                mask: np.ndarray | None = None) -> np.ndarray:
   """`criterion`'s mask of one kernel, with units along `unit_axis`.
 
-  `seed` seeds `random` (the sweep gives each layer its own).
+  `criterion` is any criterion of the one table, `pruning.PRUNERS` (the
+  graph methods, `CRITERIA`, are those the sweep runs). `seed` seeds
+  `random` (the sweep gives each layer its own). `mask` is the kernel's
+  current mask (None: all kept): weights it pruned count first towards the
+  k% and are never revived, as in every criterion of `pruning`.
   """
-  fn = get(criterion)
+  fn = pruning.get(criterion)
   if criterion == 'random':
     fn = functools.partial(fn, seed=seed)
   if criterion in UNIT_LEVEL and unit_axis != kernel.ndim - 1:
     moved = np.moveaxis(kernel, unit_axis, -1)
-    return np.moveaxis(fn(moved, k), -1, unit_axis)
-  return fn(kernel, k)
+    moved_mask = None if mask is None else np.moveaxis(mask, unit_axis, -1)
+    return np.moveaxis(fn(moved, k, moved_mask), -1, unit_axis)
+  return fn(kernel, k, mask)
 
 
 def masks(graph: Graph, criterion: str, k: float | Mapping[str, float],
@@ -81,6 +87,7 @@ def masks(graph: Graph, criterion: str, k: float | Mapping[str, float],
 
   `k` is one level, or a mapping from node name to that node's level.
   """
+  get(criterion)
   return {name: kernel_mask(criterion, graph.node(name).params['kernel'],
                             pruning.layer_level(k, name),
                             _unit_axis(graph, name), seed=i)

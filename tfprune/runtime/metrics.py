@@ -7,7 +7,10 @@ theoretical speed-up are plain ratios:
     of a kernel that skips zeros (one per non-zero weight);
   - sizes in bytes: the dense `.npy` folder, the same arrays compressed
     (`np.savez_compressed`), and the compact sparse export (`export`).
-Latency and throughput are measured in `benchmark`.
+The `graph_*` functions count the same for any `Graph` (its weighted nodes:
+dense, conv and depthwise kernels with their biases); on a network's graph
+they give the network's numbers. Latency and throughput are measured in
+`benchmark`.
 """
 
 import dataclasses
@@ -16,6 +19,7 @@ import io
 import numpy as np
 
 from tfprune.graph import layers as layers_lib
+from tfprune.graph.ir import Graph
 from tfprune.graph.network import Network
 from tfprune.runtime import export
 from tfprune.transforms import compaction
@@ -110,4 +114,52 @@ def export_bytes(network: Network, use_biases: bool = True) -> int:
 def _npy_bytes(array: np.ndarray) -> int:
   buffer = io.BytesIO()
   np.save(buffer, array, allow_pickle=False)
+  return buffer.getbuffer().nbytes
+
+
+def graph_layer_counts(graph: Graph) -> list[Counts]:
+  """The counts of each weighted node of `graph`, as `layer_counts`.
+
+  A node's parameters are its kernel and bias (batch norms fold into it at
+  inference and are not counted, as in `layer_counts`); its multiply-adds are
+  its (non-zero) kernel entries times its output positions (1 for a dense
+  node, height x width for a conv or depthwise conv).
+  """
+  out = []
+  for node in graph.weighted():
+    kernel = node.params['kernel']
+    bias = node.params.get('bias', np.zeros(0, np.float32))
+    shape = graph.shapes[node.name]
+    where = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+    kernel_nonzero = int(np.count_nonzero(kernel))
+    out.append(Counts(kernel.size + bias.size,
+                      kernel_nonzero + int(np.count_nonzero(bias)),
+                      kernel.size * where, kernel_nonzero * where))
+  return out
+
+
+def _graph_arrays(graph: Graph) -> list[np.ndarray]:
+  """Every array of `graph` in a weight folder's order: the weighted nodes'
+  kernels, then their biases, then every other array in node order."""
+  weighted = graph.weighted()
+  kernels = [n.params['kernel'] for n in weighted]
+  biases = [n.params['bias'] for n in weighted if 'bias' in n.params]
+  taken = {id(a) for a in kernels + biases}
+  rest = [a for n in graph.nodes for a in n.params.values() if id(a) not in taken]
+  return kernels + biases + rest
+
+
+def graph_npy_bytes(graph: Graph) -> int:
+  """Bytes of every array of `graph` as one `.npy` file each (dense storage)."""
+  return sum(_npy_bytes(a) for a in _graph_arrays(graph))
+
+
+def graph_compressed_bytes(graph: Graph) -> int:
+  """Bytes of `graph`'s arrays in one `np.savez_compressed` file.
+
+  The arrays go in a weight folder's order (`_graph_arrays`), so a network
+  without batch norm gives `compressed_bytes` of its `Network`.
+  """
+  buffer = io.BytesIO()
+  np.savez_compressed(buffer, *_graph_arrays(graph))
   return buffer.getbuffer().nbytes

@@ -2,12 +2,30 @@
 
 import dataclasses
 
-from tfprune.criteria import cnn_pruning
+from tfprune import registry
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 from tfprune.training import finetune
 
 DEFAULT_LEVELS = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+# Study B's three arms, under the reference's names (the `method` column of
+# study_b.csv), and the criterion of the one registry (`pruning.PRUNERS`)
+# each masks with. In the cycles `l1` is TF-MOT's own per-layer magnitude
+# pruning, the registry's `weight` rule with TF-MOT's rounding of the count.
+ARMS: dict[str, str] = {
+    'random': 'random',
+    'l1': 'weight',
+    'structured_l1': 'unit_l1',
+}
+
+
+def criterion(method: str) -> str:
+  """The registry criterion of Study B's arm `method`.
+
+  Raises:
+    TfpruneError: `method` is not an arm, listing the valid ones.
+  """
+  return registry.lookup(ARMS, method, 'pruning method')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,7 +36,7 @@ class StudyBConfig:
     weights_dir: trained `lenet5` weight folder.
     out_dir: folder for the CSV, config and plot.
     data_dir: local data folder (None: `$TFPRUNE_DATA_DIR`, then tfds).
-    methods: keys of `cnn_pruning.LAYER_PRUNERS`.
+    methods: arms of the study, keys of `ARMS`.
     levels: per-layer levels k in percent (structured_l1 and l1 need k < 100).
     cycles: K prune-finetune cycles.
     finetune_epochs: epochs per cycle (at least 1: TF-MOT's l1 mask update is
@@ -32,7 +50,7 @@ class StudyBConfig:
   weights_dir: str
   out_dir: str
   data_dir: str | None = None
-  methods: tuple[str, ...] = tuple(cnn_pruning.LAYER_PRUNERS)
+  methods: tuple[str, ...] = tuple(ARMS)
   levels: tuple[float, ...] = DEFAULT_LEVELS
   cycles: int = 3
   finetune_epochs: int = 4
@@ -45,7 +63,7 @@ class StudyBConfig:
     if not self.methods or not self.levels:
       raise TfpruneError('give at least one method and one level')
     for m in self.methods:
-      cnn_pruning.get(m)
+      criterion(m)
     for k in self.levels:
       pruning.check_level(k)
       if k == 100 and 'structured_l1' in self.methods:

@@ -1,7 +1,8 @@
 """Study B's prune-finetune cycle on TF-MOT wrappers, and its exact check.
 
 `tfmot_cycle` wraps the pruned layers, prunes them to the cycle's level (TF-MOT's
-own magnitude masks for l1, injected `cnn_pruning` masks under
+own magnitude masks for l1; for the other arms, masks of the registry's
+criterion (`lenet_config.criterion`) computed on the model's graph, injected under
 `schedules.FixedMask` otherwise), finetunes and strips; `check_cycle` measures
 every pruned layer against the criterion; `prune_finetune` runs the K cycles.
 See `study_lenet` for the study.
@@ -13,10 +14,13 @@ from typing import Sequence
 import numpy as np
 import tensorflow_model_optimization as tfmot
 
-from tfprune.criteria import cnn_pruning
+from tfprune.criteria import graph_pruning
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
+from tfprune.graph import ops
 from tfprune.keras_compat import keras
+from tfprune.keras_io.importer import from_keras
+from tfprune.studies import lenet_config
 from tfprune.studies.lenet_config import StudyBConfig
 from tfprune.training import finetune
 from tfprune.training import gradual
@@ -48,6 +52,39 @@ class Cycle:
   layers: list[gradual.LayerSparsity]
 
 
+def layer_masks(model: keras.Model, method: str, level: float,
+                layers: Sequence[int],
+                masks: Sequence[np.ndarray | None] | None = None,
+                seed: int = 0) -> list[np.ndarray | None]:
+  """Per prunable layer, the kernel mask of `method` at `level` on `layers`.
+
+  The kernels are read from the model's graph (`from_keras`, verified
+  against the model) and masked by `graph_pruning.kernel_mask` with the
+  arm's registry criterion; layer i's `random` draw uses seed + i.
+
+  Args:
+    model: a plain (unwrapped) Keras model.
+    method: a key of `lenet_config.ARMS`.
+    level: per-layer level in percent.
+    layers: indices of the prunable layers (`finetune.prunable`) to prune.
+    masks: current masks, which only ever shrink (None: all kept).
+    seed: base seed of `random`.
+
+  Returns:
+    One mask per prunable layer: new masks on `layers`, `masks` elsewhere.
+  """
+  criterion = lenet_config.criterion(method)
+  graph = from_keras(model)
+  out = list(masks) if masks is not None else [None] * len(
+      finetune.prunable(model))
+  for i, name in zip(layers, pruned_names(model, layers)):
+    node = graph.node(name)
+    out[i] = graph_pruning.kernel_mask(
+        criterion, node.params['kernel'], level,
+        ops.get(node.op).kernels['kernel'], seed=seed + i, mask=out[i])
+  return out
+
+
 def _unit_masks(masks: Sequence[np.ndarray | None], layers: Sequence[int]
                 ) -> dict[int, np.ndarray]:
   """Kept units of each pruned layer: any kept weight in the unit's slice."""
@@ -63,7 +100,7 @@ def tfmot_cycle(model: keras.Model, method: str, level: float,
 
   Args:
     model: a plain (unwrapped) Keras model; trained in place.
-    method: a key of `cnn_pruning.LAYER_PRUNERS`.
+    method: a key of `lenet_config.ARMS`.
     level: per-layer level of this cycle, in percent.
     layers: indices of the prunable layers to prune.
     masks: the masks after the previous cycle (None: first cycle).
@@ -80,8 +117,7 @@ def tfmot_cycle(model: keras.Model, method: str, level: float,
   if method == 'l1':
     wrapped = gradual.wrap(model, names, schedules.first_step(level / 100))
   else:
-    injected = cnn_pruning.layer_masks(method, finetune.kernels(model), level,
-                                       layers, masks, config.seed)
+    injected = layer_masks(model, method, level, layers, masks, config.seed)
     wrapped = gradual.wrap(model, names, schedules.FixedMask())
     tfmot_masks.inject(wrapped, names, [injected[i] for i in layers])
     if method == 'structured_l1':

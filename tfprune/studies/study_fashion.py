@@ -6,9 +6,15 @@ for the whole network) the trained CNN is pruned:
   - `gradual`: starting again from the trained weights, the global mask grows
     to k% along a cubic schedule while the network finetunes
     (`finetune.GlobalGradual`), then finetunes at k%.
-Every row records the measured number of zero kernel weights, so a schedule
-that pruned nothing cannot pass unnoticed. Writes study_a.csv,
-study_a_config.json and study_a.png.
+The network is pruned and scored as a graph (`from_keras` of the Keras
+model, verified against it): the global mask is `allocators.global_masks`
+over the kernels of every weighted node, applied by
+`graph_pruning.apply_masks`, and the graph evaluator scores it. Every row
+records the measured number of zero kernel weights, so a schedule that pruned
+nothing cannot pass unnoticed. Writes study_a.csv (exact: an identical run
+writes identical bytes), timing.json (the seconds of every row, and the
+machine), study_a_config.json and study_a.png, together
+(`atomic.staging`).
 """
 
 import csv
@@ -21,18 +27,22 @@ import numpy as np
 
 from tfprune import atomic
 from tfprune.allocation import allocators
+from tfprune.criteria import graph_pruning
 from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
+from tfprune.graph.evaluator import Evaluator
+from tfprune.graph.ir import Graph
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
-from tfprune.runtime import evaluate
+from tfprune.keras_io.importer import from_keras
+from tfprune.studies import timing
 from tfprune.training import finetune
 
 DEFAULT_LEVELS = (0.01, 0.1, 1, 10, 25, 50, 75, 90, 95, 98, 99)
 COLUMNS = ('schedule', 'k', 'accuracy', 'drop_points', 'pruned_weights',
-           'measured_sparsity', 'max_pruned_abs', 'seconds')
+           'measured_sparsity', 'max_pruned_abs')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +104,7 @@ def _load(config: StudyAConfig):
         f'trained on {config.dataset}')
   model = models.get('fashion_cnn')(spec.image_shape, spec.num_classes)
   models.load_network(model, folder.network)
-  return model, folder.network
+  return model, from_keras(model)
 
 
 def _fits(network, spec: datasets.DatasetSpec) -> bool:
@@ -103,34 +113,51 @@ def _fits(network, spec: datasets.DatasetSpec) -> bool:
           and network.output_dim == spec.num_classes)
 
 
-def _row(schedule, k, network, dense_accuracy, test, seconds, max_pruned):
-  accuracy = evaluate.accuracy(network, test.images, test.labels)
-  zeros = sum(int(np.count_nonzero(k_ == 0)) for k_ in network.kernels)
-  total = sum(k_.size for k_ in network.kernels)
+def global_oneshot(graph: Graph, k: float) -> tuple[Graph, float]:
+  """`graph` with the global mask at level k over all its weighted kernels.
+
+  Returns:
+    The pruned graph, and the largest |w| pruned (0 if none).
+  """
+  names = [n.name for n in graph.weighted()]
+  kernels = [graph.node(n).params['kernel'] for n in names]
+  masks = allocators.global_masks(kernels, k)
+  max_pruned = max((float(np.abs(w[~m]).max()) for w, m in zip(kernels, masks)
+                    if (~m).any()), default=0.0)
+  return graph_pruning.apply_masks(graph, dict(zip(names, masks))), max_pruned
+
+
+def _row(schedule, k, graph, evaluator, dense_accuracy, test, max_pruned):
+  accuracy = evaluator.accuracy(test.images, test.labels, graph)
+  kernels = [n.params['kernel'] for n in graph.weighted()]
+  zeros = sum(int(np.count_nonzero(k_ == 0)) for k_ in kernels)
+  total = sum(k_.size for k_ in kernels)
   return {'schedule': schedule, 'k': k, 'accuracy': round(accuracy, 6),
           'drop_points': round(100 * (dense_accuracy - accuracy), 4),
           'pruned_weights': zeros, 'measured_sparsity': round(zeros / total, 6),
-          'max_pruned_abs': f'{max_pruned:.3g}', 'seconds': round(seconds, 1)}
+          'max_pruned_abs': f'{max_pruned:.3g}'}
 
 
 def run(config: StudyAConfig, verbose: int = 0) -> list[dict]:
   """Runs Study A and writes its results; returns the CSV rows."""
   atomic.check_writable(config.out_dir)
-  model, network = _load(config)
+  model, graph = _load(config)
+  evaluator = Evaluator(graph)
   test = datasets.load(config.dataset, 'test', config.data_dir, config.test_limit)
   train = (datasets.load(config.dataset, 'train', config.data_dir, config.train_limit)
            if config.gradual else None)
-  dense_accuracy = evaluate.accuracy(network, test.images, test.labels)
-  rows = [_row('dense', 0, network, dense_accuracy, test, 0.0, 0.0)]
+  dense_accuracy = evaluator.accuracy(test.images, test.labels)
+  rows = [_row('dense', 0, graph, evaluator, dense_accuracy, test, 0.0)]
+  seconds = [{'schedule': 'dense', 'k': 0, 'seconds': 0.0}]
   dense_weights = model.get_weights()
   for k in config.levels:
+    first = len(rows)
     start = time.perf_counter()
-    masks = allocators.global_masks(network.kernels, k)
-    pruned = network.masked(masks)
-    max_pruned = max((float(np.abs(w[~m]).max()) for w, m in
-                      zip(network.kernels, masks) if (~m).any()), default=0.0)
-    rows.append(_row('oneshot', k, pruned, dense_accuracy, test,
-                     time.perf_counter() - start, max_pruned))
+    pruned, max_pruned = global_oneshot(graph, k)
+    rows.append(_row('oneshot', k, pruned, evaluator, dense_accuracy, test,
+                     max_pruned))
+    seconds.append({'schedule': 'oneshot', 'k': k,
+                    'seconds': round(time.perf_counter() - start, 1)})
     if config.gradual:
       start = time.perf_counter()
       keras.utils.set_random_seed(config.seed)
@@ -140,12 +167,18 @@ def run(config: StudyAConfig, verbose: int = 0) -> list[dict]:
       batches = config.finetune_epochs * -(-len(train) // fit.batch_size)
       gradual = finetune.GlobalGradual(model, k, batches, config.prune_steps)
       finetune.fit(model, train.images, train.labels, fit, [gradual], verbose)
-      rows.append(_row('gradual', k, models.to_network(model), dense_accuracy,
-                       test, time.perf_counter() - start, float('nan')))
+      rows.append(_row('gradual', k, from_keras(model), evaluator,
+                       dense_accuracy, test, float('nan')))
+      seconds.append({'schedule': 'gradual', 'k': k,
+                      'seconds': round(time.perf_counter() - start, 1)})
     print(*(f'{r["schedule"]} k={r["k"]:g}%: {100 * r["accuracy"]:.2f}% '
-            f'({r["pruned_weights"]} zeros)' for r in rows[-2:]), sep='\n',
+            f'({r["pruned_weights"]} zeros)' for r in rows[first:]), sep='\n',
           flush=True)
-  _write(atomic.ensure_dir(config.out_dir), config, rows)
+  with atomic.staging(config.out_dir) as stage:
+    _write(stage, config, rows)
+    timing.write(stage / 'timing.json', {
+        'method': 'wall seconds of each row (pruning, finetuning, scoring)',
+        'rows': seconds})
   return rows
 
 

@@ -1,6 +1,6 @@
 """Study B: what pruning LeNet-5 really buys, per method and per-layer level.
 
-For each method of `cnn_pruning.LAYER_PRUNERS` (random, l1, structured_l1)
+For each arm of `lenet_config.ARMS` (random, l1, structured_l1)
 and each per-layer level k, the trained LeNet-5 runs K prune-finetune cycles
 with TF-MOT: cycle c wraps the pruned layers (conv1, conv2, fc1, fc2; not the
 output layer) with `tfmot.sparsity.keras.prune_low_magnitude`, finetunes
@@ -15,7 +15,8 @@ k·c/K:
   keeps round(n·(1 - s)) of n, at least one). Weights pruned in earlier
   cycles are zero, hence the smallest, so masks only shrink.
 - random, structured_l1: TF-MOT has no random or filter criterion, so
-  `cnn_pruning.layer_masks` computes the masks (exact counts, only shrinking)
+  `lenet_cycles.layer_masks` computes the masks with the registry's `random`
+  and `unit_l1` on the model's graph (exact counts, only shrinking)
   and `tfmot_masks.inject` writes them into the wrappers under
   `schedules.FixedMask`, a schedule that never updates them: the wrapper
   applies weight·mask on every training step, as for its own masks.
@@ -33,11 +34,16 @@ TfpruneError unless its zero weights (in the stripped kernel and in the
 wrapper's mask) are exactly what the criterion asked for, no weight pruned
 before came back, and structured pruned units have zero biases.
 
-Per point it records accuracy, non-zero parameters, FLOPs
-(multiply-adds skipping zeros, and of the compacted network), file sizes
-(`.npy` folder, compressed, compacted) and measured inference time of the
-masked network and of the compacted one, all as ratios to the dense model
-measured in the same run. Writes study_b.csv, study_b_config.json, study_b.png.
+Every network is measured as a graph (`from_keras` of the Keras model,
+verified against it): accuracy (graph evaluator), non-zero parameters, FLOPs
+(multiply-adds skipping zeros, and of the compacted graph;
+`metrics.graph_layer_counts`), file sizes (`.npy` arrays, compressed,
+compacted) as ratios to the dense model; compaction removes the silent
+channels (`silent_channels.compact`: zero kernel and zero output, as a
+structured_l1 unit with its bias held at 0). Writes study_b.csv (exact, so an
+identical run writes identical bytes), timing.json (measured inference time
+of the masked and compacted graphs as ratios to the dense one, and the
+machine), study_b_config.json and study_b.png.
 """
 
 import csv
@@ -48,42 +54,67 @@ import pathlib
 import numpy as np
 
 from tfprune import atomic
+from tfprune.criteria import graph_pruning
 from tfprune.data import datasets
+from tfprune.graph import ops
 from tfprune.graph import weights
+from tfprune.graph.evaluator import Evaluator
+from tfprune.graph.ir import Graph
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
-from tfprune.runtime import evaluate
+from tfprune.keras_io.importer import from_keras
 from tfprune.runtime import inference
 from tfprune.runtime import metrics
 from tfprune.studies import lenet_cycles
+from tfprune.studies import timing
 from tfprune.studies.lenet_config import StudyBConfig
-from tfprune.transforms import structured
+from tfprune.transforms import silent_channels
 
 COLUMNS = ('method', 'k', 'accuracy', 'nonzero_params', 'params_ratio',
            'flops_ratio', 'compact_flops_ratio', 'npy_bytes_ratio',
-           'compressed_bytes_ratio', 'compact_npy_bytes_ratio',
-           'masked_time_ratio', 'compact_time_ratio')
+           'compressed_bytes_ratio', 'compact_npy_bytes_ratio')
 
 
-def _seconds(network, images, repeats):
-  # The fastest pass: the least disturbed by other processes on a shared CPU.
-  return min(inference.timings(
-      lambda: evaluate.logits(network, images), repeats))
-
-
-def interleaved_seconds(networks: dict[str, object], images: np.ndarray,
+def interleaved_seconds(graphs: dict[str, Graph], images: np.ndarray,
                         repeats: int) -> dict[str, float]:
-  """Fastest pass of each network over `images`, timed in turn (round-robin).
+  """Fastest pass of each graph's evaluator over `images`, timed in turn.
 
-  Interleaving makes a change of load from other processes hit every network
-  alike, so the ratios stay meaningful on a shared machine.
+  Interleaving (round-robin) makes a change of load from other processes
+  hit every graph alike, so the ratios stay meaningful on a shared machine.
   """
-  fns = [lambda n=network: evaluate.logits(n, images)
-         for network in networks.values()]
+  fns = [lambda e=Evaluator(g): e.predict(images) for g in graphs.values()]
   for fn in fns:
     fn()  # traces the tf.function once
   times = inference.interleaved_timings(fns, [1] * len(fns), repeats)
-  return {name: min(t) for name, t in zip(networks, times)}
+  return {name: min(t) for name, t in zip(graphs, times)}
+
+
+def lenet_graph(config: StudyBConfig) -> tuple[keras.Model, Graph]:
+  """The trained LeNet-5 as a Keras model and as its verified graph."""
+  folder = weights.load(config.weights_dir)
+  spec = datasets.get('mnist')
+  model = models.get('lenet5')(spec.image_shape, spec.num_classes)
+  models.load_network(model, folder.network)
+  return model, from_keras(model)
+
+
+def structured_l1(graph: Graph, k: float, names) -> Graph:
+  """`graph` with the structured_l1 arm applied once at level k on `names`.
+
+  Each node loses the units the registry's `unit_l1` criterion prunes:
+  their kernel slices and biases are set to 0, as the study's cycles leave
+  them (LeNet-5 has no batch norm), so the units are silent.
+  """
+  changes = {}
+  for name in names:
+    node = graph.node(name)
+    kernel = node.params['kernel']
+    axis = ops.get(node.op).kernels['kernel']
+    keep = graph_pruning.kernel_mask('unit_l1', kernel, k, axis)
+    units = np.moveaxis(keep, axis, -1).reshape(-1, kernel.shape[axis]).any(axis=0)
+    changes[name] = {'kernel': np.where(keep, kernel, np.float32(0)),
+                     'bias': np.where(units, node.params['bias'], np.float32(0))}
+  return graph.with_params(changes)
 
 
 def timing_table(config: StudyBConfig) -> list[dict]:
@@ -91,86 +122,112 @@ def timing_table(config: StudyBConfig) -> list[dict]:
 
   The compacted shapes depend only on k (floor(k·m/100) units go), not on
   finetuning, so the trained weights pruned without finetuning time exactly
-  like the study's networks. Writes study_b_timing.csv.
+  like the study's graphs. Writes study_b_timing.json (timings, with the
+  compacted FLOPs ratio for reference, and the machine).
   """
   atomic.check_writable(config.out_dir)  # made only to write the results
-  network = weights.load(config.weights_dir).network
+  model, graph = lenet_graph(config)
+  names = lenet_cycles.pruned_names(model, range(len(graph.weighted()) - 1))
   test = datasets.load('mnist', 'test', config.data_dir)
-  layers = list(range(network.num_layers - 1))
+  dense = metrics.total(metrics.graph_layer_counts(graph))
   rows = []
   for k in config.levels:
-    masked = structured.prune_units(network, structured.unit_keep(network, k, layers))
-    compact = structured.compact(masked)
-    seconds = interleaved_seconds({'dense': network, 'masked': masked,
+    masked = structured_l1(graph, k, names)
+    compact = silent_channels.compact(masked)
+    seconds = interleaved_seconds({'dense': graph, 'masked': masked,
                                    'compact': compact}, test.images,
                                   config.timing_repeats)
-    counts = metrics.total(metrics.layer_counts(compact))
-    dense = metrics.total(metrics.layer_counts(network))
+    counts = metrics.total(metrics.graph_layer_counts(compact))
     rows.append({'k': k, 'dense_seconds': round(seconds['dense'], 4),
                  'masked_time_ratio': round(seconds['masked'] / seconds['dense'], 3),
                  'compact_time_ratio': round(seconds['compact'] / seconds['dense'], 3),
                  'compact_flops_ratio': round(counts.dense_macs / dense.dense_macs, 4)})
     print(rows[-1], flush=True)
   out = atomic.ensure_dir(config.out_dir)
-  atomic.write_csv(out / 'study_b_timing.csv', list(rows[0]), rows)
+  timing.write(out / 'study_b_timing.json', {
+      'method': (f'fastest of {config.timing_repeats} passes of the graph '
+                 'evaluator over the 10,000 test images, dense, masked and '
+                 'compacted timed in turn'),
+      'rows': rows})
   return rows
 
 
-def _point(method, k, network, compact, dense, test, repeats):
-  counts = metrics.total(metrics.layer_counts(network))
-  compact_counts = metrics.total(metrics.layer_counts(compact))
+def _seconds(graph: Graph, images: np.ndarray, repeats: int) -> float:
+  # The fastest pass: the least disturbed by other processes on a shared CPU.
+  evaluator = Evaluator(graph)
+  return min(inference.timings(lambda: evaluator.predict(images), repeats))
+
+
+def _point(method, k, graph, compact, dense, test):
+  """The exact columns of one row (no timings)."""
+  counts = metrics.total(metrics.graph_layer_counts(graph))
+  compact_counts = metrics.total(metrics.graph_layer_counts(compact))
   ratio = lambda a, b: round(a / b, 4)
   return {
       'method': method, 'k': k,
-      'accuracy': round(evaluate.accuracy(network, test.images, test.labels), 6),
+      'accuracy': round(Evaluator(graph).accuracy(test.images, test.labels), 6),
       'nonzero_params': counts.nonzero_params,
       'params_ratio': ratio(counts.nonzero_params, dense['params']),
       'flops_ratio': ratio(counts.effective_macs, dense['macs']),
       'compact_flops_ratio': ratio(compact_counts.dense_macs, dense['macs']),
-      'npy_bytes_ratio': ratio(metrics.npy_folder_bytes(network), dense['npy']),
-      'compressed_bytes_ratio': ratio(metrics.compressed_bytes(network),
+      'npy_bytes_ratio': ratio(metrics.graph_npy_bytes(graph), dense['npy']),
+      'compressed_bytes_ratio': ratio(metrics.graph_compressed_bytes(graph),
                                       dense['compressed']),
-      'compact_npy_bytes_ratio': ratio(metrics.npy_folder_bytes(compact),
+      'compact_npy_bytes_ratio': ratio(metrics.graph_npy_bytes(compact),
                                        dense['npy']),
-      'masked_time_ratio': ratio(_seconds(network, test.images, repeats),
-                                 dense['seconds']),
-      'compact_time_ratio': ratio(_seconds(compact, test.images, repeats),
-                                  dense['seconds']),
   }
+
+
+def _times(graph, compact, dense, test, repeats):
+  ratio = lambda a, b: round(a / b, 4)
+  return {'masked_time_ratio': ratio(_seconds(graph, test.images, repeats),
+                                     dense['seconds']),
+          'compact_time_ratio': ratio(_seconds(compact, test.images, repeats),
+                                      dense['seconds'])}
+
+
+def measure(graph: Graph) -> dict:
+  """The dense reference of the ratios: params, MACs and bytes of `graph`."""
+  counts = metrics.total(metrics.graph_layer_counts(graph))
+  return {'params': counts.nonzero_params, 'macs': counts.dense_macs,
+          'npy': metrics.graph_npy_bytes(graph),
+          'compressed': metrics.graph_compressed_bytes(graph)}
 
 
 def run(config: StudyBConfig) -> list[dict]:
   """Runs Study B and writes its results; returns the CSV rows."""
   atomic.check_writable(config.out_dir)  # made only to write the results
-  folder = weights.load(config.weights_dir)
-  spec = datasets.get('mnist')
-  model = models.get('lenet5')(spec.image_shape, spec.num_classes)
-  models.load_network(model, folder.network)
+  model, graph = lenet_graph(config)
   dense_weights = model.get_weights()
-  network = folder.network
   test = datasets.load('mnist', 'test', config.data_dir)
   train = datasets.load('mnist', 'train', config.data_dir, config.train_limit)
-  counts = metrics.total(metrics.layer_counts(network))
-  dense = {'params': counts.nonzero_params, 'macs': counts.dense_macs,
-           'npy': metrics.npy_folder_bytes(network),
-           'compressed': metrics.compressed_bytes(network),
-           'seconds': _seconds(network, test.images, config.timing_repeats)}
-  layers = list(range(network.num_layers - 1))
-  rows = [_point('dense', 0, network, network, dense, test,
-                 config.timing_repeats)]
+  dense = {**measure(graph),
+           'seconds': _seconds(graph, test.images, config.timing_repeats)}
+  layers = list(range(len(graph.weighted()) - 1))
+  rows = [_point('dense', 0, graph, graph, dense, test)]
+  times = [{'method': 'dense', 'k': 0,
+            **_times(graph, graph, dense, test, config.timing_repeats)}]
   for method in config.methods:
     for k in config.levels:
       keras.utils.set_random_seed(config.seed)
       model.set_weights(dense_weights)
-      pruned = models.to_network(
+      pruned = from_keras(
           lenet_cycles.prune_finetune(model, method, k, layers, train, config))
-      rows.append(_point(method, k, pruned, structured.compact(pruned), dense,
-                         test, config.timing_repeats))
-      r = rows[-1]
+      compact = silent_channels.compact(pruned)
+      rows.append(_point(method, k, pruned, compact, dense, test))
+      times.append({'method': method, 'k': k, **_times(
+          pruned, compact, dense, test, config.timing_repeats)})
+      r, t = rows[-1], times[-1]
       print(f'{method} k={k:g}%: {100 * r["accuracy"]:.2f}%, params x'
-            f'{r["params_ratio"]}, compact time x{r["compact_time_ratio"]}',
+            f'{r["params_ratio"]}, compact time x{t["compact_time_ratio"]}',
             flush=True)
-  _write(atomic.ensure_dir(config.out_dir), config, rows)
+  with atomic.staging(config.out_dir) as stage:
+    timing.write(stage / 'timing.json', {
+        'method': (f'fastest of {config.timing_repeats} passes of the graph '
+                   'evaluator over the test images, as ratios to the dense '
+                   'graph timed in the same run'),
+        'dense_seconds': dense['seconds'], 'rows': times})
+    _write(stage, config, rows)
   return rows
 
 
@@ -178,23 +235,26 @@ def _write(out: pathlib.Path, config: StudyBConfig, rows: list[dict]) -> None:
   atomic.write_csv(out / 'study_b.csv', COLUMNS, rows)
   atomic.write_text(out / 'study_b_config.json',
                     json.dumps(dataclasses.asdict(config), indent=2) + '\n')
-  plot(out / 'study_b.csv', out / 'study_b.png')
+  plot(out / 'study_b.csv', out / 'timing.json', out / 'study_b.png')
 
 
-def plot(csv_path: pathlib.Path, png_path: pathlib.Path) -> None:
-  """Accuracy and compact-time ratio against k, one line per method."""
+def plot(csv_path: pathlib.Path, timing_path: pathlib.Path,
+         png_path: pathlib.Path) -> None:
+  """Accuracy (from the CSV) and compact-time ratio (from timing.json) against k."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   with open(csv_path, newline='') as f:
     rows = list(csv.DictReader(f))
+  times = {(t['method'], float(t['k'])): t['compact_time_ratio']
+           for t in json.loads(pathlib.Path(timing_path).read_text())['rows']}
   fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
   for method in dict.fromkeys(r['method'] for r in rows if r['method'] != 'dense'):
     pts = [r for r in rows if r['method'] == method]
     ks = [float(r['k']) for r in pts]
     left.plot(ks, [100 * float(r['accuracy']) for r in pts], marker='o',
               label=method)
-    right.plot(ks, [float(r['compact_time_ratio']) for r in pts], marker='o',
+    right.plot(ks, [times[method, k] for k in ks], marker='o',
                label=f'{method} (compacted)')
   dense = next(r for r in rows if r['method'] == 'dense')
   left.axhline(100 * float(dense['accuracy']), color='gray', linestyle='--',

@@ -13,13 +13,15 @@ result as separate runs at a fraction of the cost. Masks are held at zero
 through retraining (`masking.KeepMasked`), so the reported sparsity is
 measured on the final weights. Training is SGD with momentum and weight decay
 (coupled L2, as PyTorch), cosine-decayed per phase, with optional random-crop
-and flip augmentation. Writes study_c.csv and study_c_config.json and, with
-`save_networks`, every row's final network as a `.npy` weight folder
-networks/<procedure>-<target>/ (see `weights`; ResNet-18 through
-`models.to_network`), which `evaluate` scores like the Keras model.
+and flip augmentation. Writes study_c.csv (exact columns only),
+timing.json (the wall seconds of every row, and the machine) and
+study_c_config.json, together (`atomic.staging`), and, with
+`save_networks`, every row's final network as a graph file
+networks/<procedure>-<target>.npz (`from_keras` of the model, verified
+against it; sparse arrays where smaller; its metadata holds the row), which
+`tfprune.load` reads and `tfprune.evaluate` scores like the Keras model.
 """
 
-import csv
 import dataclasses
 import json
 import math
@@ -34,17 +36,19 @@ from tfprune import registry
 from tfprune.allocation import allocators
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
-from tfprune.graph import weights
+from tfprune.graph import io as graph_io
 from tfprune.errors import shorten
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.keras_io.importer import from_keras
+from tfprune.studies import timing
 from tfprune.training import finetune
 from tfprune.training import masking
 
 CIFAR10 = datasets.DatasetSpec('cifar10', 'cifar10', (32, 32, 3), 10)
 DATASETS = {'cifar10': CIFAR10, **datasets.DATASETS}
 COLUMNS = ('procedure', 'target', 'accuracy', 'drop_points', 'measured_sparsity',
-           'prune_steps', 'retrain_epochs', 'seconds')
+           'prune_steps', 'retrain_epochs')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +77,8 @@ class StudyCConfig:
     train_limit: first N training examples (None: all).
     test_limit: first N test examples (None: all).
     seed: seeds initialisation, shuffling and augmentation.
-    save_networks: save each row's final network under networks/ in out_dir.
+    save_networks: save each row's final network as a graph file under
+      networks/ in out_dir.
   """
   out_dir: str
   dataset: str = 'cifar10'
@@ -228,7 +233,7 @@ def run(config: StudyCConfig, verbose: bool = True) -> list[dict]:
   _train(model, train, config, config.epochs, config.learning_rate)
   dense_accuracy = _accuracy(model, test)
   dense = model.get_weights()
-  rows = []
+  rows, seconds = [], []
 
   def record(procedure, target, steps, epochs, started):
     accuracy = _accuracy(model, test)
@@ -236,8 +241,9 @@ def run(config: StudyCConfig, verbose: bool = True) -> list[dict]:
                  'accuracy': round(accuracy, 6),
                  'drop_points': round(100 * (dense_accuracy - accuracy), 4),
                  'measured_sparsity': round(_sparsity(model), 6),
-                 'prune_steps': steps, 'retrain_epochs': epochs,
-                 'seconds': round(time.perf_counter() - started, 1)})
+                 'prune_steps': steps, 'retrain_epochs': epochs})
+    seconds.append({'procedure': procedure, 'target': target,
+                    'seconds': round(time.perf_counter() - started, 1)})
     if config.save_networks:
       _save_network(out, model, config, rows[-1])
     if verbose:
@@ -252,7 +258,7 @@ def run(config: StudyCConfig, verbose: bool = True) -> list[dict]:
                        config.oneshot_retrain_epochs)
     record('oneshot', target, 1, config.oneshot_retrain_epochs, start)
   _iterative(model, dense, train, config, record)
-  _write(out, config, rows)
+  _write(out, config, rows, seconds)
   return rows
 
 
@@ -282,27 +288,31 @@ def _iterative(model, dense, train, config, record) -> None:
     epochs += config.step_retrain_epochs
 
 
-def network_dir(out_dir: str | pathlib.Path, procedure: str,
-                target: float) -> pathlib.Path:
-  """Where `run` saves the final network of one row."""
-  return pathlib.Path(out_dir) / 'networks' / f'{procedure}-{target:g}'
+def network_path(out_dir: str | pathlib.Path, procedure: str,
+                 target: float) -> pathlib.Path:
+  """Where `run` saves the final network of one row (a graph file)."""
+  return pathlib.Path(out_dir) / 'networks' / f'{procedure}-{target:g}.npz'
 
 
 def _save_network(out: pathlib.Path, model, config: StudyCConfig,
                   row: dict) -> None:
-  metadata = {'model': 'resnet18', 'dataset': config.dataset,
+  graph = from_keras(model)
+  metadata = {**graph.metadata, 'model': 'resnet18', 'dataset': config.dataset,
               'width': config.width, **{k: row[k] for k in (
                   'procedure', 'target', 'accuracy', 'measured_sparsity')}}
-  weights.save(network_dir(out, row['procedure'], row['target']),
-               models.to_network(model), metadata, overwrite=True)
+  path = network_path(out, row['procedure'], row['target'])
+  atomic.ensure_dir(path.parent)
+  graph_io.save(dataclasses.replace(graph, metadata=metadata), path)
 
 
-def _write(out: pathlib.Path, config: StudyCConfig, rows: list[dict]) -> None:
-  atomic.ensure_dir(out)
-  with atomic.replacing(out / 'study_c.csv') as tmp:
-    with tmp.open('w', newline='') as f:
-      writer = csv.DictWriter(f, COLUMNS)
-      writer.writeheader()
-      writer.writerows(rows)
-  atomic.write_text(out / 'study_c_config.json',
-                    json.dumps(dataclasses.asdict(config), indent=2) + '\n')
+def _write(out: pathlib.Path, config: StudyCConfig, rows: list[dict],
+           seconds: list[dict]) -> None:
+  with atomic.staging(out) as stage:
+    atomic.write_csv(stage / 'study_c.csv', COLUMNS, rows)
+    timing.write(stage / 'timing.json', {
+        'method': ('wall seconds of each row: training, pruning and '
+                   'retraining; iterative rows from the start of the shared '
+                   'iterative path'),
+        'rows': seconds})
+    atomic.write_text(stage / 'study_c_config.json',
+                      json.dumps(dataclasses.asdict(config), indent=2) + '\n')

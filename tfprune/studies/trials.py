@@ -10,9 +10,12 @@ failure leaves no half-written folder):
   rounds.csv          one row per trial, seed and round: weights remaining,
                       validation and test loss and accuracy;
   summary.csv / .md   per trial: test loss and accuracy mean ± std over seeds,
-                      sparsity, training seconds, and exact permutation-test
-                      p-values against the unpruned trial (random_reinit:
-                      against lottery);
+                      sparsity, and exact permutation-test p-values against
+                      the unpruned trial (random_reinit: against lottery);
+                      the .md table also shows the training seconds;
+  timing.json         training seconds per trial and seed, their mean and
+                      total per trial, and the machine (kept out of the
+                      CSVs, so identical runs write identical CSVs);
   lottery_config.json the config;
   curves.png          the training curves of the trials (`trial_plots`);
   ticket_curve.png    with rounds > 1: accuracy vs weights remaining.
@@ -41,6 +44,7 @@ from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.keras_io import models
 from tfprune.reports import trial_plots
+from tfprune.studies import timing
 from tfprune.training import lottery
 from tfprune.training import prune_rounds
 from tfprune.training import schedules
@@ -58,8 +62,7 @@ ROUND_COLUMNS = ('procedure', 'seed', 'round', 'remaining', 'val_loss',
                  'val_accuracy', 'test_loss', 'test_accuracy')
 SUMMARY_COLUMNS = ('procedure', 'seeds', 'test_loss_mean', 'test_loss_std',
                    'test_accuracy_mean', 'test_accuracy_std', 'sparsity',
-                   'seconds_mean', 'seconds_total', 'compared_with', 'p_loss',
-                   'p_accuracy')
+                   'compared_with', 'p_loss', 'p_accuracy')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -387,4 +390,10 @@ def write_results(folder: pathlib.Path, trials: Sequence[lottery.Trial],
   (folder / SUMMARY_NAME).write_text(_csv(SUMMARY_COLUMNS, summary))
   (folder / SUMMARY_MD_NAME).write_text(format_table(summary) + '\n')
   (folder / CONFIG_NAME).write_text(json.dumps(record, indent=2) + '\n')
+  timing.write(folder / 'timing.json', {
+      'method': 'training seconds of each trial (shared dense run included)',
+      'trials': [{'procedure': t.procedure, 'seed': t.seed,
+                  'seconds': t.seconds} for t in trials],
+      'summary': [{k: r[k] for k in ('procedure', 'seconds_mean',
+                                     'seconds_total')} for r in summary]})
   trial_plots.plot_all(folder)

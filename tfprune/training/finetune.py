@@ -1,8 +1,8 @@
 """Prune-finetune for Keras CNNs with masks TF-MOT cannot express.
 
 TF-MOT prunes each layer by magnitude; the CNN studies also need one global
-threshold, random masks and whole filters. Masks come from `cnn_pruning`;
-`KeepMasked` (see `masking`) holds them at zero while Keras trains.
+threshold (`allocation.allocators.global_masks`); `KeepMasked` (see
+`masking`) holds masks at zero while Keras trains.
 `GlobalGradual` raises a global magnitude mask during training along the
 cubic schedule of Zhu & Gupta (as TF-MOT's `PolynomialDecay`), so a sweep can
 be run "with gradual finetuning" under one threshold.
@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tfprune.criteria import cnn_pruning
+from tfprune.allocation import allocators
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
 from tfprune.training.masking import KeepMasked
@@ -97,7 +97,7 @@ class GlobalGradual(keras.callbacks.Callback):
     self.masks: list[np.ndarray] | None = None
 
   def _prune(self, level: float) -> None:
-    self.masks = cnn_pruning.global_magnitude_masks(
+    self.masks = allocators.global_masks(
         kernels(self._model_ref), level, self.masks)
     self.keep.set_masks(kernel_pairs(self._model_ref, self.masks))
 
