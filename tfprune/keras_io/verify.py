@@ -3,8 +3,10 @@
 The evaluator computes every node on a batch (random inputs of the model's
 input shape, plus the user's own examples when given) and each node that
 stands for a Keras layer is compared with that layer's output in the model
-itself. The first layer whose output differs is named in a one-line refusal:
-a graph that does not compute the user's network is never used.
+itself; a layer of a nested model is compared inside that model, run on
+what Keras computed for its inputs. The first layer whose output differs is
+named in a one-line refusal: a graph that does not compute the user's
+network is never used.
 """
 
 import numpy as np
@@ -30,13 +32,50 @@ def probe_inputs(input_shape, count: int = DEFAULT_EXAMPLES,
   return rng.standard_normal((count, *input_shape)).astype(np.float32)
 
 
-def keras_outputs(model, traced: Traced, names, x: np.ndarray) -> list[np.ndarray]:
-  """The Keras model's outputs at the layers of `names`, in inference mode."""
-  probe = keras_compat.keras_module(traced.framework).Model(
-      model.inputs[0], [traced.tensors[n] for n in names])
-  outs = probe(x, training=False)
-  outs = outs if isinstance(outs, (list, tuple)) else [outs]
-  return [np.asarray(o) for o in outs]
+def _run(K, model, tensors: list, values: list) -> list[np.ndarray]:
+  """`tensors` of `model`'s graph, computed from its inputs' `values`."""
+  inputs = list(model.inputs)
+  distinct = []
+  for t in tensors:
+    if all(t is not d for d in distinct + inputs):
+      distinct.append(t)
+  computed = []
+  if distinct:
+    probe = K.Model(inputs if len(inputs) > 1 else inputs[0], distinct)
+    outs = probe(values if len(inputs) > 1 else values[0], training=False)
+    computed = [np.asarray(o) for o in (outs if isinstance(outs, (list, tuple))
+                                        else [outs])]
+  known = list(zip(inputs, values)) + list(zip(distinct, computed))
+  return [next(np.asarray(v) for t2, v in known if t2 is t) for t in tensors]
+
+
+def keras_outputs(traced: Traced, names, x: np.ndarray) -> dict[str, np.ndarray]:
+  """The Keras model's outputs at the layers of `names`, in inference mode.
+
+  Each model (the traced one, then each nested one) is run on its own graph:
+  a nested model's inputs are the values Keras computed, in the model it is
+  called in, for the tensors it is called on.
+  """
+  K = keras_compat.keras_module(traced.framework)
+  scopes = traced.scopes
+  wanted: dict[int, list[str]] = {}
+  for name in names:
+    wanted.setdefault(traced.scope_of.get(name, 0), []).append(name)
+  children: dict[int, list[int]] = {}
+  for i, scope in enumerate(scopes):
+    if scope.parent is not None:
+      children.setdefault(scope.parent, []).append(i)
+  values, inputs = {}, {0: [x]}
+  for i, scope in enumerate(scopes):  # a nested model after its parent
+    own = wanted.get(i, [])
+    feeds = [t for c in children.get(i, []) for t in scopes[c].feeds]
+    outs = _run(K, scope.model, [traced.tensors[n] for n in own] + feeds,
+                inputs[i])
+    values.update(zip(own, outs))
+    rest = iter(outs[len(own):])
+    for c in children.get(i, []):
+      inputs[c] = [next(rest) for _ in scopes[c].feeds]
+  return values
 
 
 def first_mismatch(ours: np.ndarray, theirs: np.ndarray, rtol: float,
@@ -78,9 +117,10 @@ def verify(model, traced: Traced, data: np.ndarray | None = None) -> None:
   names = [n.name for n in graph.nodes if n.name in traced.tensors]
   if graph.output not in names:
     names.append(graph.output)
-  theirs = keras_outputs(model, traced, names, x)
+  theirs = keras_outputs(traced, names, x)
   ours = evaluator.node_outputs(graph, x, names)
-  for name, expected in zip(names, theirs):
+  for name in names:
+    expected = theirs[name]
     last = name == graph.output
     problem = first_mismatch(ours[name], expected, RTOL,
                              OUTPUT_ATOL if last else ATOL)
