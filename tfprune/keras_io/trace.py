@@ -23,7 +23,9 @@ which also verifies the graph against the model.
 """
 
 import collections
+import contextlib
 import dataclasses
+import sys
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,9 @@ from tfprune.graph.ir import Node
 from tfprune.keras_io import layers as layers_lib
 
 SEPARATOR = '.'
+# The walk recurses a few frames per layer along the longest path of the
+# model; deep models (EfficientNets, ResNet-152) need more than Python's 1000.
+RECURSION_LIMIT = 20_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,6 +243,16 @@ class _Tracer:
     return new[-1].name
 
 
+@contextlib.contextmanager
+def _deep_recursion():
+  limit = sys.getrecursionlimit()
+  sys.setrecursionlimit(max(limit, RECURSION_LIMIT))
+  try:
+    yield
+  finally:
+    sys.setrecursionlimit(limit)
+
+
 def trace(model) -> Traced:
   """The graph of a functional or Sequential Keras `model` (not yet verified).
 
@@ -259,7 +274,8 @@ def trace(model) -> Traced:
   names, positions = node_names(model, model_class)
   tracer = _Tracer(framework, names)
   tracer.scopes.append(Scope(model))
-  output = tracer.visit(target, 0)
+  with _deep_recursion():
+    output = tracer.visit(target, 0)
   metadata = {'framework': framework, 'model_name': model.name}
   # Nodes in the order of `model.layers`, a nested model's layers at its
   # place (topological in both frameworks), so weight layers are numbered as
