@@ -218,7 +218,7 @@ def test_sweep_of_a_nested_model_file(framework, tmp_path, capsys):
   predicted = np.argmax(np.asarray(unit(x, training=False)), axis=1)
   assert f'{np.mean(predicted == y):.4f}' == rows[3]['accuracy']
   weight = K.models.load_model(out / 'pruned' / 'weight-k50.keras', compile=False)
-  kernel = np.asarray(weight.get_layer('stage.block_b.depthwise').kernel)
+  kernel = weight.get_layer('stage.block_b.depthwise').get_weights()[0]
   assert np.count_nonzero(kernel == 0) == kernel.size // 2
 
 
@@ -234,7 +234,7 @@ def test_prune_layers_takes_the_node_names(framework, tmp_path, capsys):
   K = keras_zoo.keras_module(framework)
   pruned = K.models.load_model(out / 'pruned' / 'weight-k50.keras', compile=False)
   for name in TWICE_NESTED_KERNELS:
-    kernel = np.asarray(pruned.get_layer(name).kernel)
+    kernel = pruned.get_layer(name).get_weights()[0]
     zeros = kernel.size // 2 if name == 'stage.block_b.conv' else 0
     assert np.count_nonzero(kernel == 0) == zeros, name
   code, _, err = helpers.run_main(

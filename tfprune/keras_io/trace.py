@@ -119,26 +119,28 @@ def node_names(model, model_class) -> tuple[dict[int, str], dict[int, tuple]]:
     enclosing nested models and its own joined by `SEPARATOR`; and
     id(layer) -> its position, the indices in `layers` from the top down.
   """
-  leaves = []
+  leaves, seen = [], set()
+
+  def add(layer, path: tuple[str, ...], position: tuple[int, ...]) -> None:
+    if id(layer) not in seen:  # a layer shared between levels: once
+      seen.add(id(layer))
+      leaves.append((layer, path, position))
 
   def walk(m, path: tuple[str, ...], position: tuple[int, ...]) -> None:
     for i, layer in enumerate(getattr(m, 'layers', None) or ()):
       if isinstance(layer, model_class):
         walk(layer, (*path, layer.name), (*position, i))
       elif not (path and type(layer).__name__ == 'InputLayer'):
-        leaves.append((layer, path, (*position, i)))
+        add(layer, path, (*position, i))
   walk(model, (), ())
   for tensor in getattr(model, 'inputs', None) or ():
-    layer = tensor._keras_history[0]
-    if all(layer is not l for l, _, _ in leaves):
-      leaves.append((layer, (), (-1,)))
+    add(tensor._keras_history[0], (), (-1,))
   counts = collections.Counter(layer.name for layer, _, _ in leaves)
   names, positions, holders = {}, {}, {}
   for layer, path, position in leaves:
     qualified = SEPARATOR.join((*path, layer.name))
-    name = names.setdefault(id(layer), qualified if counts[layer.name] > 1
-                            else layer.name)
-    positions.setdefault(id(layer), position)
+    name = qualified if counts[layer.name] > 1 else layer.name
+    names[id(layer)], positions[id(layer)] = name, position
     other = holders.setdefault(name, layer)
     if other is not layer:
       raise TfpruneError(
