@@ -22,6 +22,7 @@ from tfprune.graph import evaluator
 from tfprune.keras_io import build
 from tfprune.keras_io import importer
 from tfprune.keras_io import layers as layers_lib
+from tfprune.keras_io import trace
 from tfprune.keras_io import verify
 
 NESTED = sorted(keras_zoo.NESTED)
@@ -91,18 +92,39 @@ def test_mobilenet_backbone_layers_keep_their_names():
                                   'two_in_two_out'])
 def test_verification_compares_inner_layers(name, framework, monkeypatch):
   model = keras_zoo.build(name, framework)
-  seen = {}
+  seen = []
   original = verify.keras_outputs
 
-  def spy(traced, names, x):
-    seen.update(original(traced, names, x))
-    return {k: seen[k] for k in names}
+  def spy(traced, wanted, x):
+    values = original(traced, wanted, x)
+    seen.extend(name for name, tensor in traced.tensors.items()
+                if any(tensor is w for _, w in wanted))
+    return values
   monkeypatch.setattr(verify, 'keras_outputs', spy)
   graph = importer.from_keras(model)
   # One node per layer in these models: every one, nested or not, compared.
   layers = [l for l in _leaves(model) if type(l).__name__ != 'InputLayer']
   assert set(seen) == {n.name for n in graph.nodes[1:]}
   assert len(seen) == len(layers) == len(graph.nodes) - 1
+
+
+@pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
+def test_miswired_nested_call_is_refused(framework, monkeypatch):
+  # Read the two-input model `join` as called on its inputs the other way
+  # round: inside `join` every layer agrees (it is run on the swapped values
+  # too), but its output as the caller sees it does not.
+  model = keras_zoo.build('two_in_two_out', framework)
+  importer.from_keras(model)
+  original = trace._inbound  # pylint: disable=protected-access
+
+  def swapped(node, which):
+    tensors = original(node, which)
+    owner = getattr(node, 'layer', None) or getattr(node, 'operation', None)
+    return tensors[::-1] if getattr(owner, 'name', '') == 'join' else tensors
+  monkeypatch.setattr(trace, '_inbound', swapped)
+  with pytest.raises(TfpruneError, match=r'does not compute the output of nested '
+                     r'model join \(layer subtract\w*, merge\) as Keras does'):
+    importer.from_keras(model)
 
 
 _READ = dict(layers_lib.LAYERS)
@@ -173,6 +195,19 @@ def test_paths_that_still_clash_are_refused(framework):
                      r'block\.d .*: rename one') as info:
     importer.from_keras(model)
   assert '\n' not in str(info.value)
+
+
+def test_nested_model_called_on_a_constant_refused():
+  # tf_keras lets one input of a nested model be a constant, which is no
+  # node of the graph (Keras 3 refuses to build such a model).
+  K = keras_zoo.keras_module('tf_keras')
+  a, b = K.Input((4,)), K.Input((4,))
+  join = K.Model([a, b], K.layers.Subtract()([a, b]), name='join')
+  x = K.Input((4,))
+  model = K.Model(x, K.layers.Dense(2)(join([x, np.ones((1, 4), np.float32)])))
+  with pytest.raises(TfpruneError, match=r'^layer join \(Functional\) cannot be '
+                     r'imported: it is called on 1 tensors but has 2 inputs'):
+    importer.from_keras(model)
 
 
 def _trained(tmp_path, name, framework):

@@ -67,12 +67,16 @@ class Traced:
     framework: 'tf_keras' or 'keras3'.
     scopes: the traced model, then each nested model in the order entered.
     scope_of: node name -> index in `scopes` of the model holding its tensor.
+    calls: (node name, scope, Keras tensor, nested model name) for each
+      output of a nested model call, as the model calling it sees it (the
+      node computes it too), so verification checks the wiring of the call.
   """
   graph: Graph
   tensors: dict[str, Any]
   framework: str
   scopes: tuple[Scope, ...] = ()
   scope_of: dict[str, int] = dataclasses.field(default_factory=dict)
+  calls: tuple[tuple[str, int, Any, str], ...] = ()
 
 
 def _weights(layer) -> dict[str, np.ndarray]:
@@ -157,6 +161,7 @@ class _Tracer:
     self.model_class = keras_compat.keras_module(framework).Model
     self.nodes, self.tensors, self.scope_of, self.owner = [], {}, {}, {}
     self.scopes: list[Scope] = []
+    self.calls = []
     self.done = {}     # (id(layer), node index, tensor index) -> node name
     self.used = {}     # id(layer) -> the index of its one call
     self.entered = {}  # (id(nested model), node index) -> its scope
@@ -189,6 +194,7 @@ class _Tracer:
         self.owner[name] = layer
     elif nested:
       name = self._nested(layer, node_index, tensor_index, scope)
+      self.calls.append((name, scope, tensor, layer.name))
     else:
       name = self._layer(tensor, layer, node_index, tensor_index, scope)
     self.done[key] = name
@@ -292,4 +298,4 @@ def trace(model) -> Traced:
   except TfpruneError as e:
     raise TfpruneError(f'model {model.name}: {e}') from None
   return Traced(graph, tracer.tensors, framework, tuple(tracer.scopes),
-                tracer.scope_of)
+                tracer.scope_of, tuple(tracer.calls))
