@@ -206,7 +206,7 @@ def test_nested_model_called_on_a_constant_refused():
   x = K.Input((4,))
   model = K.Model(x, K.layers.Dense(2)(join([x, np.ones((1, 4), np.float32)])))
   with pytest.raises(TfpruneError, match=r'^layer join \(Functional\) cannot be '
-                     r'imported: it is called on 1 tensors but has 2 inputs'):
+                     r'imported: it is called on 1 tensor\(s\) but has 2 inputs'):
     importer.from_keras(model)
 
 

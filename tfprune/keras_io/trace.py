@@ -217,7 +217,7 @@ class _Tracer:
     if entered is None:
       inbound = self._called(model, node_index)
       if len(inbound) != len(inputs):
-        raise self.refusal(model, f'it is called on {len(inbound)} tensors but '
+        raise self.refusal(model, f'it is called on {len(inbound)} tensor(s) but '
                            f'has {len(inputs)} inputs: call it on a list of '
                            'one tensor per input')
       sources = [self.visit(t, scope) for t in inbound]
