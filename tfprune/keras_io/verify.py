@@ -5,9 +5,9 @@ input shape, plus the user's own examples when given) and each node that
 stands for a Keras layer is compared with that layer's output in the model
 itself; a layer of a nested model is compared inside that model, run on
 what Keras computed for its inputs, and each nested model's output also as
-the model calling it sees it (which checks how the call is wired). The first layer whose output differs is
-named in a one-line refusal: a graph that does not compute the user's
-network is never used.
+the model calling it sees it (which checks how the call is wired). The
+first layer whose output differs is named in a one-line refusal: a graph
+that does not compute the user's network is never used.
 """
 
 import numpy as np
