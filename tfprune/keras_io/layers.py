@@ -4,9 +4,10 @@
 a converter that reads the layer's config and weights and returns its graph
 nodes: one node, named like the layer (or by its path, for a layer of a
 nested model whose name is not unique: `LayerCall.name`), or two for a
-SeparableConv2D (its depthwise and its pointwise convolution). A setting the evaluator does not
-compute (a channels-first or grouped conv, a custom activation, ...) is
-refused with one `TfpruneError` line naming the layer and its type.
+SeparableConv2D (its depthwise and its pointwise convolution). A setting
+the evaluator does not compute (a channels-first or grouped conv, a custom
+activation, ...) is refused with one `TfpruneError` line naming the layer
+and its type.
 """
 
 import dataclasses
