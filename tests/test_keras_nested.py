@@ -97,7 +97,7 @@ def test_verification_compares_inner_layers(name, framework, monkeypatch):
 
   def spy(traced, wanted, x):
     values = original(traced, wanted, x)
-    seen.extend(name for name, tensor in traced.tensors.items()
+    seen.extend(node for node, tensor in traced.tensors.items()
                 if any(tensor is w for _, w in wanted))
     return values
   monkeypatch.setattr(verify, 'keras_outputs', spy)
