@@ -4,7 +4,12 @@
 functional CNN, residual block with a 1x1 projection, MobileNetV2, two
 branches joined by Concatenate, conv->BN->ReLU, and a subclassed model);
 `VARIATIONS` are small changes that a reader of only ReLU chains would get
-silently wrong. Batch-norm statistics are randomized so that a misread batch
+silently wrong; `NESTED` are models built around other models (a
+`keras.applications` backbone in a Sequential or functional model, blocks
+nested twice with clashing layer names, a nested model with two inputs or
+outputs, a Sequential in a Sequential), flattened on import, and
+`REFUSED_NESTED` nested models that cannot be (shared, subclassed, run in
+training mode). Batch-norm statistics are randomized so that a misread batch
 norm changes the outputs.
 """
 
@@ -134,10 +139,119 @@ def _normalization_model(K):
                        K.layers.Dense(2, activation='softmax')])
 
 
-def randomized(model, seed: int = 0):
-  """`model` with random (non-trivial) batch-norm statistics."""
-  rng = np.random.default_rng(seed)
+def _backbone(K):
+  return K.applications.MobileNetV2(include_top=False, weights=None, alpha=0.35,
+                                    input_shape=(32, 32, 3))
+
+
+def mobilenet_in_sequential(K):
+  return K.Sequential([K.Input((32, 32, 3)), K.layers.Rescaling(1 / 127.5, -1),
+                       _backbone(K), K.layers.GlobalAveragePooling2D(),
+                       K.layers.Dense(10, activation='softmax', name='classifier')])
+
+
+def backbone(K):
+  """The transfer-learning pattern: `base(x, training=False)` in a functional model."""
+  base = _backbone(K)
+  i = K.Input((32, 32, 3))
+  x = base(K.layers.Rescaling(1 / 127.5, -1)(i), training=False)
+  x = K.layers.Dropout(0.2)(K.layers.GlobalAveragePooling2D()(x))
+  return K.Model(i, K.layers.Dense(10, activation='softmax')(x))
+
+
+def _block(K, name: str, channels: int, filters: int):
+  """A residual block with fixed layer names, so two blocks' names clash."""
+  i = K.Input((8, 8, channels))
+  x = K.layers.Conv2D(filters, 3, padding='same', use_bias=False, name='conv')(i)
+  x = K.layers.BatchNormalization(name='bn')(x)
+  x = K.layers.ReLU(6.0, name='relu')(x)
+  x = K.layers.DepthwiseConv2D(3, padding='same', name='depthwise')(x)
+  shortcut = K.layers.Conv2D(filters, 1, name='project')(i)
+  return K.Model(i, K.layers.Add(name='add')([x, shortcut]), name=name)
+
+
+def twice_nested(K):
+  """Sequential > functional `stage` > two functional blocks (names clash)."""
+  i = K.Input((8, 8, 3))
+  stage = K.Model(i, _block(K, 'block_b', 6, 6)(_block(K, 'block_a', 3, 6)(i)),
+                  name='stage')
+  return K.Sequential([K.Input((8, 8, 3)), stage, K.layers.GlobalAveragePooling2D(),
+                       K.layers.Dense(3, activation='softmax', name='classifier')])
+
+
+def two_in_two_out(K):
+  """Nested models with two outputs and two inputs, used out of order."""
+  i = K.Input((6, 6, 2))
+  split = K.Model(i, [K.layers.Conv2D(4, 3, padding='same', activation='relu')(i),
+                      K.layers.Conv2D(4, 1)(i)], name='split')
+  a, b = K.Input((6, 6, 4)), K.Input((6, 6, 4))
+  join = K.Model([a, b], K.layers.Subtract()([a, b]), name='join')
+  x = K.Input((6, 6, 2))
+  p, q = split(x)
+  y = K.layers.Flatten()(join([q, p]))
+  return K.Model(x, K.layers.Dense(3, activation='softmax')(y))
+
+
+def sequential_in_sequential(K):
+  inner = K.Sequential([K.layers.Dense(8, activation='relu'),
+                        K.layers.BatchNormalization(), K.layers.Dense(6)],
+                       name='inner')
+  return K.Sequential([K.Input((10,)), K.layers.Dense(12, activation='tanh'),
+                       inner, K.layers.Dense(3, activation='softmax')])
+
+
+NESTED = {'mobilenet_in_sequential': mobilenet_in_sequential,
+          'backbone': backbone, 'twice_nested': twice_nested,
+          'two_in_two_out': two_in_two_out,
+          'sequential_in_sequential': sequential_in_sequential}
+
+
+def _small(K, name: str = 'small'):
+  i = K.Input((5,))
+  return K.Model(i, K.layers.Dense(5, activation='relu')(i), name=name)
+
+
+def shared_model(K):
+  """One nested model called twice: its weights are shared."""
+  block = _small(K, 'shared_block')
+  i = K.Input((5,))
+  return K.Model(i, K.layers.Dense(2)(block(block(i))))
+
+
+def subclassed_inside(K):
+  net = subclassed(K)
+  i = K.Input((6,))
+  return K.Model(i, K.layers.Dense(2)(net(i)))
+
+
+def training_call(K):
+  block = _small(K, 'trained_block')
+  i = K.Input((5,))
+  return K.Model(i, K.layers.Dense(2)(block(i, training=True)))
+
+
+# Nested models refused, and the start of their refusal.
+REFUSED_NESTED = {
+    'shared_model': (shared_model, r'layer shared_block \(Functional\) cannot be '
+                     r'imported: it is called more than once'),
+    'subclassed_inside': (subclassed_inside, r'layer net\w* \(Net\) cannot be '
+                          r'imported: a subclassed nested model'),
+    'training_call': (training_call, r'layer trained_block \(Functional\) cannot '
+                      r'be imported: it is called with training=True'),
+}
+
+
+def _layers_deep(model):
   for layer in model.layers:
+    yield layer
+    if hasattr(layer, 'layers') and hasattr(layer, 'inputs'):
+      yield from _layers_deep(layer)
+
+
+def randomized(model, seed: int = 0):
+  """`model` with random (non-trivial) batch-norm statistics, nested ones too."""
+  rng = np.random.default_rng(seed)
+  for layer in _layers_deep(model):
     if type(layer).__name__ == 'BatchNormalization':
       n = layer.get_weights()[0].shape
       layer.set_weights([rng.uniform(0.5, 1.5, n).astype(np.float32),
@@ -148,8 +262,9 @@ def randomized(model, seed: int = 0):
 
 
 def build(name: str, framework: str):
-  """Model `name` of `MODELS` or `VARIATIONS` in `framework`, randomized."""
+  """Model `name` of the tables above in `framework`, randomized."""
   K = keras_module(framework)
   K.utils.set_random_seed(0)
-  table = {**MODELS, **VARIATIONS, **REFUSED_MODELS}
+  table = {**MODELS, **VARIATIONS, **REFUSED_MODELS, **NESTED,
+           **{k: make for k, (make, _) in REFUSED_NESTED.items()}}
   return randomized(table[name](K))

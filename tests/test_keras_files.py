@@ -1,5 +1,7 @@
 """Importing saved models: Keras 3 and tf_keras files, SavedModel, bad files.
 
+Nested models are read from every format too (flattened, as in memory).
+
 A model built back by `to_keras` saves as `.keras` and loads in a fresh
 Python process that never imports tfprune, predicting the same.
 """
@@ -31,9 +33,17 @@ def _save(model, framework, suffix, folder):
   return path
 
 
-# Every format for the small models; MobileNetV2 in each framework's .keras.
+# Every format for the small models; MobileNetV2 (flat and nested) in each
+# framework's .keras; nested models in each format. (Keras cannot write the
+# twice-nested model as .h5: its two blocks' weights have the same names.)
 CASES = [(name, *saved) for name in ('mlp', 'residual') for saved in SAVED] + [
-    ('mobilenet_v2', 'keras3', '.keras'), ('mobilenet_v2', 'tf_keras', '.keras')]
+    (name, framework, '.keras') for name in ('mobilenet_v2', 'mobilenet_in_sequential')
+    for framework in keras_zoo.FRAMEWORKS] + [
+    ('twice_nested', 'keras3', '.keras'), ('twice_nested', 'tf_keras', '.keras'),
+    ('twice_nested', 'tf_keras', 'savedmodel'), ('backbone', 'keras3', '.h5'),
+    ('backbone', 'tf_keras', '.h5'), ('two_in_two_out', 'keras3', '.keras'),
+    ('sequential_in_sequential', 'keras3', '.h5'),
+    ('sequential_in_sequential', 'tf_keras', '.h5')]
 
 
 @pytest.mark.parametrize('name, framework, suffix', CASES)
@@ -71,8 +81,9 @@ def test_folder_that_is_not_a_savedmodel_refused(tmp_path):
 
 
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
-def test_built_model_loads_without_tfprune(framework, tmp_path):
-  model = keras_zoo.build('concat', framework)
+@pytest.mark.parametrize('name', ['concat', 'twice_nested'])
+def test_built_model_loads_without_tfprune(name, framework, tmp_path):
+  model = keras_zoo.build(name, framework)
   graph = importer.from_keras(model)
   path = tmp_path / 'rebuilt.keras'
   build.to_keras(graph).save(path)

@@ -1,7 +1,8 @@
 """The importer: every model exact (equal to Keras) or refused in one line.
 
 Parameterized over both frameworks (tf_keras and Keras 3), the seven ordinary
-models of `keras_zoo` and its small variations; a graph that would misread a
+models of `keras_zoo`, its small variations and its nested models (flattened;
+more in `test_keras_nested`); a graph that would misread a
 layer (an activation or a batch norm computed differently) must be refused,
 naming the layer.
 """
@@ -17,7 +18,7 @@ from tfprune.keras_io import build
 from tfprune.keras_io import importer
 from tfprune.keras_io import layers as layers_lib
 
-EXACT = sorted({**keras_zoo.MODELS, **keras_zoo.VARIATIONS})
+EXACT = sorted({**keras_zoo.MODELS, **keras_zoo.VARIATIONS, **keras_zoo.NESTED})
 
 
 def _inputs(model, n=12, seed=1):

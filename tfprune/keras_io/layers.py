@@ -2,10 +2,12 @@
 
 `LAYERS` maps a Keras layer class name (the same in tf_keras and Keras 3) to
 a converter that reads the layer's config and weights and returns its graph
-nodes: one node, named like the layer, or two for a SeparableConv2D (its
-depthwise and its pointwise convolution). A setting the evaluator does not
-compute (a channels-first or grouped conv, a custom activation, ...) is
-refused with one `TfpruneError` line naming the layer and its type.
+nodes: one node, named like the layer (or by its path, for a layer of a
+nested model whose name is not unique: `LayerCall.name`), or two for a
+SeparableConv2D (its depthwise and its pointwise convolution). A setting
+the evaluator does not compute (a channels-first or grouped conv, a custom
+activation, ...) is refused with one `TfpruneError` line naming the layer
+and its type.
 """
 
 import dataclasses
@@ -32,19 +34,21 @@ class LayerCall:
   inputs: list[str]
   input_shapes: list[tuple]
   framework: str
+  node_name: str = ''
 
   @property
   def name(self) -> str:
-    return self.layer.name
+    """The node's name: the layer's, or its path in a nested model (`trace`)."""
+    return self.node_name or self.layer.name
 
   def refuse(self, why: str) -> TfpruneError:
-    return refusal(self.layer, why)
+    return refusal(self.layer, why, self.name)
 
 
-def refusal(layer, why: str) -> TfpruneError:
-  """The one-line refusal of a Keras layer."""
-  return TfpruneError(f'layer {layer.name} ({type(layer).__name__}) cannot be '
-                      f'imported: {why}')
+def refusal(layer, why: str, name: str | None = None) -> TfpruneError:
+  """The one-line refusal of a Keras layer (called `name` in the graph)."""
+  return TfpruneError(f'layer {name or layer.name} ({type(layer).__name__}) '
+                      f'cannot be imported: {why}')
 
 
 def framework_of(model) -> str:

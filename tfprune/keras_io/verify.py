@@ -3,8 +3,11 @@
 The evaluator computes every node on a batch (random inputs of the model's
 input shape, plus the user's own examples when given) and each node that
 stands for a Keras layer is compared with that layer's output in the model
-itself. The first layer whose output differs is named in a one-line refusal:
-a graph that does not compute the user's network is never used.
+itself; a layer of a nested model is compared inside that model, run on
+what Keras computed for its inputs, and each nested model's output also as
+the model calling it sees it (which checks how the call is wired). The
+first layer whose output differs is named in a one-line refusal: a graph
+that does not compute the user's network is never used.
 """
 
 import numpy as np
@@ -30,13 +33,50 @@ def probe_inputs(input_shape, count: int = DEFAULT_EXAMPLES,
   return rng.standard_normal((count, *input_shape)).astype(np.float32)
 
 
-def keras_outputs(model, traced: Traced, names, x: np.ndarray) -> list[np.ndarray]:
-  """The Keras model's outputs at the layers of `names`, in inference mode."""
-  probe = keras_compat.keras_module(traced.framework).Model(
-      model.inputs[0], [traced.tensors[n] for n in names])
-  outs = probe(x, training=False)
-  outs = outs if isinstance(outs, (list, tuple)) else [outs]
-  return [np.asarray(o) for o in outs]
+def _run(K, model, tensors: list, values: list) -> list[np.ndarray]:
+  """`tensors` of `model`'s graph, computed from its inputs' `values`."""
+  inputs = list(model.inputs)
+  distinct = []
+  for t in tensors:
+    if all(t is not d for d in distinct + inputs):
+      distinct.append(t)
+  computed = []
+  if distinct:
+    probe = K.Model(inputs if len(inputs) > 1 else inputs[0], distinct)
+    outs = probe(values if len(inputs) > 1 else values[0], training=False)
+    computed = [np.asarray(o) for o in (outs if isinstance(outs, (list, tuple))
+                                        else [outs])]
+  known = list(zip(inputs, values)) + list(zip(distinct, computed))
+  return [next(np.asarray(v) for t2, v in known if t2 is t) for t in tensors]
+
+
+def keras_outputs(traced: Traced, wanted, x: np.ndarray) -> list[np.ndarray]:
+  """Keras's values, in inference mode, of `wanted`: (scope, tensor) pairs.
+
+  Each model (the traced one, then each nested one) is run on its own graph:
+  a nested model's inputs are the values Keras computed, in the model it is
+  called in, for the tensors it is called on.
+  """
+  K = keras_compat.keras_module(traced.framework)
+  scopes = traced.scopes
+  by_scope: dict[int, list[int]] = {}
+  for i, (scope, _) in enumerate(wanted):
+    by_scope.setdefault(scope, []).append(i)
+  children: dict[int, list[int]] = {}
+  for i, scope in enumerate(scopes):
+    if scope.parent is not None:
+      children.setdefault(scope.parent, []).append(i)
+  values, inputs = [None] * len(wanted), {0: [x]}
+  for i, scope in enumerate(scopes):  # a nested model after its parent
+    own = by_scope.get(i, [])
+    feeds = [t for c in children.get(i, []) for t in scopes[c].feeds]
+    outs = _run(K, scope.model, [wanted[j][1] for j in own] + feeds, inputs[i])
+    for j, out in zip(own, outs):
+      values[j] = out
+    rest = iter(outs[len(own):])
+    for c in children.get(i, []):
+      inputs[c] = [next(rest) for _ in scopes[c].feeds]
+  return values
 
 
 def first_mismatch(ours: np.ndarray, theirs: np.ndarray, rtol: float,
@@ -75,17 +115,23 @@ def verify(model, traced: Traced, data: np.ndarray | None = None) -> None:
           f'examples of shape {tuple(np.shape(data)[1:])} but the model takes '
           f'{graph.input_shape}: store the inputs as the model reads them')
     x = np.concatenate([x, np.asarray(data[:DEFAULT_EXAMPLES], np.float32)])
-  names = [n.name for n in graph.nodes if n.name in traced.tensors]
-  if graph.output not in names:
-    names.append(graph.output)
-  theirs = keras_outputs(model, traced, names, x)
+  order = {n.name: i for i, n in enumerate(graph.nodes)}
+  # (node, scope, tensor, nested model): every layer in its own model, then
+  # each nested model's output as its caller sees it; in graph order.
+  checks = sorted([(name, traced.scope_of.get(name, 0), tensor, None)
+                   for name, tensor in traced.tensors.items()]
+                  + list(traced.calls), key=lambda c: order[c[0]])
+  names = list(dict.fromkeys(c[0] for c in checks))
+  theirs = keras_outputs(traced, [(c[1], c[2]) for c in checks], x)
   ours = evaluator.node_outputs(graph, x, names)
-  for name, expected in zip(names, theirs):
+  for (name, _, _, nested), expected in zip(checks, theirs):
     last = name == graph.output
     problem = first_mismatch(ours[name], expected, RTOL,
                              OUTPUT_ATOL if last else ATOL)
     if problem:
       node = graph.node(name)
+      what = (f'the output of nested model {nested} (layer {name}, {node.op})'
+              if nested else f'layer {name} ({node.op})')
       raise TfpruneError(
-          f'model {model.name}: the imported graph does not compute layer '
-          f'{name} ({node.op}) as Keras does: {problem}; refusing to use it')
+          f'model {model.name}: the imported graph does not compute {what} '
+          f'as Keras does: {problem}; refusing to use it')
