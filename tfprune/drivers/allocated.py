@@ -41,9 +41,17 @@ def check(allocation: str, sensitivity_csv: str | None, pattern: str | None,
 
   Raises:
     TfpruneError: unknown allocation, a scan missing or given without
-      `sensitivity`, a bad pattern, or a pattern without a weight-level method.
+      `sensitivity`, a bad pattern, a pattern without a weight-level method,
+      or per-layer levels for a method that ranks channels across layers.
   """
   allocators.get(allocation)
+  across = [m for m in methods if m in channel_pruning.METHODS and
+            channel_pruning.METHODS[m] not in channel_pruning.PER_LAYER]
+  if allocation != UNIFORM and across:
+    raise TfpruneError(
+        f'--allocation={allocation} gives each layer its own level, but '
+        f'{across[0]} ranks channel groups across layers: use '
+        f'--allocation=uniform with {across[0]}, or method unit')
   if allocation in allocators.NEEDS_SCAN and not sensitivity_csv:
     raise TfpruneError(f'--allocation={allocation} needs --sensitivity_csv: '
                        'make one with experiments/sensitivity.py')
@@ -192,6 +200,9 @@ def graph_points(config, graph: Graph, names: Sequence[str],
   The data-aware methods (`graph_reconstruction.METHODS`) read `calibration`.
   """
   check_graph_pattern(config)
+  for method in config.methods:
+    if method in channel_pruning.METHODS:  # before any point is pruned
+      channel_pruning.check(graph, method, names)
   scan = load_scan(config.allocation, config.sensitivity_csv,
                    {n: graph.node(n).params['kernel'].size for n in names})
   for method in config.methods:
