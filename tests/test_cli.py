@@ -222,6 +222,16 @@ CASES = {
                   '--out_dir={out}'], 2,
         "re:^error: method 'obs' needs calibration data from the mnist training "
         'split, which failed to load: missing data file'),
+    'sweep-unit_bn-on-a-dense-chain': (
+        'sweep', ['--methods=unit,unit_bn', '--levels=50', '--data_dir={data}',
+                  '--out_dir={out}'], 2,
+        "error: method 'unit_bn' ranks units by batch-norm gamma, but a dense "
+        'chain has no batch norm: use unit or unit_l1'),
+    'sweep-unit_l1-with-erk': (
+        'sweep', ['--methods=unit_l1', '--allocation=erk', '--out_dir={out}'], 2,
+        'error: --allocation=erk gives each layer its own level, but unit_l1 ranks '
+        'channel groups across layers: use --allocation=uniform with unit_l1, or '
+        'method unit'),
     'sweep-unwritable-out_dir': (
         'sweep', ['--out_dir={file}/out'], 2,
         'error: output folder {file}/out is not writable (Not a directory): '

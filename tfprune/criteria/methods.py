@@ -42,6 +42,16 @@ class Method:
   summary: str
   channel_importance: str | None = None
 
+  @property
+  def per_layer(self) -> bool:
+    """Whether the method ranks each kernel by its own weights alone.
+
+    Such a method also runs one kernel at a time (`graph_pruning`, per-layer
+    levels of an allocation); `unit_l1` and `unit_bn` rank a channel by the
+    next layer's rows or by its batch norms, which no kernel holds.
+    """
+    return self.channel_importance in (None, 'l2')
+
 
 def _masking(criterion: str) -> PruneFn:
   def prune(network, k, layers, calibration, use_biases):

@@ -45,8 +45,7 @@ def check(allocation: str, sensitivity_csv: str | None, pattern: str | None,
       or per-layer levels for a method that ranks channels across layers.
   """
   allocators.get(allocation)
-  across = [m for m in methods if m in channel_pruning.METHODS and
-            channel_pruning.METHODS[m] not in channel_pruning.PER_LAYER]
+  across = [m for m in methods if not methods_lib.get(m).per_layer]
   if allocation != UNIFORM and across:
     raise TfpruneError(
         f'--allocation={allocation} gives each layer its own level, but '

@@ -91,11 +91,6 @@ IMPORTANCE: dict[str, Callable[[Graph, groups_lib.Group], np.ndarray]] = {
 METHODS: dict[str, str] = {
     name: method.channel_importance
     for name, method in methods_lib.METHODS.items() if method.channel_importance}
-# Importances read from each producer's own kernel, so their methods also have
-# a per-layer form (each kernel's columns alone, `graph_pruning`) for
-# allocations that give every layer its own level; the others rank across
-# layers (the next layer's rows, batch norms) and have none.
-PER_LAYER = ('l2',)
 
 
 def lowest(scores: np.ndarray, k: float) -> np.ndarray:
