@@ -33,6 +33,7 @@ from tfprune import registry
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import methods as methods_lib
 from tfprune.criteria import pruning
+from tfprune.criteria import unit_groups
 from tfprune.errors import TfpruneError
 from tfprune.graph.ir import Graph
 from tfprune.transforms import groups as groups_lib
@@ -93,10 +94,9 @@ METHODS: dict[str, str] = {
     for name, method in methods_lib.METHODS.items() if method.channel_importance}
 
 
-def lowest(scores: np.ndarray, k: float) -> np.ndarray:
-  """The floor(k*m/100) lowest of m scores (at most m - 1), ties to lower index."""
-  count = min(pruning.prune_count(k, scores.size), scores.size - 1)
-  return np.sort(np.argsort(scores, kind='stable')[:max(count, 0)])
+# The floor(k*m/100) lowest of m scores (at most m - 1), ties to lower index:
+# the same rule ranks a dense chain's units (`unit_groups`).
+lowest = unit_groups.lowest
 
 
 def chosen(analysis: groups_lib.Analysis,
