@@ -11,7 +11,7 @@ layer's units (the network output) are never removed.
 """
 
 import logging
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -32,12 +32,26 @@ def l1_scores(network: Network, layer: int) -> np.ndarray:
   return total
 
 
-def _no_batch_norm(method: str) -> Callable[[Network, int], np.ndarray]:
-  def refuse(network, layer):
-    del network, layer
+# Importances of the methods ranked here (`masks`); others rank a kernel alone.
+IMPORTANCES = ('l1', 'bn_gamma')
+
+
+def check(network: Network, method: str, importance: str | None) -> None:
+  """Refuses, before any work, a method this module cannot rank `network` by.
+
+  Raises:
+    TfpruneError: `network` is not a dense chain, or `importance` is
+      'bn_gamma' (a dense chain has no batch norm).
+  """
+  if importance not in IMPORTANCES:
+    return
+  if network.specs is not None:
+    raise TfpruneError(
+        f'method {method!r} ranks coupled channels, which a CNN weight folder '
+        'has through its graph: load it with tfprune.load and prune the graph')
+  if importance == 'bn_gamma':
     raise TfpruneError(f'method {method!r} ranks units by batch-norm gamma, but '
                        'a dense chain has no batch norm: use unit or unit_l1')
-  return refuse
 
 
 def lowest(scores: np.ndarray, k: float) -> np.ndarray:
@@ -54,7 +68,8 @@ def masks(network: Network, method: str, importance: str,
   Args:
     network: a dense chain.
     method: the method's name, for messages.
-    importance: 'l1' or 'bn_gamma' (refused: a dense chain has no batch norm).
+    importance: a key of `IMPORTANCES` ('bn_gamma' is refused: a dense
+      chain has no batch norm).
     k: one level, or a mapping from layer index to that layer's level.
     layers: 0-based indices of the layers to prune.
 
@@ -62,11 +77,8 @@ def masks(network: Network, method: str, importance: str,
     TfpruneError: the network is not a dense chain, or has no batch norm to
       rank by, or a level is outside [0, 100].
   """
-  if network.specs is not None:
-    raise TfpruneError(
-        f'method {method!r} ranks coupled channels, which a CNN weight folder '
-        'has through its graph: load it with tfprune.load and prune the graph')
-  score = {'l1': l1_scores, 'bn_gamma': _no_batch_norm(method)}[importance]
+  check(network, method, importance)
+  score = {'l1': l1_scores}[importance]
   out: list[np.ndarray | None] = [None] * network.num_layers
   last = network.num_layers - 1
   for i in sorted(set(layers)):

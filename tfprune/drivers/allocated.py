@@ -22,6 +22,7 @@ from tfprune.criteria import graph_reconstruction
 from tfprune.criteria import methods as methods_lib
 from tfprune.criteria import patterns
 from tfprune.criteria import reconstruction
+from tfprune.criteria import unit_groups
 from tfprune.errors import TfpruneError
 from tfprune.graph import ops
 from tfprune.graph.ir import Graph
@@ -168,6 +169,8 @@ def network_points(config, network: Network, layers: Sequence[int],
   Every method at every level under the config's allocation, then the N:M
   rows of `pattern_methods`.
   """
+  for method in config.methods:  # before any point is pruned
+    unit_groups.check(network, method, methods_lib.get(method).channel_importance)
   scan = load_scan(config.allocation, config.sensitivity_csv,
                    {layer_name(i): network.kernels[i].size for i in layers})
   for method in config.methods:
