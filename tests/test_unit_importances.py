@@ -209,3 +209,23 @@ def test_sweep_refuses_unit_bn_before_any_point(tmp_path):
     sweep.run(config, progress=lambda *point: measured.append(point))
   assert not measured  # not even the unit point before it
   assert not (tmp_path / 'out').exists()
+
+
+def test_sweep_of_the_mlp_folder_scores_unit_l1_as_its_graph(tmp_path, data_dir,
+                                                             mnist_test):
+  """The weight-folder sweep (dense-chain path) of `unit_l1`: the graph's accuracy and widths."""
+  config = sweep.SweepConfig(str(helpers.PREBUILT), str(tmp_path / 'out'),
+                             data_dir=data_dir,
+                             methods=('unit_l1',), levels=(50,))
+  row, = sweep.run(config)
+  graph = network_graph.to_graph(weights.load(str(helpers.PREBUILT)).network)
+  pruned = channel_pruning.prune_graph(graph, 'unit_l1', 50,
+                                       graph_pruning.prunable(graph))
+  accuracy = evaluator.Evaluator(graph).accuracy(
+      mnist_test.images.reshape(len(mnist_test), -1),
+      mnist_test.labels, pruned)
+  assert row.accuracy == pytest.approx(accuracy, abs=1e-12)
+  widths = [graph.input_shape[0]] + [
+      int(pruned.node(n.name).params['kernel'].any(axis=0).sum())
+      for n in graph.weighted()]
+  assert row.units == '-'.join(map(str, widths))
