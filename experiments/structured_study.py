@@ -1,24 +1,28 @@
 """ResNet-18 with half of every channel group removed: accuracy, size, speed.
 
-Trains ResNet-18 (width 0.25) on Fashion-MNIST (all 60,000 training images
-unless --train_limit), removes k% of every coupled channel group (`unit`),
-compacts it into a smaller plain Keras model, fine-tunes it and times it
-against the dense one (`tfprune.studies.structured_resnet`).
+Holds out the last --validation_size training images of Fashion-MNIST,
+trains ResNet-18 (width 0.25) on the rest, removes k% of every coupled
+channel group (`unit`), compacts it into a smaller plain Keras model,
+fine-tunes it from each of --finetune_learning_rates, keeps the one of best
+validation accuracy and times it against the dense one
+(`tfprune.studies.structured_resnet`).
 
-The committed img/structured_resnet:
+The committed img/structured_resnet, from the committed dense model (trained
+earlier on all 60,000 training images), without training:
 
-  TFPRUNE_DATA_DIR=../shared/datasets python experiments/structured_study.py
+  TFPRUNE_DATA_DIR=../shared/datasets python experiments/structured_study.py \
+      --dense_model=weights/resnet18-w0.25-fashion_mnist/model.keras
 
-From a trained model, without training (the committed dense model, which the
-run above saved as models/dense.keras):
+Everything, the dense training too (on the 55,000 images before the
+validation split):
 
-  python experiments/structured_study.py \
-      --dense_model=weights/resnet18-w0.25-fashion_mnist/model.keras \
-      --finetune_learning_rate=4e-3 --out_dir=img/structured_resnet-ft4e-3
+  TFPRUNE_DATA_DIR=../shared/datasets python experiments/structured_study.py \
+      --out_dir=runs/structured
 
 A quick look (2,000 images, 2 epochs, fewer timed calls):
 
   python experiments/structured_study.py --train_limit=2000 --epochs=2 \
+      --validation_size=500 --finetune_learning_rates=2e-3 \
       --timing_runs=20 --timing_rounds=2 --out_dir=runs/quick
 """
 
@@ -30,11 +34,12 @@ from tfprune import cli  # first: sets TensorFlow's log level
 from absl import flags
 
 from tfprune.data import datasets
+from tfprune.studies import structured_config
 from tfprune.studies import structured_resnet
 from tfprune.transforms import channel_pruning
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-_D = structured_resnet.StructuredConfig(out_dir='')
+_D = structured_config.StructuredConfig(out_dir='')
 
 _OUT_DIR = flags.DEFINE_string(
     'out_dir', os.path.relpath(REPO / 'img' / 'structured_resnet'),
@@ -48,16 +53,23 @@ _K = flags.DEFINE_float('k', _D.k, 'Percentage of every channel group removed.')
 _IMPORTANCE = flags.DEFINE_enum('importance', _D.importance,
                                 list(channel_pruning.IMPORTANCE),
                                 'Channel score.')
-_TRAIN_LIMIT = flags.DEFINE_integer('train_limit', _D.train_limit,
-                                    'First N training examples, for training and fine-tuning (default: all).')
+_TRAIN_LIMIT = flags.DEFINE_integer(
+    'train_limit', _D.train_limit,
+    'First N training examples (default: all), validation split included.')
+_VALIDATION_SIZE = flags.DEFINE_integer(
+    'validation_size', _D.validation_size,
+    'The last N training examples, never trained on: the fine-tuning rate is '
+    'chosen on them.')
 _TEST_LIMIT = flags.DEFINE_integer('test_limit', None, 'First N test examples.')
 _EPOCHS = flags.DEFINE_integer('epochs', _D.epochs, 'Dense training epochs.')
 _LR = flags.DEFINE_float('learning_rate', _D.learning_rate,
                          'Initial Adam rate of the dense training (cosine).')
 _FT_EPOCHS = flags.DEFINE_integer('finetune_epochs', _D.finetune_epochs,
                                   'Fine-tuning epochs of the compacted model.')
-_FT_LR = flags.DEFINE_float('finetune_learning_rate', _D.finetune_learning_rate,
-                            'Initial Adam rate of fine-tuning (cosine).')
+_FT_LRS = flags.DEFINE_list(
+    'finetune_learning_rates', [f'{r:g}' for r in _D.finetune_learning_rates],
+    'Candidate initial Adam rates of fine-tuning (cosine); the one of best '
+    'validation accuracy is kept.')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', _D.batch_size,
                                    'Training batch size.')
 _SEED = flags.DEFINE_integer('seed', _D.seed, 'Random seed.')
@@ -73,21 +85,25 @@ _ROUNDS = flags.DEFINE_integer('timing_rounds', _D.timing_rounds,
 
 def main(argv):
   del argv
-  config = structured_resnet.StructuredConfig(
+  config = structured_config.StructuredConfig(
       out_dir=_OUT_DIR.value, dataset=_DATASET.value, data_dir=_DATA_DIR.value,
       width=_WIDTH.value, k=_K.value, importance=_IMPORTANCE.value,
       train_limit=_TRAIN_LIMIT.value or None, test_limit=_TEST_LIMIT.value,
+      validation_size=_VALIDATION_SIZE.value,
       epochs=_EPOCHS.value, learning_rate=_LR.value,
-      finetune_epochs=_FT_EPOCHS.value, finetune_learning_rate=_FT_LR.value,
+      finetune_epochs=_FT_EPOCHS.value,
+      finetune_learning_rates=tuple(
+          structured_config.parse_rates(_FT_LRS.value)),
       batch_size=_BATCH_SIZE.value, seed=_SEED.value,
       dense_model=_DENSE_MODEL.value,
-      batch_sizes=tuple(structured_resnet.parse_batch_sizes(_BATCH_SIZES.value)),
+      batch_sizes=tuple(structured_config.parse_batch_sizes(_BATCH_SIZES.value)),
       timing_runs=_RUNS.value, timing_rounds=_ROUNDS.value)
   result = structured_resnet.run(config)
   for b, t in result.timing['latency_median'].items():
     print(f'batch {b}: dense {t["dense_ms"]:.2f} ms, compacted '
           f'{t["compacted_ms"]:.2f} ms, {t["speedup"]:.2f}x')
-  print(f'results in {config.out_dir}/results.csv')
+  print(f'timed: {result.chosen} (chosen on validation); results in '
+        f'{config.out_dir}/results.csv')
 
 
 if __name__ == '__main__':

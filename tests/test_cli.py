@@ -19,7 +19,7 @@ a pattern for it), and that the output path was not created.
 | plot | `--csv` is a binary file | `error: … is not a text CSV (byte N is not UTF-8): …` |
 | train | `--model=resnet18 --dataset=penguins` | `error: model resnet18 is a CNN and needs images, but penguins examples are vectors …` |
 | study_c | `--dataset=penguins` | the same |
-| structured_study | `--k=120`, `--batch_sizes=1,big` | `error: k must be in [0, 100], got 120: pass e.g. --k=50`, … |
+| structured_study | `--k=120`, `--batch_sizes=1,big`, `--finetune_learning_rates=2e-3,0.002` | `error: k must be in [0, 100], got 120: pass e.g. --k=50`, … |
 | sweep | MNIST weights with `--dataset=fashion_mnist` | `error: the weights in … were trained on mnist, not fashion_mnist: …` |
 | study_a | `--weights_dir=weights/mlp-mnist` | `error: the weights in … are a mlp model but this needs fashion_cnn: …` |
 | gradual, benchmark | `--model_file` and `--weights_dir` | `error: --weights_dir and --model_file both given: pass one network to …` |
@@ -182,6 +182,9 @@ CASES = {
     'structured_study-bad-batch-size': (
         'structured_study', ['--batch_sizes=1,big', '--out_dir={out}'], 2,
         'error: batch sizes must be whole numbers, got 1,big: give --batch_sizes=1,256'),
+    'structured_study-repeated-rate': (
+        'structured_study', ['--finetune_learning_rates=2e-3,0.002', '--out_dir={out}'],
+        2, 'error: finetune_learning_rates repeats 0.002: give each rate once'),
     # Silent wrong answers of issue 15, refused.
     'sweep-mnist-weights-on-fashion': (
         'sweep', ['--dataset=fashion_mnist', f'--weights_dir={helpers.PREBUILT}',
@@ -219,6 +222,16 @@ CASES = {
                   '--out_dir={out}'], 2,
         "re:^error: method 'obs' needs calibration data from the mnist training "
         'split, which failed to load: missing data file'),
+    'sweep-unit_bn-on-a-dense-chain': (
+        'sweep', ['--methods=unit,unit_bn', '--levels=50', '--data_dir={data}',
+                  '--out_dir={out}'], 2,
+        "error: method 'unit_bn' ranks units by batch-norm gamma, but a dense "
+        'chain has no batch norm: use unit or unit_l1'),
+    'sweep-unit_l1-with-erk': (
+        'sweep', ['--methods=unit_l1', '--allocation=erk', '--out_dir={out}'], 2,
+        'error: --allocation=erk gives each layer its own level, but unit_l1 ranks '
+        'channel groups across layers: use --allocation=uniform with unit_l1, or '
+        'method unit'),
     'sweep-unwritable-out_dir': (
         'sweep', ['--out_dir={file}/out'], 2,
         'error: output folder {file}/out is not writable (Not a directory): '

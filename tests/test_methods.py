@@ -13,7 +13,16 @@ from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 
 SHAPES = ((20, 16), (16, 12), (12, 4))
-UNIT_LEVEL = {'unit'}  # methods that prune whole columns; the rest prune weights
+# Methods that prune whole columns; the rest prune weights.
+UNIT_LEVEL = {'unit', 'unit_l1', 'unit_bn'}
+# Methods that rank by batch norms, which a dense chain has not: refused.
+BATCH_NORM = {'unit_bn'}
+
+
+def _expected_units(name, k, units):
+  """Units removed from a layer: groups ranked across layers keep one (as on graphs)."""
+  count = pruning.prune_count(k, units)
+  return count if methods.get(name).per_layer else min(count, units - 1)
 
 
 def _calibration(n=64):
@@ -21,10 +30,23 @@ def _calibration(n=64):
 
 
 def test_unit_level_set_names_registered_methods():
-  assert UNIT_LEVEL <= set(methods.METHODS)
+  assert UNIT_LEVEL | BATCH_NORM <= set(methods.METHODS)
+  assert {n for n, m in methods.METHODS.items() if m.channel_importance} == UNIT_LEVEL
 
 
-@pytest.mark.parametrize('name', sorted(methods.METHODS))
+@pytest.mark.parametrize('name', sorted(BATCH_NORM))
+def test_batch_norm_ranks_are_refused_on_a_dense_chain(name):
+  with pytest.raises(TfpruneError, match=(
+      f"^method '{name}' ranks units by batch-norm gamma, but a dense chain has "
+      'no batch norm: use unit or unit_l1$')):
+    methods.prune(name, helpers.random_network(SHAPES), 50, [0, 1])
+
+
+# Every method that runs on a dense chain (those ranking by batch norms are refused).
+CHAIN_METHODS = sorted(set(methods.METHODS) - BATCH_NORM)
+
+
+@pytest.mark.parametrize('name', CHAIN_METHODS)
 @pytest.mark.parametrize('k', [0, 50, 90, 100])
 @pytest.mark.parametrize('bias_correction', [False, True], ids=['plain', 'bias-corrected'])
 def test_prunes_exactly_and_leaves_other_layers_alone(name, k, bias_correction):
@@ -34,7 +56,7 @@ def test_prunes_exactly_and_leaves_other_layers_alone(name, k, bias_correction):
   for i, (rows, cols) in enumerate(SHAPES[:2]):
     zeros = pruned.kernels[i].size - np.count_nonzero(pruned.kernels[i])
     if name in UNIT_LEVEL:
-      assert zeros == pruning.prune_count(k, cols) * rows
+      assert zeros == _expected_units(name, k, cols) * rows
     else:
       assert zeros == pruning.prune_count(k, rows * cols)
   np.testing.assert_array_equal(pruned.kernels[2], net.kernels[2])
@@ -42,7 +64,7 @@ def test_prunes_exactly_and_leaves_other_layers_alone(name, k, bias_correction):
     np.testing.assert_array_equal(pruned.biases[2], net.biases[2])
 
 
-@pytest.mark.parametrize('name', sorted(methods.METHODS))
+@pytest.mark.parametrize('name', CHAIN_METHODS)
 def test_inputs_are_not_modified(name):
   net = helpers.random_network(SHAPES, seed=4)
   before = [a.copy() for a in net.kernels + net.biases]
@@ -68,7 +90,8 @@ def test_bias_correction_without_calibration_is_refused():
 
 
 def test_unknown_method_lists_the_valid_ones():
-  with pytest.raises(ValueError, match='choose one of weight, unit, random, wanda, obs'):
+  with pytest.raises(ValueError, match='choose one of weight, unit, random, wanda, obs, '
+                     'unit_l1, unit_bn'):
     methods.get('lottery')
 
 

@@ -1,4 +1,10 @@
-"""The structured ResNet-18 study end to end on tiny mock Fashion-MNIST."""
+"""The structured ResNet-18 study end to end on tiny mock Fashion-MNIST.
+
+The run holds out the last training images as a validation split, fine-tunes
+the compacted model once per candidate rate and keeps the candidate of best
+validation accuracy; every `_fit` call is recorded to check that no
+validation image is ever trained on.
+"""
 
 import json
 import pathlib
@@ -7,30 +13,49 @@ import numpy as np
 import pytest
 
 from tests import helpers
+from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
+from tfprune.keras_compat import keras
 from tfprune.keras_io import build
+from tfprune.studies import structured_config
 from tfprune.studies import structured_resnet
 from tfprune.transforms import groups as groups_lib
 
 K = 50
+TRAIN, VALIDATION = 64, 16
+RATES = (1e-3, 3e-2)
 
 
 @pytest.fixture(scope='module')
 def study(tmp_path_factory):
   data = tmp_path_factory.mktemp('data')
-  helpers.write_dataset(data, 'fashion_mnist', 'train', n=64)
+  helpers.write_dataset(data, 'fashion_mnist', 'train', n=TRAIN)
   helpers.write_dataset(data, 'fashion_mnist', 't10k', n=32, seed=1)
   out = tmp_path_factory.mktemp('out') / 'structured'
   config = structured_resnet.StructuredConfig(
       out_dir=str(out), data_dir=str(data), width=0.125, k=K, train_limit=None,
-      epochs=1, finetune_epochs=1, batch_size=32, timing_runs=2,
+      validation_size=VALIDATION, epochs=1, finetune_epochs=1,
+      finetune_learning_rates=RATES, batch_size=32, timing_runs=2,
       timing_rounds=1, timing_min_seconds=0.0)
-  return config, structured_resnet.run(config, verbose=False)
+  fitted = []  # (images, learning rate) of every training run
+  fit = structured_resnet._fit  # pylint: disable=protected-access
+
+  def recording_fit(model, train, config, epochs, learning_rate):
+    fitted.append((train.images.copy(), learning_rate))
+    return fit(model, train, config, epochs, learning_rate)
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(structured_resnet, '_fit', recording_fit)
+    result = structured_resnet.run(config, verbose=False)
+  return config, result, fitted
+
+
+def _split(config, name):
+  return datasets.load('fashion_mnist', name, config.data_dir)
 
 
 def test_every_group_keeps_half_its_channels(study):
-  _, result = study
+  _, result, _ = study
   before = groups_lib.analyse(result.dense)
   after = {g.name: g.size for g in groups_lib.analyse(result.compacted).groups}
   pruned = [g for g in before.groups if not g.refused]
@@ -44,7 +69,7 @@ def test_every_group_keeps_half_its_channels(study):
 
 
 def test_compacted_computes_the_masked_graph(study):
-  _, result = study
+  _, result, _ = study
   x = helpers.random_images(result.dense.input_shape, n=8)
   masked = evaluator.predict(result.masked, x)
   np.testing.assert_allclose(evaluator.predict(result.compacted, x), masked,
@@ -55,22 +80,90 @@ def test_compacted_computes_the_masked_graph(study):
 
 
 def test_files_are_written(study):
-  config, result = study
+  config, result, _ = study
   out = pathlib.Path(config.out_dir)
   rows = helpers.read_csv(out / 'results.csv')
-  assert [r['model'] for r in rows] == ['dense', 'oneshot', 'finetuned']
+  candidates = [structured_config.candidate_name(r) for r in RATES]
+  assert [r['model'] for r in rows] == ['dense', 'oneshot', *candidates]
+  assert candidates == ['finetuned-lr0.001', 'finetuned-lr0.03']
   assert list(rows[0]) == list(structured_resnet.COLUMNS)
-  dense, oneshot, finetuned = rows
-  assert int(oneshot['params']) == int(finetuned['params']) < int(dense['params'])
+  assert rows == [{k: str(v) for k, v in row.items()} for row in result.rows]
+  dense, oneshot, *tuned = rows
+  assert [float(r['learning_rate']) for r in tuned] == list(RATES)
+  for row in tuned:
+    assert int(row['params']) == int(oneshot['params']) < int(dense['params'])
   assert int(oneshot['macs']) < int(dense['macs']) / 3
   for row in rows:
-    path = out / 'models' / structured_resnet.MODEL_FILES[row['model']]
+    path = structured_resnet.model_path(out, row['model'])
     assert path.stat().st_size == int(row['keras_bytes'])
-  assert json.loads((out / 'config.json').read_text())['k'] == K
+  saved = json.loads((out / 'config.json').read_text())
+  assert saved['k'] == K and saved['validation_size'] == VALIDATION
+  assert saved['finetune_learning_rates'] == list(RATES)
   timing = json.loads((out / 'timing.json').read_text())
   assert set(timing['latency_median']) == {'1', '256'}
+  assert timing['compacted_model'] == result.chosen
+  assert set(timing['seconds']) == {'dense_training', 'prune_and_compact',
+                                    'finetuning_lr0.001', 'finetuning_lr0.03'}
   assert timing == json.loads(json.dumps(result.timing))
   assert not [p for p in out.parent.iterdir() if p.name.startswith('.')]
+
+
+def test_the_chosen_rate_is_the_best_on_validation(study):
+  _, result, _ = study
+  tuned = [r for r in result.rows if r['learning_rate'] != '']
+  best = max(r['validation_accuracy'] for r in tuned)
+  first_best = next(r for r in tuned if r['validation_accuracy'] == best)
+  assert [r['chosen'] for r in tuned] == [
+      int(r is first_best) for r in tuned]
+  assert result.chosen == first_best['model']
+  assert [r['chosen'] for r in result.rows[:2]] == ['', '']
+
+
+def test_validation_images_are_never_trained_on(study):
+  config, _, fitted = study
+  images = _split(config, 'train').images
+  fit_part, validation = images[:TRAIN - VALIDATION], images[TRAIN - VALIDATION:]
+  # The dense training, then one fine-tuning per rate, in order.
+  assert [rate for _, rate in fitted] == [config.learning_rate, *RATES]
+  held_out = {image.tobytes() for image in validation}
+  for trained, _ in fitted:
+    np.testing.assert_array_equal(trained, fit_part)
+    assert not held_out & {image.tobytes() for image in trained}
+
+
+def test_saved_candidates_score_their_rows(study):
+  """Each candidate's file scores its row's validation and test accuracy."""
+  config, result, _ = study
+  validation = _split(config, 'train')
+  validation = datasets.Split(validation.images[TRAIN - VALIDATION:],
+                              validation.labels[TRAIN - VALIDATION:])
+  test = _split(config, 'test')
+  weights = []
+  for row in result.rows:
+    model = keras.models.load_model(
+        structured_resnet.model_path(config.out_dir, row['model']))
+    weights.append(model.get_weights())
+    for split, column in ((validation, 'validation_accuracy'), (test, 'accuracy')):
+      predicted = model.predict(split.images, verbose=0).argmax(axis=1)
+      assert round(float(np.mean(predicted == split.labels)), 6) == row[column]
+  # The candidates were fine-tuned from different rates: different weights.
+  assert not all(np.array_equal(a, b) for a, b in zip(weights[2], weights[3]))
+
+
+def test_choose_takes_the_first_of_equal_best():
+  assert structured_config.choose([0.5, 0.75, 0.75, 0.25]) == 1
+  assert structured_config.choose([0.9]) == 0
+
+
+def test_validation_split_needs_training_images_left():
+  split = datasets.Split(np.zeros((10, 28, 28, 1), np.float32),
+                         np.arange(10))
+  fit_part, validation = structured_config.split_validation(split, 3)
+  assert fit_part.labels.tolist() == list(range(7))
+  assert validation.labels.tolist() == [7, 8, 9]
+  with pytest.raises(TfpruneError, match='validation_size 10 leaves no image '
+                     'to fine-tune on of the 10 training images'):
+    structured_config.split_validation(split, 10)
 
 
 @pytest.mark.parametrize('change, message', [
@@ -78,7 +171,21 @@ def test_files_are_written(study):
     ({'importance': 'l3'}, 'importance must be one of l2, l1, bn_gamma'),
     ({'finetune_epochs': -1}, 'finetune_epochs must be >= 0, got -1'),
     ({'dataset': 'penguins'}, 'needs images'),
+    ({'validation_size': 0}, 'validation_size must be at least 1, got 0'),
+    ({'train_limit': 100, 'validation_size': 100},
+     'train_limit 100 leaves no image to fine-tune on'),
+    ({'finetune_learning_rates': ()}, 'no fine-tuning learning rate given'),
+    ({'finetune_learning_rates': (1e-3, -2e-3)},
+     'learning rates must be positive, got 0.001 and 0.001,-0.002'),
+    ({'finetune_learning_rates': (2e-3, 1e-3, 2e-3)},
+     'finetune_learning_rates repeats 0.002: give each rate once'),
 ])
 def test_config_is_validated(change, message):
   with pytest.raises(TfpruneError, match=message.replace('[', r'\[').replace(']', r'\]')):
     structured_resnet.StructuredConfig(out_dir='x', **change)
+
+
+def test_bad_rates_are_refused_in_one_line():
+  with pytest.raises(TfpruneError, match='learning rates must be numbers, got '
+                     '1e-3,fast: give --finetune_learning_rates=1e-3,2e-3,4e-3'):
+    structured_config.parse_rates(['1e-3', 'fast'])

@@ -53,14 +53,15 @@ def save(graph: Graph, path: str | pathlib.Path) -> pathlib.Path:
 def prune(graph: Graph, method: str, k: float,
           layers: Sequence[str] | None = None,
           prune_output_layer: bool = False) -> Graph:
-  """`graph` pruned by `method` ('weight', 'unit', 'random') at k percent.
+  """`graph` pruned by `method` ('weight', 'unit', 'unit_l1', 'unit_bn', 'random') at k percent.
 
   Args:
     graph: the network.
-    method: a key of `graph_pruning.CRITERIA`.
+    method: a key of `graph_pruning.CRITERIA` or `channel_pruning.METHODS`.
     k: percentage of each chosen kernel's weights (or units) to prune;
-      'unit' removes k% of the channels of every dependency group holding a
-      chosen layer (residual adds and concatenations pruned together).
+      'unit', 'unit_l1' and 'unit_bn' remove k% of the channels of every
+      dependency group holding a chosen layer (residual adds and
+      concatenations pruned together), ranked by L2, L1 or batch-norm gamma.
     layers: layer names to prune; default every layer with a kernel but the
       output layer (or with it, if `prune_output_layer`).
   """

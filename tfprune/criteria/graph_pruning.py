@@ -20,10 +20,11 @@ from tfprune.graph import ops
 from tfprune.graph.ir import Graph
 
 # The network methods (`methods.METHODS`) that are one mask criterion of
-# `pruning.PRUNERS` and need no data run on any graph.
+# `pruning.PRUNERS`, need no data and rank each kernel alone run on any graph.
 CRITERIA: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
     name: pruning.PRUNERS[name] for name, method in methods.METHODS.items()
-    if not method.needs_calibration and name in pruning.PRUNERS}
+    if not method.needs_calibration and method.per_layer
+    and name in pruning.PRUNERS}
 UNIT_LEVEL = ('unit', 'unit_l1')
 
 

@@ -3,7 +3,10 @@
 A method turns a dense network into a pruned one at level k on the given
 layers. `weight` and `unit` apply the mask criteria of `pruning`; `wanda` and
 `obs` also look at a calibration set of training inputs (see
-`reconstruction`). Any method can be followed by bias correction.
+`reconstruction`). Any method can be followed by bias correction. The unit
+methods with a `channel_importance` remove coupled channel groups on a graph
+(`transforms.channel_pruning`), ranked by that importance; `unit_l1` and
+`unit_bn` rank a dense chain's units the same way (`unit_groups`).
 """
 
 import dataclasses
@@ -15,6 +18,7 @@ from tfprune import registry
 from tfprune.criteria import pruning
 from tfprune.criteria import bias_correction as bias_correction_lib
 from tfprune.criteria import reconstruction
+from tfprune.criteria import unit_groups
 from tfprune.errors import TfpruneError
 from tfprune.graph.network import Network
 
@@ -29,10 +33,24 @@ class Method:
     prune: (network, k, layers, calibration, use_biases) -> pruned network.
     needs_calibration: whether `prune` reads calibration inputs.
     summary: one line for `--help` and the README.
+    channel_importance: on a graph, the method removes coupled channel groups
+      ranked by this key of `transforms.channel_pruning.IMPORTANCE` (None:
+      it masks each kernel alone).
   """
   prune: PruneFn
   needs_calibration: bool
   summary: str
+  channel_importance: str | None = None
+
+  @property
+  def per_layer(self) -> bool:
+    """Whether the method ranks each kernel by its own weights alone.
+
+    Such a method also runs one kernel at a time (`graph_pruning`, per-layer
+    levels of an allocation); `unit_l1` and `unit_bn` rank a channel by the
+    next layer's rows or by its batch norms, which no kernel holds.
+    """
+    return self.channel_importance in (None, 'l2')
 
 
 def _masking(criterion: str) -> PruneFn:
@@ -46,7 +64,7 @@ METHODS: dict[str, Method] = {
     'weight': Method(_masking('weight'), False,
                      'smallest |w| of each layer (magnitude)'),
     'unit': Method(_masking('unit'), False,
-                   'columns (neurons) of smallest L2 norm'),
+                   'columns (neurons) of smallest L2 norm', 'l2'),
     'random': Method(_masking('random'), False,
                      'weights chosen at random (seeded): the baseline'),
     'wanda': Method(
@@ -55,6 +73,12 @@ METHODS: dict[str, Method] = {
     'obs': Method(
         lambda n, k, l, c, b: reconstruction.prune_obs(n, k, l, c, use_biases=b),
         True, 'OBS saliency + layer-wise least-squares reconstruction (SparseGPT)'),
+    'unit_l1': Method(unit_groups.pruner('unit_l1', 'l1'), False,
+                      'units (channels) of smallest L1 norm of every weight '
+                      'they touch', 'l1'),
+    'unit_bn': Method(unit_groups.pruner('unit_bn', 'bn_gamma'), False,
+                      'channels of smallest batch-norm |gamma| (networks with '
+                      'batch norm)', 'bn_gamma'),
 }
 
 

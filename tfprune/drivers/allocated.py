@@ -22,6 +22,7 @@ from tfprune.criteria import graph_reconstruction
 from tfprune.criteria import methods as methods_lib
 from tfprune.criteria import patterns
 from tfprune.criteria import reconstruction
+from tfprune.criteria import unit_groups
 from tfprune.errors import TfpruneError
 from tfprune.graph import ops
 from tfprune.graph.ir import Graph
@@ -41,9 +42,16 @@ def check(allocation: str, sensitivity_csv: str | None, pattern: str | None,
 
   Raises:
     TfpruneError: unknown allocation, a scan missing or given without
-      `sensitivity`, a bad pattern, or a pattern without a weight-level method.
+      `sensitivity`, a bad pattern, a pattern without a weight-level method,
+      or per-layer levels for a method that ranks channels across layers.
   """
   allocators.get(allocation)
+  across = [m for m in methods if not methods_lib.get(m).per_layer]
+  if allocation != UNIFORM and across:
+    raise TfpruneError(
+        f'--allocation={allocation} gives each layer its own level, but '
+        f'{across[0]} ranks channel groups across layers: use '
+        f'--allocation=uniform with {across[0]}, or method unit')
   if allocation in allocators.NEEDS_SCAN and not sensitivity_csv:
     raise TfpruneError(f'--allocation={allocation} needs --sensitivity_csv: '
                        'make one with experiments/sensitivity.py')
@@ -161,6 +169,8 @@ def network_points(config, network: Network, layers: Sequence[int],
   Every method at every level under the config's allocation, then the N:M
   rows of `pattern_methods`.
   """
+  for method in config.methods:  # before any point is pruned
+    unit_groups.check(network, method, methods_lib.get(method).channel_importance)
   scan = load_scan(config.allocation, config.sensitivity_csv,
                    {layer_name(i): network.kernels[i].size for i in layers})
   for method in config.methods:
@@ -192,6 +202,9 @@ def graph_points(config, graph: Graph, names: Sequence[str],
   The data-aware methods (`graph_reconstruction.METHODS`) read `calibration`.
   """
   check_graph_pattern(config)
+  for method in config.methods:
+    if method in channel_pruning.METHODS:  # before any point is pruned
+      channel_pruning.check(graph, method, names)
   scan = load_scan(config.allocation, config.sensitivity_csv,
                    {n: graph.node(n).params['kernel'].size for n in names})
   for method in config.methods:

@@ -69,7 +69,7 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
 
   Args:
     graph: the dense graph.
-    methods: keys of `graph_pruning.CRITERIA`.
+    methods: keys of `graph_pruning.CRITERIA` or `channel_pruning.METHODS`.
     levels: k in percent.
     names: nodes to prune.
     x, labels: test inputs and integer labels.
@@ -84,7 +84,10 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
   """
   if points is None:
     for method in methods:
-      graph_pruning.get(method)
+      if method in channel_pruning.METHODS:
+        channel_pruning.check(graph, method, names)
+      else:
+        graph_pruning.get(method)
     points = ((method, k, channel_pruning.prune_graph(graph, method, k, names))
               for method in methods for k in levels)
   evaluator = Evaluator(graph)

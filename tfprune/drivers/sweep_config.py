@@ -11,6 +11,7 @@ from tfprune.criteria import reconstruction
 from tfprune.data import datasets
 from tfprune.drivers import allocated
 from tfprune.errors import TfpruneError
+from tfprune.transforms import channel_pruning
 
 DEFAULT_LEVELS = (0, 25, 50, 60, 70, 80, 90, 95, 97, 99)
 DEFAULT_METHODS = ('weight', 'unit')
@@ -160,7 +161,8 @@ def config_record(config: SweepConfig) -> dict:
 def check_graph_methods(config: SweepConfig) -> None:
   """Refuses methods that do not run on graphs (CNN folders, model files) yet."""
   allocated.check_graph_pattern(config)
-  runnable = (*graph_pruning.CRITERIA, *graph_reconstruction.METHODS)
+  runnable = tuple(dict.fromkeys((*graph_pruning.CRITERIA, *channel_pruning.METHODS,
+                                   *graph_reconstruction.METHODS)))
   for method in config.methods:
     if method not in runnable:
       raise TfpruneError(

@@ -11,8 +11,11 @@ graph's arrays):
   depthwise filters and the consumers' input rows).
 * `bn_gamma`: the summed |gamma| of the channel's batch norms.
 
-`select` removes exactly floor(k * m / 100) of each group's m channels (the
-lowest scores, ties to the lower channel index), always keeping one.
+`METHODS` are the registry's methods (`criteria.methods.METHODS`) that
+remove coupled channels on a graph, each with its importance: `unit` (l2),
+`unit_l1` (l1) and `unit_bn` (bn_gamma). `select` removes exactly
+floor(k * m / 100) of each group's m channels (the lowest scores, ties to
+the lower channel index), always keeping one.
 `mask` zeroes the removed channels' producing kernel slices and depthwise
 filters, so each outputs a constant (e.g. relu(bias) or BN(bias)) that
 `graph_compaction.compact` folds into the next layer's bias. Where the
@@ -28,7 +31,9 @@ import numpy as np
 
 from tfprune import registry
 from tfprune.criteria import graph_pruning
+from tfprune.criteria import methods as methods_lib
 from tfprune.criteria import pruning
+from tfprune.criteria import unit_groups
 from tfprune.errors import TfpruneError
 from tfprune.graph.ir import Graph
 from tfprune.transforms import groups as groups_lib
@@ -63,14 +68,18 @@ def l1(graph: Graph, group: groups_lib.Group) -> np.ndarray:
              np.zeros(group.size))
 
 
+def _gammas(graph: Graph, group: groups_lib.Group) -> list[np.ndarray]:
+  return [np.abs(channel_rows(graph, s)).sum(axis=(1, 2))
+          for s in group.slices if s.param == 'gamma']
+
+
 def bn_gamma(graph: Graph, group: groups_lib.Group) -> np.ndarray:
   """Summed |gamma| of each channel's batch norms.
 
   Raises:
     TfpruneError: the group has no batch norm.
   """
-  gammas = [np.abs(channel_rows(graph, s)).sum(axis=(1, 2))
-            for s in group.slices if s.param == 'gamma']
+  gammas = _gammas(graph, group)
   if not gammas:
     raise TfpruneError(f'group {group.name} has no batch norm to score by '
                        'gamma: use importance l2 or l1')
@@ -80,13 +89,14 @@ def bn_gamma(graph: Graph, group: groups_lib.Group) -> np.ndarray:
 IMPORTANCE: dict[str, Callable[[Graph, groups_lib.Group], np.ndarray]] = {
     'l2': l2, 'l1': l1, 'bn_gamma': bn_gamma}
 # Graph pruning methods that remove coupled channels, and their importance.
-METHODS = {'unit': 'l2'}
+METHODS: dict[str, str] = {
+    name: method.channel_importance
+    for name, method in methods_lib.METHODS.items() if method.channel_importance}
 
 
-def lowest(scores: np.ndarray, k: float) -> np.ndarray:
-  """The floor(k*m/100) lowest of m scores (at most m - 1), ties to lower index."""
-  count = min(pruning.prune_count(k, scores.size), scores.size - 1)
-  return np.sort(np.argsort(scores, kind='stable')[:max(count, 0)])
+# The floor(k*m/100) lowest of m scores (at most m - 1), ties to lower index:
+# the same rule ranks a dense chain's units (`unit_groups`).
+lowest = unit_groups.lowest
 
 
 def chosen(analysis: groups_lib.Analysis,
@@ -154,19 +164,50 @@ def mask(graph: Graph, analysis: groups_lib.Analysis,
   return graph.with_params(changes)
 
 
+def check(graph: Graph, method: str, names: Sequence[str] | None = None,
+          analysis: groups_lib.Analysis | None = None) -> None:
+  """Refuses `method` on `graph` before any work if it cannot rank every chosen group.
+
+  Only `bn_gamma` can fail: a group without a batch norm has no gamma.
+
+  Raises:
+    TfpruneError: naming the method and the groups without batch norm.
+  """
+  if registry.lookup(METHODS, method, 'method') != 'bn_gamma':
+    return
+  groups = chosen(analysis or groups_lib.analyse(graph), names)
+  bare = [g for g in groups if not _gammas(graph, g)]
+  if not bare:
+    return
+  if len(bare) == len(groups):
+    raise TfpruneError(f'method {method!r} ranks channels by batch-norm gamma, '
+                       'but this network has no batch norm on the channels it '
+                       'prunes: use unit or unit_l1')
+  layers = ','.join(n for g in bare for n in g.nodes)
+  raise TfpruneError(
+      f'method {method!r} ranks channels by batch-norm gamma, but the channels '
+      f'of {layers} have no batch norm: use unit or unit_l1, or leave those '
+      'layers out with --prune_layers')
+
+
 def prune(graph: Graph, method: str, k: float,
           names: Sequence[str] | None = None) -> Graph:
   """`graph` with `method` (a key of `METHODS`) masked at level k.
 
   Args:
     graph: the network.
-    method: 'unit' (L2 of the coupled producers' kernels).
+    method: 'unit' (L2 of the coupled producers' kernels), 'unit_l1' (L1 of
+      every kernel weight the channels touch) or 'unit_bn' (|gamma| of their
+      batch norms).
     k: percentage of each group's channels to remove.
     names: prune the groups holding these nodes (default: every group).
+
+  Raises:
+    TfpruneError: unknown method, k outside [0, 100], or `check` refuses.
   """
   analysis = groups_lib.analyse(graph)
-  removed = select(graph, analysis, registry.lookup(METHODS, method, 'method'),
-                   k, names)
+  check(graph, method, names, analysis)
+  removed = select(graph, analysis, METHODS[method], k, names)
   return mask(graph, analysis, removed)
 
 
@@ -174,9 +215,9 @@ def prune_graph(graph: Graph, method: str, k: float,
                 names: Sequence[str]) -> Graph:
   """`graph` pruned by any graph method on the nodes `names`.
 
-  The structured methods of `METHODS` ('unit') remove coupled channels of the
-  groups holding `names`; the others ('weight', 'random', 'unit_l1') mask
-  each kernel of `names` alone (`graph_pruning.prune`).
+  The structured methods of `METHODS` ('unit', 'unit_l1', 'unit_bn') remove
+  coupled channels of the groups holding `names`; the others ('weight',
+  'random') mask each kernel of `names` alone (`graph_pruning.prune`).
   """
   if method in METHODS:
     return prune(graph, method, k, names)
