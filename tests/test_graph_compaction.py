@@ -15,6 +15,7 @@ from tests import helpers
 from tests.test_structured_groups import ARCHITECTURES
 from tests.test_structured_groups import graph_of
 from tfprune.criteria import pruning
+from tfprune.drivers import pruned_keras
 from tfprune.graph import evaluator
 from tfprune.graph import network_graph
 from tfprune.graph import ops
@@ -146,3 +147,17 @@ def test_a_constant_meeting_zero_padding_is_kept(padding, width):
   x = _inputs(graph)
   np.testing.assert_allclose(evaluator.predict(small, x),
                              evaluator.predict(graph, x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('use_biases', [True, False])
+def test_a_saved_dense_chain_is_the_compacted_network(use_biases):
+  net = helpers.random_network(((20, 16), (16, 12), (12, 4)), seed=5)
+  pruned = net.masked(pruning.network_masks(net, 'unit', 50, [0, 1]))
+  graph = pruned_keras.network_to_save(pruned, use_biases)
+  small = compaction.compact(pruned, use_biases)
+  assert [n.params['kernel'].shape for n in graph.weighted()] == [
+      k.shape for k in small.kernels] == [(20, 8), (8, 6), (6, 4)]
+  x = np.random.default_rng(0).standard_normal((8, 20)).astype(np.float32)
+  np.testing.assert_allclose(evaluator.predict(graph, x),
+                             evaluate.logits(pruned, x, use_biases), rtol=1e-5,
+                             atol=1e-6)
