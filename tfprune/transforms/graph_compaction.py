@@ -116,8 +116,8 @@ def compact(graph: Graph, analysis: groups_lib.Analysis,
     TfpruneError: a removed channel is not constant where it is read.
   """
   masked = channel_pruning.mask(graph, analysis, removed)
-  propagated = constants.propagate(masked, constants.removed_entries(analysis, removed),
-                          constants.Arrays(masked))
+  entries = constants.removed_entries(analysis, removed)
+  propagated = constants.propagate(masked, entries, constants.Arrays(masked))
   return _rebuild(masked, analysis, removed, propagated, check=True)
 
 
