@@ -1,11 +1,12 @@
 """Pruned networks as plain Keras `.keras` files, compacted where structured removal allows.
 
-For `sweep --save_keras`: a structured method (`unit`) is compacted on any
-graph (`transforms.graph_compaction`: the removed channels are gone and the
-smaller model computes what the masked one does); a dense chain of a weight
-folder is compacted by `transforms.compaction` after any method; otherwise
-(`weight`, `random` on a graph) the masked graph is written, shaped like the
-dense one. Files are written under a temporary name and renamed.
+For `sweep --save_keras`, through the one compaction (`graph_compaction`): a
+structured method (`unit`) is compacted on any graph (the removed channels
+are gone and the smaller model computes what the masked one does); a dense
+chain of a weight folder is compacted after any method (units whose weights
+are all pruned, or that nothing reads, are removed: `compact_zeros`);
+otherwise (`weight`, `random` on a graph) the masked graph is written, shaped
+like the dense one. Files are written under a temporary name and renamed.
 """
 
 import os
@@ -17,7 +18,6 @@ from tfprune.graph.ir import Graph
 from tfprune.graph.network import Network
 from tfprune.keras_io import build
 from tfprune.transforms import channel_pruning
-from tfprune.transforms import compaction
 from tfprune.transforms import graph_compaction
 
 SUFFIX = '.keras'
@@ -33,8 +33,7 @@ def graph_to_save(dense: Graph, masked: Graph, method: str, k: float,
 
 def network_to_save(pruned: Network, use_biases: bool) -> Graph:
   """A pruned dense chain, compacted, as a graph."""
-  return network_graph.to_graph(compaction.compact(pruned, use_biases),
-                                use_biases)
+  return graph_compaction.compact_zeros(network_graph.to_graph(pruned, use_biases))
 
 
 def save(graph: Graph, path: str | os.PathLike) -> pathlib.Path:

@@ -183,6 +183,15 @@ _OPS: dict[str, Callable[[Node, dict, list], tf.Tensor]] = {
 assert set(_OPS) == set(ops.OPS) - {'input'}
 
 
+def apply_node(graph: Graph, node: Node, params: Mapping,
+               inputs: Sequence[tf.Tensor]) -> tf.Tensor:
+  """`node`'s output from its input tensors and `params` (tensors or arrays)."""
+  fn = _OPS[node.op]
+  if fn is None:
+    return tf.reshape(inputs[0], (-1, *graph.shapes[node.name]))
+  return fn(node, params, list(inputs))
+
+
 def run_nodes(graph: Graph, x: tf.Tensor,
               params: Mapping[str, Mapping[str, tf.Tensor]],
               keep: Sequence[str] = ()) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
@@ -198,12 +207,8 @@ def run_nodes(graph: Graph, x: tf.Tensor,
     for source in node.inputs:
       last_use[source] = i
   for i, node in enumerate(graph.nodes[1:], start=1):
-    inputs = [values[s] for s in node.inputs]
-    fn = _OPS[node.op]
-    if fn is None:
-      out = tf.reshape(inputs[0], (-1, *graph.shapes[node.name]))
-    else:
-      out = fn(node, params.get(node.name, {}), inputs)
+    out = apply_node(graph, node, params.get(node.name, {}),
+                     [values[s] for s in node.inputs])
     values[node.name] = out
     if node.name in keep:
       kept[node.name] = out

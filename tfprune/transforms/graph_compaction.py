@@ -1,17 +1,29 @@
-"""Compaction of any graph: physically remove masked channels, same outputs.
+"""The one compaction: physically remove channels a graph does not need, same outputs.
 
-`compact(graph, analysis, removed)` takes the dense graph and the channels
-`channel_pruning.select` chose, and returns a smaller graph computing what
-the masked graph (`channel_pruning.mask`) computes. A masked channel outputs
-a constant (e.g. relu(bias), or act(BN(bias)) after a batch norm, 0 when
-silenced); every consumer absorbs that constant into its bias (dense:
-c @ W[rows]; conv: c times the sum of the filter taps, exact for a 'valid'
-or 1x1 conv), then every slice of the group is deleted: the producers' output
-channels, the batch-norm and depthwise entries, the consumers' input rows.
-The constants are read from the masked graph itself on two random inputs and
-must be the same everywhere, or compaction refuses naming the consumer; a
-constant meeting zero padding must be 0 (the mask silences such channels).
-This is `compaction.compact` (dense chains) for every graph.
+A channel (one coupled channel of a `groups.Group`) can go when it is
+
+* constant: every producer's kernel slice of it is zero, except on input
+  rows that are themselves removed constants, so it outputs a constant
+  (relu(bias), act(BN(bias)), 0 when silenced). Every consumer absorbs that
+  constant into its bias (dense: c @ W; conv: c times the sum of the filter
+  taps, exact for a 'valid' or 1x1 conv, or for c = 0), then the channel is
+  deleted everywhere: the producers' output channels, the batch-norm and
+  depthwise entries, the consumers' input rows;
+* or unread: every consumer's input rows of it are zero.
+
+The constants are computed from the parameters, node by node
+(`channel_constants.propagate`): a dense or conv producer's constant is its
+float64 bias plus the folded constants of its removed inputs, then its
+activation; linear and ReLU stay in float64 and other ops run the
+evaluator's own float32 op on a tensor filled with the constant. Folding is
+float64 and rounded to float32 once, so on a dense chain this is the classic
+MLP compaction, bit for bit.
+
+`compact(graph, analysis, removed)` removes the channels `channel_pruning`
+chose (after masking them); `compact_zeros(graph)` finds every removable
+channel of a pruned graph itself, following constants from layer to layer
+(a unit reading only removed constants is constant too). A group that would
+lose every channel keeps channel 0, silenced: no input, no bias, no reader.
 """
 
 from typing import Mapping
@@ -19,54 +31,76 @@ from typing import Mapping
 import numpy as np
 
 from tfprune.errors import TfpruneError
-from tfprune.graph import evaluator
 from tfprune.graph.ir import Graph
+from tfprune.graph.ir import thaw
+from tfprune.transforms import channel_constants as constants
 from tfprune.transforms import channel_pruning
 from tfprune.transforms import groups as groups_lib
 
-# A masked channel's value must agree across inputs and positions to this
-# relative tolerance (float32 round-off of pooling) to be folded as constant.
-CONSTANT_RTOL = 1e-5
+_ANALYSES: dict[tuple, groups_lib.Analysis] = {}
 
 
-def _constants(graph: Graph, masked: Graph, analysis, removed) -> dict:
-  """(consumer, input positions) -> the constant each removed position carries."""
-  wanted = []
-  for name, channels in removed.items():
-    for s in analysis.group(name).slices:
-      if s.role == groups_lib.CONSUMER and len(channels):
-        wanted.append((s, s.indices[channels].ravel()))
-  sources = sorted({graph.node(s.node).inputs[0] for s, _ in wanted})
-  rng = np.random.default_rng(0)
-  x = rng.standard_normal((2, *graph.input_shape)).astype(np.float32)
-  values = evaluator.node_outputs(masked, x, sources) if sources else {}
-  out = []
-  for s, positions in wanted:
-    tensor = values[graph.node(s.node).inputs[0]]
-    picked = tensor[..., positions].reshape(-1, positions.size)
-    constant = picked.mean(axis=0, dtype=np.float64)
-    scale = np.maximum(np.abs(constant), 1e-30)
-    if np.any(np.abs(picked - constant) > CONSTANT_RTOL * scale + 1e-7):
-      raise TfpruneError(
-          f'a removed channel entering {s.node} is not constant in the masked '
-          'graph (zero padding or an op that mixes positions): it cannot be '
-          'folded into a bias')
-    out.append((s, positions, constant))
-  return out
+def analysis_of(graph: Graph) -> groups_lib.Analysis:
+  """`groups.analyse(graph)`, cached by structure (it reads no values)."""
+  key = (graph.output, graph.input_shape, tuple(
+      (n.name, n.op, n.inputs, repr(thaw(n.attrs)),
+       tuple((k, v.shape) for k, v in n.params.items())) for n in graph.nodes))
+  if key not in _ANALYSES:
+    if len(_ANALYSES) >= 16:
+      _ANALYSES.clear()
+    _ANALYSES[key] = groups_lib.analyse(graph)
+  return _ANALYSES[key]
 
 
-def _fold(node, positions: np.ndarray, constant: np.ndarray) -> np.ndarray:
-  """What the removed input positions add to `node`'s pre-activation."""
-  kernel = np.asarray(node.params['kernel'], np.float64)
-  if node.op == 'dense':
-    return constant @ kernel[positions]
-  taps = kernel[:, :, positions, :]
-  if np.any(constant) and node.attrs['padding'] == 'same' and max(
-      kernel.shape[:2]) > 1:
-    raise TfpruneError(
-        f'{node.name} zero-pads a removed channel holding a non-zero constant, '
-        'so it cannot be folded into the bias: mask with silence')
-  return np.einsum('hwpo,p->o', taps, constant)
+def _foldable(graph: Graph, group, values: dict, arrays: constants.Arrays):
+  """Per channel of `group`: constant where read (and foldable), and unread."""
+  constant = np.ones(group.size, bool)
+  unread = np.ones(group.size, bool)
+  for s in group.slices:
+    if s.role == groups_lib.PRODUCER and s.param == 'kernel':
+      constant &= ~np.isnan(values[s.node][s.indices[:, 0]])
+    if s.role != groups_lib.CONSUMER:
+      continue
+    node = graph.node(s.node)
+    read = values[node.inputs[0]][s.indices]
+    ok = ~np.isnan(read).any(axis=1)
+    if constants.padded(node):
+      ok &= ~np.any(read != 0, axis=1)
+    constant &= ok
+    rows = np.moveaxis(arrays.nonzero(s.node), s.axis, 0)
+    rows = rows.reshape(rows.shape[0], -1).any(axis=1)
+    unread &= ~rows[s.indices].any(axis=1)
+  return constant, unread
+
+
+def compact_zeros(graph: Graph) -> Graph:
+  """The graph without the channels a pruned `graph` no longer needs.
+
+  Removes every channel of a prunable group that is constant or unread (see
+  the module docstring), repeating until none is left: removing constants can
+  make a later channel constant. Returns `graph` itself when nothing goes.
+  """
+  analysis = analysis_of(graph)
+  arrays = constants.Arrays(graph)
+  groups = [g for g in analysis.groups if not g.refused]
+  removed: dict[str, np.ndarray] = {}
+  while True:
+    entries = constants.removed_entries(analysis, removed)
+    propagated = constants.propagate(graph, entries, arrays)
+    values = propagated[0]
+    found = {}
+    for group in groups:
+      constant, unread = _foldable(graph, group, values, arrays)
+      channels = np.flatnonzero(constant | unread)
+      if channels.size:
+        found[group.name] = channels
+    if found.keys() == removed.keys() and all(
+        np.array_equal(found[k], removed[k]) for k in found):
+      break
+    removed = found
+  if not removed:
+    return graph
+  return _rebuild(graph, analysis, removed, propagated, check=False)
 
 
 def compact(graph: Graph, analysis: groups_lib.Analysis,
@@ -82,33 +116,74 @@ def compact(graph: Graph, analysis: groups_lib.Analysis,
     TfpruneError: a removed channel is not constant where it is read.
   """
   masked = channel_pruning.mask(graph, analysis, removed)
-  biases: dict[str, np.ndarray] = {}
-  for s, positions, constant in _constants(graph, masked, analysis, removed):
-    node = masked.node(s.node)
-    delta = _fold(node, positions, constant)
-    biases[s.node] = biases.get(s.node, 0.0) + delta
+  entries = constants.removed_entries(analysis, removed)
+  propagated = constants.propagate(masked, entries, constants.Arrays(masked))
+  return _rebuild(masked, analysis, removed, propagated, check=True)
+
+
+def _rebuild(graph: Graph, analysis, removed, propagated, check: bool) -> Graph:
+  """Folds the removed channels' constants and deletes them.
+
+  Args:
+    graph: the (masked) graph.
+    analysis: its groups.
+    removed: group name -> channels to remove (all of them: keep channel 0).
+    propagated: `constants.propagate(graph, <removed entries>, ...)`.
+    check: refuse a removed channel that is not constant where it is read.
+  """
+  values, biases = propagated
+  biases = {k: v.copy() for k, v in biases.items()}
+  changes: dict[str, dict[str, np.ndarray]] = {}
+
+  def param(node: str, name: str) -> np.ndarray:
+    if name not in changes.setdefault(node, {}):
+      changes[node][name] = np.array(graph.node(node).params[name])
+    return changes[node][name]
   deletions: dict[tuple[str, str, int], set[int]] = {}
+  deleted = {}
   for name, channels in removed.items():
-    for s in analysis.group(name).slices:
+    group = analysis.group(name)
+    channels = np.asarray(channels, np.int64)
+    if check and len(channels):
+      for s in group.slices:
+        node = graph.node(s.node)
+        if s.role == groups_lib.CONSUMER and np.isnan(
+            values[node.inputs[0]][s.indices[channels]]).any():
+          raise TfpruneError(
+              f'a removed channel entering {s.node} is not constant in the '
+              'masked graph (zero padding or an op that mixes positions): it '
+              'cannot be folded into a bias')
+    if channels.size == group.size:  # keep channel 0, silenced
+      channels = channels[1:]
+      for s in group.slices:
+        if s.role != groups_lib.CHANNEL and s.param in graph.node(s.node).params:
+          index = [slice(None)] * graph.node(s.node).params[s.param].ndim
+          index[s.axis] = s.indices[0]
+          target = param(s.node, s.param)
+          if s.role == groups_lib.PRODUCER and s.param == 'bias' and (
+              s.node in biases):
+            biases[s.node][s.indices[0]] = 0.0
+          target[tuple(index)] = 0.0
+    deleted[name] = channels
+    for s in group.slices:
       deletions.setdefault((s.node, s.param, s.axis), set()).update(
           s.indices[channels].ravel().tolist())
   nodes = []
-  for node in masked.nodes:
-    params = dict(node.params)
-    if node.name in biases and ('bias' in node.params or np.any(biases[node.name])):
-      out_units = params['kernel'].shape[-1]
-      bias = np.asarray(params.get('bias', np.zeros(out_units)), np.float64)
-      params['bias'] = (bias + biases[node.name]).astype(np.float32)
+  for node in graph.nodes:
+    params = {**node.params, **changes.get(node.name, {})}
+    bias = biases.get(node.name)
+    if bias is not None and ('bias' in node.params or np.any(bias)):
+      params['bias'] = bias.astype(np.float32)
       if 'bias' not in node.params:  # a new bias loses the kernel's channels
-        out_axis = params['kernel'].ndim - 1
-        positions = deletions.get((node.name, 'kernel', out_axis), set())
+        positions = deletions.get((node.name, 'kernel', params['kernel'].ndim - 1),
+                                  set())
         params['bias'] = np.delete(params['bias'], sorted(positions))
-    for (name, param, axis), positions in deletions.items():
-      if name == node.name and not (param == 'bias' and param not in node.params):
-        params[param] = np.delete(params[param], sorted(positions), axis=axis)
+    for (name, p, axis), positions in deletions.items():
+      if name == node.name and p in node.params:
+        params[p] = np.delete(params[p], sorted(positions), axis=axis)
     attrs = dict(node.attrs)
     if node.op == 'reshape':
-      attrs['target_shape'] = _reshaped(node, analysis, removed, graph)
+      attrs['target_shape'] = _reshaped(node, analysis, deleted, graph)
     nodes.append(node.__class__(node.name, node.op, node.inputs, attrs, params))
   return graph.replace_nodes(nodes)
 
