@@ -43,6 +43,19 @@ def test_api_prune_save_load(tmp_path):
     tfprune.prune(graph, 'weight', 120)
 
 
+@pytest.mark.parametrize('model', ['residual', 'concat', 'mobilenet_v2'])
+def test_api_compact_removes_the_pruned_channels(model):
+  graph = tfprune.from_keras(keras_zoo.build(model, 'keras3'))
+  pruned = tfprune.prune(graph, 'unit', 50)
+  small = tfprune.compact(pruned)
+  x = np.random.default_rng(1).standard_normal((4, *graph.input_shape)).astype(np.float32)
+  np.testing.assert_allclose(tfprune.predict(small, x), tfprune.predict(pruned, x),
+                             rtol=1e-5, atol=1e-6)
+  params = lambda g: sum(a.size for n in g.nodes for a in n.params.values())
+  assert params(small) < params(pruned) == params(graph)
+  assert tfprune.compact(graph) is graph  # nothing pruned, nothing removed
+
+
 def test_keras3_model_fine_tuned_with_tfmot_through_tf_keras():
   import tensorflow_model_optimization as tfmot  # pylint: disable=import-outside-toplevel
   model3 = keras_zoo.build('cnn', 'keras3')

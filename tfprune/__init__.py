@@ -5,8 +5,9 @@ stays light for scripts that set TensorFlow's logging first:
 
     graph = tfprune.from_keras(model_or_path)    # tf_keras or Keras 3, verified
     pruned = tfprune.prune(graph, 'unit', 50)
-    tfprune.evaluate(pruned, x, y); tfprune.save(pruned, 'p.npz')
-    tfprune.to_keras(pruned)                     # a plain Keras model
+    tfprune.evaluate(pruned, x, y)
+    small = tfprune.compact(pruned)              # removed channels gone
+    tfprune.save(small, 'p.npz'); tfprune.to_keras(small)  # plain Keras
 
 The entry points for experiments are the scripts in `experiments/`; the
 README lists every module by concept.
@@ -14,8 +15,8 @@ README lists every module by concept.
 
 __version__ = '0.1.0'
 
-_API = ('Graph', 'from_keras', 'to_keras', 'load', 'save', 'prune', 'evaluate',
-        'predict')
+_API = ('Graph', 'from_keras', 'to_keras', 'load', 'save', 'prune', 'compact',
+        'evaluate', 'predict')
 __all__ = list(_API)
 
 

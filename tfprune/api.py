@@ -4,8 +4,9 @@
     graph = tfprune.from_keras('my.keras')           # exact, or refused in one line
     pruned = tfprune.prune(graph, 'weight', 90)      # 90% of each hidden kernel
     print(tfprune.evaluate(pruned, x_test, y_test))  # top-1 accuracy
-    tfprune.save(pruned, 'pruned.npz')
-    tfprune.to_keras(pruned).save('pruned.keras')    # plain Keras, no tfprune needed
+    small = tfprune.compact(pruned)                  # removed channels physically gone
+    tfprune.save(small, 'pruned.npz')
+    tfprune.to_keras(small).save('pruned.keras')     # plain Keras, no tfprune needed
 """
 
 import pathlib
@@ -23,9 +24,10 @@ from tfprune.graph.ir import Graph
 from tfprune.keras_io.build import to_keras
 from tfprune.keras_io.importer import from_keras
 from tfprune.transforms import channel_pruning
+from tfprune.transforms import graph_compaction
 
 __all__ = ['Graph', 'from_keras', 'to_keras', 'load', 'save', 'prune',
-           'evaluate', 'predict']
+           'compact', 'evaluate', 'predict']
 
 
 def load(path: str | pathlib.Path) -> Graph:
@@ -67,6 +69,18 @@ def prune(graph: Graph, method: str, k: float,
   """
   return channel_pruning.prune_graph(graph, method, k, graph_pruning.prunable(
       graph, layers, prune_output_layer))
+
+
+def compact(graph: Graph) -> Graph:
+  """The smaller graph computing what the pruned `graph` computes.
+
+  Every channel of a dependency group that a pruned graph no longer needs
+  (its producing kernels zero, so it carries a constant, folded into the
+  consumers' biases; or nothing reads it) is removed from every layer of the
+  group (`graph_compaction.compact_zeros`). An unpruned graph comes back as
+  it is.
+  """
+  return graph_compaction.compact_zeros(graph)
 
 
 def predict(graph: Graph, x: np.ndarray) -> np.ndarray:

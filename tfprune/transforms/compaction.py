@@ -47,4 +47,4 @@ def check_dense_chain(network: Network, what: str) -> None:
     raise TfpruneError(
         f'{what} handles dense chains only, this network has layer specs '
         '(conv, batch norm, pooling or residual adds): evaluate it with '
-        'tfprune.runtime.evaluate and compact filters with tfprune.transforms.structured.compact')
+        'tfprune.runtime.evaluate and compact it as a graph with tfprune.compact')
