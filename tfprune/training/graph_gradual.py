@@ -15,7 +15,8 @@ under one `PruningRun` and hands the result back as a verified graph:
   steps, and keeps them at zero (kernels, depthwise filters and, where the
   channel meets zero padding, biases and batch-norm scale and shift).
 
-After training the wrappers are stripped, the model is imported back with
+Training runs through `resumable.fit`, so an interrupted run resumes to the
+same weights. After training the wrappers are stripped, the model is imported back with
 `from_keras` (verified against Keras) and the sparsity of every pruned layer
 is measured and checked (`check_reached` names a layer short of its target).
 For units the compacted graph (channels physically removed) comes too.
