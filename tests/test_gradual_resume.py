@@ -229,9 +229,8 @@ def test_uninterrupted_training_is_plain_model_fit(tmp_path):
     model.compile(keras.optimizers.Adam(1e-2), 'sparse_categorical_crossentropy',
                   metrics=['accuracy'])
     if use_resumable:
-      resumable.fit(model, split, test, batch_size=48, epochs=3,
-                    work_dir=work_dir, verbose=0)
-      history = model.history.history
+      history = resumable.fit(model, split, test, batch_size=48, epochs=3,
+                              work_dir=work_dir, verbose=0).history
     else:
       history = model.fit(split.images, split.labels, batch_size=48, epochs=3,
                           validation_data=(test.images, test.labels),

@@ -110,6 +110,7 @@ class _Backup(keras.callbacks.BackupAndRestore):
   def save(self, epoch: int, logs=None) -> None:
     # Generator states first: a checkpoint of epoch e always has them.
     if self.rngs:
+      self.rng_dir.mkdir(parents=True, exist_ok=True)
       _rng_checkpoint(self.rngs).write(str(self.rng_dir / f'epoch-{epoch + 1}'))
     super().on_epoch_end(epoch, logs)
 
@@ -134,7 +135,7 @@ def fit(model: keras.Model, train_split: datasets.Split,
         work_dir: str | pathlib.Path,
         callbacks: Sequence[keras.callbacks.Callback] = (),
         more_callbacks: Sequence[keras.callbacks.Callback] = (),
-        verbose: int = 2) -> None:
+        verbose: int = 2) -> keras.callbacks.History:
   """Trains `model` for `epochs`, resuming from `work_dir/backup` if an earlier call was cut off.
 
   Args:
@@ -147,6 +148,9 @@ def fit(model: keras.Model, train_split: datasets.Split,
     callbacks: run after the restore and before the epoch's checkpoint.
     more_callbacks: run after the checkpoint (tests interrupt training here).
     verbose: Keras progress output.
+
+  Returns:
+    The History of the epochs trained by this call.
   """
   backup_dir = pathlib.Path(work_dir) / BACKUP_NAME
   first = finished_epochs(backup_dir)
@@ -157,12 +161,14 @@ def fit(model: keras.Model, train_split: datasets.Split,
   with model.distribute_strategy.scope():
     batches, steps = epoch_batches(train_split, batch_size, epochs, first)
   backup = _Backup(backup_dir, rngs)
-  model.fit(batches, epochs=epochs, steps_per_epoch=steps,
-            validation_data=(test_split.images, test_split.labels),
-            validation_batch_size=batch_size,
-            callbacks=[backup, *callbacks, _Save(backup), *more_callbacks],
-            verbose=verbose)
+  history = model.fit(batches, epochs=epochs, steps_per_epoch=steps,
+                      validation_data=(test_split.images, test_split.labels),
+                      validation_batch_size=batch_size,
+                      callbacks=[backup, *callbacks, _Save(backup),
+                                 *more_callbacks],
+                      verbose=verbose)
   # BackupAndRestore deletes its checkpoints after a finished fit.
   shutil.rmtree(backup_dir / _RNG_NAME, ignore_errors=True)
   if backup_dir.is_dir() and not any(backup_dir.iterdir()):
     backup_dir.rmdir()
+  return history
