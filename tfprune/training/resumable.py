@@ -155,9 +155,9 @@ def fit(model: keras.Model, train_split: datasets.Split,
   backup_dir = pathlib.Path(work_dir) / BACKUP_NAME
   first = finished_epochs(backup_dir)
   rngs = generators(model)
-  if first and rngs:
-    _rng_checkpoint(rngs).read(
-        str(backup_dir / _RNG_NAME / f'epoch-{first}')).assert_consumed()
+  states = backup_dir / _RNG_NAME / f'epoch-{first}'
+  if rngs and tf.io.gfile.exists(f'{states}.index'):  # absent: a fresh run
+    _rng_checkpoint(rngs).read(str(states)).assert_consumed()
   with model.distribute_strategy.scope():
     batches, steps = epoch_batches(train_split, batch_size, epochs, first)
   backup = _Backup(backup_dir, rngs)
