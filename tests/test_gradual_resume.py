@@ -24,6 +24,7 @@ from tfprune.data import datasets
 from tfprune.graph import io as graph_io
 from tfprune.keras_compat import keras
 from tfprune.keras_io import importer
+from tfprune.studies import gradual_config
 from tfprune.studies import gradual_study
 from tfprune.training import epoch_log
 from tfprune.training import gradual
@@ -111,6 +112,7 @@ def cnn_graph():
 
 
 def _train_mlp(run, work_dir, callbacks=()):
+  work_dir.mkdir(parents=True, exist_ok=True)
   keras.utils.set_random_seed(SEED)
   trained = gradual.train(run, mlp_with_dropout, helpers.tiny_split(),
                           helpers.tiny_split(64, seed=1), STRATEGY, work_dir,
@@ -119,6 +121,7 @@ def _train_mlp(run, work_dir, callbacks=()):
 
 
 def _train_cnn(graph, run, work_dir, callbacks=()):
+  work_dir.mkdir(parents=True, exist_ok=True)
   keras.utils.set_random_seed(SEED)
   names = graph_pruning.prunable(graph, None, False)
   trained = graph_gradual.train(run, graph, names, cnn_split(96, 0),
@@ -354,5 +357,5 @@ def test_committed_results_hold_no_seconds():
         study / gradual_study.RESULTS_NAME))
     for log in study.glob('runs/*/epochs.csv'):
       assert 'seconds' not in log.read_text().splitlines()[0]
-      assert gradual_study.run_seconds(log.parent) == (
+      assert gradual_config.run_seconds(log.parent) == (
           timing['train_seconds'][log.parent.name])
