@@ -172,7 +172,7 @@ def check_resumable(out_dir: pathlib.Path, config: GradualConfig) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
-  """Final numbers of one run (a row of `results.csv`; no seconds, see `timing`)."""
+  """Final numbers of one run (a row of `results.csv`; seconds go to `timing_json`)."""
   procedure: str
   granularity: str
   target: float

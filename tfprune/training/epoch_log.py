@@ -49,11 +49,6 @@ def read_seconds(path: str | pathlib.Path) -> dict[int, float]:
           for k, v in json.loads(path.read_text()).get(SECONDS_KEY, {}).items()}
 
 
-def total_seconds(path: str | pathlib.Path) -> float:
-  """Training time summed over the epochs of a timing JSON, across resumptions."""
-  return sum(read_seconds(path).values())
-
-
 class EpochLog(keras.callbacks.Callback):
   """Writes one row of `COLUMNS` per finished epoch to `path`, its seconds to `timing_path`."""
 
