@@ -1,8 +1,9 @@
 """Prune while fine-tuning (TF-MOT): gradual and iterative, against one-shot.
 
 Writes per-run epoch logs, exported `.npy` weights and `.tflite` files,
-results.csv, oneshot.csv and accuracy_vs_sparsity.png to --out_dir; the same
-command resumes an interrupted study. Target sparsities are percentages of
+results.csv, oneshot.csv and accuracy_vs_sparsity.png to --out_dir (seconds
+only to timing.json); the same command resumes an interrupted study and ends
+with the same weights as an uninterrupted one. Target sparsities are percentages of
 each pruned layer, in [0, 100). A CNN weight folder or your own Keras model
 (--model_file) prunes every Dense, Conv2D and DepthwiseConv2D kernel and
 hands back model.keras (and, for units, the smaller compact.keras). Examples:

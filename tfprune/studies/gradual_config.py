@@ -1,4 +1,4 @@
-"""The gradual study's configuration, run names, resumption check and result rows."""
+"""The gradual study's configuration, run names, resumption check, result rows and timings."""
 
 import csv
 import dataclasses
@@ -8,22 +8,25 @@ import pathlib
 from typing import Sequence
 
 
+from tfprune import atomic
 from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.keras_io import models
 from tfprune.training import distribute
+from tfprune.training import epoch_log
 from tfprune.training import gradual
 
 CONFIG_NAME = 'gradual_config.json'
 RESULTS_NAME = 'results.csv'
+TIMING_NAME = 'timing.json'
+RESULT_NAME = 'result.json'
 ONESHOT_NAME = 'oneshot.csv'
 PLOT_NAME = 'accuracy_vs_sparsity.png'
 RESULT_COLUMNS = ('procedure', 'granularity', 'target', 'sparsity', 'accuracy',
                   'keras_accuracy', 'tflite_accuracy', 'nonzero_params',
-                  'tflite_bytes', 'tflite_dense_bytes', 'epochs', 'seconds',
-                  'layer_sparsity')
+                  'tflite_bytes', 'tflite_dense_bytes', 'epochs', 'layer_sparsity')
 ONESHOT_LEVELS = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90)
 _NOT_COMPARED = ('out_dir', 'data_dir')
 # Left out of gradual_config.json at their defaults, so the MLP study's
@@ -169,7 +172,7 @@ def check_resumable(out_dir: pathlib.Path, config: GradualConfig) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
-  """Final numbers of one run (a row of `results.csv`)."""
+  """Final numbers of one run (a row of `results.csv`; seconds go to `timing_json`)."""
   procedure: str
   granularity: str
   target: float
@@ -181,8 +184,32 @@ class RunResult:
   tflite_bytes: int | None
   tflite_dense_bytes: int | None
   epochs: int
-  seconds: float
   layer_sparsity: str
+
+
+def write_result(path: pathlib.Path, result: RunResult) -> None:
+  """Writes a run's `result.json` (last, so its presence means the run is done)."""
+  atomic.write_text(path, json.dumps(dataclasses.asdict(result), indent=2) + '\n')
+
+
+def read_result(path: pathlib.Path) -> RunResult:
+  """A finished run's result (a `seconds` entry of an older version is dropped)."""
+  record = json.loads(path.read_text())
+  record.pop('seconds', None)
+  return RunResult(**record)
+
+
+def run_seconds(run_dir: pathlib.Path) -> float | None:
+  """Training seconds of a run, summed over its epochs (None: not recorded)."""
+  seconds = epoch_log.read_seconds(run_dir / epoch_log.TIMING_NAME)
+  return round(sum(seconds.values()), 1) if seconds else None
+
+
+def timing_json(runs: Sequence[gradual.PruningRun], out_dir: pathlib.Path) -> str:
+  """The study's `timing.json`: each run's training seconds, kept out of `results.csv`."""
+  seconds = {run_name(r): run_seconds(out_dir / 'runs' / run_name(r))
+             for r in runs}
+  return json.dumps({'train_seconds': seconds}, indent=2) + '\n'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,5 +236,5 @@ def results_csv(results: Sequence[RunResult]) -> str:
         '' if r.tflite_accuracy is None else f'{r.tflite_accuracy:.4f}',
         r.nonzero_params, '' if r.tflite_bytes is None else r.tflite_bytes,
         '' if r.tflite_dense_bytes is None else r.tflite_dense_bytes,
-        r.epochs, f'{r.seconds:.1f}', r.layer_sparsity])
+        r.epochs, r.layer_sparsity])
   return out.getvalue()

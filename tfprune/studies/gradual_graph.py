@@ -35,15 +35,15 @@ from tfprune.keras_io import importer
 from tfprune.keras_io import models
 from tfprune.reports import plots
 from tfprune.training import distribute
-from tfprune.training import epoch_log
 from tfprune.training import gradual
 from tfprune.training import graph_gradual
 from tfprune.training import tflite
 
 from tfprune.studies.gradual_config import (
     COMPACT_KERAS_NAME, COMPACT_NAME, CONFIG_NAME, GRAPH_NAME, KERAS_NAME,
-    ONESHOT_LEVELS, ONESHOT_NAME, PLOT_NAME, RESULTS_NAME, GradualConfig,
-    RunResult, Study, check_resumable, config_record, results_csv, run_name)
+    ONESHOT_LEVELS, ONESHOT_NAME, PLOT_NAME, RESULT_NAME, RESULTS_NAME,
+    TIMING_NAME, GradualConfig, RunResult, Study, check_resumable, config_record,
+    read_result, results_csv, run_name, timing_json, write_result)
 
 
 def tflite_result(model: keras.Model, run_dir: pathlib.Path,
@@ -135,6 +135,7 @@ def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
                           strategy, out_dir, dense_tflite, start, command, verbose)
   results = [_run_one_graph(context, r) for r in config.runs()]
   atomic.write_text(out_dir / RESULTS_NAME, results_csv(results))
+  atomic.write_text(out_dir / TIMING_NAME, timing_json(config.runs(), out_dir))
   levels = tuple(sorted(set(ONESHOT_LEVELS) | set(config.targets)))
   oneshot = graph_sweep.sweep_graph(graph, (config.granularity,), levels, names,
                                     test_split.images, test_split.labels,
@@ -157,9 +158,9 @@ def _run_one_graph(context: _GraphContext,
   """`_run_one` for a graph: exports graph.npz and model.keras (and compact)."""
   config, test_split = context.config, context.test_split
   run_dir = context.out_dir / 'runs' / run_name(pruning_run)
-  result_path = run_dir / 'result.json'
+  result_path = run_dir / RESULT_NAME
   if result_path.exists():
-    return RunResult(**json.loads(result_path.read_text()))
+    return read_result(result_path)
   atomic.ensure_dir(run_dir)
   keras.utils.set_random_seed(config.seed)
   trained = graph_gradual.train(pruning_run, context.graph, context.names,
@@ -167,14 +168,13 @@ def _run_one_graph(context: _GraphContext,
                                 context.strategy, run_dir, context.verbose)
   accuracy = evaluator.Evaluator(trained.graph).accuracy(test_split.images,
                                                          test_split.labels)
-  seconds = epoch_log.total_seconds(run_dir / 'epochs.csv')
   metadata = {
       'model': config.model_file or config.model,
       'dataset': config.data or config.dataset,
       'pruning': dataclasses.asdict(pruning_run),
       'test_accuracy': round(float(accuracy), 6),
       'keras_test_accuracy': round(float(trained.keras_accuracy), 6),
-      'train_seconds': round(seconds, 1), 'tfprune_version': __version__,
+      'tfprune_version': __version__,
       'command': context.command,
   }
   graph = dataclasses.replace(trained.graph, metadata={
@@ -203,8 +203,7 @@ def _run_one_graph(context: _GraphContext,
       nonzero_params=graph_sweep.nonzero_params(graph),
       tflite_bytes=tflite_bytes,
       tflite_dense_bytes=context.dense_tflite() if config.export_tflite else None,
-      epochs=pruning_run.total_epochs, seconds=round(seconds, 1),
+      epochs=pruning_run.total_epochs,
       layer_sparsity='/'.join(f'{100 * l.sparsity:.2f}' for l in layers))
-  atomic.write_text(result_path, json.dumps(dataclasses.asdict(result),
-                                            indent=2) + '\n')
+  write_result(result_path, result)
   return result

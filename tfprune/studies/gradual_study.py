@@ -8,18 +8,22 @@ work on it) and as a sparse `.tflite` file, and writes, in `out_dir`:
   gradual_config.json        the config (resuming refuses a different one)
   runs/<procedure>-<granularity>-<k>/
       epochs.csv             per-epoch loss, accuracy, test accuracy, sparsity
+      timing.json            per-epoch seconds (kept out of every result file)
       weights/               the pruned network as an .npy weight folder
       model.tflite           TFLite export with EXPERIMENTAL_SPARSITY
       result.json            the run's final numbers (written last: done)
       tensorboard/           TF-MOT PruningSummaries (weight level)
   results.csv                one row per run (`RESULT_COLUMNS`)
+  timing.json                each run's training seconds
   oneshot.csv                one-shot sweep of the starting weights
   accuracy_vs_sparsity.png   gradual and iterative against one-shot
 
 Target sparsities are percentages in [0, 100) of each pruned layer's weights
 (or units), as in the one-shot sweep. Re-running the same command resumes:
 finished runs are skipped and an interrupted one continues from its last
-finished epoch.
+finished epoch, ending with the same weights and logs as an uninterrupted run
+(`training.resumable`). No result file holds seconds, so results are the same
+bytes on every run of the same command.
 
 The MLP weight folders train as before (`gradual.train`, Dense layers). A CNN
 weight folder (LeNet-5, the Fashion CNN, ResNet-18) and a user's Keras model
@@ -55,7 +59,6 @@ from tfprune.reports import plots
 from tfprune.runtime import evaluate
 from tfprune.runtime import metrics
 from tfprune.training import distribute
-from tfprune.training import epoch_log
 from tfprune.training import gradual
 from tfprune.training import tflite
 
@@ -64,8 +67,8 @@ from tfprune.studies import gradual_graph
 from tfprune.studies.gradual_config import (  # pylint: disable=unused-import
     COMPACT_KERAS_NAME, COMPACT_NAME, CONFIG_NAME, GRAPH_NAME, KERAS_NAME,
     ONESHOT_LEVELS, ONESHOT_NAME, PLOT_NAME, RESULT_COLUMNS, RESULTS_NAME,
-    GradualConfig, RunResult, Study, check_resumable, config_record, results_csv,
-    run_name)
+    RESULT_NAME, TIMING_NAME, GradualConfig, RunResult, Study, check_resumable,
+    config_record, read_result, results_csv, run_name, timing_json, write_result)
 def run(config: GradualConfig, command: str | None = None,
         verbose: int = 2) -> Study:
   """Runs (or resumes) the study and writes its outputs; see the module doc.
@@ -117,6 +120,7 @@ def run(config: GradualConfig, command: str | None = None,
                      dense_tflite, start, command, verbose)
   results = [_run_one(context, r) for r in config.runs()]
   atomic.write_text(out_dir / RESULTS_NAME, results_csv(results))
+  atomic.write_text(out_dir / TIMING_NAME, timing_json(config.runs(), out_dir))
   oneshot = oneshot_rows(config, start.network, test_split)
   atomic.write_text(out_dir / ONESHOT_NAME, sweep.to_csv(oneshot))
   plots.plot_gradual(out_dir / RESULTS_NAME, out_dir / ONESHOT_NAME,
@@ -145,9 +149,9 @@ def _run_one(context: _Context, pruning_run: gradual.PruningRun) -> RunResult:
   """Trains, exports and measures one run, or reads it back if it finished."""
   config, test_split, start = context.config, context.test_split, context.start
   run_dir = context.out_dir / 'runs' / run_name(pruning_run)
-  result_path = run_dir / 'result.json'
+  result_path = run_dir / RESULT_NAME
   if result_path.exists():
-    return RunResult(**json.loads(result_path.read_text()))
+    return read_result(result_path)
   atomic.ensure_dir(run_dir)
   keras.utils.set_random_seed(config.seed)
   trained = gradual.train(pruning_run, context.build, context.train_split,
@@ -155,14 +159,13 @@ def _run_one(context: _Context, pruning_run: gradual.PruningRun) -> RunResult:
   network = models.to_network(trained.model)
   accuracy = evaluate.accuracy(network, test_split.images, test_split.labels)
   keras_accuracy = trained.keras_accuracy
-  seconds = epoch_log.total_seconds(run_dir / 'epochs.csv')
   metadata = {
       'model': config.model, 'dataset': config.dataset,
       'pruning': dataclasses.asdict(pruning_run),
       'start_weights': config.weights_dir, 'start_sha256': start.sha256,
       'test_accuracy': round(float(accuracy), 6),
       'keras_test_accuracy': round(float(keras_accuracy), 6),
-      'train_seconds': round(seconds, 1), 'tfprune_version': __version__,
+      'tfprune_version': __version__,
       'command': context.command,
   }
   weights.save(run_dir / 'weights', network, metadata, overwrite=True)
@@ -179,10 +182,9 @@ def _run_one(context: _Context, pruning_run: gradual.PruningRun) -> RunResult:
       tflite_accuracy=tflite_accuracy, nonzero_params=counts.nonzero_params,
       tflite_bytes=tflite_bytes,
       tflite_dense_bytes=context.dense_tflite() if config.export_tflite else None,
-      epochs=pruning_run.total_epochs, seconds=round(seconds, 1),
+      epochs=pruning_run.total_epochs,
       layer_sparsity='/'.join(f'{100 * l.sparsity:.2f}' for l in layers))
-  atomic.write_text(result_path, json.dumps(dataclasses.asdict(result),
-                                            indent=2) + '\n')
+  write_result(result_path, result)
   return result
 
 

@@ -11,9 +11,10 @@ One `PruningRun` trains one model to one target sparsity:
   schedule's steps, and `masking.KeepMasked` keeps them at zero.
 
 Both procedures (gradual and iterative, see `schedules`) run as one
-`Model.fit`, so `BackupAndRestore` can checkpoint every epoch and resume an
-interrupted run where it stopped. After training, the sparsity of each pruned
-layer is measured and `check_reached` fails loudly if it misses the target.
+`resumable.fit`, which checkpoints every epoch and resumes an interrupted run
+where it stopped, with the same result as an uninterrupted run. After
+training, the sparsity of each pruned layer is measured and `check_reached`
+fails loudly if it misses the target.
 """
 
 import dataclasses
@@ -33,6 +34,7 @@ from tfprune.keras_compat import keras
 from tfprune.keras_io import models
 from tfprune.training import epoch_log
 from tfprune.training import masking
+from tfprune.training import resumable
 from tfprune.training import schedules
 
 PROCEDURES = ('gradual', 'iterative')
@@ -274,10 +276,11 @@ def train(run: PruningRun, build: Callable[[], keras.Model],
     train_split: training data.
     test_split: evaluated after every epoch (logged, never used to choose).
     strategy: the `tf.distribute` strategy to train under.
-    work_dir: holds `epochs.csv`, `tensorboard/` and the per-epoch backup
-      (deleted when training finishes).
+    work_dir: holds `epochs.csv`, `timing.json` (seconds per epoch),
+      `tensorboard/` and the per-epoch backup (deleted when training finishes).
     verbose: Keras progress output (0 silent, 1 bar, 2 a line per epoch).
-    callbacks: more Keras callbacks, run last (tests interrupt training here).
+    callbacks: more Keras callbacks, run last, after the epoch's checkpoint
+      (tests interrupt training here).
 
   Returns:
     The stripped model and its measured per-layer sparsity.
@@ -289,10 +292,12 @@ def train(run: PruningRun, build: Callable[[], keras.Model],
   schedule = run.pruning_schedule(len(train_split))
   total_steps = run.total_epochs * run.steps_per_epoch(len(train_split))
   with strategy.scope():
-    model = build()
-    names = pruned_layer_names(model, run.prune_output_layer)
+    with resumable.generator_rng():  # a resumed run replays its dropout
+      model = build()
+      names = pruned_layer_names(model, run.prune_output_layer)
+      if run.granularity == 'weight':
+        model = wrap(model, names, schedule)
     if run.granularity == 'weight':
-      model = wrap(model, names, schedule)
       pruners = [tfmot.sparsity.keras.UpdatePruningStep(),
                  tfmot.sparsity.keras.PruningSummaries(
                      log_dir=str(work_dir / 'tensorboard'))]
@@ -303,20 +308,13 @@ def train(run: PruningRun, build: Callable[[], keras.Model],
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss='sparse_categorical_crossentropy', metrics=['accuracy'])
   pruned_kernels = kernels(model, names)
-  # BackupAndRestore first: it restores weights, masks and the pruning step
-  # before UpdatePruningStep reads them.
-  all_callbacks = [keras.callbacks.BackupAndRestore(str(work_dir / 'backup')),
-                   *pruners,
-                   epoch_log.EpochLog(work_dir / 'epochs.csv',
-                                      lambda: sparsity(pruned_kernels)),
-                   *callbacks]
-  model.fit(train_split.images, train_split.labels, batch_size=run.batch_size,
-            epochs=run.total_epochs,
-            validation_data=(test_split.images, test_split.labels),
-            callbacks=all_callbacks, verbose=verbose)
-  # BackupAndRestore deletes its checkpoint after a finished fit.
-  if (work_dir / 'backup').is_dir() and not any((work_dir / 'backup').iterdir()):
-    (work_dir / 'backup').rmdir()
+  resumable.fit(model, train_split, test_split, batch_size=run.batch_size,
+                epochs=run.total_epochs, work_dir=work_dir, callbacks=[
+                    *pruners,
+                    epoch_log.EpochLog(work_dir / epoch_log.LOG_NAME,
+                                       work_dir / epoch_log.TIMING_NAME,
+                                       lambda: sparsity(pruned_kernels))],
+                more_callbacks=callbacks, verbose=verbose)
   _, keras_accuracy = model.evaluate(test_split.images, test_split.labels,
                                     batch_size=1000, verbose=0)
   stripped = strip(model)

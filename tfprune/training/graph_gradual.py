@@ -15,7 +15,8 @@ under one `PruningRun` and hands the result back as a verified graph:
   steps, and keeps them at zero (kernels, depthwise filters and, where the
   channel meets zero padding, biases and batch-norm scale and shift).
 
-After training the wrappers are stripped, the model is imported back with
+Training runs through `resumable.fit`, so an interrupted run resumes to the
+same weights. After training the wrappers are stripped, the model is imported back with
 `from_keras` (verified against Keras) and the sparsity of every pruned layer
 is measured and checked (`check_reached` names a layer short of its target).
 For units the compacted graph (channels physically removed) comes too.
@@ -39,6 +40,7 @@ from tfprune.keras_io import importer
 from tfprune.training import epoch_log
 from tfprune.training import gradual
 from tfprune.training import masking
+from tfprune.training import resumable
 from tfprune.training import schedules
 from tfprune.transforms import channel_pruning
 from tfprune.transforms import graph_compaction
@@ -218,9 +220,10 @@ def train(run: gradual.PruningRun, graph: Graph, names: Sequence[str],
     names: the nodes to prune (`graph_pruning.prunable`).
     train_split, test_split: the data (the test split is logged, not used).
     strategy: the `tf.distribute` strategy to train under.
-    work_dir: holds `epochs.csv`, `tensorboard/` and the per-epoch backup.
+    work_dir: holds `epochs.csv`, `timing.json`, `tensorboard/` and the
+      per-epoch backup (see `resumable`).
     verbose: Keras progress output.
-    callbacks: more Keras callbacks, run last.
+    callbacks: more Keras callbacks, run last, after the epoch's checkpoint.
 
   Raises:
     TfpruneError: a pruned layer misses its target, or the trained model
@@ -231,11 +234,12 @@ def train(run: gradual.PruningRun, graph: Graph, names: Sequence[str],
   total_steps = run.total_epochs * run.steps_per_epoch(len(train_split))
   ops = {n: graph.node(n).op for n in names}
   with strategy.scope():
-    model = build.to_keras(graph, 'tf_keras')
+    with resumable.generator_rng():  # a resumed run replays its dropout
+      model = build.to_keras(graph, 'tf_keras')
+      if run.granularity == 'weight':
+        model = gradual.wrap(model, [build.layer_of(model, n).name for n in names
+                                     if ops[n] in TFMOT_OPS], schedule)
     if run.granularity == 'weight':
-      wrapped = [build.layer_of(model, n).name for n in names
-                 if ops[n] in TFMOT_OPS]
-      model = gradual.wrap(model, wrapped, schedule)
       pruners = [tfmot.sparsity.keras.UpdatePruningStep(),
                  tfmot.sparsity.keras.PruningSummaries(
                      log_dir=str(work_dir / 'tensorboard'))]
@@ -252,17 +256,13 @@ def train(run: gradual.PruningRun, graph: Graph, names: Sequence[str],
                       from_logits=from_logits(graph)),
                   metrics=['accuracy'])
   kernels = [build.variables(model, graph.node(n))['kernel'] for n in names]
-  all_callbacks = [keras.callbacks.BackupAndRestore(str(work_dir / 'backup')),
-                   *pruners,
-                   epoch_log.EpochLog(work_dir / 'epochs.csv',
-                                      lambda: gradual.sparsity(kernels)),
-                   *callbacks]
-  model.fit(train_split.images, train_split.labels, batch_size=run.batch_size,
-            epochs=run.total_epochs,
-            validation_data=(test_split.images, test_split.labels),
-            callbacks=all_callbacks, verbose=verbose)
-  if (work_dir / 'backup').is_dir() and not any((work_dir / 'backup').iterdir()):
-    (work_dir / 'backup').rmdir()
+  resumable.fit(model, train_split, test_split, batch_size=run.batch_size,
+                epochs=run.total_epochs, work_dir=work_dir, callbacks=[
+                    *pruners,
+                    epoch_log.EpochLog(work_dir / epoch_log.LOG_NAME,
+                                       work_dir / epoch_log.TIMING_NAME,
+                                       lambda: gradual.sparsity(kernels))],
+                more_callbacks=callbacks, verbose=verbose)
   _, keras_accuracy = model.evaluate(test_split.images, test_split.labels,
                                     batch_size=1000, verbose=0)
   stripped = gradual.strip(model)
