@@ -150,7 +150,10 @@ def test_network_masks_leave_unchosen_layers_whole(method, prune_output_layer):
 
 
 @pytest.mark.parametrize('count', [0, 1, 5, 17, 39, 40])
-def test_lowest_selects_what_a_stable_sort_selects(count):
-  scores = np.random.default_rng(4).integers(0, 6, size=40).astype(float)
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_keep_highest_prunes_what_a_stable_sort_puts_first(count, dtype):
+  scores = np.random.default_rng(4).integers(0, 6, size=40).astype(dtype)
   expected = np.sort(np.argsort(scores, kind='stable')[:count])
-  np.testing.assert_array_equal(np.sort(pruning._lowest(scores, count)), expected)
+  keep = pruning._keep_highest(scores, count)
+  assert keep.dtype == bool and keep.shape == scores.shape
+  np.testing.assert_array_equal(np.flatnonzero(~keep), expected)
