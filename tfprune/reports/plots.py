@@ -10,35 +10,16 @@ curve of the same starting weights.
 import csv
 import pathlib
 
-# Figures are made with `Figure` and saved through the Agg canvas, not
-# through pyplot: no global figure registry to close, no GUI backend chosen,
-# and a quicker import (the PNGs are the same bytes).
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+import matplotlib
 
-from tfprune import atomic
-from tfprune.errors import TfpruneError
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tfprune import atomic  # pylint: disable=wrong-import-position
+from tfprune.errors import TfpruneError  # pylint: disable=wrong-import-position
 
 COMBINED_NAME = 'pruning.png'
 _REQUIRED = ('method', 'k', 'accuracy', 'sparsity')
-
-
-def subplots(nrows: int = 1, ncols: int = 1, **kwargs):
-  """A new figure and its axes, like `matplotlib.pyplot.subplots`.
-
-  Args:
-    nrows: rows of axes.
-    ncols: columns of axes.
-    **kwargs: `figsize` and the other `Figure` arguments; `sharex`/`sharey`
-      go to `Figure.subplots`.
-
-  Returns:
-    (figure, axes): one `Axes`, or an array of them for a grid.
-  """
-  shared = {k: kwargs.pop(k) for k in ('sharex', 'sharey') if k in kwargs}
-  fig = Figure(**kwargs)
-  FigureCanvasAgg(fig)
-  return fig, fig.subplots(nrows, ncols, **shared)
 
 
 def method_plot_name(method: str) -> str:
@@ -98,12 +79,12 @@ def plot_sweep(csv_path: str | pathlib.Path,
   out_dir = atomic.ensure_dir(out_dir)
   written = []
   for method, points in by_method.items():
-    fig, ax = subplots(figsize=(6, 4.5))
+    fig, ax = plt.subplots(figsize=(6, 4.5))
     _draw(ax, points, 'k', method)
     ax.set_title(f'{method}-level pruning')
     ax.set_xlabel('k (% of each pruned layer removed)')
     written.append(save_figure(fig, out_dir / method_plot_name(method)))
-  fig, (by_k, by_sparsity) = subplots(1, 2, figsize=(11, 4.5), sharey=True)
+  fig, (by_k, by_sparsity) = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
   for method, points in by_method.items():
     _draw(by_k, points, 'k', method)
     _draw(by_sparsity, points, 'sparsity', method, scale=100)
@@ -125,10 +106,11 @@ def _draw(ax, points, x_key: str, label: str, scale: float = 1.0) -> None:
 
 
 def save_figure(fig, path: pathlib.Path) -> pathlib.Path:
-  """Saves `fig` (made by `subplots`) as a PNG at `path` atomically; returns `path`."""
+  """Saves `fig` as a PNG at `path` atomically, closes it, returns `path`."""
   fig.tight_layout()
   with atomic.replacing(path) as tmp:
     fig.savefig(tmp, format='png', dpi=100)
+  plt.close(fig)
   return path
 
 
@@ -149,7 +131,7 @@ def plot_gradual(results_csv: str | pathlib.Path, oneshot_csv: str | pathlib.Pat
         {'sparsity': float(row['sparsity']), 'accuracy': float(row['accuracy'])})
   oneshot = read_sweep_csv(oneshot_csv)
   lowest = min(p['sparsity'] for points in by_procedure.values() for p in points)
-  fig, axes = subplots(1, 2, figsize=(11, 4.5))
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
   for ax in axes:
     for method, points in oneshot.items():
       _draw(ax, points, 'sparsity', f'one-shot ({method})', scale=100)

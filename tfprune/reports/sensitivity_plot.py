@@ -6,10 +6,14 @@ than `MAX_CURVES` layers, a heat map of accuracy per (layer, k) instead.
 
 import pathlib
 
-import numpy as np
+import matplotlib
 
-from tfprune.allocation import scan as scan_lib
-from tfprune.reports import plots
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tfprune.allocation import scan as scan_lib  # pylint: disable=wrong-import-position
+from tfprune.reports import plots  # pylint: disable=wrong-import-position
 
 MAX_CURVES = 12
 
@@ -22,14 +26,14 @@ def plot(csv_path: str | pathlib.Path, path: str | pathlib.Path) -> pathlib.Path
     levels = sorted({k for c in curves.values() for k in c.levels})
     grid = np.array([np.interp(levels, c.levels, c.accuracy)
                      for c in curves.values()])
-    fig, ax = plots.subplots(figsize=(8, 0.25 * len(curves) + 2))
+    fig, ax = plt.subplots(figsize=(8, 0.25 * len(curves) + 2))
     image = ax.imshow(100 * grid, aspect='auto', cmap='viridis')
     ax.set_yticks(range(len(curves)), list(curves), fontsize=6)
     ax.set_xticks(range(len(levels)), [f'{k:g}' for k in levels])
     ax.set_xlabel(f'k (% of the layer, {scan.criterion} criterion)')
     fig.colorbar(image, label='held-out accuracy (%)')
   else:
-    fig, (acc_ax, loss_ax) = plots.subplots(1, 2, figsize=(11, 4.5))
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
     for name, c in curves.items():
       acc_ax.plot(c.levels, [100 * a for a in c.accuracy], marker='o',
                   label=f'{name} ({c.size:,})')

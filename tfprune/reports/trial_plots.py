@@ -11,10 +11,14 @@ the share of weights remaining, mean ± std over seeds.
 import csv
 import pathlib
 
-import numpy as np
+import matplotlib
 
-from tfprune.errors import TfpruneError
-from tfprune.reports import plots
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from tfprune.errors import TfpruneError  # pylint: disable=wrong-import-position
+from tfprune.reports import plots  # pylint: disable=wrong-import-position
 
 CURVES_PLOT = 'curves.png'
 TICKET_PLOT = 'ticket_curve.png'
@@ -66,7 +70,7 @@ def _by_epoch(rows, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def plot_curves(curves, rounds, path: pathlib.Path) -> pathlib.Path:
   """Draws the training curves of every trial on one figure."""
-  fig, axes = plots.subplots(1, 2, figsize=(12, 4.5))
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
   procedures = list(dict.fromkeys(r['procedure'] for r in rounds))
   last_epoch = max(int(r['epoch']) for r in curves)
   for name in procedures:
@@ -100,7 +104,7 @@ def plot_curves(curves, rounds, path: pathlib.Path) -> pathlib.Path:
 
 def plot_ticket_curve(rounds, path: pathlib.Path) -> pathlib.Path:
   """Draws lottery-ticket test accuracy against the weights remaining."""
-  fig, ax = plots.subplots(figsize=(6.5, 4.5))
+  fig, ax = plt.subplots(figsize=(6.5, 4.5))
   for name, label in TICKET_LABELS.items():
     by_round: dict[int, list[dict[str, str]]] = {}
     for r in rounds:
