@@ -324,8 +324,9 @@ def _run_graph(config: SweepConfig,
 def _pruned_keras():
   """`drivers.pruned_keras`, imported on first use.
 
-  It loads Keras (about a second and a half), which only `save_keras` and
-  model files need, not the default sweep; likewise `keras_io.importer`.
+  It loads tf_keras (a third of a second of CPU, 8% of the default sweep's
+  imports), which only `save_keras` and model files need; so does
+  `keras_io.importer`.
   """
   from tfprune.drivers import pruned_keras  # pylint: disable=import-outside-toplevel
   return pruned_keras
