@@ -1,6 +1,7 @@
 """Datasets: real MNIST/Fashion-MNIST from the local folder, tfds, and bad files."""
 
 import gzip
+import pathlib
 
 import numpy as np
 import pytest
@@ -21,6 +22,23 @@ def test_local_official_files_load_as_floats_in_unit_range(
   assert s.images.dtype == np.float32 and s.labels.dtype == np.int64
   assert 0.0 == s.images.min() and s.images.max() == 1.0
   assert s.labels[:10].tolist() == first_labels
+
+
+def test_pixels_become_each_value_over_255_in_float32():
+  pixels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+  floats = datasets.to_unit_interval(pixels)
+  assert floats.dtype == np.float32 and floats.shape == (16, 16)
+  # Bit for bit the float32 division the loaders always did.
+  assert floats.tobytes() == (pixels.astype(np.float32) / np.float32(255)).tobytes()
+  assert floats[0, 0] == 0.0 and floats[-1, -1] == 1.0
+
+
+def test_loaded_images_are_the_idx_bytes_over_255(data_dir):
+  raw = datasets.read_idx(
+      pathlib.Path(data_dir) / 'mnist' / 't10k-images-idx3-ubyte.gz',
+      2051)
+  s = datasets.load('mnist', 'test', data_dir, limit=100)
+  assert s.images.tobytes() == (raw[:100].astype(np.float32) / 255.0).tobytes()
 
 
 def test_environment_variable_is_the_fallback_folder(data_dir, monkeypatch):

@@ -149,8 +149,15 @@ def test_network_masks_leave_unchosen_layers_whole(method, prune_output_layer):
     np.testing.assert_array_equal(pruned.kernels[-1], net.kernels[-1])
 
 
-@pytest.mark.parametrize('count', [0, 1, 5, 17, 39, 40])
-def test_lowest_selects_what_a_stable_sort_selects(count):
-  scores = np.random.default_rng(4).integers(0, 6, size=40).astype(float)
+@pytest.mark.parametrize('count', [0, 1, 5, 17, 38, 40])
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('nans', [False, True])
+def test_keep_highest_prunes_what_a_stable_sort_puts_first(count, dtype, nans):
+  scores = np.random.default_rng(4).integers(0, 6, size=40).astype(dtype)
+  if nans:
+    scores[[3, 20]] = np.nan  # sorted last: never among the 38 lowest
+    count = min(count, 38)
   expected = np.sort(np.argsort(scores, kind='stable')[:count])
-  np.testing.assert_array_equal(np.sort(pruning._lowest(scores, count)), expected)
+  keep = pruning._keep_highest(scores, count)
+  assert keep.dtype == bool and keep.shape == scores.shape
+  np.testing.assert_array_equal(np.flatnonzero(~keep), expected)

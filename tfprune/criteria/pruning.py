@@ -58,21 +58,24 @@ def prune_count(k: float, n: int) -> int:
   return math.floor(fractions.Fraction(str(check_level(k))) * n / 100)
 
 
-def _lowest(scores: np.ndarray, count: int) -> np.ndarray:
-  """Indices of the `count` lowest of 1-D `scores`, ties going to lower index.
+def _keep_highest(scores: np.ndarray, count: int) -> np.ndarray:
+  """False on the `count` lowest of 1-D `scores`, ties going to lower index.
 
   The same set as the first `count` of a stable argsort, found in O(n) with
-  `np.partition`: everything below the count-th smallest value, then the
-  lowest-indexed entries equal to it.
+  `np.partition` and no index arrays: everything above the count-th smallest
+  value is kept, and so are the entries equal to it past the first
+  count - (number below it) of them.
   """
   if count <= 0:
-    return np.empty(0, dtype=np.int64)
+    return np.ones(scores.size, dtype=bool)
   if count >= scores.size:
-    return np.arange(scores.size)
+    return np.zeros(scores.size, dtype=bool)
   threshold = np.partition(scores, count - 1)[count - 1]
-  below = np.flatnonzero(scores < threshold)
-  ties = np.flatnonzero(scores == threshold)[:count - below.size]
-  return np.concatenate([below, ties])
+  keep = ~(scores <= threshold)  # NaN scores are never pruned
+  ties = np.flatnonzero(scores == threshold)
+  below = scores.size - int(np.count_nonzero(keep)) - ties.size
+  keep[ties[count - below:]] = True
+  return keep
 
 
 def weight_magnitude_mask(weights: np.ndarray, k: float,
@@ -95,8 +98,7 @@ def weight_magnitude_mask(weights: np.ndarray, k: float,
   scores = np.abs(weights.astype(dtype, copy=False)).ravel()
   if mask is not None:
     scores = np.where(np.asarray(mask, dtype=bool).ravel(), scores, dtype(-1))
-  keep = np.ones(scores.size, dtype=bool)
-  keep[_lowest(scores, prune_count(k, scores.size))] = False
+  keep = _keep_highest(scores, prune_count(k, scores.size))
   keep = keep.reshape(np.shape(weights))
   return keep if mask is None else keep & np.asarray(mask, dtype=bool)
 
@@ -124,8 +126,7 @@ def unit_l2_mask(weights: np.ndarray, k: float,
   if mask is not None:
     w = np.where(np.asarray(mask, dtype=bool), w, 0.0)
   norms = np.sqrt(np.sum(w.reshape(-1, w.shape[-1]) ** 2, axis=0))
-  keep_units = np.ones(w.shape[-1], dtype=bool)
-  keep_units[_lowest(norms, prune_count(k, w.shape[-1]))] = False
+  keep_units = _keep_highest(norms, prune_count(k, w.shape[-1]))
   keep = np.broadcast_to(keep_units, w.shape).copy()
   return keep if mask is None else keep & np.asarray(mask, dtype=bool)
 

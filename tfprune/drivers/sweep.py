@@ -31,13 +31,11 @@ from tfprune.data import user_data
 from tfprune.drivers import allocated
 from tfprune.drivers import graph_sweep
 from tfprune.drivers import sweep_config
-from tfprune.drivers import pruned_keras
 from tfprune.errors import TfpruneError
 from tfprune.graph import io as graph_io
 from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.graph.network import Network
-from tfprune.keras_io import importer
 from tfprune.reports import plots
 from tfprune.reports import sweep_table
 from tfprune.runtime import export
@@ -87,7 +85,7 @@ def measure(dense_counts: metrics.Counts, pruned: Network,
     accuracy = inference.accuracy(plan, inputs, labels)
   kernels = [pruned.kernels[i] for i in pruned_layers]
   size = sum(kernel.size for kernel in kernels)
-  zeros = sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)
+  zeros = sum(kernel.size - _count_nonzero(kernel) for kernel in kernels)
   counts = metrics.total(metrics.layer_counts(pruned, config.use_biases))
   effective = metrics.total(metrics.layer_counts(plan.network, config.use_biases))
   return SweepRow(
@@ -196,7 +194,12 @@ def sweep(config: SweepConfig, network: Network, split: datasets.Split,
 
 
 def _nonzero_counts(network: Network) -> tuple[int, ...]:
-  return tuple(int(np.count_nonzero(a)) for a in network.kernels + network.biases)
+  return tuple(_count_nonzero(a) for a in network.kernels + network.biases)
+
+
+def _count_nonzero(array: np.ndarray) -> int:
+  """`np.count_nonzero(array)`; on floats, comparing first is 3x quicker."""
+  return int(np.count_nonzero(array != 0))
 
 
 def _same_arrays(a: Network, b: Network) -> bool:
@@ -238,6 +241,7 @@ def run(config: SweepConfig,
       export.save(f'{stem}{export.SUFFIX}', pruned, config.use_biases,
                   export_metadata(config, method, k))
     if config.save_keras:
+      pruned_keras = _pruned_keras()
       pruned_keras.save(pruned_keras.network_to_save(pruned, config.use_biases),
                         f'{stem}{pruned_keras.SUFFIX}')
   return _write_run(
@@ -288,6 +292,7 @@ def _run_graph(config: SweepConfig,
   check_graph_methods(config)
   test, train = _load_user_data(config)
   if folder is None:
+    from tfprune.keras_io import importer  # pylint: disable=import-outside-toplevel
     graph = importer.from_keras(config.model_file, data=test.images[:16])
   else:
     graph = network_graph.to_graph(folder.network, config.use_biases)
@@ -303,6 +308,7 @@ def _run_graph(config: SweepConfig,
     if config.save_pruned:
       graph_io.save(pruned, f'{stem}{graph_io.SUFFIX}')
     if config.save_keras:
+      pruned_keras = _pruned_keras()
       pruned_keras.save(pruned_keras.graph_to_save(graph, pruned, method, k, names),
                         f'{stem}{pruned_keras.SUFFIX}')
   return _write_run(
@@ -313,6 +319,17 @@ def _run_graph(config: SweepConfig,
           per_layer=config.allocation != allocated.UNIFORM, progress=progress),
       save, {'pruned_layers': names,
              **({'weights_sha256': folder.sha256} if folder else {})})
+
+
+def _pruned_keras():
+  """`drivers.pruned_keras`, imported on first use.
+
+  It loads tf_keras (a third of a second of CPU, 8% of the default sweep's
+  imports), which only `save_keras` and model files need; so does
+  `keras_io.importer`.
+  """
+  from tfprune.drivers import pruned_keras  # pylint: disable=import-outside-toplevel
+  return pruned_keras
 
 
 def write_timing(out_dir, seconds: float, points: int) -> None:
