@@ -4,6 +4,8 @@ The networks are made from small random networks pruned by every method of
 `pruning.PRUNERS`, with and without biases, at several levels.
 """
 
+import io
+
 import numpy as np
 import pytest
 
@@ -174,6 +176,30 @@ def test_export_round_trip_predicts_exactly_like_the_pruned_network(
   compact = compaction.compact(pruned, use_biases)
   for a, b in zip(loaded.kernels, compact.kernels):
     np.testing.assert_array_equal(a, b)  # values stored exactly
+
+
+@pytest.mark.parametrize('method', sorted(pruning.PRUNERS))
+@pytest.mark.parametrize('k', [0, 50, 95, 99])
+@pytest.mark.parametrize('use_biases', [True, False], ids=['biases', 'no-biases'])
+def test_export_size_equals_the_written_file(method, k, use_biases):
+  """The sweep's size_bytes, computed from shapes, is the file's length."""
+  compact = compaction.compact(_pruned(method, k, seed=3), use_biases)
+  metadata = {'method': method, 'k': k, 'weights_dir': 'wé/ights'}
+  written = export.to_bytes(compact, use_biases, metadata)
+  assert export.size_bytes(compact, use_biases, metadata) == len(written)
+  # Both kinds of kernel storage occur across the cases, and the arrays
+  # size_bytes describes are the ones written.
+  with np.load(io.BytesIO(written)) as files:
+    assert sorted(files.files) == sorted(
+        ['format', 'metadata', *export.to_arrays(compact, use_biases)])
+
+
+def test_export_size_equals_the_written_file_on_the_mlp_shapes():
+  net = helpers.random_network(helpers.MLP_SHAPES)
+  for k in (0, 80, 90, 99):
+    compact = compaction.compact(
+        net.masked(pruning.network_masks(net, 'weight', k, [0, 1, 2, 3])))
+    assert export.size_bytes(compact) == len(export.to_bytes(compact))
 
 
 def test_sparse_export_is_smaller_than_the_dense_folder():

@@ -97,8 +97,8 @@ def measure(dense_counts: metrics.Counts, pruned: Network,
                      if effective.effective_macs else float('inf')),
       compression=(dense_counts.params / counts.nonzero_params
                    if counts.nonzero_params else float('inf')),
-      size_bytes=len(export.to_bytes(plan.network, config.use_biases,
-                                     export_metadata(config, method, k))),
+      size_bytes=export.size_bytes(plan.network, config.use_biases,
+                                   export_metadata(config, method, k)),
       units=metrics.widths(plan.network),
       kernels='+'.join(plan.kinds))
 

@@ -288,13 +288,13 @@ def kernel_kind(kernel: np.ndarray) -> str:
   of non-zero weights) below `MAX_CSR_DENSITY`, else dense. The same network
   always gets the same kernels, whatever the load of the machine.
   """
-  density = np.count_nonzero(kernel) / kernel.size if kernel.size else 1.0
+  density = np.count_nonzero(kernel != 0) / kernel.size if kernel.size else 1.0
   sparse = kernel.size >= MIN_CSR_WEIGHTS and density < MAX_CSR_DENSITY
   return 'csr' if sparse else 'dense'
 
 
 def _planned(kind: str, kernel: np.ndarray, bias: np.ndarray) -> PlannedLayer:
-  nonzeros = int(np.count_nonzero(kernel))
+  nonzeros = int(np.count_nonzero(kernel != 0))
   if kind == 'csr':
     return PlannedLayer('csr', _csr(np.ascontiguousarray(kernel.T)),
                         tf.constant(bias[:, None]), nonzeros)

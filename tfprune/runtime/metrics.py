@@ -68,9 +68,9 @@ def layer_counts(network: Network, use_biases: bool = True) -> list[Counts]:
         network.specs, [k.shape for k in network.kernels], network.input_shape)
   out = []
   for kernel, bias, where in zip(network.kernels, network.biases, positions):
-    kernel_nonzero = int(np.count_nonzero(kernel))
+    kernel_nonzero = int(np.count_nonzero(kernel != 0))
     bias_params = bias.size if use_biases else 0
-    bias_nonzero = int(np.count_nonzero(bias)) if use_biases else 0
+    bias_nonzero = int(np.count_nonzero(bias != 0)) if use_biases else 0
     out.append(Counts(kernel.size + bias_params, kernel_nonzero + bias_nonzero,
                       kernel.size * where, kernel_nonzero * where))
   return out
@@ -108,7 +108,7 @@ def _norms(network: Network) -> tuple[np.ndarray, ...]:
 
 def export_bytes(network: Network, use_biases: bool = True) -> int:
   """Bytes of the compact sparse export of `network` (see `export`)."""
-  return len(export.to_bytes(compaction.compact(network, use_biases), use_biases))
+  return export.size_bytes(compaction.compact(network, use_biases), use_biases)
 
 
 def _npy_bytes(array: np.ndarray) -> int:
@@ -131,9 +131,9 @@ def graph_layer_counts(graph: Graph) -> list[Counts]:
     bias = node.params.get('bias', np.zeros(0, np.float32))
     shape = graph.shapes[node.name]
     where = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
-    kernel_nonzero = int(np.count_nonzero(kernel))
+    kernel_nonzero = int(np.count_nonzero(kernel != 0))
     out.append(Counts(kernel.size + bias.size,
-                      kernel_nonzero + int(np.count_nonzero(bias)),
+                      kernel_nonzero + int(np.count_nonzero(bias != 0)),
                       kernel.size * where, kernel_nonzero * where))
   return out
 
