@@ -4,7 +4,12 @@ Parameterized over the methods and over dense, conv (strided, 'same'; no
 bias, batch norm after) and depthwise (dilated, multiplier 2) kernels of one
 small graph; the
 prebuilt MLP gives the same masks through the graph as through `Network`.
+`obs_head` keeps `obs`'s hidden layers and re-solves the output layer; the
+batched exact greedy OBS (`obs.obc`) gives the same weights, bit for bit, as
+pruning one weight at a time.
 """
+
+import functools
 
 import numpy as np
 import pytest
@@ -111,7 +116,11 @@ def test_exact_zero_counts_per_kernel(graph, method, name, k):
       assert np.all(np.isfinite(value))
       if method == 'wanda' and param != 'kernel':
         assert value is graph.node(n).params[param]
-  assert pruned.node('out').params['kernel'] is graph.node('out').params['kernel']
+  out = pruned.node('out').params['kernel']
+  if method == 'obs_head':  # re-solved, nothing pruned
+    assert np.count_nonzero(out) == out.size and out.dtype == np.float32
+  else:
+    assert out is graph.node('out').params['kernel']
   assert 'bias' not in pruned.node('conv_no_bias').params
 
 
@@ -193,11 +202,15 @@ def test_mlp_through_the_graph_equals_the_network_path(method, prebuilt,
   network = prebuilt.network
   layers = pruning.prunable_layers(network.num_layers)
   by_network = {'wanda': reconstruction.prune_wanda,
-                'obs': reconstruction.prune_obs}[method](network, 90, layers, x)
+                'obs': reconstruction.prune_obs,
+                'obs_head': functools.partial(reconstruction.prune_obs,
+                                              refit_output=True)}[method](
+                                                  network, 90, layers, x)
   graph = network_graph.to_graph(network)
   names = graph_pruning.prunable(graph)
   by_graph = graph_reconstruction.prune(method, graph, 90, names, x)
-  for i, name in zip(layers, names):
+  every = [n.name for n in graph.weighted()]
+  for i, name in enumerate(every):
     kernel = by_graph.node(name).params['kernel']
     np.testing.assert_array_equal(kernel != 0, by_network.kernels[i] != 0)
     np.testing.assert_allclose(kernel, by_network.kernels[i], rtol=1e-4,
@@ -209,3 +222,86 @@ def test_mlp_through_the_graph_equals_the_network_path(method, prebuilt,
   assert evaluator.accuracy(images, test.labels, by_graph) == (
       evaluator.accuracy(images, test.labels,
                          network_graph.to_graph(by_network)))
+
+
+def test_obs_head_keeps_obs_hidden_layers_and_fits_the_logits_closer(graph):
+  names = graph_pruning.prunable(graph)
+  x = _calibration(200, seed=3)
+  obs_only = graph_reconstruction.prune_obs(graph, 70, names, x)
+  head = graph_reconstruction.prune('obs_head', graph, 70, names, x)
+  for n in names:
+    for param, value in obs_only.node(n).params.items():
+      np.testing.assert_array_equal(head.node(n).params[param], value)
+  evaluator = Evaluator(graph)
+  dense = evaluator.predict(x)  # 'out' is linear: the logits
+  # The least-squares fit (ridge towards the dense weights) of the output
+  # layer on these inputs can only lower the squared error to the logits.
+  assert (np.linalg.norm(evaluator.predict(x, head) - dense)
+          < np.linalg.norm(evaluator.predict(x, obs_only) - dense))
+  assert not np.array_equal(head.node('out').params['bias'],
+                            graph.node('out').params['bias'])
+
+
+def test_obs_head_with_the_output_layer_pruned_is_obs(graph):
+  names = graph_pruning.prunable(graph, prune_output_layer=True)
+  x = _calibration()
+  obs_only = graph_reconstruction.prune_obs(graph, 50, names, x)
+  head = graph_reconstruction.prune('obs_head', graph, 50, names, x)
+  for n in names:
+    for param, value in obs_only.node(n).params.items():
+      np.testing.assert_array_equal(head.node(n).params[param], value)
+
+
+def _obc_one_weight_at_a_time(w, h_inv, rows, count):
+  """The exact greedy OBS as first written: the global lowest saliency, once
+  per pruned weight (the reference for the batched `obs.obc`)."""
+  w = np.array(w, dtype=np.float64).T.copy()
+  inverses = np.repeat(h_inv[None], len(w), axis=0)
+  alive = np.ones((len(w), rows), dtype=bool)
+
+  def scores(j):
+    out = np.full(rows, np.inf)
+    return np.divide(w[j, :rows] ** 2, np.diag(inverses[j])[:rows], out=out,
+                     where=alive[j])
+  best = np.stack([scores(j) for j in range(len(w))])
+  lowest = best.min(axis=1)
+  for _ in range(count):
+    candidates = np.flatnonzero(best == lowest.min())
+    j, i = min(((c // rows, c % rows) for c in candidates),
+               key=lambda ji: (ji[1], ji[0]))
+    inverse = inverses[j]
+    w[j] -= inverse[:, i] * (w[j, i] / inverse[i, i])
+    w[j, i] = 0.0
+    inverse -= np.outer(inverse[:, i], inverse[i]) / inverse[i, i]
+    alive[j, i] = False
+    best[j] = scores(j)
+    lowest[j] = best[j].min()
+  w[:, :rows][~alive] = 0.0
+  return w.T
+
+
+@pytest.mark.parametrize('rows, out, bias', [(10, 4, True), (25, 6, True),
+                                             (30, 7, False), (1, 3, True)])
+@pytest.mark.parametrize('share', [0, 0.01, 0.3, 0.9, 1.0])
+def test_batched_obc_equals_pruning_one_weight_at_a_time(rows, out, bias, share):
+  rng = np.random.default_rng(rows)
+  a = rng.normal(size=(150, rows))
+  if bias:
+    a = np.hstack([a, np.ones((len(a), 1))])
+  w0 = rng.normal(size=(a.shape[1], out))
+  y = a @ w0 + 0.3 * rng.normal(size=(len(a), out))
+  w, h_inv = obs.refit(a.T @ a, a.T @ y, w0, 0.01)
+  count = int(share * rows * out)
+  expected = _obc_one_weight_at_a_time(w, h_inv, rows, count)
+  got = obs.obc(w, h_inv, rows, count)
+  assert np.count_nonzero(got[:rows] == 0) == count
+  np.testing.assert_array_equal(got == 0, expected == 0)
+  np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize('count', [0, 5, 18, 35, 36])
+def test_batched_obc_breaks_ties_like_one_weight_at_a_time(count):
+  """Equal saliencies everywhere: the lower row goes first, then the lower column."""
+  w, h_inv = np.ones((9, 4)), np.eye(9)
+  expected = _obc_one_weight_at_a_time(w, h_inv, 9, count)
+  np.testing.assert_array_equal(obs.obc(w, h_inv, 9, count), expected)
