@@ -7,7 +7,7 @@ calibration draw (any `--calibration_size` up to --max_calibration_size, same
 
   python experiments/holdout_data.py --out=runs/holdout-mnist.npz
   python experiments/holdout_data.py --dataset=fashion_mnist --out=runs/holdout-fashion.npz
-  python experiments/sweep.py --weights_dir=weights/lenet5-mnist --data=runs/holdout-mnist.npz --methods=obs,obs_head --levels=90 --out_dir=runs/lenet5-holdout
+  python experiments/sweep.py --weights_dir=weights/lenet5-mnist --data=runs/holdout-mnist.npz --methods=obs --levels=90 --calibration_size=8192 --out_dir=runs/lenet5-holdout
 """
 
 from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable=g-import-not-at-top

@@ -4,12 +4,9 @@ Parameterized over the methods and over dense, conv (strided, 'same'; no
 bias, batch norm after) and depthwise (dilated, multiplier 2) kernels of one
 small graph; the
 prebuilt MLP gives the same masks through the graph as through `Network`.
-`obs_head` keeps `obs`'s hidden layers and re-solves the output layer; the
-batched exact greedy OBS (`obs.obc`) gives the same weights, bit for bit, as
-pruning one weight at a time.
+The batched exact greedy OBS (`obs.obc`) gives the same weights, bit for bit,
+as pruning one weight at a time.
 """
-
-import functools
 
 import numpy as np
 import pytest
@@ -21,6 +18,7 @@ from tfprune.criteria import pruning
 from tfprune.criteria import obs
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
+from tfprune.drivers import graph_sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import network_graph
 from tfprune.graph import ops
@@ -116,11 +114,7 @@ def test_exact_zero_counts_per_kernel(graph, method, name, k):
       assert np.all(np.isfinite(value))
       if method == 'wanda' and param != 'kernel':
         assert value is graph.node(n).params[param]
-  out = pruned.node('out').params['kernel']
-  if method == 'obs_head':  # re-solved, nothing pruned
-    assert np.count_nonzero(out) == out.size and out.dtype == np.float32
-  else:
-    assert out is graph.node('out').params['kernel']
+  assert pruned.node('out').params['kernel'] is graph.node('out').params['kernel']
   assert 'bias' not in pruned.node('conv_no_bias').params
 
 
@@ -202,15 +196,11 @@ def test_mlp_through_the_graph_equals_the_network_path(method, prebuilt,
   network = prebuilt.network
   layers = pruning.prunable_layers(network.num_layers)
   by_network = {'wanda': reconstruction.prune_wanda,
-                'obs': reconstruction.prune_obs,
-                'obs_head': functools.partial(reconstruction.prune_obs,
-                                              refit_output=True)}[method](
-                                                  network, 90, layers, x)
+                'obs': reconstruction.prune_obs}[method](network, 90, layers, x)
   graph = network_graph.to_graph(network)
   names = graph_pruning.prunable(graph)
   by_graph = graph_reconstruction.prune(method, graph, 90, names, x)
-  every = [n.name for n in graph.weighted()]
-  for i, name in enumerate(every):
+  for i, name in zip(layers, names):
     kernel = by_graph.node(name).params['kernel']
     np.testing.assert_array_equal(kernel != 0, by_network.kernels[i] != 0)
     np.testing.assert_allclose(kernel, by_network.kernels[i], rtol=1e-4,
@@ -222,34 +212,6 @@ def test_mlp_through_the_graph_equals_the_network_path(method, prebuilt,
   assert evaluator.accuracy(images, test.labels, by_graph) == (
       evaluator.accuracy(images, test.labels,
                          network_graph.to_graph(by_network)))
-
-
-def test_obs_head_keeps_obs_hidden_layers_and_fits_the_logits_closer(graph):
-  names = graph_pruning.prunable(graph)
-  x = _calibration(200, seed=3)
-  obs_only = graph_reconstruction.prune_obs(graph, 70, names, x)
-  head = graph_reconstruction.prune('obs_head', graph, 70, names, x)
-  for n in names:
-    for param, value in obs_only.node(n).params.items():
-      np.testing.assert_array_equal(head.node(n).params[param], value)
-  evaluator = Evaluator(graph)
-  dense = evaluator.predict(x)  # 'out' is linear: the logits
-  # The least-squares fit (ridge towards the dense weights) of the output
-  # layer on these inputs can only lower the squared error to the logits.
-  assert (np.linalg.norm(evaluator.predict(x, head) - dense)
-          < np.linalg.norm(evaluator.predict(x, obs_only) - dense))
-  assert not np.array_equal(head.node('out').params['bias'],
-                            graph.node('out').params['bias'])
-
-
-def test_obs_head_with_the_output_layer_pruned_is_obs(graph):
-  names = graph_pruning.prunable(graph, prune_output_layer=True)
-  x = _calibration()
-  obs_only = graph_reconstruction.prune_obs(graph, 50, names, x)
-  head = graph_reconstruction.prune('obs_head', graph, 50, names, x)
-  for n in names:
-    for param, value in obs_only.node(n).params.items():
-      np.testing.assert_array_equal(head.node(n).params[param], value)
 
 
 def _obc_one_weight_at_a_time(w, h_inv, rows, count):
@@ -305,3 +267,21 @@ def test_batched_obc_breaks_ties_like_one_weight_at_a_time(count):
   w, h_inv = np.ones((9, 4)), np.eye(9)
   expected = _obc_one_weight_at_a_time(w, h_inv, 9, count)
   np.testing.assert_array_equal(obs.obc(w, h_inv, 9, count), expected)
+
+
+def test_sweep_scores_a_point_whose_kept_layers_differ(graph):
+  """Equal pruned kernels are not enough to reuse an earlier point's
+  accuracy: here the kept output layer differs."""
+  names = graph_pruning.prunable(graph)
+  x = _calibration(60, seed=4)
+  labels = np.arange(60) % 3
+  obs_only = graph_reconstruction.prune_obs(graph, 50, names, x)
+  bias = np.array([100.0, 0.0, 0.0], np.float32)  # every example to class 0
+  shifted = obs_only.with_params({'out': {'bias': bias}})
+  rows = graph_sweep.sweep_graph(
+      graph, (), (), names, x, labels, dict,
+      points=[('obs', 50, obs_only), ('shifted', 50, shifted)])
+  evaluator = Evaluator(graph)
+  assert [r['accuracy'] for r in rows] == [
+      evaluator.accuracy(x, labels, obs_only), evaluator.accuracy(x, labels, shifted)]
+  assert rows[1]['accuracy'] == pytest.approx(1 / 3)

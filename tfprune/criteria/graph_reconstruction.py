@@ -22,12 +22,6 @@ included, where the node has one) and prunes by exact greedy OBS or, on large
 layers, SparseGPT's pass (`obs.prune_refit`); on a depthwise
 kernel it ranks the OBS saliencies of all channels after their re-fits to
 share the count among them, then prunes each channel.
-
-`obs_head` is `obs` followed by a reconstruction of the kept output layer:
-its kernel and bias are re-solved by the same ridge least squares (OBS at
-k = 0), its inputs taken through the pruned graph and its target the dense
-graph's logits. None of its weights is pruned; it only absorbs what the pruned
-hidden layers changed.
 """
 
 import functools
@@ -69,35 +63,22 @@ def prune_wanda(graph: Graph, k: float | Mapping[str, float],
 def prune_obs(graph: Graph, k: float | Mapping[str, float],
               names: Sequence[str], calibration: np.ndarray,
               damping: float = reconstruction.DEFAULT_DAMPING,
-              block_size: int = reconstruction.DEFAULT_BLOCK_SIZE,
-              refit_output: bool = False) -> Graph:
+              block_size: int = reconstruction.DEFAULT_BLOCK_SIZE) -> Graph:
   """`graph` with the kernels (and biases) of `names` pruned and re-fitted by OBS.
 
   Args as `prune_wanda`, and `damping`, `block_size` as
-  `reconstruction.prune_obs`, and
-    refit_output: afterwards, re-solve the output layer (the last node with a
-      kernel) to the dense graph's logits, if it is not among `names`; none of
-      its weights is pruned.
+  `reconstruction.prune_obs`.
 
   Returns:
     The pruned graph: pruned weights are exactly 0.0.
   """
   reconstruction.check_obs_args(damping, block_size)
-  output = graph.weighted()[-1].name  # every weighted op is one of OPS
-  refit = [output] if refit_output and output not in set(names) else []
   return _prune(graph, k, names, calibration, functools.partial(
-      _obs_node, damping=float(damping), block_size=int(block_size)), refit)
-
-
-def prune_obs_head(graph: Graph, k: float | Mapping[str, float],
-                   names: Sequence[str], calibration: np.ndarray) -> Graph:
-  """`prune_obs` with the kept output layer re-solved (`refit_output`)."""
-  return prune_obs(graph, k, names, calibration, refit_output=True)
+      _obs_node, damping=float(damping), block_size=int(block_size)))
 
 
 METHODS: dict[str, Callable[..., Graph]] = {'wanda': prune_wanda,
-                                            'obs': prune_obs,
-                                            'obs_head': prune_obs_head}
+                                            'obs': prune_obs}
 
 
 def prune(method: str, graph: Graph, k: float | Mapping[str, float],
@@ -108,8 +89,7 @@ def prune(method: str, graph: Graph, k: float | Mapping[str, float],
 
 
 def _prune(graph: Graph, k, names: Sequence[str], calibration: np.ndarray,
-           prune_node: Callable, refit: Sequence[str] = ()) -> Graph:
-  """Prunes `names` in topological order, then re-fits `refit` at k = 0."""
+           prune_node: Callable) -> Graph:
   order = [n.name for n in graph.nodes if n.name in set(names)]
   for name in names:
     node = graph.node(name)
@@ -123,8 +103,6 @@ def _prune(graph: Graph, k, names: Sequence[str], calibration: np.ndarray,
     params = prune_node(graph, pruned, name,
                         float(pruning.layer_level(k, name)), x)
     pruned = pruned.with_params({name: params})
-  for name in refit:
-    pruned = pruned.with_params({name: prune_node(graph, pruned, name, 0.0, x)})
   return pruned
 
 

@@ -3,8 +3,7 @@
 A method turns a dense network into a pruned one at level k on the given
 layers. `weight` and `unit` apply the mask criteria of `pruning`; `wanda` and
 `obs` also look at a calibration set of training inputs (see
-`reconstruction`); `obs_head` then re-solves the kept output layer too.
-Any method can be followed by bias correction.
+`reconstruction`). Any method can be followed by bias correction.
 """
 
 import dataclasses
@@ -30,13 +29,10 @@ class Method:
     prune: (network, k, layers, calibration, use_biases) -> pruned network.
     needs_calibration: whether `prune` reads calibration inputs.
     summary: one line for `--help` and the README.
-    refits_output: whether `prune` also re-solves the (kept, unpruned) output
-      layer's weights.
   """
   prune: PruneFn
   needs_calibration: bool
   summary: str
-  refits_output: bool = False
 
 
 def _masking(criterion: str) -> PruneFn:
@@ -59,11 +55,6 @@ METHODS: dict[str, Method] = {
     'obs': Method(
         lambda n, k, l, c, b: reconstruction.prune_obs(n, k, l, c, use_biases=b),
         True, 'OBS saliency + layer-wise least-squares reconstruction (SparseGPT)'),
-    'obs_head': Method(
-        lambda n, k, l, c, b: reconstruction.prune_obs(n, k, l, c, use_biases=b,
-                                                       refit_output=True),
-        True, 'obs, then the kept output layer re-solved by least squares to '
-        'the dense logits (nothing of it pruned)', refits_output=True),
 }
 
 

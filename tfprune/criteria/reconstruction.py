@@ -151,8 +151,7 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
               calibration: np.ndarray, use_biases: bool = True,
               damping: float = DEFAULT_DAMPING,
               block_size: int = DEFAULT_BLOCK_SIZE,
-              pattern: patterns.Pattern | None = None,
-              refit_output: bool = False) -> Network:
+              pattern: patterns.Pattern | None = None) -> Network:
   """Prunes `layers` and re-fits them to the dense network (SparseGPT / OBS).
 
   Layer after layer, with X the layer's inputs through the network pruned so
@@ -192,10 +191,6 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
       every layer): each block's mask keeps, in every group of M consecutive
       input rows, the N weights of highest saliency per unit; blocks are
       rounded up to a multiple of M so that groups never straddle them.
-    refit_output: afterwards, if the output layer is not among `layers`,
-      re-solve its kernel (and bias) by steps 1-2 alone, its inputs through
-      the pruned network and its target the dense network's logits; none of
-      its weights is pruned (reconstruction, not pruning).
 
   Returns:
     The pruned network: pruned weights are exactly 0.0.
@@ -206,11 +201,6 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
   check_obs_args(damping, block_size)
   kernels, biases = list(network.kernels), list(network.biases)
   dense_x = x
-  refit_only = network.num_layers - 1 if (
-      refit_output and network.num_layers - 1 not in chosen) else None
-  if refit_only is not None:  # re-solved at k = 0: nothing pruned
-    levels[refit_only] = 0.0
-    chosen = chosen | {refit_only}
   last = calibrated.last_needed(chosen)
   for i in range(last):
     if i in chosen:
@@ -218,8 +208,7 @@ def prune_obs(network: Network, k: float, layers: Sequence[int],
                           use_biases)
       kernel, bias = _obs_layer(x, y, network.kernels[i], network.biases[i],
                                 levels[i], use_biases, float(damping),
-                                int(block_size),
-                                None if i == refit_only else pattern)
+                                int(block_size), pattern)
       kernels[i] = kernel.astype(np.float32)
       if use_biases:
         biases[i] = bias.astype(np.float32)

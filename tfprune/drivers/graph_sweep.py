@@ -95,8 +95,8 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
   for method, k, pruned in points:
     kernels = [pruned.node(n).params['kernel'] for n in names]
     key = tuple(np.count_nonzero(kernel) for kernel in kernels)
-    # Every parameter counts, not only the pruned kernels: `obs` re-fits
-    # biases, and `obs_head` the kept output layer.
+    # Every parameter counts, not only the pruned kernels: a method may
+    # change biases or kept layers too (`obs` re-fits biases).
     arrays = [a for node in pruned.nodes for a in node.params.values()]
     same = [acc for other, acc in seen.get(key, ())
             if all(np.array_equal(a, b) for a, b in zip(other, arrays))]
