@@ -4,6 +4,8 @@ Parameterized over the methods and over dense, conv (strided, 'same'; no
 bias, batch norm after) and depthwise (dilated, multiplier 2) kernels of one
 small graph; the
 prebuilt MLP gives the same masks through the graph as through `Network`.
+The batched exact greedy OBS (`obs.obc`) gives the same weights, bit for bit,
+as pruning one weight at a time.
 """
 
 import numpy as np
@@ -16,6 +18,7 @@ from tfprune.criteria import pruning
 from tfprune.criteria import obs
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
+from tfprune.drivers import graph_sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import network_graph
 from tfprune.graph import ops
@@ -209,3 +212,76 @@ def test_mlp_through_the_graph_equals_the_network_path(method, prebuilt,
   assert evaluator.accuracy(images, test.labels, by_graph) == (
       evaluator.accuracy(images, test.labels,
                          network_graph.to_graph(by_network)))
+
+
+def _obc_one_weight_at_a_time(w, h_inv, rows, count):
+  """The exact greedy OBS as first written: the global lowest saliency, once
+  per pruned weight (the reference for the batched `obs.obc`)."""
+  w = np.array(w, dtype=np.float64).T.copy()
+  inverses = np.repeat(h_inv[None], len(w), axis=0)
+  alive = np.ones((len(w), rows), dtype=bool)
+
+  def scores(j):
+    out = np.full(rows, np.inf)
+    return np.divide(w[j, :rows] ** 2, np.diag(inverses[j])[:rows], out=out,
+                     where=alive[j])
+  best = np.stack([scores(j) for j in range(len(w))])
+  lowest = best.min(axis=1)
+  for _ in range(count):
+    candidates = np.flatnonzero(best == lowest.min())
+    j, i = min(((c // rows, c % rows) for c in candidates),
+               key=lambda ji: (ji[1], ji[0]))
+    inverse = inverses[j]
+    w[j] -= inverse[:, i] * (w[j, i] / inverse[i, i])
+    w[j, i] = 0.0
+    inverse -= np.outer(inverse[:, i], inverse[i]) / inverse[i, i]
+    alive[j, i] = False
+    best[j] = scores(j)
+    lowest[j] = best[j].min()
+  w[:, :rows][~alive] = 0.0
+  return w.T
+
+
+@pytest.mark.parametrize('rows, out, bias', [(10, 4, True), (25, 6, True),
+                                             (30, 7, False), (1, 3, True)])
+@pytest.mark.parametrize('share', [0, 0.01, 0.3, 0.9, 1.0])
+def test_batched_obc_equals_pruning_one_weight_at_a_time(rows, out, bias, share):
+  rng = np.random.default_rng(rows)
+  a = rng.normal(size=(150, rows))
+  if bias:
+    a = np.hstack([a, np.ones((len(a), 1))])
+  w0 = rng.normal(size=(a.shape[1], out))
+  y = a @ w0 + 0.3 * rng.normal(size=(len(a), out))
+  w, h_inv = obs.refit(a.T @ a, a.T @ y, w0, 0.01)
+  count = int(share * rows * out)
+  expected = _obc_one_weight_at_a_time(w, h_inv, rows, count)
+  got = obs.obc(w, h_inv, rows, count)
+  assert np.count_nonzero(got[:rows] == 0) == count
+  np.testing.assert_array_equal(got == 0, expected == 0)
+  np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize('count', [0, 5, 18, 35, 36])
+def test_batched_obc_breaks_ties_like_one_weight_at_a_time(count):
+  """Equal saliencies everywhere: the lower row goes first, then the lower column."""
+  w, h_inv = np.ones((9, 4)), np.eye(9)
+  expected = _obc_one_weight_at_a_time(w, h_inv, 9, count)
+  np.testing.assert_array_equal(obs.obc(w, h_inv, 9, count), expected)
+
+
+def test_sweep_scores_a_point_whose_kept_layers_differ(graph):
+  """Equal pruned kernels are not enough to reuse an earlier point's
+  accuracy: here the kept output layer differs."""
+  names = graph_pruning.prunable(graph)
+  x = _calibration(60, seed=4)
+  labels = np.arange(60) % 3
+  obs_only = graph_reconstruction.prune_obs(graph, 50, names, x)
+  bias = np.array([100.0, 0.0, 0.0], np.float32)  # every example to class 0
+  shifted = obs_only.with_params({'out': {'bias': bias}})
+  rows = graph_sweep.sweep_graph(
+      graph, (), (), names, x, labels, dict,
+      points=[('obs', 50, obs_only), ('shifted', 50, shifted)])
+  evaluator = Evaluator(graph)
+  assert [r['accuracy'] for r in rows] == [
+      evaluator.accuracy(x, labels, obs_only), evaluator.accuracy(x, labels, shifted)]
+  assert rows[1]['accuracy'] == pytest.approx(1 / 3)

@@ -98,11 +98,13 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
   for method, k, pruned in points:
     kernels = [pruned.node(n).params['kernel'] for n in names]
     key = tuple(np.count_nonzero(kernel) for kernel in kernels)
+    # Every parameter counts, not only the pruned kernels: a method may
+    # change biases or kept layers too (`obs` re-fits biases).
+    arrays = [a for node in pruned.nodes for a in node.params.values()]
     same = [acc for other, acc in seen.get(key, ())
-            if all(np.array_equal(a, b) for a, b in zip(
-                other, kernels))]
+            if all(np.array_equal(a, b) for a, b in zip(other, arrays))]
     accuracy = same[0] if same else evaluator.accuracy(x, labels, pruned)
-    seen.setdefault(key, []).append((kernels, accuracy))
+    seen.setdefault(key, []).append((arrays, accuracy))
     size = sum(kernel.size for kernel in kernels)
     zeros = sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)
     effective, nonzero = macs(pruned, True), nonzero_params(pruned)
