@@ -147,8 +147,11 @@ def make(config: MobileNetConfig, command: str | None = None) -> dict:
       'keras': 'tf_keras ' + keras.__version__,
       'tfprune_version': __version__, 'command': command,
   }
+  # A fresh twin holds the trained weights without the optimizer's state.
+  uncompiled = build(config, train.images.shape[-1], model.output_shape[-1])
+  uncompiled.set_weights(model.get_weights())
   with atomic.staging(config.out_dir) as out_dir:
-    model.save(out_dir / MODEL_NAME, include_optimizer=False)
+    uncompiled.save(out_dir / MODEL_NAME)
     np.savez_compressed(out_dir / DATA_NAME, x_train=train.images,
                         y_train=train.labels, x_test=test.images,
                         y_test=test.labels)
