@@ -4,13 +4,18 @@ Writes benchmark.json and benchmark.png to --out_dir and prints the table.
 A CNN weight folder or --model_file is benchmarked as a graph: the compacted
 Keras model (unit) or the masked graph (weight) against the dense one at
 batch 1 and 256, in alternating blocks; graph_benchmark.csv (accuracy,
-sizes), graph_timing.json (timings) and graph_benchmark.png.
+sizes), graph_timing.json (timings) and graph_benchmark.png. With
+--point_cost it instead times a sweep of the graph (default levels 50,70,90)
+against the Keras model's predict on the same test data, alternating, and
+writes point_cost.json (seconds per sweep point / seconds per predict).
 
   python experiments/benchmark.py
   python experiments/benchmark.py --methods=weight,unit,obs --out_dir=img/benchmark
   python experiments/benchmark.py --weights_dir=weights/lenet5-mnist \
       --levels=0,50,70,90 --out_dir=img/benchmark-lenet5
   python experiments/benchmark.py --model_file=my.keras --data=my.npz --out_dir=runs/bench
+  python experiments/benchmark.py --weights_dir=weights/lenet5-mnist --point_cost \
+      --out_dir=img/benchmark-lenet5
 """
 
 import os
@@ -24,6 +29,7 @@ from tfprune.criteria import methods  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import benchmark  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import graph_benchmark  # pylint: disable=g-import-not-at-top
+from tfprune.drivers import point_cost  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
 from tfprune.errors import TfpruneError  # pylint: disable=g-import-not-at-top
 
@@ -48,6 +54,12 @@ _DATA = flags.DEFINE_string(
     'data', None, 'Your data as an .npz with x_test, y_test; replaces --dataset.')
 _DATASET = flags.DEFINE_enum('dataset', 'mnist', list(datasets.DATASETS),
                              'Dataset whose test split is used.')
+_POINT_COST = flags.DEFINE_bool(
+    'point_cost', False, 'Graphs only: time a sweep point (prune, evaluate on '
+    'the test data, count) against one Keras predict of the same model on the '
+    'same data, in alternating rounds; writes point_cost.json.')
+_ROUNDS = flags.DEFINE_integer('rounds', 3, 'With --point_cost: timed sweeps '
+                               'and timed predicts, alternating.')
 _OUT_DIR = flags.DEFINE_string('out_dir', os.path.relpath(REPO / 'img' / 'benchmark'),
                                'Folder for benchmark.json and benchmark.png.')
 
@@ -58,8 +70,15 @@ def main(argv):
     raise TfpruneError('--weights_dir and --model_file both given: pass one '
                        'network to benchmark')
   if _MODEL_FILE.value or graph_benchmark.is_graph_folder(_WEIGHTS_DIR.value):
-    _graph_main()
+    if _POINT_COST.value:
+      _point_cost_main()
+    else:
+      _graph_main()
     return
+  if _POINT_COST.value:
+    raise TfpruneError('--point_cost times graphs: pass a CNN --weights_dir or '
+                       'a --model_file (the MLP benchmark times its default '
+                       'sweep already)')
   config = benchmark.BenchmarkConfig(
       weights_dir=_WEIGHTS_DIR.value, out_dir=_OUT_DIR.value,
       data_dir=_DATA_DIR.value, methods=tuple(_METHODS.value),
@@ -83,6 +102,18 @@ def _graph_main():
   print(graph_benchmark.format_table(record))
   print(f'wrote {pathlib.Path(config.out_dir) / graph_benchmark.CSV_NAME}, '
         f'{graph_benchmark.TIMING_NAME} and {graph_benchmark.PLOT_NAME}')
+
+
+def _point_cost_main():
+  config = point_cost.PointCostConfig(
+      out_dir=_OUT_DIR.value, model_file=_MODEL_FILE.value, data=_DATA.value,
+      weights_dir=None if _MODEL_FILE.value else _WEIGHTS_DIR.value,
+      dataset=_DATASET.value, data_dir=_DATA_DIR.value,
+      methods=tuple(_METHODS.value), rounds=_ROUNDS.value,
+      **({'levels': sweep.parse_levels(_LEVELS.value)} if _LEVELS.present else {}))
+  record = point_cost.run(config)
+  print(point_cost.format_record(record))
+  print(f'wrote {point_cost.out_path(config)}')
 
 
 if __name__ == '__main__':

@@ -231,9 +231,7 @@ def run(config: BenchmarkConfig) -> dict:
       config.min_seconds)
   record = {
       'config': dataclasses.asdict(config),
-      'machine': {'platform': platform.platform(), 'processor': cpu_name(),
-                  'cpu_count': os.cpu_count(), 'tensorflow': tf.__version__,
-                  'tfprune': __version__},
+      'machine': machine(),
       'dense': {'accuracy': evaluate.accuracy(dense, images, split.labels[:LARGE_BATCH]),
                 'seconds_10000_evaluator': evaluator_large,
                 'seconds_10000_plan': plan_large,
@@ -295,6 +293,17 @@ def plot(record: dict, path: pathlib.Path) -> pathlib.Path:
     fig.savefig(tmp, format='png', dpi=100)
   plt.close(fig)
   return path
+
+
+def machine() -> dict:
+  """What a timing ran on: platform, CPU, cores, versions and the load average.
+
+  The load average (1, 5, 15 minutes, as `uptime` prints it) tells how busy
+  a shared machine was while the timings were taken.
+  """
+  return {'platform': platform.platform(), 'processor': cpu_name(),
+          'cpu_count': os.cpu_count(), 'load_average': list(os.getloadavg()),
+          'tensorflow': tf.__version__, 'tfprune': __version__}
 
 
 def cpu_name() -> str:

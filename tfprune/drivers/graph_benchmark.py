@@ -15,8 +15,9 @@ batch 1 and at batch 256, so a change of load on a shared machine hits both
 sides of each ratio. Sizes: the `.keras` file (`pruned_keras`: compacted for
 units, masked otherwise) and the graph `.npz` (sparse arrays where smaller).
 `graph_benchmark.csv` holds accuracies and sizes (byte-reproducible);
-`graph_timing.json` the timings; `graph_benchmark.png` accuracy against
-measured speed-up and against file size, one curve per method.
+`graph_timing.json` the timings, the machine and its load average before and
+after; `graph_benchmark.png` accuracy against measured speed-up and against
+file size, one curve per method.
 """
 
 import csv
@@ -25,14 +26,12 @@ import io
 import json
 import os
 import pathlib
-import platform
 import statistics
 import tempfile
 
 import numpy as np
 import tensorflow as tf
 
-from tfprune import __version__
 from tfprune import atomic
 from tfprune.criteria import graph_pruning
 from tfprune.data import datasets
@@ -104,11 +103,21 @@ class GraphBenchmarkConfig:
                          f'{self.min_seconds} and {self.runs}')
 
 
-def load_graph(config: GraphBenchmarkConfig, x: np.ndarray) -> Graph:
-  """The dense network of `config` as a graph."""
-  if config.model_file is not None:
-    return importer.from_keras(config.model_file, data=x[:16])
-  return network_graph.to_graph(weights.load(config.weights_dir).network)
+def load_graph(weights_dir: str | None, model_file: str | None,
+               x: np.ndarray) -> Graph:
+  """The dense network of a weight folder or a Keras model file as a graph
+  (the file's import verified on the first examples of `x`)."""
+  if model_file is not None:
+    return importer.from_keras(model_file, data=x[:16])
+  return network_graph.to_graph(weights.load(weights_dir).network)
+
+
+def load_test(data: str | None, dataset: str,
+              data_dir: str | None) -> datasets.Split:
+  """The test split of a user's `.npz` (`data`) or else of `dataset`."""
+  if data is not None:
+    return user_data.load(data)[0]
+  return datasets.load(dataset, 'test', data_dir)
 
 
 def _keras_fn(graph: Graph, x: np.ndarray):
@@ -131,11 +140,9 @@ def _keras_bytes(graph: Graph) -> int:
 def run(config: GraphBenchmarkConfig) -> dict:
   """Runs the benchmark; writes CSV, timing JSON and plot; returns the record."""
   atomic.check_writable(config.out_dir)
-  if config.data is not None:
-    test, _ = user_data.load(config.data)
-  else:
-    test = datasets.load(config.dataset, 'test', config.data_dir)
-  graph = load_graph(config, test.images)
+  load_before = list(os.getloadavg())
+  test = load_test(config.data, config.dataset, config.data_dir)
+  graph = load_graph(config.weights_dir, config.model_file, test.images)
   user_data.check_fits(test, graph.input_shape, int(np.prod(graph.output_shape)),
                        config.data or config.dataset)
   names = graph_pruning.prunable(graph)
@@ -175,10 +182,7 @@ def run(config: GraphBenchmarkConfig) -> dict:
                  'graph_bytes': len(graph_io.to_bytes(graph))}
   record = {
       'config': dataclasses.asdict(config),
-      'machine': {'platform': platform.platform(),
-                  'processor': benchmark.cpu_name(),
-                  'cpu_count': os.cpu_count(), 'tensorflow': tf.__version__,
-                  'tfprune': __version__},
+      'machine': {**benchmark.machine(), 'load_average_before': load_before},
       'dense': dense_bytes, 'timings': timings}
   with atomic.staging(config.out_dir) as out_dir:
     atomic.write_text(out_dir / CSV_NAME, to_csv(rows))
