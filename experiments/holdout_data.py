@@ -10,10 +10,13 @@ calibration draw (any `--calibration_size` up to --max_calibration_size, same
   python experiments/sweep.py --weights_dir=weights/lenet5-mnist --data=runs/holdout-mnist.npz --methods=obs --levels=90 --calibration_size=8192 --out_dir=runs/lenet5-holdout
 """
 
+import pathlib
+
 from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable=g-import-not-at-top
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 
+from tfprune import atomic  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.data import holdout  # pylint: disable=g-import-not-at-top
 
@@ -32,10 +35,12 @@ _SEED = flags.DEFINE_integer('calibration_seed', 0,
 
 def main(argv):
   del argv
+  out = pathlib.Path(_OUT.value)
+  atomic.check_writable(out.parent, flag='--out')  # before reading any data
   train = datasets.load(_DATASET.value, 'train', _DATA_DIR.value)
   held_out = holdout.holdout(train, _SIZE.value, _MAX_CALIBRATION_SIZE.value,
                              _SEED.value)
-  holdout.save_npz(_OUT.value, train, held_out)
+  holdout.save_npz(out, train, held_out)
   print(f'{_OUT.value}: {len(held_out)} held-out of {len(train)} '
         f'{_DATASET.value} training examples as x_test')
 

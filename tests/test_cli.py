@@ -176,6 +176,17 @@ CASES = {
         'error: model resnet18 is a CNN and needs images, but penguins examples are '
         'vectors of shape (12,): choose an image dataset or one of the models mlp, '
         'penguin_mlp_tanh, penguin_mlp'),
+    'holdout_data-size-zero': (
+        'holdout_data', ['--out={out}/h.npz', '--size=0', '--data_dir={data}'], 2,
+        'error: holdout size must be a positive integer, got 0: pass e.g. 5000'),
+    'holdout_data-too-many': (
+        'holdout_data', ['--out={out}/h.npz', '--size=59000', '--data_dir={data}'], 2,
+        'error: 59000 held-out and 16384 calibration examples exceed the 60000 '
+        'training examples: hold out at most 43616 or draw fewer calibration examples'),
+    'holdout_data-out-under-a-file': (
+        'holdout_data', ['--out={file}/h.npz'], 2,
+        'error: output folder {file} is not writable (Not a directory): choose a '
+        'writable folder with --out'),
     'structured_study-k-above-100': (
         'structured_study', ['--k=120', '--out_dir={out}'], 2,
         'error: k must be in [0, 100], got 120: pass e.g. --k=50'),

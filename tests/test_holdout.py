@@ -44,7 +44,7 @@ def test_npz_serves_as_user_data_with_the_whole_training_split(tmp_path):
 @pytest.mark.parametrize('size, calibration_size, match', [
     (0, 10, 'holdout size must be a positive integer, got 0'),
     (31, 70, '31 held-out and 70 calibration examples exceed the 100 '
-     'training examples: pass at most 30'),
+     'training examples: hold out at most 30 or draw fewer calibration examples'),
 ])
 def test_bad_sizes_refused(size, calibration_size, match):
   with pytest.raises(TfpruneError, match=match):

@@ -12,6 +12,8 @@ sweep's calibration draw is unchanged; `x_test`, `y_test`: the slice), it
 serves `sweep.py --data=…` as it is.
 """
 
+import pathlib
+
 import numpy as np
 
 from tfprune import atomic
@@ -39,13 +41,15 @@ def holdout(train: Split, size: int, calibration_size: int,
   if calibration_size + size > n:
     raise TfpruneError(
         f'{size} held-out and {calibration_size} calibration examples exceed '
-        f'the {n} training examples: pass at most {n - calibration_size}')
+        f'the {n} training examples: hold out at most {n - calibration_size} '
+        'or draw fewer calibration examples')
   chosen = np.sort(np.random.default_rng(seed).permutation(n)[n - size:])
   return Split(train.images[chosen], train.labels[chosen])
 
 
 def save_npz(path, train: Split, held_out: Split) -> None:
   """Writes the `.npz` of the module docstring atomically."""
+  atomic.ensure_dir(pathlib.Path(path).parent, flag='--out')
   with atomic.replacing(path) as tmp, open(tmp, 'wb') as f:
     np.savez(f, x_train=train.images, y_train=train.labels,
              x_test=held_out.images, y_test=held_out.labels)
