@@ -7,6 +7,7 @@ import pytest
 
 from tests import helpers
 from tfprune.drivers import benchmark
+from tfprune.errors import TfpruneError
 
 
 def test_benchmark_writes_ratios_against_dense(tmp_path, data_dir):
@@ -53,7 +54,8 @@ def test_graph_benchmark_times_the_compacted_model_apart_from_results(tmp_path):
            y_test=rng.integers(0, 3, 64))
   config = graph_benchmark.GraphBenchmarkConfig(
       out_dir=str(tmp_path / 'out'), model_file=str(tmp_path / 'residual.keras'),
-      data=str(tmp_path / 'data.npz'), levels=(0, 70), min_seconds=0, runs=2)
+      data=str(tmp_path / 'data.npz'), methods=('weight', 'unit', 'unit_l1'),
+      levels=(0, 70), min_seconds=0, runs=2)
   record = graph_benchmark.run(config)
   out = tmp_path / 'out'
   rows = helpers.read_csv(out / graph_benchmark.CSV_NAME)
@@ -62,17 +64,28 @@ def test_graph_benchmark_times_the_compacted_model_apart_from_results(tmp_path):
   dense = by_key[('unit', '0')]
   assert int(by_key[('unit', '70')]['params']) < int(dense['params'])
   assert int(by_key[('unit', '70')]['keras_bytes']) < int(dense['keras_bytes'])
+  # unit_l1 removes as many channels as unit, ranked otherwise.
+  assert by_key[('unit_l1', '70')]['params'] == by_key[('unit', '70')]['params']
   assert by_key[('weight', '70')]['params'] == dense['params']  # masked only
   assert int(by_key[('weight', '70')]['graph_bytes']) < int(dense['graph_bytes'])
   timing = json.loads((out / graph_benchmark.TIMING_NAME).read_text())
   assert [(t['method'], t['timed']) for t in timing['timings']] == [
-      ('weight', 'graph'), ('weight', 'graph'), ('unit', 'keras'), ('unit', 'keras')]
+      ('weight', 'graph'), ('weight', 'graph'), ('unit', 'keras'), ('unit', 'keras'),
+      ('unit_l1', 'keras'), ('unit_l1', 'keras')]
   for t in timing['timings']:
     for b in graph_benchmark.BATCHES:
       assert t[f'speedup_{b}'] == pytest.approx(
           t[f'dense_seconds_{b}'] / t[f'seconds_{b}'])
   assert (out / graph_benchmark.PLOT_NAME).stat().st_size > 0
-  assert len(record['rows']) == 4
+  assert len(record['rows']) == 6
+
+
+def test_graph_benchmark_refuses_an_unknown_method_listing_the_graph_methods(tmp_path):
+  from tfprune.drivers import graph_benchmark  # pylint: disable=import-outside-toplevel
+  with pytest.raises(TfpruneError, match=r"unknown pruning method 'obs': choose one "
+                     r"of weight, unit, random, unit_l1, unit_bn$"):
+    graph_benchmark.GraphBenchmarkConfig(out_dir=str(tmp_path), model_file='m.keras',
+                                         methods=('obs',))
 
 
 def test_paired_model_times_time_both_models_at_each_batch_size():

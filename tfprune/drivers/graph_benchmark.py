@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune import atomic
+from tfprune import registry
 from tfprune.criteria import graph_pruning
 from tfprune.data import datasets
 from tfprune.data import user_data
@@ -71,7 +72,8 @@ class GraphBenchmarkConfig:
     data: a user's `.npz` (x_test, y_test) instead of `dataset`.
     dataset: registry dataset whose test split is used.
     data_dir: local data folder.
-    methods: graph methods (`graph_pruning.CRITERIA`).
+    methods: graph methods (`graph_pruning.CRITERIA` and the channel methods
+      of `channel_pruning.METHODS`).
     levels: levels k in percent.
     min_seconds: each side of a pair runs at least this long per batch size.
     runs: timed calls per side, at least.
@@ -93,8 +95,10 @@ class GraphBenchmarkConfig:
     if not self.methods:
       raise TfpruneError('no pruning method given: pass --methods such as '
                          'weight,unit')
-    for method in self.methods:
-      graph_pruning.get(method)
+    for method in self.methods:  # what channel_pruning.prune_graph runs
+      registry.check_choice(method, dict.fromkeys([*graph_pruning.CRITERIA,
+                                                   *channel_pruning.METHODS]),
+                            'pruning method')
     object.__setattr__(self, 'methods', tuple(self.methods))
     object.__setattr__(self, 'levels', sweep.parse_levels(
         [str(k) for k in self.levels]))
