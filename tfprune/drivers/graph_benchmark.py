@@ -33,7 +33,6 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune import atomic
-from tfprune import registry
 from tfprune.criteria import graph_pruning
 from tfprune.data import datasets
 from tfprune.data import user_data
@@ -61,6 +60,22 @@ COLUMNS = ('method', 'k', 'accuracy', 'sparsity', 'timed', 'keras_bytes',
            'graph_bytes', 'params')
 
 
+def check_network_and_methods(weights_dir, model_file, methods) -> None:
+  """The checks shared by the graph timing runs (this one and `point_cost`).
+
+  Raises:
+    TfpruneError: not exactly one of the two network sources, no method, or
+      a method `channel_pruning.prune_graph` does not run.
+  """
+  if (weights_dir is None) == (model_file is None):
+    raise TfpruneError('give either --weights_dir or --model_file, not both')
+  if not methods:
+    raise TfpruneError('no pruning method given: pass --methods such as '
+                       'weight,unit')
+  for method in methods:
+    channel_pruning.check_method(method)
+
+
 @dataclasses.dataclass(frozen=True)
 class GraphBenchmarkConfig:
   """How a graph benchmark was run; saved in `graph_timing.json`.
@@ -72,8 +87,7 @@ class GraphBenchmarkConfig:
     data: a user's `.npz` (x_test, y_test) instead of `dataset`.
     dataset: registry dataset whose test split is used.
     data_dir: local data folder.
-    methods: graph methods (`graph_pruning.CRITERIA` and the channel methods
-      of `channel_pruning.METHODS`).
+    methods: graph methods (`channel_pruning.GRAPH_METHODS`).
     levels: levels k in percent.
     min_seconds: each side of a pair runs at least this long per batch size.
     runs: timed calls per side, at least.
@@ -90,15 +104,7 @@ class GraphBenchmarkConfig:
   runs: int = 20
 
   def __post_init__(self):
-    if (self.weights_dir is None) == (self.model_file is None):
-      raise TfpruneError('give either --weights_dir or --model_file, not both')
-    if not self.methods:
-      raise TfpruneError('no pruning method given: pass --methods such as '
-                         'weight,unit')
-    for method in self.methods:  # what channel_pruning.prune_graph runs
-      registry.check_choice(method, dict.fromkeys([*graph_pruning.CRITERIA,
-                                                   *channel_pruning.METHODS]),
-                            'pruning method')
+    check_network_and_methods(self.weights_dir, self.model_file, self.methods)
     object.__setattr__(self, 'methods', tuple(self.methods))
     object.__setattr__(self, 'levels', sweep.parse_levels(
         [str(k) for k in self.levels]))

@@ -16,7 +16,6 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from tfprune.criteria import graph_pruning
 from tfprune.drivers import allocated
 from tfprune.graph import io as graph_io
 from tfprune.graph import ops
@@ -69,7 +68,7 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
 
   Args:
     graph: the dense graph.
-    methods: keys of `graph_pruning.CRITERIA` or `channel_pruning.METHODS`.
+    methods: graph methods (`channel_pruning.GRAPH_METHODS`).
     levels: k in percent.
     names: nodes to prune.
     x, labels: test inputs and integer labels.
@@ -84,10 +83,9 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
   """
   if points is None:
     for method in methods:
+      channel_pruning.check_method(method)
       if method in channel_pruning.METHODS:
         channel_pruning.check(graph, method, names)
-      else:
-        graph_pruning.get(method)
     points = ((method, k, channel_pruning.prune_graph(graph, method, k, names))
               for method in methods for k in levels)
   evaluator = Evaluator(graph)

@@ -55,7 +55,7 @@ class PointCostConfig:
     data: a user's `.npz` (x_test, y_test) instead of `dataset`.
     dataset: registry dataset whose test split is used.
     data_dir: local data folder.
-    methods: graph methods (`graph_pruning.CRITERIA`) of the timed sweep.
+    methods: graph methods (`channel_pruning.GRAPH_METHODS`) of the timed sweep.
     levels: levels k in percent of the timed sweep.
     rounds: timed sweeps and timed predicts, alternating.
     predict_batch_size: `model.predict`'s batch size (Keras's default: 32).
@@ -72,13 +72,8 @@ class PointCostConfig:
   predict_batch_size: int = 32
 
   def __post_init__(self):
-    if (self.weights_dir is None) == (self.model_file is None):
-      raise TfpruneError('give either --weights_dir or --model_file, not both')
-    if not self.methods:
-      raise TfpruneError('no pruning method given: pass --methods such as '
-                         'weight,unit')
-    for method in self.methods:
-      graph_pruning.get(method)
+    graph_benchmark.check_network_and_methods(self.weights_dir, self.model_file,
+                                              self.methods)
     object.__setattr__(self, 'methods', tuple(self.methods))
     object.__setattr__(self, 'levels', sweep.parse_levels(
         [str(k) for k in self.levels]))

@@ -94,6 +94,21 @@ METHODS: dict[str, str] = {
     for name, method in methods_lib.METHODS.items() if method.channel_importance}
 
 
+# Every method `prune_graph` runs: the per-kernel criteria, then the channel
+# methods (a name in both, 'unit', is listed once).
+GRAPH_METHODS: tuple[str, ...] = tuple(dict.fromkeys([*graph_pruning.CRITERIA,
+                                                      *METHODS]))
+
+
+def check_method(name: str) -> str:
+  """Returns `name` if `prune_graph` runs it.
+
+  Raises:
+    TfpruneError: unknown method, listing `GRAPH_METHODS`.
+  """
+  return registry.check_choice(name, GRAPH_METHODS, 'pruning method')
+
+
 # The floor(k*m/100) lowest of m scores (at most m - 1), ties to lower index:
 # the same rule ranks a dense chain's units (`unit_groups`).
 lowest = unit_groups.lowest
@@ -219,6 +234,7 @@ def prune_graph(graph: Graph, method: str, k: float,
   coupled channels of the groups holding `names`; the others ('weight',
   'random') mask each kernel of `names` alone (`graph_pruning.prune`).
   """
+  check_method(method)
   if method in METHODS:
     return prune(graph, method, k, names)
   return graph_pruning.prune(graph, method, k, names)
