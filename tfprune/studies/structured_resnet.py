@@ -27,15 +27,11 @@ models/oneshot.keras, models/finetuned-lr<rate>.keras.
 import dataclasses
 import json
 import math
-import os
 import pathlib
-import platform
 import time
 
 import numpy as np
-import tensorflow as tf
 
-from tfprune import __version__
 from tfprune import atomic
 from tfprune.criteria import pruning
 from tfprune.data import datasets
@@ -226,11 +222,7 @@ def _time(dense_model, small_model, input_shape, config: StructuredConfig,
                  f'{config.timing_rounds} alternating blocks per model in one '
                  f'process, at least {config.timing_runs} calls each'),
       'seconds': {k: round(v, 1) for k, v in seconds.items()},
-      'machine': {'platform': platform.platform(),
-                  'processor': benchmark.cpu_name(),
-                  'cpu_count': os.cpu_count(),
-                  'load_average': list(os.getloadavg()),
-                  'tensorflow': tf.__version__, 'tfprune': __version__},
+      'machine': benchmark.machine(),
   }
 
 
