@@ -3,6 +3,7 @@
 import os
 import pathlib
 
+import numpy as np
 import pytest
 
 from tests import helpers
@@ -30,3 +31,22 @@ def mnist_test(data_dir) -> datasets.Split:
 @pytest.fixture(scope='session')
 def prebuilt() -> weights.WeightFolder:
   return weights.load(helpers.PREBUILT)
+
+
+@pytest.fixture(scope='session')
+def mnist_slice_dir(data_dir, tmp_path_factory) -> str:
+  """A data folder with the first 512 MNIST training and 1,000 test images.
+
+  Real data for tests whose subject is not the accuracy on the full test set
+  (bit-exact resume, benchmark bookkeeping, the study's outputs): each of
+  their evaluations on 1,000 images instead of 10,000.
+  """
+  folder = tmp_path_factory.mktemp('mnist_slice')
+  for split, idx, n in (('train', 'train', 512), ('test', 't10k', 1000)):
+    part = datasets.load('mnist', split, data_dir)
+    pixels = np.round(part.images[:n] * 255).astype(np.uint8)
+    helpers.write_idx(folder / 'mnist' / f'{idx}-images-idx3-ubyte.gz', 2051,
+                      (n, 28, 28), pixels.tobytes())
+    helpers.write_idx(folder / 'mnist' / f'{idx}-labels-idx1-ubyte.gz', 2049,
+                      (n,), part.labels[:n].astype(np.uint8).tobytes())
+  return str(folder)

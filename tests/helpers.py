@@ -62,6 +62,51 @@ def run_script(name: str, *args: str, env: dict[str, str] | None = None
                         cwd=REPO, timeout=600, check=False)
 
 
+# Run by `load_in_fresh_process`: plain Keras only, never tfprune.
+_FRESH_LOADER = r"""
+import json, sys
+import numpy as np
+framework, jobs = sys.argv[1], json.loads(sys.argv[2])
+if framework == 'tf_keras':
+  import tf_keras as K
+else:
+  import keras as K
+results = {}
+for key, path, inputs in jobs:
+  model = K.models.load_model(path, compile=False)
+  results[key] = {
+      'outputs': np.asarray(model(np.load(inputs), training=False)).tolist(),
+      'params': int(model.count_params()),
+      'shapes': {l.name: [list(w.shape) for w in l.get_weights()]
+                 for l in model.layers},
+      'layer_modules': sorted({type(l).__module__ for l in model.layers})}
+results = {'models': results,
+           'tfprune_imported': any(m.startswith('tfprune') for m in sys.modules)}
+print(json.dumps(results))
+"""
+
+
+def load_in_fresh_process(framework: str, jobs) -> dict:
+  """Loads saved models with plain Keras in one fresh interpreter.
+
+  Args:
+    framework: 'keras3' or 'tf_keras', the Keras the interpreter imports.
+    jobs: (key, model file, `.npy` inputs) triples.
+
+  Returns:
+    {'models': {key: {'outputs', 'params', 'shapes' (by layer name),
+    'layer_modules'}}, 'tfprune_imported': bool}. One interpreter for all the
+    files (a TensorFlow import each would dominate the tests' time).
+  """
+  import json  # pylint: disable=g-import-not-at-top
+  jobs = [[key, str(path), str(inputs)] for key, path, inputs in jobs]
+  out = subprocess.run([sys.executable, '-c', _FRESH_LOADER, framework,
+                        json.dumps(jobs)], capture_output=True, text=True,
+                       check=False, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def run_main(name: str, *args: str, capsys) -> tuple[int, str, list[str]]:
   """Runs `experiments/<name>.py`'s main through `cli.run` in this process.
 

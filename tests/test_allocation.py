@@ -236,7 +236,7 @@ def test_sweep_rows_and_csv(prebuilt, mnist_test):
   assert sweep.config_record(config)['allocation'] == 'global'
 
 
-def test_sensitivity_scan_and_sweep_end_to_end(tmp_path):
+def test_sensitivity_scan_and_sweep_end_to_end(tmp_path, capsys):
   model = keras_zoo.build('cnn', 'keras3')
   shape = tuple(model.inputs[0].shape[1:])
   classes = model.outputs[0].shape[-1]
@@ -250,11 +250,11 @@ def test_sensitivity_scan_and_sweep_end_to_end(tmp_path):
   np.savez(tmp_path / 'data.npz', x_train=x[:200], y_train=y[:200],
            x_test=x[200:], y_test=y[200:])
   out = tmp_path / 'scan'
-  result = helpers.run_script(
+  code, _, err = helpers.run_main(
       'sensitivity', f'--model_file={tmp_path / "model.keras"}',
       f'--data={tmp_path / "data.npz"}', '--holdout_size=100',
-      '--levels=0,50,90,99,100', f'--out_dir={out}')
-  assert result.returncode == 0, result.stderr
+      '--levels=0,50,90,99,100', f'--out_dir={out}', capsys=capsys)
+  assert code == 0, err[-20:]
   with open(out / 'sensitivity.csv') as f:
     table = list(csv.DictReader(f))
   names = graph_pruning.prunable(importer.from_keras(tmp_path / 'model.keras'))
@@ -281,15 +281,16 @@ SCRIPT_CASES = {
 
 
 @pytest.mark.parametrize('name', sorted(SCRIPT_CASES))
-def test_script_bad_input_exits_2_with_one_line(tmp_path, data_dir, name):
+def test_script_bad_input_exits_2_with_one_line(tmp_path, data_dir, name, capsys):
   args, pattern = SCRIPT_CASES[name]
   scan_path = tmp_path / 'other.csv'
   scan_path.write_text(scan_lib.to_csv(_scan(_kernels())))
   args = [a.replace('SCAN', str(scan_path)) for a in args]
   out = tmp_path / 'out'
-  result = helpers.run_script('sweep', f'--out_dir={out}', f'--data_dir={data_dir}',
-                              '--levels=90', '--methods=weight', *args)
-  assert result.returncode == 2, result.stderr
-  lines = helpers.error_lines(result)
-  assert len(lines) == 1 and re.search(pattern, lines[0]), result.stderr
+  code, _, err = helpers.run_main('sweep', f'--out_dir={out}', f'--data_dir={data_dir}',
+                                  '--levels=90', '--methods=weight', *args,
+                                  capsys=capsys)
+  assert code == 2, err
+  lines = [l for l in err if l.startswith('error:')]
+  assert len(lines) == 1 and re.search(pattern, lines[0]), err
   assert not (out / sweep.CSV_NAME).exists()

@@ -10,9 +10,9 @@ from tfprune.drivers import benchmark
 from tfprune.errors import TfpruneError
 
 
-def test_benchmark_writes_ratios_against_dense(tmp_path, data_dir):
+def test_benchmark_writes_ratios_against_dense(tmp_path, mnist_slice_dir):
   config = benchmark.BenchmarkConfig(
-      weights_dir=str(helpers.PREBUILT), out_dir=str(tmp_path), data_dir=data_dir,
+      weights_dir=str(helpers.PREBUILT), out_dir=str(tmp_path), data_dir=mnist_slice_dir,
       methods=('weight', 'unit'), levels=(0, 90), repeats=1, single_repeats=3,
       min_seconds=0.01)
   record = benchmark.run(config)

@@ -302,10 +302,11 @@ def _study_twice(config, tmp_path, monkeypatch, run_number, stop):
   return pathlib.Path(config.out_dir)
 
 
-def test_resumed_mlp_study_writes_the_same_files(tmp_path, monkeypatch, data_dir):
+def test_resumed_mlp_study_writes_the_same_files(tmp_path, monkeypatch,
+                                                mnist_slice_dir):
   config = gradual_study.GradualConfig(
       out_dir=str(tmp_path / 'straight'), weights_dir=str(helpers.PREBUILT),
-      data_dir=data_dir, targets=(90,), epochs=2, cycles=2, cycle_epochs=1,
+      data_dir=mnist_slice_dir, targets=(90,), epochs=2, cycles=2, cycle_epochs=1,
       train_limit=256, export_tflite=False)
   out = _study_twice(config, tmp_path, monkeypatch, run_number=2, stop=(0,))
   header = (out / gradual_study.RESULTS_NAME).read_text().splitlines()[0]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tests import helpers
+from tfprune.data import datasets
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
@@ -26,9 +27,9 @@ def small_config(out_dir, data_dir, **kwargs) -> gradual_study.GradualConfig:
 
 
 @pytest.fixture(scope='module')
-def study(tmp_path_factory, data_dir):
+def study(tmp_path_factory, mnist_slice_dir):
   out_dir = tmp_path_factory.mktemp('study')
-  config = small_config(out_dir, data_dir)
+  config = small_config(out_dir, mnist_slice_dir)
   return config, gradual_study.run(config, command='pytest', verbose=0)
 
 
@@ -58,8 +59,9 @@ def test_study_writes_every_output(study):
     assert any((run_dir / 'tensorboard').rglob('events.out.tfevents.*'))
 
 
-def test_exported_weights_evaluate_like_keras_and_tflite(study, mnist_test):
+def test_exported_weights_evaluate_like_keras_and_tflite(study):
   config, result = study
+  mnist_test = datasets.load('mnist', 'test', config.data_dir)
   for run, row in zip(config.runs(), result.results):
     folder = weights.load(pathlib.Path(config.out_dir) / 'runs' /
                           gradual_study.run_name(run) / 'weights')
@@ -137,9 +139,9 @@ def _script(out_dir, data_dir, *args, env=None):
 # Bad input through the script is in tests/test_cli.py.
 
 
-def test_script_mirrored_on_two_logical_cpus(tmp_path, data_dir):
+def test_script_mirrored_on_two_logical_cpus(tmp_path, mnist_slice_dir):
   out_dir = tmp_path / 'mirrored'
-  result = _script(out_dir, data_dir, '--strategy=mirrored', '--logical_cpus=2',
+  result = _script(out_dir, mnist_slice_dir, '--strategy=mirrored', '--logical_cpus=2',
                    '--procedures=gradual', '--granularity=weight',
                    '--export_tflite=false')
   assert result.returncode == 0, result.stderr[-3000:]

@@ -139,19 +139,19 @@ def test_wanda_obs_sweep_of_a_user_model_file(tmp_path):
   assert rows[1].sparsity == rows[3].sparsity == pytest.approx(0.5, abs=0.01)
 
 
-def test_wanda_obs_sweep_script_on_a_cnn_folder(tmp_path, data_dir):
+def test_wanda_obs_sweep_script_on_a_cnn_folder(tmp_path, data_dir, capsys):
   out_dir = tmp_path / 'out'
-  result = helpers.run_script(
-      'sweep', '--weights_dir=weights/lenet5-mnist', f'--data_dir={data_dir}',
-      '--methods=wanda,obs', '--levels=0,90', '--calibration_size=64',
-      f'--out_dir={out_dir}')
-  assert result.returncode == 0, result.stderr
+  code, _, err = helpers.run_main(
+      'sweep', f'--weights_dir={helpers.REPO / "weights" / "lenet5-mnist"}',
+      f'--data_dir={data_dir}', '--methods=wanda,obs', '--levels=0,90',
+      '--calibration_size=64', f'--out_dir={out_dir}', capsys=capsys)
+  assert code == 0, err[-20:]
   rows = helpers.read_csv(out_dir / sweep.CSV_NAME)
   assert [(r['method'], r['k']) for r in rows] == [
       ('wanda', '0'), ('wanda', '90'), ('obs', '0'), ('obs', '90')]
   assert rows[0]['accuracy'] == rows[2]['accuracy'] == '0.9927'
   assert float(rows[3]['sparsity']) == pytest.approx(0.9, abs=1e-3)
-  progress = [l for l in result.stderr.splitlines() if re.match(r'\w+ k=\d+: ', l)]
+  progress = [l for l in err if re.match(r'\w+ k=\d+: ', l)]
   assert len(progress) == 4 and progress[0].startswith('wanda k=0: 99.27% (')
 
 
@@ -165,7 +165,7 @@ def test_wanda_obs_sweep_script_on_a_cnn_folder(tmp_path, data_dir):
     (['--data=MISSING'], r'data file \S*none.npz does not exist'),
     (['--data=WRONGSHAPE'], r'examples of shape \(7,\) but the model takes \(20,\)'),
 ])
-def test_sweep_script_refuses_bad_user_input(args, match, tmp_path):
+def test_sweep_script_refuses_bad_user_input(args, match, tmp_path, capsys):
   K = keras_zoo.keras_module('keras3')
   model_path = tmp_path / 'm.keras'
   keras_zoo.build('mlp', 'keras3').save(model_path)
@@ -179,11 +179,11 @@ def test_sweep_script_refuses_bad_user_input(args, match, tmp_path):
   if not any(a.startswith('--data') for a in args):
     args.append(f'--data={good}')
   out_dir = tmp_path / 'out'
-  result = helpers.run_script('sweep', f'--model_file={model_path}',
-                              f'--out_dir={out_dir}', *args)
-  assert result.returncode == 2, result.stderr
-  lines = [l for l in result.stderr.splitlines() if l.startswith('error:')]
-  assert len(lines) == 1 and re.search(match, lines[0]), result.stderr
+  code, _, err = helpers.run_main('sweep', f'--model_file={model_path}',
+                                  f'--out_dir={out_dir}', *args, capsys=capsys)
+  assert code == 2, err
+  lines = [l for l in err if l.startswith('error:')]
+  assert len(lines) == 1 and re.search(match, lines[0]), err
   assert not (out_dir / sweep.CSV_NAME).exists()
 
 

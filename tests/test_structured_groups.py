@@ -10,8 +10,6 @@ The sweep's `--save_keras` writes such a file end to end.
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -155,46 +153,50 @@ def test_channel_mixing_ops_are_refused_naming_the_node():
   assert channel_pruning.select(Graph(nodes, 'd2', (4,)), analysis, 'l2', 50) == {}
 
 
-_CHECK = """
-import json, sys, numpy as np
-framework, path, expected = sys.argv[1:]
-if framework == 'tf_keras':
-  import tf_keras as K
-else:
-  import keras as K
-model = K.models.load_model(path)
-assert not any('tfprune' in type(l).__module__ for l in model.layers)
-x = np.load(expected)
-np.testing.assert_allclose(model.predict(x['x'], verbose=0), x['y'], rtol=1e-5, atol=1e-6)
-shapes = {l.name: [list(w.shape) for w in l.get_weights()] for l in model.layers}
-print(json.dumps([model.count_params(), shapes]))
-"""
+@pytest.fixture(scope='module')
+def fresh_loads(tmp_path_factory):
+  """Each architecture's unit-50 compacted `.keras` in both frameworks, loaded
+  by plain Keras in a fresh interpreter (one per framework), with what tfprune
+  computes for the masked graph on the same inputs."""
+  folder = tmp_path_factory.mktemp('fresh')
+  cases, jobs = {}, {'tf_keras': [], 'keras3': []}
+  for name in ARCHITECTURES:
+    graph = graph_of(name)
+    masked, small = graph_compaction.prune_and_compact(graph, 'unit', 50)
+    x = _inputs(graph)
+    np.save(folder / f'{name}-x.npy', x)
+    for framework in jobs:
+      path = folder / f'{name}-{framework}.keras'
+      build.to_keras(small, framework).save(path)
+      jobs[framework].append((name, path, folder / f'{name}-x.npy'))
+    cases[name] = (graph, small, evaluator.predict(masked, x))
+  return cases, {framework: helpers.load_in_fresh_process(framework, todo)
+                 for framework, todo in jobs.items()}
 
 
 @pytest.mark.parametrize('framework', ['tf_keras', 'keras3'])
 @pytest.mark.parametrize('name', ARCHITECTURES)
-def test_compacted_keras_file_loads_without_tfprune(name, framework, tmp_path):
-  graph = graph_of(name)
-  masked, small = graph_compaction.prune_and_compact(graph, 'unit', 50)
-  model = build.to_keras(small, framework)
-  path = tmp_path / 'small.keras'
-  model.save(path)
-  x = _inputs(graph)
-  np.savez(tmp_path / 'expected.npz', x=x, y=evaluator.predict(masked, x))
-  out = subprocess.run([sys.executable, '-c', _CHECK, framework, str(path),
-                        str(tmp_path / 'expected.npz')], capture_output=True,
-                       text=True, cwd=tmp_path, check=False)
-  assert out.returncode == 0, out.stderr[-2000:]
-  count, shapes = json.loads(out.stdout.strip().splitlines()[-1])
-  assert count == small.num_params < graph.num_params
+def test_compacted_keras_file_loads_without_tfprune(name, framework, fresh_loads):
+  cases, loads = fresh_loads
+  graph, small, expected = cases[name]
+  assert not loads[framework]['tfprune_imported']
+  loaded = loads[framework]['models'][name]
+  assert not any('tfprune' in module for module in loaded['layer_modules'])
+  np.testing.assert_allclose(np.array(loaded['outputs'], np.float32), expected,
+                             rtol=1e-5, atol=1e-6)
+  shapes = loaded['shapes']
+  assert loaded['params'] == small.num_params < graph.num_params
   for node in small.weighted():  # the smaller shapes, layer by layer
     layer = node.name if node.name in shapes else f'{node.name}_preact'
     assert shapes[layer] == [list(a.shape) for a in node.params.values()]
 
 
-def test_compacted_model_converts_to_tflite():
+# MobileNetV2 goes to TFLite through the sweep's --save_keras file in
+# tests/test_graph_tflite.py (one conversion of it costs about 20 s).
+@pytest.mark.parametrize('name', ['concat', 'residual'])
+def test_compacted_model_converts_to_tflite(name):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  graph = graph_of('mobilenet_v2')
+  graph = graph_of(name)
   masked, small = graph_compaction.prune_and_compact(graph, 'unit', 50)
   model = build.to_keras(small, 'tf_keras')
   interpreter = tf.lite.Interpreter(
@@ -207,7 +209,7 @@ def test_compacted_model_converts_to_tflite():
   np.testing.assert_allclose(out, evaluator.predict(masked, x), rtol=1e-4, atol=1e-6)
 
 
-def test_sweep_save_keras_end_to_end(tmp_path):
+def test_sweep_save_keras_end_to_end(tmp_path, capsys):
   model = keras_zoo.build('residual', 'tf_keras')
   model.save(tmp_path / 'model.keras')
   rng = np.random.default_rng(0)
@@ -215,12 +217,11 @@ def test_sweep_save_keras_end_to_end(tmp_path):
   y = np.argmax(model.predict(x, verbose=0), axis=1)
   np.savez(tmp_path / 'data.npz', x_test=x, y_test=y)
   out_dir = tmp_path / 'out'
-  result = subprocess.run(
-      [sys.executable, str(helpers.REPO / 'experiments' / 'sweep.py'),
-       f'--model_file={tmp_path / "model.keras"}', f'--data={tmp_path / "data.npz"}',
-       '--methods=unit', '--levels=50', '--save_keras', f'--out_dir={out_dir}'],
-      capture_output=True, text=True, check=False)
-  assert result.returncode == 0, result.stderr[-2000:]
+  code, _, err = helpers.run_main(
+      'sweep', f'--model_file={tmp_path / "model.keras"}',
+      f'--data={tmp_path / "data.npz"}', '--methods=unit', '--levels=50',
+      '--save_keras', f'--out_dir={out_dir}', capsys=capsys)
+  assert code == 0, err[-20:]
   with open(out_dir / 'sweep.csv') as f:
     row = next(csv.DictReader(f))
   saved = out_dir / 'pruned' / 'unit-k50.keras'
