@@ -30,11 +30,24 @@ def _keras(model, x):
   return np.asarray(model(x, training=False))
 
 
+_IMPORTED = {}
+
+
+def _imported(name, framework):
+  """(model, graph) of zoo model `name`, built and imported once per module.
+
+  The tests using it only read both (predict, rebuild), never change them.
+  """
+  if (name, framework) not in _IMPORTED:
+    model = keras_zoo.build(name, framework)
+    _IMPORTED[name, framework] = model, importer.from_keras(model)
+  return _IMPORTED[name, framework]
+
+
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
 @pytest.mark.parametrize('name', EXACT)
 def test_import_equals_keras(name, framework):
-  model = keras_zoo.build(name, framework)
-  graph = importer.from_keras(model)
+  model, graph = _imported(name, framework)
   x = _inputs(model)
   np.testing.assert_allclose(evaluator.predict(graph, x), _keras(model, x),
                              rtol=1e-5, atol=1e-6)
@@ -50,8 +63,8 @@ def test_import_equals_keras(name, framework):
 @pytest.mark.parametrize('target', build.FRAMEWORKS)
 @pytest.mark.parametrize('name', EXACT)
 def test_to_keras_predicts_like_the_model(name, framework, target):
-  model = keras_zoo.build(name, framework)
-  rebuilt = build.to_keras(importer.from_keras(model), target)
+  model, graph = _imported(name, framework)
+  rebuilt = build.to_keras(graph, target)
   assert type(rebuilt).__module__.startswith(
       'keras.' if target == 'keras3' else 'tf_keras')
   x = _inputs(model)
@@ -59,7 +72,7 @@ def test_to_keras_predicts_like_the_model(name, framework, target):
                              rtol=1e-5, atol=1e-6)
   # And the rebuilt model imports to the same graph again.
   again = importer.from_keras(rebuilt)
-  assert [n.op for n in again.nodes] == [n.op for n in importer.from_keras(model).nodes]
+  assert [n.op for n in again.nodes] == [n.op for n in graph.nodes]
 
 
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
