@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune.errors import TfpruneError
+from tfprune.graph import activations
 from tfprune.graph import evaluator
 from tfprune.graph import ops
 from tfprune.graph.ir import Graph
@@ -88,7 +89,7 @@ def _activate(activation, pre: np.ndarray) -> np.ndarray:
     return np.full(pre.shape, np.nan)
   known = ~np.isnan(pre)
   x = tf.constant(np.where(known, pre, 0.0)[None].astype(np.float32))
-  out = evaluator.apply_activation(activation, x).numpy()[0].astype(np.float64)
+  out = activations.apply_activation(activation, x).numpy()[0].astype(np.float64)
   return np.where(known, out, np.nan)
 
 
