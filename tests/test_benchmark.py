@@ -47,6 +47,7 @@ def test_paired_times_summarise_each_function_over_alternating_blocks():
 def test_graph_benchmark_times_the_compacted_model_apart_from_results(tmp_path):
   from tests import keras_zoo  # pylint: disable=import-outside-toplevel
   from tfprune.drivers import graph_benchmark  # pylint: disable=import-outside-toplevel
+  from tfprune.keras_io import importer  # pylint: disable=import-outside-toplevel
   keras_zoo.build('residual', 'keras3').save(tmp_path / 'residual.keras')
   rng = np.random.default_rng(0)
   np.savez(tmp_path / 'data.npz',
@@ -60,6 +61,10 @@ def test_graph_benchmark_times_the_compacted_model_apart_from_results(tmp_path):
   out = tmp_path / 'out'
   rows = helpers.read_csv(out / graph_benchmark.CSV_NAME)
   assert list(rows[0]) == list(graph_benchmark.COLUMNS)  # no timing in results
+  # The evaluator's kernel per weighted node: the residual model's are small.
+  graph = importer.from_keras(str(tmp_path / 'residual.keras'))
+  assert {r['kernels'] for r in rows} == {'+'.join(
+      'dense' if n.op == 'dense' else 'conv' for n in graph.weighted())}
   by_key = {(r['method'], r['k']): r for r in rows}
   dense = by_key[('unit', '0')]
   assert int(by_key[('unit', '70')]['params']) < int(dense['params'])

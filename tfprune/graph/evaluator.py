@@ -228,6 +228,10 @@ class Evaluator:
     graph = self.graph if graph is None else graph
     return sparse_kernels.graph_kinds(graph, self.allow_sparse)
 
+  def tracing_count(self) -> int:
+    """Traces made so far: one per tuple of kinds met, if none retraced."""
+    return sum(f.experimental_get_tracing_count() for f in self._fns.values())
+
   def _fn(self, kinds: tuple[str, ...]):
     """The traced function for one tuple of kernel kinds (made once)."""
     if kinds not in self._fns:
