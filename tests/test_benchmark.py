@@ -48,7 +48,8 @@ def test_graph_benchmark_times_the_compacted_model_apart_from_results(tmp_path):
   from tests import keras_zoo  # pylint: disable=import-outside-toplevel
   from tfprune.drivers import graph_benchmark  # pylint: disable=import-outside-toplevel
   from tfprune.keras_io import importer  # pylint: disable=import-outside-toplevel
-  keras_zoo.build('residual', 'keras3').save(tmp_path / 'residual.keras')
+  model = keras_zoo.build('residual', 'keras3')
+  model.save(tmp_path / 'residual.keras')
   rng = np.random.default_rng(0)
   np.savez(tmp_path / 'data.npz',
            x_test=rng.standard_normal((64, 10, 10, 3)).astype(np.float32),
@@ -74,6 +75,9 @@ def test_graph_benchmark_times_the_compacted_model_apart_from_results(tmp_path):
   assert by_key[('weight', '70')]['params'] == dense['params']  # masked only
   assert int(by_key[('weight', '70')]['graph_bytes']) < int(dense['graph_bytes'])
   timing = json.loads((out / graph_benchmark.TIMING_NAME).read_text())
+  # The measured model is identified by its weights (its file has a date).
+  from tfprune.drivers import mobilenet_model  # pylint: disable=import-outside-toplevel
+  assert timing['model_weights_sha256'] == mobilenet_model.weights_sha256(model)
   assert [(t['method'], t['timed']) for t in timing['timings']] == [
       ('weight', 'graph'), ('weight', 'graph'), ('unit', 'keras'), ('unit', 'keras'),
       ('unit_l1', 'keras'), ('unit_l1', 'keras')]

@@ -18,7 +18,8 @@ units, masked otherwise) and the graph `.npz` (sparse arrays where smaller).
 per weighted node (`kernels`, as in the sweep; the masked graph's, which the
 weight rows time) (byte-reproducible);
 `graph_timing.json` the timings, the machine and its load average before and
-after; `graph_benchmark.png` accuracy against measured speed-up and against
+after, and for a model file the SHA-256 of its weights (as `make_mobilenet.py`'s
+manifest records it, to tell a rebuilt model from the one measured); `graph_benchmark.png` accuracy against measured speed-up and against
 file size, one curve per method.
 """
 
@@ -39,6 +40,7 @@ from tfprune.criteria import graph_pruning
 from tfprune.data import datasets
 from tfprune.data import user_data
 from tfprune.drivers import benchmark
+from tfprune.drivers import mobilenet_model
 from tfprune.drivers import pruned_keras
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
@@ -49,6 +51,7 @@ from tfprune.graph import weights
 from tfprune.graph.ir import Graph
 from tfprune.keras_io import build
 from tfprune.keras_io import importer
+from tfprune.keras_io import load as keras_load
 from tfprune.transforms import channel_pruning
 
 CSV_NAME = 'graph_benchmark.csv'
@@ -195,6 +198,8 @@ def run(config: GraphBenchmarkConfig) -> dict:
                  'graph_bytes': len(graph_io.to_bytes(graph))}
   record = {
       'config': dataclasses.asdict(config),
+      **({'model_weights_sha256': mobilenet_model.weights_sha256(
+          keras_load.load_model(config.model_file))} if config.model_file else {}),
       'machine': {**benchmark.machine(), 'load_average_before': load_before},
       'dense': dense_bytes, 'timings': timings}
   with atomic.staging(config.out_dir) as out_dir:
