@@ -273,17 +273,17 @@ class Evaluator:
     graph = self.graph if graph is None else graph
     self._check(graph)
     batch_size = batch_size or batch_size_for(graph)
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape[1:] != graph.input_shape:
+      raise TfpruneError(
+          f'inputs of shape {x.shape[1:]} but the network takes '
+          f'{graph.input_shape}: reshape the data to the model\'s input')
     kinds = self.kinds(graph)
     # Converted once, not at every chunk's call.
     csr = sparse_kernels.csr_operands(graph, kinds)
     params = {name: {k: tf.constant(v) for k, v in p.items()
                      if not (k == 'kernel' and name in csr)}
               for name, p in _param_tensors(graph).items()}
-    x = np.asarray(x, dtype=np.float32)
-    if x.shape[1:] != graph.input_shape:
-      raise TfpruneError(
-          f'inputs of shape {x.shape[1:]} but the network takes '
-          f'{graph.input_shape}: reshape the data to the model\'s input')
     fn = self._fn(kinds)
     outs = [fn(tf.constant(x[i:i + batch_size]), params, csr).numpy()
             for i in range(0, len(x), batch_size)]
