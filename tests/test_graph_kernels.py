@@ -86,6 +86,23 @@ def test_one_trace_per_tuple_of_kinds(fashion):
   assert evaluator.tracing_count() == 2
 
 
+def test_csr_operands_are_built_once_per_graph_not_per_chunk(fashion,
+                                                             monkeypatch):
+  built = []
+  make = sparse_kernels.csr_operands
+  monkeypatch.setattr(sparse_kernels, 'csr_operands',
+                      lambda *a: built.append(1) or make(*a))
+  names = graph_pruning.prunable(fashion)
+  x = helpers.random_images((28, 28, 1), n=300)  # three chunks of 128
+  evaluator = Evaluator(fashion)
+  first = channel_pruning.prune_graph(fashion, 'weight', 90, names)
+  out = evaluator.predict(x, first)
+  np.testing.assert_array_equal(evaluator.predict(x, first), out)
+  assert len(built) == 1
+  evaluator.predict(x, channel_pruning.prune_graph(fashion, 'weight', 95, names))
+  assert len(built) == 2
+
+
 def test_a_user_graph_with_a_big_dense_goes_csr_and_agrees_with_keras():
   model = _big_dense_model()
   x = helpers.random_images((16, 16, 2), n=64)
