@@ -18,9 +18,10 @@ units, masked otherwise) and the graph `.npz` (sparse arrays where smaller).
 per weighted node (`kernels`, as in the sweep; the masked graph's, which the
 weight rows time) (byte-reproducible);
 `graph_timing.json` the timings, the machine and its load average before and
-after, and for a model file the SHA-256 of its weights (as `make_mobilenet.py`'s
-manifest records it, to tell a rebuilt model from the one measured); `graph_benchmark.png` accuracy against measured speed-up and against
-file size, one curve per method.
+after, and for a model file the SHA-256 of its weights (as the manifest of
+`make_mobilenet.py` records it, to tell a rebuilt model from the one
+measured); `graph_benchmark.png` accuracy against measured speed-up and
+against file size, one curve per method.
 """
 
 import csv
@@ -196,10 +197,10 @@ def run(config: GraphBenchmarkConfig) -> dict:
       timings.append(entry)
   dense_bytes = {'keras_bytes': _keras_bytes(graph),
                  'graph_bytes': len(graph_io.to_bytes(graph))}
+  model_hash = {'model_weights_sha256': mobilenet_model.weights_sha256(
+      keras_load.load_model(config.model_file))} if config.model_file else {}
   record = {
-      'config': dataclasses.asdict(config),
-      **({'model_weights_sha256': mobilenet_model.weights_sha256(
-          keras_load.load_model(config.model_file))} if config.model_file else {}),
+      'config': dataclasses.asdict(config), **model_hash,
       'machine': {**benchmark.machine(), 'load_average_before': load_before},
       'dense': dense_bytes, 'timings': timings}
   with atomic.staging(config.out_dir) as out_dir:

@@ -104,6 +104,7 @@ def csr_dense(x: tf.Tensor, matrix: tf.Tensor, units: int) -> tf.Tensor:
   inference.
   """
   shape = tf.TensorShape([units, x.shape[-1]])
-  handle_data_util.set_handle_data(matrix, csr_ops._create_handle_data_proto(  # pylint: disable=protected-access
-      shape.as_proto(), tf.float32.as_datatype_enum))
+  handle = csr_ops._create_handle_data_proto(  # pylint: disable=protected-access
+      shape.as_proto(), tf.float32.as_datatype_enum)
+  handle_data_util.set_handle_data(matrix, handle)
   return tf.transpose(csr_gen.sparse_matrix_mat_mul(matrix, tf.transpose(x)))

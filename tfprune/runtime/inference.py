@@ -276,8 +276,9 @@ def crossover_density(inputs: int, units: int) -> float:
 def _planned(kind: str, kernel: np.ndarray, bias: np.ndarray) -> PlannedLayer:
   nonzeros = int(np.count_nonzero(kernel != 0))
   if kind == 'csr':
-    return PlannedLayer('csr', sparse_kernels.csr_matrix(np.ascontiguousarray(kernel.T)),
-                        tf.constant(bias[:, None]), nonzeros)
+    return PlannedLayer(
+        'csr', sparse_kernels.csr_matrix(np.ascontiguousarray(kernel.T)),
+        tf.constant(bias[:, None]), nonzeros)
   return PlannedLayer('dense', tf.constant(kernel), tf.constant(bias), nonzeros)
 
 
