@@ -47,7 +47,9 @@ def test_paired_times_summarise_each_function_over_alternating_blocks():
 def test_graph_benchmark_times_the_compacted_model_apart_from_results(tmp_path):
   from tests import keras_zoo  # pylint: disable=import-outside-toplevel
   from tfprune.drivers import graph_benchmark  # pylint: disable=import-outside-toplevel
-  keras_zoo.build('residual', 'keras3').save(tmp_path / 'residual.keras')
+  from tfprune.keras_io import importer  # pylint: disable=import-outside-toplevel
+  model = keras_zoo.build('residual', 'keras3')
+  model.save(tmp_path / 'residual.keras')
   rng = np.random.default_rng(0)
   np.savez(tmp_path / 'data.npz',
            x_test=rng.standard_normal((64, 10, 10, 3)).astype(np.float32),
@@ -60,6 +62,10 @@ def test_graph_benchmark_times_the_compacted_model_apart_from_results(tmp_path):
   out = tmp_path / 'out'
   rows = helpers.read_csv(out / graph_benchmark.CSV_NAME)
   assert list(rows[0]) == list(graph_benchmark.COLUMNS)  # no timing in results
+  # The evaluator's kernel per weighted node: the residual model's are small.
+  graph = importer.from_keras(str(tmp_path / 'residual.keras'))
+  assert {r['kernels'] for r in rows} == {'+'.join(
+      'dense' if n.op == 'dense' else 'conv' for n in graph.weighted())}
   by_key = {(r['method'], r['k']): r for r in rows}
   dense = by_key[('unit', '0')]
   assert int(by_key[('unit', '70')]['params']) < int(dense['params'])
@@ -69,6 +75,9 @@ def test_graph_benchmark_times_the_compacted_model_apart_from_results(tmp_path):
   assert by_key[('weight', '70')]['params'] == dense['params']  # masked only
   assert int(by_key[('weight', '70')]['graph_bytes']) < int(dense['graph_bytes'])
   timing = json.loads((out / graph_benchmark.TIMING_NAME).read_text())
+  # The measured model is identified by its weights (its file has a date).
+  from tfprune.drivers import mobilenet_model  # pylint: disable=import-outside-toplevel
+  assert timing['model_weights_sha256'] == mobilenet_model.weights_sha256(model)
   assert [(t['method'], t['timed']) for t in timing['timings']] == [
       ('weight', 'graph'), ('weight', 'graph'), ('unit', 'keras'), ('unit', 'keras'),
       ('unit_l1', 'keras'), ('unit_l1', 'keras')]

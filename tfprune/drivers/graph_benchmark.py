@@ -14,10 +14,14 @@ Timings are medians of alternating A/B blocks (`benchmark.paired_times`), at
 batch 1 and at batch 256, so a change of load on a shared machine hits both
 sides of each ratio. Sizes: the `.keras` file (`pruned_keras`: compacted for
 units, masked otherwise) and the graph `.npz` (sparse arrays where smaller).
-`graph_benchmark.csv` holds accuracies and sizes (byte-reproducible);
+`graph_benchmark.csv` holds accuracies, sizes and the evaluator's kernel
+per weighted node (`kernels`, as in the sweep; the masked graph's, which the
+weight rows time) (byte-reproducible);
 `graph_timing.json` the timings, the machine and its load average before and
-after; `graph_benchmark.png` accuracy against measured speed-up and against
-file size, one curve per method.
+after, and for a model file the SHA-256 of its weights (as the manifest of
+`make_mobilenet.py` records it, to tell a rebuilt model from the one
+measured); `graph_benchmark.png` accuracy against measured speed-up and
+against file size, one curve per method.
 """
 
 import csv
@@ -37,6 +41,7 @@ from tfprune.criteria import graph_pruning
 from tfprune.data import datasets
 from tfprune.data import user_data
 from tfprune.drivers import benchmark
+from tfprune.drivers import mobilenet_model
 from tfprune.drivers import pruned_keras
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
@@ -47,6 +52,7 @@ from tfprune.graph import weights
 from tfprune.graph.ir import Graph
 from tfprune.keras_io import build
 from tfprune.keras_io import importer
+from tfprune.keras_io import load as keras_load
 from tfprune.transforms import channel_pruning
 
 CSV_NAME = 'graph_benchmark.csv'
@@ -57,7 +63,7 @@ BATCHES = (1, 256)
 # call is short and the shared machine's load changes within seconds.
 ROUNDS = 6
 COLUMNS = ('method', 'k', 'accuracy', 'sparsity', 'timed', 'keras_bytes',
-           'graph_bytes', 'params')
+           'graph_bytes', 'params', 'kernels')
 
 
 def check_network_and_methods(weights_dir, model_file, methods) -> None:
@@ -177,7 +183,8 @@ def run(config: GraphBenchmarkConfig) -> dict:
           'timed': 'compacted keras' if structured else 'masked graph',
           'keras_bytes': _keras_bytes(saved),
           'graph_bytes': len(graph_io.to_bytes(saved)),
-          'params': saved.num_params})
+          'params': saved.num_params,
+          'kernels': '+'.join(dense_eval.kinds(masked))})
       make = _keras_fn if structured else _graph_fn
       entry = {'method': method, 'k': k, 'timed': timed}
       for b, x in inputs.items():
@@ -190,8 +197,10 @@ def run(config: GraphBenchmarkConfig) -> dict:
       timings.append(entry)
   dense_bytes = {'keras_bytes': _keras_bytes(graph),
                  'graph_bytes': len(graph_io.to_bytes(graph))}
+  model_hash = {'model_weights_sha256': mobilenet_model.weights_sha256(
+      keras_load.load_model(config.model_file))} if config.model_file else {}
   record = {
-      'config': dataclasses.asdict(config),
+      'config': dataclasses.asdict(config), **model_hash,
       'machine': {**benchmark.machine(), 'load_average_before': load_before},
       'dense': dense_bytes, 'timings': timings}
   with atomic.staging(config.out_dir) as out_dir:
@@ -209,7 +218,7 @@ def to_csv(rows) -> str:
   for r in rows:
     writer.writerow([r['method'], f'{r["k"]:g}', f'{r["accuracy"]:.4f}',
                      f'{r["sparsity"]:.6f}', r['timed'], r['keras_bytes'],
-                     r['graph_bytes'], r['params']])
+                     r['graph_bytes'], r['params'], r['kernels']])
   return out.getvalue()
 
 

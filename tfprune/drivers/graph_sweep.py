@@ -6,7 +6,9 @@ scores them all. The rows have the sweep's columns: the costs are counted on
 the graph (multiply-adds of dense and conv kernels at every output position),
 the size is the graph file's (`graph.io`, sparse where smaller), `units` is
 each weighted node's count of output channels that still have a non-zero
-weight, and `kernels` names the evaluator (`tf`). `unit` removes coupled
+weight, and `kernels` the evaluator's kernel of each weighted node in graph
+order (`graph.sparse_kernels`: `conv`, `depthwise`, and `dense` or `csr` by
+the MLP's rule), e.g. `conv+conv+csr+dense`. `unit` removes coupled
 channels (`transforms.channel_pruning`): residual adds and concatenations
 prune their inputs together, so no layer is refused.
 """
@@ -22,8 +24,6 @@ from tfprune.graph import ops
 from tfprune.graph.evaluator import Evaluator
 from tfprune.graph.ir import Graph
 from tfprune.transforms import channel_pruning
-
-KERNELS = 'tf'
 
 
 def positions(graph: Graph, name: str) -> int:
@@ -62,8 +62,8 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
                 names: Sequence[str], x: np.ndarray, labels: np.ndarray,
                 make_row: Callable, on_pruned=None,
                 points: Iterable[tuple[str, float, Graph]] | None = None,
-                per_layer: bool = False, progress: Callable | None = None
-                ) -> list:
+                per_layer: bool = False, progress: Callable | None = None,
+                allow_sparse: bool = True) -> list:
   """Measures every (method, level) on `graph`; writes nothing.
 
   Args:
@@ -80,6 +80,7 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
       each node of `names`.
     progress: called as progress(method, k, accuracy, seconds) as each point
       is measured.
+    allow_sparse: False computes every Dense node densely (no CSR).
   """
   if points is None:
     for method in methods:
@@ -88,7 +89,7 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
         channel_pruning.check(graph, method, names)
     points = ((method, k, channel_pruning.prune_graph(graph, method, k, names))
               for method in methods for k in levels)
-  evaluator = Evaluator(graph)
+  evaluator = Evaluator(graph, allow_sparse)
   dense_macs = macs(graph, nonzero_only=False)
   params = graph.num_params
   rows, seen = [], {}
@@ -115,7 +116,7 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
         flops_speedup=dense_macs / effective if effective else float('inf'),
         compression=params / nonzero if nonzero else float('inf'),
         size_bytes=len(graph_io.to_bytes(pruned)), units=live_units(pruned),
-        kernels=KERNELS, **extra))
+        kernels='+'.join(evaluator.kinds(pruned)), **extra))
     if on_pruned is not None:
       on_pruned(method, k, pruned)
     if progress is not None:

@@ -316,7 +316,8 @@ def _run_graph(config: SweepConfig,
           graph, config.methods, config.levels, names, test.images, test.labels,
           SweepRow, on_pruned,
           points=allocated.graph_points(config, graph, names, calibration_inputs),
-          per_layer=config.allocation != allocated.UNIFORM, progress=progress),
+          per_layer=config.allocation != allocated.UNIFORM, progress=progress,
+          allow_sparse=config.sparse_kernels),
       save, {'pruned_layers': names,
              **({'weights_sha256': folder.sha256} if folder else {})})
 

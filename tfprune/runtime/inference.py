@@ -40,6 +40,7 @@ import tensorflow as tf
 from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops as csr_ops  # pylint: disable=g-direct-tensorflow-import
 
 from tfprune.errors import TfpruneError
+from tfprune.graph import sparse_kernels
 from tfprune.graph.network import Network
 from tfprune.runtime import evaluate
 from tfprune.transforms import compaction
@@ -50,13 +51,11 @@ PROBE_DENSITIES = (0.05, 0.3)
 PROBE_CHUNKS = 2
 PROBE_ROUNDS = 5
 PROBE_SECONDS = 0.2
-# The kernel rule of `plan` (see the module docstring). Calibrated on the
-# README's 2-core machine with experiments/calibrate_kernels.py: the medians of
-# 5 probes put the crossover of the MLP's 784x1000, 1000x1000 and 1000x500
-# layers at densities 0.145, 0.134 and 0.116, so 0.15 puts weight pruning at
-# k >= 90 (density <= 0.10) on CSR and k <= 80 (density >= 0.20) on dense.
-MAX_CSR_DENSITY = 0.15
-MIN_CSR_WEIGHTS = 65_536
+# The kernel rule of `plan`, shared with the graph evaluator (calibration in
+# `graph.sparse_kernels`).
+MAX_CSR_DENSITY = sparse_kernels.MAX_CSR_DENSITY
+MIN_CSR_WEIGHTS = sparse_kernels.MIN_CSR_WEIGHTS
+kernel_kind = sparse_kernels.kernel_kind
 REQUIRED_GAIN = 0.8
 
 
@@ -134,13 +133,6 @@ def interleaved_timings(fns: Sequence, runs: Sequence[int], rounds: int
     for i, fn in enumerate(fns):
       times[i].extend(timings(fn, runs[i], warm_up=False))
   return times
-
-
-def _csr(kernel_t: np.ndarray):
-  rows, cols = np.nonzero(kernel_t)
-  return csr_ops.CSRSparseMatrix(tf.SparseTensor(
-      np.stack([rows, cols], axis=1).astype(np.int64), kernel_t[rows, cols],
-      kernel_t.shape))
 
 
 @functools.lru_cache(maxsize=None)
@@ -281,23 +273,12 @@ def crossover_density(inputs: int, units: int) -> float:
   return float(np.clip(d0 + (target - t0) / slope, 0.0, 1.0))
 
 
-def kernel_kind(kernel: np.ndarray) -> str:
-  """The kernel `plan` uses for a layer: 'csr' or 'dense', by a fixed rule.
-
-  CSR for a layer of at least `MIN_CSR_WEIGHTS` weights with a density (share
-  of non-zero weights) below `MAX_CSR_DENSITY`, else dense. The same network
-  always gets the same kernels, whatever the load of the machine.
-  """
-  density = np.count_nonzero(kernel != 0) / kernel.size if kernel.size else 1.0
-  sparse = kernel.size >= MIN_CSR_WEIGHTS and density < MAX_CSR_DENSITY
-  return 'csr' if sparse else 'dense'
-
-
 def _planned(kind: str, kernel: np.ndarray, bias: np.ndarray) -> PlannedLayer:
   nonzeros = int(np.count_nonzero(kernel != 0))
   if kind == 'csr':
-    return PlannedLayer('csr', _csr(np.ascontiguousarray(kernel.T)),
-                        tf.constant(bias[:, None]), nonzeros)
+    return PlannedLayer(
+        'csr', sparse_kernels.csr_matrix(np.ascontiguousarray(kernel.T)),
+        tf.constant(bias[:, None]), nonzeros)
   return PlannedLayer('dense', tf.constant(kernel), tf.constant(bias), nonzeros)
 
 

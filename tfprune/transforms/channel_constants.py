@@ -22,7 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune.errors import TfpruneError
-from tfprune.graph import evaluator
+from tfprune.graph import activations
+from tfprune.graph import node_ops
 from tfprune.graph import ops
 from tfprune.graph.ir import Graph
 from tfprune.transforms import groups as groups_lib
@@ -88,7 +89,7 @@ def _activate(activation, pre: np.ndarray) -> np.ndarray:
     return np.full(pre.shape, np.nan)
   known = ~np.isnan(pre)
   x = tf.constant(np.where(known, pre, 0.0)[None].astype(np.float32))
-  out = evaluator.apply_activation(activation, x).numpy()[0].astype(np.float64)
+  out = activations.apply_activation(activation, x).numpy()[0].astype(np.float64)
   return np.where(known, out, np.nan)
 
 
@@ -121,7 +122,7 @@ def _filled(graph: Graph, node, values: dict) -> np.ndarray:
   inputs = [tf.constant(np.broadcast_to(
       np.nan_to_num(values[s], nan=0.0).astype(np.float32),
       (1, *graph.shapes[s]))) for s in node.inputs]
-  out = evaluator.apply_node(graph, node, node.params, inputs).numpy()
+  out = node_ops.apply_node(graph, node, node.params, inputs).numpy()
   picked = out.reshape(-1, out.shape[-1])
   constant = picked.mean(axis=0, dtype=np.float64)
   scale = np.abs(constant)
