@@ -57,11 +57,12 @@ def _check_timing(folder, rows, keys):
   assert record['machine']['cpu_count'] == os.cpu_count()
 
 
-def test_study_b_script_reports_every_method(tmp_path, data_dir, capsys):
+def test_study_b_script_reports_every_method(tmp_path, mnist_slice_dir, capsys):
   code, _, err = helpers.run_main(
       'study_b', f'--weights_dir={_untrained(tmp_path, "lenet5")}',
       '--levels=50', '--cycles=1', '--finetune_epochs=1', '--train_limit=256',
-      '--timing_repeats=1', f'--out_dir={tmp_path / "b"}', f'--data_dir={data_dir}',
+      '--timing_repeats=1', f'--out_dir={tmp_path / "b"}',
+      f'--data_dir={mnist_slice_dir}',
       capsys=capsys)
   assert code == 0, err[-20:]
   rows = {r['method']: r for r in _rows(tmp_path / 'b' / 'study_b.csv')}

@@ -235,9 +235,9 @@ def test_weights_for_another_dataset_shape_are_refused(tmp_path, mnist_test):
 # Bad input through the script is in tests/test_cli.py.
 
 
-def test_script_small_sweep_end_to_end(tmp_path, data_dir):
+def test_script_small_sweep_end_to_end(tmp_path, mnist_slice_dir):
   out = tmp_path / 'out'
-  result = helpers.run_script('sweep', f'--out_dir={out}', f'--data_dir={data_dir}',
+  result = helpers.run_script('sweep', f'--out_dir={out}', f'--data_dir={mnist_slice_dir}',
                               '--levels=0,90', '--methods=unit')
   assert result.returncode == 0, result.stderr
   assert 'unit' in result.stdout and 'wall time' in result.stdout
