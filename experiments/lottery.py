@@ -34,6 +34,7 @@ from absl import flags
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.keras_io import models
+from tfprune.studies import trial_statistics
 from tfprune.studies import trials
 
 _D = trials.LotteryConfig(out_dir='')
@@ -101,7 +102,7 @@ def main(argv):
       overwrite=_OVERWRITE.value)
   command = shlex.join(['python', 'experiments/lottery.py', *sys.argv[1:]])
   summary = trials.run(config, command=command, progress=print)
-  print(trials.format_table(summary))
+  print(trial_statistics.format_table(summary))
   print(f'wrote results and plots to {config.out_dir}')
 
 

@@ -13,6 +13,7 @@ from tfprune.keras_compat import keras
 from tfprune.keras_io import models
 from tfprune.reports import plots
 from tfprune.reports import trial_plots
+from tfprune.studies import trial_statistics
 from tfprune.studies import trials
 from tfprune.training import lottery
 from tfprune.training import prune_rounds
@@ -193,10 +194,10 @@ def test_prune_after_prunes_the_trained_weights_without_retraining(splits):
 def test_permutation_p_counts_every_split_exactly():
   # 4 values, 6 splits into 2 + 2; only the observed one and its mirror reach
   # a mean difference of 2.
-  assert trials.permutation_p([0, 1], [2, 3]) == pytest.approx(2 / 6)
-  assert trials.permutation_p([0, 0, 0, 0, 0], [1, 1, 1, 1, 1]) == pytest.approx(
+  assert trial_statistics.permutation_p([0, 1], [2, 3]) == pytest.approx(2 / 6)
+  assert trial_statistics.permutation_p([0, 0, 0, 0, 0], [1, 1, 1, 1, 1]) == pytest.approx(
       2 / 252)
-  assert trials.permutation_p([1, 2], [1, 2]) == 1.0
+  assert trial_statistics.permutation_p([1, 2], [1, 2]) == 1.0
 
 
 def test_run_writes_every_result_and_refuses_an_existing_folder(data_dir, tmp_path):
