@@ -8,11 +8,15 @@ model to float32 round-off (checked on every import by `keras_io.verify`).
 batch and the graph's parameters, so every graph with the same structure and
 parameter shapes (every masked variant of a network in a sweep) runs through
 the same trace without retracing. Dense nodes on 2-D inputs take the
-MLP's dense/CSR rule (`sparse_kernels`): a sparse enough kernel is computed
-by TensorFlow's CSR matmul, so the evaluator keeps one trace per tuple of
-kernel kinds (a few per structure at most: each large Dense node is dense or
-CSR), and builds the CSR operands once per `predict`, not once per chunk
-(and not again for the same graph).
+dense/CSR rule (`sparse_kernels.kernel_kind`) at the rows of one call
+(`rule_rows`): the graph's entry, calibrated at `GRAPH_CHUNK_ROWS` = 128
+rows in this evaluator's layout, for calls of at least 128 examples; dense
+for smaller calls (one example), where the CSR matmul lost on every shape
+measured. A sparse enough kernel is computed by TensorFlow's CSR matmul,
+so the evaluator keeps one trace per tuple of kernel kinds (a few per
+structure at most: each large Dense node is dense or CSR), and builds the
+CSR operands once per `predict`, not once per chunk (and not again for the
+same graph and kinds).
 `Evaluator(graph, allow_sparse=False)` computes every Dense node densely,
 with the op Keras uses.
 """
@@ -33,7 +37,7 @@ DEFAULT_BATCH_SIZE = 500
 # 128 on the 2-core VM, its activations no longer fitting in cache. Each
 # example's outputs are bitwise the same whatever the chunk (checked on
 # LeNet-5, the Fashion CNN and ResNet-18), so results do not depend on it.
-CONV_BATCH_SIZE = 128
+CONV_BATCH_SIZE = sparse_kernels.GRAPH_CHUNK_ROWS
 _CONV_OPS = ('conv2d', 'depthwise_conv2d')
 
 
@@ -42,6 +46,21 @@ def batch_size_for(graph: Graph) -> int:
   if any(node.op in _CONV_OPS for node in graph.nodes):
     return CONV_BATCH_SIZE
   return DEFAULT_BATCH_SIZE
+
+
+def rule_rows(graph: Graph, n: int | None = None,
+              batch_size: int | None = None) -> int:
+  """The rows per call at which the kernel rule is read for `graph`.
+
+  The examples of one call (`n` examples in chunks of `batch_size`, default
+  a full chunk of `batch_size_for(graph)`), at most `GRAPH_CHUNK_ROWS`: the
+  graph path is calibrated there only (larger tables entries belong to the
+  MLP plan's layout).
+  """
+  rows = batch_size or batch_size_for(graph)
+  if n is not None:
+    rows = min(rows, n)
+  return min(rows, sparse_kernels.GRAPH_CHUNK_ROWS)
 
 
 def run_nodes(graph: Graph, x: tf.Tensor,
@@ -103,10 +122,13 @@ class Evaluator:
     self._fns = {}
     self._last = None
 
-  def kinds(self, graph: Graph | None = None) -> tuple[str, ...]:
-    """The kernel of each weighted node (`sparse_kernels.graph_kinds`)."""
+  def kinds(self, graph: Graph | None = None,
+            rows: int | None = None) -> tuple[str, ...]:
+    """The kernel of each weighted node (`sparse_kernels.graph_kinds`) for
+    calls of `rows` examples (default: a full chunk, `rule_rows(graph)`)."""
     graph = self.graph if graph is None else graph
-    return sparse_kernels.graph_kinds(graph, self.allow_sparse)
+    rows = rule_rows(graph) if rows is None else rows
+    return sparse_kernels.graph_kinds(graph, rows, self.allow_sparse)
 
   def tracing_count(self) -> int:
     """Traces made so far: one per tuple of kinds met, if none retraced."""
@@ -129,21 +151,25 @@ class Evaluator:
           input_signature=signature, autograph=False)
     return self._fns[kinds]
 
-  def _operands(self, graph: Graph):
-    """`graph`'s kinds, parameter tensors and CSR operands.
+  def _operands(self, graph: Graph, rows: int):
+    """`graph`'s kinds for calls of `rows`, parameter tensors and CSR operands.
 
     Made once per `predict`, not once per chunk, and kept for the last graph
-    (graphs are immutable), so repeated calls on one graph (a benchmark's)
-    do not rebuild them.
+    (graphs are immutable), by rows and by kinds, so repeated calls on one
+    graph (a benchmark's, at batch 1 and 256) do not rebuild them.
     """
     if self._last is None or self._last[0] is not graph:
-      kinds = self.kinds(graph)
+      self._last = (graph, {}, {})
+    _, kinds_by_rows, made = self._last
+    if rows not in kinds_by_rows:
+      kinds_by_rows[rows] = self.kinds(graph, rows)
+    kinds = kinds_by_rows[rows]
+    if kinds not in made:
       csr = sparse_kernels.csr_operands(graph, kinds)
-      params = {name: {k: tf.constant(v) for k, v in p.items()
-                       if not (k == 'kernel' and name in csr)}
-                for name, p in _param_tensors(graph).items()}
-      self._last = (graph, kinds, params, csr)
-    return self._last[1:]
+      made[kinds] = ({name: {k: tf.constant(v) for k, v in p.items()
+                             if not (k == 'kernel' and name in csr)}
+                      for name, p in _param_tensors(graph).items()}, csr)
+    return (kinds, *made[kinds])
 
   def _check(self, other: Graph) -> None:
     if other is self.graph:
@@ -174,7 +200,8 @@ class Evaluator:
       raise TfpruneError(
           f'inputs of shape {x.shape[1:]} but the network takes '
           f'{graph.input_shape}: reshape the data to the model\'s input')
-    kinds, params, csr = self._operands(graph)
+    kinds, params, csr = self._operands(
+        graph, rule_rows(graph, len(x), batch_size))
     fn = self._fn(kinds)
     outs = [fn(tf.constant(x[i:i + batch_size]), params, csr).numpy()
             for i in range(0, len(x), batch_size)]

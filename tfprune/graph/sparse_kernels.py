@@ -3,12 +3,15 @@
 A Dense layer (a 2-D kernel applied to (batch, features) rows) runs through
 TensorFlow's `CSRSparseMatrix` matmul where it has at least
 `MIN_CSR_WEIGHTS` weights and a density (share of non-zero weights) below
-`MAX_CSR_DENSITY`, and through a dense matmul elsewhere (`kernel_kind`).
-The rule does not time anything, so the same network always gets the same
-kernels and the results files are byte-reproducible. `MAX_CSR_DENSITY` was
-calibrated on the MLP's layers with `experiments/calibrate_kernels.py` (see
-`runtime.inference`). Convolutions always run through TensorFlow's own
-kernels.
+`max_csr_density(rows)`, and through a dense matmul elsewhere
+(`kernel_kind`). `rows` is the number of examples one kernel call takes: the
+CSR matmul gains from many rows per call, so the threshold is calibrated per
+path at the rows that path runs, `MLP_CHUNK_ROWS` for the MLP plan
+(`runtime.inference`, transposed chunks) and `GRAPH_CHUNK_ROWS` for the
+graph evaluator (conv graphs), in `MAX_CSR_DENSITY`. The rule does not time
+anything, so the same network at the same rows per call always gets the
+same kernels and the results files are byte-reproducible. Convolutions
+always run through TensorFlow's own kernels.
 
 For a graph, `graph_kinds` names each weighted node's kernel in graph order,
 the vocabulary of the sweep's `kernels` column: `dense`, `csr`, `conv`
@@ -29,27 +32,51 @@ from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops as csr_ops
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import Node
 
-# Calibrated on the README's 2-core machine with experiments/calibrate_kernels.py:
-# the medians of 5 probes put the crossover of the MLP's 784x1000, 1000x1000
-# and 1000x500 layers at densities 0.145, 0.134 and 0.116, so 0.15 puts weight
-# pruning at k >= 90 (density <= 0.10) on CSR and k <= 80 (density >= 0.20)
-# on dense.
-MAX_CSR_DENSITY = 0.15
+# Examples per CSR call: the MLP plan's chunks (`runtime.inference.CHUNK`)
+# and the graph evaluator's chunks for conv graphs
+# (`graph.evaluator.CONV_BATCH_SIZE`).
+MLP_CHUNK_ROWS = 512
+GRAPH_CHUNK_ROWS = 128
+# The density below which a Dense layer goes CSR, by rows per call,
+# calibrated on the README's 2-core machine with experiments/calibrate_kernels.py.
+# MLP (--path=mlp, 512-row transposed chunks): the medians of 5 probes put the
+# crossover of the MLP's 784x1000, 1000x1000 and 1000x500 layers at densities
+# 0.145, 0.134 and 0.116, so 0.15 puts weight pruning at k >= 90 (density
+# <= 0.10) on CSR and k <= 80 (density >= 0.20) on dense.
+# Graph (--path=graph, 128-row calls in row layout, transposes included),
+# 2026-12-02, load average 1.3-1.7 (`uptime`): the medians of 9 probes put the
+# crossover of 3136x128 (the Fashion CNN's dense_1), 1024x512 and 2048x1000 at
+# 0.032, 0.094 and 0.108 (5 probes earlier: 0.048, 0.102, 0.132), so 0.03:
+# dense_1 goes CSR only from weight k = 98. At one row per call no density
+# measured (2-15%) paid, so fewer rows than any entry are dense.
+MAX_CSR_DENSITY = {MLP_CHUNK_ROWS: 0.15, GRAPH_CHUNK_ROWS: 0.03}
 MIN_CSR_WEIGHTS = 65_536
 DENSE, CSR = 'dense', 'csr'
 # The `kernels` name of each weighted op that always runs its TF kernel.
 OP_KERNELS = {'conv2d': 'conv', 'depthwise_conv2d': 'depthwise'}
 
 
-def kernel_kind(kernel: np.ndarray) -> str:
+def max_csr_density(rows: int) -> float:
+  """The density below which CSR is used for calls of `rows` examples.
+
+  The entry of `MAX_CSR_DENSITY` for the largest calibrated row count not
+  above `rows`; 0 (always dense) for fewer rows than any entry, e.g. one
+  example, where the CSR matmul lost on every shape measured.
+  """
+  fitting = [r for r in MAX_CSR_DENSITY if r <= rows]
+  return MAX_CSR_DENSITY[max(fitting)] if fitting else 0.0
+
+
+def kernel_kind(kernel: np.ndarray, rows: int) -> str:
   """'csr' or 'dense' for a Dense layer's 2-D kernel, by a fixed rule.
 
   CSR for a kernel of at least `MIN_CSR_WEIGHTS` weights with a density below
-  `MAX_CSR_DENSITY`, else dense. The same kernel always gets the same kind,
-  whatever the load of the machine.
+  `max_csr_density(rows)`, for calls of `rows` examples, else dense. The same
+  kernel at the same rows always gets the same kind, whatever the load of
+  the machine.
   """
   density = np.count_nonzero(kernel != 0) / kernel.size if kernel.size else 1.0
-  sparse = kernel.size >= MIN_CSR_WEIGHTS and density < MAX_CSR_DENSITY
+  sparse = kernel.size >= MIN_CSR_WEIGHTS and density < max_csr_density(rows)
   return CSR if sparse else DENSE
 
 
@@ -61,8 +88,9 @@ def csr_matrix(matrix: np.ndarray) -> csr_ops.CSRSparseMatrix:
       matrix.shape))
 
 
-def node_kind(graph: Graph, node: Node, allow_sparse: bool = True) -> str:
-  """The kernel of one weighted node of `graph` (see the module docstring).
+def node_kind(graph: Graph, node: Node, rows: int,
+              allow_sparse: bool = True) -> str:
+  """The kernel of one weighted node of `graph` for calls of `rows` examples.
 
   Only a Dense node on 2-D inputs (batch, features) may go CSR; a Dense node
   applied to every position of a feature map stays a dense contraction.
@@ -71,12 +99,14 @@ def node_kind(graph: Graph, node: Node, allow_sparse: bool = True) -> str:
     return OP_KERNELS[node.op]
   if not allow_sparse or len(graph.shapes[node.inputs[0]]) != 1:
     return DENSE
-  return kernel_kind(node.params['kernel'])
+  return kernel_kind(node.params['kernel'], rows)
 
 
-def graph_kinds(graph: Graph, allow_sparse: bool = True) -> tuple[str, ...]:
-  """The kernel of each weighted node of `graph`, in graph order."""
-  return tuple(node_kind(graph, n, allow_sparse) for n in graph.weighted())
+def graph_kinds(graph: Graph, rows: int,
+                allow_sparse: bool = True) -> tuple[str, ...]:
+  """The kernel of each weighted node of `graph`, in graph order, for calls
+  of `rows` examples."""
+  return tuple(node_kind(graph, n, rows, allow_sparse) for n in graph.weighted())
 
 
 def csr_operands(graph: Graph, kinds: tuple[str, ...]) -> dict[str, tf.Tensor]:
@@ -85,8 +115,7 @@ def csr_operands(graph: Graph, kinds: tuple[str, ...]) -> dict[str, tf.Tensor]:
   Each is the matrix's variant tensor, an argument a traced function takes
   without retracing (`csr_dense` gives it back its shape inside).
   """
-  return {node.name: csr_matrix(np.ascontiguousarray(
-      node.params['kernel'].T))._matrix  # pylint: disable=protected-access
+  return {node.name: operand(np.ascontiguousarray(node.params['kernel'].T))
           for node, kind in zip(graph.weighted(), kinds) if kind == CSR}
 
 
@@ -95,16 +124,31 @@ def operand_spec() -> tf.TensorSpec:
   return tf.TensorSpec([], tf.variant)
 
 
-def csr_dense(x: tf.Tensor, matrix: tf.Tensor, units: int) -> tf.Tensor:
-  """x @ kernel for rows `x` (batch, inputs), from the kernel's CSR operand.
+def operand(matrix: np.ndarray) -> tf.Tensor:
+  """The CSR operand of the 2-D `matrix`: its `CSRSparseMatrix`'s variant
+  tensor, an argument a traced function takes without retracing."""
+  return csr_matrix(matrix)._matrix  # pylint: disable=protected-access
 
-  The activations are transposed to (inputs, batch) for the CSR matmul and
-  back. `matrix` crosses a `tf.function` boundary as a bare variant tensor,
-  so its dense shape and dtype are set again for the kernel's shape
-  inference.
+
+def csr_matmul(matrix: tf.Tensor, x: tf.Tensor,
+               units: int | None = None) -> tf.Tensor:
+  """matrix @ x for a CSR operand `matrix` (units, inputs), `x` (inputs, batch).
+
+  `matrix` crosses a `tf.function` boundary as a bare variant tensor, so its
+  dense shape (`units` unknown if None) and dtype are set again for the
+  kernel's shape inference.
   """
-  shape = tf.TensorShape([units, x.shape[-1]])
+  shape = tf.TensorShape([units, x.shape[0]])
   handle = csr_ops._create_handle_data_proto(  # pylint: disable=protected-access
       shape.as_proto(), tf.float32.as_datatype_enum)
   handle_data_util.set_handle_data(matrix, handle)
-  return tf.transpose(csr_gen.sparse_matrix_mat_mul(matrix, tf.transpose(x)))
+  return csr_gen.sparse_matrix_mat_mul(matrix, x)
+
+
+def csr_dense(x: tf.Tensor, matrix: tf.Tensor, units: int) -> tf.Tensor:
+  """x @ kernel for rows `x` (batch, inputs), from the kernel's CSR operand.
+
+  The activations are transposed to (inputs, batch) for the CSR matmul
+  (`csr_matmul`) and back.
+  """
+  return tf.transpose(csr_matmul(matrix, tf.transpose(x), units))

@@ -2,16 +2,14 @@
 
 `plan(network)` compacts the network (see `compaction`) and, for each layer,
 picks a dense or a CSR sparse matmul (TensorFlow's `CSRSparseMatrix` kernel)
-by a fixed rule (`kernel_kind`): CSR where the layer has at least
-`MIN_CSR_WEIGHTS` weights (below that there is too little time to gain, and a
-CSR layer between dense ones costs two layout conversions) and a density below
-`MAX_CSR_DENSITY`, dense elsewhere. The rule does not time anything, so the
-same network always gets the same kernels and the sweep's results files are
-byte-reproducible. `MAX_CSR_DENSITY` was calibrated once, with
+by a fixed rule (`sparse_kernels.kernel_kind` at `CHUNK` rows per call):
+CSR where the layer has at least `MIN_CSR_WEIGHTS` weights (below that there
+is too little time to gain, and a CSR layer between dense ones costs two
+layout conversions) and a density below `MAX_CSR_DENSITY`, dense elsewhere.
+The rule does not time anything, so the same network always gets the same
+kernels and the sweep's results files are byte-reproducible. `MAX_CSR_DENSITY` was calibrated once, with
 `experiments/calibrate_kernels.py`, from the timing probe
-`crossover_density`: the density below which a CSR layer takes at most
-`REQUIRED_GAIN` of the dense layer's time (time of the dense layer against the
-CSR layer at two densities, fitted linearly in the density).
+`kernel_calibration.crossover_density`.
 `tf.sparse.sparse_dense_matmul` is not used: on a 2-core CPU it never beat
 dense (measured 5x slower at 90% sparsity).
 
@@ -23,7 +21,9 @@ The two kernels run in the layout that suits each (measured on this machine):
   kernel needs its sparse operand on the left, in chunks of `CHUNK` examples:
   a chunk stays in cache while the kernel gathers from it (3x faster than one
   whole-batch CSR matmul at 80-98% sparsity); consecutive CSR layers run
-  in one `tf.function` call too, each chunk through all of them.
+  in one `tf.function` call too, each chunk through all of them. A CSR
+  matrix enters that call as a variant tensor (`sparse_kernels.operand`), so
+  one trace serves every plan with the same kinds and number of chunks.
 
 `prepare` makes both layouts of the inputs once; the forward pass converts
 between them only where the kernel kind changes.
@@ -36,8 +36,6 @@ from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
-# TensorFlow's CSR kernels have no public API; tensorflow==2.21 is pinned.
-from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops as csr_ops  # pylint: disable=g-direct-tensorflow-import
 
 from tfprune.errors import TfpruneError
 from tfprune.graph import sparse_kernels
@@ -45,18 +43,12 @@ from tfprune.graph.network import Network
 from tfprune.runtime import evaluate
 from tfprune.transforms import compaction
 
-CHUNK = 512
+CHUNK = sparse_kernels.MLP_CHUNK_ROWS
 KINDS = ('dense', 'csr')
-PROBE_DENSITIES = (0.05, 0.3)
-PROBE_CHUNKS = 2
-PROBE_ROUNDS = 5
-PROBE_SECONDS = 0.2
 # The kernel rule of `plan`, shared with the graph evaluator (calibration in
 # `graph.sparse_kernels`).
-MAX_CSR_DENSITY = sparse_kernels.MAX_CSR_DENSITY
+MAX_CSR_DENSITY = sparse_kernels.max_csr_density(CHUNK)
 MIN_CSR_WEIGHTS = sparse_kernels.MIN_CSR_WEIGHTS
-kernel_kind = sparse_kernels.kernel_kind
-REQUIRED_GAIN = 0.8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +57,9 @@ class PlannedLayer:
 
   Attributes:
     kind: 'dense' or 'csr'.
-    weights: dense: the (inputs, units) kernel tensor; csr: a
-      `CSRSparseMatrix` of the transposed (units, inputs) kernel.
+    weights: dense: the (inputs, units) kernel tensor; csr: the CSR operand
+      (`sparse_kernels.operand`, a variant tensor) of the transposed
+      (units, inputs) kernel.
     bias: dense: a (units,) tensor; csr: a (units, 1) tensor. Zero when the
       plan does not use biases.
     nonzeros: non-zero kernel weights.
@@ -172,8 +165,9 @@ def _csr_segment(num_layers: int, relu_last: bool):
   Each chunk goes through all the layers while it is in cache. Run eagerly,
   the per-op dispatch of (chunks x layers) small calls cost more than the
   sparse arithmetic itself at 97-99% sparsity (measured 3x slower at 1%
-  density). `reduce_retracing` leaves the shapes and non-zero counts open:
-  one trace per structure and number of chunks.
+  density). The CSR matrices are variant tensors and `reduce_retracing`
+  leaves the shapes open: one trace per structure and number of chunks,
+  whatever the plan.
   """
 
   @tf.function(reduce_retracing=True)
@@ -182,7 +176,7 @@ def _csr_segment(num_layers: int, relu_last: bool):
     for chunk in chunks:
       h = chunk
       for i in range(num_layers):
-        h = csr_ops.matmul(matrices[i], h) + biases[i]
+        h = sparse_kernels.csr_matmul(matrices[i], h) + biases[i]
         if relu_last or i < num_layers - 1:
           h = tf.nn.relu(h)
       out.append(h)
@@ -213,7 +207,7 @@ def _csr_layer(layer: PlannedLayer, chunks: Sequence[tf.Tensor],
                relu: bool) -> list[tf.Tensor]:
   out = []
   for chunk in chunks:
-    h = csr_ops.matmul(layer.weights, chunk) + layer.bias
+    h = sparse_kernels.csr_matmul(layer.weights, chunk) + layer.bias
     out.append(tf.nn.relu(h) if relu else h)
   return out
 
@@ -226,58 +220,11 @@ def _to_rows(chunks: Sequence[tf.Tensor]) -> tf.Tensor:
   return tf.transpose(tf.concat(chunks, axis=1))
 
 
-def _shape_class(n: int) -> int:
-  return max(16, 1 << (int(n) - 1).bit_length())
-
-
-def crossover_density(inputs: int, units: int) -> float:
-  """Measures the density below which CSR takes at most `REQUIRED_GAIN` of dense.
-
-  A timing probe for calibration only (`experiments/calibrate_kernels.py`):
-  `plan` does not call it, so its choice never depends on the load of the
-  machine. Measured for the layer's shape class (each dimension rounded up to
-  a power of two), afresh on every call.
-  """
-  inputs, units = _shape_class(inputs), _shape_class(units)
-  rng = np.random.default_rng(0)
-  rows = tf.constant(rng.random((PROBE_CHUNKS * CHUNK, inputs), dtype=np.float32))
-  chunks = _to_chunks(rows)
-  kernel = rng.standard_normal((inputs, units), dtype=np.float32)
-  bias = np.zeros(units, np.float32)
-  dense = _planned('dense', kernel, bias)
-  uniform = rng.random(kernel.shape, dtype=np.float32)
-  probes = [_planned('csr', np.where(uniform < density, kernel, 0), bias)
-            for density in PROBE_DENSITIES]
-  one_row = rows[:1]
-  runs = [lambda: _dense_layers([dense], rows, True).numpy(),
-          lambda: _dense_layers([dense], one_row, True).numpy()] + [
-      lambda p=probe: [c.numpy() for c in _csr_layer(p, chunks, True)]
-      for probe in probes]
-  for fn in runs:
-    fn()  # warm-up (and tracing)
-  # Interleaved rounds, median of each: load changes hit every kernel alike,
-  # and one lucky or unlucky run does not decide (the fastest of two rounds
-  # did: it once put the crossover of 1000x500 at 95% density). Small shapes
-  # run in a millisecond and get more rounds, up to about PROBE_SECONDS.
-  first = [_seconds(fn) for fn in runs]
-  count = int(np.clip(PROBE_SECONDS / max(sum(first), 1e-6), PROBE_ROUNDS, 50))
-  rounds = [first] + [[_seconds(fn) for fn in runs] for _ in range(count - 1)]
-  t_dense, t_call, t0, t1 = np.median(rounds, axis=0)
-  # The dense call's fixed cost is a large share of a small probe but not of
-  # a real batch: compare the per-example work only.
-  t_dense -= t_call
-  (d0, d1), target = PROBE_DENSITIES, REQUIRED_GAIN * t_dense
-  slope = (t1 - t0) / (d1 - d0)
-  if slope <= 0:
-    return d0 if t0 <= target else 0.0
-  return float(np.clip(d0 + (target - t0) / slope, 0.0, 1.0))
-
-
 def _planned(kind: str, kernel: np.ndarray, bias: np.ndarray) -> PlannedLayer:
   nonzeros = int(np.count_nonzero(kernel != 0))
   if kind == 'csr':
     return PlannedLayer(
-        'csr', sparse_kernels.csr_matrix(np.ascontiguousarray(kernel.T)),
+        'csr', sparse_kernels.operand(np.ascontiguousarray(kernel.T)),
         tf.constant(bias[:, None]), nonzeros)
   return PlannedLayer('dense', tf.constant(kernel), tf.constant(bias), nonzeros)
 
@@ -291,7 +238,7 @@ def plan(network: Network, use_biases: bool = True, allow_sparse: bool = True,
     use_biases: add biases in the forward pass.
     allow_sparse: False forces dense kernels (compaction still applies).
     kinds: force these kernels, one of `KINDS` per layer, instead of the
-      rule of `kernel_kind`.
+      rule of `sparse_kernels.kernel_kind`.
 
   Raises:
     TfpruneError: `kinds` has the wrong length or an unknown kind.
@@ -308,7 +255,8 @@ def plan(network: Network, use_biases: bool = True, allow_sparse: bool = True,
     if kinds is not None:
       kind = kinds[i]
     else:
-      kind = kernel_kind(kernel) if allow_sparse else 'dense'
+      kind = (sparse_kernels.kernel_kind(kernel, CHUNK) if allow_sparse
+              else 'dense')
     layers.append(_planned(kind, kernel, bias if use_biases else np.zeros_like(bias)))
   return Plan(compact, tuple(layers))
 
