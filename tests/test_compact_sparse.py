@@ -17,6 +17,7 @@ from tfprune.graph.network import Network
 from tfprune.runtime import evaluate
 from tfprune.runtime import export
 from tfprune.runtime import inference
+from tfprune.runtime import kernel_calibration
 from tfprune.runtime import metrics
 from tfprune.transforms import compaction
 
@@ -124,7 +125,7 @@ def test_kernels_follow_the_fixed_density_rule_without_timing(monkeypatch):
   def no_timing(*args):
     raise AssertionError('plan must not time anything')
 
-  monkeypatch.setattr(inference, 'crossover_density', no_timing)
+  monkeypatch.setattr(kernel_calibration, 'crossover_density', no_timing)
   net = helpers.random_network(((300, 300), (300, 300), (300, 10)))
   # Density just below and just above MAX_CSR_DENSITY in the first layer.
   below = net.masked(pruning.network_masks(
@@ -157,8 +158,33 @@ def test_each_dense_segment_structure_is_traced_once(prebuilt, mnist_test):
   assert [f.experimental_get_tracing_count() for f in functions] == before
 
 
-def test_crossover_probe_measures_a_density():
-  assert 0.0 <= inference.crossover_density(300, 300) <= 1.0
+def test_each_csr_segment_structure_is_traced_once_across_plans():
+  # Three plans of different non-zeros and widths, the same kinds: the CSR
+  # matrices enter the segment as tensors, so one trace serves all three.
+  net = helpers.random_network(((300, 300), (300, 300), (300, 300), (300, 10)))
+  images = np.random.default_rng(2).random((2 * inference.CHUNK + 37, 300),
+                                           dtype=np.float32)  # three chunks
+  segment = inference._csr_segment(3, True)  # pylint: disable=protected-access
+  counts = []
+  for method, k in (('weight', 90), ('weight', 95), ('random', 92)):
+    pruned = net.masked(pruning.network_masks(net, method, k, [0, 1, 2]))
+    plan = inference.plan(pruned)
+    assert plan.kinds == ('csr',) * 3 + ('dense',)
+    expected = evaluate.logits(pruned, images)
+    np.testing.assert_allclose(inference.logits(plan, images), expected,
+                               rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+    counts.append(segment.experimental_get_tracing_count())
+  assert counts[0] >= 1 and counts == [counts[0]] * 3
+
+
+@pytest.mark.parametrize('path', kernel_calibration.PATHS)
+def test_crossover_probe_measures_a_density(path):
+  assert 0.0 <= kernel_calibration.crossover_density(300, 300, path) <= 1.0
+
+
+def test_crossover_probe_refuses_an_unknown_path():
+  with pytest.raises(TfpruneError, match='is not one of mlp, graph'):
+    kernel_calibration.crossover_density(300, 300, 'gpu')
 
 
 @pytest.mark.parametrize('method', sorted(pruning.PRUNERS))

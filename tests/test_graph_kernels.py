@@ -1,7 +1,9 @@
-"""The dense/CSR plan inside any graph: the MLP's rule, the same outputs, no retracing.
+"""The dense/CSR plan inside any graph: the rule at 128 rows, the same outputs, no retracing.
 
 A Dense node on 2-D inputs whose kernel has >= MIN_CSR_WEIGHTS weights and a
-density below MAX_CSR_DENSITY is computed by the CSR matmul; its outputs
+density below the rule's entry for the graph's 128-row calls
+(`sparse_kernels.max_csr_density`) is computed by the CSR matmul, a call of
+fewer rows (batch 1) stays dense; its outputs
 equal the all-dense evaluator's to float32 round-off; the sweep names each
 node's kernel, writes the same CSV twice, and `evaluate` scores a CSR point
 exactly as the sweep did.
@@ -18,6 +20,7 @@ from tfprune.criteria import graph_pruning
 from tfprune.drivers import scoring
 from tfprune.drivers import sweep
 from tfprune.graph import network_graph
+from tfprune.graph import evaluator
 from tfprune.graph import sparse_kernels
 from tfprune.graph import weights
 from tfprune.graph.evaluator import Evaluator
@@ -27,9 +30,10 @@ from tfprune.runtime import inference
 from tfprune.transforms import channel_pruning
 
 FASHION = helpers.REPO / 'weights' / 'fashion_cnn-fashion_mnist'
-# dense_1 (3136x128) goes CSR from k = 90 (density 0.10 < 0.15), not at 80.
-FASHION_KINDS = {0: 'conv+conv+dense+dense', 80: 'conv+conv+dense+dense',
-                 90: 'conv+conv+csr+dense', 95: 'conv+conv+csr+dense'}
+# dense_1 (3136x128) goes CSR from k = 98 (density 0.02 < 0.03), not at 95
+# (0.05: the MLP's 0.15 would put it on CSR from k = 90, measured slower).
+FASHION_KINDS = {0: 'conv+conv+dense+dense', 90: 'conv+conv+dense+dense',
+                 95: 'conv+conv+dense+dense', 98: 'conv+conv+csr+dense'}
 METHODS = ('weight', 'unit', 'random')
 
 
@@ -52,10 +56,46 @@ def _big_dense_model(feature_map_dense: bool = False):
   return keras.Model(i, keras.layers.Dense(5)(x))
 
 
-def test_the_mlp_plan_and_the_graph_evaluator_share_one_rule():
-  assert inference.kernel_kind is sparse_kernels.kernel_kind
+def test_the_rule_is_read_at_the_rows_each_path_runs(fashion):
+  table = sparse_kernels.MAX_CSR_DENSITY
+  assert set(table) == {inference.CHUNK, evaluator.CONV_BATCH_SIZE}
   assert inference.MIN_CSR_WEIGHTS == sparse_kernels.MIN_CSR_WEIGHTS == 65_536
-  assert inference.MAX_CSR_DENSITY == sparse_kernels.MAX_CSR_DENSITY
+  assert inference.MAX_CSR_DENSITY == table[inference.CHUNK] == 0.15
+  graph_entry = table[evaluator.CONV_BATCH_SIZE]
+  assert graph_entry < inference.MAX_CSR_DENSITY
+  assert sparse_kernels.max_csr_density(1) == 0.0
+  assert sparse_kernels.max_csr_density(500) == graph_entry
+  assert evaluator.rule_rows(fashion) == evaluator.CONV_BATCH_SIZE
+  assert evaluator.rule_rows(fashion, n=1) == 1
+  assert evaluator.rule_rows(fashion, n=10_000, batch_size=1000) == 128
+  # A dense chain's 500-row calls read the graph's entry, not the MLP's.
+  chain = network_graph.to_graph(helpers.random_network(((300, 300), (300, 10))))
+  assert evaluator.batch_size_for(chain) == 500
+  assert evaluator.rule_rows(chain) == 128
+  # A kernel between the two entries' densities: CSR on 512-row MLP chunks,
+  # dense on the graph's calls.
+  kernel = np.zeros((300, 300), np.float32)
+  kernel.flat[:int(0.1 * kernel.size)] = 1.0
+  assert sparse_kernels.kernel_kind(kernel, inference.CHUNK) == 'csr'
+  assert sparse_kernels.kernel_kind(kernel, evaluator.CONV_BATCH_SIZE) == 'dense'
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_a_call_of_one_example_stays_dense(fashion, method, monkeypatch):
+  pruned = channel_pruning.prune_graph(fashion, method, 98,
+                                       graph_pruning.prunable(fashion))
+  planned = Evaluator(fashion)
+  assert '+'.join(planned.kinds(pruned)) == FASHION_KINDS[98]
+  assert set(planned.kinds(pruned, rows=1)) == {'conv', 'dense'}
+  built = []
+  make = sparse_kernels.csr_operands
+  monkeypatch.setattr(sparse_kernels, 'csr_operands',
+                      lambda g, kinds: built.append(kinds) or make(g, kinds))
+  x = helpers.random_images((28, 28, 1), n=130)
+  one = planned.predict(x[:1], pruned)
+  batch = planned.predict(x, pruned)
+  assert [sparse_kernels.CSR in kinds for kinds in built] == [False, True]
+  np.testing.assert_allclose(one, batch[:1], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize('method', METHODS)
@@ -75,15 +115,15 @@ def test_fashion_cnn_csr_outputs_equal_the_dense_evaluator(fashion, method, k):
 def test_one_trace_per_tuple_of_kinds(fashion):
   names = graph_pruning.prunable(fashion)
   x = helpers.random_images((28, 28, 1), n=300)  # three chunks of 128
-  evaluator = Evaluator(fashion)
+  planned = Evaluator(fashion)
   kinds = set()
   for method in METHODS:
-    for k in (0, 50, 90, 95, 97):
+    for k in (0, 50, 90, 98, 99):
       pruned = channel_pruning.prune_graph(fashion, method, k, names)
-      evaluator.predict(x, pruned)
-      kinds.add(evaluator.kinds(pruned))
+      planned.predict(x, pruned)
+      kinds.add(planned.kinds(pruned))
   assert len(kinds) == 2
-  assert evaluator.tracing_count() == 2
+  assert planned.tracing_count() == 2
 
 
 def test_csr_operands_are_built_once_per_graph_not_per_chunk(fashion,
@@ -94,20 +134,20 @@ def test_csr_operands_are_built_once_per_graph_not_per_chunk(fashion,
                       lambda *a: built.append(1) or make(*a))
   names = graph_pruning.prunable(fashion)
   x = helpers.random_images((28, 28, 1), n=300)  # three chunks of 128
-  evaluator = Evaluator(fashion)
-  first = channel_pruning.prune_graph(fashion, 'weight', 90, names)
-  out = evaluator.predict(x, first)
-  np.testing.assert_array_equal(evaluator.predict(x, first), out)
+  planned = Evaluator(fashion)
+  first = channel_pruning.prune_graph(fashion, 'weight', 98, names)
+  out = planned.predict(x, first)
+  np.testing.assert_array_equal(planned.predict(x, first), out)
   assert len(built) == 1
-  evaluator.predict(x, channel_pruning.prune_graph(fashion, 'weight', 95, names))
+  planned.predict(x, channel_pruning.prune_graph(fashion, 'weight', 99, names))
   assert len(built) == 2
 
 
 def test_a_user_graph_with_a_big_dense_goes_csr_and_agrees_with_keras():
   model = _big_dense_model()
-  x = helpers.random_images((16, 16, 2), n=64)
+  x = helpers.random_images((16, 16, 2), n=200)
   graph = importer.from_keras(model, data=x[:16])
-  pruned = channel_pruning.prune_graph(graph, 'weight', 90,
+  pruned = channel_pruning.prune_graph(graph, 'weight', 98,
                                        graph_pruning.prunable(graph))
   planned = Evaluator(graph)
   assert planned.kinds(pruned) == ('conv', 'csr', 'dense')
@@ -125,8 +165,9 @@ def test_a_dense_on_a_feature_map_stays_dense():
   graph = importer.from_keras(model, data=x)
   big = next(n for n in graph.weighted() if n.op == 'dense')
   assert big.params['kernel'].size >= sparse_kernels.MIN_CSR_WEIGHTS
-  pruned = channel_pruning.prune_graph(graph, 'weight', 95, [big.name])
-  assert sparse_kernels.kernel_kind(pruned.node(big.name).params['kernel']) == 'csr'
+  pruned = channel_pruning.prune_graph(graph, 'weight', 98, [big.name])
+  assert sparse_kernels.kernel_kind(pruned.node(big.name).params['kernel'],
+                                    evaluator.CONV_BATCH_SIZE) == 'csr'
   assert Evaluator(graph).kinds(pruned)[2] == 'dense'
 
 
@@ -145,7 +186,7 @@ def _config(folder, out, **kw):
   return sweep.SweepConfig(
       weights_dir=None, model_file=str(folder / 'm.keras'),
       data=str(folder / 'data.npz'), out_dir=str(out), methods=('weight',),
-      levels=(0, 50, 90, 95), **kw)
+      levels=(0, 50, 90, 98), **kw)
 
 
 def test_identical_graph_sweeps_write_identical_files_and_score_alike(
@@ -157,7 +198,7 @@ def test_identical_graph_sweeps_write_identical_files_and_score_alike(
   for name in (sweep.CSV_NAME, sweep.CONFIG_NAME):
     assert filecmp.cmp(out / name, first / name, shallow=False), name
   assert [r.kernels for r in rows] == [
-      'conv+dense+dense', 'conv+dense+dense', 'conv+csr+dense',
+      'conv+dense+dense', 'conv+dense+dense', 'conv+dense+dense',
       'conv+csr+dense']
   for row in rows:  # evaluate.py scores each export as the sweep did
     score = scoring.score(out / 'pruned' / f'weight-k{row.k:g}.npz',
