@@ -16,6 +16,7 @@ machine.
 
   python experiments/calibrate_kernels.py
   python experiments/calibrate_kernels.py --path=graph --repeats=9
+  python experiments/calibrate_kernels.py --path=graph --rows=1
   python experiments/calibrate_kernels.py --shapes=784x1000,1000x500 --repeats=9
 """
 
@@ -41,6 +42,9 @@ _PATH = flags.DEFINE_enum('path', 'mlp', list(kernel_calibration.PATHS),
 _SHAPES = flags.DEFINE_list(
     'shapes', None, 'Kernel shapes inputs x units (default: '
     + '; '.join(f'{p}: {",".join(s)}' for p, s in DEFAULT_SHAPES.items()) + ').')
+_ROWS = flags.DEFINE_integer(
+    'rows', None, 'Examples per call on the graph path (default: the '
+    "evaluator's 128; e.g. 1 for batch 1).")
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Measurements per shape (median kept).')
 
 
@@ -69,12 +73,16 @@ def main(argv):
   if _REPEATS.value < 1:
     raise TfpruneError(f'repeats must be at least 1, got {_REPEATS.value}: '
                        'give --repeats=5 or more')
-  rows = kernel_calibration.rows_per_call(path)
+  if _ROWS.value is not None and (path != 'graph' or _ROWS.value < 1):
+    raise TfpruneError(f'--rows={_ROWS.value} applies to --path=graph only and '
+                       'must be at least 1: drop it or give --path=graph')
+  rows = _ROWS.value or kernel_calibration.rows_per_call(path)
   print(f'path {path}, {rows} rows per call; load average before {_load()}',
         flush=True)
   medians = []
   for inputs, units in shapes:
-    runs = [kernel_calibration.crossover_density(inputs, units, path)
+    runs = [kernel_calibration.crossover_density(inputs, units, path,
+                                                 _ROWS.value)
             for _ in range(_REPEATS.value)]
     medians.append(statistics.median(runs))
     print(f'{inputs}x{units}: crossover density median {medians[-1]:.3f} '

@@ -43,13 +43,14 @@ GRAPH_CHUNK_ROWS = 128
 # crossover of the MLP's 784x1000, 1000x1000 and 1000x500 layers at densities
 # 0.145, 0.134 and 0.116, so 0.15 puts weight pruning at k >= 90 (density
 # <= 0.10) on CSR and k <= 80 (density >= 0.20) on dense.
-# Graph (--path=graph, 128-row calls in row layout, transposes included),
-# 2026-12-02, load average 1.3-1.7 (`uptime`): the medians of 9 probes put the
-# crossover of 3136x128 (the Fashion CNN's dense_1), 1024x512 and 2048x1000 at
-# 0.032, 0.094 and 0.108 (5 probes earlier: 0.048, 0.102, 0.132), so 0.03:
-# dense_1 goes CSR only from weight k = 98. At one row per call no density
-# measured (2-15%) paid, so fewer rows than any entry are dense.
-MAX_CSR_DENSITY = {MLP_CHUNK_ROWS: 0.15, GRAPH_CHUNK_ROWS: 0.03}
+# Graph (--path=graph, 128-row calls in row layout, transposes included,
+# exact shapes), 2026-12-02, load average 0.9-1.1 (`uptime`): the medians of
+# 21 probes put the crossover of 3136x128 (the Fashion CNN's dense_1),
+# 1024x512 and 2048x1000 at densities 0.003, 0.093 and 0.086 (9 probes: 0.023,
+# 0.094, 0.070); at 0.003 (k >= 99.7) CSR does not pay for realistic
+# densities, so graphs run dense: 0. (`--rows=1`, batch 1: 0.013, 0.016,
+# 0.021; fewer rows than any entry are dense too.)
+MAX_CSR_DENSITY = {MLP_CHUNK_ROWS: 0.15, GRAPH_CHUNK_ROWS: 0.0}
 MIN_CSR_WEIGHTS = 65_536
 DENSE, CSR = 'dense', 'csr'
 # The `kernels` name of each weighted op that always runs its TF kernel.

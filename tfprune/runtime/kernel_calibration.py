@@ -13,7 +13,12 @@ layer's time, on the kernels and rows per call of one path:
   (transposes included).
 
 Time of the dense layer against the CSR layer at two densities, fitted
-linearly in the density. Only `experiments/calibrate_kernels.py` calls it:
+linearly in the density: 5% and 30% for the MLP, 1% and 5% for graphs, whose
+crossover is low (the CSR call's two transposes are a fixed cost the
+linear fit from 5-30% missed). The MLP path probes each shape's class (each
+dimension rounded up to a power of two); the graph path the exact shape, as
+3136x128 and its class 4096x128 measured apart (0.76-1.10 against 0.71-0.88 of
+dense at 1-2% density, 128 rows). Only `experiments/calibrate_kernels.py` calls it:
 the rule itself never times anything, so its choice never depends on the
 load of the machine.
 """
@@ -26,7 +31,7 @@ from tfprune.graph import sparse_kernels
 from tfprune.runtime import inference
 
 PATHS = ('mlp', 'graph')
-PROBE_DENSITIES = (0.05, 0.3)
+PROBE_DENSITIES = {'mlp': (0.05, 0.3), 'graph': (0.01, 0.05)}
 PROBE_CHUNKS = 2
 PROBE_ROUNDS = 5
 PROBE_SECONDS = 0.2
@@ -58,7 +63,8 @@ def _mlp_runs(kernel, probes, rows):
 
 
 def _graph_runs(kernel, probes, rows):
-  """As `_mlp_runs`, one graph-evaluator call of `rows` per run."""
+  """Dense, an empty call (its fixed cost), CSR for each probe: one
+  graph-evaluator-like call of `rows` per run."""
   units = kernel.shape[1]
   bias = tf.zeros(units)
   matrix = tf.TensorSpec([None, None])
@@ -71,33 +77,44 @@ def _graph_runs(kernel, probes, rows):
   def csr(x, m):
     return tf.nn.relu(sparse_kernels.csr_dense(x, m, units) + bias)
 
+  @tf.function(input_signature=[matrix])
+  def empty(x):
+    return x[:1, :1]
+
   k = tf.constant(kernel)
   operands = [sparse_kernels.operand(np.ascontiguousarray(p.T)) for p in probes]
-  one_row = rows[:1]
-  return [lambda: dense(rows, k).numpy(), lambda: dense(one_row, k).numpy()] + [
+  return [lambda: dense(rows, k).numpy(), lambda: empty(rows).numpy()] + [
       lambda m=m: csr(rows, m).numpy() for m in operands]
 
 
-def crossover_density(inputs: int, units: int, path: str = 'mlp') -> float:
+def crossover_density(inputs: int, units: int, path: str = 'mlp',
+                      rows: int | None = None) -> float:
   """Measures the density below which CSR takes at most `REQUIRED_GAIN` of dense.
 
-  For the layer's shape class (each dimension rounded up to a power of two),
-  on `path`'s kernels and rows per call (see the module docstring), afresh
-  on every call.
+  For the layer's shape (the MLP's: its shape class), on `path`'s kernels and rows per call (see the module docstring; on the
+  graph path, `rows` examples per call if given), afresh on every call.
 
   Raises:
-    TfpruneError: `path` is not one of `PATHS`.
+    TfpruneError: `path` is not one of `PATHS`, or `rows` is given for the
+      MLP path (its chunks are `inference.CHUNK`) or is below 1.
   """
   if path not in PATHS:
     raise TfpruneError(f'path {path!r} is not one of {", ".join(PATHS)}: '
                        'choose the kernels to calibrate')
-  inputs, units = _shape_class(inputs), _shape_class(units)
+  if rows is not None and (path != 'graph' or rows < 1):
+    raise TfpruneError(f'rows {rows} apply to the graph path only and must be '
+                       'at least 1: give rows with path graph, or none')
+  if path == 'mlp':
+    inputs, units = _shape_class(inputs), _shape_class(units)
   rng = np.random.default_rng(0)
-  n = PROBE_CHUNKS * inference.CHUNK if path == 'mlp' else rows_per_call(path)
+  if path == 'mlp':
+    n = PROBE_CHUNKS * inference.CHUNK
+  else:
+    n = rows or rows_per_call(path)
   rows = tf.constant(rng.random((n, inputs), dtype=np.float32))
   kernel = rng.standard_normal((inputs, units), dtype=np.float32)
   uniform = rng.random(kernel.shape, dtype=np.float32)
-  probes = [np.where(uniform < d, kernel, 0) for d in PROBE_DENSITIES]
+  probes = [np.where(uniform < d, kernel, 0) for d in PROBE_DENSITIES[path]]
   runs = (_mlp_runs if path == 'mlp' else _graph_runs)(kernel, probes, rows)
   for fn in runs:
     fn()  # warm-up (and tracing)
@@ -112,11 +129,12 @@ def crossover_density(inputs: int, units: int, path: str = 'mlp') -> float:
   t_dense, t_call, t0, t1 = np.median(rounds, axis=0)
   # The dense call's fixed cost is a large share of a small probe but not of
   # a real batch: compare the per-example work only. On the graph path both
-  # kernels pay that call cost in the probe, and neither does inside a graph.
+  # kernels pay the cost of a call (timed on an empty one) in the probe, and
+  # neither does inside a graph.
   t_dense -= t_call
   if path == 'graph':
     t0, t1 = t0 - t_call, t1 - t_call
-  (d0, d1), target = PROBE_DENSITIES, REQUIRED_GAIN * t_dense
+  (d0, d1), target = PROBE_DENSITIES[path], REQUIRED_GAIN * t_dense
   slope = (t1 - t0) / (d1 - d0)
   if slope <= 0:
     return d0 if t0 <= target else 0.0
