@@ -19,6 +19,7 @@ a pattern for it), and that the output path was not created.
 | plot | `--csv` is a binary file | `error: … is not a text CSV (byte N is not UTF-8): …` |
 | train | `--model=resnet18 --dataset=penguins` | `error: model resnet18 is a CNN and needs images, but penguins examples are vectors …` |
 | study_c | `--dataset=penguins` | the same |
+| calibrate_kernels | `--shapes=784by1000`, `--shapes=0x1000`, `--repeats=0`, `--rows=1` without `--path=graph`, `--path=gpu` | `error: shape '784by1000' is not INPUTSxUNITS: give shapes such as 784x1000`, … |
 | structured_study | `--k=120`, `--batch_sizes=1,big`, `--finetune_learning_rates=2e-3,0.002` | `error: k must be in [0, 100], got 120: pass e.g. --k=50`, … |
 | sweep | MNIST weights with `--dataset=fashion_mnist` | `error: the weights in … were trained on mnist, not fashion_mnist: …` |
 | study_a | `--weights_dir=weights/mlp-mnist` | `error: the weights in … are a mlp model but this needs fashion_cnn: …` |
@@ -187,6 +188,23 @@ CASES = {
         'holdout_data', ['--out={file}/h.npz'], 2,
         'error: output folder {file} is not writable (Not a directory): choose a '
         'writable folder with --out'),
+    'calibrate_kernels-bad-shape': (
+        'calibrate_kernels', ['--shapes=784by1000'], 2,
+        "error: shape '784by1000' is not INPUTSxUNITS: give shapes such as 784x1000"),
+    'calibrate_kernels-empty-dimension': (
+        'calibrate_kernels', ['--shapes=0x1000'], 2,
+        "error: shape '0x1000' has an empty dimension: give positive sizes such "
+        'as 784x1000'),
+    'calibrate_kernels-no-repeats': (
+        'calibrate_kernels', ['--repeats=0'], 2,
+        'error: repeats must be at least 1, got 0: give --repeats=5 or more'),
+    'calibrate_kernels-rows-on-mlp': (
+        'calibrate_kernels', ['--rows=1'], 2,
+        'error: --rows=1 applies to --path=graph only and must be at least 1: '
+        'drop it or give --path=graph'),
+    'calibrate_kernels-bad-path': (
+        'calibrate_kernels', ['--path=gpu'], 2,
+        'error: flag --path=gpu is not valid: use one of mlp, graph'),
     'structured_study-k-above-100': (
         'structured_study', ['--k=120', '--out_dir={out}'], 2,
         'error: k must be in [0, 100], got 120: pass e.g. --k=50'),
