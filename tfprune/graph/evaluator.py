@@ -10,9 +10,9 @@ parameter shapes (every masked variant of a network in a sweep) runs through
 the same trace without retracing. Dense nodes on 2-D inputs take the
 dense/CSR rule (`sparse_kernels.kernel_kind`) at the rows of one call
 (`rule_rows`): the graph's entry, calibrated at `GRAPH_CHUNK_ROWS` = 128
-rows in this evaluator's layout, for calls of at least 128 examples; dense
-for smaller calls (one example), where the CSR matmul lost on every shape
-measured. A sparse enough kernel is computed by TensorFlow's CSR matmul,
+rows in this evaluator's layout (0 on the README's machine: graphs run
+dense), for calls of at least 128 examples; dense for smaller calls (one
+example), which no entry calibrates. A sparse enough kernel is computed by TensorFlow's CSR matmul,
 so the evaluator keeps one trace per tuple of kernel kinds (a few per
 structure at most: each large Dense node is dense or CSR), and builds the
 CSR operands once per `predict`, not once per chunk (and not again for the
@@ -54,7 +54,7 @@ def rule_rows(graph: Graph, n: int | None = None,
 
   The examples of one call (`n` examples in chunks of `batch_size`, default
   a full chunk of `batch_size_for(graph)`), at most `GRAPH_CHUNK_ROWS`: the
-  graph path is calibrated there only (larger tables entries belong to the
+  graph path is calibrated there only (larger table entries belong to the
   MLP plan's layout).
   """
   rows = batch_size or batch_size_for(graph)

@@ -62,7 +62,7 @@ def max_csr_density(rows: int) -> float:
 
   The entry of `MAX_CSR_DENSITY` for the largest calibrated row count not
   above `rows`; 0 (always dense) for fewer rows than any entry, e.g. one
-  example, where the CSR matmul lost on every shape measured.
+  example, which no entry calibrates.
   """
   fitting = [r for r in MAX_CSR_DENSITY if r <= rows]
   return MAX_CSR_DENSITY[max(fitting)] if fitting else 0.0
