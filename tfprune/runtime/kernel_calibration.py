@@ -91,8 +91,9 @@ def crossover_density(inputs: int, units: int, path: str = 'mlp',
                       rows: int | None = None) -> float:
   """Measures the density below which CSR takes at most `REQUIRED_GAIN` of dense.
 
-  For the layer's shape (the MLP's: its shape class), on `path`'s kernels and rows per call (see the module docstring; on the
-  graph path, `rows` examples per call if given), afresh on every call.
+  For the layer's shape (on the MLP path its shape class), on `path`'s
+  kernels and rows per call (see the module docstring; on the graph path,
+  `rows` examples per call if given), afresh on every call.
 
   Raises:
     TfpruneError: `path` is not one of `PATHS`, or `rows` is given for the
