@@ -13,12 +13,14 @@ layer's time, on the kernels and rows per call of one path:
   (transposes included).
 
 Time of the dense layer against the CSR layer at two densities, fitted
-linearly in the density: 5% and 30% for the MLP, 1% and 5% for graphs, whose
-crossover is low (the CSR call's two transposes are a fixed cost the
-linear fit from 5-30% missed). The MLP path probes each shape's class (each
-dimension rounded up to a power of two); the graph path the exact shape, as
-3136x128 and its class 4096x128 measured apart (0.76-1.10 against 0.71-0.88 of
-dense at 1-2% density, 128 rows). Only `experiments/calibrate_kernels.py` calls it:
+linearly in the density: 5% and 30% for the MLP, 1% and 5% for graphs,
+whose crossover lies below 5% (a fit from 5-30% would only extrapolate
+there). On the graph path the fixed cost of a call (an empty call, timed
+alike) is taken out of both kernels, as a layer inside a graph does not pay
+it. The MLP path probes each shape's class (each dimension rounded up to a
+power of two); the graph path the exact shape, as 3136x128 and its class
+4096x128 measured apart (0.76-1.10 against 0.71-0.88 of the dense time at
+1-2% density, 128 rows). Only `experiments/calibrate_kernels.py` calls it:
 the rule itself never times anything, so its choice never depends on the
 load of the machine.
 """
