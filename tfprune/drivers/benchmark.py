@@ -33,6 +33,7 @@ from tfprune.graph import weights
 from tfprune.runtime import evaluate
 from tfprune.runtime import export
 from tfprune.runtime import inference
+from tfprune.runtime import timers
 from tfprune.runtime import metrics
 
 JSON_NAME = 'benchmark.json'
@@ -90,13 +91,13 @@ def _best(fn, repeats: int, min_seconds: float) -> float:
   A 20 ms pass timed 3 times is at the mercy of one scheduler hiccup; fast
   networks therefore get proportionally more runs than slow ones.
   """
-  first = min(inference.timings(fn, 1))
+  first = min(timers.timings(fn, 1))
   more = max(repeats - 1, math.ceil(min_seconds / max(first, 1e-6)) - 1)
-  return min([first] + inference.timings(fn, more))
+  return min([first] + timers.timings(fn, more))
 
 
 def _median(fn, repeats: int) -> float:
-  return statistics.median(inference.timings(fn, repeats))
+  return statistics.median(timers.timings(fn, repeats))
 
 
 def _plan_times(plan: inference.Plan, large, single,
@@ -111,7 +112,7 @@ def paired_times(baseline, candidate, runs: int, min_seconds: float,
   """Times two functions in alternating blocks; returns each one's summary.
 
   A baseline timed minutes earlier can be twice as fast as one timed now on
-  a shared machine; `inference.interleaved_timings` keeps the ratio honest.
+  a shared machine; `timers.interleaved_timings` keeps the ratio honest.
 
   Args:
     baseline: the reference function (the dense network).
@@ -123,11 +124,11 @@ def paired_times(baseline, candidate, runs: int, min_seconds: float,
     rounds: blocks per function.
   """
   fns = (baseline, candidate)
-  firsts = [min(inference.timings(fn, 1)) for fn in fns]
+  firsts = [min(timers.timings(fn, 1)) for fn in fns]
   per_block = [max(-(-runs // rounds),
                    math.ceil(min_seconds / rounds / max(t, 1e-6)))
                for t in firsts]
-  times = inference.interleaved_timings(fns, per_block, rounds)
+  times = timers.interleaved_timings(fns, per_block, rounds)
   return summary(times[0]), summary(times[1])
 
 

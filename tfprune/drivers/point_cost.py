@@ -38,7 +38,7 @@ from tfprune.graph import evaluator
 from tfprune.graph.ir import Graph
 from tfprune.keras_io import build
 from tfprune.keras_io import load
-from tfprune.runtime import inference
+from tfprune.runtime import timers
 
 JSON_NAME = 'point_cost.json'
 DEFAULT_LEVELS = (50, 70, 90)  # no k = 0: the sweep skips re-evaluating it
@@ -114,7 +114,7 @@ def run(config: PointCostConfig) -> dict:
   outputs = predict()  # untimed first calls: Keras traces, TensorFlow warms up
   sweep_once()
   per_point.clear()
-  predict_times, sweep_times = inference.interleaved_timings(
+  predict_times, sweep_times = timers.interleaved_timings(
       (predict, sweep_once), (1, 1), config.rounds)
   points = len(config.methods) * len(config.levels)
   predict_seconds = statistics.median(predict_times)

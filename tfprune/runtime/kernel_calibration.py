@@ -31,6 +31,7 @@ import tensorflow as tf
 from tfprune.errors import TfpruneError
 from tfprune.graph import sparse_kernels
 from tfprune.runtime import inference
+from tfprune.runtime import timers
 
 PATHS = ('mlp', 'graph')
 PROBE_DENSITIES = {'mlp': (0.05, 0.3), 'graph': (0.01, 0.05)}
@@ -125,7 +126,7 @@ def crossover_density(inputs: int, units: int, path: str = 'mlp',
   # and one lucky or unlucky run does not decide (the fastest of two rounds
   # did: it once put the crossover of 1000x500 at 95% density). Small shapes
   # run in a millisecond and get more rounds, up to about PROBE_SECONDS.
-  seconds = inference._seconds  # pylint: disable=protected-access
+  seconds = timers.seconds
   first = [seconds(fn) for fn in runs]
   count = int(np.clip(PROBE_SECONDS / max(sum(first), 1e-6), PROBE_ROUNDS, 50))
   rounds = [first] + [[seconds(fn) for fn in runs] for _ in range(count - 1)]

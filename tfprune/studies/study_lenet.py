@@ -63,8 +63,8 @@ from tfprune.graph.ir import Graph
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
 from tfprune.keras_io.importer import from_keras
-from tfprune.runtime import inference
 from tfprune.runtime import metrics
+from tfprune.runtime import timers
 from tfprune.studies import lenet_cycles
 from tfprune.studies import timing
 from tfprune.studies.lenet_config import StudyBConfig
@@ -85,7 +85,7 @@ def interleaved_seconds(graphs: dict[str, Graph], images: np.ndarray,
   fns = [lambda e=Evaluator(g): e.predict(images) for g in graphs.values()]
   for fn in fns:
     fn()  # traces the tf.function once
-  times = inference.interleaved_timings(fns, [1] * len(fns), repeats)
+  times = timers.interleaved_timings(fns, [1] * len(fns), repeats)
   return {name: min(t) for name, t in zip(graphs, times)}
 
 
@@ -155,7 +155,7 @@ def timing_table(config: StudyBConfig) -> list[dict]:
 def _seconds(graph: Graph, images: np.ndarray, repeats: int) -> float:
   # The fastest pass: the least disturbed by other processes on a shared CPU.
   evaluator = Evaluator(graph)
-  return min(inference.timings(lambda: evaluator.predict(images), repeats))
+  return min(timers.timings(lambda: evaluator.predict(images), repeats))
 
 
 def _point(method, k, graph, compact, dense, test):
