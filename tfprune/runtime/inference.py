@@ -106,7 +106,8 @@ def _dense_segment(num_layers: int, relu_last: bool):
   """
   matrix, vector = tf.TensorSpec([None, None]), tf.TensorSpec([None])
 
-  @tf.function(input_signature=[matrix, (matrix,) * num_layers,
+  @tf.function(autograph=False,
+               input_signature=[matrix, (matrix,) * num_layers,
                                 (vector,) * num_layers])
   def segment(rows, kernels, biases):
     h = rows
@@ -126,18 +127,20 @@ def _dense_layers(layers: Sequence[PlannedLayer], rows: tf.Tensor,
 
 
 @functools.lru_cache(maxsize=None)
-def _csr_segment(num_layers: int, relu_last: bool):
+def _csr_segment(num_layers: int, relu_last: bool, num_chunks: int):
   """A `tf.function` of `num_layers` consecutive CSR layers over chunks.
 
   Each chunk goes through all the layers while it is in cache. Run eagerly,
   the per-op dispatch of (chunks x layers) small calls cost more than the
   sparse arithmetic itself at 97-99% sparsity (measured 3x slower at 1%
-  density). The CSR matrices are variant tensors and `reduce_retracing`
-  leaves the shapes open: one trace per structure and number of chunks,
-  whatever the plan.
+  density). The CSR matrices are variant tensors and the signature leaves
+  every shape open: one trace per structure and number of chunks, whatever
+  the plan (`reduce_retracing` traced twice, first for the shapes it saw).
   """
+  matrix, variant = tf.TensorSpec([None, None]), sparse_kernels.operand_spec()
 
-  @tf.function(reduce_retracing=True)
+  @tf.function(autograph=False, input_signature=[
+      (matrix,) * num_chunks, (variant,) * num_layers, (matrix,) * num_layers])
   def segment(chunks, matrices, biases):
     out = []
     for chunk in chunks:
@@ -165,7 +168,7 @@ def _csr_layers(layers: Sequence[PlannedLayer], chunks: Sequence[tf.Tensor],
     for i, layer in enumerate(layers):
       chunks = _csr_layer(layer, chunks, relu_last or i < len(layers) - 1)
     return chunks
-  return _csr_segment(len(layers), bool(relu_last))(
+  return _csr_segment(len(layers), bool(relu_last), len(chunks))(
       tuple(chunks), tuple(l.weights for l in layers),
       tuple(l.bias for l in layers))
 
