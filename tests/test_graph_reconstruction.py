@@ -189,9 +189,11 @@ def test_unknown_method_and_bad_level_refused(graph):
 
 @pytest.mark.parametrize('method', METHODS)
 def test_mlp_through_the_graph_equals_the_network_path(method, prebuilt,
-                                                       data_dir):
-  train = datasets.load('mnist', 'train', data_dir)
-  test = datasets.load('mnist', 'test', data_dir)
+                                                       mnist_slice_dir):
+  # 256 calibration images drawn from the first 512 training images, scored
+  # on the first 1,000 test images: the subject is the two paths' equality.
+  train = datasets.load('mnist', 'train', mnist_slice_dir)
+  test = datasets.load('mnist', 'test', mnist_slice_dir)
   x = reconstruction.calibration_inputs(train.images, 256, 0)
   network = prebuilt.network
   layers = pruning.prunable_layers(network.num_layers)

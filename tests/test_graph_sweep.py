@@ -6,6 +6,7 @@ k = 0, and bad input ends in one line and exit 2.
 """
 
 import csv
+import pathlib
 import re
 
 import numpy as np
@@ -139,8 +140,22 @@ def test_wanda_obs_sweep_of_a_user_model_file(tmp_path):
   assert rows[1].sparsity == rows[3].sparsity == pytest.approx(0.5, abs=0.01)
 
 
-def test_wanda_obs_sweep_script_on_a_cnn_folder(tmp_path, data_dir, capsys):
+def _full_test_small_train(folder, data_dir, slice_dir):
+  """MNIST's full test split (the manifest's accuracy is of it) beside the
+  first 512 training images (the calibration draws 64 of them)."""
+  (folder / 'mnist').mkdir(parents=True)
+  for name, source in (('t10k-images-idx3-ubyte.gz', data_dir),
+                       ('t10k-labels-idx1-ubyte.gz', data_dir),
+                       ('train-images-idx3-ubyte.gz', slice_dir),
+                       ('train-labels-idx1-ubyte.gz', slice_dir)):
+    (folder / 'mnist' / name).symlink_to(pathlib.Path(source) / 'mnist' / name)
+  return folder
+
+
+def test_wanda_obs_sweep_script_on_a_cnn_folder(tmp_path, data_dir, mnist_slice_dir,
+                                                capsys):
   out_dir = tmp_path / 'out'
+  data_dir = _full_test_small_train(tmp_path / 'data', data_dir, mnist_slice_dir)
   code, _, err = helpers.run_main(
       'sweep', f'--weights_dir={helpers.REPO / "weights" / "lenet5-mnist"}',
       f'--data_dir={data_dir}', '--methods=wanda,obs', '--levels=0,90',

@@ -6,6 +6,7 @@ import pytest
 from tests import helpers
 from tfprune.criteria import patterns
 from tfprune.criteria import reconstruction
+from tfprune.data import datasets
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 
@@ -45,13 +46,16 @@ def test_obs_refits_the_kept_weights_and_wanda_does_not():
                          network.kernels[0][obs.kernels[0] != 0])
 
 
-def test_sweep_rows_for_wanda_and_obs_patterns(prebuilt, mnist_test, data_dir):
+def test_sweep_rows_for_wanda_and_obs_patterns(prebuilt, mnist_slice_dir):
+  # The first 512 training (256 drawn to calibrate) and 1,000 test images:
+  # the rows' bookkeeping and the ranking's order need no more.
   config = sweep.SweepConfig(weights_dir=str(helpers.PREBUILT), out_dir='unused',
                              methods=('weight', 'wanda', 'obs'), levels=(0,),
                              pattern='2:4', calibration_size=256,
-                             data_dir=data_dir)
+                             data_dir=mnist_slice_dir)
   calibration = sweep.calibration(config)
-  rows = sweep.sweep(config, prebuilt.network, mnist_test, calibration)
+  test = datasets.load('mnist', 'test', mnist_slice_dir)
+  rows = sweep.sweep(config, prebuilt.network, test, calibration)
   by_name = {r.method: r for r in rows}
   for name in ('weight-2:4', 'wanda-2:4', 'obs-2:4'):
     assert by_name[name].sparsity == 0.5 and by_name[name].k == 50

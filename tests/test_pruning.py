@@ -63,10 +63,14 @@ def test_prunes_exactly_floor_k_n_over_100_groups(method, shape, k):
     return
   mask = pruning.get(method)(w, k)
   assert mask.shape == w.shape and mask.dtype == bool
-  pruned_groups = set(group_of(w)[~mask].tolist())
-  kept_groups = set(group_of(w)[mask].tolist())
-  assert len(pruned_groups) == _expected_count(k, count(w))
-  assert not pruned_groups & kept_groups  # a group is pruned whole or kept whole
+  # Weights pruned and kept per group (bincounts: sets of the 784,000 group
+  # indices of the largest shape cost a tenth of a second per case).
+  groups = np.asarray(group_of(w))
+  pruned_in = np.bincount(groups[~mask], minlength=count(w))
+  kept_in = np.bincount(groups[mask], minlength=count(w))
+  assert np.count_nonzero(pruned_in) == _expected_count(k, count(w))
+  # A group is pruned whole or kept whole.
+  assert not np.any((pruned_in > 0) & (kept_in > 0))
 
 
 @pytest.mark.parametrize('method', METHODS)

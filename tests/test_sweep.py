@@ -12,6 +12,7 @@ import pytest
 
 from tests import helpers
 from tfprune.criteria import graph_pruning
+from tfprune.data import datasets
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
@@ -30,14 +31,21 @@ def _config(tmp_path, data_dir, **overrides):
 DATA_FREE = sorted(graph_pruning.CRITERIA)
 
 
+@pytest.fixture(scope='module')
+def slice_test(mnist_slice_dir):
+  """The first 1,000 MNIST test images: the counts below do not depend on
+  how many images each point is scored on."""
+  return datasets.load('mnist', 'test', mnist_slice_dir)
+
+
 @pytest.mark.parametrize('method', DATA_FREE)
 @pytest.mark.parametrize('prune_output_layer', [False, True])
 def test_rows_report_exact_sparsity_and_nonzero_counts(
-    prebuilt, mnist_test, method, prune_output_layer):
+    prebuilt, slice_test, method, prune_output_layer):
   config = sweep.SweepConfig(weights_dir='unused', out_dir='unused',
                              methods=(method,), levels=(0, 50, 97.5),
                              prune_output_layer=prune_output_layer)
-  rows = sweep.sweep(config, prebuilt.network, mnist_test)
+  rows = sweep.sweep(config, prebuilt.network, slice_test)
   shapes = helpers.MLP_SHAPES if prune_output_layer else helpers.MLP_SHAPES[:-1]
   for row in rows:
     if method in ('weight', 'random'):
@@ -48,12 +56,12 @@ def test_rows_report_exact_sparsity_and_nonzero_counts(
     # The trained weights have no exact zeros, so measured = requested.
     assert row.sparsity == pytest.approx(pruned / size, abs=1e-12)
     assert row.nonzero_params == prebuilt.network.num_params - pruned
-  assert rows[0].accuracy == evaluate.accuracy(prebuilt.network, mnist_test.images,
-                                               mnist_test.labels)
+  assert rows[0].accuracy == evaluate.accuracy(prebuilt.network, slice_test.images,
+                                               slice_test.labels)
 
 
-def test_run_writes_csv_config_and_plots(tmp_path, data_dir):
-  config = _config(tmp_path, data_dir)
+def test_run_writes_csv_config_and_plots(tmp_path, mnist_slice_dir):
+  config = _config(tmp_path, mnist_slice_dir)
   rows = sweep.run(config)
   out = tmp_path / 'out'
   assert sorted(p.name for p in out.iterdir()) == sorted([
@@ -75,9 +83,9 @@ def test_run_writes_csv_config_and_plots(tmp_path, data_dir):
   assert not list(out.glob('.*'))  # no temporary files left
 
 
-def test_without_biases_the_dense_network_scores_differently(prebuilt, mnist_test):
+def test_without_biases_the_dense_network_scores_differently(prebuilt, slice_test):
   with_b, without_b = (sweep.sweep(sweep.SweepConfig('u', 'u', levels=(0,), methods=('weight',),
-                                                     use_biases=b), prebuilt.network, mnist_test)[0]
+                                                     use_biases=b), prebuilt.network, slice_test)[0]
                        for b in (True, False))
   assert with_b.accuracy != without_b.accuracy
   assert without_b.nonzero_params == sum(k.size for k in prebuilt.network.kernels)
@@ -224,23 +232,26 @@ def test_outputs_get_the_users_umask_and_failed_runs_leave_no_folder(tmp_path):
   assert not (tmp_path / 'b').exists()
 
 
-def test_weights_for_another_dataset_shape_are_refused(tmp_path, mnist_test):
+def test_weights_for_another_dataset_shape_are_refused(tmp_path, slice_test):
   config = sweep.SweepConfig('w', 'o')
   with pytest.raises(TfpruneError, match='take 12 inputs but mnist examples have 784 values'):
-    sweep.sweep(config, helpers.random_network(((12, 10),)), mnist_test)
+    sweep.sweep(config, helpers.random_network(((12, 10),)), slice_test)
   with pytest.raises(TfpruneError, match='have 3 outputs but mnist has 10 classes'):
-    sweep.sweep(config, helpers.random_network(((784, 3),)), mnist_test)
+    sweep.sweep(config, helpers.random_network(((784, 3),)), slice_test)
 
 
 # Bad input through the script is in tests/test_cli.py.
 
 
-def test_script_small_sweep_end_to_end(tmp_path, mnist_slice_dir):
+def test_script_small_sweep_end_to_end(tmp_path, mnist_slice_dir, capsys):
+  # The script's main in this process (`helpers.run_main`): a fresh
+  # interpreter's start of sweep.py is tests/test_cli.py's real-script case.
   out = tmp_path / 'out'
-  result = helpers.run_script('sweep', f'--out_dir={out}', f'--data_dir={mnist_slice_dir}',
-                              '--levels=0,90', '--methods=unit')
-  assert result.returncode == 0, result.stderr
-  assert 'unit' in result.stdout and 'wall time' in result.stdout
+  code, stdout, err = helpers.run_main(
+      'sweep', f'--out_dir={out}', f'--data_dir={mnist_slice_dir}',
+      '--levels=0,90', '--methods=unit', capsys=capsys)
+  assert code == 0, err
+  assert 'unit' in stdout and 'wall time' in stdout
   assert (out / 'sweep.csv').read_text().count('\n') == 3
   assert (out / 'unit_pruning.png').exists()
 
