@@ -2,8 +2,16 @@
 
 import os
 import pathlib
+import sys
 
-import numpy as np
+# The suite runs in two xdist workers on two cores: numpy's OpenBLAS threads in
+# each worker spin against the other's (Cholesky and inverses measured up to
+# 10x slower). One BLAS thread per worker; TensorFlow keeps its own pools.
+# It takes effect only before numpy is first imported.
+assert 'numpy' not in sys.modules, 'conftest must set OpenBLAS threads first'
+os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
+
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pytest
 
 from tests import helpers
