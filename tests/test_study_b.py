@@ -193,13 +193,16 @@ def _compact_macs(k):
           + f2 * 10)
 
 
-def test_timing_only_script_writes_one_row_per_level(tmp_path, data_dir, capsys):
+def test_timing_only_script_writes_one_row_per_level(tmp_path, mnist_slice_dir,
+                                                    capsys):
+  # 1,000 test images (the shared slice): the rows, their FLOPs ratios and
+  # the file do not depend on how many images each timed pass covers.
   folder = tmp_path / 'lenet5'
   weights.save(folder, models.to_network(_lenet()), {'model': 'lenet5'})
   code, _, err = helpers.run_main(
       'study_b', '--timing_only', f'--weights_dir={folder}', '--levels=50,90',
       '--timing_repeats=1', f'--out_dir={tmp_path / "b"}',
-      f'--data_dir={data_dir}', capsys=capsys)
+      f'--data_dir={mnist_slice_dir}', capsys=capsys)
   assert code == 0, err[-20:]
   record = json.loads((tmp_path / 'b' / 'study_b_timing.json').read_text())
   rows = record['rows']
