@@ -35,16 +35,42 @@ SHAPES = [(28, 28, 1), (32, 32, 3)]
 MNIST = SHAPES[0]
 
 
-@pytest.fixture(scope='module', params=SHAPES, ids=['28x28x1', '32x32x3'])
-def resnet(request):
-  model = helpers.resnet18(request.param)
-  return request.param, model, models.to_network(model)
+@pytest.fixture(scope='module')
+def resnets():
+  """shape -> (`helpers.resnet18(shape)`, its Network), each built once.
+
+  The tests only read them, so `resnet` and `mnist_resnet` share the MNIST one.
+  """
+  built = {}
+
+  def get(shape):
+    if shape not in built:
+      model = helpers.resnet18(shape)
+      built[shape] = model, models.to_network(model)
+    return built[shape]
+  return get
 
 
 @pytest.fixture(scope='module')
-def mnist_resnet():
-  model = helpers.resnet18(MNIST)
-  return model, models.to_network(model)
+def imported(resnets):
+  """shape -> `from_keras` of the shared ResNet-18, imported once (read only)."""
+  graphs = {}
+
+  def get(shape):
+    if shape not in graphs:
+      graphs[shape] = from_keras(resnets(shape)[0])
+    return graphs[shape]
+  return get
+
+
+@pytest.fixture(scope='module', params=SHAPES, ids=['28x28x1', '32x32x3'])
+def resnet(request, resnets):
+  return (request.param, *resnets(request.param))
+
+
+@pytest.fixture(scope='module')
+def mnist_resnet(resnets):
+  return resnets(MNIST)
 
 
 @pytest.fixture(scope='module')
@@ -274,11 +300,13 @@ def test_random_pruning_exact_per_layer(mnist_resnet):
 
 
 @pytest.mark.parametrize('k', [30, 70, 99])
-def test_silent_channel_compaction_predicts_like_the_masked_network(resnet, k):
+def test_silent_channel_compaction_predicts_like_the_masked_network(
+    resnet, imported, k):
   # Every group, residual streams included: a silenced channel of a stream
-  # is 0 in every producer, so the add keeps it 0.
-  shape, model, _ = resnet
-  graph = from_keras(model)
+  # is 0 in every producer, so the add keeps it 0. The imported graph is
+  # shared by the three levels (silence_units returns a new graph).
+  shape, _, _ = resnet
+  graph = imported(shape)
   masked = helpers.silence_units(graph, k)
   compact = silent_channels.compact(masked)
   found = silent_channels.find(masked)
