@@ -91,11 +91,13 @@ def test_iterative_schedule_prunes_step_fraction_of_the_remaining():
 
 
 def test_study_c_on_mock_cifar10(tmp_path):
-  # The saved networks (save_networks) are test_resnet_network's
-  # test_study_c_networks_score_like_keras: not saved here.
+  # What is checked here is the tfds path and the pruning under masks through
+  # retraining, not the dense training (epochs=0) or the saved networks:
+  # test_resnet_network's test_study_c_networks_score_like_keras trains the
+  # dense network and scores every saved network.
   tfds = pytest.importorskip('tensorflow_datasets')
   config = study_resnet.StudyCConfig(
-      out_dir=str(tmp_path / 'c'), width=0.0625, epochs=1, targets=(50,),
+      out_dir=str(tmp_path / 'c'), width=0.0625, epochs=0, targets=(50,),
       oneshot_retrain_epochs=1, step_fraction=0.3, step_retrain_epochs=1,
       final_retrain_epochs=0, batch_size=32, save_networks=False)
   with tfds.testing.mock_data(num_examples=32):
