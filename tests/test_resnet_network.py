@@ -177,22 +177,24 @@ def test_weight_folder_of_another_architecture_names_the_layer(
     models.load_network(build(*target), weights.load(tmp_path / 'w').network)
 
 
-def test_rewired_weights_name_the_layer(mnist_resnet):
+def test_rewired_weights_name_the_layer(mnist_resnet, mnist_keras):
+  # Refused before any weight is set: the shared model stays as it was.
   _, network = mnist_resnet
   specs = list(network.specs)
   specs[4] = dataclasses.replace(specs[4], residual=1)  # not the block input
   rewired = dataclasses.replace(network, specs=tuple(specs))
   with pytest.raises(TfpruneError,
                      match=r'^layer 5 \(stage1_block2_conv2\): model resnet18 has '):
-    models.load_network(models.build_resnet18(MNIST, 10, width=0.125), rewired)
+    models.load_network(mnist_keras[0], rewired)
 
 
-def test_conv_without_bias_refuses_a_non_zero_bias(mnist_resnet):
+def test_conv_without_bias_refuses_a_non_zero_bias(mnist_resnet, mnist_keras):
+  # Refused at layer 1, before any weight is set.
   _, network = mnist_resnet
   biases = list(network.biases)
   biases[0] = biases[0] + 1
   with pytest.raises(TfpruneError, match=r'layer 1 \(conv_stem\): .*no bias'):
-    models.load_network(models.build_resnet18(MNIST, 10, width=0.125),
+    models.load_network(mnist_keras[0],
                         dataclasses.replace(network, biases=tuple(biases)))
 
 
