@@ -156,16 +156,34 @@ STOPS = {('gradual', 'weight'): (1,), ('gradual', 'unit'): (0,),
          ('iterative', 'weight'): (1, 3), ('iterative', 'unit'): (1,)}
 
 
+@pytest.fixture(scope='module')
+def mlp_straight(tmp_path_factory):
+  """The uninterrupted MLP run of a (procedure, granularity), trained once.
+
+  A function returning its weights and the folder holding its epoch log; the
+  tests only read them.
+  """
+  done = {}
+
+  def straight(procedure, granularity):
+    if (procedure, granularity) not in done:
+      work_dir = tmp_path_factory.mktemp(f'straight-{procedure}-{granularity}')
+      run = run_of(procedure, granularity, batch_size=32)
+      done[procedure, granularity] = _train_mlp(run, work_dir), work_dir
+    return done[procedure, granularity]
+  return straight
+
+
 @pytest.mark.parametrize('procedure, granularity', KINDS)
 def test_resumed_mlp_run_equals_the_uninterrupted_one(procedure, granularity,
-                                                      tmp_path):
+                                                      mlp_straight, tmp_path):
   run = run_of(procedure, granularity, batch_size=32)
   train = lambda work_dir, callbacks=(): _train_mlp(run, work_dir, callbacks)
-  want = train(tmp_path / 'straight')
+  want, straight_dir = mlp_straight(procedure, granularity)
   got = _interrupted_then_resumed(train, tmp_path / 'resumed',
                                   STOPS[procedure, granularity])
   _assert_same_bits(want, got)
-  assert ((tmp_path / 'straight' / epoch_log.LOG_NAME).read_bytes() ==
+  assert ((straight_dir / epoch_log.LOG_NAME).read_bytes() ==
           (tmp_path / 'resumed' / epoch_log.LOG_NAME).read_bytes())
   # Seconds are kept beside the log, one entry per epoch.
   assert sorted(epoch_log.read_seconds(
@@ -193,11 +211,11 @@ def _replay_from_epoch_0(epoch_batches):
 
 
 @pytest.mark.parametrize('lost', ['dropout state', 'data order'])
-def test_each_restored_state_matters(lost, tmp_path, monkeypatch):
+def test_each_restored_state_matters(lost, mlp_straight, tmp_path, monkeypatch):
   """Without either piece of restored state, the resumed run differs."""
   run = run_of('gradual', 'weight', batch_size=32)
   train = lambda work_dir, callbacks=(): _train_mlp(run, work_dir, callbacks)
-  want = train(tmp_path / 'straight')
+  want, _ = mlp_straight('gradual', 'weight')
   if lost == 'dropout state':
     monkeypatch.setattr(resumable, 'generators', lambda model: [])
   else:

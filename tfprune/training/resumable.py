@@ -130,6 +130,28 @@ def _rng_checkpoint(rngs: Sequence[tf.random.Generator]) -> tf.train.Checkpoint:
   return tf.train.Checkpoint(generators=list(rngs))
 
 
+def build_training_state(model: keras.Model, labels: tf.Tensor) -> None:
+  """Creates the optimizer's and the compiled loss and metrics' variables now.
+
+  `Model.fit` would create them inside its first train step, and a
+  `tf.function` whose first call creates variables is traced a second time;
+  created here, the train step is traced once (the variables start as they
+  would: zero slots, empty metrics). `labels` is a batch shaped like the
+  training labels (the metrics are chosen by the label and output shapes).
+  Models with several outputs get their optimizer variables only.
+  """
+  with model.distribute_strategy.scope():
+    model.optimizer.build(model.trainable_variables)
+    if len(model.outputs) != 1:  # left to the first train step
+      return
+    output = model.outputs[0]
+    y_pred = tf.zeros([1, *output.shape[1:]], output.dtype)
+    if not model.compiled_loss.built:
+      model.compiled_loss.build(y_pred)
+    if not model.compiled_metrics.built:
+      model.compiled_metrics.build(y_pred, labels)
+
+
 def fit(model: keras.Model, train_split: datasets.Split,
         test_split: datasets.Split, *, batch_size: int, epochs: int,
         work_dir: str | pathlib.Path,
@@ -160,6 +182,7 @@ def fit(model: keras.Model, train_split: datasets.Split,
     _rng_checkpoint(rngs).read(str(states)).assert_consumed()
   with model.distribute_strategy.scope():
     batches, steps = epoch_batches(train_split, batch_size, epochs, first)
+  build_training_state(model, tf.constant(train_split.labels[:1]))
   backup = _Backup(backup_dir, rngs)
   history = model.fit(batches, epochs=epochs, steps_per_epoch=steps,
                       validation_data=(test_split.images, test_split.labels),
