@@ -5,8 +5,8 @@ in miniature), fine-tuned for one short epoch by the gradual study with
 `export_tflite`, writes `model.tflite`: its outputs are the handed-back Keras
 model's and the pruned graph's, and its accuracy is the Keras accuracy. The
 compacted `unit` file of `sweep --save_keras` (residual, concat, the block,
-MobileNetV2's blocks in miniature) converts to TFLite and predicts what the `.keras` model
-predicts, with the sweep row's accuracy.
+MobileNetV2's blocks in miniature) converts to TFLite and predicts what the
+`.keras` model predicts, with the sweep row's accuracy.
 """
 
 import pathlib

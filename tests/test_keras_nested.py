@@ -228,7 +228,7 @@ def _trained(tmp_path, name, framework):
 
 @pytest.fixture(scope='module')
 def trained_nested(tmp_path_factory):
-  """`_trained` of twice_nested per framework, made once: the sweeps only read it."""
+  """`_trained` twice_nested per framework, made once: the sweeps only read it."""
   made = {}
 
   def get(framework):

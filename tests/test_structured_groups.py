@@ -37,7 +37,7 @@ _GRAPHS = {}
 
 
 def graph_of(name: str) -> Graph:
-  """The imported tf_keras model `name` (ResNet-18 or of `keras_zoo`), once per process."""
+  """The imported tf_keras model `name` (ResNet-18 or a zoo model), once a process."""
   if name != 'resnet18':
     return keras_zoo.imported(name, 'tf_keras')[1]
   if name not in _GRAPHS:
