@@ -268,10 +268,13 @@ def _collect(walk: _Walk, labels: dict) -> Analysis:
   # Each group's records with their channels, in the order recorded: one
   # pass over the records, not one per group.
   records_of: list[list[tuple]] = [[] for _ in by_producers]
+  channels_of: list[list[int]] = [[] for _ in by_producers]
   for record in walk.records:
     g, c = channel_of[walk.find(record[0])]
-    records_of[g].append((c, *record[1:]))
-  groups = [_group(walk, producers, roots, members, records_of[g])
+    records_of[g].append(record)
+    channels_of[g].append(c)
+  groups = [_group(walk, producers, roots, members,
+                   zip(channels_of[g], records_of[g]))
             for g, (producers, roots) in enumerate(by_producers.items())]
   out_labels = {}
   for name, array in labels.items():
@@ -282,10 +285,10 @@ def _collect(walk: _Walk, labels: dict) -> Analysis:
 
 
 def _group(walk: _Walk, producers, roots, members, records) -> Group:
-  """The group of channels `roots`; `records` are its (channel, node, param,
-  axis, position, role) entries."""
+  """The group of channels `roots`; `records` are its walk records, each
+  with its channel in the group: (channel, record)."""
   positions: dict[tuple, dict[int, list[int]]] = {}
-  for c, node, param, axis, position, role in records:
+  for c, (_, node, param, axis, position, role) in records:
     positions.setdefault((node, param, axis, role), {}).setdefault(
         c, []).append(position)
   refused = next((walk.blocked[l] for root in roots for l in members[root]
