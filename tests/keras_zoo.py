@@ -9,13 +9,18 @@ silently wrong; `NESTED` are models built around other models (a
 nested twice with clashing layer names, a nested model with two inputs or
 outputs, a Sequential in a Sequential), flattened on import, and
 `REFUSED_NESTED` nested models that cannot be (shared, subclassed, run in
-training mode). Batch-norm statistics are randomized so that a misread batch
-norm changes the outputs.
+training mode); `MINIATURES` are small stand-ins of a big model's structure
+for tests whose cost grows with the number of layers (a TFLite conversion,
+a fresh process loading a file). Batch-norm statistics are randomized so
+that a misread batch norm changes the outputs. `imported` gives a zoo model
+and its graph, built and imported once per process, to tests that only
+read them.
 """
 
 import numpy as np
 
 from tfprune import keras_compat
+from tfprune.keras_io import importer
 
 FRAMEWORKS = ('tf_keras', 'keras3')
 keras_module = keras_compat.keras_module
@@ -241,6 +246,41 @@ REFUSED_NESTED = {
 }
 
 
+def inverted_residual(K):
+  """MobileNetV2 in miniature: its layer kinds and channel couplings, 24 layers.
+
+  MobileNetV2's stem (3x3 conv, stride 2, 'same', no bias), a strided block
+  (zero padding, valid stride-2 depthwise, linear 1x1 projection), a
+  residual block (1x1 expansion, 'same' depthwise, projection, and an Add
+  that ties the two projections' channels), then its 1x1 'valid' head conv,
+  pooling and dense: every conv but the projections followed by batch norm
+  and ReLU6, the projections by batch norm. Unit-pruned and compacted, it
+  builds back to the same Keras layer classes with the same configurations
+  as MobileNetV2 (alpha 0.35) does.
+  """
+  def conv(x, filters, size=1, strides=1, padding='same'):
+    return K.layers.Conv2D(filters, size, strides=strides, padding=padding,
+                           use_bias=False)(x)
+
+  def bn_relu6(x):
+    return K.layers.ReLU(6.0)(K.layers.BatchNormalization()(x))
+
+  i = K.Input((16, 16, 3))
+  x = bn_relu6(conv(i, 8, 3, strides=2))
+  x = K.layers.ZeroPadding2D(((0, 1), (0, 1)))(x)
+  x = bn_relu6(K.layers.DepthwiseConv2D(3, strides=2, use_bias=False)(x))
+  x = K.layers.BatchNormalization()(conv(x, 6))
+  y = bn_relu6(conv(x, 18))
+  y = bn_relu6(K.layers.DepthwiseConv2D(3, padding='same', use_bias=False)(y))
+  y = K.layers.BatchNormalization()(conv(y, 6))
+  x = bn_relu6(conv(K.layers.Add()([x, y]), 16, padding='valid'))
+  x = K.layers.GlobalAveragePooling2D()(x)
+  return K.Model(i, K.layers.Dense(3, activation='softmax')(x))
+
+
+MINIATURES = {'inverted_residual': inverted_residual}
+
+
 def _layers_deep(model):
   for layer in model.layers:
     yield layer
@@ -265,6 +305,23 @@ def build(name: str, framework: str):
   """Model `name` of the tables above in `framework`, randomized."""
   K = keras_module(framework)
   K.utils.set_random_seed(0)
-  table = {**MODELS, **VARIATIONS, **REFUSED_MODELS, **NESTED,
+  table = {**MODELS, **VARIATIONS, **REFUSED_MODELS, **NESTED, **MINIATURES,
            **{k: make for k, (make, _) in REFUSED_NESTED.items()}}
   return randomized(table[name](K))
+
+
+_IMPORTED = {}
+
+
+def imported(name: str, framework: str):
+  """(model, graph): `build(name, framework)` and its import, once per process.
+
+  Shared by every test module of the process, so only for tests that read
+  both (predict, inspect layers, rebuild or import again); a test that
+  changes, trains or saves a model builds its own with `build`. Graphs are
+  immutable.
+  """
+  if (name, framework) not in _IMPORTED:
+    model = build(name, framework)
+    _IMPORTED[name, framework] = model, importer.from_keras(model)
+  return _IMPORTED[name, framework]

@@ -31,18 +31,12 @@ def _keras(model, x):
   return np.asarray(model(x, training=False))
 
 
-_IMPORTED = {}
-
-
 def _imported(name, framework):
-  """(model, graph) of zoo model `name`, built and imported once per module.
+  """(model, graph) of zoo model `name`, built and imported once per process.
 
   The tests using it only read both (predict, rebuild), never change them.
   """
-  if (name, framework) not in _IMPORTED:
-    model = keras_zoo.build(name, framework)
-    _IMPORTED[name, framework] = model, importer.from_keras(model)
-  return _IMPORTED[name, framework]
+  return keras_zoo.imported(name, framework)
 
 
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)

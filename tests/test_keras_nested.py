@@ -52,8 +52,7 @@ def _inputs(graph, n=6, seed=3):
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
 @pytest.mark.parametrize('name', NESTED)
 def test_every_inner_layer_is_a_node(name, framework):
-  model = keras_zoo.build(name, framework)
-  graph = importer.from_keras(model)
+  model, graph = keras_zoo.imported(name, framework)
   leaves = _leaves(model)
   weighted = [l for l in leaves if type(l).__name__ in WEIGHTED]
   assert len(graph.weighted()) == len(weighted)
@@ -70,7 +69,7 @@ def test_every_inner_layer_is_a_node(name, framework):
 
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
 def test_clashing_names_are_paths(framework):
-  graph = importer.from_keras(keras_zoo.build('twice_nested', framework))
+  graph = keras_zoo.imported('twice_nested', framework)[1]
   assert [n.name for n in graph.weighted()] == [*TWICE_NESTED_KERNELS, 'classifier']
   assert {'stage.block_a.bn', 'stage.block_b.add'} <= {n.name for n in graph.nodes}
   rebuilt = build.to_keras(graph)
@@ -78,7 +77,7 @@ def test_clashing_names_are_paths(framework):
 
 
 def test_mobilenet_backbone_layers_keep_their_names():
-  graph = importer.from_keras(keras_zoo.build('mobilenet_in_sequential', 'keras3'))
+  graph = keras_zoo.imported('mobilenet_in_sequential', 'keras3')[1]
   weighted = [n.name for n in graph.weighted()]
   assert weighted[0] == 'Conv1' and weighted[-2:] == ['Conv_1', 'classifier']
   assert {'block_1_expand', 'block_16_project', 'bn_Conv1'} <= {
@@ -91,7 +90,7 @@ def test_mobilenet_backbone_layers_keep_their_names():
 @pytest.mark.parametrize('name', ['twice_nested', 'sequential_in_sequential',
                                   'two_in_two_out'])
 def test_verification_compares_inner_layers(name, framework, monkeypatch):
-  model = keras_zoo.build(name, framework)
+  model = keras_zoo.imported(name, framework)[0]  # only read
   seen = []
   original = verify.keras_outputs
 
@@ -113,8 +112,7 @@ def test_miswired_nested_call_is_refused(framework, monkeypatch):
   # Read the two-input model `join` as called on its inputs the other way
   # round: inside `join` every layer agrees (it is run on the swapped values
   # too), but its output as the caller sees it does not.
-  model = keras_zoo.build('two_in_two_out', framework)
-  importer.from_keras(model)
+  model, _ = keras_zoo.imported('two_in_two_out', framework)  # imported as is
   original = trace._inbound  # pylint: disable=protected-access
 
   def swapped(node, which):
@@ -154,7 +152,7 @@ def _flipped_depthwise(call):  # reads the kernel upside down
 ])
 def test_misread_inner_layer_is_refused_naming_it(name, layer, misread, named,
                                                   framework, monkeypatch):
-  model = keras_zoo.build(name, framework)
+  model = keras_zoo.imported(name, framework)[0]  # only read
   monkeypatch.setitem(layers_lib.LAYERS, layer, misread)
   with pytest.raises(TfpruneError, match=rf'layer {named} as Keras does') as info:
     importer.from_keras(model)
@@ -228,9 +226,22 @@ def _trained(tmp_path, name, framework):
   return path, data, x[160:], y[160:], accuracy
 
 
+@pytest.fixture(scope='module')
+def trained_nested(tmp_path_factory):
+  """`_trained` twice_nested per framework, made once: the sweeps only read it."""
+  made = {}
+
+  def get(framework):
+    if framework not in made:
+      made[framework] = _trained(tmp_path_factory.mktemp(f'nested-{framework}'),
+                                 'twice_nested', framework)
+    return made[framework]
+  return get
+
+
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
-def test_sweep_of_a_nested_model_file(framework, tmp_path, capsys):
-  path, data, x, y, accuracy = _trained(tmp_path, 'twice_nested', framework)
+def test_sweep_of_a_nested_model_file(framework, tmp_path, capsys, trained_nested):
+  path, data, x, y, accuracy = trained_nested(framework)
   out = tmp_path / 'out'
   code, _, err = helpers.run_main(
       'sweep', f'--model_file={path}', f'--data={data}', '--methods=weight,unit',
@@ -258,8 +269,9 @@ def test_sweep_of_a_nested_model_file(framework, tmp_path, capsys):
 
 
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
-def test_prune_layers_takes_the_node_names(framework, tmp_path, capsys):
-  path, data, _, _, _ = _trained(tmp_path, 'twice_nested', framework)
+def test_prune_layers_takes_the_node_names(framework, tmp_path, capsys,
+                                          trained_nested):
+  path, data, _, _, _ = trained_nested(framework)
   out = tmp_path / 'out'
   code, _, err = helpers.run_main(
       'sweep', f'--model_file={path}', f'--data={data}', '--methods=weight',

@@ -32,13 +32,10 @@ from tfprune.transforms import groups as groups_lib
 COUPLED = sorted(n for n, m in methods.METHODS.items() if m.channel_importance)
 MODELS = ('residual', 'concat', 'mobilenet_v2')
 LEVELS = (30, 50, 70)
-_GRAPHS = {}
 
 
 def graph_of(name):
-  if name not in _GRAPHS:
-    _GRAPHS[name] = importer.from_keras(keras_zoo.build(name, 'tf_keras'))
-  return _GRAPHS[name]
+  return keras_zoo.imported(name, 'tf_keras')[1]
 
 
 def _slice_rows(graph, s):

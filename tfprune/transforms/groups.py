@@ -261,12 +261,21 @@ def _collect(walk: _Walk, labels: dict) -> Analysis:
     producers = tuple(dict.fromkeys(walk.producer_of[l] for l in labels_of))
     by_producers.setdefault(producers, []).append(root)
   channel_of = {}  # root -> (group index, channel)
-  groups = []
   for g, (producers, roots) in enumerate(by_producers.items()):
     roots.sort()
     for c, root in enumerate(roots):
       channel_of[root] = (g, c)
-    groups.append(_group(walk, producers, roots, members, g))
+  # Each group's records with their channels, in the order recorded: one
+  # pass over the records, not one per group.
+  records_of: list[list[tuple]] = [[] for _ in by_producers]
+  channels_of: list[list[int]] = [[] for _ in by_producers]
+  for record in walk.records:
+    g, c = channel_of[walk.find(record[0])]
+    records_of[g].append(record)
+    channels_of[g].append(c)
+  groups = [_group(walk, producers, roots, members,
+                   zip(channels_of[g], records_of[g]))
+            for g, (producers, roots) in enumerate(by_producers.items())]
   out_labels = {}
   for name, array in labels.items():
     out_labels[name] = np.array(
@@ -275,15 +284,13 @@ def _collect(walk: _Walk, labels: dict) -> Analysis:
   return Analysis(tuple(groups), out_labels)
 
 
-def _group(walk: _Walk, producers, roots, members, g: int) -> Group:
-  channel = {walk.find(l): c for c, root in enumerate(roots)
-             for l in members[root]}
+def _group(walk: _Walk, producers, roots, members, records) -> Group:
+  """The group of channels `roots`; `records` are its walk records, each
+  with its channel in the group: (channel, record)."""
   positions: dict[tuple, dict[int, list[int]]] = {}
-  for label, node, param, axis, position, role in walk.records:
-    c = channel.get(walk.find(label))
-    if c is not None:
-      positions.setdefault((node, param, axis, role), {}).setdefault(
-          c, []).append(position)
+  for c, (_, node, param, axis, position, role) in records:
+    positions.setdefault((node, param, axis, role), {}).setdefault(
+        c, []).append(position)
   refused = next((walk.blocked[l] for root in roots for l in members[root]
                   if l in walk.blocked), None)
   slices = []
@@ -293,10 +300,10 @@ def _group(walk: _Walk, producers, roots, members, g: int) -> Group:
       refused = refused or (f'{node} reads the channels of {producers[0]} '
                             'unevenly')
       continue
-    indices = np.array([sorted(set(by_channel[c])) for c in range(len(roots))],
+    indices = np.array([v if len(v) == 1 else sorted(set(v))
+                        for v in map(by_channel.__getitem__, range(len(roots)))],
                        dtype=np.int64)
     slices.append(Slice(node, param, axis, indices, role))
   silence = any(l in walk.padded for root in roots for l in members[root])
-  del g
   return Group(producers[0], producers, len(roots), tuple(slices), silence,
                refused)
