@@ -1,5 +1,6 @@
 """Fixtures: the real data folder (required under CI=true) and the prebuilt weights."""
 
+import gzip
 import os
 import pathlib
 import sys
@@ -50,11 +51,17 @@ def mnist_slice_dir(data_dir, tmp_path_factory) -> str:
   their evaluations on 1,000 images instead of 10,000.
   """
   folder = tmp_path_factory.mktemp('mnist_slice')
-  for split, idx, n in (('train', 'train', 512), ('test', 't10k', 1000)):
-    part = datasets.load('mnist', split, data_dir)
-    pixels = np.round(part.images[:n] * 255).astype(np.uint8)
-    helpers.write_idx(folder / 'mnist' / f'{idx}-images-idx3-ubyte.gz', 2051,
-                      (n, 28, 28), pixels.tobytes())
-    helpers.write_idx(folder / 'mnist' / f'{idx}-labels-idx1-ubyte.gz', 2049,
-                      (n,), part.labels[:n].astype(np.uint8).tobytes())
+  source = pathlib.Path(data_dir) / 'mnist'
+  for idx, n in (('train', 512), ('t10k', 1000)):
+    for kind, magic, dims in (('images-idx3', 2051, (n, 28, 28)),
+                              ('labels-idx1', 2049, (n,))):
+      name = f'{idx}-{kind}-ubyte.gz'
+      header = 4 * (1 + len(dims))
+      with gzip.open(source / name, 'rb') as f:  # only the first n records
+        payload = f.read(header + int(np.prod(dims)))[header:]
+      helpers.write_idx(folder / 'mnist' / name, magic, dims, payload)
+  # The slice is the real data's first images, as the loader reads them.
+  full, part = (datasets.load('mnist', 'test', d) for d in (data_dir, folder))
+  np.testing.assert_array_equal(part.images, full.images[:1000])
+  np.testing.assert_array_equal(part.labels, full.labels[:1000])
   return str(folder)
