@@ -109,6 +109,10 @@ def test_mobilenet_is_written_with_its_data_and_imports_exactly(tmp_path):
   assert manifest['keras_test_accuracy'] == accuracy
   assert manifest['graph_test_accuracy'] == pytest.approx(accuracy, abs=1 / 24)
   assert manifest['train_examples'] == 32
+  # Seconds apart from the manifest, so a rebuild's manifest is the same bytes.
+  assert 'train_seconds' not in manifest
+  timing = json.loads((out / mobilenet_model.TIMING_NAME).read_text())
+  assert list(timing) == ['train_seconds'] and timing['train_seconds'] > 0
 
 
 @pytest.mark.parametrize('kwargs,message', [

@@ -1,5 +1,7 @@
 """Training: the MLP's exact size, a 1-epoch real run, and refused configs."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -29,6 +31,10 @@ def test_one_epoch_on_real_mnist_writes_a_folder_that_evaluates(data_dir, tmp_pa
   assert folder.manifest['training']['train_limit'] == 2000
   assert folder.manifest['train_examples'] == 2000
   assert folder.manifest['command'] == 'pytest'
+  # Seconds apart from the manifest, so a re-run's manifest is the same bytes.
+  assert not any('seconds' in key for key in folder.manifest)
+  timing = json.loads((tmp_path / 'w' / weights.TIMING).read_text())
+  assert timing == {'train_seconds': round(result.seconds, 1)}
   test = datasets.load('mnist', 'test', data_dir)
   acc = evaluate.accuracy(folder.network, test.images, test.labels)
   assert acc == folder.manifest['test_accuracy'] == pytest.approx(

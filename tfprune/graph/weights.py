@@ -32,6 +32,7 @@ from tfprune.graph.network import Network
 from tfprune.errors import shorten
 
 MANIFEST = 'manifest.json'
+TIMING = 'timing.json'  # seconds of the run that made the folder, apart
 FORMAT = 'tfprune-dense-npy'
 LAYERS_FORMAT = 'tfprune-layers-npy'
 _KERNEL_RE = re.compile(r'^weight-(\d+)\.npy$')
@@ -157,7 +158,8 @@ def load(folder: str | pathlib.Path) -> WeightFolder:
 
 def save(folder: str | pathlib.Path, network: Network,
          metadata: dict[str, Any] | None = None,
-         overwrite: bool = False) -> WeightFolder:
+         overwrite: bool = False,
+         timing: dict[str, Any] | None = None) -> WeightFolder:
   """Writes `network` and its manifest to `folder`, all or nothing.
 
   Args:
@@ -165,6 +167,9 @@ def save(folder: str | pathlib.Path, network: Network,
     network: the weights to save (float32).
     metadata: extra manifest entries (model, dataset, training, accuracy...).
     overwrite: replace an existing folder (only once the new one is complete).
+    timing: seconds and other measurements that differ from run to run,
+      written to `TIMING` beside the manifest, so that the manifest of a
+      reproduced folder is the same bytes.
 
   Returns:
     The saved folder, as `load` would return it.
@@ -199,6 +204,8 @@ def save(folder: str | pathlib.Path, network: Network,
     if network.specs is not None:
       manifest['input_shape'] = list(network.input_shape)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + '\n')
+    if timing is not None:
+      (tmp / TIMING).write_text(json.dumps(timing, indent=2) + '\n')
   return WeightFolder(network, manifest, sha256)
 
 

@@ -117,12 +117,12 @@ def train(config: TrainConfig, command: str | None = None,
       'train_examples': len(train_split),
       'test_accuracy': round(float(evaluator_accuracy), 6),
       'keras_test_accuracy': round(float(keras_accuracy), 6),
-      'train_seconds': round(seconds, 1),
       'tfprune_version': __version__,
       'command': command,
   }
   folder = weights.save(config.weights_dir, network, metadata,
-                        overwrite=config.overwrite)
+                        overwrite=config.overwrite,
+                        timing={'train_seconds': round(seconds, 1)})
   return TrainResult(folder, float(keras_accuracy), float(evaluator_accuracy),
                      seconds)
 
