@@ -227,6 +227,8 @@ def test_run_writes_every_result_and_refuses_an_existing_folder(data_dir, tmp_pa
   record = json.loads((out / 'lottery_config.json').read_text())
   assert record['config']['prune_points'] == ['1/3', '2/3']
   assert record['examples'] == {'train': 203, 'validation': 65, 'test': 65}
+  assert not any('seconds' in key for key in record)  # in timing.json
+  assert json.loads((out / 'timing.json').read_text())['wall_seconds'] > 0
   with pytest.raises(TfpruneError, match='already exists'):
     trials.run(config)
 

@@ -13,9 +13,10 @@ failure leaves no half-written folder):
                       sparsity, and exact permutation-test p-values against
                       the unpruned trial (random_reinit: against lottery);
                       the .md table also shows the training seconds;
-  timing.json         training seconds per trial and seed, their mean and
-                      total per trial, and the machine (kept out of the
-                      CSVs, so identical runs write identical CSVs);
+  timing.json         the whole run's wall seconds, training seconds per
+                      trial and seed, their mean and total per trial, and
+                      the machine (kept out of the CSVs and the config, so
+                      identical runs write identical CSVs and config);
   lottery_config.json the config;
   curves.png          the training curves of the trials (`trial_plots`);
   ticket_curve.png    with rounds > 1: accuracy vs weights remaining.
@@ -291,16 +292,21 @@ def run(config: LotteryConfig, command: str | None = None,
             'examples': {'train': len(splits.train),
                          'validation': len(splits.validation),
                          'test': len(splits.test)},
-            'wall_seconds': round(time.perf_counter() - start, 1),
             'tfprune_version': __version__}
+  wall_seconds = round(time.perf_counter() - start, 1)
   with atomic.replacing_dir(config.out_dir, config.overwrite) as folder:
-    write_results(folder, trials, summary, record)
+    write_results(folder, trials, summary, record, wall_seconds)
   return summary
 
 
 def write_results(folder: pathlib.Path, trials: Sequence[lottery.Trial],
-                  summary: Sequence[dict], record: dict) -> None:
-  """Writes the CSVs, the summary, the config JSON and the plots to `folder`."""
+                  summary: Sequence[dict], record: dict,
+                  wall_seconds: float) -> None:
+  """Writes the CSVs, the summary, the config JSON and the plots to `folder`.
+
+  `record` goes to the config JSON; `wall_seconds` (the whole comparison's)
+  to `timing.json` with the trials' seconds.
+  """
   (folder / CURVES_NAME).write_text(_csv(CURVE_COLUMNS, curve_rows(trials)))
   (folder / ROUNDS_NAME).write_text(_csv(ROUND_COLUMNS, round_rows(trials)))
   (folder / SUMMARY_NAME).write_text(_csv(SUMMARY_COLUMNS, summary))
@@ -309,6 +315,7 @@ def write_results(folder: pathlib.Path, trials: Sequence[lottery.Trial],
   (folder / CONFIG_NAME).write_text(json.dumps(record, indent=2) + '\n')
   timing.write(folder / 'timing.json', {
       'method': 'training seconds of each trial (shared dense run included)',
+      'wall_seconds': wall_seconds,
       'trials': [{'procedure': t.procedure, 'seed': t.seed,
                   'seconds': t.seconds} for t in trials],
       'summary': [{k: r[k] for k in ('procedure', 'seconds_mean',
