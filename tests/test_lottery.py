@@ -228,6 +228,9 @@ def test_run_writes_every_result_and_refuses_an_existing_folder(data_dir, tmp_pa
   assert record['config']['prune_points'] == ['1/3', '2/3']
   assert record['examples'] == {'train': 203, 'validation': 65, 'test': 65}
   assert not any('seconds' in key for key in record)  # in timing.json
+  assert 'training s' not in (out / 'summary.md').read_text()
+  assert (out / 'summary.md').read_text() == trial_statistics.format_table(
+      summary, seconds=False) + '\n'
   assert json.loads((out / 'timing.json').read_text())['wall_seconds'] > 0
   with pytest.raises(TfpruneError, match='already exists'):
     trials.run(config)

@@ -82,18 +82,29 @@ def _std(values: Sequence[float]) -> float:
   return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def format_table(summary: Sequence[dict]) -> str:
-  """The summary as a Markdown table (also printed by the script)."""
-  lines = ['| trial | seeds | test loss | test accuracy (%) | sparsity (%) | '
-           'training s / seed | p (loss) | p (accuracy) | vs |',
-           '|---|---:|---:|---:|---:|---:|---:|---:|---|']
+def format_table(summary: Sequence[dict], seconds: bool = True) -> str:
+  """The summary as a Markdown table.
+
+  Args:
+    summary: rows of `summarize`.
+    seconds: include the training seconds per seed (the script prints them;
+      `summary.md` leaves them to `timing.json`, so identical runs write
+      identical files).
+  """
+  header = ['trial', 'seeds', 'test loss', 'test accuracy (%)', 'sparsity (%)',
+            *(['training s / seed'] if seconds else []), 'p (loss)',
+            'p (accuracy)', 'vs']
+  lines = ['| ' + ' | '.join(header) + ' |',
+           '|---|' + '---:|' * (len(header) - 2) + '---|']
   for r in summary:
     p = [('—' if math.isnan(r[k]) else f'{r[k]:.3f}')
          for k in ('p_loss', 'p_accuracy')]
-    lines.append(
-        f'| {r["procedure"]} | {r["seeds"]} | {r["test_loss_mean"]:.4f} ± '
-        f'{r["test_loss_std"]:.4f} | {100 * r["test_accuracy_mean"]:.2f} ± '
-        f'{100 * r["test_accuracy_std"]:.2f} | {100 * r["sparsity"]:.1f} | '
-        f'{r["seconds_mean"]:.0f} | {p[0]} | {p[1]} | '
-        f'{r["compared_with"] or "—"} |')
+    cells = [r['procedure'], str(r['seeds']),
+             f'{r["test_loss_mean"]:.4f} ± {r["test_loss_std"]:.4f}',
+             f'{100 * r["test_accuracy_mean"]:.2f} ± '
+             f'{100 * r["test_accuracy_std"]:.2f}',
+             f'{100 * r["sparsity"]:.1f}',
+             *([f'{r["seconds_mean"]:.0f}'] if seconds else []),
+             p[0], p[1], r['compared_with'] or '—']
+    lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)

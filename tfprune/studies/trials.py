@@ -12,7 +12,8 @@ failure leaves no half-written folder):
   summary.csv / .md   per trial: test loss and accuracy mean ± std over seeds,
                       sparsity, and exact permutation-test p-values against
                       the unpruned trial (random_reinit: against lottery);
-                      the .md table also shows the training seconds;
+                      the .md table as the script prints it, without the
+                      training seconds (they are in timing.json);
   timing.json         the whole run's wall seconds, training seconds per
                       trial and seed, their mean and total per trial, and
                       the machine (kept out of the CSVs and the config, so
@@ -311,7 +312,7 @@ def write_results(folder: pathlib.Path, trials: Sequence[lottery.Trial],
   (folder / ROUNDS_NAME).write_text(_csv(ROUND_COLUMNS, round_rows(trials)))
   (folder / SUMMARY_NAME).write_text(_csv(SUMMARY_COLUMNS, summary))
   (folder / SUMMARY_MD_NAME).write_text(
-      trial_statistics.format_table(summary) + '\n')
+      trial_statistics.format_table(summary, seconds=False) + '\n')
   (folder / CONFIG_NAME).write_text(json.dumps(record, indent=2) + '\n')
   timing.write(folder / 'timing.json', {
       'method': 'training seconds of each trial (shared dense run included)',
