@@ -16,8 +16,6 @@ then, for example:
       --data=runs/mobilenetv2-fashion_mnist/data.npz --out_dir=img/benchmark-mobilenetv2
 """
 
-import json
-import pathlib
 import shlex
 import sys
 
@@ -56,13 +54,11 @@ def main(argv):
       seed=_SEED.value)
   tf.config.experimental.enable_op_determinism()
   command = shlex.join(['python', 'experiments/make_mobilenet.py', *sys.argv[1:]])
-  manifest = mobilenet_model.make(config, command)
-  timing = json.loads((pathlib.Path(config.out_dir) /
-                       mobilenet_model.TIMING_NAME).read_text())
+  manifest, seconds = mobilenet_model.make(config, command)
   print(f'{manifest["params"]:,} parameters; test accuracy '
         f'{100 * manifest["keras_test_accuracy"]:.2f}% (Keras), '
         f'{100 * manifest["graph_test_accuracy"]:.2f}% (graph); '
-        f'{timing["train_seconds"]:.0f} s training; wrote {config.out_dir}')
+        f'{seconds:.0f} s training; wrote {config.out_dir}')
 
 
 if __name__ == '__main__':

@@ -31,18 +31,10 @@ def _keras(model, x):
   return np.asarray(model(x, training=False))
 
 
-def _imported(name, framework):
-  """(model, graph) of zoo model `name`, built and imported once per process.
-
-  The tests using it only read both (predict, rebuild), never change them.
-  """
-  return keras_zoo.imported(name, framework)
-
-
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
 @pytest.mark.parametrize('name', EXACT)
 def test_import_equals_keras(name, framework):
-  model, graph = _imported(name, framework)
+  model, graph = keras_zoo.imported(name, framework)
   x = _inputs(model)
   np.testing.assert_allclose(evaluator.predict(graph, x), _keras(model, x),
                              rtol=1e-5, atol=1e-6)
@@ -58,7 +50,7 @@ def test_import_equals_keras(name, framework):
 @pytest.mark.parametrize('target', build.FRAMEWORKS)
 @pytest.mark.parametrize('name', EXACT)
 def test_to_keras_predicts_like_the_model(name, framework, target):
-  model, graph = _imported(name, framework)
+  model, graph = keras_zoo.imported(name, framework)
   rebuilt = build.to_keras(graph, target)
   assert type(rebuilt).__module__.startswith(
       'keras.' if target == 'keras3' else 'tf_keras')

@@ -117,8 +117,12 @@ def weights_sha256(model: keras.Model) -> str:
   return digest.hexdigest()
 
 
-def make(config: MobileNetConfig, command: str | None = None) -> dict:
-  """Trains and writes the model, its data and manifest; returns the manifest."""
+def make(config: MobileNetConfig, command: str | None = None) -> tuple[dict, float]:
+  """Trains and writes the model, its data, manifest and timing.
+
+  Returns:
+    The manifest and the training seconds (written apart, to `TIMING_NAME`).
+  """
   atomic.check_writable(config.out_dir)
   train = padded(datasets.load(config.dataset, 'train', config.data_dir,
                                limit=config.train_limit))
@@ -161,4 +165,4 @@ def make(config: MobileNetConfig, command: str | None = None) -> dict:
                       json.dumps(manifest, indent=2) + '\n')
     atomic.write_text(out_dir / TIMING_NAME, json.dumps(
         {'train_seconds': round(seconds, 1)}, indent=2) + '\n')
-  return manifest
+  return manifest, seconds

@@ -300,8 +300,9 @@ def _group(walk: _Walk, producers, roots, members, records) -> Group:
       refused = refused or (f'{node} reads the channels of {producers[0]} '
                             'unevenly')
       continue
-    indices = np.array([v if len(v) == 1 else sorted(set(v))
-                        for v in map(by_channel.__getitem__, range(len(roots)))],
+    # A channel's one position needs no sort (most channels have one).
+    per_channel = (by_channel[c] for c in range(len(roots)))
+    indices = np.array([p if len(p) == 1 else sorted(set(p)) for p in per_channel],
                        dtype=np.int64)
     slices.append(Slice(node, param, axis, indices, role))
   silence = any(l in walk.padded for root in roots for l in members[root])
