@@ -10,16 +10,21 @@ density below which a CSR layer takes at most
 `kernel_calibration.REQUIRED_GAIN` of the dense layer's time, for each shape
 (the timing probe `kernel_calibration.crossover_density`), several times,
 and prints the medians and the load average (`os.getloadavg`, as `uptime`)
-before and after. The smallest median, on the 2-core machine of the README,
-is the path's entry of `sparse_kernels.MAX_CSR_DENSITY`; run it on a quiet
-machine.
+before and after. The smallest median is the path's entry of
+`sparse_kernels.MAX_CSR_DENSITY`, which the library reads from
+tfprune/graph/csr_calibration.json: `--write` sets the entry for these rows
+per call there, with a note of the command, machine and medians (the
+committed file was measured on the 2-core AMD EPYC VM of the documentation);
+run it on a quiet machine.
 
   python experiments/calibrate_kernels.py
   python experiments/calibrate_kernels.py --path=graph --repeats=9
   python experiments/calibrate_kernels.py --path=graph --rows=1
   python experiments/calibrate_kernels.py --shapes=784x1000,1000x500 --repeats=9
+  python experiments/calibrate_kernels.py --path=mlp --write
 """
 
+import datetime
 import os
 import statistics
 
@@ -27,7 +32,9 @@ from tfprune import cli  # first: sets TensorFlow's log level
 
 from absl import flags
 
+from tfprune.drivers import benchmark
 from tfprune.errors import TfpruneError
+from tfprune.graph import csr_calibration
 from tfprune.graph import sparse_kernels
 from tfprune.runtime import kernel_calibration
 
@@ -46,6 +53,9 @@ _ROWS = flags.DEFINE_integer(
     'rows', None, 'Examples per call on the graph path (default: the '
     "evaluator's 128; e.g. 1 for batch 1).")
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Measurements per shape (median kept).')
+_WRITE = flags.DEFINE_bool(
+    'write', False, 'Set the smallest median as the entry for these rows per '
+    f'call in {csr_calibration.FILE.name}, which the library reads.')
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -90,6 +100,14 @@ def main(argv):
   print(f'load average after {_load()}')
   print(f'smallest median {min(medians):.3f}; sparse_kernels.MAX_CSR_DENSITY '
         f'for {rows} rows is {sparse_kernels.max_csr_density(rows)}')
+  if _WRITE.value:
+    density = round(min(medians), 3)
+    note = (f'{cli.command_line()} on {benchmark.cpu_name()} '
+            f'({os.cpu_count()} cores), {datetime.date.today()}, load average '
+            f'after {_load()}: medians ' + ', '.join(
+                f'{i}x{u} {m:.3f}' for (i, u), m in zip(shapes, medians)))
+    path = csr_calibration.save(rows, density, note)
+    print(f'wrote {density} for {rows} rows per call to {path}')
 
 
 if __name__ == '__main__':

@@ -24,8 +24,12 @@ random-reinitialisation control:
       --seeds=0,1,2 --out_dir=img/lottery/mnist-ticket
 """
 
-import shlex
+import pathlib
 import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a file: the clone, for experiments.studies
+  sys.path.insert(0, str(REPO))
 
 from tfprune import cli  # first: sets TensorFlow's log level
 
@@ -34,8 +38,9 @@ from absl import flags
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.keras_io import models
-from tfprune.studies import trial_statistics
-from tfprune.studies import trials
+
+from experiments.studies import trial_statistics
+from experiments.studies import trials
 
 _D = trials.LotteryConfig(out_dir='')
 
@@ -100,8 +105,7 @@ def main(argv):
       seeds=_seeds(_SEEDS.value), data_dir=_DATA_DIR.value,
       train_limit=_TRAIN_LIMIT.value, validation_size=_VALIDATION_SIZE.value,
       overwrite=_OVERWRITE.value)
-  command = shlex.join(['python', 'experiments/lottery.py', *sys.argv[1:]])
-  summary = trials.run(config, command=command, progress=print)
+  summary = trials.run(config, command=cli.command_line(), progress=print)
   print(trial_statistics.format_table(summary))
   print(f'wrote results and plots to {config.out_dir}')
 

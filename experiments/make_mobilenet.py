@@ -16,9 +16,6 @@ then, for example:
       --data=runs/mobilenetv2-fashion_mnist/data.npz --out_dir=img/benchmark-mobilenetv2
 """
 
-import shlex
-import sys
-
 from tfprune import cli  # first: sets TensorFlow's log level
 
 from absl import flags
@@ -53,8 +50,7 @@ def main(argv):
       batch_size=_BATCH_SIZE.value, learning_rate=_LEARNING_RATE.value,
       seed=_SEED.value)
   tf.config.experimental.enable_op_determinism()
-  command = shlex.join(['python', 'experiments/make_mobilenet.py', *sys.argv[1:]])
-  manifest, seconds = mobilenet_model.make(config, command)
+  manifest, seconds = mobilenet_model.make(config, cli.command_line())
   print(f'{manifest["params"]:,} parameters; test accuracy '
         f'{100 * manifest["keras_test_accuracy"]:.2f}% (Keras), '
         f'{100 * manifest["graph_test_accuracy"]:.2f}% (graph); '

@@ -5,7 +5,7 @@ trains ResNet-18 (width 0.25) on the rest, removes k% of every coupled
 channel group (`unit`), compacts it into a smaller plain Keras model,
 fine-tunes it from each of --finetune_learning_rates, keeps the one of best
 validation accuracy and times it against the dense one
-(`tfprune.studies.structured_resnet`).
+(`experiments.studies.structured_resnet`).
 
 The committed img/structured_resnet, from the committed dense model (trained
 earlier on all 60,000 training images), without training:
@@ -28,17 +28,22 @@ A quick look (2,000 images, 2 epochs, fewer timed calls):
 
 import os
 import pathlib
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a file: the clone, for experiments.studies
+  sys.path.insert(0, str(REPO))
 
 from tfprune import cli  # first: sets TensorFlow's log level
 
 from absl import flags
 
 from tfprune.data import datasets
-from tfprune.studies import structured_config
-from tfprune.studies import structured_resnet
 from tfprune.transforms import channel_pruning
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from experiments.studies import structured_config
+from experiments.studies import structured_resnet
+
 _D = structured_config.StructuredConfig(out_dir='')
 
 _OUT_DIR = flags.DEFINE_string(

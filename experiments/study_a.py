@@ -10,6 +10,11 @@ Train the CNN, then run the study (results in img/study_a/):
 
 import os
 import pathlib
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a file: the clone, for experiments.studies
+  sys.path.insert(0, str(REPO))
 
 from tfprune import cli  # first: sets TensorFlow's log level
 
@@ -17,9 +22,9 @@ from absl import flags
 
 from tfprune.data import datasets
 from tfprune.drivers import sweep
-from tfprune.studies import study_fashion
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from experiments.studies import study_fashion
+
 _D = study_fashion.StudyAConfig(weights_dir='', out_dir='')
 
 _WEIGHTS_DIR = flags.DEFINE_string(

@@ -9,11 +9,16 @@ Train LeNet-5, then run the study (results in img/study_b/):
   python experiments/study_b.py --timing_only --timing_repeats=10 \
       --levels=10,20,30,40,50,60,70,80,90,95
 
-Each prune-finetune cycle runs on TF-MOT wrappers (see tfprune/studies/lenet_cycles.py).
+Each prune-finetune cycle runs on TF-MOT wrappers (see experiments/studies/lenet_cycles.py).
 """
 
 import os
 import pathlib
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a file: the clone, for experiments.studies
+  sys.path.insert(0, str(REPO))
 
 from tfprune import cli  # first: sets TensorFlow's log level
 
@@ -21,10 +26,10 @@ from absl import flags
 
 from tfprune.data import datasets
 from tfprune.drivers import sweep
-from tfprune.studies import lenet_config
-from tfprune.studies import study_lenet
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from experiments.studies import lenet_config
+from experiments.studies import study_lenet
+
 _D = lenet_config.StudyBConfig(weights_dir='', out_dir='')
 
 _WEIGHTS_DIR = flags.DEFINE_string(

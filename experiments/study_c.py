@@ -19,6 +19,11 @@ which tfprune.load reads and tfprune.evaluate scores like the Keras model.
 
 import os
 import pathlib
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a file: the clone, for experiments.studies
+  sys.path.insert(0, str(REPO))
 
 from tfprune import cli  # first: sets TensorFlow's log level
 
@@ -26,9 +31,9 @@ from absl import flags
 
 from tfprune.data import datasets
 from tfprune.drivers import sweep
-from tfprune.studies import study_resnet
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from experiments.studies import study_resnet
+
 _D = study_resnet.StudyCConfig(out_dir='')
 
 _OUT_DIR = flags.DEFINE_string('out_dir', os.path.relpath(REPO / 'img' / 'study_c'),

@@ -22,8 +22,8 @@ from tfprune.graph import weights
 
 @pytest.fixture(scope='session')
 def data_dir() -> str:
-  """`$TFPRUNE_DATA_DIR`; tests needing real data fail under CI=true without it."""
-  folder = os.environ.get(datasets.DATA_DIR_ENV)
+  """`$TFPRUNE_DATA_DIR`, absolute; tests needing real data fail under CI=true without it."""
+  folder = datasets.resolve_data_dir(None)  # as the library reads it: absolute
   if folder and pathlib.Path(folder).is_dir():
     return folder
   message = f'{datasets.DATA_DIR_ENV} is not set to the shared datasets folder'

@@ -144,7 +144,8 @@ def run_main(name: str, *args: str, capsys) -> tuple[int, str, list[str]]:
       flags.FLAGS.unparse_flags()
       with pytest.raises(SystemExit) as exit_info:
         cli.run(namespace['main'], namespace.get('interrupted', cli.INTERRUPTED),
-                argv=[name, *args])
+                argv=[name, *args], doc=namespace['__doc__'],
+                program=f'python experiments/{name}.py')
   finally:
     for flag in set(flags.FLAGS) - base:
       delattr(flags.FLAGS, flag)
@@ -155,6 +156,24 @@ def run_main(name: str, *args: str, capsys) -> tuple[int, str, list[str]]:
   out, err = capsys.readouterr()
   code = exit_info.value.code
   return 0 if code is None else code, out, err.splitlines()
+
+
+def assert_same_up_to_rounding(actual, expected, rel: float = 1e-5) -> None:
+  """`actual` equals `expected` up to float32 rounding at the outputs' scale.
+
+  For two float32 computations of one function that sum in different orders
+  (a CSR and a dense matmul, the graph evaluator and Keras, one example and a
+  batch, a compacted network and the masked one). Their rounding errors grow
+  with the magnitude of the sums, about the largest |output|, not with each
+  element: an output near 0 carries the same absolute error as the largest
+  one. So the tolerance is `rel` of max |expected| for every element; 1e-5 is
+  about 84 float32 ulps (eps 1.19e-7) at that scale (the Fashion CNN's CSR
+  logits, scale up to 20, differ by at most 1.3e-6 of it). An absolute 1e-5
+  missed by 2e-7 on a CPU with another SIMD width and summation order.
+  """
+  expected = np.asarray(expected)
+  scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+  np.testing.assert_allclose(actual, expected, rtol=0, atol=rel * scale)
 
 
 def error_lines(result: subprocess.CompletedProcess) -> list[str]:

@@ -8,6 +8,8 @@ import pytest
 from tests import helpers
 from tfprune.drivers import benchmark
 from tfprune.errors import TfpruneError
+from tfprune.runtime import paired_timing
+from tfprune.runtime import timers
 
 
 def test_benchmark_writes_ratios_against_dense(tmp_path, mnist_slice_dir):
@@ -27,13 +29,23 @@ def test_benchmark_writes_ratios_against_dense(tmp_path, mnist_slice_dir):
   assert rows[('weight', 90)]['export_size_ratio'] < 0.2
   assert record['default_sweep']['points'] == 20
   table = benchmark.format_table(record).splitlines()
-  assert len(table) == 1 + 4 + 1  # header, one line per row, the sweep line
+  assert len(table) == 1 + 4 + 2  # header, one line per row, noise, sweep
+  assert table[-2].startswith('~ within the noise of identical runs (dense vs '
+                              'dense, 2 alternated rounds): ')
   assert table[-1].startswith('default sweep (20 points)')
-  for row in record['rows']:  # each ratio is of the two times next to it
+  noise = record['noise']
+  assert noise['batch_10000'] >= 1 and noise['batch_1'] >= 1
+  for row, line in zip(record['rows'], table[1:5]):
+    # Each ratio is of the two times next to it; a ratio inside the A-vs-A
+    # control's range is marked as noise, in the record and in the table.
     assert row['throughput_ratio_10000'] == pytest.approx(
         row['dense_seconds_10000'] / row['seconds_10000'])
     assert row['throughput_ratio_1'] == pytest.approx(
         row['dense_seconds_1'] / row['seconds_1'])
+    for b, key in ((10000, 'batch_10000'), (1, 'batch_1')):
+      ratio = row[f'throughput_ratio_{b}']
+      assert row[f'within_noise_{b}'] == (1 / noise[key] <= ratio <= noise[key])
+      assert (f'{ratio:.2f}x~' in line) == row[f'within_noise_{b}'], line
 
 
 def test_paired_times_summarise_each_function_over_alternating_blocks():
@@ -81,12 +93,45 @@ def test_graph_benchmark_times_the_compacted_model_apart_from_results(tmp_path):
   assert [(t['method'], t['timed']) for t in timing['timings']] == [
       ('weight', 'graph'), ('weight', 'graph'), ('unit', 'keras'), ('unit', 'keras'),
       ('unit_l1', 'keras'), ('unit_l1', 'keras')]
+  # One A-vs-A control per timed kind and batch size; each row's speed-up is
+  # marked as noise exactly when it lies within its control's range.
+  assert sorted((c['timed'], c['batch']) for c in timing['controls']) == [
+      (kind, b) for kind in ('graph', 'keras') for b in graph_benchmark.BATCHES]
+  noise = {(c['timed'], c['batch']): c['noise'] for c in timing['controls']}
   for t in timing['timings']:
     for b in graph_benchmark.BATCHES:
       assert t[f'speedup_{b}'] == pytest.approx(
           t[f'dense_seconds_{b}'] / t[f'seconds_{b}'])
+      assert t[f'min_seconds_{b}'] <= t[f'seconds_{b}']
+      assert t[f'dense_min_seconds_{b}'] <= t[f'dense_seconds_{b}']
+      assert t[f'noise_{b}'] == noise[t['timed'], b] >= 1
+      assert t[f'within_noise_{b}'] == (
+          1 / t[f'noise_{b}'] <= t[f'speedup_{b}'] <= t[f'noise_{b}'])
+  table = graph_benchmark.format_table(record).splitlines()
+  assert table[7].startswith('speed-ups: median over 6 alternated rounds; ~')
+  assert len(table) == 1 + 6 + 1 + 4
   assert (out / graph_benchmark.PLOT_NAME).stat().st_size > 0
   assert len(record['rows']) == 6
+
+
+def test_pair_keeps_min_median_and_each_rounds_ratio(monkeypatch):
+  # Fixed call times instead of a clock: baseline calls take 4, 2 (round 1)
+  # and 6, 8 (round 2) seconds; candidate calls 1, 3 and 2, 2.
+  monkeypatch.setattr(timers, 'timings', lambda fn, repeats, warm_up=True: [1.0])
+  monkeypatch.setattr(timers, 'interleaved_timings', lambda fns, runs, rounds: [
+      [4.0, 2.0, 6.0, 8.0], [1.0, 3.0, 2.0, 2.0]])
+  pair = paired_timing.pair(None, None, runs=4, min_seconds=0, rounds=2)
+  assert (pair.baseline_min, pair.baseline_median) == (2.0, 5.0)
+  assert (pair.candidate_min, pair.candidate_median) == (1.0, 2.0)
+  assert pair.round_ratios == (1.5, 3.5)  # medians 3/2 and 7/2
+  assert (pair.speedup, pair.speedup_of_min) == (2.5, 2.0)
+  # As a control it would say identical runs strayed up to 3.5x from 1x.
+  assert pair.noise() == pytest.approx(3.5)
+  assert paired_timing.within_noise(1 / 3.5, 3.5)
+  assert paired_timing.within_noise(3.5, 3.5)
+  assert not paired_timing.within_noise(3.6, 3.5)
+  ratios = paired_timing.Pair(1, 1, 1, 1, (0.5, 1.2)).noise()
+  assert ratios == pytest.approx(2.0)  # a slow round counts like a fast one
 
 
 def test_graph_benchmark_refuses_an_unknown_method_listing_the_graph_methods(tmp_path):

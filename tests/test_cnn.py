@@ -107,7 +107,7 @@ def test_evaluator_matches_keras(cnn):
   logits = evaluate.logits(network, x)
   probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
   probabilities /= probabilities.sum(axis=1, keepdims=True)
-  np.testing.assert_allclose(probabilities, model.predict(x, verbose=0), atol=1e-5)
+  helpers.assert_same_up_to_rounding(probabilities, model.predict(x, verbose=0))
 
 
 def test_weight_folder_round_trip_with_batch_norm(cnn, tmp_path):
@@ -125,8 +125,8 @@ def test_weight_folder_round_trip_with_batch_norm(cnn, tmp_path):
   np.testing.assert_array_equal(evaluate.logits(loaded.network, x),
                                 evaluate.logits(network, x))
   fresh = models.load_network(models.get(name)(MNIST_SHAPE, 10), loaded.network)
-  np.testing.assert_allclose(fresh.predict(x, verbose=0),
-                             model.predict(x, verbose=0), atol=1e-6)
+  helpers.assert_same_up_to_rounding(fresh.predict(x, verbose=0),
+                                     model.predict(x, verbose=0))
 
 
 @pytest.mark.parametrize('source,target,pattern', [
@@ -266,7 +266,7 @@ def test_compacted_cnn_predicts_like_the_masked_cnn(cnn, k):
   x = _images(64)
   masked_logits = Evaluator(masked).predict(x)
   compact_logits = Evaluator(compact).predict(x)
-  np.testing.assert_allclose(compact_logits, masked_logits, atol=1e-5)
+  helpers.assert_same_up_to_rounding(compact_logits, masked_logits)
   np.testing.assert_array_equal(compact_logits.argmax(1), masked_logits.argmax(1))
   dense = metrics.total(metrics.graph_layer_counts(graph))
   small = metrics.total(metrics.graph_layer_counts(compact))

@@ -268,5 +268,5 @@ def test_tflite_export_predicts_like_keras_and_shrinks_with_sparsity(tmp_path):
   assert size < 0.5 * dense_size
   outputs = tflite.predict((tmp_path / 'model.tflite').read_bytes(), split.images,
                            batch=100)
-  np.testing.assert_allclose(outputs, model.predict(split.images, verbose=0),
-                             atol=1e-5)
+  helpers.assert_same_up_to_rounding(outputs,
+                                     model.predict(split.images, verbose=0))

@@ -20,7 +20,7 @@ from tfprune.graph import io as graph_io
 from tfprune.graph import weights
 from tfprune.keras_io import build
 from tfprune.keras_io import load
-from tfprune.studies import gradual_study
+from tfprune.drivers import gradual_study
 from tfprune.training import schedules
 
 
@@ -95,8 +95,8 @@ def test_handed_back_model_is_keras3_and_computes_the_graph(mobilenet):
   model = load.load_model(run_dir / gradual_study.KERAS_NAME)
   assert type(model).__module__.startswith('keras.')
   x = _x(graph)
-  np.testing.assert_allclose(model.predict(x, verbose=0),
-                             evaluator.predict(graph, x), rtol=1e-4, atol=1e-5)
+  helpers.assert_same_up_to_rounding(model.predict(x, verbose=0),
+                                     evaluator.predict(graph, x), rtol=1e-4)
   assert study.results[0].accuracy == evaluator.Evaluator(graph).accuracy(
       *_test_split(config))
 
@@ -128,8 +128,8 @@ def test_units_remove_whole_channels_and_compact(residual_units):
   x = _x(graph)
   small = load.load_model(run_dir / gradual_study.COMPACT_KERAS_NAME)
   assert type(small).__module__.startswith('tf_keras')
-  np.testing.assert_allclose(small.predict(x, verbose=0),
-                             evaluator.predict(graph, x), rtol=1e-4, atol=1e-5)
+  helpers.assert_same_up_to_rounding(small.predict(x, verbose=0),
+                                     evaluator.predict(graph, x), rtol=1e-4)
   (row,) = study.results
   assert row.sparsity == pytest.approx(0.5)
 

@@ -24,8 +24,8 @@ from tfprune.data import datasets
 from tfprune.graph import io as graph_io
 from tfprune.keras_compat import keras
 from tfprune.keras_io import importer
-from tfprune.studies import gradual_config
-from tfprune.studies import gradual_study
+from tfprune.drivers import gradual_config
+from tfprune.drivers import gradual_study
 from tfprune.training import epoch_log
 from tfprune.training import gradual
 from tfprune.training import graph_gradual

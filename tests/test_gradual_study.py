@@ -13,7 +13,7 @@ from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
 from tfprune.runtime import evaluate
-from tfprune.studies import gradual_study
+from tfprune.drivers import gradual_study
 from tfprune.training import schedules
 
 

@@ -49,8 +49,8 @@ def test_zeros_of_a_unit_masked_graph_are_the_selected_channels(name, k):
           for n in found.nodes] == [(n.name, {p: v.shape for p, v in n.params.items()})
                                     for n in chosen.nodes]
   x = _inputs(graph)
-  np.testing.assert_allclose(evaluator.predict(found, x),
-                             evaluator.predict(masked, x), rtol=1e-5, atol=1e-6)
+  helpers.assert_same_up_to_rounding(evaluator.predict(found, x),
+                                     evaluator.predict(masked, x), rtol=1e-5)
   assert graph_compaction.compact_zeros(found) is found  # nothing left to remove
 
 
@@ -67,8 +67,8 @@ def test_dense_chain_graph_and_network_compact_alike(method, k):
                   + network_graph.from_graph(via_graph)[0].biases):
     assert a.tobytes() == b.tobytes()
   x = _inputs(graph, 16)
-  np.testing.assert_allclose(evaluator.predict(via_graph, x),
-                             evaluate.logits(pruned, x), rtol=1e-5, atol=1e-5)
+  helpers.assert_same_up_to_rounding(evaluator.predict(via_graph, x),
+                                     evaluate.logits(pruned, x), rtol=1e-5)
 
 
 def test_constants_fold_in_float64_with_one_rounding():
@@ -145,8 +145,8 @@ def test_a_constant_meeting_zero_padding_is_kept(padding, width):
   assert small.node('c1').params['kernel'].shape[-1] == width
   assert small.node('bn').params['gamma'].shape == (width,)
   x = _inputs(graph)
-  np.testing.assert_allclose(evaluator.predict(small, x),
-                             evaluator.predict(graph, x), rtol=1e-5, atol=1e-6)
+  helpers.assert_same_up_to_rounding(evaluator.predict(small, x),
+                                     evaluator.predict(graph, x), rtol=1e-5)
 
 
 @pytest.mark.parametrize('use_biases', [True, False])
@@ -158,6 +158,5 @@ def test_a_saved_dense_chain_is_the_compacted_network(use_biases):
   assert [n.params['kernel'].shape for n in graph.weighted()] == [
       k.shape for k in small.kernels] == [(20, 8), (8, 6), (6, 4)]
   x = np.random.default_rng(0).standard_normal((8, 20)).astype(np.float32)
-  np.testing.assert_allclose(evaluator.predict(graph, x),
-                             evaluate.logits(pruned, x, use_biases), rtol=1e-5,
-                             atol=1e-6)
+  helpers.assert_same_up_to_rounding(evaluator.predict(graph, x),
+                                     evaluate.logits(pruned, x, use_biases), rtol=1e-5)

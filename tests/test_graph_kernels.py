@@ -114,7 +114,7 @@ def test_a_call_of_one_example_stays_dense(fashion, method, monkeypatch,
   one = planned.predict(x[:1], pruned)
   batch = planned.predict(x, pruned)
   assert [sparse_kernels.CSR in kinds for kinds in built] == [False, True]
-  np.testing.assert_allclose(one, batch[:1], rtol=1e-5, atol=1e-5)
+  helpers.assert_same_up_to_rounding(one, batch[:1])
 
 
 @pytest.mark.parametrize('method', METHODS)
@@ -128,8 +128,8 @@ def test_fashion_cnn_csr_outputs_equal_the_dense_evaluator(fashion, method, k,
   assert '+'.join(planned.kinds(pruned)) == FASHION_KINDS[k]
   dense = Evaluator(fashion, allow_sparse=False)
   assert set(dense.kinds(pruned)) == {'conv', 'dense'}
-  np.testing.assert_allclose(planned.predict(x, pruned), dense.predict(x, pruned),
-                             rtol=1e-5, atol=1e-5)
+  helpers.assert_same_up_to_rounding(planned.predict(x, pruned),
+                                     dense.predict(x, pruned))
 
 
 def test_one_trace_per_tuple_of_kinds(fashion, csr_at_015):
@@ -175,10 +175,8 @@ def test_a_user_graph_with_a_big_dense_goes_csr_and_agrees_with_keras(
   assert planned.kinds(pruned) == ('conv', 'csr', 'dense')
   assert planned.kinds(graph) == ('conv', 'dense', 'dense')
   exact = Evaluator(graph, allow_sparse=False).predict(x, pruned)
-  np.testing.assert_allclose(planned.predict(x, pruned), exact,
-                             rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(planned.predict(x), model(x).numpy(),
-                             rtol=1e-5, atol=1e-5)
+  helpers.assert_same_up_to_rounding(planned.predict(x, pruned), exact)
+  helpers.assert_same_up_to_rounding(planned.predict(x), model(x).numpy())
 
 
 def test_a_dense_on_a_feature_map_stays_dense(csr_at_015):

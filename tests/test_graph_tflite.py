@@ -14,13 +14,14 @@ import pathlib
 import numpy as np
 import pytest
 
+from tests import helpers
 from tests import keras_zoo
+from tfprune.drivers import gradual_study
 from tfprune.drivers import sweep
 from tfprune.graph import evaluator
 from tfprune.graph import io as graph_io
 from tfprune.keras_compat import keras_module
 from tfprune.keras_io import load
-from tfprune.studies import gradual_study
 from tfprune.training import tflite
 
 
@@ -82,10 +83,10 @@ def test_gradual_export_tflite_of_a_conv_depthwise_model(granularity, framework,
   assert np.mean(depthwise.params['kernel'] == 0) == 0.5  # pruned, exported
   outputs = tflite.predict(flatbuffer, x)
   handed_back = load.load_model(run_dir / gradual_study.KERAS_NAME)
-  np.testing.assert_allclose(outputs, handed_back.predict(x, verbose=0),
-                             rtol=1e-4, atol=1e-5)
-  np.testing.assert_allclose(outputs, evaluator.predict(graph, x), rtol=1e-4,
-                             atol=1e-5)
+  helpers.assert_same_up_to_rounding(outputs,
+                                     handed_back.predict(x, verbose=0), rtol=1e-4)
+  helpers.assert_same_up_to_rounding(outputs,
+                                     evaluator.predict(graph, x), rtol=1e-4)
   # Keras's metric is a float32 mean: compare the counts of hits.
   hits = {round(a * len(x)) for a in (row.tflite_accuracy, row.keras_accuracy,
                                       row.accuracy)}
@@ -108,7 +109,7 @@ def test_sweep_unit_keras_file_converts_to_tflite(name, framework, tmp_path):
   small = load.load_model(tmp_path / 'out' / 'pruned' / 'unit-k50.keras')
   assert small.count_params() < dense.count_params()
   outputs = tflite.predict(tflite.convert(small), x)
-  np.testing.assert_allclose(outputs, small.predict(x, verbose=0), rtol=1e-4,
-                             atol=1e-5)
+  helpers.assert_same_up_to_rounding(outputs,
+                                     small.predict(x, verbose=0), rtol=1e-4)
   labels = np.load(data)['y_test']
   assert f'{np.mean(outputs.argmax(1) == labels):.4f}' == f'{row.accuracy:.4f}'

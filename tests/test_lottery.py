@@ -13,8 +13,8 @@ from tfprune.keras_compat import keras
 from tfprune.keras_io import models
 from tfprune.reports import plots
 from tfprune.reports import trial_plots
-from tfprune.studies import trial_statistics
-from tfprune.studies import trials
+from experiments.studies import trial_statistics
+from experiments.studies import trials
 from tfprune.training import lottery
 from tfprune.training import prune_rounds
 

@@ -83,8 +83,8 @@ def test_exact_counts_and_compacted_equals_masked(name, k):
                  if (s2.node, s2.param, s2.axis) == (s.node, s.param, s.axis))
       assert before - after == lost
   x = _inputs(graph)
-  np.testing.assert_allclose(evaluator.predict(small, x),
-                             evaluator.predict(masked, x), rtol=1e-5, atol=1e-6)
+  helpers.assert_same_up_to_rounding(evaluator.predict(small, x),
+                                     evaluator.predict(masked, x), rtol=1e-5)
   assert small.num_params < graph.num_params
 
 
@@ -192,8 +192,8 @@ def test_compacted_keras_file_loads_without_tfprune(name, framework, fresh_loads
   assert not loads[framework]['tfprune_imported']
   loaded = loads[framework]['models'][name]
   assert not any('tfprune' in module for module in loaded['layer_modules'])
-  np.testing.assert_allclose(np.array(loaded['outputs'], np.float32), expected,
-                             rtol=1e-5, atol=1e-6)
+  helpers.assert_same_up_to_rounding(np.array(loaded['outputs'], np.float32),
+                                     expected, rtol=1e-5)
   shapes = loaded['shapes']
   assert loaded['params'] == small.num_params < graph.num_params
   for node in small.weighted():  # the smaller shapes, layer by layer
@@ -216,7 +216,8 @@ def test_compacted_model_converts_to_tflite(name):
   interpreter.set_tensor(interpreter.get_input_details()[0]['index'], x)
   interpreter.invoke()
   out = interpreter.get_tensor(interpreter.get_output_details()[0]['index'])
-  np.testing.assert_allclose(out, evaluator.predict(masked, x), rtol=1e-4, atol=1e-6)
+  helpers.assert_same_up_to_rounding(out,
+                                     evaluator.predict(masked, x), rtol=1e-4)
 
 
 def test_sweep_save_keras_end_to_end(tmp_path, capsys):

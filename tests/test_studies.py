@@ -16,7 +16,7 @@ from tests import helpers
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
 from tfprune.keras_io import models
-from tfprune.studies import study_resnet
+from experiments.studies import study_resnet
 
 
 def _untrained(tmp_path, name):

@@ -20,8 +20,8 @@ from tfprune.errors import TfpruneError
 from tfprune.graph import weights
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
-from tfprune.studies import lenet_config
-from tfprune.studies import lenet_cycles
+from experiments.studies import lenet_config
+from experiments.studies import lenet_cycles
 from tfprune.training import finetune
 from tfprune.training import gradual
 from tfprune.training import schedules

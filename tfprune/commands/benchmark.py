@@ -64,6 +64,7 @@ def main(argv):
   if _MODEL_FILE.value is not None and _WEIGHTS_DIR.present:
     raise TfpruneError('--weights_dir and --model_file both given: pass one '
                        'network to benchmark')
+  defaults.check_data_given(_MODEL_FILE.value, _DATA.value, _DATASET.present)
   weights_dir = None if _MODEL_FILE.value else defaults.network(
       _WEIGHTS_DIR.value)
   out_dir = defaults.required(_OUT_DIR.value, 'out_dir', 'folder')

@@ -54,3 +54,16 @@ def network(weights_dir: str | None) -> str:
         'clone of the tfprune repository: pass --model_file=<your Keras model> '
         'with --data=<your .npz>, or --weights_dir=<weight folder>')
   return weights_dir
+
+
+def check_data_given(model_file: str | None, data: str | None,
+                     dataset_given: bool) -> None:
+  """Refuses `--model_file` without `--data`, unless `--dataset` was given.
+
+  The `--dataset` default (mnist) fits the prebuilt weight folders; a user's
+  own model scored on it would be a number for data the user never chose.
+  """
+  if model_file is not None and data is None and not dataset_given:
+    raise TfpruneError(
+        '--model_file without --data: pass --data=<your .npz> with your '
+        'model\'s examples, or --dataset=<name> to use a registry dataset')

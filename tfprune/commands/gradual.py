@@ -27,7 +27,7 @@ from tfprune.commands import defaults  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.errors import TfpruneError  # pylint: disable=g-import-not-at-top
 from tfprune.keras_io import models  # pylint: disable=g-import-not-at-top
-from tfprune.studies import gradual_study  # pylint: disable=g-import-not-at-top
+from tfprune.drivers import gradual_study  # pylint: disable=g-import-not-at-top
 from tfprune.training import distribute  # pylint: disable=g-import-not-at-top
 from tfprune.training import gradual  # pylint: disable=g-import-not-at-top
 
@@ -119,6 +119,7 @@ def main(argv):
   if _MODEL_FILE.value is not None and _WEIGHTS_DIR.present:
     raise TfpruneError('--weights_dir and --model_file both given: pass one '
                        'network to prune')
+  defaults.check_data_given(_MODEL_FILE.value, _DATA.value, _DATASET.present)
   if _LOGICAL_CPUS.value:
     distribute.split_cpu(_LOGICAL_CPUS.value)
   config = gradual_study.GradualConfig(

@@ -55,6 +55,7 @@ _OUT_DIR = flags.DEFINE_string(
 
 def main(argv):
   del argv
+  defaults.check_data_given(_MODEL_FILE.value, _DATA.value, _DATASET.present)
   config = sensitivity.ScanConfig(
       out_dir=defaults.required(_OUT_DIR.value, 'out_dir', 'folder'),
       weights_dir=_WEIGHTS_DIR.value,

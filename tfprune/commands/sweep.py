@@ -104,6 +104,7 @@ def main(argv):
   if _MODEL_FILE.value is not None and _WEIGHTS_DIR.present:
     raise errors.TfpruneError('--weights_dir and --model_file both given: '
                               'pass one network to prune')
+  defaults.check_data_given(_MODEL_FILE.value, _DATA.value, _DATASET.present)
   config = sweep.SweepConfig(
       weights_dir=None if _MODEL_FILE.value else defaults.network(
           _WEIGHTS_DIR.value),

@@ -91,8 +91,16 @@ def get(name: str) -> DatasetSpec:
 
 
 def resolve_data_dir(data_dir: str | None) -> str | None:
-  """Returns `data_dir`, else `$TFPRUNE_DATA_DIR`, else None (use tfds)."""
-  return data_dir or os.environ.get(DATA_DIR_ENV) or None
+  """Returns `data_dir`, else `$TFPRUNE_DATA_DIR` made absolute, else None (use tfds).
+
+  The variable is made absolute as it is read: a relative one (as in
+  `export TFPRUNE_DATA_DIR=../shared/datasets`) then names the same folder
+  whatever the working folder later is, and so do paths made from it.
+  """
+  if data_dir:
+    return data_dir
+  from_env = os.environ.get(DATA_DIR_ENV)
+  return os.path.abspath(from_env) if from_env else None
 
 
 def load(name: str, split: str = 'test', data_dir: str | None = None,

@@ -10,9 +10,13 @@ measured against the dense network in the same run:
   both through the graph evaluator. A masked kernel is as large as a dense
   one, so no speed-up is expected: the row shows the timing noise.
 
-Timings are medians of alternating A/B blocks (`benchmark.paired_times`), at
+Timings are medians of alternating A/B blocks (`paired_timing.pair`), at
 batch 1 and at batch 256, so a change of load on a shared machine hits both
-sides of each ratio. Sizes: the `.keras` file (`pruned_keras`: compacted for
+sides of each ratio; each side's fastest call is kept too (the spread). The
+dense network is also timed against an identical copy of itself in the same
+way (an A-vs-A control, per timed kind and batch size): a speed-up within
+the factor of 1x that the control's rounds strayed is marked as noise
+(`within_noise_<batch>`, `~` in the table). Sizes: the `.keras` file (`pruned_keras`: compacted for
 units, masked otherwise) and the graph `.npz` (sparse arrays where smaller).
 `graph_benchmark.csv` holds accuracies, sizes and the evaluator's kernel
 per weighted node (`kernels`, as in the sweep; the masked graph's, which the
@@ -30,7 +34,6 @@ import io
 import json
 import os
 import pathlib
-import statistics
 import tempfile
 
 import numpy as np
@@ -53,6 +56,7 @@ from tfprune.graph.ir import Graph
 from tfprune.keras_io import build
 from tfprune.keras_io import importer
 from tfprune.keras_io import load as keras_load
+from tfprune.runtime import paired_timing
 from tfprune.transforms import channel_pruning
 
 CSV_NAME = 'graph_benchmark.csv'
@@ -167,7 +171,17 @@ def run(config: GraphBenchmarkConfig) -> dict:
   dense_eval = evaluator.Evaluator(graph)
   dense = {'keras': {b: _keras_fn(graph, x) for b, x in inputs.items()},
            'graph': {b: _graph_fn(graph, x) for b, x in inputs.items()}}
-  rows, timings = [], []
+  rows, timings, controls = [], [], {}
+
+  def control(timed: str, b: int) -> paired_timing.Pair:
+    """The dense network against an identical copy (A vs A), timed once."""
+    if (timed, b) not in controls:
+      make = _keras_fn if timed == 'keras' else _graph_fn
+      controls[timed, b] = paired_timing.pair(
+          dense[timed][b], make(graph, inputs[b]), config.runs,
+          config.min_seconds, ROUNDS)
+    return controls[timed, b]
+
   for method in config.methods:
     for k in config.levels:
       masked = channel_pruning.prune_graph(graph, method, k, names)
@@ -188,12 +202,19 @@ def run(config: GraphBenchmarkConfig) -> dict:
       make = _keras_fn if structured else _graph_fn
       entry = {'method': method, 'k': k, 'timed': timed}
       for b, x in inputs.items():
-        base, pruned = benchmark.paired_times(
-            dense[timed][b], make(saved, x), config.runs, config.min_seconds,
-            statistics.median, rounds=ROUNDS)
-        entry[f'dense_seconds_{b}'] = base
-        entry[f'seconds_{b}'] = pruned
-        entry[f'speedup_{b}'] = base / pruned
+        noise = control(timed, b).noise()
+        timed_pair = paired_timing.pair(dense[timed][b], make(saved, x),
+                                        config.runs, config.min_seconds, ROUNDS)
+        entry.update({
+            f'dense_seconds_{b}': timed_pair.baseline_median,
+            f'seconds_{b}': timed_pair.candidate_median,
+            f'speedup_{b}': timed_pair.speedup,
+            f'dense_min_seconds_{b}': timed_pair.baseline_min,
+            f'min_seconds_{b}': timed_pair.candidate_min,
+            f'speedup_of_min_{b}': timed_pair.speedup_of_min,
+            f'noise_{b}': noise,
+            f'within_noise_{b}': paired_timing.within_noise(
+                timed_pair.speedup, noise)})
       timings.append(entry)
   dense_bytes = {'keras_bytes': _keras_bytes(graph),
                  'graph_bytes': len(graph_io.to_bytes(graph))}
@@ -202,7 +223,10 @@ def run(config: GraphBenchmarkConfig) -> dict:
   record = {
       'config': dataclasses.asdict(config), **model_hash,
       'machine': {**benchmark.machine(), 'load_average_before': load_before},
-      'dense': dense_bytes, 'timings': timings}
+      'dense': dense_bytes, 'timings': timings,
+      'controls': [{'timed': timed, 'batch': b, 'speedup': c.speedup,
+                    'round_ratios': list(c.round_ratios), 'noise': c.noise()}
+                   for (timed, b), c in controls.items()]}
   with atomic.staging(config.out_dir) as out_dir:
     atomic.write_text(out_dir / CSV_NAME, to_csv(rows))
     atomic.write_text(out_dir / TIMING_NAME, json.dumps(record, indent=2) + '\n')
@@ -223,14 +247,24 @@ def to_csv(rows) -> str:
 
 
 def format_table(record: dict) -> str:
-  """Accuracy, sizes and median speed-ups per row, for the terminal."""
+  """Accuracy, sizes and median speed-ups per row, for the terminal.
+
+  A speed-up within the noise of identical runs (the A-vs-A control) is
+  marked `~`; the last lines give each control's range.
+  """
   lines = [f'{"method":<7} {"k":>4} {"acc":>7} {".keras":>10} {"graph":>10} '
-           + ' '.join(f'{"x@" + str(b):>7}' for b in BATCHES) + '  timed']
+           + ' '.join(f'{"x@" + str(b):>8}' for b in BATCHES) + '  timed']
   for r, t in zip(record['rows'], record['timings']):
     lines.append(f'{r["method"]:<7} {r["k"]:>4g} {100 * r["accuracy"]:>6.2f}% '
                  f'{r["keras_bytes"]:>10,} {r["graph_bytes"]:>10,} ' + ' '.join(
-                     f'{t[f"speedup_{b}"]:>6.2f}x' for b in BATCHES)
-                 + f'  {r["timed"]}')
+                     f'{t[f"speedup_{b}"]:>6.2f}x'
+                     + ('~' if t[f'within_noise_{b}'] else ' ')
+                     for b in BATCHES) + f'  {r["timed"]}')
+  lines.append(f'speed-ups: median over {ROUNDS} alternated rounds; ~ marks '
+               'one within the noise of identical runs (dense vs dense):')
+  for c in record['controls']:
+    lines.append(f'  {c["timed"]} batch {c["batch"]}: identical runs gave '
+                 f'{1 / c["noise"]:.2f}x-{c["noise"]:.2f}x in their rounds')
   return '\n'.join(lines)
 
 

@@ -30,6 +30,7 @@ from tfprune.data import datasets
 from tfprune.data import user_data
 from tfprune.drivers import allocated
 from tfprune.drivers import graph_sweep
+from tfprune.drivers import stale_outputs
 from tfprune.drivers import sweep_config
 from tfprune.errors import TfpruneError
 from tfprune.graph import io as graph_io
@@ -261,6 +262,8 @@ def _write_run(config: SweepConfig, measure_points, save, record: dict
       (called only with `save_pruned` or `save_keras`).
     record: what `sweep_config.json` records besides the config.
   """
+  earlier = stale_outputs.earlier_sweep(config.out_dir, CSV_NAME, CONFIG_NAME,
+                                       [TIMING_NAME], PRUNED_DIR)
   with atomic.staging(config.out_dir) as out_dir:
     on_pruned = None
     if config.save_pruned or config.save_keras:
@@ -276,6 +279,10 @@ def _write_run(config: SweepConfig, measure_points, save, record: dict
     atomic.write_text(out_dir / CONFIG_NAME, json.dumps(record, indent=2) + '\n')
     write_timing(out_dir, elapsed, len(rows))
     plots.plot_sweep(csv_path, out_dir)
+    written = {entry.name for entry in out_dir.iterdir()}
+  # The earlier sweep's plots of other methods (and pruned/) would describe
+  # another run: the folder holds exactly this run's outputs.
+  stale_outputs.remove(config.out_dir, earlier - written)
   return rows
 
 

@@ -8,7 +8,8 @@ TensorFlow's `CSRSparseMatrix` matmul where it has at least
 CSR matmul gains from many rows per call, so the threshold is calibrated per
 path at the rows that path runs, `MLP_CHUNK_ROWS` for the MLP plan
 (`runtime.inference`, transposed chunks) and `GRAPH_CHUNK_ROWS` for the
-graph evaluator (conv graphs), in `MAX_CSR_DENSITY`. The rule does not time
+graph evaluator (conv graphs), in `MAX_CSR_DENSITY` (the data file of
+`csr_calibration`). The rule does not time
 anything, so the same network at the same rows per call always gets the
 same kernels and the results files are byte-reproducible. Convolutions
 always run through TensorFlow's own kernels.
@@ -29,6 +30,7 @@ from tensorflow.python.ops.linalg.sparse import gen_sparse_csr_matrix_ops as csr
 from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops as csr_ops
 # pylint: enable=g-direct-tensorflow-import
 
+from tfprune.graph import csr_calibration
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import Node
 
@@ -37,20 +39,10 @@ from tfprune.graph.ir import Node
 # (`graph.evaluator.CONV_BATCH_SIZE`).
 MLP_CHUNK_ROWS = 512
 GRAPH_CHUNK_ROWS = 128
-# The density below which a Dense layer goes CSR, by rows per call,
-# calibrated on the README's 2-core machine with experiments/calibrate_kernels.py.
-# MLP (--path=mlp, 512-row transposed chunks): the medians of 5 probes put the
-# crossover of the MLP's 784x1000, 1000x1000 and 1000x500 layers at densities
-# 0.145, 0.134 and 0.116, so 0.15 puts weight pruning at k >= 90 (density
-# <= 0.10) on CSR and k <= 80 (density >= 0.20) on dense.
-# Graph (--path=graph, 128-row calls in row layout, transposes included,
-# exact shapes), 2026-12-02, load average 0.9-1.1 (`uptime`): the medians of
-# 21 probes put the crossover of 3136x128 (the Fashion CNN's dense_1),
-# 1024x512 and 2048x1000 at densities 0.003, 0.093 and 0.086 (9 probes: 0.023,
-# 0.094, 0.070); at 0.003 (k >= 99.7) CSR does not pay for realistic
-# densities, so graphs run dense: 0. (`--rows=1`, batch 1: 0.013, 0.016,
-# 0.021; fewer rows than any entry are dense too.)
-MAX_CSR_DENSITY = {MLP_CHUNK_ROWS: 0.15, GRAPH_CHUNK_ROWS: 0.0}
+# The density below which a Dense layer goes CSR, by rows per call: a
+# measurement of one machine, read from csr_calibration.json (where the notes
+# say how each entry was measured); experiments/calibrate_kernels.py writes it.
+MAX_CSR_DENSITY = csr_calibration.load()
 MIN_CSR_WEIGHTS = 65_536
 DENSE, CSR = 'dense', 'csr'
 # The `kernels` name of each weighted op that always runs its TF kernel.

@@ -62,9 +62,9 @@ from tfprune.training import distribute
 from tfprune.training import gradual
 from tfprune.training import tflite
 
-from tfprune.studies import gradual_graph
+from tfprune.drivers import gradual_graph
 # The study's config, names and rows, used by callers as gradual_study.X.
-from tfprune.studies.gradual_config import (  # pylint: disable=unused-import
+from tfprune.drivers.gradual_config import (  # pylint: disable=unused-import
     COMPACT_KERAS_NAME, COMPACT_NAME, CONFIG_NAME, GRAPH_NAME, KERAS_NAME,
     ONESHOT_LEVELS, ONESHOT_NAME, PLOT_NAME, RESULT_COLUMNS, RESULTS_NAME,
     RESULT_NAME, TIMING_NAME, GradualConfig, RunResult, Study, check_resumable,

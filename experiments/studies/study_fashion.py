@@ -37,7 +37,7 @@ from tfprune.graph.ir import Graph
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
 from tfprune.keras_io.importer import from_keras
-from tfprune.studies import timing
+from experiments.studies import timing
 from tfprune.training import finetune
 
 DEFAULT_LEVELS = (0.01, 0.1, 1, 10, 25, 50, 75, 90, 95, 98, 99)

@@ -65,9 +65,9 @@ from tfprune.keras_io import models
 from tfprune.keras_io.importer import from_keras
 from tfprune.runtime import metrics
 from tfprune.runtime import timers
-from tfprune.studies import lenet_cycles
-from tfprune.studies import timing
-from tfprune.studies.lenet_config import StudyBConfig
+from experiments.studies import lenet_cycles
+from experiments.studies import timing
+from experiments.studies.lenet_config import StudyBConfig
 from tfprune.transforms import silent_channels
 
 COLUMNS = ('method', 'k', 'accuracy', 'nonzero_params', 'params_ratio',

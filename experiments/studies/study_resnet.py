@@ -41,7 +41,7 @@ from tfprune.errors import shorten
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
 from tfprune.keras_io.importer import from_keras
-from tfprune.studies import timing
+from experiments.studies import timing
 from tfprune.training import finetune
 from tfprune.training import masking
 

@@ -39,7 +39,7 @@ from tfprune.training import gradual
 from tfprune.training import graph_gradual
 from tfprune.training import tflite
 
-from tfprune.studies.gradual_config import (
+from tfprune.drivers.gradual_config import (
     COMPACT_KERAS_NAME, COMPACT_NAME, CONFIG_NAME, GRAPH_NAME, KERAS_NAME,
     ONESHOT_LEVELS, ONESHOT_NAME, PLOT_NAME, RESULT_NAME, RESULTS_NAME,
     TIMING_NAME, GradualConfig, RunResult, Study, check_resumable, config_record,

@@ -20,8 +20,8 @@ from tfprune.errors import TfpruneError
 from tfprune.graph import ops
 from tfprune.keras_compat import keras
 from tfprune.keras_io.importer import from_keras
-from tfprune.studies import lenet_config
-from tfprune.studies.lenet_config import StudyBConfig
+from experiments.studies import lenet_config
+from experiments.studies.lenet_config import StudyBConfig
 from tfprune.training import finetune
 from tfprune.training import gradual
 from tfprune.training import masking

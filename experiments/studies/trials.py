@@ -45,8 +45,8 @@ from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.keras_io import models
 from tfprune.reports import trial_plots
-from tfprune.studies import timing
-from tfprune.studies import trial_statistics
+from experiments.studies import timing
+from experiments.studies import trial_statistics
 from tfprune.training import lottery
 from tfprune.training import prune_rounds
 from tfprune.training import schedules

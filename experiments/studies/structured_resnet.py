@@ -43,7 +43,7 @@ from tfprune.keras_io import build
 from tfprune.keras_io import importer
 from tfprune.keras_io import load
 from tfprune.keras_io import models
-from tfprune.studies import structured_config
+from experiments.studies import structured_config
 from tfprune.training import classifier
 from tfprune.transforms import channel_pruning
 from tfprune.transforms import graph_compaction
