@@ -35,7 +35,7 @@ from tfprune.graph.ir import Graph
 from tfprune.graph.ir import thaw
 from tfprune.transforms import channel_constants as constants
 from tfprune.transforms import channel_pruning
-from tfprune.transforms import groups as groups_lib
+from tfprune.graph import groups as groups_lib
 
 _ANALYSES: dict[tuple, groups_lib.Analysis] = {}
 
