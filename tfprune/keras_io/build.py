@@ -5,7 +5,9 @@ layers (no tfprune class in it), so the model saves as `.keras` and loads
 where tfprune is not installed. Each node becomes the layers its op
 definition writes (`graph.ops`, `OpDef.to_keras`): the layer it was imported
 from, named like it; a depthwise + 1x1 pair imported from a SeparableConv2D
-becomes a DepthwiseConv2D and a Conv2D (same outputs). A graph made smaller
+becomes a DepthwiseConv2D and a Conv2D (same outputs); the projections and
+`attention` node of a MultiHeadAttention become that one layer
+(`ops.attention.keras_fusions`). A graph made smaller
 by compaction builds the same way: layer sizes come from its arrays.
 """
 
@@ -41,7 +43,16 @@ def to_keras(graph: Graph, framework: str | None = None):
   first = graph.input
   tensors[first.name] = K.Input(graph.input_shape, name=first.name)
   pending = []
+  # A MultiHeadAttention (five nodes) is written as one layer, at its output.
+  fusions = ops.attention.keras_fusions(graph)
+  absorbed = {name for f in fusions.values() for name in f.absorbed}
   for node in graph.nodes[1:]:
+    if node.name in absorbed:
+      continue
+    if node.name in fusions:
+      fusion = fusions[node.name]
+      tensors[node.name] = fusion.layer(K, [tensors[s] for s in fusion.inputs()])
+      continue
     inputs = [tensors[s] for s in node.inputs]
     x = inputs[0] if ops.get(node.op).arity == 1 else inputs
     for layer, weights in ops.get(node.op).to_keras(K, node):

@@ -14,12 +14,14 @@ pruning functions, but one table for every concern.
 """
 
 from tfprune.graph.ops import activations
+from tfprune.graph.ops import attention
 from tfprune.graph.ops import base
 from tfprune.graph.ops import conv
 from tfprune.graph.ops import dense
 from tfprune.graph.ops import merge
 from tfprune.graph.ops import normalization
 from tfprune.graph.ops import pooling
+from tfprune.graph.ops import sequence
 from tfprune.graph.ops import shaping
 
 OPS = base.OPS
@@ -43,5 +45,6 @@ def keras_readers() -> dict:
 
 
 __all__ = ['OPS', 'OpDef', 'Shape', 'get', 'ACTIVATIONS', 'activation',
-           'LINEAR', 'keras_readers', 'activations', 'base',
-           'conv', 'dense', 'merge', 'normalization', 'pooling', 'shaping']
+           'LINEAR', 'keras_readers', 'activations', 'attention', 'base',
+           'conv', 'dense', 'merge', 'normalization', 'pooling', 'sequence',
+           'shaping']
