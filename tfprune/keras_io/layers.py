@@ -14,9 +14,11 @@ from tfprune.errors import TfpruneError
 from tfprune.graph import ops
 
 LayerCall = ops.base.LayerCall
+TensorArg = ops.base.TensorArg
 refusal = ops.base.refusal
 LAYERS = ops.keras_readers()
-SUPPORTED = ', '.join(sorted(LAYERS))
+# The layer classes, then the operators and tf_keras operations, by name.
+SUPPORTED = ', '.join(sorted(LAYERS, key=lambda k: ('.' in k, k)))
 
 
 def framework_of(model) -> str:

@@ -32,6 +32,15 @@ ACTIVATIONS: dict[str, dict[str, float | None]] = {
     'leaky_relu': {'negative_slope': 0.2},
     'softplus': {},
     'selu': {},
+    'softsign': {},
+    'exponential': {},
+    'mish': {},
+    'log_softmax': {'axis': -1},
+    # Keras 3's hard sigmoid, relu6(x + 3) / 6, and hard SiLU x * that.
+    'hard_sigmoid': {},
+    'hard_silu': {},
+    # tf_keras's hard sigmoid: clip(0.2 x + 0.5, 0, 1).
+    'hard_sigmoid_tf_keras': {},
 }
 
 
@@ -76,6 +85,15 @@ def _relu(x, max_value, negative_slope, threshold):
   return x
 
 
+def _hard_sigmoid(x):
+  return tf.nn.relu6(x + tf.constant(3.0, x.dtype)) / tf.constant(6.0, x.dtype)
+
+
+def _hard_sigmoid_tf_keras(x):
+  x = tf.add(tf.multiply(x, tf.constant(0.2, x.dtype)), tf.constant(0.5, x.dtype))
+  return tf.clip_by_value(x, 0.0, 1.0)
+
+
 def _elu(x, alpha):
   out = tf.nn.elu(x)
   return out if alpha == 1 else tf.where(x > 0, out, alpha * out)
@@ -95,6 +113,13 @@ FUNCTIONS: dict[str, Callable] = {
     'leaky_relu': lambda x, a: tf.nn.leaky_relu(x, alpha=a['negative_slope']),
     'softplus': lambda x, a: tf.math.softplus(x),
     'selu': lambda x, a: tf.nn.selu(x),
+    'softsign': lambda x, a: tf.nn.softsign(x),
+    'exponential': lambda x, a: tf.exp(x),
+    'mish': lambda x, a: x * tf.math.tanh(tf.math.softplus(x)),
+    'log_softmax': lambda x, a: tf.nn.log_softmax(x, axis=int(a['axis'])),
+    'hard_sigmoid': lambda x, a: _hard_sigmoid(x),
+    'hard_silu': lambda x, a: x * _hard_sigmoid(x),
+    'hard_sigmoid_tf_keras': lambda x, a: _hard_sigmoid_tf_keras(x),
 }
 assert set(FUNCTIONS) == set(ACTIVATIONS)
 
@@ -114,7 +139,7 @@ def on_constants(value: Mapping, pre: np.ndarray) -> np.ndarray:
     return pre
   if dict(value) == RELU:
     return np.maximum(pre, 0.0)
-  if value['fn'] == 'softmax':
+  if value['fn'] in ('softmax', 'log_softmax'):
     return np.full(pre.shape, np.nan)
   known = ~np.isnan(pre)
   x = tf.constant(np.where(known, pre, 0.0)[None].astype(np.float32))
@@ -122,20 +147,27 @@ def on_constants(value: Mapping, pre: np.ndarray) -> np.ndarray:
   return np.where(known, out, np.nan)
 
 
-# Keras activation names (both frameworks) -> `ACTIVATIONS` names.
-KERAS_NAMES = {name: name for name in ACTIVATIONS}
-KERAS_NAMES.update({'silu': 'swish'})
+# Keras activation names -> `ACTIVATIONS` names, per framework.
+_KERAS3_ONLY = ('hard_silu', 'log_softmax')
+KERAS_NAMES = {
+    'keras3': {**{n: n for n in ACTIVATIONS if n != 'hard_sigmoid_tf_keras'},
+               'silu': 'swish', 'hard_swish': 'hard_silu'},
+    'tf_keras': {**{n: n for n in ACTIVATIONS
+                    if n not in _KERAS3_ONLY + ('hard_sigmoid_tf_keras',)},
+                 'silu': 'swish', 'hard_sigmoid': 'hard_sigmoid_tf_keras'},
+}
 
 
 def read(l: base.LayerCall, value) -> dict:
   """The activation value of a Keras `activation=` argument, or a refusal."""
   if value is None:
     return LINEAR
-  if not isinstance(value, str) or value not in KERAS_NAMES:
+  names = KERAS_NAMES[l.framework]
+  if not isinstance(value, str) or value not in names:
     raise l.refuse(f'activation {value!r} is not supported: use one of '
-                   f'{", ".join(sorted(KERAS_NAMES))}')
+                   f'{", ".join(sorted(names))}')
   # Keras 3's 'leaky_relu' activation uses negative_slope 0.2, its default.
-  return activation(KERAS_NAMES[value])
+  return activation(names[value])
 
 
 def _keras3(K) -> bool:
@@ -151,6 +183,12 @@ def keras_arg(K, value) -> str | None:
     return None
   if fn == 'swish':
     return 'silu' if _keras3(K) else 'swish'
+  if fn == 'hard_sigmoid_tf_keras':
+    return None if _keras3(K) else 'hard_sigmoid'
+  if fn in ('hard_sigmoid',) + _KERAS3_ONLY and not _keras3(K):
+    return None
+  if fn == 'log_softmax' and value['axis'] != -1:
+    return None
   if (fn == 'softmax' and value['axis'] != -1) or (
       fn == 'gelu' and value['approximate']) or (
           fn == 'elu' and value['alpha'] != 1) or fn == 'leaky_relu' or (
@@ -178,12 +216,14 @@ def keras_layer(K, value, name: str):
     slope = value['negative_slope']
     return (K.layers.LeakyReLU(negative_slope=slope, name=name)
             if _keras3(K) else K.layers.LeakyReLU(alpha=slope, name=name))
-  raise TfpruneError(f'activation {dict(value)} has no Keras layer')
+  raise TfpruneError(
+      f'activation {fn} has no {"Keras 3" if _keras3(K) else "tf_keras"} '
+      'layer computing it exactly: export with the framework it was read from')
 
 
 def softmax_over_channels(node, shape_in) -> bool:
   value = node.attrs['activation']
-  return value['fn'] == 'softmax' and int(value['axis']) in (-1, len(shape_in))
+  return value['fn'] in ('softmax', 'log_softmax') and int(value['axis']) in (-1, len(shape_in))
 
 
 def _channels(walk, call: base.ChannelCall) -> np.ndarray:
@@ -222,6 +262,52 @@ def _softmax_layer(l: base.LayerCall) -> dict:
   return activation('softmax', axis=axis)
 
 
+def _operator(fn: str, option: str | None = None, position: int = 1,
+              default=None) -> Callable:
+  """A reader of an activation written as a `keras.ops` call (Keras 3) or a
+  TensorFlow function (tf_keras TFOpLambda), with one option."""
+  def read_value(l: base.LayerCall) -> dict:
+    if option is None:
+      return activation(fn)
+    value = base.call_option(l, option, position, default)
+    if fn in ('softmax', 'log_softmax') and (value is None or value == -1):
+      value = -1
+    elif fn in ('softmax', 'log_softmax') and (
+        not isinstance(value, int) or value == 0):
+      raise l.refuse(f'{fn} over axis {value} is not supported: use one axis')
+    return activation(fn, **{_PARAM.get(option, option): value})
+  return _layer(read_value)
+
+
+_PARAM = {'alpha': 'negative_slope'}
+# Keras 3 operations (keras.ops.*) and tf_keras TFOpLambda symbols.
+_OPERATORS = {
+    'ops.Relu': _operator('relu'), 'ops.Relu6': _operator('relu6'),
+    'ops.Sigmoid': _operator('sigmoid'), 'ops.Tanh': _operator('tanh'),
+    'ops.Softmax': _operator('softmax', 'axis', default=-1),
+    'ops.LogSoftmax': _operator('log_softmax', 'axis', default=-1),
+    'ops.Silu': _operator('swish'),
+    'ops.Gelu': _operator('gelu', 'approximate', default=True),
+    'ops.Elu': _operator('elu', 'alpha', default=1.0),
+    'ops.LeakyRelu': _operator('leaky_relu', 'negative_slope', default=0.2),
+    'ops.Softplus': _operator('softplus'), 'ops.Selu': _operator('selu'),
+    'ops.Softsign': _operator('softsign'), 'ops.Exp': _operator('exponential'),
+    'ops.HardSigmoid': _operator('hard_sigmoid'),
+    'ops.HardSilu': _operator('hard_silu'),
+    'tf.nn.relu': _operator('relu'), 'tf.nn.relu6': _operator('relu6'),
+    'tf.math.sigmoid': _operator('sigmoid'), 'tf.nn.sigmoid': _operator('sigmoid'),
+    'tf.math.tanh': _operator('tanh'), 'tf.nn.tanh': _operator('tanh'),
+    'tf.nn.softmax': _operator('softmax', 'axis', default=-1),
+    'tf.math.softmax': _operator('softmax', 'axis', default=-1),
+    'tf.nn.log_softmax': _operator('log_softmax', 'axis', default=-1),
+    'tf.nn.silu': _operator('swish'), 'tf.nn.swish': _operator('swish'),
+    'tf.nn.gelu': _operator('gelu', 'approximate', default=False),
+    'tf.nn.elu': _operator('elu'),
+    'tf.nn.leaky_relu': _operator('leaky_relu', 'alpha', default=0.2),
+    'tf.math.softplus': _operator('softplus'), 'tf.nn.softplus': _operator('softplus'),
+    'tf.nn.selu': _operator('selu'), 'tf.math.exp': _operator('exponential'),
+    'tf.math.softsign': _operator('softsign'), 'tf.nn.softsign': _operator('softsign'),
+}
 ACTIVATION = base.register(base.OpDef(
     'activation', base.same_shape,
     compute=lambda node, p, xs, shape: apply_activation(
@@ -236,7 +322,7 @@ ACTIVATION = base.register(base.OpDef(
                 l.config.get('negative_slope', l.config.get('alpha', 0.3))))),
         'ELU': _layer(lambda l: activation(
             'elu', alpha=float(l.config.get('alpha', 1.0)))),
-        'Softmax': _layer(_softmax_layer),
+        'Softmax': _layer(_softmax_layer), **_OPERATORS,
     },
     channels=_channels, constants=_constants, exact=_exact))
 
@@ -258,3 +344,4 @@ def with_activation(K, node, make: Callable, weights: list) -> list:
   if arg is None:
     built.append((keras_layer(K, value, node.name), []))
   return built
+

@@ -239,3 +239,23 @@ def bias_of(l: LayerCall) -> dict:
 def check_plain(l: LayerCall) -> None:
   if l.config.get('lora_rank') or l.config.get('quantization_config'):
     raise l.refuse('LoRA and quantized layers are not supported')
+
+
+def tensor_args(l: LayerCall) -> list:
+  """The operands of an operator call: positional arguments, then keyword
+  arguments other than `name` (tensors as `TensorArg`, constants as given)."""
+  operands = [a for a in l.args]
+  operands += [v for k, v in l.kwargs.items() if k != 'name']
+  return operands
+
+
+def call_option(l: LayerCall, name: str, position: int, default):
+  """An operation's option: from its config (Keras 3), its keyword or its
+  positional argument (tf_keras), else `default`."""
+  if name in l.config:
+    return l.config[name]
+  if name in l.kwargs:
+    return l.kwargs[name]
+  if len(l.args) > position:
+    return l.args[position]
+  return default

@@ -66,8 +66,11 @@ def read_concat_axis(l: base.LayerCall, axis: int) -> int:
 
 
 def _read_concat(l: base.LayerCall) -> list:
+  axis = base.call_option(l, 'axis', 1, None)
+  if not isinstance(axis, int):
+    raise l.refuse(f'axis {axis!r} is not supported: concatenate one axis')
   return [ir.Node(l.name, 'concat', l.inputs,
-                  {'axis': read_concat_axis(l, int(l.config['axis']))})]
+                  {'axis': read_concat_axis(l, axis)})]
 
 
 def tie(walk, call: base.ChannelCall) -> np.ndarray:
@@ -123,5 +126,6 @@ CONCAT = base.register(base.OpDef(
     lambda node, p, xs, shape: tf.concat(xs, axis=node.attrs['axis'] + 1),
     lambda K, node: [(K.layers.Concatenate(axis=node.attrs['axis'] + 1,
                                            name=node.name), [])],
-    arity=None, keras={'Concatenate': _read_concat},
+    arity=None, keras=dict.fromkeys(
+        ('Concatenate', 'ops.Concatenate', 'tf.concat'), _read_concat),
     channels=_concat_channels, constants=_concat_constants))

@@ -127,6 +127,21 @@ def _scalar_or_list(array: np.ndarray):
   return float(array) if array.ndim == 0 else array.tolist()
 
 
+def _normalization_to_keras(K, node):
+  """A Normalization layer over the axes where mean or variance vary (counted
+  from the end), so arrays of any broadcastable shape fit Keras 3's rule
+  that their rank not exceed the number of axes."""
+  mean, variance = (np.asarray(node.params[k]) for k in ('mean', 'variance'))
+  shape = np.broadcast_shapes(mean.shape, variance.shape)
+  kept = [i for i, d in enumerate(shape) if d > 1]
+  sizes = [shape[i] for i in kept]
+  mean, variance = (np.broadcast_to(a, shape).reshape(sizes) if kept
+                    else a.reshape(()) for a in (mean, variance))
+  axis = tuple(i - len(shape) for i in kept) or None
+  return [(K.layers.Normalization(axis=axis, mean=mean, variance=variance,
+                                  name=node.name), None)]
+
+
 def _layer_norm_to_keras(K, node):
   p = node.params
   return [(K.layers.LayerNormalization(
@@ -189,9 +204,7 @@ LAYER_NORM = base.register(base.OpDef(
     constants=_layer_norm_constants))
 NORMALIZATION = base.register(base.OpDef(
     'normalization', _broadcast_shape, _normalization,
-    lambda K, node: [(K.layers.Normalization(
-        mean=np.asarray(node.params['mean']),
-        variance=np.asarray(node.params['variance']), name=node.name), None)],
+    _normalization_to_keras,
     params=('mean', 'variance'), required=('mean', 'variance'),
     keras={'Normalization': _read_normalization},
     channels=_per_channel_channels, constants=base.pass_constants))

@@ -42,6 +42,33 @@ def _reshape(node, p, xs, shape):
   return tf.reshape(xs[0], (-1, *shape))
 
 
+def _read_reshape(l: base.LayerCall) -> list:
+  """A Reshape layer, or `ops.reshape`/`tf.reshape` (batch axis first)."""
+  if 'target_shape' in l.config:
+    target = tuple(l.config['target_shape'])
+  else:
+    shape = l.kwargs.get('shape', base.call_option(l, 'newshape', 1, None))
+    if isinstance(shape, base.TensorArg) or not isinstance(shape, (list, tuple)) \
+        or not shape or shape[0] not in (-1, None):
+      raise l.refuse(f'shape {shape!r} is not supported: keep the batch axis '
+                     'first, as -1, and give the other sizes as numbers')
+    target = tuple(-1 if d is None else int(d) for d in shape[1:])
+  return [ir.Node(l.name, 'reshape', l.inputs, {'target_shape': target})]
+
+
+def _read_expand_dims(l: base.LayerCall) -> list:
+  """`ops.expand_dims`/`tf.expand_dims` of a non-batch axis, as a reshape."""
+  axis = base.call_option(l, 'axis', 1, None)
+  rank = len(l.input_shapes[0]) + 1
+  if not isinstance(axis, int) or not -rank - 1 <= axis <= rank or axis in (
+      0, -rank - 1):
+    raise l.refuse(f'axis {axis!r} is not supported: expand a non-batch axis')
+  axis = axis + rank + 1 if axis < 0 else axis
+  shape = list(l.input_shapes[0])
+  shape.insert(axis - 1, 1)
+  return [ir.Node(l.name, 'reshape', l.inputs, {'target_shape': tuple(shape)})]
+
+
 def _read_flatten(l: base.LayerCall) -> list:
   base.channels_last(l)
   return [ir.Node(l.name, 'flatten', l.inputs)]
@@ -130,9 +157,10 @@ RESHAPE = base.register(base.OpDef(
     'reshape', _reshape_shape, _reshape,
     lambda K, node: [(K.layers.Reshape(tuple(node.attrs['target_shape']),
                                        name=node.name), [])],
-    keras={'Reshape': lambda l: [ir.Node(
-        l.name, 'reshape', l.inputs,
-        {'target_shape': tuple(l.config['target_shape'])})]},
+    keras={**dict.fromkeys(('Reshape', 'ops.Reshape', 'tf.reshape'),
+                           _read_reshape),
+           **dict.fromkeys(('ops.ExpandDims', 'tf.expand_dims'),
+                           _read_expand_dims)},
     channels=reshape_channels, constants=reshape_constants))
 ZERO_PAD2D = base.register(base.OpDef(
     'zero_pad2d', _pad_shape,
