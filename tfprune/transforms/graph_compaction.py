@@ -194,6 +194,8 @@ def _reshaped(node, analysis, removed, graph) -> tuple[int, ...]:
   labels = analysis.labels[node.inputs[0]]
   gone = sum(int(np.isin(labels[labels[:, 0] == g, 1], removed.get(group.name, [])).sum())
              for g, group in enumerate(analysis.groups))
+  if not gone:  # a reshape of channels no group removes keeps its target
+    return target
   width = graph.shapes[node.inputs[0]][-1] - gone
   if len(target) == 1:
     return (int(np.prod(graph.shapes[node.inputs[0]][:-1])) * width,)
