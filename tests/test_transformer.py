@@ -1,5 +1,5 @@
 """Transformer layers: MultiHeadAttention, LayerNormalization on any axis,
-GlobalAveragePooling1D/GlobalMaxPooling1D, imported exactly, pruned by whole
+GlobalAveragePooling1D/GlobalMaxPooling1D, Embedding, imported exactly, pruned by whole
 heads and MLP units, written back as Keras layers; in tf_keras and Keras 3.
 
 Each model has random weights (biases and norms too, so a misread one
@@ -167,4 +167,43 @@ def _over_images(K):
 def test_unsupported_attention_is_refused_in_one_line(make, framework, match):
   with pytest.raises(TfpruneError, match=match) as e:
     tfprune.from_keras(make(keras_module(framework)))
+  assert '\n' not in str(e.value)
+
+
+def text_classifier(K):
+  """Token ids -> Embedding -> an encoder block -> pooled classifier."""
+  i = K.Input((7,), dtype='int32')
+  x = K.layers.Embedding(20, 8, name='embed')(i)
+  y = K.layers.MultiHeadAttention(HEADS, 2, name='mha')(x, x)
+  x = K.layers.LayerNormalization()(K.layers.Add()([x, y]))
+  x = K.layers.Dense(12, activation='relu', name='mlp1')(x)
+  x = K.layers.GlobalMaxPooling1D()(x)
+  return K.Model(i, K.layers.Dense(3, activation='softmax')(x))
+
+
+@pytest.mark.parametrize('framework', FRAMEWORKS)
+def test_embedding_text_classifier(framework):
+  model = _randomized(text_classifier, framework)
+  graph = tfprune.from_keras(model)
+  rng = np.random.default_rng(4)
+  for _ in range(2):
+    ids = rng.integers(0, 20, (32, 7)).astype(np.float32)
+    _close(tfprune.predict(graph, ids), np.asarray(model(ids.astype(np.int32))))
+  for method, k in (('weight', 50), ('unit', 30)):
+    pruned = tfprune.prune(graph, method, k)
+    compacted = tfprune.compact(pruned)
+    expected = tfprune.predict(pruned, ids)
+    _close(tfprune.predict(compacted, ids), expected)
+    _close(np.asarray(tfprune.to_keras(compacted)(ids)), expected)
+  table = tfprune.prune(graph, 'weight', 50).node('embed').params['kernel']
+  assert int((table == 0).sum()) == table.size // 2
+
+
+def test_embedding_mask_zero_is_refused_in_one_line():
+  K = keras_module('keras3')
+  i = K.Input((5,), dtype='int32')
+  x = K.layers.Embedding(10, 4, mask_zero=True)(i)
+  model = K.Model(i, K.layers.GlobalAveragePooling1D()(x))
+  with pytest.raises(TfpruneError, match='mask_zero=True') as e:
+    tfprune.from_keras(model)
   assert '\n' not in str(e.value)
