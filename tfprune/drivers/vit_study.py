@@ -73,7 +73,7 @@ class ViTStudyConfig:
   data_dir: str | None = None
   k: float = 50.0
   epochs: int = 2
-  learning_rates: tuple[float, ...] = (3e-4, 1e-3)
+  learning_rates: tuple[float, ...] = (1e-3, 2e-3, 4e-3)
   batch_size: int = 128
   validation_size: int = 5000
   calibration_size: int = 2048
@@ -160,7 +160,8 @@ def run(config: ViTStudyConfig) -> tuple[dict, dict]:
       if best is None or validation[str(rate)] > validation[str(best[0])]:
         best = (rate, model)
     rate, model = best
-    uncompiled = K.models.clone_model(model)
+    # A fresh twin holds the weights without the optimizer's state.
+    uncompiled = build.to_keras(compacted, 'keras3')
     uncompiled.set_weights(model.get_weights())
     results.update({
         'validation_accuracy': validation, 'chosen_learning_rate': rate,
