@@ -16,7 +16,7 @@ from tfprune.graph.network import Network
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
 from tfprune.transforms import channel_pruning
-from tfprune.transforms import groups
+from tfprune.graph import groups
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PREBUILT = REPO / 'weights' / 'mlp-mnist'

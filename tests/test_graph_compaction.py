@@ -26,7 +26,7 @@ from tfprune.runtime import evaluate
 from tfprune.transforms import channel_pruning
 from tfprune.transforms import compaction
 from tfprune.transforms import graph_compaction
-from tfprune.transforms import groups as groups_lib
+from tfprune.graph import groups as groups_lib
 
 RELU = {'activation': ops.activation('relu')}
 

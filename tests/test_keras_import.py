@@ -14,7 +14,7 @@ import pytest
 from tests import helpers
 from tests import keras_zoo
 from tfprune.errors import TfpruneError
-from tfprune.graph import activations
+from tfprune.graph.ops import activations
 from tfprune.graph import evaluator
 from tfprune.keras_io import build
 from tfprune.keras_io import importer
@@ -75,7 +75,7 @@ def test_subclassed_model_refused_in_one_line(framework):
 def test_misread_activation_is_refused_naming_the_layer(framework, monkeypatch):
   model = keras_zoo.build('dense_tanh', framework)
   importer.from_keras(model)
-  monkeypatch.setitem(activations.ACTIVATIONS, 'tanh', lambda x, a: x)
+  monkeypatch.setitem(activations.FUNCTIONS, 'tanh', lambda x, a: x)
   with pytest.raises(TfpruneError, match=r'layer dense\w* \(dense\)') as info:
     importer.from_keras(model)
   assert 'does not compute' in str(info.value) and '\n' not in str(info.value)

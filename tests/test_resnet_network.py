@@ -28,7 +28,7 @@ from tfprune.runtime import metrics
 from experiments.studies import study_resnet
 from tfprune.transforms import channel_pruning
 from tfprune.transforms import compaction
-from tfprune.transforms import groups
+from tfprune.graph import groups
 from tfprune.transforms import silent_channels
 
 SHAPES = [(28, 28, 1), (32, 32, 3)]

@@ -28,7 +28,7 @@ from tfprune.keras_io import build
 from tfprune.keras_io import importer
 from tfprune.transforms import channel_pruning
 from tfprune.transforms import graph_compaction
-from tfprune.transforms import groups as groups_lib
+from tfprune.graph import groups as groups_lib
 
 ARCHITECTURES = ('mlp', 'conv_bn_relu', 'concat', 'residual', 'mobilenet_v2',
                  'resnet18')

@@ -20,7 +20,7 @@ from tfprune.keras_compat import keras
 from tfprune.keras_io import build
 from experiments.studies import structured_config
 from experiments.studies import structured_resnet
-from tfprune.transforms import groups as groups_lib
+from tfprune.graph import groups as groups_lib
 
 K = 50
 TRAIN, VALIDATION = 64, 16

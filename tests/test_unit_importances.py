@@ -27,7 +27,7 @@ from tfprune.graph import weights
 from tfprune.keras_compat import keras
 from tfprune.keras_io import importer
 from tfprune.transforms import channel_pruning
-from tfprune.transforms import groups as groups_lib
+from tfprune.graph import groups as groups_lib
 
 COUPLED = sorted(n for n, m in methods.METHODS.items() if m.channel_importance)
 MODELS = ('residual', 'concat', 'mobilenet_v2')

@@ -47,7 +47,7 @@ from experiments.studies import structured_config
 from tfprune.training import classifier
 from tfprune.transforms import channel_pruning
 from tfprune.transforms import graph_compaction
-from tfprune.transforms import groups as groups_lib
+from tfprune.graph import groups as groups_lib
 
 COLUMNS = ('model', 'learning_rate', 'chosen', 'validation_accuracy',
            'accuracy', 'drop_points', 'params', 'macs', 'keras_bytes', 'widths')

@@ -1,6 +1,6 @@
 """Computes a `Graph` with TensorFlow ops: the pure-tensor evaluator for any network.
 
-Each node is computed by its op's function in `node_ops`, with the same
+Each node is computed by its op definition's `compute` (`graph.ops`), with the same
 TensorFlow kernels Keras uses, so an imported graph reproduces its Keras
 model to float32 round-off (checked on every import by `keras_io.verify`).
 
@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune.errors import TfpruneError
-from tfprune.graph import node_ops
+from tfprune.graph import ops
 from tfprune.graph import sparse_kernels
 from tfprune.graph.ir import Graph
 
@@ -91,10 +91,11 @@ def run_nodes(graph: Graph, x: tf.Tensor,
   for i, node in enumerate(graph.nodes[1:], start=1):
     inputs = [values[s] for s in node.inputs]
     if csr and node.name in csr:
-      out = node_ops.finish(node, params[node.name], sparse_kernels.csr_dense(
+      out = ops.activations.finish(node, params[node.name], sparse_kernels.csr_dense(
           inputs[0], csr[node.name], graph.shapes[node.name][-1]))
     else:
-      out = node_ops.apply_node(graph, node, params.get(node.name, {}), inputs)
+      out = ops.get(node.op).compute(node, params.get(node.name, {}), inputs,
+                                     graph.shapes[node.name])
     values[node.name] = out
     if node.name in keep:
       kept[node.name] = out

@@ -2,13 +2,14 @@
 
 `to_keras(graph)` builds a plain functional model of the framework's own
 layers (no tfprune class in it), so the model saves as `.keras` and loads
-where tfprune is not installed. Each node becomes the layer it was imported
+where tfprune is not installed. Each node becomes the layers its op
+definition writes (`graph.ops`, `OpDef.to_keras`): the layer it was imported
 from, named like it; a depthwise + 1x1 pair imported from a SeparableConv2D
-becomes a DepthwiseConv2D and a Conv2D (same outputs). A graph made smaller
+becomes a DepthwiseConv2D and a Conv2D (same outputs); the projections and
+`attention` node of a MultiHeadAttention become that one layer
+(`ops.attention.keras_fusions`). A graph made smaller
 by compaction builds the same way: layer sizes come from its arrays.
 """
-
-from typing import Callable
 
 import numpy as np
 
@@ -19,136 +20,6 @@ from tfprune.graph.ir import Graph
 from tfprune.graph.ir import Node
 
 FRAMEWORKS = keras_compat.FRAMEWORKS
-
-
-def _activation_arg(K, activation) -> object:
-  """A Keras `activation=` argument computing `activation` exactly."""
-  fn = activation['fn']
-  if fn == 'relu' and (activation['max_value'] is not None
-                       or activation['negative_slope'] or activation['threshold']):
-    return None  # needs a ReLU layer; see `_activation_layer`
-  if fn == 'swish':
-    return 'silu' if K.__name__ == 'keras' else 'swish'
-  if fn in ('softmax',) and activation['axis'] != -1:
-    return None
-  if fn == 'gelu' and activation['approximate']:
-    return None
-  if fn in ('elu',) and activation['alpha'] != 1:
-    return None
-  if fn == 'leaky_relu':
-    return None
-  if fn == 'relu6' and K.__name__ != 'keras':
-    return None
-  return fn
-
-
-def _activation_layer(K, activation, name: str):
-  fn = activation['fn']
-  arg = _activation_arg(K, activation)
-  if arg is not None:
-    return K.layers.Activation(arg, name=name)
-  if fn == 'relu':
-    return K.layers.ReLU(activation['max_value'], activation['negative_slope'],
-                         activation['threshold'], name=name)
-  if fn == 'relu6':
-    return K.layers.ReLU(6.0, name=name)
-  if fn == 'softmax':
-    return K.layers.Softmax(axis=int(activation['axis']), name=name)
-  if fn == 'elu':
-    return K.layers.ELU(alpha=activation['alpha'], name=name)
-  if fn == 'leaky_relu':
-    slope = activation['negative_slope']
-    return (K.layers.LeakyReLU(negative_slope=slope, name=name)
-            if K.__name__ == 'keras' else K.layers.LeakyReLU(alpha=slope, name=name))
-  raise TfpruneError(f'activation {dict(activation)} has no Keras layer')
-
-
-def _conv_kwargs(node: Node) -> dict:
-  a = node.attrs
-  return {'strides': tuple(a['strides']), 'padding': a['padding'],
-          'dilation_rate': tuple(a['dilation']), 'use_bias': 'bias' in node.params}
-
-
-def _weighted(K, node: Node, make: Callable, weights: list) -> list:
-  """The layer of a dense/conv node, plus a separate activation layer if needed."""
-  activation = node.attrs['activation']
-  arg = _activation_arg(K, activation)
-  name = node.name if arg is not None else f'{node.name}_preact'
-  layer = make(arg if arg is not None else None, name)
-  built = [(layer, weights)]
-  if arg is None:
-    built.append((_activation_layer(K, activation, node.name), []))
-  return built
-
-
-def _layers_of(K, node: Node) -> list:
-  """[(layer, weights)] computing `node`, the last one named like it."""
-  p, a, op = node.params, node.attrs, node.op
-  bias = [p['bias']] if 'bias' in p else []
-  if op == 'dense':
-    return _weighted(K, node, lambda act, name: K.layers.Dense(
-        p['kernel'].shape[1], activation=act, use_bias=bool(bias), name=name),
-        [p['kernel'], *bias])
-  if op == 'conv2d':
-    return _weighted(K, node, lambda act, name: K.layers.Conv2D(
-        p['kernel'].shape[3], p['kernel'].shape[:2], activation=act, name=name,
-        **_conv_kwargs(node)), [p['kernel'], *bias])
-  if op == 'depthwise_conv2d':
-    return _weighted(K, node, lambda act, name: K.layers.DepthwiseConv2D(
-        p['kernel'].shape[:2], depth_multiplier=p['kernel'].shape[3],
-        activation=act, name=name, **_conv_kwargs(node)), [p['kernel'], *bias])
-  if op == 'batch_norm':
-    return [(K.layers.BatchNormalization(epsilon=a['epsilon'], name=node.name),
-             [p['gamma'], p['beta'], p['mean'], p['variance']])]
-  if op == 'layer_norm':
-    axes = [x + 1 for x in a['axes']]
-    return [(K.layers.LayerNormalization(
-        axis=axes, epsilon=a['epsilon'], center='beta' in p, scale='gamma' in p,
-        name=node.name), [p[k] for k in ('gamma', 'beta') if k in p])]
-  if op == 'normalization':
-    return [(K.layers.Normalization(mean=np.asarray(p['mean']),
-                                    variance=np.asarray(p['variance']),
-                                    name=node.name), None)]
-  if op == 'rescaling':
-    return [(K.layers.Rescaling(_scalar_or_list(p['scale']),
-                                _scalar_or_list(p['offset']), name=node.name), [])]
-  if op == 'activation':
-    return [(_activation_layer(K, a['activation'], node.name), [])]
-  if op == 'identity':
-    cls = getattr(K.layers, a['keras_class'], None) or K.layers.Activation
-    settings = dict(a['settings']) if cls is not K.layers.Activation else {
-        'activation': 'linear'}
-    return [(cls(**_plain(settings), name=node.name), [])]
-  if op == 'merge':
-    cls = {'add': 'Add', 'subtract': 'Subtract', 'multiply': 'Multiply',
-           'average': 'Average', 'maximum': 'Maximum', 'minimum': 'Minimum'}
-    return [(getattr(K.layers, cls[a['mode']])(name=node.name), [])]
-  if op == 'concat':
-    return [(K.layers.Concatenate(axis=a['axis'] + 1, name=node.name), [])]
-  if op in ('max_pool2d', 'avg_pool2d'):
-    cls = K.layers.MaxPooling2D if op == 'max_pool2d' else K.layers.AveragePooling2D
-    return [(cls(tuple(a['pool_size']), tuple(a['strides']), a['padding'],
-                 name=node.name), [])]
-  if op in ('global_avg_pool2d', 'global_max_pool2d'):
-    cls = (K.layers.GlobalAveragePooling2D if op == 'global_avg_pool2d'
-           else K.layers.GlobalMaxPooling2D)
-    return [(cls(keepdims=a['keepdims'], name=node.name), [])]
-  if op == 'flatten':
-    return [(K.layers.Flatten(name=node.name), [])]
-  if op == 'reshape':
-    return [(K.layers.Reshape(tuple(a['target_shape']), name=node.name), [])]
-  if op == 'zero_pad2d':
-    return [(K.layers.ZeroPadding2D(tuple(tuple(x) for x in a['padding']),
-                                    name=node.name), [])]
-  raise TfpruneError(f'node {node.name}: op {op} has no Keras layer')
-
-
-def _scalar_or_list(array: np.ndarray):
-  return float(array) if array.ndim == 0 else array.tolist()
-
-
-def _plain(settings) -> dict:
-  return {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}
 
 
 def to_keras(graph: Graph, framework: str | None = None):
@@ -172,10 +43,19 @@ def to_keras(graph: Graph, framework: str | None = None):
   first = graph.input
   tensors[first.name] = K.Input(graph.input_shape, name=first.name)
   pending = []
+  # A MultiHeadAttention (five nodes) is written as one layer, at its output.
+  fusions = ops.attention.keras_fusions(graph)
+  absorbed = {name for f in fusions.values() for name in f.absorbed}
   for node in graph.nodes[1:]:
+    if node.name in absorbed:
+      continue
+    if node.name in fusions:
+      fusion = fusions[node.name]
+      tensors[node.name] = fusion.layer(K, [tensors[s] for s in fusion.inputs()])
+      continue
     inputs = [tensors[s] for s in node.inputs]
     x = inputs[0] if ops.get(node.op).arity == 1 else inputs
-    for layer, weights in _layers_of(K, node):
+    for layer, weights in ops.get(node.op).to_keras(K, node):
       x = layer(x)
       if weights:
         pending.append((layer, weights))
@@ -185,15 +65,6 @@ def to_keras(graph: Graph, framework: str | None = None):
   for layer, weights in pending:
     layer.set_weights([np.asarray(w) for w in weights])
   return model
-
-
-# The arrays of a node that are Keras variables, in the layer's weight order
-# (`_layers_of` passes them in this order).
-_VARIABLE_PARAMS = {
-    'dense': ('kernel', 'bias'), 'conv2d': ('kernel', 'bias'),
-    'depthwise_conv2d': ('kernel', 'bias'),
-    'batch_norm': ('gamma', 'beta', 'mean', 'variance'),
-    'layer_norm': ('gamma', 'beta')}
 
 
 def layer_of(model, node_name: str):
@@ -214,7 +85,7 @@ def layer_of(model, node_name: str):
 
 def variables(model, node: Node) -> dict:
   """Param name -> the Keras variable holding it, for `node` of `model`'s graph."""
-  names = [p for p in _VARIABLE_PARAMS.get(node.op, ()) if p in node.params]
+  names = [p for p in ops.get(node.op).variables if p in node.params]
   if not names:
     return {}
   return dict(zip(names, layer_of(model, node.name).weights, strict=True))

@@ -14,6 +14,7 @@ import zipfile
 
 from tfprune import keras_compat
 from tfprune.errors import TfpruneError
+from tfprune.errors import shorten
 
 FORMATS = '.keras, .h5 or a SavedModel folder'
 
@@ -69,7 +70,7 @@ def _open(path: pathlib.Path, keras3: bool):
     return keras.models.load_model(path, compile=False)
   except Exception as e:  # pylint: disable=broad-except
     # Keras raises many types here (ValueError, TypeError, OSError, ...).
-    first = ' '.join(str(e).split())[:300].rsplit(' ', 1)[0]
+    first = shorten(str(e), 300)  # Keras's whole message, on one line
     raise TfpruneError(
         f'{"Keras 3" if keras3 else "tf_keras"} cannot load {path}: '
         f'{type(e).__name__}: {first}: save it again without custom objects, '

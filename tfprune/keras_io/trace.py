@@ -81,7 +81,7 @@ class Traced:
 
 def _weights(layer) -> dict[str, np.ndarray]:
   out = {}
-  for w in layer.weights:
+  for w in getattr(layer, 'weights', ()):  # a Keras 3 operation has none
     name = w.name.split('/')[-1].split(':')[0]
     out[name] = np.asarray(w.numpy(), dtype=np.float32)
   return out
@@ -98,6 +98,37 @@ def _call_kwargs(node, framework: str) -> dict:
     return dict(getattr(node, 'call_kwargs', None) or {})
   arguments = getattr(node, 'arguments', None)
   return dict(getattr(arguments, 'kwargs', None) or {})
+
+
+def _call_args(node, framework: str) -> tuple:
+  if framework == 'tf_keras':
+    return tuple(getattr(node, 'call_args', None) or ())
+  arguments = getattr(node, 'arguments', None)
+  return tuple(getattr(arguments, 'args', None) or ())
+
+
+def _placeheld(value, inbound: list):
+  """`value` with each Keras tensor replaced by its `TensorArg` in `inbound`."""
+  if hasattr(value, '_keras_history'):
+    return layers_lib.TensorArg(next(i for i, t in enumerate(inbound)
+                                     if t is value))
+  if isinstance(value, (list, tuple)):
+    return type(value)(_placeheld(v, inbound) for v in value)
+  if isinstance(value, dict):
+    return {k: _placeheld(v, inbound) for k, v in value.items()}
+  return value
+
+
+def reader_key(layer) -> str:
+  """The key of `layers.LAYERS` that reads `layer`: its class name; for an
+  operation Keras 3 records for an operator or a `keras.ops` call,
+  'ops.<class>'; for a tf_keras TFOpLambda, 'tf.<symbol>'."""
+  cls = type(layer).__name__
+  if cls in ('TFOpLambda', 'SlicingOpLambda'):
+    return f'tf.{getattr(layer, "symbol", "")}'
+  if type(layer).__module__.startswith('keras.src.ops'):
+    return f'ops.{cls}'
+  return cls
 
 
 def _io(model, which: str) -> Any:
@@ -235,14 +266,19 @@ class _Tracer:
       raise self.refusal(layer, 'layers with several outputs are not supported')
     inbound = self._called(layer, node_index)
     inputs = [self.visit(t, scope) for t in inbound]
-    converter = layers_lib.LAYERS.get(cls)
+    key = reader_key(layer)
+    converter = layers_lib.LAYERS.get(key)
     module = type(layer).__module__
     if converter is None or not module.startswith(('keras', 'tf_keras')):
+      what = key if key != cls else cls
       raise self.refusal(
-          layer, f'{cls} is not supported; supported layers: {layers_lib.SUPPORTED}')
+          layer, f'{what} is not supported; supported layers: {layers_lib.SUPPORTED}')
+    keras_node = layer._inbound_nodes[node_index]
     call = layers_lib.LayerCall(
         layer, layer.get_config(), _weights(layer), inputs,
-        [tuple(t.shape[1:]) for t in inbound], self.framework, self.name(layer))
+        [tuple(t.shape[1:]) for t in inbound], self.framework, self.name(layer),
+        _placeheld(_call_args(keras_node, self.framework), inbound),
+        _placeheld(_call_kwargs(keras_node, self.framework), inbound))
     new = converter(call)
     self.nodes.extend(new)
     self.owner.update((n.name, layer) for n in new)

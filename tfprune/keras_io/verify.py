@@ -27,10 +27,19 @@ DEFAULT_EXAMPLES = 16
 
 
 def probe_inputs(input_shape, count: int = DEFAULT_EXAMPLES,
-                 seed: int = 0) -> np.ndarray:
-  """Random N(0, 1) inputs of the model's per-example shape."""
+                 seed: int = 0, vocabulary: int | None = None) -> np.ndarray:
+  """Random N(0, 1) inputs of the model's per-example shape, or token ids
+  in [0, vocabulary) for a model that embeds its input."""
   rng = np.random.default_rng(seed)
+  if vocabulary:
+    return rng.integers(0, vocabulary, (count, *input_shape)).astype(np.float32)
   return rng.standard_normal((count, *input_shape)).astype(np.float32)
+
+
+def vocabulary_of(graph) -> int | None:
+  """The smallest table of the embeddings reading the input, if any."""
+  return min((n.params['kernel'].shape[0] for n in graph.consumers(
+      graph.input.name) if n.op == 'embedding'), default=None)
 
 
 def _run(K, model, tensors: list, values: list) -> list[np.ndarray]:
@@ -108,7 +117,7 @@ def verify(model, traced: Traced, data: np.ndarray | None = None) -> None:
       differs from Keras's, or the output when only it differs.
   """
   graph = traced.graph
-  x = probe_inputs(graph.input_shape)
+  x = probe_inputs(graph.input_shape, vocabulary=vocabulary_of(graph))
   if data is not None and len(data):
     if tuple(np.shape(data)[1:]) != graph.input_shape:
       raise TfpruneError(

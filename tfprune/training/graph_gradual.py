@@ -44,7 +44,7 @@ from tfprune.training import resumable
 from tfprune.training import schedules
 from tfprune.transforms import channel_pruning
 from tfprune.transforms import graph_compaction
-from tfprune.transforms import groups as groups_lib
+from tfprune.graph import groups as groups_lib
 
 # Graph ops TF-MOT wraps; the depthwise kernels are masked by tfprune.
 TFMOT_OPS = ('dense', 'conv2d')

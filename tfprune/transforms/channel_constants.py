@@ -12,29 +12,24 @@ entry holds whatever the input, or NaN where it depends on the input:
 * linear and ReLU activations act in float64 (so a dense chain's constants
   are exactly the classic MLP compaction's);
 * every other op (batch norm, other activations, depthwise convs, pooling,
-  merges, reshapes) runs the evaluator's own float32 op on a tensor filled
+  merges, reshapes) runs its own float32 computation on a tensor filled
   with the constants, and an entry that varies over positions (next to zero
-  padding, say) is not constant. A depthwise filter that is all zero outputs
-  its bias whatever its input.
+  padding, say) is not constant. Which entries can be constant is the op
+  definition's constant rule (`ops.base.OpDef.constants`; none: no entry);
+  a depthwise filter that is all zero outputs its bias whatever its input.
 """
 
 import numpy as np
 import tensorflow as tf
 
 from tfprune.errors import TfpruneError
-from tfprune.graph import activations
-from tfprune.graph import node_ops
+from tfprune.graph import groups as groups_lib
 from tfprune.graph import ops
 from tfprune.graph.ir import Graph
-from tfprune.transforms import groups as groups_lib
 
 # A constant read off a float32 op must agree across positions to this
 # relative tolerance (round-off of pooling near borders) to count as constant.
 CONSTANT_RTOL = 1e-5
-# Ops whose output channel e is a function of input channel e alone.
-_CHANNELWISE = ('batch_norm', 'normalization', 'rescaling', 'activation',
-                'layer_norm') + groups_lib.PASS_THROUGH
-_RELU = ops.activation('relu')
 
 
 class Arrays:
@@ -74,23 +69,8 @@ def removed_entries(analysis: groups_lib.Analysis, removed) -> dict[str, np.ndar
 
 
 def padded(node) -> bool:
-  """A conv whose window reads zero padding: only a zero constant folds."""
-  return (node.op == 'conv2d' and node.attrs['padding'] == 'same'
-          and max(node.params['kernel'].shape[:2]) > 1)
-
-
-def _activate(activation, pre: np.ndarray) -> np.ndarray:
-  """An activation of per-channel constants (NaN: not constant)."""
-  if activation['fn'] == 'linear':
-    return pre
-  if dict(activation) == _RELU:
-    return np.maximum(pre, 0.0)
-  if activation['fn'] == 'softmax':
-    return np.full(pre.shape, np.nan)
-  known = ~np.isnan(pre)
-  x = tf.constant(np.where(known, pre, 0.0)[None].astype(np.float32))
-  out = activations.apply_activation(activation, x).numpy()[0].astype(np.float64)
-  return np.where(known, out, np.nan)
+  """A producer whose window reads zero padding: only a zero constant folds."""
+  return ops.get(node.op).zero_pads(node)
 
 
 def _produce(node, x, folded, arrays: Arrays):
@@ -99,30 +79,38 @@ def _produce(node, x, folded, arrays: Arrays):
       else np.zeros(node.params['kernel'].shape[-1])
   nonzero = arrays.nonzero(node.name)
   folded = folded & ~np.isnan(x)
+  activation = node.attrs['activation']
   if not folded.any():
     live = nonzero.reshape(-1, nonzero.shape[-1]).any(axis=0)
-    return _activate(node.attrs['activation'], np.where(live, np.nan, bias)), None
+    return ops.activations.on_constants(activation,
+                                        np.where(live, np.nan, bias)), None
   vector = np.where(folded, x, 0.0)
-  if node.op == 'dense':
+  axis = ops.get(node.op).input_axis
+  rows = np.moveaxis(nonzero, axis, 0)  # (inputs, ..., outputs)
+  if nonzero.ndim == 2:
     bias = bias + vector @ arrays.f64(node.name)
-    live = nonzero[~folded].any(axis=0)
   else:
-    read = nonzero.any(axis=(0, 1, 3))
+    read = rows.reshape(rows.shape[0], -1).any(axis=1)
     if padded(node) and np.any(vector[read]):
       raise TfpruneError(
           f'{node.name} zero-pads a removed channel holding a non-zero '
           'constant, so it cannot be folded into the bias: mask with silence')
-    bias = bias + np.einsum('hwpo,p->o', arrays.f64(node.name), vector)
-    live = nonzero[:, :, ~folded, :].any(axis=(0, 1, 2))
-  return _activate(node.attrs['activation'], np.where(live, np.nan, bias)), bias
+    # c times the sum of the taps of each input channel ('hwpo,p->o').
+    taps = ''.join(chr(ord('a') + i) for i in range(nonzero.ndim - 2))
+    subscripts = taps[:axis] + 'p' + taps[axis:] + 'o'
+    bias = bias + np.einsum(f'{subscripts},p->o', arrays.f64(node.name), vector)
+  live = rows[~folded].reshape(-1, rows.shape[-1]).any(axis=0)
+  return ops.activations.on_constants(activation,
+                                      np.where(live, np.nan, bias)), bias
 
 
 def _filled(graph: Graph, node, values: dict) -> np.ndarray:
-  """Per output entry, the constant of the evaluator's op on constant inputs."""
+  """Per output entry, the constant of the op's computation on constant inputs."""
   inputs = [tf.constant(np.broadcast_to(
       np.nan_to_num(values[s], nan=0.0).astype(np.float32),
       (1, *graph.shapes[s]))) for s in node.inputs]
-  out = node_ops.apply_node(graph, node, node.params, inputs).numpy()
+  out = np.asarray(ops.get(node.op).compute(
+      node, node.params, inputs, graph.shapes[node.name]))
   picked = out.reshape(-1, out.shape[-1])
   constant = picked.mean(axis=0, dtype=np.float64)
   scale = np.abs(constant)
@@ -132,32 +120,14 @@ def _filled(graph: Graph, node, values: dict) -> np.ndarray:
 
 
 def _known(graph: Graph, node, values: dict) -> np.ndarray:
-  """Which output entries of a non-producer are constant if their inputs are."""
-  known = [~np.isnan(values[s]) for s in node.inputs]
-  size = graph.shapes[node.name][-1]
-  shape_in = graph.shapes[node.inputs[0]]
-  op = node.op
-  if op == 'depthwise_conv2d':
-    kernel = node.params['kernel']
-    silent = ~(kernel != 0).reshape(-1, kernel.shape[2] * kernel.shape[3]).any(axis=0)
-    return np.repeat(known[0], kernel.shape[3]) | silent
-  if op == 'activation' and node.attrs['activation']['fn'] == 'softmax' and int(
-      node.attrs['activation']['axis']) in (-1, len(shape_in)):
-    return np.zeros(size, bool)
-  if op == 'layer_norm' and len(shape_in) - 1 in node.attrs['axes']:
-    return np.zeros(size, bool)
-  if op in _CHANNELWISE:
-    return known[0]
-  if op == 'concat' and node.attrs['axis'] == len(shape_in) - 1:
-    return np.concatenate(known)
-  if op in ('merge', 'concat') and len({k.size for k in known}) == 1:
-    return np.logical_and.reduce(known)
-  if op in ('flatten', 'reshape'):
-    if len(graph.shapes[node.name]) == 1:
-      return np.tile(known[0], size // known[0].size)
-    if size == shape_in[-1]:
-      return known[0]
-  return np.zeros(size, bool)
+  """Which output entries of a non-producer are constant if their inputs are
+  (its op's constant rule; none: no entry)."""
+  rule = ops.get(node.op).constants
+  if rule is None:
+    return np.zeros(graph.shapes[node.name][-1], bool)
+  return rule(ops.base.ConstantCall(
+      node, [~np.isnan(values[s]) for s in node.inputs],
+      [graph.shapes[s] for s in node.inputs], graph.shapes[node.name]))
 
 
 def propagate(graph: Graph, entries: dict, arrays: Arrays
@@ -178,19 +148,18 @@ def propagate(graph: Graph, entries: dict, arrays: Arrays
   biases = {}
   for node in graph.nodes[1:]:
     x = values[node.inputs[0]]
-    if node.op in groups_lib.PRODUCERS:
+    definition = ops.get(node.op)
+    if definition.input_axis is not None:
       values[node.name], bias = _produce(node, x, entries[node.inputs[0]], arrays)
       if bias is not None:
         biases[node.name] = bias
       continue
     known = _known(graph, node, values)
+    exact = definition.exact(node, x) if definition.exact and known.any() else None
     if not known.any():
       values[node.name] = np.full(known.shape, np.nan)
-    elif node.op == 'activation' and dict(node.attrs['activation']) in (
-        _RELU, ops.LINEAR):
-      values[node.name] = _activate(node.attrs['activation'], x)
-    elif node.op == 'identity':
-      values[node.name] = x
+    elif exact is not None:
+      values[node.name] = exact
     else:
       values[node.name] = np.where(known, _filled(graph, node, values), np.nan)
   return values, biases

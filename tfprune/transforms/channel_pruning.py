@@ -36,7 +36,7 @@ from tfprune.criteria import pruning
 from tfprune.criteria import unit_groups
 from tfprune.errors import TfpruneError
 from tfprune.graph.ir import Graph
-from tfprune.transforms import groups as groups_lib
+from tfprune.graph import groups as groups_lib
 
 Removed = dict[str, np.ndarray]  # group name -> removed channel indices
 

@@ -35,7 +35,7 @@ from tfprune.graph.ir import Graph
 from tfprune.graph.ir import thaw
 from tfprune.transforms import channel_constants as constants
 from tfprune.transforms import channel_pruning
-from tfprune.transforms import groups as groups_lib
+from tfprune.graph import groups as groups_lib
 
 _ANALYSES: dict[tuple, groups_lib.Analysis] = {}
 
@@ -194,6 +194,8 @@ def _reshaped(node, analysis, removed, graph) -> tuple[int, ...]:
   labels = analysis.labels[node.inputs[0]]
   gone = sum(int(np.isin(labels[labels[:, 0] == g, 1], removed.get(group.name, [])).sum())
              for g, group in enumerate(analysis.groups))
+  if not gone:  # a reshape of channels no group removes keeps its target
+    return target
   width = graph.shapes[node.inputs[0]][-1] - gone
   if len(target) == 1:
     return (int(np.prod(graph.shapes[node.inputs[0]][:-1])) * width,)

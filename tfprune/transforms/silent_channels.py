@@ -17,7 +17,7 @@ from tfprune.graph import evaluator
 from tfprune.graph.ir import Graph
 from tfprune.transforms import channel_pruning
 from tfprune.transforms import graph_compaction
-from tfprune.transforms import groups as groups_lib
+from tfprune.graph import groups as groups_lib
 
 
 def _zero_kernels(graph: Graph, group: groups_lib.Group) -> np.ndarray:

@@ -10,7 +10,10 @@ a residual stage form one group; a `concat` on the channel axis gives each
 input's channels their slice of the output. The walk labels every channel of
 every tensor with a producer channel and joins labels with union-find; each
 connected set is one *coupled channel*, and the coupled channels with the
-same producers form one `Group`.
+same producers form one `Group`. How channels flow through each op is its
+definition's channel rule (`ops.base.OpDef.channels`); an op without one
+keeps the channels it reads (their group is refused, naming it) and the rest
+of the graph is analysed as usual.
 
 A group lists the `Slice`s it touches: (node, param, axis, indices), where
 `indices[c]` are the positions of the group's channel c along that axis.
@@ -24,16 +27,17 @@ import dataclasses
 import numpy as np
 
 from tfprune.errors import TfpruneError
+from tfprune.graph import ops
 from tfprune.graph.ir import Graph
 
-PRODUCERS = ('dense', 'conv2d')
-# Ops whose output channel c is input channel c, whatever their attributes.
-PASS_THROUGH = ('identity', 'max_pool2d', 'avg_pool2d', 'global_avg_pool2d',
-                'global_max_pool2d', 'zero_pad2d')
 # Roles of a slice: a producer's output channels, a per-channel array that
 # follows them (batch norm, depthwise kernel and bias), a consumer's inputs.
-PRODUCER, CHANNEL, CONSUMER = 'producer', 'channel', 'consumer'
-_CONSUMER_AXIS = {'dense': 0, 'conv2d': 2}
+PRODUCER, CHANNEL, CONSUMER = ops.base.PRODUCER, ops.base.CHANNEL, ops.base.CONSUMER
+
+
+def is_producer(op: str) -> bool:
+  """Whether `op` makes new channels from its input's (dense, conv)."""
+  return ops.get(op).input_axis is not None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -132,6 +136,10 @@ class _Walk:
     if a != b:
       self.parent[max(a, b)] = min(a, b)
 
+  def pads(self, labels: np.ndarray) -> None:
+    """These channels reach zero padding: masking must silence them."""
+    self.padded.update(int(v) for v in labels if v >= 0)
+
   def block(self, labels: np.ndarray, why: str) -> None:
     for label in labels:
       if label >= 0:
@@ -143,97 +151,25 @@ class _Walk:
         self.records.append((int(label), node, param, axis, position, role))
 
 
-def _tie(walk: _Walk, arrays: list[np.ndarray], node: str) -> np.ndarray:
-  """Joins the channels of `arrays` one to one (a merge)."""
-  if len({a.size for a in arrays}) != 1:
-    out = np.concatenate(arrays)
-    walk.block(out, f'{node} broadcasts inputs of different channel counts')
-    return np.full(max(a.size for a in arrays), -1)
-  out = arrays[0].copy()
-  for other in arrays[1:]:
-    for i, (a, b) in enumerate(zip(out, other)):
-      if a < 0 or b < 0:
-        walk.block([a, b], f'{node} adds the network input to them')
-        out[i] = -1
-      else:
-        walk.union(int(a), int(b))
-  return out
-
-
-def _per_channel(walk, node, labels, shape) -> None:
-  """Records or refuses a normalization/rescaling node's arrays."""
-  for param, value in node.params.items():
-    if value.size == 1:
-      continue  # a scalar applies to every channel alike
-    if value.ndim and value.shape[-1] == labels.size and value.size == labels.size:
-      walk.record(labels, node.name, param, value.ndim - 1, CHANNEL)
-    else:
-      walk.block(labels, f'{node.name} ({node.op}) has {param} of shape '
-                 f'{value.shape}, neither per channel nor scalar, for input {shape}')
-
-
 def _walk_node(walk: _Walk, graph: Graph, node, labels: dict, padded: dict):
-  """The channel labels of `node`'s output (and what it touches)."""
-  ins = [labels[s] for s in node.inputs]
-  shape_in = graph.shapes[node.inputs[0]] if node.inputs else ()
-  padded_in = any(padded[s] for s in node.inputs)
-  padded[node.name] = padded_in or node.op == 'zero_pad2d'
-  op, x = node.op, ins[0] if ins else None
-  if op in PRODUCERS:
-    kernel = node.params['kernel']
-    if op == 'conv2d' and node.attrs['padding'] == 'same' and max(
-        kernel.shape[:2]) > 1 or padded_in:
-      walk.padded.update(int(v) for v in x if v >= 0)
-    walk.record(x, node.name, 'kernel', _CONSUMER_AXIS[op], CONSUMER)
-    out = walk.new(node.name, kernel.shape[-1])
-    walk.record(out, node.name, 'kernel', kernel.ndim - 1, PRODUCER)
-    if 'bias' in node.params:
-      walk.record(out, node.name, 'bias', 0, PRODUCER)
-    padded[node.name] = False
-    return out
-  if op == 'depthwise_conv2d':
-    multiplier = node.params['kernel'].shape[3]
-    walk.record(x, node.name, 'kernel', 2, CHANNEL)
-    out = np.repeat(x, multiplier)
-    if 'bias' in node.params:
-      walk.record(out, node.name, 'bias', 0, CHANNEL)
-    padded[node.name] = False  # its removed channels restart from the bias
-    return out
-  if op == 'batch_norm':
-    for param in ('gamma', 'beta', 'mean', 'variance'):
-      walk.record(x, node.name, param, 0, CHANNEL)
-    return x
-  if op in ('normalization', 'rescaling'):
-    _per_channel(walk, node, x, shape_in)
-    return x
-  if op == 'layer_norm':
-    if len(shape_in) - 1 in node.attrs['axes']:
-      walk.block(x, f'{node.name} (layer_norm) normalises over the channels')
-    return x
-  if op == 'activation':
-    activation = node.attrs['activation']
-    if activation['fn'] == 'softmax' and int(activation['axis']) in (
-        -1, len(shape_in)):
-      walk.block(x, f'{node.name} is a softmax over the channels')
-    return x
-  if op in PASS_THROUGH:
-    return x
-  if op == 'merge':
-    return _tie(walk, ins, node.name)
-  if op == 'concat':
-    if node.attrs['axis'] == len(shape_in) - 1:
-      return np.concatenate(ins)
-    return _tie(walk, ins, node.name)
-  if op in ('flatten', 'reshape'):
-    shape_out = graph.shapes[node.name]
-    if len(shape_out) == 1:
-      return np.tile(x, int(np.prod(shape_in[:-1], dtype=np.int64)))
-    if shape_out[-1] == shape_in[-1]:
-      return x
-    walk.block(x, f'{node.name} reshapes {shape_in} to {shape_out}, moving '
-               'the channels')
-    return np.full(shape_out[-1], -1)
-  raise TfpruneError(f'node {node.name}: op {op} has no channel rule')
+  """The channel labels of `node`'s output, by its op's channel rule.
+
+  An op without a rule keeps the channels it reads (named in the group's
+  `refused`); its output channels belong to no group.
+  """
+  call = ops.base.ChannelCall(
+      node, [labels[s] for s in node.inputs],
+      [graph.shapes[s] for s in node.inputs], graph.shapes[node.name],
+      any(padded[s] for s in node.inputs))
+  rule = ops.get(node.op).channels
+  if rule is None:
+    for x in call.ins:
+      walk.block(x, f'{node.name} ({node.op}) has no channel rule')
+    out = np.full(call.shape_out[-1] if call.shape_out else 1, -1)
+  else:
+    out = rule(walk, call)
+  padded[node.name] = call.padded_in if call.padded_out is None else call.padded_out
+  return out
 
 
 def analyse(graph: Graph) -> Analysis:

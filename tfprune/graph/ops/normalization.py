@@ -1,0 +1,219 @@
+"""Normalisations and fixed affine maps: `batch_norm`, `layer_norm`,
+`normalization` (Keras's Normalization layer) and `rescaling`."""
+
+import numpy as np
+import tensorflow as tf
+
+from tfprune import keras_compat
+from tfprune.errors import TfpruneError
+from tfprune.graph import ir
+from tfprune.graph.ops import base
+
+_BN = ('gamma', 'beta', 'mean', 'variance')
+
+
+def _channelwise_shape(attrs, params, inputs):
+  del attrs
+  for name, value in params.items():
+    if value.shape != inputs[0][-1:]:
+      raise TfpruneError(f'{name} of shape {value.shape} does not fit the '
+                         f'{inputs[0][-1]} channels of input {inputs[0]}')
+  return inputs[0]
+
+
+def _broadcast_shape(attrs, params, inputs):
+  del attrs
+  for name, value in params.items():
+    if len(value.shape) > len(inputs[0]) + 1 or any(
+        d not in (1, s) for d, s in zip(value.shape[::-1], inputs[0][::-1])):
+      raise TfpruneError(f'{name} of shape {value.shape} does not broadcast '
+                         f'to input {inputs[0]}')
+  return inputs[0]
+
+
+def _layer_norm_shape(attrs, params, inputs):
+  axes = attrs['axes']
+  if not all(0 <= a < len(inputs[0]) for a in axes):
+    raise TfpruneError(f'normalisation axes {axes} do not fit input {inputs[0]}')
+  expected = tuple(inputs[0][a] for a in axes)
+  for name, value in params.items():
+    if value.shape != expected:
+      raise TfpruneError(f'{name} of shape {value.shape} does not fit axes '
+                         f'{axes} of input {inputs[0]}')
+  return inputs[0]
+
+
+def _batch_norm(node, p, xs, shape):
+  del shape
+  return tf.nn.batch_normalization(xs[0], p['mean'], p['variance'], p['beta'],
+                                   p['gamma'], node.attrs['epsilon'])
+
+
+def _layer_norm(node, p, xs, shape):
+  del shape
+  x = xs[0]
+  axes = [a + 1 for a in node.attrs['axes']]
+  shape = [1] * x.shape.rank
+  for a in axes:
+    shape[a] = x.shape[a]
+  mean, variance = tf.nn.moments(x, axes=axes, keepdims=True)
+  gamma = tf.reshape(p['gamma'], shape) if 'gamma' in p else None
+  beta = tf.reshape(p['beta'], shape) if 'beta' in p else None
+  return tf.nn.batch_normalization(x, mean, variance, beta, gamma,
+                                   node.attrs['epsilon'])
+
+
+def _normalization(node, p, xs, shape):
+  del shape
+  return (xs[0] - p['mean']) / tf.maximum(tf.sqrt(p['variance']),
+                                          node.attrs['epsilon'])
+
+
+def _last_axis(l: base.LayerCall, axis) -> None:
+  axes = [axis] if isinstance(axis, int) else list(axis)
+  rank = len(l.input_shapes[0]) + 1
+  if len(axes) != 1 or axes[0] not in (-1, rank - 1):
+    raise l.refuse(f'axis {axis} is not supported: normalise the last '
+                   '(channels) axis')
+
+
+def _read_batch_norm(l: base.LayerCall) -> list:
+  _last_axis(l, l.config['axis'])
+  w, channels = l.weights, l.input_shapes[0][-1]
+  return [ir.Node(l.name, 'batch_norm', l.inputs,
+                  {'epsilon': float(l.config['epsilon'])},
+                  {'gamma': w.get('gamma', np.ones(channels)),
+                   'beta': w.get('beta', np.zeros(channels)),
+                   'mean': w['moving_mean'], 'variance': w['moving_variance']})]
+
+
+def _read_layer_norm(l: base.LayerCall) -> list:
+  if l.config.get('rms_scaling'):
+    raise l.refuse('rms_scaling is not supported')
+  axis = l.config['axis']
+  rank = len(l.input_shapes[0])
+  axes = tuple(sorted((a if a >= 0 else a + rank + 1) - 1
+                      for a in ([axis] if isinstance(axis, int) else axis)))
+  params = {k: v for k, v in l.weights.items() if k in ('gamma', 'beta')}
+  return [ir.Node(l.name, 'layer_norm', l.inputs,
+                  {'axes': axes, 'epsilon': float(l.config['epsilon'])},
+                  {k: v.reshape([l.input_shapes[0][a] for a in axes])
+                   for k, v in params.items()})]
+
+
+def _per_example(array, rank: int) -> np.ndarray:
+  array = np.asarray(array, np.float32)
+  return array.reshape(array.shape[1:]) if array.ndim == rank + 1 else array
+
+
+def _read_normalization(l: base.LayerCall) -> list:
+  if l.config.get('invert'):
+    raise l.refuse('invert=True is not supported')
+  rank = len(l.input_shapes[0])
+  mean, variance = (_per_example(np.asarray(getattr(l.layer, k)), rank)
+                    for k in ('mean', 'variance'))
+  epsilon = keras_compat.keras_module(l.framework).backend.epsilon()
+  return [ir.Node(l.name, 'normalization', l.inputs, {'epsilon': float(epsilon)},
+                  {'mean': mean, 'variance': variance})]
+
+
+def _read_rescaling(l: base.LayerCall) -> list:
+  return [ir.Node(l.name, 'rescaling', l.inputs, {},
+                  {'scale': np.asarray(l.config['scale'], np.float32),
+                   'offset': np.asarray(l.config['offset'], np.float32)})]
+
+
+def _scalar_or_list(array: np.ndarray):
+  return float(array) if array.ndim == 0 else array.tolist()
+
+
+def _normalization_to_keras(K, node):
+  """A Normalization layer over the axes where mean or variance vary (counted
+  from the end), so arrays of any broadcastable shape fit Keras 3's rule
+  that their rank not exceed the number of axes."""
+  mean, variance = (np.asarray(node.params[k]) for k in ('mean', 'variance'))
+  shape = np.broadcast_shapes(mean.shape, variance.shape)
+  kept = [i for i, d in enumerate(shape) if d > 1]
+  sizes = [shape[i] for i in kept]
+  mean, variance = (np.broadcast_to(a, shape).reshape(sizes) if kept
+                    else a.reshape(()) for a in (mean, variance))
+  axis = tuple(i - len(shape) for i in kept) or None
+  return [(K.layers.Normalization(axis=axis, mean=mean, variance=variance,
+                                  name=node.name), None)]
+
+
+def _layer_norm_to_keras(K, node):
+  p = node.params
+  return [(K.layers.LayerNormalization(
+      axis=[x + 1 for x in node.attrs['axes']], epsilon=node.attrs['epsilon'],
+      center='beta' in p, scale='gamma' in p, name=node.name),
+           [p[k] for k in ('gamma', 'beta') if k in p])]
+
+
+def _per_channel_channels(walk, call: base.ChannelCall) -> np.ndarray:
+  """Records a normalization/rescaling node's arrays, or keeps its channels."""
+  node, labels = call.node, call.x
+  for param, value in node.params.items():
+    if value.size == 1:
+      continue  # a scalar applies to every channel alike
+    if value.ndim and value.shape[-1] == labels.size and value.size == labels.size:
+      walk.record(labels, node.name, param, value.ndim - 1, base.CHANNEL)
+    else:
+      walk.block(labels, f'{node.name} ({node.op}) has {param} of shape '
+                 f'{value.shape}, neither per channel nor scalar, for input '
+                 f'{call.shapes_in[0]}')
+  return labels
+
+
+def _batch_norm_channels(walk, call: base.ChannelCall) -> np.ndarray:
+  for param in _BN:
+    walk.record(call.x, call.node.name, param, 0, base.CHANNEL)
+  return call.x
+
+
+def over_channels(call) -> bool:
+  """A layer norm whose axes include the channel axis."""
+  return len(call.shapes_in[0]) - 1 in call.node.attrs['axes']
+
+
+def _layer_norm_channels(walk, call: base.ChannelCall) -> np.ndarray:
+  if over_channels(call):
+    walk.block(call.x, f'{call.node.name} (layer_norm) normalises over the '
+               'channels')
+  return call.x
+
+
+def _layer_norm_constants(call: base.ConstantCall) -> np.ndarray:
+  if over_channels(call):
+    return np.zeros(call.shape_out[-1], bool)
+  return call.known[0]
+
+
+BATCH_NORM = base.register(base.OpDef(
+    'batch_norm', _channelwise_shape, _batch_norm,
+    lambda K, node: [(K.layers.BatchNormalization(
+        epsilon=node.attrs['epsilon'], name=node.name),
+                      [node.params[k] for k in _BN])],
+    params=_BN, required=_BN, keras={'BatchNormalization': _read_batch_norm},
+    variables=_BN, channels=_batch_norm_channels,
+    constants=base.pass_constants))
+LAYER_NORM = base.register(base.OpDef(
+    'layer_norm', _layer_norm_shape, _layer_norm, _layer_norm_to_keras,
+    params=('gamma', 'beta'), keras={'LayerNormalization': _read_layer_norm},
+    variables=('gamma', 'beta'), channels=_layer_norm_channels,
+    constants=_layer_norm_constants))
+NORMALIZATION = base.register(base.OpDef(
+    'normalization', _broadcast_shape, _normalization,
+    _normalization_to_keras,
+    params=('mean', 'variance'), required=('mean', 'variance'),
+    keras={'Normalization': _read_normalization},
+    channels=_per_channel_channels, constants=base.pass_constants))
+RESCALING = base.register(base.OpDef(
+    'rescaling', _broadcast_shape,
+    lambda node, p, xs, shape: xs[0] * p['scale'] + p['offset'],
+    lambda K, node: [(K.layers.Rescaling(
+        _scalar_or_list(node.params['scale']),
+        _scalar_or_list(node.params['offset']), name=node.name), [])],
+    params=('scale', 'offset'), required=('scale', 'offset'),
+    keras={'Rescaling': _read_rescaling},
+    channels=_per_channel_channels, constants=base.pass_constants))
