@@ -18,7 +18,7 @@ from tests import keras_zoo
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import methods
 from tfprune.criteria import pruning
-from tfprune.drivers import pruned_keras
+from tfprune.drivers import graph_sweep
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
@@ -101,7 +101,7 @@ def test_lowest_channels_removed_and_compacted_equals_masked(method, model, k):
     count = min(pruning.prune_count(k, group.size), group.size - 1)
     expected = np.sort(np.lexsort((np.arange(group.size), scores))[:count])
     np.testing.assert_array_equal(_removed(graph, masked, group), expected)
-  small = pruned_keras.graph_to_save(graph, masked, method, k, names)
+  small = graph_sweep.saved_graph(masked, method)
   x = np.random.default_rng(1).standard_normal(
       (8, *graph.input_shape)).astype(np.float32)
   np.testing.assert_allclose(evaluator.predict(small, x),

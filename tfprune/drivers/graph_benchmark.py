@@ -41,6 +41,7 @@ from tfprune.criteria import graph_pruning
 from tfprune.data import datasets
 from tfprune.data import user_data
 from tfprune.drivers import benchmark
+from tfprune.drivers import graph_sweep
 from tfprune.drivers import mobilenet_model
 from tfprune.drivers import pruned_keras
 from tfprune.drivers import sweep
@@ -172,7 +173,7 @@ def run(config: GraphBenchmarkConfig) -> dict:
     for k in config.levels:
       masked = channel_pruning.prune_graph(graph, method, k, names)
       structured = method in channel_pruning.METHODS
-      saved = pruned_keras.graph_to_save(graph, masked, method, k, names)
+      saved = graph_sweep.saved_graph(masked, method)
       timed = 'keras' if structured else 'graph'
       kernels = [masked.node(n).params['kernel'] for n in names]
       rows.append({

@@ -3,8 +3,10 @@
 Used by `sweep.run` for `--model_file` models. Every pruned variant of the
 graph has the dense graph's shapes, so one traced `graph.evaluator.Evaluator`
 scores them all. The rows have the sweep's columns: the costs are counted on
-the graph (multiply-adds of dense and conv kernels at every output position),
-the size is the graph file's (`graph.io`, sparse where smaller), `units` is
+the graph that `--save_pruned`/`--save_keras` write (`saved_graph`: compacted
+where the method removes channels), multiply-adds of dense and conv kernels
+at every output position; the size is that graph file's (`graph.io`, sparse
+where smaller), `units` is
 each weighted node's count of output channels that still have a non-zero
 weight, and `kernels` the evaluator's kernel of each weighted node in graph
 order (`graph.sparse_kernels`: `conv`, `depthwise`, and `dense` or `csr` by
@@ -24,6 +26,7 @@ from tfprune.graph import ops
 from tfprune.graph.evaluator import Evaluator
 from tfprune.graph.ir import Graph
 from tfprune.transforms import channel_pruning
+from tfprune.transforms import graph_compaction
 
 
 def positions(graph: Graph, name: str) -> int:
@@ -58,6 +61,18 @@ def live_units(graph: Graph) -> str:
   return '-'.join(counts)
 
 
+def saved_graph(pruned: Graph, method: str) -> Graph:
+  """The graph a sweep point describes and saves for `method`'s `pruned` graph.
+
+  Compacted (`graph_compaction.compact_zeros`: the removed channels physically
+  gone, same outputs) where the method removes channels, so every count of
+  the row is the saved file's; the masked graph itself otherwise.
+  """
+  if method in channel_pruning.METHODS:
+    return graph_compaction.compact_zeros(pruned)
+  return pruned
+
+
 def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
                 names: Sequence[str], x: np.ndarray, labels: np.ndarray,
                 make_row: Callable, on_pruned=None,
@@ -73,7 +88,8 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
     names: nodes to prune.
     x, labels: test inputs and integer labels.
     make_row: builds a row from the keyword arguments of the sweep's columns.
-    on_pruned: called as on_pruned(method, k, pruned_graph) for each point.
+    on_pruned: called as on_pruned(method, k, saved_graph) for each point
+      (`saved_graph`: what the row's counts describe).
     points: (method, k, pruned graph) to measure instead of `methods` at
       `levels` on every node of `names` (e.g. an allocation's).
     per_layer: also give each row `layer_sparsity`, the measured sparsity of
@@ -106,7 +122,10 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
     seen.setdefault(key, []).append((arrays, accuracy))
     size = sum(kernel.size for kernel in kernels)
     zeros = sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)
-    effective, nonzero = macs(pruned, True), nonzero_params(pruned)
+    # Accuracy and sparsity are the masked graph's; every count and the size
+    # are the saved graph's (the same network, its removed channels gone).
+    saved = saved_graph(pruned, method)
+    effective, nonzero = macs(saved, True), nonzero_params(saved)
     extra = {'layer_sparsity': allocated.layer_sparsity(
         dict(zip(names, kernels)))} if per_layer else {}
     rows.append(make_row(
@@ -115,10 +134,10 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
         flops=effective,
         flops_speedup=dense_macs / effective if effective else float('inf'),
         compression=params / nonzero if nonzero else float('inf'),
-        size_bytes=len(graph_io.to_bytes(pruned)), units=live_units(pruned),
+        size_bytes=len(graph_io.to_bytes(saved)), units=live_units(saved),
         kernels='+'.join(evaluator.kinds(pruned)), **extra))
     if on_pruned is not None:
-      on_pruned(method, k, pruned)
+      on_pruned(method, k, saved)
     if progress is not None:
       now = time.perf_counter()
       progress(method, k, accuracy, now - clock)
