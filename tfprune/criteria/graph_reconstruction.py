@@ -33,7 +33,6 @@ import tensorflow as tf
 from tfprune.criteria import obs
 from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
-from tfprune import registry
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
 from tfprune.graph.ir import Graph
@@ -75,17 +74,6 @@ def prune_obs(graph: Graph, k: float | Mapping[str, float],
   reconstruction.check_obs_args(damping, block_size)
   return _prune(graph, k, names, calibration, functools.partial(
       _obs_node, damping=float(damping), block_size=int(block_size)))
-
-
-METHODS: dict[str, Callable[..., Graph]] = {'wanda': prune_wanda,
-                                            'obs': prune_obs}
-
-
-def prune(method: str, graph: Graph, k: float | Mapping[str, float],
-          names: Sequence[str], calibration: np.ndarray) -> Graph:
-  """`graph` pruned by the data-aware `method` (a key of `METHODS`)."""
-  return registry.lookup(METHODS, method, 'pruning method')(
-      graph, k, names, calibration)
 
 
 def _prune(graph: Graph, k, names: Sequence[str], calibration: np.ndarray,

@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from tfprune.criteria import importances
 from tfprune.drivers import allocated
 from tfprune.graph import io as graph_io
 from tfprune.graph import ops
@@ -68,7 +69,7 @@ def saved_graph(pruned: Graph, method: str) -> Graph:
   gone, same outputs) where the method removes channels, so every count of
   the row is the saved file's; the masked graph itself otherwise.
   """
-  if method in channel_pruning.METHODS:
+  if importances.get(method).removes_channels:
     return graph_compaction.compact_zeros(pruned)
   return pruned
 
@@ -83,7 +84,8 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
 
   Args:
     graph: the dense graph.
-    methods: graph methods (`channel_pruning.GRAPH_METHODS`).
+    methods: criteria (names of `importances.REGISTRY` or objects) that
+      need no calibration data.
     levels: k in percent.
     names: nodes to prune.
     x, labels: test inputs and integer labels.
@@ -100,10 +102,9 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
   """
   if points is None:
     for method in methods:
-      channel_pruning.check_method(method)
-      if method in channel_pruning.METHODS:
-        channel_pruning.check(graph, method, names)
-    points = ((method, k, channel_pruning.prune_graph(graph, method, k, names))
+      channel_pruning.check(graph, method, names)
+    points = ((importances.get(method).name, k,
+               channel_pruning.prune_graph(graph, method, k, names))
               for method in methods for k in levels)
   evaluator = Evaluator(graph, allow_sparse)
   dense_macs = macs(graph, nonzero_only=False)
