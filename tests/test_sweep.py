@@ -30,7 +30,7 @@ def _config(tmp_path, data_dir, **overrides):
 
 
 # The sweep's methods that need no data (every one but wanda and obs).
-DATA_FREE = sorted(graph_pruning.CRITERIA)
+DATA_FREE = sorted(graph_pruning.kernel_criteria())
 
 
 @pytest.fixture(scope='module')

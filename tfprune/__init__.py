@@ -17,7 +17,7 @@ README lists every module by concept.
 __version__ = '0.1.0'
 
 _API = ('Graph', 'from_keras', 'to_keras', 'load', 'save', 'prune', 'compact',
-        'evaluate', 'predict', 'criteria', 'allocations', 'allocate', 'register',
+        'evaluate', 'predict', 'criterion_names', 'allocations', 'allocate', 'register',
         'Importance', 'WeightImportance', 'ChannelImportance',
         'DataAwareImportance', 'Wanda', 'OBS', 'Pattern')
 __all__ = list(_API)

@@ -11,7 +11,7 @@
     tfprune.save(small, 'pruned.npz')
     tfprune.to_keras(small).save('pruned.keras')     # plain Keras, no tfprune needed
 
-A criterion is a registered name (`tfprune.criteria()`) or an object: a
+A criterion is a registered name (`tfprune.criterion_names()`) or an object: a
 subclass of `WeightImportance`, `ChannelImportance` or `DataAwareImportance`
 (see docs/criteria.md); `tfprune.register` makes it a name for the scripts.
 """
@@ -45,7 +45,7 @@ from tfprune.transforms import channel_pruning
 from tfprune.transforms import graph_compaction
 
 __all__ = ['Graph', 'from_keras', 'to_keras', 'load', 'save', 'prune',
-           'compact', 'evaluate', 'predict', 'criteria', 'allocations',
+           'compact', 'evaluate', 'predict', 'criterion_names', 'allocations',
            'allocate', 'register', 'Importance', 'WeightImportance',
            'ChannelImportance', 'DataAwareImportance', 'Wanda', 'OBS', 'Pattern']
 
@@ -72,7 +72,7 @@ def save(graph: Graph, path: str | pathlib.Path) -> pathlib.Path:
   return graph_io.save(graph, path)
 
 
-def criteria() -> tuple[str, ...]:
+def criterion_names() -> tuple[str, ...]:
   """The registered criterion names (built-ins and `register`ed ones)."""
   return tuple(importances.REGISTRY)
 
@@ -113,7 +113,7 @@ def prune(graph: Graph, criterion: 'str | Importance', k: float | None = None,
 
   Args:
     graph: the network.
-    criterion: a name of `criteria()` ('weight', 'unit', 'unit_l1',
+    criterion: a name of `criterion_names()` ('weight', 'unit', 'unit_l1',
       'unit_bn', 'filter_l1', 'random', 'wanda', 'obs') or an `Importance`
       object, e.g. `tfprune.OBS(damping=0.01)` or your own.
     k: percentage of each chosen kernel's weights (or channels) to prune;

@@ -189,7 +189,7 @@ def check_graph_pattern(config) -> None:
 def graph_points(config, graph: Graph, names: Sequence[str],
                  calibration: np.ndarray | None = None
                  ) -> Iterator[tuple[str, float, Graph]]:
-  """Yields (method, k, pruned graph) for each point, like `network_points`.
+  """Yields (row name, k, pruned graph, criterion) for each point, like `network_points`.
 
   The data-aware criteria read `calibration`.
   """
@@ -203,8 +203,9 @@ def graph_points(config, graph: Graph, names: Sequence[str],
       levels = graph_levels(config.allocation, graph, names, k, scan)
       # Under `uniform`, a channel criterion removes coupled channel groups
       # (`channel_pruning`); per-layer levels rank each kernel alone.
-      yield importances.get(method).name, k, channel_pruning.prune_graph(
-          graph, method, levels, names, calibration)
+      yield (importances.get(method).name, k, channel_pruning.prune_graph(
+          graph, method, levels, names, calibration), importances.get(method))
   for name, method in pattern_methods(config.pattern, config.methods):
     yield (name, pattern_level(config.pattern),
-           graph_pattern(graph, method, names, config.pattern))
+           graph_pattern(graph, method, names, config.pattern),
+           importances.get(method))

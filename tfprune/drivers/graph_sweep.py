@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from tfprune.criteria import importances
+from tfprune.criteria import protocol
 from tfprune.drivers import allocated
 from tfprune.graph import io as graph_io
 from tfprune.graph import ops
@@ -62,8 +63,8 @@ def live_units(graph: Graph) -> str:
   return '-'.join(counts)
 
 
-def saved_graph(pruned: Graph, method: str) -> Graph:
-  """The graph a sweep point describes and saves for `method`'s `pruned` graph.
+def saved_graph(pruned: Graph, method: 'str | protocol.Importance') -> Graph:
+  """The graph a sweep point describes and saves for criterion `method`'s `pruned` graph.
 
   Compacted (`graph_compaction.compact_zeros`: the removed channels physically
   gone, same outputs) where the method removes channels, so every count of
@@ -92,7 +93,7 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
     make_row: builds a row from the keyword arguments of the sweep's columns.
     on_pruned: called as on_pruned(method, k, saved_graph) for each point
       (`saved_graph`: what the row's counts describe).
-    points: (method, k, pruned graph) to measure instead of `methods` at
+    points: (row name, k, pruned graph, criterion) to measure instead of `methods` at
       `levels` on every node of `names` (e.g. an allocation's).
     per_layer: also give each row `layer_sparsity`, the measured sparsity of
       each node of `names`.
@@ -104,14 +105,15 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
     for method in methods:
       channel_pruning.check(graph, method, names)
     points = ((importances.get(method).name, k,
-               channel_pruning.prune_graph(graph, method, k, names))
+               channel_pruning.prune_graph(graph, method, k, names),
+               importances.get(method))
               for method in methods for k in levels)
   evaluator = Evaluator(graph, allow_sparse)
   dense_macs = macs(graph, nonzero_only=False)
   params = graph.num_params
   rows, seen = [], {}
   clock = time.perf_counter()
-  for method, k, pruned in points:
+  for method, k, pruned, criterion in points:
     kernels = [pruned.node(n).params['kernel'] for n in names]
     key = tuple(np.count_nonzero(kernel) for kernel in kernels)
     # Every parameter counts, not only the pruned kernels: a method may
@@ -125,7 +127,7 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
     zeros = sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)
     # Accuracy and sparsity are the masked graph's; every count and the size
     # are the saved graph's (the same network, its removed channels gone).
-    saved = saved_graph(pruned, method)
+    saved = saved_graph(pruned, criterion)
     effective, nonzero = macs(saved, True), nonzero_params(saved)
     extra = {'layer_sparsity': allocated.layer_sparsity(
         dict(zip(names, kernels)))} if per_layer else {}
