@@ -151,8 +151,8 @@ def run(config: StructuredConfig, verbose: bool = True) -> StructuredResult:
     start = time.perf_counter()
     dense = importer.from_keras(model, test.images[:VERIFY_EXAMPLES])
     analysis = groups_lib.analyse(dense)
-    removed = channel_pruning.select(
-        dense, analysis, channel_pruning.IMPORTANCE[config.importance], config.k)
+    removed = channel_pruning.select(dense, analysis, config.importance,
+                                     config.k)
     masked = channel_pruning.mask(dense, analysis, removed)
     compacted = graph_compaction.compact(dense, analysis, removed)
     seconds['prune_and_compact'] = time.perf_counter() - start

@@ -64,11 +64,14 @@ def chosen(analysis: groups_lib.Analysis,
 
 
 def channel_importance(criterion: Criterion) -> protocol.ChannelImportance:
-  """The channel-level criterion `criterion` (a name or an object).
+  """The channel-level criterion `criterion` (a name, a short name of
+  `IMPORTANCE`, or an object).
 
   Raises:
     TfpruneError: unknown, or not channel-level.
   """
+  if isinstance(criterion, str):
+    criterion = IMPORTANCE.get(criterion, criterion)
   importance = importances.get(criterion)
   if not isinstance(importance, protocol.ChannelImportance):
     raise TfpruneError(f'{importance.name!r} does not rank channels: choose one '
