@@ -169,7 +169,7 @@ def test_layer_masks_prune_exact_counts_on_conv_kernels(method, k):
   for w in _kernels():
     mask = pruning.get(method)(w, k)
     assert mask.shape == w.shape and mask.dtype == bool
-    if method in graph_pruning.UNIT_LEVEL:
+    if method in ('unit', 'filter_l1'):  # whole filters
       units = mask.reshape(-1, w.shape[-1])
       assert (units.all(axis=0) | ~units.any(axis=0)).all()  # whole filters
       assert (~units.any(axis=0)).sum() == int(k * 10) * w.shape[-1] // 1000
@@ -182,7 +182,7 @@ def test_l1_masks_keep_the_largest(k):
   for w in _kernels(1):
     mask = pruning.get('weight')(w, k)
     assert np.abs(w[mask]).min() > np.abs(w[~mask]).max()
-    units = pruning.get('unit_l1')(w, k).reshape(-1, w.shape[-1])[0]
+    units = pruning.get('filter_l1')(w, k).reshape(-1, w.shape[-1])[0]
     norms = np.abs(w).reshape(-1, w.shape[-1]).sum(axis=0)
     if not units.all():  # 10% of 6 filters prunes none
       assert norms[units].min() > norms[~units].max()

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import graph_reconstruction
+from tfprune.criteria import importances
 from tfprune.criteria import pruning
 from tfprune.criteria import obs
 from tfprune.criteria import reconstruction
@@ -26,8 +27,9 @@ from tfprune.graph.evaluator import Evaluator
 from tfprune.graph.evaluator import run_nodes
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import Node
+from tfprune.transforms import channel_pruning
 
-METHODS = sorted(graph_reconstruction.METHODS)
+METHODS = sorted(importances.names(needs_calibration=True))
 KERNELS = ('conv', 'depthwise', 'conv_no_bias', 'dense')
 RELU = ops.activation('relu')
 
@@ -103,7 +105,7 @@ def _node_output(node, x):
 def test_exact_zero_counts_per_kernel(graph, method, name, k):
   names = graph_pruning.prunable(graph)
   levels = {n: (k if n == name else 50) for n in names}
-  pruned = graph_reconstruction.prune(method, graph, levels, names,
+  pruned = channel_pruning.prune_graph(graph, method, levels, names,
                                       _calibration())
   for n in names:
     kernel = pruned.node(n).params['kernel']
@@ -182,7 +184,7 @@ def test_bad_calibration_refused(graph, bad, match):
 
 def test_unknown_method_and_bad_level_refused(graph):
   with pytest.raises(TfpruneError, match='wanda'):
-    graph_reconstruction.prune('sparse', graph, 50, ['conv'], _calibration())
+    channel_pruning.prune_graph(graph, 'sparse', 50, ['conv'], _calibration())
   with pytest.raises(TfpruneError, match=r'k must be in \[0, 100\], got 120'):
     graph_reconstruction.prune_wanda(graph, 120, ['conv'], _calibration())
 
@@ -201,7 +203,7 @@ def test_mlp_through_the_graph_equals_the_network_path(method, prebuilt,
                 'obs': reconstruction.prune_obs}[method](network, 90, layers, x)
   graph = network_graph.to_graph(network)
   names = graph_pruning.prunable(graph)
-  by_graph = graph_reconstruction.prune(method, graph, 90, names, x)
+  by_graph = channel_pruning.prune_graph(graph, method, 90, names, x)
   for i, name in zip(layers, names):
     kernel = by_graph.node(name).params['kernel']
     np.testing.assert_array_equal(kernel != 0, by_network.kernels[i] != 0)
@@ -282,7 +284,7 @@ def test_sweep_scores_a_point_whose_kept_layers_differ(graph):
   shifted = obs_only.with_params({'out': {'bias': bias}})
   rows = graph_sweep.sweep_graph(
       graph, (), (), names, x, labels, dict,
-      points=[('obs', 50, obs_only), ('shifted', 50, shifted)])
+      points=[('obs', 50, obs_only, 'obs'), ('shifted', 50, shifted, 'obs')])
   evaluator = Evaluator(graph)
   assert [r['accuracy'] for r in rows] == [
       evaluator.accuracy(x, labels, obs_only), evaluator.accuracy(x, labels, shifted)]

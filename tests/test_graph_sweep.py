@@ -15,6 +15,7 @@ import pytest
 from tests import helpers
 from tests import keras_zoo
 from tfprune.criteria import graph_pruning
+from tfprune.criteria import importances
 from tfprune.criteria import pruning
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
@@ -34,16 +35,20 @@ def _by_op(graph, op):
 
 
 @pytest.mark.parametrize('op', ['dense', 'conv2d', 'depthwise_conv2d'])
-@pytest.mark.parametrize('method', sorted(graph_pruning.CRITERIA))
+@pytest.mark.parametrize('method', sorted(graph_pruning.kernel_criteria()))
 @pytest.mark.parametrize('k', LEVELS)
 def test_exact_zero_counts_per_kernel(mobilenet, method, k, op):
   graph = mobilenet
   node = _by_op(graph, op) if op != 'dense' else graph.node('predictions')
+  if method == 'filter_l1' and k == 100:  # always keeps one filter
+    with pytest.raises(TfpruneError, match='would remove all'):
+      graph_pruning.prune(graph, method, k, [node.name])
+    return
   pruned = graph_pruning.prune(graph, method, k, [node.name])
   kernel = node.params['kernel']
   after = pruned.node(node.name).params['kernel']
   axis = graph_pruning.ops.get(node.op).kernels['kernel']
-  if method in graph_pruning.UNIT_LEVEL:
+  if importances.get(method).removes_channels:
     units = kernel.shape[axis]
     dead = ~np.moveaxis(after != 0, axis, -1).reshape(-1, units).any(axis=0)
     assert dead.sum() == pruning.prune_count(k, units)

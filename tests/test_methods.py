@@ -14,7 +14,7 @@ from tfprune.errors import TfpruneError
 
 SHAPES = ((20, 16), (16, 12), (12, 4))
 # Methods that prune whole columns; the rest prune weights.
-UNIT_LEVEL = {'unit', 'unit_l1', 'unit_bn'}
+UNIT_LEVEL = {'unit', 'unit_l1', 'unit_bn', 'filter_l1'}
 # Methods that rank by batch norms, which a dense chain has not: refused.
 BATCH_NORM = {'unit_bn'}
 
@@ -31,7 +31,7 @@ def _calibration(n=64):
 
 def test_unit_level_set_names_registered_methods():
   assert UNIT_LEVEL | BATCH_NORM <= set(methods.METHODS)
-  assert {n for n, m in methods.METHODS.items() if m.channel_importance} == UNIT_LEVEL
+  assert {n for n, m in methods.METHODS.items() if m.removes_channels} == UNIT_LEVEL
 
 
 @pytest.mark.parametrize('name', sorted(BATCH_NORM))
@@ -51,6 +51,10 @@ CHAIN_METHODS = sorted(set(methods.METHODS) - BATCH_NORM)
 @pytest.mark.parametrize('bias_correction', [False, True], ids=['plain', 'bias-corrected'])
 def test_prunes_exactly_and_leaves_other_layers_alone(name, k, bias_correction):
   net = helpers.random_network(SHAPES, seed=3)
+  if name == 'filter_l1' and k == 100:  # it always keeps one filter
+    with pytest.raises(TfpruneError, match='would remove all 16 units'):
+      methods.prune(name, net, k, [0, 1], _calibration())
+    return
   pruned = methods.prune(name, net, k, [0, 1], _calibration(),
                          bias_correction=bias_correction)
   for i, (rows, cols) in enumerate(SHAPES[:2]):

@@ -23,7 +23,7 @@ _GROUPS = {
     'unit': (lambda w: w.shape[-1],
              lambda w: np.sqrt((w.reshape(-1, w.shape[-1]) ** 2).sum(axis=0)),
              lambda w: np.broadcast_to(np.arange(w.shape[-1]), w.shape)),
-    'unit_l1': (lambda w: w.shape[-1],
+    'filter_l1': (lambda w: w.shape[-1],
                 lambda w: np.abs(w.reshape(-1, w.shape[-1])).sum(axis=0),
                 lambda w: np.broadcast_to(np.arange(w.shape[-1]), w.shape)),
     # random ranks weights by seeded uniform scores (seed 0, the default).
@@ -33,7 +33,7 @@ _GROUPS = {
 }
 METHODS = sorted(pruning.PRUNERS)
 # Criteria that keep at least one unit refuse to prune a whole layer.
-KEEPS_ONE = ('unit_l1',)
+KEEPS_ONE = ('filter_l1',)
 SHAPES = [(784, 1000), (1000, 10), (37, 3), (3, 3, 8, 16), (1, 1)]
 LEVELS = [0, 0.1, 10, 25, 33.3, 50, 90, 97.5, 99, 100]
 

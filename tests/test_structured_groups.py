@@ -18,6 +18,7 @@ import pytest
 from tests import helpers
 from tests import keras_zoo
 from tfprune.criteria import graph_pruning
+from tfprune.criteria import importances
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
@@ -128,15 +129,18 @@ def test_importances_and_levels():
   group = groups_lib.analyse(graph).groups[0]
   conv, norm, _, _, head = graph.nodes[1:]
   gamma = norm.params['gamma']
-  np.testing.assert_allclose(channel_pruning.bn_gamma(graph, group), np.abs(gamma))
+  np.testing.assert_allclose(importances.get('unit_bn')(graph, group), np.abs(gamma))
   kernel = conv.params['kernel'].astype(np.float64)
   following = head.params['kernel']
   np.testing.assert_allclose(
-      channel_pruning.l1(graph, group),
+      importances.get('unit_l1')(graph, group),
       np.abs(kernel).sum(axis=(0, 1, 2)) + np.abs(following).sum(axis=1))
+  # filter_l1: the filters alone (Li et al.), not the rows they feed.
+  np.testing.assert_allclose(importances.get('filter_l1')(graph, group),
+                             np.abs(kernel).sum(axis=(0, 1, 2)))
   assert channel_pruning.lowest(np.array([2.0, 1.0, 1.0, 3.0]), 50).tolist() == [1, 2]
   assert channel_pruning.lowest(np.array([1.0, 1.0, 1.0]), 100).tolist() == [0, 1]
-  with pytest.raises(TfpruneError, match='unknown importance'):
+  with pytest.raises(TfpruneError, match='unknown pruning method'):
     channel_pruning.select(graph, groups_lib.analyse(graph), 'nope', 50)
   with pytest.raises(TfpruneError, match='k must be in'):
     channel_pruning.select(graph, groups_lib.analyse(graph), 'l2', 120)

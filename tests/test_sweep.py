@@ -18,6 +18,8 @@ from tfprune.errors import TfpruneError
 from tfprune.graph import weights
 from tfprune.reports import plots
 from tfprune.runtime import evaluate
+from tfprune.runtime import metrics
+from tfprune.transforms import compaction
 
 
 def _config(tmp_path, data_dir, **overrides):
@@ -28,7 +30,7 @@ def _config(tmp_path, data_dir, **overrides):
 
 
 # The sweep's methods that need no data (every one but wanda and obs).
-DATA_FREE = sorted(graph_pruning.CRITERIA)
+DATA_FREE = sorted(graph_pruning.kernel_criteria())
 
 
 @pytest.fixture(scope='module')
@@ -45,9 +47,11 @@ def test_rows_report_exact_sparsity_and_nonzero_counts(
   config = sweep.SweepConfig(weights_dir='unused', out_dir='unused',
                              methods=(method,), levels=(0, 50, 97.5),
                              prune_output_layer=prune_output_layer)
-  rows = sweep.sweep(config, prebuilt.network, slice_test)
+  masked = []
+  rows = sweep.sweep(config, prebuilt.network, slice_test,
+                     on_pruned=lambda method, k, pruned: masked.append(pruned))
   shapes = helpers.MLP_SHAPES if prune_output_layer else helpers.MLP_SHAPES[:-1]
-  for row in rows:
+  for row, network in zip(rows, masked, strict=True):
     if method in ('weight', 'random'):
       pruned = sum((int(row.k * 10) * r * c) // 1000 for r, c in shapes)
     else:
@@ -55,7 +59,16 @@ def test_rows_report_exact_sparsity_and_nonzero_counts(
     size = sum(r * c for r, c in shapes)
     # The trained weights have no exact zeros, so measured = requested.
     assert row.sparsity == pytest.approx(pruned / size, abs=1e-12)
-    assert row.nonzero_params == prebuilt.network.num_params - pruned
+    assert metrics.total(metrics.layer_counts(network)).nonzero_params == (
+        prebuilt.network.num_params - pruned)
+    # The row counts the compacted network that the sweep saves: a unit
+    # whose weights are all gone takes its bias and next-layer row with it.
+    saved = metrics.total(metrics.layer_counts(compaction.compact(network)))
+    assert (row.nonzero_params, row.flops) == (saved.nonzero_params,
+                                               saved.effective_macs)
+    assert row.nonzero_params <= prebuilt.network.num_params - pruned
+    if method == 'unit' and row.k:
+      assert row.nonzero_params < prebuilt.network.num_params - pruned
   assert rows[0].accuracy == evaluate.accuracy(prebuilt.network, slice_test.images,
                                                slice_test.labels)
 

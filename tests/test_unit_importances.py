@@ -18,7 +18,7 @@ from tests import keras_zoo
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import methods
 from tfprune.criteria import pruning
-from tfprune.drivers import pruned_keras
+from tfprune.drivers import graph_sweep
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
@@ -29,7 +29,10 @@ from tfprune.keras_io import importer
 from tfprune.transforms import channel_pruning
 from tfprune.graph import groups as groups_lib
 
-COUPLED = sorted(n for n, m in methods.METHODS.items() if m.channel_importance)
+# The built-in channel criteria scored over whole groups (filter_l1 scores the
+# producers' filters alone: test_structured_groups).
+COUPLED = ['unit', 'unit_bn', 'unit_l1']
+_RULES = {'unit': 'l2', 'unit_l1': 'l1', 'unit_bn': 'bn_gamma'}
 MODELS = ('residual', 'concat', 'mobilenet_v2')
 LEVELS = (30, 50, 70)
 
@@ -47,7 +50,7 @@ def _slice_rows(graph, s):
 
 def importance(graph, group, method):
   """The group's channel scores, by the README's definition of each method."""
-  rule = methods.get(method).channel_importance
+  rule = _RULES[method]
   total = np.zeros(group.size)
   for s in group.slices:
     if rule == 'l2' and s.role == groups_lib.PRODUCER and s.param == 'kernel':
@@ -66,7 +69,7 @@ def _has_gamma(group):
 def _names(graph, method):
   """Layers to prune: all hidden ones; for unit_bn those whose groups have batch norms."""
   names = graph_pruning.prunable(graph)
-  if methods.get(method).channel_importance != 'bn_gamma':
+  if method != 'unit_bn':
     return names
   analysis = groups_lib.analyse(graph)
   keep = {n for g in analysis.groups if not g.refused and _has_gamma(g)
@@ -101,7 +104,7 @@ def test_lowest_channels_removed_and_compacted_equals_masked(method, model, k):
     count = min(pruning.prune_count(k, group.size), group.size - 1)
     expected = np.sort(np.lexsort((np.arange(group.size), scores))[:count])
     np.testing.assert_array_equal(_removed(graph, masked, group), expected)
-  small = pruned_keras.graph_to_save(graph, masked, method, k, names)
+  small = graph_sweep.saved_graph(masked, method)
   x = np.random.default_rng(1).standard_normal(
       (8, *graph.input_shape)).astype(np.float32)
   np.testing.assert_allclose(evaluator.predict(small, x),
@@ -153,7 +156,7 @@ def test_unit_l1_on_a_dense_chain_equals_its_graph():
       np.testing.assert_array_equal(
           kernel, coupled.node(f'layer_{i + 1}').params['kernel'])
   # Not the column-L1 rule of one kernel alone: the next layer's rows count.
-  alone = pruning.unit_l1_mask(network.kernels[0], 50)
+  alone = pruning.get('filter_l1')(network.kernels[0], 50)
   assert not np.array_equal(alone, methods.prune(
       'unit_l1', network, 50, layers).kernels[0] != 0)
 

@@ -3,10 +3,17 @@
     import tfprune
     graph = tfprune.from_keras('my.keras')           # exact, or refused in one line
     pruned = tfprune.prune(graph, 'weight', 90)      # 90% of each hidden kernel
+    pruned = tfprune.prune(graph, tfprune.OBS(), 90, calibration=x_train[:2048])
+    pruned = tfprune.prune(graph, 'weight', 90, allocation='erk')
+    pruned = tfprune.prune(graph, 'weight', pattern='2:4')
     print(tfprune.evaluate(pruned, x_test, y_test))  # top-1 accuracy
     small = tfprune.compact(pruned)                  # removed channels physically gone
     tfprune.save(small, 'pruned.npz')
     tfprune.to_keras(small).save('pruned.keras')     # plain Keras, no tfprune needed
+
+A criterion is a registered name (`tfprune.criterion_names()`) or an object: a
+subclass of `WeightImportance`, `ChannelImportance` or `DataAwareImportance`
+(see docs/criteria.md); `tfprune.register` makes it a name for the scripts.
 """
 
 import pathlib
@@ -14,7 +21,18 @@ from typing import Sequence
 
 import numpy as np
 
+from tfprune.allocation import allocators
+from tfprune.allocation import scan as scan_lib
 from tfprune.criteria import graph_pruning
+from tfprune.criteria import importances
+from tfprune.criteria.importances import OptimalBrainSurgeon as OBS
+from tfprune.criteria.importances import Wanda
+from tfprune.criteria.importances import register
+from tfprune.criteria.patterns import Pattern
+from tfprune.criteria.protocol import ChannelImportance
+from tfprune.criteria.protocol import DataAwareImportance
+from tfprune.criteria.protocol import Importance
+from tfprune.criteria.protocol import WeightImportance
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
 from tfprune.graph import io as graph_io
@@ -27,7 +45,9 @@ from tfprune.transforms import channel_pruning
 from tfprune.transforms import graph_compaction
 
 __all__ = ['Graph', 'from_keras', 'to_keras', 'load', 'save', 'prune',
-           'compact', 'evaluate', 'predict']
+           'compact', 'evaluate', 'predict', 'criterion_names', 'allocations',
+           'allocate', 'register', 'Importance', 'WeightImportance',
+           'ChannelImportance', 'DataAwareImportance', 'Wanda', 'OBS', 'Pattern']
 
 
 def load(path: str | pathlib.Path) -> Graph:
@@ -52,23 +72,81 @@ def save(graph: Graph, path: str | pathlib.Path) -> pathlib.Path:
   return graph_io.save(graph, path)
 
 
-def prune(graph: Graph, method: str, k: float,
-          layers: Sequence[str] | None = None,
-          prune_output_layer: bool = False) -> Graph:
-  """`graph` pruned by `method` ('weight', 'unit', 'unit_l1', 'unit_bn', 'random') at k percent.
+def criterion_names() -> tuple[str, ...]:
+  """The registered criterion names (built-ins and `register`ed ones)."""
+  return tuple(importances.REGISTRY)
+
+
+def allocations() -> tuple[str, ...]:
+  """The allocation names: how an overall level is spread over layers."""
+  return tuple(allocators.ALLOCATIONS)
+
+
+def allocate(graph: Graph, allocation: str, k: float,
+             layers: Sequence[str] | None = None,
+             sensitivity_csv: str | None = None) -> dict[str, float]:
+  """Per-layer levels {layer: k%} of `allocation` for an overall level k.
 
   Args:
     graph: the network.
-    method: a key of `graph_pruning.CRITERIA` or `channel_pruning.METHODS`.
-    k: percentage of each chosen kernel's weights (or units) to prune;
-      'unit', 'unit_l1' and 'unit_bn' remove k% of the channels of every
-      dependency group holding a chosen layer (residual adds and
-      concatenations pruned together), ranked by L2, L1 or batch-norm gamma.
+    allocation: 'uniform', 'global', 'erk' or 'sensitivity'.
+    k: percent of all the chosen kernels' weights together.
+    layers: the layers to prune (default: every kernel but the output's).
+    sensitivity_csv: the scan `sensitivity` reads (experiments/sensitivity.py).
+  """
+  names = graph_pruning.prunable(graph, layers)
+  kernels = {n: graph.node(n).params['kernel'] for n in names}
+  scan = None
+  if sensitivity_csv is not None:
+    scan = scan_lib.read_csv(sensitivity_csv)
+    scan_lib.check_matches(scan, {n: w.size for n, w in kernels.items()},
+                           sensitivity_csv)
+  return allocators.allocate(allocation, kernels, k, scan)
+
+
+def prune(graph: Graph, criterion: 'str | Importance', k: float | None = None,
+          layers: Sequence[str] | None = None, prune_output_layer: bool = False,
+          calibration: np.ndarray | None = None, allocation: str = 'uniform',
+          pattern: 'str | Pattern | None' = None,
+          sensitivity_csv: str | None = None) -> Graph:
+  """`graph` pruned by `criterion` at k percent.
+
+  Args:
+    graph: the network.
+    criterion: a name of `criterion_names()` ('weight', 'unit', 'unit_l1',
+      'unit_bn', 'filter_l1', 'random', 'wanda', 'obs') or an `Importance`
+      object, e.g. `tfprune.OBS(damping=0.01)` or your own.
+    k: percentage of each chosen kernel's weights (or channels) to prune;
+      channel criteria remove k% of the channels of every dependency group
+      holding a chosen layer (residual adds and concatenations pruned
+      together). Unused with `pattern`.
     layers: layer names to prune; default every layer with a kernel but the
       output layer (or with it, if `prune_output_layer`).
+    prune_output_layer: prune the output layer too.
+    calibration: training examples, for data-aware criteria (wanda, obs).
+    allocation: how k is spread over the layers: 'uniform' (k% of each), or
+      'global', 'erk', 'sensitivity' (k% of all their weights together).
+    pattern: 'N:M' (e.g. '2:4'): keep N of every M consecutive weights of
+      each kernel, ranked by a weight-level criterion.
+    sensitivity_csv: the scan that `allocation='sensitivity'` reads.
+
+  Raises:
+    TfpruneError: an unknown name, a bad level, pattern or allocation, or a
+      data-aware criterion without `calibration`.
   """
-  return channel_pruning.prune_graph(graph, method, k, graph_pruning.prunable(
-      graph, layers, prune_output_layer))
+  names = graph_pruning.prunable(graph, layers, prune_output_layer)
+  if pattern is not None:
+    if importances.get(criterion).needs_calibration:
+      raise TfpruneError('an N:M pattern with a data-aware criterion runs on '
+                         'dense-chain weight folders only so far: use weight '
+                         'or random')
+    return graph_pruning.pattern(graph, criterion, names, pattern)
+  if k is None:
+    raise TfpruneError('no level given: pass k, a percentage such as 50')
+  levels = k
+  if allocation != 'uniform':
+    levels = allocate(graph, allocation, k, names, sensitivity_csv)
+  return channel_pruning.prune_graph(graph, criterion, levels, names, calibration)
 
 
 def compact(graph: Graph) -> Graph:

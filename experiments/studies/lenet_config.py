@@ -9,13 +9,13 @@ from tfprune.training import finetune
 
 DEFAULT_LEVELS = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 # Study B's three arms, under the reference's names (the `method` column of
-# study_b.csv), and the criterion of the one registry (`pruning.PRUNERS`)
+# study_b.csv), and the criterion of the one registry (`importances`)
 # each masks with. In the cycles `l1` is TF-MOT's own per-layer magnitude
 # pruning, the registry's `weight` rule with TF-MOT's rounding of the count.
 ARMS: dict[str, str] = {
     'random': 'random',
     'l1': 'weight',
-    'structured_l1': 'unit_l1',
+    'structured_l1': 'filter_l1',
 }
 
 

@@ -16,7 +16,7 @@ k·c/K:
   cycles are zero, hence the smallest, so masks only shrink.
 - random, structured_l1: TF-MOT has no random or filter criterion, so
   `lenet_cycles.layer_masks` computes the masks with the registry's `random`
-  and `unit_l1` on the model's graph (exact counts, only shrinking)
+  and `filter_l1` on the model's graph (exact counts, only shrinking)
   and `tfmot_masks.inject` writes them into the wrappers under
   `schedules.FixedMask`, a schedule that never updates them: the wrapper
   applies weight·mask on every training step, as for its own masks.
@@ -101,7 +101,7 @@ def lenet_graph(config: StudyBConfig) -> tuple[keras.Model, Graph]:
 def structured_l1(graph: Graph, k: float, names) -> Graph:
   """`graph` with the structured_l1 arm applied once at level k on `names`.
 
-  Each node loses the units the registry's `unit_l1` criterion prunes:
+  Each node loses the units the registry's `filter_l1` criterion prunes:
   their kernel slices and biases are set to 0, as the study's cycles leave
   them (LeNet-5 has no batch norm), so the units are silent.
   """
@@ -110,7 +110,7 @@ def structured_l1(graph: Graph, k: float, names) -> Graph:
     node = graph.node(name)
     kernel = node.params['kernel']
     axis = ops.get(node.op).kernels['kernel']
-    keep = graph_pruning.kernel_mask('unit_l1', kernel, k, axis)
+    keep = graph_pruning.kernel_mask('filter_l1', kernel, k, axis)
     units = np.moveaxis(keep, axis, -1).reshape(-1, kernel.shape[axis]).any(axis=0)
     changes[name] = {'kernel': np.where(keep, kernel, np.float32(0)),
                      'bias': np.where(units, node.params['bias'], np.float32(0))}

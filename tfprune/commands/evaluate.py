@@ -32,5 +32,6 @@ def main(argv):
   del argv
   s = scoring.score(_EXPORT.value, _DATASET.value, _DATA_DIR.value, _DATA.value)
   print(f'{s.path}: accuracy {100 * s.accuracy:.2f}% on {s.dataset} test, '
-        f'{s.nonzero_params:,} non-zero parameters, layers {s.units}, '
+        f'{s.nonzero_params:,} non-zero parameters, {s.flops:,} multiply-adds, '
+        f'layers {s.units}, '
         f'{s.size_bytes:,} bytes; made by {s.metadata}')

@@ -1,40 +1,45 @@
-"""Pruning any graph: a mask criterion applied to the kernels of chosen nodes.
+"""Pruning any graph kernel by kernel: a criterion that ranks each kernel alone.
 
-The criteria are the pure functions of `pruning` (`PRUNERS`); this
-module only decides which kernels they see and along which axis a unit lies:
-the output channels of a dense or conv kernel (its last axis), the channels of
-a depthwise kernel (its third axis, each with its multiplier's filters). The
-output layer is kept unless asked for; `layers` names nodes as Keras does.
+The criteria are the importance objects of the one registry
+(`importances`); this module only decides which kernels they see and along
+which axis a unit lies: the output channels of a dense or conv kernel (its
+last axis), the channels of a depthwise kernel (its third axis, each with its
+multiplier's filters). The output layer is kept unless asked for; `layers`
+names nodes as Keras does.
 """
 
-import functools
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from tfprune.criteria import methods
+from tfprune.criteria import importances
+from tfprune.criteria import patterns
+from tfprune.criteria import protocol
 from tfprune.criteria import pruning
-from tfprune import registry
 from tfprune.errors import TfpruneError
 from tfprune.graph import ops
 from tfprune.graph.ir import Graph
 
-# The network methods (`methods.METHODS`) that are one mask criterion of
-# `pruning.PRUNERS`, need no data and rank each kernel alone run on any graph.
-CRITERIA: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
-    name: pruning.PRUNERS[name] for name, method in methods.METHODS.items()
-    if not method.needs_calibration and method.per_layer
-    and name in pruning.PRUNERS}
-UNIT_LEVEL = ('unit', 'unit_l1')
+Criterion = 'str | protocol.Importance'
 
 
-def get(name: str) -> Callable[[np.ndarray, float], np.ndarray]:
-  """The criterion called `name`.
+def get(criterion: Criterion) -> protocol.Importance:
+  """The criterion `criterion` if it ranks each kernel alone (`per_layer`).
 
   Raises:
-    TfpruneError: unknown name, listing the valid ones.
+    TfpruneError: unknown, or ranking across layers or on calibration data.
   """
-  return registry.lookup(CRITERIA, name, 'pruning method')
+  importance = importances.get(criterion)
+  if importance.needs_calibration or not importance.per_layer:
+    raise TfpruneError(
+        f'criterion {importance.name!r} does not rank one kernel alone: choose '
+        f'one of {",".join(kernel_criteria())}')
+  return importance
+
+
+def kernel_criteria() -> tuple[str, ...]:
+  """The registered criteria that rank each kernel alone, without data."""
+  return importances.names(needs_calibration=False, per_layer=True)
 
 
 def prunable(graph: Graph, names: Sequence[str] | None = None,
@@ -61,28 +66,25 @@ def _unit_axis(graph: Graph, name: str) -> int:
   return ops.get(graph.node(name).op).kernels['kernel']
 
 
-def kernel_mask(criterion: str, kernel: np.ndarray, k: float,
+def kernel_mask(criterion: Criterion, kernel: np.ndarray, k: float,
                 unit_axis: int, seed: int = 0,
                 mask: np.ndarray | None = None) -> np.ndarray:
   """`criterion`'s mask of one kernel, with units along `unit_axis`.
 
-  `criterion` is any criterion of the one table, `pruning.PRUNERS` (the
-  graph methods, `CRITERIA`, are those the sweep runs). `seed` seeds
-  `random` (the sweep gives each layer its own). `mask` is the kernel's
-  current mask (None: all kept): weights it pruned count first towards the
-  k% and are never revived, as in every criterion of `pruning`.
+  `criterion` ranks each kernel alone (`get`). `seed` seeds `random` (the
+  sweep gives each layer its own). `mask` is the kernel's current mask
+  (None: all kept): weights it pruned count first towards the k% and are
+  never revived.
   """
-  fn = pruning.get(criterion)
-  if criterion == 'random':
-    fn = functools.partial(fn, seed=seed)
-  if criterion in UNIT_LEVEL and unit_axis != kernel.ndim - 1:
-    moved = np.moveaxis(kernel, unit_axis, -1)
-    moved_mask = None if mask is None else np.moveaxis(mask, unit_axis, -1)
-    return np.moveaxis(fn(moved, k, moved_mask), -1, unit_axis)
-  return fn(kernel, k, mask)
+  importance = get(criterion)
+  if isinstance(importance, protocol.WeightImportance):
+    return importance.mask(kernel, k, mask, seed=seed)
+  moved = np.moveaxis(kernel, unit_axis, -1)
+  moved_mask = None if mask is None else np.moveaxis(mask, unit_axis, -1)
+  return np.moveaxis(importance.kernel_mask(moved, k, moved_mask), -1, unit_axis)
 
 
-def masks(graph: Graph, criterion: str, k: float | Mapping[str, float],
+def masks(graph: Graph, criterion: Criterion, k: float | Mapping[str, float],
           names: Sequence[str]) -> dict[str, np.ndarray]:
   """One kernel mask per node of `names` (True: kept); `random` seeds node i with i.
 
@@ -103,9 +105,30 @@ def apply_masks(graph: Graph, kernel_masks: dict[str, np.ndarray]) -> Graph:
       for name, mask in kernel_masks.items()})
 
 
-def prune(graph: Graph, criterion: str, k: float | Mapping[str, float],
+def prune(graph: Graph, criterion: Criterion, k: float | Mapping[str, float],
           names: Sequence[str]) -> Graph:
   """`graph` with `criterion` at level k (one, or one per name) on the kernels of `names`."""
   for name in names:
     pruning.check_level(pruning.layer_level(k, name))
   return apply_masks(graph, masks(graph, criterion, k, names))
+
+
+def pattern(graph: Graph, criterion: Criterion, names: Sequence[str],
+            nm: 'str | patterns.Pattern') -> Graph:
+  """`graph` with an N:M pattern on the kernels of `names`, ranked by a weight-level criterion.
+
+  Node i of `names` gets seed i (`random`).
+
+  Raises:
+    TfpruneError: a bad pattern, or a criterion that does not score weights.
+  """
+  p = nm if isinstance(nm, patterns.Pattern) else patterns.parse(nm)
+  importance = importances.get(criterion)
+  if not isinstance(importance, protocol.WeightImportance):
+    raise TfpruneError(f'an N:M pattern ranks single weights, which '
+                       f'{importance.name!r} does not score on a graph: use one '
+                       f'of {",".join(importances.names(per_weight=True, needs_calibration=False))}')
+  return apply_masks(graph, {
+      name: importance.pattern_mask(graph.node(name).params['kernel'], p,
+                                    _unit_axis(graph, name), seed=i)
+      for i, name in enumerate(names)})

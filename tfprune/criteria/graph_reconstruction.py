@@ -33,7 +33,6 @@ import tensorflow as tf
 from tfprune.criteria import obs
 from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
-from tfprune import registry
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
 from tfprune.graph.ir import Graph
@@ -75,17 +74,6 @@ def prune_obs(graph: Graph, k: float | Mapping[str, float],
   reconstruction.check_obs_args(damping, block_size)
   return _prune(graph, k, names, calibration, functools.partial(
       _obs_node, damping=float(damping), block_size=int(block_size)))
-
-
-METHODS: dict[str, Callable[..., Graph]] = {'wanda': prune_wanda,
-                                            'obs': prune_obs}
-
-
-def prune(method: str, graph: Graph, k: float | Mapping[str, float],
-          names: Sequence[str], calibration: np.ndarray) -> Graph:
-  """`graph` pruned by the data-aware `method` (a key of `METHODS`)."""
-  return registry.lookup(METHODS, method, 'pruning method')(
-      graph, k, names, calibration)
 
 
 def _prune(graph: Graph, k, names: Sequence[str], calibration: np.ndarray,
@@ -135,8 +123,12 @@ def _obs_node(dense: Graph, pruned: Graph, name: str, k: float, x: np.ndarray,
     if bias is not None:
       w0 = np.vstack([w0, np.asarray(bias, np.float64)[None]])
   ata = aty = 0.0
-  for a, a_dense in zip(_rows(node, _inputs(pruned, name, x), bias is not None),
-                        _rows(node, _inputs(dense, name, x), bias is not None)):
+  chunks = _rows(node, _inputs(pruned, name, x), bias is not None)
+  if _upstream_unchanged(dense, pruned, name):
+    pairs = ((a, a) for a in chunks)  # the dense node reads the same inputs
+  else:
+    pairs = zip(chunks, _rows(node, _inputs(dense, name, x), bias is not None))
+  for a, a_dense in pairs:
     if depthwise:  # (n, h·w [+1], c) -> (c, n, h·w [+1])
       a, a_dense = a.transpose(2, 0, 1), a_dense.transpose(2, 0, 1)
     y = a_dense @ w0  # the dense node's pre-activation
@@ -157,6 +149,17 @@ def _obs_node(dense: Graph, pruned: Graph, name: str, k: float, x: np.ndarray,
   ws = np.stack([obs.prune_refit(w, h_inv, rows, int(n), block_size)
                  for (w, h_inv), n in zip(fits, counts)], axis=1)  # (rows [+1], c, m)
   return _params(ws.reshape(ws.shape[0], c * m), rows, kernel.shape, bias)
+
+
+def _upstream_unchanged(dense: Graph, pruned: Graph, name: str) -> bool:
+  """Whether every node before `name` is still the dense graph's own (so
+  node `name` reads the same inputs in both)."""
+  for d, p in zip(dense.nodes, pruned.nodes):
+    if d.name == name:
+      return True
+    if d is not p:
+      return False
+  return True
 
 
 def _params(w: np.ndarray, rows: int, shape: tuple[int, ...],

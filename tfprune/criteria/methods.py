@@ -1,131 +1,103 @@
-"""Network-level pruning methods by name, as used by the sweep.
+"""Pruning a dense chain (a weight folder's `Network`) with any registered criterion.
 
-A method turns a dense network into a pruned one at level k on the given
-layers. `weight` and `unit` apply the mask criteria of `pruning`; `wanda` and
-`obs` also look at a calibration set of training inputs (see
-`reconstruction`). Any method can be followed by bias correction. The unit
-methods with a `channel_importance` remove coupled channel groups on a graph
-(`transforms.channel_pruning`), ranked by that importance; `unit_l1` and
-`unit_bn` rank a dense chain's units the same way (`unit_groups`).
+The criteria are the importance objects of the one registry
+(`importances.REGISTRY`); this module runs them on the dense-chain network
+type, which the graph will replace: a weight-level criterion masks each
+chosen layer by its scores; a channel criterion that ranks one kernel alone
+(`unit`, `filter_l1`) masks each layer's units; `unit_l1` and `unit_bn` rank a
+chain's units as channel groups (`unit_groups`); `wanda` and `obs` walk the
+chain on calibration inputs (`reconstruction`). Any of them can be followed
+by bias correction.
 """
 
-import dataclasses
-from typing import Callable, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from tfprune import registry
-from tfprune.criteria import pruning
 from tfprune.criteria import bias_correction as bias_correction_lib
+from tfprune.criteria import importances
+from tfprune.criteria import protocol
+from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
 from tfprune.criteria import unit_groups
 from tfprune.errors import TfpruneError
 from tfprune.graph.network import Network
 
-PruneFn = Callable[[Network, float, Sequence[int], np.ndarray | None, bool], Network]
+Criterion = 'str | protocol.Importance'
+# The registry itself, under the name the scripts' --methods flags read (they
+# move into the package with the `cli` work; then they read `importances`).
+METHODS = importances.REGISTRY
 
 
-@dataclasses.dataclass(frozen=True)
-class Method:
-  """A pruning method.
-
-  Attributes:
-    prune: (network, k, layers, calibration, use_biases) -> pruned network.
-    needs_calibration: whether `prune` reads calibration inputs.
-    summary: one line for `--help` and the README.
-    channel_importance: on a graph, the method removes coupled channel groups
-      ranked by this key of `transforms.channel_pruning.IMPORTANCE` (None:
-      it masks each kernel alone).
-  """
-  prune: PruneFn
-  needs_calibration: bool
-  summary: str
-  channel_importance: str | None = None
-
-  @property
-  def per_layer(self) -> bool:
-    """Whether the method ranks each kernel by its own weights alone.
-
-    Such a method also runs one kernel at a time (`graph_pruning`, per-layer
-    levels of an allocation); `unit_l1` and `unit_bn` rank a channel by the
-    next layer's rows or by its batch norms, which no kernel holds.
-    """
-    return self.channel_importance in (None, 'l2')
+def get(name: Criterion) -> protocol.Importance:
+  """The registered criterion `name` (or the importance object itself)."""
+  return importances.get(name)
 
 
-def _masking(criterion: str) -> PruneFn:
-  def prune(network, k, layers, calibration, use_biases):
-    del calibration, use_biases  # magnitude criteria look at weights only
-    return network.masked(pruning.network_masks(network, criterion, k, layers))
-  return prune
-
-
-METHODS: dict[str, Method] = {
-    'weight': Method(_masking('weight'), False,
-                     'smallest |w| of each layer (magnitude)'),
-    'unit': Method(_masking('unit'), False,
-                   'columns (neurons) of smallest L2 norm', 'l2'),
-    'random': Method(_masking('random'), False,
-                     'weights chosen at random (seeded): the baseline'),
-    'wanda': Method(
-        lambda n, k, l, c, b: reconstruction.prune_wanda(n, k, l, c, use_biases=b),
-        True, 'smallest |w| * ||x|| on calibration inputs (Wanda)'),
-    'obs': Method(
-        lambda n, k, l, c, b: reconstruction.prune_obs(n, k, l, c, use_biases=b),
-        True, 'OBS saliency + layer-wise least-squares reconstruction (SparseGPT)'),
-    'unit_l1': Method(unit_groups.pruner('unit_l1', 'l1'), False,
-                      'units (channels) of smallest L1 norm of every weight '
-                      'they touch', 'l1'),
-    'unit_bn': Method(unit_groups.pruner('unit_bn', 'bn_gamma'), False,
-                      'channels of smallest batch-norm |gamma| (networks with '
-                      'batch norm)', 'bn_gamma'),
-}
-
-
-def get(name: str) -> Method:
-  """Returns the method called `name`.
-
-  Raises:
-    ValueError: `name` is not in `METHODS`.
-  """
-  return registry.lookup(METHODS, name, 'pruning method')
-
-
-def needs_calibration(names: Sequence[str], bias_correction: bool) -> bool:
+def needs_calibration(names: Sequence[Criterion], bias_correction: bool) -> bool:
   """Whether running `names` (with or without bias correction) needs calibration."""
   return bias_correction or any(get(n).needs_calibration for n in names)
 
 
-def prune(name: str, network: Network, k: float, layers: Sequence[int],
-          calibration: np.ndarray | None = None, use_biases: bool = True,
-          bias_correction: bool = False) -> Network:
-  """Prunes `network` with method `name` at level k on `layers`.
+def _chain(importance: protocol.Importance, network: Network,
+           k: float | Mapping[int, float], layers: Sequence[int],
+           calibration: np.ndarray | None, use_biases: bool) -> Network:
+  """`importance` on a dense chain, without bias correction."""
+  name = importance.name
+  if isinstance(importance, importances.Wanda):
+    return reconstruction.prune_wanda(network, k, layers, calibration,
+                                      use_biases=use_biases)
+  if isinstance(importance, importances.OptimalBrainSurgeon):
+    return reconstruction.prune_obs(network, k, layers, calibration, use_biases,
+                                    importance.damping, importance.block_size)
+  if name in unit_groups.IMPORTANCES:
+    return network.masked(unit_groups.masks(network, name, k, layers))
+  chosen = set(layers)
+  if isinstance(importance, protocol.WeightImportance):
+    # Layer i's seed is i, so equal shapes draw different `random` masks.
+    return network.masked([
+        importance.mask(w, pruning.layer_level(k, i), seed=i) if i in chosen
+        else None for i, w in enumerate(network.kernels)])
+  if isinstance(importance, protocol.ChannelImportance) and importance.per_layer:
+    return network.masked([
+        importance.kernel_mask(w, pruning.layer_level(k, i)) if i in chosen
+        else None for i, w in enumerate(network.kernels)])
+  raise TfpruneError(
+      f'criterion {name!r} runs on graphs, not on a dense-chain weight folder: '
+      'load the folder with tfprune.load and prune the graph')
+
+
+def prune(name: Criterion, network: Network, k: float | Mapping[int, float],
+          layers: Sequence[int], calibration: np.ndarray | None = None,
+          use_biases: bool = True, bias_correction: bool = False) -> Network:
+  """Prunes `network` with criterion `name` at level k on `layers`.
 
   Args:
-    name: a key of `METHODS`.
+    name: a registered criterion name or an importance object.
     network: the dense network (not modified).
-    k: level in percent.
+    k: level in percent, or {layer index: level}.
     layers: 0-based indices of the layers to prune.
-    calibration: (n, inputs) training inputs, for methods that need them.
+    calibration: (n, inputs) training inputs, for criteria that need them.
     use_biases: whether the forward pass adds biases.
     bias_correction: afterwards, shift each pruned layer's bias so its mean
       pre-activation, over the calibration examples where the dense unit is
       active, matches the dense network's.
 
   Raises:
-    TfpruneError: the method or bias correction needs calibration data and
-      none was given.
+    TfpruneError: the criterion or bias correction needs calibration data and
+      none was given, or the criterion does not run on a dense chain.
   """
-  method = get(name)
-  if needs_calibration([name], bias_correction) and calibration is None:
+  importance = get(name)
+  if needs_calibration([importance], bias_correction) and calibration is None:
     raise TfpruneError(
-        f'method {name!r}{" with bias correction" if bias_correction else ""} '
+        f'method {importance.name!r}'
+        f'{" with bias correction" if bias_correction else ""} '
         'needs calibration data: set --calibration_size to a positive number')
-  pruned = method.prune(network, k, layers, calibration, use_biases)
+  pruned = _chain(importance, network, k, layers, calibration, use_biases)
   if bias_correction:
     # Averaging over all examples lets the negative pre-activations that ReLU
     # discards dominate (measured: 75.3% -> 10.3% at k=90); only the examples
     # where the dense unit is active count (75.3% -> 96.4%).
-    pruned = bias_correction_lib.correct_biases(network, pruned, layers, calibration,
-                                           active_only=True)
+    pruned = bias_correction_lib.correct_biases(network, pruned, layers,
+                                                calibration, active_only=True)
   return pruned

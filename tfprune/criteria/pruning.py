@@ -184,13 +184,14 @@ def unit_l1_mask(weights: np.ndarray, k: float,
   return keep if mask is None else keep & np.asarray(mask, dtype=bool)
 
 
-# The one table of mask criteria: (weights, k, mask) -> new mask. Network
-# methods (`methods.METHODS`) and the studies name their criteria from it.
+# The pure mask functions: (weights, k, mask) -> new mask, under the names of
+# the registry's criteria they compute on one kernel (`importances`); the
+# training loops (lottery, TF-MOT rounds) call them directly.
 PRUNERS: dict[str, MaskFn] = {
     'weight': weight_magnitude_mask,
     'unit': unit_l2_mask,
     'random': random_mask,
-    'unit_l1': unit_l1_mask,
+    'filter_l1': unit_l1_mask,
 }
 
 

@@ -32,24 +32,24 @@ def l1_scores(network: Network, layer: int) -> np.ndarray:
   return total
 
 
-# Importances of the methods ranked here (`masks`); others rank a kernel alone.
-IMPORTANCES = ('l1', 'bn_gamma')
+# The criteria ranked here (`masks`); others rank a kernel alone.
+IMPORTANCES = ('unit_l1', 'unit_bn')
 
 
-def check(network: Network, method: str, importance: str | None) -> None:
+def check(network: Network, method: str) -> None:
   """Refuses, before any work, a method this module cannot rank `network` by.
 
   Raises:
-    TfpruneError: `network` is not a dense chain, or `importance` is
-      'bn_gamma' (a dense chain has no batch norm).
+    TfpruneError: `network` is not a dense chain, or `method` is `unit_bn`
+      (a dense chain has no batch norm).
   """
-  if importance not in IMPORTANCES:
+  if method not in IMPORTANCES:
     return
   if network.specs is not None:
     raise TfpruneError(
         f'method {method!r} ranks coupled channels, which a CNN weight folder '
         'has through its graph: load it with tfprune.load and prune the graph')
-  if importance == 'bn_gamma':
+  if method == 'unit_bn':
     raise TfpruneError(f'method {method!r} ranks units by batch-norm gamma, but '
                        'a dense chain has no batch norm: use unit or unit_l1')
 
@@ -60,16 +60,14 @@ def lowest(scores: np.ndarray, k: float) -> np.ndarray:
   return np.sort(np.argsort(scores, kind='stable')[:max(count, 0)])
 
 
-def masks(network: Network, method: str, importance: str,
-          k: float | Mapping[int, float],
+def masks(network: Network, method: str, k: float | Mapping[int, float],
           layers: Sequence[int]) -> list[np.ndarray | None]:
-  """One kernel mask per layer (None where kept whole): `importance` at level k on `layers`.
+  """One kernel mask per layer (None where kept whole): `method` at level k on `layers`.
 
   Args:
     network: a dense chain.
-    method: the method's name, for messages.
-    importance: a key of `IMPORTANCES` ('bn_gamma' is refused: a dense
-      chain has no batch norm).
+    method: a key of `IMPORTANCES` (`unit_bn` is refused: a dense chain has
+      no batch norm).
     k: one level, or a mapping from layer index to that layer's level.
     layers: 0-based indices of the layers to prune.
 
@@ -77,8 +75,8 @@ def masks(network: Network, method: str, importance: str,
     TfpruneError: the network is not a dense chain, or has no batch norm to
       rank by, or a level is outside [0, 100].
   """
-  check(network, method, importance)
-  score = {'l1': l1_scores}[importance]
+  check(network, method)
+  score = l1_scores
   out: list[np.ndarray | None] = [None] * network.num_layers
   last = network.num_layers - 1
   for i in sorted(set(layers)):
@@ -93,10 +91,3 @@ def masks(network: Network, method: str, importance: str,
     out[i] = np.broadcast_to(keep, kernel.shape).copy()
   return out
 
-
-def pruner(method: str, importance: str):
-  """The `methods.Method.prune` function of a group-ranked unit method."""
-  def prune(network, k, layers, calibration, use_biases):
-    del calibration, use_biases  # the ranks look at weights only
-    return network.masked(masks(network, method, importance, k, layers))
-  return prune

@@ -18,22 +18,22 @@ import numpy as np
 from tfprune.allocation import allocators
 from tfprune.allocation import scan as scan_lib
 from tfprune.criteria import graph_pruning
-from tfprune.criteria import graph_reconstruction
+from tfprune.criteria import importances
 from tfprune.criteria import methods as methods_lib
 from tfprune.criteria import patterns
 from tfprune.criteria import reconstruction
 from tfprune.criteria import unit_groups
 from tfprune.errors import TfpruneError
-from tfprune.graph import ops
 from tfprune.graph.ir import Graph
 from tfprune.transforms import channel_pruning
 from tfprune.graph.network import Network
 
-# Methods whose scores are per weight, so an N:M pattern can rank them.
-PATTERN_METHODS = ('weight', 'random', 'wanda', 'obs')
-# Of those, the ones that rank by calibration data (dense-chain folders only).
-_DATA_PATTERN_METHODS = ('wanda', 'obs')
 UNIFORM = 'uniform'
+
+
+def pattern_criteria() -> tuple[str, ...]:
+  """The registered criteria that score single weights, so an N:M pattern can rank them."""
+  return importances.names(per_weight=True)
 
 
 def check(allocation: str, sensitivity_csv: str | None, pattern: str | None,
@@ -46,7 +46,7 @@ def check(allocation: str, sensitivity_csv: str | None, pattern: str | None,
       or per-layer levels for a method that ranks channels across layers.
   """
   allocators.get(allocation)
-  across = [m for m in methods if not methods_lib.get(m).per_layer]
+  across = [m for m in methods if not importances.get(m).per_layer]
   if allocation != UNIFORM and across:
     raise TfpruneError(
         f'--allocation={allocation} gives each layer its own level, but '
@@ -63,9 +63,9 @@ def check(allocation: str, sensitivity_csv: str | None, pattern: str | None,
     if allocation != UNIFORM:
       raise TfpruneError(f'--pattern={pattern} fixes every layer at N of M: '
                          f'drop --allocation={allocation} or --pattern')
-    if not any(m in PATTERN_METHODS for m in methods):
+    if not any(importances.get(m).per_weight for m in methods):
       raise TfpruneError(f'--pattern needs a weight-level method: add one of '
-                         f'{",".join(PATTERN_METHODS)} to --methods')
+                         f'{",".join(pattern_criteria())} to --methods')
 
 
 def layer_name(index: int) -> str:
@@ -115,13 +115,8 @@ def pattern_methods(pattern: str | None,
   if pattern is None:
     return []
   name = patterns.parse(pattern).name
-  return [(f'{m}-{name}', m) for m in methods if m in PATTERN_METHODS]
-
-
-def _scores(method: str, kernel: np.ndarray, seed: int) -> np.ndarray:
-  if method == 'random':
-    return np.random.default_rng(seed).random(kernel.shape)
-  return np.abs(kernel)
+  return [(f'{importances.get(m).name}-{name}', m) for m in methods
+          if importances.get(m).per_weight]
 
 
 def network_pattern(network: Network, method: str, layers: Sequence[int],
@@ -133,27 +128,23 @@ def network_pattern(network: Network, method: str, layers: Sequence[int],
   kept weights), layer after layer as without a pattern.
   """
   p = patterns.parse(pattern)
-  if method in _DATA_PATTERN_METHODS:
-    prune = {'wanda': reconstruction.prune_wanda,
-             'obs': reconstruction.prune_obs}[method]
-    return prune(network, p.level, layers, calibration, use_biases=use_biases,
-                 pattern=p)
+  importance = importances.get(method)
+  if isinstance(importance, importances.Wanda):
+    return reconstruction.prune_wanda(network, p.level, layers, calibration,
+                                      use_biases=use_biases, pattern=p)
+  if isinstance(importance, importances.OptimalBrainSurgeon):
+    return reconstruction.prune_obs(network, p.level, layers, calibration,
+                                    use_biases, importance.damping,
+                                    importance.block_size, pattern=p)
   return network.masked([
-      patterns.nm_mask(_scores(method, w, i), p) if i in set(layers) else None
+      importance.pattern_mask(w, p, seed=i) if i in set(layers) else None
       for i, w in enumerate(network.kernels)])
 
 
 def graph_pattern(graph: Graph, method: str, names: Sequence[str],
                   pattern: str) -> Graph:
   """`graph` with `pattern` on the kernels of `names` (random: node i seed i)."""
-  p = patterns.parse(pattern)
-  masks = {}
-  for i, name in enumerate(names):
-    node = graph.node(name)
-    kernel = node.params['kernel']
-    masks[name] = patterns.nm_mask(_scores(method, kernel, i), p,
-                                   ops.get(node.op).kernels['kernel'])
-  return graph_pruning.apply_masks(graph, masks)
+  return graph_pruning.pattern(graph, method, names, pattern)
 
 
 def pattern_level(pattern: str) -> float:
@@ -170,13 +161,13 @@ def network_points(config, network: Network, layers: Sequence[int],
   rows of `pattern_methods`.
   """
   for method in config.methods:  # before any point is pruned
-    unit_groups.check(network, method, methods_lib.get(method).channel_importance)
+    unit_groups.check(network, importances.get(method).name)
   scan = load_scan(config.allocation, config.sensitivity_csv,
                    {layer_name(i): network.kernels[i].size for i in layers})
   for method in config.methods:
     for k in config.levels:
       levels = network_levels(config.allocation, network, layers, k, scan)
-      yield method, k, methods_lib.prune(
+      yield importances.get(method).name, k, methods_lib.prune(
           method, network, levels, layers, calibration, config.use_biases,
           config.bias_correction)
   for name, method in pattern_methods(config.pattern, config.methods):
@@ -188,8 +179,9 @@ def network_points(config, network: Network, layers: Sequence[int],
 def check_graph_pattern(config) -> None:
   """Refuses an N:M pattern ranked by calibration data on a graph (not yet built)."""
   for method in config.methods:
-    if config.pattern is not None and method in _DATA_PATTERN_METHODS:
-      raise TfpruneError(f'--pattern with {method} runs on dense-chain weight '
+    if config.pattern is not None and importances.get(method).needs_calibration:
+      raise TfpruneError(f'--pattern with {importances.get(method).name} runs '
+                         'on dense-chain weight '
                          'folders only so far: use weight or random on this '
                          'network')
 
@@ -197,27 +189,23 @@ def check_graph_pattern(config) -> None:
 def graph_points(config, graph: Graph, names: Sequence[str],
                  calibration: np.ndarray | None = None
                  ) -> Iterator[tuple[str, float, Graph]]:
-  """Yields (method, k, pruned graph) for each point, like `network_points`.
+  """Yields (row name, k, pruned graph, criterion) for each point, like `network_points`.
 
-  The data-aware methods (`graph_reconstruction.METHODS`) read `calibration`.
+  The data-aware criteria read `calibration`.
   """
   check_graph_pattern(config)
-  for method in config.methods:
-    if method in channel_pruning.METHODS:  # before any point is pruned
-      channel_pruning.check(graph, method, names)
+  for method in config.methods:  # before any point is pruned
+    channel_pruning.check(graph, method, names)
   scan = load_scan(config.allocation, config.sensitivity_csv,
                    {n: graph.node(n).params['kernel'].size for n in names})
   for method in config.methods:
     for k in config.levels:
       levels = graph_levels(config.allocation, graph, names, k, scan)
-      if method in graph_reconstruction.METHODS:
-        yield method, k, graph_reconstruction.prune(method, graph, levels,
-                                                    names, calibration)
-      elif config.allocation == UNIFORM:
-        # `unit` removes coupled channel groups (`channel_pruning`).
-        yield method, k, channel_pruning.prune_graph(graph, method, k, names)
-      else:
-        yield method, k, graph_pruning.prune(graph, method, levels, names)
+      # Under `uniform`, a channel criterion removes coupled channel groups
+      # (`channel_pruning`); per-layer levels rank each kernel alone.
+      yield (importances.get(method).name, k, channel_pruning.prune_graph(
+          graph, method, levels, names, calibration), importances.get(method))
   for name, method in pattern_methods(config.pattern, config.methods):
     yield (name, pattern_level(config.pattern),
-           graph_pattern(graph, method, names, config.pattern))
+           graph_pattern(graph, method, names, config.pattern),
+           importances.get(method))

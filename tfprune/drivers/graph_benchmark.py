@@ -41,9 +41,11 @@ import tensorflow as tf
 
 from tfprune import atomic
 from tfprune.criteria import graph_pruning
+from tfprune.criteria import importances
 from tfprune.data import datasets
 from tfprune.data import user_data
 from tfprune.drivers import benchmark
+from tfprune.drivers import graph_sweep
 from tfprune.drivers import mobilenet_model
 from tfprune.drivers import pruned_keras
 from tfprune.drivers import sweep
@@ -75,7 +77,7 @@ def check_network_and_methods(weights_dir, model_file, methods) -> None:
 
   Raises:
     TfpruneError: not exactly one of the two network sources, no method, or
-      a method `channel_pruning.prune_graph` does not run.
+      an unknown method or one that needs calibration data.
   """
   if (weights_dir is None) == (model_file is None):
     raise TfpruneError('give either --weights_dir or --model_file, not both')
@@ -83,7 +85,10 @@ def check_network_and_methods(weights_dir, model_file, methods) -> None:
     raise TfpruneError('no pruning method given: pass --methods such as '
                        'weight,unit')
   for method in methods:
-    channel_pruning.check_method(method)
+    if importances.get(method).needs_calibration:
+      raise TfpruneError(f'method {method!r} needs calibration data, which this '
+                         'timing run does not draw: choose one of '
+                         f'{",".join(importances.names(needs_calibration=False))}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +102,7 @@ class GraphBenchmarkConfig:
     data: a user's `.npz` (x_test, y_test) instead of `dataset`.
     dataset: registry dataset whose test split is used.
     data_dir: local data folder.
-    methods: graph methods (`channel_pruning.GRAPH_METHODS`).
+    methods: criteria of `importances.REGISTRY` that need no calibration.
     levels: levels k in percent.
     min_seconds: each side of a pair runs at least this long per batch size.
     runs: timed calls per side, at least.
@@ -185,8 +190,8 @@ def run(config: GraphBenchmarkConfig) -> dict:
   for method in config.methods:
     for k in config.levels:
       masked = channel_pruning.prune_graph(graph, method, k, names)
-      structured = method in channel_pruning.METHODS
-      saved = pruned_keras.graph_to_save(graph, masked, method, k, names)
+      structured = importances.get(method).removes_channels
+      saved = graph_sweep.saved_graph(masked, method)
       timed = 'keras' if structured else 'graph'
       kernels = [masked.node(n).params['kernel'] for n in names]
       rows.append({

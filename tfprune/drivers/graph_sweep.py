@@ -3,8 +3,10 @@
 Used by `sweep.run` for `--model_file` models. Every pruned variant of the
 graph has the dense graph's shapes, so one traced `graph.evaluator.Evaluator`
 scores them all. The rows have the sweep's columns: the costs are counted on
-the graph (multiply-adds of dense and conv kernels at every output position),
-the size is the graph file's (`graph.io`, sparse where smaller), `units` is
+the graph that `--save_pruned`/`--save_keras` write (`saved_graph`: compacted
+where the method removes channels), multiply-adds of dense and conv kernels
+at every output position; the size is that graph file's (`graph.io`, sparse
+where smaller), `units` is
 each weighted node's count of output channels that still have a non-zero
 weight, and `kernels` the evaluator's kernel of each weighted node in graph
 order (`graph.sparse_kernels`: `conv`, `depthwise`, and `dense` or `csr` by
@@ -18,12 +20,15 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from tfprune.criteria import importances
+from tfprune.criteria import protocol
 from tfprune.drivers import allocated
 from tfprune.graph import io as graph_io
 from tfprune.graph import ops
 from tfprune.graph.evaluator import Evaluator
 from tfprune.graph.ir import Graph
 from tfprune.transforms import channel_pruning
+from tfprune.transforms import graph_compaction
 
 
 def positions(graph: Graph, name: str) -> int:
@@ -58,6 +63,18 @@ def live_units(graph: Graph) -> str:
   return '-'.join(counts)
 
 
+def saved_graph(pruned: Graph, method: 'str | protocol.Importance') -> Graph:
+  """The graph a sweep point describes and saves for criterion `method`'s `pruned` graph.
+
+  Compacted (`graph_compaction.compact_zeros`: the removed channels physically
+  gone, same outputs) where the method removes channels, so every count of
+  the row is the saved file's; the masked graph itself otherwise.
+  """
+  if importances.get(method).removes_channels:
+    return graph_compaction.compact_zeros(pruned)
+  return pruned
+
+
 def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
                 names: Sequence[str], x: np.ndarray, labels: np.ndarray,
                 make_row: Callable, on_pruned=None,
@@ -68,13 +85,15 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
 
   Args:
     graph: the dense graph.
-    methods: graph methods (`channel_pruning.GRAPH_METHODS`).
+    methods: criteria (names of `importances.REGISTRY` or objects) that
+      need no calibration data.
     levels: k in percent.
     names: nodes to prune.
     x, labels: test inputs and integer labels.
     make_row: builds a row from the keyword arguments of the sweep's columns.
-    on_pruned: called as on_pruned(method, k, pruned_graph) for each point.
-    points: (method, k, pruned graph) to measure instead of `methods` at
+    on_pruned: called as on_pruned(method, k, saved_graph) for each point
+      (`saved_graph`: what the row's counts describe).
+    points: (row name, k, pruned graph, criterion) to measure instead of `methods` at
       `levels` on every node of `names` (e.g. an allocation's).
     per_layer: also give each row `layer_sparsity`, the measured sparsity of
       each node of `names`.
@@ -84,17 +103,17 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
   """
   if points is None:
     for method in methods:
-      channel_pruning.check_method(method)
-      if method in channel_pruning.METHODS:
-        channel_pruning.check(graph, method, names)
-    points = ((method, k, channel_pruning.prune_graph(graph, method, k, names))
+      channel_pruning.check(graph, method, names)
+    points = ((importances.get(method).name, k,
+               channel_pruning.prune_graph(graph, method, k, names),
+               importances.get(method))
               for method in methods for k in levels)
   evaluator = Evaluator(graph, allow_sparse)
   dense_macs = macs(graph, nonzero_only=False)
   params = graph.num_params
   rows, seen = [], {}
   clock = time.perf_counter()
-  for method, k, pruned in points:
+  for method, k, pruned, criterion in points:
     kernels = [pruned.node(n).params['kernel'] for n in names]
     key = tuple(np.count_nonzero(kernel) for kernel in kernels)
     # Every parameter counts, not only the pruned kernels: a method may
@@ -106,7 +125,10 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
     seen.setdefault(key, []).append((arrays, accuracy))
     size = sum(kernel.size for kernel in kernels)
     zeros = sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)
-    effective, nonzero = macs(pruned, True), nonzero_params(pruned)
+    # Accuracy and sparsity are the masked graph's; every count and the size
+    # are the saved graph's (the same network, its removed channels gone).
+    saved = saved_graph(pruned, criterion)
+    effective, nonzero = macs(saved, True), nonzero_params(saved)
     extra = {'layer_sparsity': allocated.layer_sparsity(
         dict(zip(names, kernels)))} if per_layer else {}
     rows.append(make_row(
@@ -115,10 +137,10 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
         flops=effective,
         flops_speedup=dense_macs / effective if effective else float('inf'),
         compression=params / nonzero if nonzero else float('inf'),
-        size_bytes=len(graph_io.to_bytes(pruned)), units=live_units(pruned),
+        size_bytes=len(graph_io.to_bytes(saved)), units=live_units(saved),
         kernels='+'.join(evaluator.kinds(pruned)), **extra))
     if on_pruned is not None:
-      on_pruned(method, k, pruned)
+      on_pruned(method, k, saved)
     if progress is not None:
       now = time.perf_counter()
       progress(method, k, accuracy, now - clock)

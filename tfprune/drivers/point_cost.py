@@ -55,7 +55,7 @@ class PointCostConfig:
     data: a user's `.npz` (x_test, y_test) instead of `dataset`.
     dataset: registry dataset whose test split is used.
     data_dir: local data folder.
-    methods: graph methods (`channel_pruning.GRAPH_METHODS`) of the timed sweep.
+    methods: criteria of `importances.REGISTRY` (no calibration) of the timed sweep.
     levels: levels k in percent of the timed sweep.
     rounds: timed sweeps and timed predicts, alternating.
     predict_batch_size: `model.predict`'s batch size (Keras's default: 32).

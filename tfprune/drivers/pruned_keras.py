@@ -1,34 +1,23 @@
 """Pruned networks as plain Keras `.keras` files, compacted where structured removal allows.
 
 For `sweep --save_keras`, through the one compaction (`graph_compaction`): a
-structured method (`unit`) is compacted on any graph (the removed channels
-are gone and the smaller model computes what the masked one does); a dense
-chain of a weight folder is compacted after any method (units whose weights
-are all pruned, or that nothing reads, are removed: `compact_zeros`);
-otherwise (`weight`, `random` on a graph) the masked graph is written, shaped
-like the dense one. Files are written under a temporary name and renamed.
+graph is saved as the sweep measured it (`graph_sweep.saved_graph`: compacted
+where the method removes channels, masked otherwise); a dense chain of a
+weight folder is compacted after any method (units whose weights are all
+pruned, or that nothing reads, are removed: `compact_zeros`). Files are
+written under a temporary name and renamed.
 """
 
 import os
 import pathlib
-from typing import Sequence
 
 from tfprune.graph import network_graph
 from tfprune.graph.ir import Graph
 from tfprune.graph.network import Network
 from tfprune.keras_io import build
-from tfprune.transforms import channel_pruning
 from tfprune.transforms import graph_compaction
 
 SUFFIX = '.keras'
-
-
-def graph_to_save(dense: Graph, masked: Graph, method: str, k: float,
-                  names: Sequence[str]) -> Graph:
-  """The graph a sweep point saves: compacted for structured methods."""
-  if method in channel_pruning.METHODS:
-    return graph_compaction.prune_and_compact(dense, method, k, names)[1]
-  return masked
 
 
 def network_to_save(pruned: Network, use_biases: bool) -> Graph:

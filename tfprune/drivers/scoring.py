@@ -9,6 +9,7 @@ the graph evaluator, as the sweep scores them. `data` (a user's `.npz`)
 replaces the registry dataset for graphs and Keras models.
 """
 
+import dataclasses
 import pathlib
 import zipfile
 
@@ -55,7 +56,12 @@ def score(path: str | pathlib.Path, dataset: str = 'mnist',
   else:
     split = datasets.load(dataset, 'test', data_dir)
   if keras_file:
-    graph = importer.from_keras(path, data=split.images[:16])
+    graph = importer.from_keras(path)
+    if data is None and split.images[0].size == np.prod(graph.input_shape):
+      # A registry dataset's images, as the model reads them (a dense chain
+      # reads them flat, as the sweep fed them).
+      split = dataclasses.replace(split, images=split.images.reshape(
+          len(split.images), *graph.input_shape))
     size = sum(f.stat().st_size for f in path.rglob('*') if f.is_file()) if (
         path.is_dir()) else path.stat().st_size
   else:
@@ -67,4 +73,5 @@ def score(path: str | pathlib.Path, dataset: str = 'mnist',
   accuracy = evaluator.Evaluator(graph).accuracy(split.images, split.labels)
   return export.Score(str(path), source, accuracy,
                       graph_sweep.nonzero_params(graph),
+                      graph_sweep.macs(graph, nonzero_only=True),
                       graph_sweep.live_units(graph), size, thaw(graph.metadata))

@@ -1,7 +1,7 @@
 """The sensitivity scan: prune one layer at a time and measure the damage.
 
 For each pruned layer and each level k, only that layer is pruned (by the
-`weight` or `unit` criterion) and the network's accuracy and mean
+criterion that ranks one kernel alone, e.g. `weight` or `unit`) and the network's accuracy and mean
 cross-entropy are measured on a held-out slice of the *training* data (a
 seeded draw; the test set is never read). `run(config)` writes
 `sensitivity.csv` (`allocation.scan`), `sensitivity_config.json` and
@@ -38,7 +38,8 @@ CONFIG_NAME = 'sensitivity_config.json'
 PLOT_NAME = 'sensitivity.png'
 DEFAULT_LEVELS = (0, 50, 70, 80, 85, 90, 93, 95, 97, 98, 99, 99.5)
 DEFAULT_HOLDOUT_SIZE = 5000
-CRITERIA = ('weight', 'unit')
+# The criteria a layer can be scanned by: those ranking one kernel alone.
+CRITERIA = graph_pruning.kernel_criteria()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +53,8 @@ class ScanConfig:
     data: the user's `.npz` (its x_train/y_train) for `model_file`.
     dataset: registry dataset of a weight folder (its training split is used).
     data_dir: local data folder (None: `$TFPRUNE_DATA_DIR`, then tfds).
-    criterion: `weight` or `unit`.
+    criterion: a registered criterion that ranks one kernel alone
+      (`graph_pruning.kernel_criteria`: weight, unit, random, filter_l1).
     levels: k in percent; 0 is always added (the dense reference).
     holdout_size: training examples drawn to measure on.
     holdout_seed: seed of that draw.
@@ -81,9 +83,7 @@ class ScanConfig:
     if self.model_file is not None and self.data is None:
       raise TfpruneError('--model_file needs --data, an .npz with x_train and '
                          'y_train to measure on')
-    if self.criterion not in CRITERIA:
-      raise TfpruneError(f'unknown criterion {self.criterion!r}: choose one of '
-                         f'{", ".join(CRITERIA)}')
+    graph_pruning.get(self.criterion)
     levels = sorted({0.0, *(pruning.check_level(k) for k in self.levels)})
     object.__setattr__(self, 'levels', tuple(levels))
     object.__setattr__(self, 'prune_layers', tuple(self.prune_layers))
@@ -130,7 +130,7 @@ def scan(graph: Graph, names: Sequence[str], criterion: str,
   Args:
     graph: the dense network.
     names: the layers to scan.
-    criterion: a key of `graph_pruning.CRITERIA`.
+    criterion: a criterion ranking one kernel alone (`graph_pruning.get`).
     levels: k in percent, starting at 0.
     x, labels: held-out training inputs and integer labels.
   """
@@ -151,7 +151,7 @@ def scan(graph: Graph, names: Sequence[str], criterion: str,
     accuracy, loss = zip(*points)
     curves[name] = scan_lib.Curve(graph.node(name).params['kernel'].size,
                                   tuple(levels), accuracy, loss)
-  return scan_lib.Scan(curves, criterion)
+  return scan_lib.Scan(curves, graph_pruning.get(criterion).name)
 
 
 def _load(config: ScanConfig) -> tuple[Graph, datasets.Split, str]:

@@ -87,15 +87,17 @@ def measure(dense_counts: metrics.Counts, pruned: Network,
   kernels = [pruned.kernels[i] for i in pruned_layers]
   size = sum(kernel.size for kernel in kernels)
   zeros = sum(kernel.size - _count_nonzero(kernel) for kernel in kernels)
-  counts = metrics.total(metrics.layer_counts(pruned, config.use_biases))
-  effective = metrics.total(metrics.layer_counts(plan.network, config.use_biases))
+  # The counts and size are those of the compacted network that `save_pruned`
+  # and `save_keras` write (units nothing needs are gone), not of the masked
+  # one; its accuracy is the masked network's, which it equals.
+  counts = metrics.total(metrics.layer_counts(plan.network, config.use_biases))
   return SweepRow(
       method=method, k=k, accuracy=accuracy,
       sparsity=zeros / size if size else 0.0,
       nonzero_params=counts.nonzero_params,
-      flops=effective.effective_macs,
-      flops_speedup=(dense_counts.dense_macs / effective.effective_macs
-                     if effective.effective_macs else float('inf')),
+      flops=counts.effective_macs,
+      flops_speedup=(dense_counts.dense_macs / counts.effective_macs
+                     if counts.effective_macs else float('inf')),
       compression=(dense_counts.params / counts.nonzero_params
                    if counts.nonzero_params else float('inf')),
       size_bytes=export.size_bytes(plan.network, config.use_biases,
@@ -312,12 +314,12 @@ def _run_graph(config: SweepConfig,
 
   def save(pruned_dir, method, k, pruned):
     stem = pruned_dir / f'{method}-k{k:g}'
+    # `pruned` is what the row describes: compacted where channels went.
     if config.save_pruned:
       graph_io.save(pruned, f'{stem}{graph_io.SUFFIX}')
     if config.save_keras:
       pruned_keras = _pruned_keras()
-      pruned_keras.save(pruned_keras.graph_to_save(graph, pruned, method, k, names),
-                        f'{stem}{pruned_keras.SUFFIX}')
+      pruned_keras.save(pruned, f'{stem}{pruned_keras.SUFFIX}')
   return _write_run(
       config, lambda on_pruned: graph_sweep.sweep_graph(
           graph, config.methods, config.levels, names, test.images, test.labels,

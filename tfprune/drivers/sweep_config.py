@@ -3,15 +3,13 @@
 import dataclasses
 from typing import Sequence
 
-from tfprune.criteria import graph_pruning
-from tfprune.criteria import graph_reconstruction
+from tfprune.criteria import importances
 from tfprune.criteria import methods
 from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
 from tfprune.drivers import allocated
 from tfprune.errors import TfpruneError
-from tfprune.transforms import channel_pruning
 
 DEFAULT_LEVELS = (0, 25, 50, 60, 70, 80, 90, 95, 97, 99)
 DEFAULT_METHODS = ('weight', 'unit')
@@ -26,7 +24,9 @@ class SweepConfig:
     out_dir: where the CSV, the config and the plots go.
     dataset: a key of `datasets.DATASETS`; its test split is used.
     data_dir: local data folder (None: `$TFPRUNE_DATA_DIR`, then tfds).
-    methods: keys of `methods.METHODS`.
+    methods: criteria: names of `importances.REGISTRY` (in a saved config),
+      or importance objects (a user's criterion; the row is named by its
+      `name`).
     levels: pruning levels k in percent, each in [0, 100].
     use_biases: add biases in the forward pass (False: original project).
     prune_output_layer: prune the output layer too (default: hidden only).
@@ -84,9 +84,9 @@ class SweepConfig:
     if not self.methods:
       raise TfpruneError(
           f'no pruning method given: pass --methods with some of '
-          f'{",".join(methods.METHODS)}')
+          f'{",".join(importances.REGISTRY)}')
     for method in self.methods:
-      methods.get(method)
+      importances.get(method)
     if self.bias_correction and not self.use_biases:
       raise TfpruneError(
           'bias correction changes biases but use_biases is false: drop '
@@ -116,7 +116,8 @@ class SweepConfig:
   @property
   def calibration_user(self) -> str:
     """What needs calibration data, for error messages."""
-    needy = [m for m in self.methods if methods.get(m).needs_calibration]
+    needy = [importances.get(m).name for m in self.methods
+             if importances.get(m).needs_calibration]
     return f'method {needy[0]!r}' if needy else 'bias correction'
 
 
@@ -148,6 +149,7 @@ _ALLOCATION_FIELDS = ('allocation', 'sensitivity_csv', 'pattern')
 def config_record(config: SweepConfig) -> dict:
   """The config as saved in `sweep_config.json`."""
   record = dataclasses.asdict(config)
+  record['methods'] = [importances.get(m).name for m in config.methods]
   if config.model_file is None:
     for name in _MODEL_FIELDS:
       record.pop(name)
@@ -161,13 +163,6 @@ def config_record(config: SweepConfig) -> dict:
 def check_graph_methods(config: SweepConfig) -> None:
   """Refuses methods that do not run on graphs (CNN folders, model files) yet."""
   allocated.check_graph_pattern(config)
-  runnable = tuple(dict.fromkeys((*graph_pruning.CRITERIA, *channel_pruning.METHODS,
-                                   *graph_reconstruction.METHODS)))
-  for method in config.methods:
-    if method not in runnable:
-      raise TfpruneError(
-          f'method {method!r} does not run on a graph network (a CNN weight '
-          f'folder or --model_file) yet: choose from {",".join(runnable)}')
   if config.bias_correction:
     raise TfpruneError('--bias_correction does not run on a graph network (a '
                        'CNN weight folder or --model_file) yet: drop it')

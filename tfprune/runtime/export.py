@@ -37,6 +37,8 @@ class Score:
     dataset: the dataset whose test split was used.
     accuracy: test accuracy of the loaded network.
     nonzero_params: non-zero kernel weights, plus biases when used.
+    flops: multiply-adds per example of the non-zero weights (the sweep's
+      `flops` column).
     units: layer widths, e.g. 784-100-100-50-20-10.
     size_bytes: bytes of the file.
     metadata: what the export recorded of how it was made.
@@ -45,6 +47,7 @@ class Score:
   dataset: str
   accuracy: float
   nonzero_params: int
+  flops: int
   units: str
   size_bytes: int
   metadata: dict[str, Any]
@@ -283,5 +286,6 @@ def score(path: str | pathlib.Path, dataset: str = 'mnist',
   inputs = inference.prepare(split.images, network.input_dim)
   counts = metrics.total(metrics.layer_counts(network, use_biases))
   return Score(str(path), dataset, inference.accuracy(plan, inputs, split.labels),
-               counts.nonzero_params, metrics.widths(network),
+               counts.nonzero_params, counts.effective_macs,
+               metrics.widths(network),
                pathlib.Path(path).stat().st_size, metadata)

@@ -48,7 +48,7 @@ from tfprune.graph import groups as groups_lib
 
 # Graph ops TF-MOT wraps; the depthwise kernels are masked by tfprune.
 TFMOT_OPS = ('dense', 'conv2d')
-IMPORTANCE = channel_pruning.METHODS['unit']
+IMPORTANCE = 'unit'
 
 
 def magnitude_mask(kernel: np.ndarray, target: float) -> np.ndarray:

@@ -1,21 +1,15 @@
-"""Structured pruning of any graph: score each dependency group, mask its weakest channels.
+"""Pruning any graph with any criterion; structured: score each dependency group, mask its weakest channels.
 
-`IMPORTANCE` scores the channels of one `groups.Group` (pure functions of the
-graph's arrays):
-
-* `l2`: the L2 norm of each channel's producing kernel slices (all producers
-  of the group together). On a dense chain a group is one layer's units and
-  this is exactly `pruning.unit_l2_mask`'s column norm, so the `unit` method
-  keeps its results there.
-* `l1`: the L1 norm of every kernel weight the channel touches (producers,
-  depthwise filters and the consumers' input rows).
-* `bn_gamma`: the summed |gamma| of the channel's batch norms.
-
-`METHODS` are the registry's methods (`criteria.methods.METHODS`) that
-remove coupled channels on a graph, each with its importance: `unit` (l2),
-`unit_l1` (l1) and `unit_bn` (bn_gamma). `select` removes exactly
+`prune_graph` is the one graph entry point of every registered criterion
+(`criteria.importances`): a weight-level one masks each chosen kernel alone
+(`graph_pruning`), a data-aware one walks the graph on calibration inputs
+(its `prune_graph`), and a channel-level one (`ChannelImportance`: `unit`,
+`unit_l1`, `unit_bn`, `filter_l1`, or yours) scores the channels of every
+`groups.Group` holding a chosen node. `select` removes exactly
 floor(k * m / 100) of each group's m channels (the lowest scores, ties to
-the lower channel index), always keeping one.
+the lower channel index), always keeping one. On a dense chain a group is
+one layer's units and `unit`'s score is exactly `pruning.unit_l2_mask`'s
+column norm, so `unit` keeps its results there.
 `mask` zeroes the removed channels' producing kernel slices and depthwise
 filters, so each outputs a constant (e.g. relu(bias) or BN(bias)) that
 `graph_compaction.compact` folds into the next layer's bias. Where the
@@ -25,13 +19,13 @@ biases, batch-norm gamma and beta (and per-channel offsets) are zeroed too.
 """
 
 import logging
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from tfprune import registry
 from tfprune.criteria import graph_pruning
-from tfprune.criteria import methods as methods_lib
+from tfprune.criteria import importances
+from tfprune.criteria import protocol
 from tfprune.criteria import pruning
 from tfprune.criteria import unit_groups
 from tfprune.errors import TfpruneError
@@ -39,74 +33,11 @@ from tfprune.graph.ir import Graph
 from tfprune.graph import groups as groups_lib
 
 Removed = dict[str, np.ndarray]  # group name -> removed channel indices
-
-
-def channel_rows(graph: Graph, s: groups_lib.Slice) -> np.ndarray:
-  """The slice's values as (channels, r, rest) in float64."""
-  value = np.moveaxis(np.asarray(graph.node(s.node).params[s.param],
-                                 np.float64), s.axis, 0)
-  return value.reshape(value.shape[0], -1)[s.indices]
-
-
-def l2(graph: Graph, group: groups_lib.Group) -> np.ndarray:
-  """L2 norm of each channel's producing kernel slices."""
-  total = np.zeros(group.size)
-  for s in group.slices:
-    if s.role == groups_lib.PRODUCER and s.param == 'kernel':
-      # As `unit_l2_mask`: units last, sum of squares over axis 0.
-      w = np.moveaxis(np.asarray(graph.node(s.node).params['kernel'],
-                                 np.float64), s.axis, -1)
-      column = np.sum(w.reshape(-1, w.shape[-1]) ** 2, axis=0)
-      total += column[s.indices].sum(axis=1)
-  return np.sqrt(total)
-
-
-def l1(graph: Graph, group: groups_lib.Group) -> np.ndarray:
-  """L1 norm of every kernel weight each channel touches."""
-  return sum((np.abs(channel_rows(graph, s)).sum(axis=(1, 2))
-              for s in group.slices if s.param == 'kernel'),
-             np.zeros(group.size))
-
-
-def _gammas(graph: Graph, group: groups_lib.Group) -> list[np.ndarray]:
-  return [np.abs(channel_rows(graph, s)).sum(axis=(1, 2))
-          for s in group.slices if s.param == 'gamma']
-
-
-def bn_gamma(graph: Graph, group: groups_lib.Group) -> np.ndarray:
-  """Summed |gamma| of each channel's batch norms.
-
-  Raises:
-    TfpruneError: the group has no batch norm.
-  """
-  gammas = _gammas(graph, group)
-  if not gammas:
-    raise TfpruneError(f'group {group.name} has no batch norm to score by '
-                       'gamma: use importance l2 or l1')
-  return sum(gammas)
-
-
-IMPORTANCE: dict[str, Callable[[Graph, groups_lib.Group], np.ndarray]] = {
-    'l2': l2, 'l1': l1, 'bn_gamma': bn_gamma}
-# Graph pruning methods that remove coupled channels, and their importance.
-METHODS: dict[str, str] = {
-    name: method.channel_importance
-    for name, method in methods_lib.METHODS.items() if method.channel_importance}
-
-
-# Every method `prune_graph` runs: the per-kernel criteria, then the channel
-# methods (a name in both, 'unit', is listed once).
-GRAPH_METHODS: tuple[str, ...] = tuple(dict.fromkeys([*graph_pruning.CRITERIA,
-                                                      *METHODS]))
-
-
-def check_method(name: str) -> str:
-  """Returns `name` if `prune_graph` runs it.
-
-  Raises:
-    TfpruneError: unknown method, listing `GRAPH_METHODS`.
-  """
-  return registry.check_choice(name, GRAPH_METHODS, 'pruning method')
+Criterion = 'str | protocol.Importance'
+# The structured study's names (`--importance`, saved in its configs) of the
+# registry's channel criteria.
+IMPORTANCE: dict[str, str] = {'l2': 'unit', 'l1': 'unit_l1', 'bn_gamma': 'unit_bn'}
+channel_rows = importances.channel_rows
 
 
 # The floor(k*m/100) lowest of m scores (at most m - 1), ties to lower index:
@@ -132,20 +63,36 @@ def chosen(analysis: groups_lib.Analysis,
   return picked
 
 
-def select(graph: Graph, analysis: groups_lib.Analysis, importance: str,
+def channel_importance(criterion: Criterion) -> protocol.ChannelImportance:
+  """The channel-level criterion `criterion` (a name, a short name of
+  `IMPORTANCE`, or an object).
+
+  Raises:
+    TfpruneError: unknown, or not channel-level.
+  """
+  if isinstance(criterion, str):
+    criterion = IMPORTANCE.get(criterion, criterion)
+  importance = importances.get(criterion)
+  if not isinstance(importance, protocol.ChannelImportance):
+    raise TfpruneError(f'{importance.name!r} does not rank channels: choose one '
+                       f'of {",".join(importances.names(removes_channels=True))}')
+  return importance
+
+
+def select(graph: Graph, analysis: groups_lib.Analysis, criterion: Criterion,
            k: float, names: Sequence[str] | None = None) -> Removed:
   """The channels of each chosen group to remove at level k.
 
   Args:
     graph: the network.
     analysis: `groups.analyse(graph)`.
-    importance: a key of `IMPORTANCE`.
+    criterion: a channel-level criterion (name or `ChannelImportance`).
     k: percentage of each group's channels, in [0, 100].
     names: prune the groups holding these nodes (default: every group).
   """
   pruning.check_level(k)
-  score = registry.lookup(IMPORTANCE, importance, 'importance')
-  return {g.name: lowest(score(graph, g), k)
+  score = channel_importance(criterion)
+  return {g.name: lowest(np.asarray(score(graph, g), np.float64), k)
           for g in chosen(analysis, names)}
 
 
@@ -179,19 +126,20 @@ def mask(graph: Graph, analysis: groups_lib.Analysis,
   return graph.with_params(changes)
 
 
-def check(graph: Graph, method: str, names: Sequence[str] | None = None,
+def check(graph: Graph, method: Criterion, names: Sequence[str] | None = None,
           analysis: groups_lib.Analysis | None = None) -> None:
   """Refuses `method` on `graph` before any work if it cannot rank every chosen group.
 
-  Only `bn_gamma` can fail: a group without a batch norm has no gamma.
+  Only `unit_bn` can fail: a group without a batch norm has no gamma.
 
   Raises:
     TfpruneError: naming the method and the groups without batch norm.
   """
-  if registry.lookup(METHODS, method, 'method') != 'bn_gamma':
+  if not isinstance(importances.get(method), importances.BatchNormScale):
     return
+  method = importances.get(method).name
   groups = chosen(analysis or groups_lib.analyse(graph), names)
-  bare = [g for g in groups if not _gammas(graph, g)]
+  bare = [g for g in groups if not importances.bn_gammas(graph, g)]
   if not bare:
     return
   if len(bare) == len(groups):
@@ -205,36 +153,54 @@ def check(graph: Graph, method: str, names: Sequence[str] | None = None,
       'layers out with --prune_layers')
 
 
-def prune(graph: Graph, method: str, k: float,
+def prune(graph: Graph, criterion: Criterion, k: float,
           names: Sequence[str] | None = None) -> Graph:
-  """`graph` with `method` (a key of `METHODS`) masked at level k.
+  """`graph` with the channels a channel-level criterion ranks lowest masked at level k.
 
   Args:
     graph: the network.
-    method: 'unit' (L2 of the coupled producers' kernels), 'unit_l1' (L1 of
-      every kernel weight the channels touch) or 'unit_bn' (|gamma| of their
-      batch norms).
+    criterion: 'unit' (L2 of the coupled producers' kernels), 'unit_l1' (L1
+      of every kernel weight the channels touch), 'unit_bn' (|gamma| of their
+      batch norms), 'filter_l1', or a `ChannelImportance`.
     k: percentage of each group's channels to remove.
     names: prune the groups holding these nodes (default: every group).
 
   Raises:
-    TfpruneError: unknown method, k outside [0, 100], or `check` refuses.
+    TfpruneError: unknown criterion, k outside [0, 100], or `check` refuses.
   """
   analysis = groups_lib.analyse(graph)
-  check(graph, method, names, analysis)
-  removed = select(graph, analysis, METHODS[method], k, names)
+  check(graph, criterion, names, analysis)
+  removed = select(graph, analysis, criterion, k, names)
   return mask(graph, analysis, removed)
 
 
-def prune_graph(graph: Graph, method: str, k: float,
-                names: Sequence[str]) -> Graph:
-  """`graph` pruned by any graph method on the nodes `names`.
+def prune_graph(graph: Graph, criterion: Criterion, k: float | Mapping[str, float],
+                names: Sequence[str],
+                calibration: np.ndarray | None = None) -> Graph:
+  """`graph` pruned by any registered criterion (or importance object) on `names`.
 
-  The structured methods of `METHODS` ('unit', 'unit_l1', 'unit_bn') remove
-  coupled channels of the groups holding `names`; the others ('weight',
-  'random') mask each kernel of `names` alone (`graph_pruning.prune`).
+  Args:
+    graph: the dense graph (not modified).
+    criterion: a name of `importances.REGISTRY` or an `Importance`.
+    k: level in percent, or {node name: level} (criteria ranking each kernel
+      alone: `per_layer`).
+    names: the nodes to prune.
+    calibration: training examples, for data-aware criteria.
+
+  Raises:
+    TfpruneError: unknown criterion, per-layer levels for a criterion that
+      ranks across layers, missing calibration data, or `check` refuses.
   """
-  check_method(method)
-  if method in METHODS:
-    return prune(graph, method, k, names)
-  return graph_pruning.prune(graph, method, k, names)
+  importance = importances.get(criterion)
+  if isinstance(importance, protocol.DataAwareImportance):
+    if calibration is None:
+      raise TfpruneError(f'{importance.name} needs calibration data: pass '
+                         'calibration= (training examples)')
+    return importance.prune_graph(graph, k, names, calibration)
+  if isinstance(importance, protocol.ChannelImportance) and not isinstance(
+      k, Mapping):
+    return prune(graph, importance, k, names)
+  if isinstance(k, Mapping) and not importance.per_layer:
+    raise TfpruneError(f'{importance.name} ranks channel groups across layers: '
+                       'give one level, not one per layer')
+  return graph_pruning.prune(graph, importance, k, names)

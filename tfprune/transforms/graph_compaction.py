@@ -207,6 +207,6 @@ def prune_and_compact(graph: Graph, method: str, k: float,
   """The masked and the compacted graph of `channel_pruning.prune`."""
   analysis = groups_lib.analyse(graph)
   removed = channel_pruning.select(
-      graph, analysis, channel_pruning.METHODS[method], k, names)
+      graph, analysis, method, k, names)
   return (channel_pruning.mask(graph, analysis, removed),
           compact(graph, analysis, removed))
