@@ -3,6 +3,7 @@
 import dataclasses
 from typing import Sequence
 
+from tfprune import registry
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import graph_reconstruction
 from tfprune.criteria import methods
@@ -53,6 +54,8 @@ class SweepConfig:
     save_keras: also write each pruned network as a plain Keras model to
       `out_dir/pruned/<method>-k<k>.keras`, compacted where structured
       removal allows (`pruned_keras`).
+    allow_other_data: score a network on other data than the one its files
+      record (`data.provenance`), on purpose.
   """
   weights_dir: str | None
   out_dir: str
@@ -74,6 +77,7 @@ class SweepConfig:
   sensitivity_csv: str | None = None
   pattern: str | None = None
   save_keras: bool = False
+  allow_other_data: bool = False
 
   def __post_init__(self):
     if (self.weights_dir is None) == (self.model_file is None):
@@ -101,9 +105,10 @@ class SweepConfig:
           f'{reconstruction.DEFAULT_CALIBRATION_SIZE}')
     if not self.levels:
       raise TfpruneError('no pruning level given: pass --levels such as 0,50,90')
-    object.__setattr__(self, 'methods', tuple(self.methods))
-    object.__setattr__(self, 'levels',
-                       tuple(pruning.check_level(k) for k in self.levels))
+    object.__setattr__(self, 'methods',
+                       registry.check_unique(self.methods, '--methods'))
+    object.__setattr__(self, 'levels', registry.check_unique(
+        (pruning.check_level(k) for k in self.levels), '--levels'))
     if self.data is None:
       datasets.get(self.dataset)
     allocated.check(self.allocation, self.sensitivity_csv, self.pattern,
@@ -148,11 +153,12 @@ _ALLOCATION_FIELDS = ('allocation', 'sensitivity_csv', 'pattern')
 def config_record(config: SweepConfig) -> dict:
   """The config as saved in `sweep_config.json`."""
   record = dataclasses.asdict(config)
+  defaults = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
   if config.model_file is None:
     for name in _MODEL_FIELDS:
-      record.pop(name)
-  defaults = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
-  for name in _ALLOCATION_FIELDS + ('save_keras',):
+      if record[name] == defaults[name]:
+        record.pop(name)
+  for name in _ALLOCATION_FIELDS + ('save_keras', 'allow_other_data'):
     if record[name] == defaults[name]:
       record.pop(name)
   return record

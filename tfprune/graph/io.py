@@ -6,9 +6,9 @@ network's file shrinks with its sparsity; `from_bytes` rebuilds the exact
 graph (checked again on construction). `save` writes through a temporary
 file and a rename (`atomic.replacing`), so an interrupted save leaves no half-written file.
 
-A file may carry a `provenance` entry (the data the network was made or
-scored on, `tfprune.data.provenance`), kept beside the graph rather than in
-it: `read` returns both. A file that is not whole (a member removed, a node
+A file may carry a provenance entry (the data the network was made or
+scored on, `tfprune.data.provenance`) as the archive's comment (`ziptags`),
+beside the graph rather than in it: `read` returns both. A file that is not whole (a member removed, a node
 without params, sparse indices out of range) is refused in one line naming
 the file and what is wrong.
 """
@@ -22,6 +22,7 @@ import zipfile
 import numpy as np
 
 from tfprune import atomic
+from tfprune import ziptags
 from tfprune.errors import TfpruneError
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import Node
@@ -57,13 +58,11 @@ def to_bytes(graph: Graph, provenance: dict | None = None) -> bytes:
   structure = {'format': FORMAT, 'version': VERSION, 'nodes': nodes,
                'output': graph.output, 'input_shape': list(graph.input_shape),
                'metadata': thaw(graph.metadata)}
-  if provenance is not None:
-    structure['provenance'] = provenance
   arrays['graph.json'] = np.frombuffer(
       json.dumps(structure, sort_keys=True).encode(), dtype=np.uint8)
   out = io.BytesIO()
   np.savez(out, **arrays)
-  return out.getvalue()
+  return ziptags.tagged(out.getvalue(), provenance)
 
 
 def _attrs(value):
@@ -118,8 +117,7 @@ def read_bytes(raw: bytes, source: str = 'graph file'
   except (KeyError, TypeError, AttributeError, ValueError) as e:
     raise TfpruneError(f'{source} is damaged ({type(e).__name__}: {e} in its '
                        'graph.json): write it again with tfprune.save') from None
-  provenance = structure.get('provenance')
-  return graph, provenance if isinstance(provenance, dict) else None
+  return graph, ziptags.read(raw)
 
 
 class _Broken(Exception):
