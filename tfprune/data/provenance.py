@@ -14,6 +14,7 @@ refuses another dataset in one line unless the user passes
 an entry (a user's own Keras model, older files) pass: nothing is known.
 """
 
+import dataclasses
 import pathlib
 from typing import Any, Mapping, Sequence
 
@@ -117,3 +118,15 @@ def _fix(made_on: str) -> str:
   if made_on.startswith(NPZ_PREFIX):
     return '--data=<that .npz>'
   return f'--dataset={made_on} without --data'
+
+
+def config_record(config) -> dict[str, Any]:
+  """`dataclasses.asdict(config)`, `allow_other_data` only when it is set.
+
+  Left out at its default, so the saved configs of ordinary runs keep their
+  bytes; a run that scored on other data on purpose says so.
+  """
+  record = dataclasses.asdict(config)
+  if not record.get('allow_other_data', True):
+    record.pop('allow_other_data')
+  return record

@@ -11,6 +11,8 @@ layout and classes.
 import dataclasses
 from typing import Any, Sequence
 
+import numpy as np
+
 from tfprune.data import checks
 from tfprune.data import datasets
 from tfprune.data import provenance
@@ -76,6 +78,15 @@ def load(dataset: str = 'mnist', data_dir: str | None = None,
     return Given(read.test, read.train, dataset, str(data), data_dir, read.sha256)
   return Given(datasets.load(dataset, 'test', data_dir, test_limit), None,
                dataset, None, data_dir, None)
+
+
+def fits_flat(split: datasets.Split | None, input_dim: int, num_outputs: int,
+              source: str, which: str = 'test') -> None:
+  """`fits` for a dense chain, which reads each example flattened to `input_dim`."""
+  if split is not None:
+    shape = split.images.shape[1:]
+    fits(split, shape if int(np.prod(shape)) == input_dim else (input_dim,),
+         num_outputs, source, which)
 
 
 def fits(split: datasets.Split | None, input_shape: Sequence[int],

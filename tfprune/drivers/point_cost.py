@@ -93,9 +93,7 @@ def run(config: PointCostConfig) -> dict:
   """Times the sweep against `predict`; writes and returns the record."""
   atomic.check_writable(config.out_dir)
   load_before = list(os.getloadavg())
-  test = graph_benchmark.load_test(config.data, config.dataset, config.data_dir)
-  graph = graph_benchmark.load_graph(config.weights_dir, config.model_file,
-                                     test.images)
+  graph, test = graph_benchmark.load_checked(config)
   names = graph_pruning.prunable(graph)
   model = keras_model(config, graph)
   x, labels = test.images, test.labels

@@ -168,7 +168,7 @@ def sweep(config: SweepConfig, network: Network, split: datasets.Split,
         f'the weights in {config.weights_dir} have {network.output_dim} outputs '
         f'but {config.dataset} has {datasets.get(config.dataset).num_classes} '
         'classes: use weights trained on this dataset')
-  data_source.fits(split, split.images.shape[1:], network.output_dim, data_name)
+  data_source.fits_flat(split, network.input_dim, network.output_dim, data_name)
   layers = pruning.prunable_layers(network.num_layers, config.prune_output_layer)
   inputs = inference.prepare(split.images, network.input_dim)
   dense_counts = metrics.total(metrics.layer_counts(network, config.use_biases))
@@ -241,9 +241,8 @@ def run(config: SweepConfig,
     # CNNs and ResNets run through the graph, like a user's model.
     return _run_graph(config, folder, progress, given, other_data)
   split = given.test
-  if given.train is not None:
-    data_source.fits(given.train, split.images.shape[1:],
-                     folder.network.output_dim, given.name, 'train')
+  data_source.fits_flat(given.train, folder.network.input_dim,
+                        folder.network.output_dim, given.name, 'train')
   calibration_inputs = calibration(config, given.train)
   made_on = given.provenance()
 
