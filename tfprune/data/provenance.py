@@ -23,6 +23,9 @@ from tfprune.errors import TfpruneError
 KEY = 'provenance'
 NPZ_PREFIX = 'npz-sha256:'
 OVERRIDE = '--allow_other_data'
+OVERRIDE_HELP = ('Use the network on other data than the one its files record '
+                 '(their provenance: registry dataset or .npz sha256), on '
+                 'purpose; the run\'s config records it.')
 
 
 def record(dataset: str, data: str | None, data_sha256: str | None,

@@ -129,14 +129,14 @@ def load_checked(config) -> tuple[Graph, datasets.Split]:
   its test split, both checked (`data.source`, `model_checks`).
 
   `config` has the fields of `GraphBenchmarkConfig` that name the network
-  and the data (`point_cost.PointCostConfig` too); the model file's import
+  and the data (`point_cost.PointCostConfig` has them too); the model file's import
   is verified on the first test examples.
 
   Raises:
     TfpruneError: the network or the data fails its checks, or the data is
       not the one the network's files record.
   """
-  allow = getattr(config, 'allow_other_data', False)
+  allow = config.allow_other_data
   if config.weights_dir is not None and config.data is None and not allow:
     folder = weights.load(config.weights_dir)
     weights.check_made_for(folder, config.weights_dir, config.dataset)
