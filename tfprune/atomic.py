@@ -97,8 +97,14 @@ def replacing(path: str | os.PathLike) -> Iterator[pathlib.Path]:
   """Yields a temporary path that replaces `path` when the block succeeds.
 
   On an exception the temporary file is removed and `path` is untouched.
+
+  Raises:
+    TfpruneError: `path` is an existing folder (a file cannot replace it).
   """
   target = pathlib.Path(path)
+  if target.is_dir():
+    raise TfpruneError(f'{target} is an existing folder, not a file: pass the '
+                       'path of a file to write (e.g. inside that folder)')
   fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f'.{target.name}.',
                                   suffix='.tmp')
   os.close(fd)

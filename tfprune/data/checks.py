@@ -46,7 +46,8 @@ def inputs(x: np.ndarray, name: str, source: str) -> np.ndarray:
   if (not np.issubdtype(x.dtype, np.number)) or x.dtype == np.bool_ or x.ndim < 2:
     raise TfpruneError(f'{source}: {name} has dtype {x.dtype} and shape '
                        f'{x.shape}: store numbers, one example per row')
-  as_float = x.astype(np.float32, copy=False)
+  with np.errstate(over='ignore'):  # values past float32 become inf: refused
+    as_float = x.astype(np.float32, copy=False)
   bad = ~np.isfinite(as_float)
   if bad.any():
     index = _first(bad)
@@ -128,12 +129,18 @@ def fits(x: np.ndarray, y: np.ndarray, input_shape: Sequence[int],
           'data')
 
 
-def finite_params(params: Iterable[tuple[str, np.ndarray]], source: str) -> None:
+_DIVERGED = ('the model diverged in training; retrain it (e.g. with a lower '
+             'learning rate)')
+
+
+def finite_params(params: Iterable[tuple[str, np.ndarray]], source: str,
+                  fix: str = _DIVERGED) -> None:
   """Refuses a network with a NaN or Inf weight, naming the first one.
 
   Args:
     params: (name, array) pairs, e.g. ('dense_1/kernel', kernel).
     source: the model file or folder.
+    fix: what the user can do, for the message.
 
   Raises:
     TfpruneError: some weight is not finite.
@@ -147,5 +154,4 @@ def finite_params(params: Iterable[tuple[str, np.ndarray]], source: str) -> None
       index = _first(bad)
       raise TfpruneError(
           f'{source}: weight {name}{_index_text(index)} is {array[index]} '
-          f'({int(bad.sum())} non-finite values in all): the model diverged in '
-          'training; retrain it (e.g. with a lower learning rate)')
+          f'({int(bad.sum())} non-finite values in all): {fix}')

@@ -48,6 +48,7 @@ from tfprune.drivers import model_checks
 from tfprune.drivers import pruned_keras
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
+from tfprune.errors import check_not_empty
 from tfprune.graph import evaluator
 from tfprune.graph import io as graph_io
 from tfprune.graph import network_graph
@@ -75,6 +76,8 @@ def check_network_and_methods(weights_dir, model_file, methods) -> None:
     TfpruneError: not exactly one of the two network sources, no method, or
       a method `channel_pruning.prune_graph` does not run.
   """
+  check_not_empty(model_file, '--model_file', 'a Keras model file')
+  check_not_empty(weights_dir, '--weights_dir', 'a weight folder')
   if (weights_dir is None) == (model_file is None):
     raise TfpruneError('give either --weights_dir or --model_file, not both')
   if not methods:

@@ -7,6 +7,7 @@ read so the tool can check it against the data (`data.provenance`).
 """
 
 import pathlib
+import warnings
 
 import numpy as np
 
@@ -32,7 +33,11 @@ def import_model(model_file: str, x: np.ndarray) -> tuple[Graph, dict | None]:
   """
   # Imported here: it loads TensorFlow and Keras.
   from tfprune.keras_io import importer  # pylint: disable=import-outside-toplevel
-  graph = importer.from_keras(model_file, data=x[:16])
+  with warnings.catch_warnings():
+    # A NaN weight makes the import's verification warn about NaN
+    # tolerances; it is refused just below, naming the weight.
+    warnings.simplefilter('ignore', RuntimeWarning)
+    graph = importer.from_keras(model_file, data=x[:16])
   finite(graph, model_file)
   path = pathlib.Path(model_file)
   return graph, ziptags.read(path) if path.is_file() else None

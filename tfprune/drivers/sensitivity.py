@@ -27,6 +27,7 @@ from tfprune.data import datasets
 from tfprune.data import provenance
 from tfprune.data import source as data_source
 from tfprune.drivers import model_checks
+from tfprune.drivers import sweep_config
 from tfprune.errors import TfpruneError
 from tfprune.graph import network_graph
 from tfprune.graph import weights
@@ -80,6 +81,7 @@ class ScanConfig:
   allow_other_data: bool = False
 
   def __post_init__(self):
+    sweep_config.check_paths_given(self)
     if (self.weights_dir is None) == (self.model_file is None):
       raise TfpruneError('give either --weights_dir or --model_file, not both')
     if self.model_file is not None and self.data is None:

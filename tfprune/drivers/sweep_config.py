@@ -12,6 +12,7 @@ from tfprune.criteria import reconstruction
 from tfprune.data import datasets
 from tfprune.drivers import allocated
 from tfprune.errors import TfpruneError
+from tfprune.errors import check_not_empty
 from tfprune.transforms import channel_pruning
 
 DEFAULT_LEVELS = (0, 25, 50, 60, 70, 80, 90, 95, 97, 99)
@@ -80,6 +81,7 @@ class SweepConfig:
   allow_other_data: bool = False
 
   def __post_init__(self):
+    check_paths_given(self)
     if (self.weights_dir is None) == (self.model_file is None):
       raise TfpruneError('give either --weights_dir or --model_file, not both')
     if self.model_file is not None:
@@ -123,6 +125,16 @@ class SweepConfig:
     """What needs calibration data, for error messages."""
     needy = [m for m in self.methods if methods.get(m).needs_calibration]
     return f'method {needy[0]!r}' if needy else 'bias correction'
+
+
+_PATHS = {'model_file': 'a Keras model file', 'data': 'an .npz file',
+          'weights_dir': 'a weight folder'}
+
+
+def check_paths_given(config) -> None:
+  """Refuses an empty `model_file`, `data` or `weights_dir` (`--flag=`)."""
+  for name, what in _PATHS.items():
+    check_not_empty(getattr(config, name, None), f'--{name}', what)
 
 
 def parse_levels(texts: Sequence[str]) -> tuple[float, ...]:
