@@ -193,12 +193,13 @@ def _load(config: ScanConfig) -> tuple[Graph, datasets.Split, str]:
 
 def run(config: ScanConfig) -> scan_lib.Scan:
   """Scans, then writes the CSV, the config JSON and the plot to `out_dir`."""
-  out_dir = atomic.ensure_dir(config.out_dir)
+  atomic.check_writable(config.out_dir)
   graph, train, source = _load(config)
   x, labels = holdout(train, config.holdout_size, config.holdout_seed, source)
   x = x.reshape(len(x), *graph.input_shape)  # a weight folder's: flattened
   names = graph_pruning.prunable(graph, config.prune_layers,
                                  config.prune_output_layer)
+  out_dir = atomic.ensure_dir(config.out_dir)
   result = scan(graph, names, config.criterion, config.levels, x, labels)
   csv_path = atomic.write_text(out_dir / CSV_NAME, scan_lib.to_csv(result))
   record = {'config': provenance.config_record(config), 'layers': names,
