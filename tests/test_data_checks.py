@@ -229,3 +229,18 @@ def test_sweep_config_records_the_npz_it_used(tmp_path, mnist_slice_dir):
   assert record['data'] == {
       'data': 'npz-sha256:' + user_data.read(data).sha256,
       'data_file': 'mnist.npz', 'input_shape': [28, 28, 1]}
+
+
+def test_prune_layers_with_a_dense_folder_is_refused(tmp_path, capsys):
+  code, _, err = helpers.run_main(
+      'sweep', f'--weights_dir={MNIST_MLP}', '--prune_layers=foo', '--levels=0',
+      f'--out_dir={tmp_path / "out"}', capsys=capsys)
+  assert _one_error(code, err).startswith(
+      'error: --prune_layers names layers of a --model_file or a CNN folder')
+
+
+def test_study_a_without_finetuning_is_refused():
+  from tfprune.studies import study_fashion  # pylint: disable=import-outside-toplevel
+  with pytest.raises(TfpruneError, match=r'finetune_epochs must be at least 1 '
+                     r'\(Study A measures fine-tuned networks\), got 0'):
+    study_fashion.StudyAConfig('', '', finetune_epochs=0)

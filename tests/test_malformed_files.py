@@ -215,3 +215,23 @@ def test_a_sigkilled_sweep_leaves_nothing_after_the_next_run(tmp_path,
   assert len(list(out.glob('*.png'))) > 0
   assert sorted(p.name for p in (out / 'pruned').iterdir()) == [
       f'{m}-k{k}.npz' for m in ('unit', 'weight') for k in (0, 50, 90)]
+
+
+def test_sigterm_says_what_was_kept_and_exits_143(tmp_path, mnist_slice_dir):
+  out = tmp_path / 'out'
+  command = [sys.executable, str(helpers.REPO / 'experiments' / 'sweep.py'),
+             f'--data_dir={mnist_slice_dir}', f'--out_dir={out}',
+             '--methods=weight,unit', '--levels=0,50,90,95,99']
+  env = dict(os.environ, PYTHONPATH=str(helpers.REPO))
+  run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+  lines = []
+  for line in run.stderr:
+    lines.append(line.rstrip('\n'))
+    if line.startswith('weight k=0:'):
+      run.send_signal(signal.SIGTERM)
+      break
+  lines += run.stderr.read().splitlines()
+  assert run.wait(timeout=120) == 143
+  assert lines[-1] == f'interrupted: earlier results in {out} are unchanged'
+  assert not out.exists()

@@ -240,6 +240,11 @@ def run(config: SweepConfig,
   if folder.network.specs is not None:
     # CNNs and ResNets run through the graph, like a user's model.
     return _run_graph(config, folder, progress, given, other_data)
+  if config.prune_layers:
+    raise TfpruneError(
+        f'--prune_layers names layers of a --model_file or a CNN folder; the '
+        f'dense chain in {config.weights_dir} prunes its hidden layers (add the '
+        'output layer with --prune_output_layer): drop --prune_layers')
   split = given.test
   data_source.fits_flat(given.train, folder.network.input_dim,
                         folder.network.output_dim, given.name, 'train')
