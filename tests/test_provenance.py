@@ -17,6 +17,7 @@ from tfprune import ziptags
 from tfprune.data import datasets
 from tfprune.data import provenance
 from tfprune.drivers import sweep
+from tfprune.errors import TfpruneError
 
 REPO = helpers.REPO
 MNIST_MLP = str(helpers.PREBUILT)
@@ -196,3 +197,23 @@ def test_two_save_keras_sweeps_write_the_same_bytes(tmp_path):
     if name.name == sweep.TIMING_NAME:  # the one file of timings
       continue
     assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
+
+
+def test_a_resume_from_other_starting_weights_or_data_is_refused(tmp_path):
+  from tfprune.studies import gradual_config  # pylint: disable=import-outside-toplevel
+  config = gradual_config.GradualConfig(out_dir=str(tmp_path),
+                                        weights_dir=MNIST_MLP, targets=(50,))
+  recorded = {'weights_sha256': {'weight-1.npy': 'aa', 'bias-1.npy': 'bb'},
+              'data': {'data': 'npz-sha256:11', 'input_shape': [784]}}
+  (tmp_path / gradual_config.CONFIG_NAME).write_text(json.dumps(
+      {'config': gradual_config.config_record(config), **recorded}))
+  gradual_config.check_resumable(tmp_path, config, recorded)  # the same: resumes
+  replaced = {**recorded, 'weights_sha256': {'weight-1.npy': 'cc',
+                                             'bias-1.npy': 'bb'}}
+  with pytest.raises(TfpruneError, match=(
+      r"was started from other inputs than this run \(the starting weights' "
+      r'weight-1.npy changed since\): restore them to resume')):
+    gradual_config.check_resumable(tmp_path, config, replaced)
+  with pytest.raises(TfpruneError, match=r'\(data changed since\)'):
+    gradual_config.check_resumable(tmp_path, config, {
+        **recorded, 'data': {'data': 'npz-sha256:22', 'input_shape': [784]}})
