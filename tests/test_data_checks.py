@@ -14,6 +14,7 @@ import pytest
 from tests import helpers
 from tfprune.data import checks
 from tfprune.data import datasets
+from tfprune.data import md5sums
 from tfprune.data import user_data
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
@@ -176,12 +177,12 @@ def test_a_keras_model_with_a_nan_weight_is_refused(tmp_path, capsys, conv_model
 
 def test_a_mnist_folder_holding_fashion_mnist_files_is_refused(data_dir, tmp_path):
   shared = datasets.pathlib.Path(data_dir)
-  if not (shared / datasets.MD5SUMS).is_file():
-    pytest.skip(f'{data_dir} has no {datasets.MD5SUMS}')
+  if not (shared / md5sums.NAME).is_file():
+    pytest.skip(f'{data_dir} has no {md5sums.NAME}')
   (tmp_path / 'mnist').mkdir()
   for name in ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'):
     shutil.copy(shared / 'fashion_mnist' / name, tmp_path / 'mnist' / name)
-  shutil.copy(shared / datasets.MD5SUMS, tmp_path / datasets.MD5SUMS)
+  shutil.copy(shared / md5sums.NAME, tmp_path / md5sums.NAME)
   with pytest.raises(TfpruneError, match=(
       r'mnist/t10k-images-idx3-ubyte.gz does not match its md5 in .*MD5SUMS '
       r'\(it is the file listed as fashion_mnist/t10k-images-idx3-ubyte.gz\)')):

@@ -217,3 +217,21 @@ def test_a_resume_from_other_starting_weights_or_data_is_refused(tmp_path):
   with pytest.raises(TfpruneError, match=r'\(data changed since\)'):
     gradual_config.check_resumable(tmp_path, config, {
         **recorded, 'data': {'data': 'npz-sha256:22', 'input_shape': [784]}})
+
+
+def test_two_sensitivity_scans_write_the_same_bytes(tmp_path, mnist_slice_dir,
+                                                    capsys):
+  out = tmp_path / 'out'
+  runs = [tmp_path / 'first', out]
+  for _ in runs:  # the same command twice, into the same folder
+    code, _, err = helpers.run_main(
+        'sensitivity', f'--weights_dir={MNIST_MLP}', f'--data_dir={mnist_slice_dir}',
+        '--levels=0,50,90', '--holdout_size=100', f'--out_dir={out}',
+        capsys=capsys)
+    assert code == 0, err[-3:]
+    if not runs[0].exists():
+      shutil.copytree(out, runs[0])
+  names = sorted(p.name for p in runs[0].iterdir())
+  assert names == ['sensitivity.csv', 'sensitivity.png', 'sensitivity_config.json']
+  for name in names:
+    assert (runs[0] / name).read_bytes() == (out / name).read_bytes(), name

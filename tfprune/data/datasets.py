@@ -12,7 +12,6 @@ code written for images runs unchanged, and it has a validation split.
 
 import dataclasses
 import gzip
-import hashlib
 import os
 import pathlib
 import shutil
@@ -23,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from tfprune import registry
+from tfprune.data import md5sums
 from tfprune.data import penguins
 from tfprune.errors import TfpruneError
 from tfprune.errors import shorten
@@ -161,7 +161,7 @@ def _load_local(spec: DatasetSpec, split: str,
         f'--data_dir or {DATA_DIR_ENV}, or leave both unset to download with '
         'tensorflow-datasets')
   prefix = folder / spec.name / _IDX_PREFIX[split]
-  check_md5sums(folder, [pathlib.Path(f'{prefix}-{kind}-idx{dims}-ubyte.gz')
+  md5sums.check(folder, [pathlib.Path(f'{prefix}-{kind}-idx{dims}-ubyte.gz')
                          for kind, dims in (('images', 3), ('labels', 1))])
   images = read_idx(pathlib.Path(f'{prefix}-images-idx3-ubyte.gz'),
                     _IMAGES_MAGIC)
@@ -183,43 +183,6 @@ def _load_local(spec: DatasetSpec, split: str,
         f'{spec.name} has {spec.num_classes} classes: replace it with the '
         'official file')
   return images, labels
-
-
-MD5SUMS = 'MD5SUMS'
-
-
-def check_md5sums(folder: pathlib.Path, paths: list[pathlib.Path]) -> None:
-  """Refuses files that differ from the md5 the folder's `MD5SUMS` lists.
-
-  A data folder laid out like `../shared/datasets` may hold an `MD5SUMS`
-  (`md5sum` format, paths relative to the folder). When it does, each of
-  `paths` it lists must match, so a `mnist/` folder holding Fashion-MNIST
-  files is refused instead of scored. Without `MD5SUMS` nothing is checked.
-
-  Raises:
-    TfpruneError: a listed file has another md5 (the message names the
-      listed file it does match, if any).
-  """
-  sums_path = folder / MD5SUMS
-  if not sums_path.is_file():
-    return
-  listed = {}
-  for line in sums_path.read_text(errors='replace').splitlines():
-    parts = line.split(maxsplit=1)
-    if len(parts) == 2:
-      listed[parts[1].lstrip('*').strip()] = parts[0].lower()
-  for path in paths:
-    relative = path.relative_to(folder).as_posix()
-    if relative not in listed or not path.is_file():
-      continue
-    found = hashlib.md5(path.read_bytes()).hexdigest()
-    if found != listed[relative]:
-      same_as = [name for name, digest in listed.items() if digest == found]
-      what = f'it is the file listed as {same_as[0]}' if same_as else (
-          'the file was changed')
-      raise TfpruneError(
-          f'data file {path} does not match its md5 in {sums_path} ({what}): '
-          'put the official file there (see ../shared/datasets/README.md)')
 
 
 def read_idx(path: pathlib.Path, magic: int) -> np.ndarray:

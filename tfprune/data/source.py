@@ -59,6 +59,21 @@ class Given:
     return provenance.check(recorded, self.provenance(), source,
                             allow_other_data)
 
+  def record(self, other_data: bool = False) -> dict[str, Any]:
+    """What a run's config file records of the data beyond its config.
+
+    A user's `.npz` by the sha256 of its arrays; a registry dataset by its
+    name, already in the config (nothing added, so the configs of registry
+    runs keep their bytes). Data other than a network's files record, let
+    through by `allow_other_data`, is recorded as such.
+    """
+    record: dict[str, Any] = {}
+    if self.data is not None:
+      record['data'] = self.provenance()
+    if other_data:
+      record['other_data_allowed'] = True
+    return record
+
   def train_split(self, limit: int | None = None) -> datasets.Split | None:
     """The training split: the `.npz`'s (None if it has none) or the dataset's."""
     if self.data is not None:

@@ -263,23 +263,8 @@ def run(config: SweepConfig,
   return _write_run(
       config, lambda on_pruned: sweep(config, folder.network, split,
                                       calibration_inputs, on_pruned, progress),
-      save, {'weights_sha256': folder.sha256, **_data_record(given, other_data)})
+      save, {'weights_sha256': folder.sha256, **given.record(other_data)})
 
-
-def _data_record(given: data_source.Given, other_data: bool) -> dict:
-  """What `sweep_config.json` records of the data beyond the config.
-
-  A user's `.npz` is recorded by the sha256 of its arrays; a registry
-  dataset by its name, already in the config (nothing added, so the configs
-  of registry runs keep their bytes). Data other than a network's files
-  record, let through by `allow_other_data`, is recorded as such.
-  """
-  record = {}
-  if given.data is not None:
-    record['data'] = given.provenance()
-  if other_data:
-    record['other_data_allowed'] = True
-  return record
 
 
 def _write_run(config: SweepConfig, measure_points, save, record: dict
@@ -352,7 +337,7 @@ def _run_graph(config: SweepConfig,
           allow_sparse=config.sparse_kernels),
       save, {'pruned_layers': names,
              **({'weights_sha256': folder.sha256} if folder else {}),
-             **_data_record(given, other_data)})
+             **given.record(other_data)})
 
 
 def _pruned_keras():
