@@ -245,3 +245,10 @@ def test_study_a_without_finetuning_is_refused():
   with pytest.raises(TfpruneError, match=r'finetune_epochs must be at least 1 '
                      r'\(Study A measures fine-tuned networks\), got 0'):
     study_fashion.StudyAConfig('', '', finetune_epochs=0)
+
+
+def test_duplicate_targets_of_gradual_are_refused(tmp_path, capsys):
+  code, _, err = helpers.run_main('gradual', '--targets=90,90',
+                                  f'--out_dir={tmp_path / "out"}', capsys=capsys)
+  assert _one_error(code, err) == (
+      'error: --targets gives 90 twice: give each value once')

@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune import atomic
+from tfprune import registry
 from tfprune.criteria import graph_pruning
 from tfprune.data import datasets
 from tfprune.data import provenance
@@ -119,9 +120,10 @@ class GraphBenchmarkConfig:
 
   def __post_init__(self):
     check_network_and_methods(self.weights_dir, self.model_file, self.methods)
-    object.__setattr__(self, 'methods', tuple(self.methods))
-    object.__setattr__(self, 'levels', sweep.parse_levels(
-        [str(k) for k in self.levels]))
+    object.__setattr__(self, 'methods', registry.check_unique(self.methods,
+                                                              '--methods'))
+    object.__setattr__(self, 'levels', registry.check_unique(sweep.parse_levels(
+        [str(k) for k in self.levels]), '--levels'))
     if not math.isfinite(self.min_seconds) or self.min_seconds < 0 or self.runs < 1:
       raise TfpruneError(f'min_seconds must be >= 0 and runs >= 1, got '
                          f'{self.min_seconds} and {self.runs}')

@@ -9,6 +9,7 @@ from typing import Sequence
 
 
 from tfprune import atomic
+from tfprune import registry
 from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.drivers import sweep
@@ -114,11 +115,12 @@ class GradualConfig:
                          f'{",".join(gradual.PROCEDURES)}')
     if not self.targets:
       raise TfpruneError('no target sparsity given: pass --targets such as 90,95')
-    object.__setattr__(self, 'procedures', tuple(self.procedures))
-    object.__setattr__(self, 'targets',
-                       tuple(pruning.check_level(
-                           t, 'target sparsity', include_high=False,
-                           hint=': pass e.g. --targets=90,95') for t in self.targets))
+    object.__setattr__(self, 'procedures', registry.check_unique(
+        self.procedures, '--procedures'))
+    object.__setattr__(self, 'targets', registry.check_unique(
+        (pruning.check_level(t, 'target sparsity', include_high=False,
+                             hint=': pass e.g. --targets=90,95')
+         for t in self.targets), '--targets'))
     if self.train_limit is not None and self.train_limit < 1:
       raise TfpruneError(f'train_limit must be at least 1, got {self.train_limit}')
     for run in self.runs():  # validates procedure, epochs, cycles, ...
