@@ -16,6 +16,7 @@ from absl import flags  # pylint: disable=g-import-not-at-top
 
 from tfprune.criteria import pruning  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
+from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import keras_baseline  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
 
@@ -31,6 +32,8 @@ _METHODS = flags.DEFINE_list('methods', list(sweep.DEFAULT_METHODS),
                              f'Criteria, from: {",".join(pruning.PRUNERS)}.')
 _LEVELS = flags.DEFINE_list('levels', [f'{k:g}' for k in sweep.DEFAULT_LEVELS],
                             'Levels k in percent.')
+_ALLOW_OTHER_DATA = flags.DEFINE_bool('allow_other_data', False,
+                                      provenance.OVERRIDE_HELP)
 
 
 def main(argv):
@@ -38,7 +41,8 @@ def main(argv):
   for method in _METHODS.value:
     pruning.get(method)
   rows = keras_baseline.run(_WEIGHTS_DIR.value, _DATASET.value, _DATA_DIR.value,
-                            _METHODS.value, sweep.parse_levels(_LEVELS.value))
+                            _METHODS.value, sweep.parse_levels(_LEVELS.value),
+                            allow_other_data=_ALLOW_OTHER_DATA.value)
   for method, k, accuracy in rows:
     print(f'{method:<8} {k:>6g} {100 * accuracy:>8.2f}%')
 

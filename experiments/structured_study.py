@@ -39,6 +39,7 @@ from tfprune import cli  # first: sets TensorFlow's log level
 from absl import flags
 
 from tfprune.data import datasets
+from tfprune.data import provenance
 from tfprune.transforms import channel_pruning
 
 from experiments.studies import structured_config
@@ -86,6 +87,8 @@ _RUNS = flags.DEFINE_integer('timing_runs', _D.timing_runs,
                              'Timed calls per model and batch size, at least.')
 _ROUNDS = flags.DEFINE_integer('timing_rounds', _D.timing_rounds,
                                'Alternating blocks per model and batch size.')
+_ALLOW_OTHER_DATA = flags.DEFINE_bool('allow_other_data', False,
+                                      provenance.OVERRIDE_HELP)
 
 
 def main(argv):
@@ -102,7 +105,8 @@ def main(argv):
       batch_size=_BATCH_SIZE.value, seed=_SEED.value,
       dense_model=_DENSE_MODEL.value,
       batch_sizes=tuple(structured_config.parse_batch_sizes(_BATCH_SIZES.value)),
-      timing_runs=_RUNS.value, timing_rounds=_ROUNDS.value)
+      timing_runs=_RUNS.value, timing_rounds=_ROUNDS.value,
+      allow_other_data=_ALLOW_OTHER_DATA.value)
   result = structured_resnet.run(config)
   for b, t in result.timing['latency_median'].items():
     print(f'batch {b}: dense {t["dense_ms"]:.2f} ms, compacted '

@@ -8,6 +8,7 @@ through the scripts are cases of tests/test_cli.py.
 import csv
 
 from tests import helpers
+from tfprune import ziptags
 from tfprune.drivers import sweep
 
 
@@ -21,7 +22,10 @@ def test_saved_export_scores_like_the_sweep(tmp_path, mnist_slice_dir, capsys):
     rows = {r['method']: r for r in csv.DictReader(f)}
   for method, row in rows.items():
     path = out / 'pruned' / f'{method}-k90.npz'
-    assert path.stat().st_size == int(row['size_bytes'])
+    # The file is the network's bytes (the column) plus its provenance tag.
+    tag = ziptags.read(path)
+    assert tag == {'data': 'mnist', 'input_shape': [28, 28, 1]}
+    assert path.stat().st_size == int(row['size_bytes']) + len(ziptags.comment(tag))
     code, stdout, stderr = helpers.run_main(
         'evaluate', f'--export={path}', f'--data_dir={data_dir}', capsys=capsys)
     assert code == 0, stderr

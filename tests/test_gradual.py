@@ -237,6 +237,16 @@ def test_missed_target_fails_loudly():
     gradual.check_reached(layers, 0.9)
 
 
+def test_a_nan_loss_is_named_as_the_cause_of_a_missed_target():
+  layers = [gradual.LayerSparsity('dense_1', 100, 89, 90),
+            gradual.LayerSparsity('dense_2', 100, 0, 90, nonfinite=100)]
+  with pytest.raises(TfpruneError, match=(
+      r'layer dense_2 holds 100 NaN/Inf weights after training: the loss '
+      r'became NaN, .* check the training data for NaN/Inf or lower '
+      r'--learning_rate')):
+    gradual.check_reached(layers, 0.9)
+
+
 @pytest.mark.parametrize('field, value, message', [
     ('epochs', 0, 'epochs must be at least 1'),
     ('cycles', 0, 'cycles must be at least 1'),

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests import helpers
+from tfprune import ziptags
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
@@ -96,9 +97,12 @@ def test_files_are_written(study):
   for row in tuned:
     assert int(row['params']) == int(oneshot['params']) < int(dense['params'])
   assert int(oneshot['macs']) < int(dense['macs']) / 3
-  for row in rows:
+  for row in rows:  # the file: the model's bytes, then its provenance tag
     path = structured_resnet.model_path(out, row['model'])
-    assert path.stat().st_size == int(row['keras_bytes'])
+    tag = ziptags.read(path)
+    assert tag == {'data': 'fashion_mnist', 'input_shape': [28, 28, 1]}
+    assert path.stat().st_size == int(row['keras_bytes']) + len(
+        ziptags.comment(tag))
   saved = json.loads((out / 'config.json').read_text())
   assert saved['k'] == K and saved['validation_size'] == VALIDATION
   assert saved['finetune_learning_rates'] == list(RATES)
@@ -192,3 +196,21 @@ def test_bad_rates_are_refused_in_one_line():
   with pytest.raises(TfpruneError, match='learning rates must be numbers, got '
                      '1e-3,fast: give --finetune_learning_rates=1e-3,2e-3,4e-3'):
     structured_config.parse_rates(['1e-3', 'fast'])
+
+
+def test_a_dense_model_of_another_dataset_is_refused_unless_allowed(
+    study, tmp_path):
+  config, _, _ = study
+  dense = structured_resnet.model_path(config.out_dir, 'dense')
+  mnist = structured_resnet.StructuredConfig(
+      out_dir=str(tmp_path / 'out'), dataset='mnist', dense_model=str(dense))
+  with pytest.raises(TfpruneError, match=(
+      r'dense.keras was made on fashion_mnist but this run gives it mnist: '
+      r'pass the data it was made on \(--dataset=fashion_mnist without '
+      r'--data\), or --allow_other_data')):
+    structured_resnet._dense_model(mnist, None)  # pylint: disable=protected-access
+  allowed = structured_resnet._dense_model(  # pylint: disable=protected-access
+      structured_resnet.StructuredConfig(
+          out_dir=str(tmp_path / 'out'), dataset='mnist', dense_model=str(dense),
+          allow_other_data=True), None)
+  assert allowed.count_params() > 0

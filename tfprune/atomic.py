@@ -16,6 +16,9 @@ import tempfile
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from tfprune.errors import TfpruneError
+from tfprune.errors import shorten
+
+STAGING_PREFIX = '.tfprune-staging.'
 
 
 def _umask() -> int:
@@ -45,7 +48,13 @@ def check_writable(path: str | os.PathLike,
       folder.
   """
   folder = pathlib.Path(path)
-  existing = _nearest_existing(folder)
+  try:
+    existing = _nearest_existing(folder)
+  except OSError as e:  # a name or path too long, a loop of links
+    raise TfpruneError(
+        f'output folder {shorten(str(folder), 80)} cannot be used '
+        f'({e.strerror or e}): choose a shorter or valid path with {flag}'
+        ) from None
   problem = None
   if not existing.is_dir():
     problem = 'Not a directory'
@@ -88,8 +97,14 @@ def replacing(path: str | os.PathLike) -> Iterator[pathlib.Path]:
   """Yields a temporary path that replaces `path` when the block succeeds.
 
   On an exception the temporary file is removed and `path` is untouched.
+
+  Raises:
+    TfpruneError: `path` is an existing folder (a file cannot replace it).
   """
   target = pathlib.Path(path)
+  if target.is_dir():
+    raise TfpruneError(f'{target} is an existing folder, not a file: pass the '
+                       'path of a file to write (e.g. inside that folder)')
   fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f'.{target.name}.',
                                   suffix='.tmp')
   os.close(fd)
@@ -129,6 +144,12 @@ def check_replaceable(path: str | os.PathLike,
     TfpruneError: it exists, is not an empty folder, and `overwrite` is False.
   """
   target = pathlib.Path(path)
+  try:
+    target.exists()
+  except OSError as e:  # a name or path too long
+    raise TfpruneError(f'{shorten(str(target), 80)} cannot be used '
+                       f'({e.strerror or e}): choose a shorter or valid path'
+                       ) from None
   if target.exists() and not overwrite and (
       not target.is_dir() or any(target.iterdir())):
     raise TfpruneError(
@@ -193,15 +214,23 @@ def staging(out_dir: str | os.PathLike,
   """
   target = check_writable(out_dir, flag)
   existing = _nearest_existing(target)
+  remove_stale_staging(existing)
   try:
-    tmp = pathlib.Path(tempfile.mkdtemp(dir=existing, prefix='.tfprune-staging.'))
+    tmp = pathlib.Path(tempfile.mkdtemp(
+        dir=existing, prefix=f'{STAGING_PREFIX}{os.getpid()}.'))
   except OSError as e:
     raise TfpruneError(
         f'output folder {target} is not writable ({e.strerror or e}): '
         f'choose a writable folder with {flag}') from None
   try:
     yield tmp
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+      target.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+      raise TfpruneError(
+          f'output folder {shorten(str(target), 80)} cannot be made '
+          f'({e.strerror or e}): choose a shorter or valid path with {flag}'
+          ) from None
     entries = sorted(tmp.iterdir())
     for entry in entries:
       destination = target / entry.name
@@ -214,6 +243,43 @@ def staging(out_dir: str | os.PathLike,
       _move_all(entries, target)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_staging(folder: pathlib.Path) -> list[pathlib.Path]:
+  """Removes the staging folders in `folder` of runs that no longer exist.
+
+  A run killed outright (SIGKILL, power loss) cannot clean up its
+  `.tfprune-staging.<pid>.*` folder; the next run into the same folder
+  removes it, once no process with that id is alive. (A folder of an older
+  tfprune, without a process id in its name, is removed too.)
+
+  Returns:
+    The folders removed.
+  """
+  removed = []
+  try:
+    entries = list(folder.iterdir())
+  except OSError:
+    return removed
+  for entry in entries:
+    if not entry.name.startswith(STAGING_PREFIX) or not entry.is_dir():
+      continue
+    pid = entry.name[len(STAGING_PREFIX):].split('.', 1)[0]
+    if pid.isdigit() and _alive(int(pid)):
+      continue
+    shutil.rmtree(entry, ignore_errors=True)
+    removed.append(entry)
+  return removed
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # someone else's process
+    return True
+  return True
 
 
 @contextlib.contextmanager

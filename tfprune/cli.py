@@ -7,7 +7,8 @@ call `cli.run(main)` instead of `app.run(main)`:
 
 - bad input, a `TfpruneError` or a bad flag (unknown, missing, unparsable):
   `error: <problem>: <fix>`, exit status 2;
-- Ctrl-C: `interrupted: <what was kept>`, exit status 130, no traceback;
+- Ctrl-C: `interrupted: <what was kept>`, exit status 130, no traceback
+  (SIGTERM: the same line, exit status 143);
 - any other exception: `error: internal error <Type>: <message>: rerun with
   --debug for the traceback`, exit status 1 (`--debug` prints the traceback).
 
@@ -102,6 +103,16 @@ class _Imported(importlib.abc.Loader):
 
 INTERRUPTED = 'interrupted: nothing was written over'
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process it ended
+
+
+class Terminated(KeyboardInterrupt):
+  """SIGTERM, handled as Ctrl-C is (the same line) but ending with status 143."""
+
+
+def _raise_terminated(signum, frame):
+  del signum, frame
+  raise Terminated()
 
 
 def _imported_by_a_script() -> bool:
@@ -291,9 +302,9 @@ def run(main: Callable[[list[str]], int | None],
     except TfpruneError as e:
       print(f'error: {one_line(e)}', file=sys.stderr)
       return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
       print(interrupted_line(), file=sys.stderr)
-      return EXIT_INTERRUPTED
+      return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
     except Exception as e:  # pylint: disable=broad-except
       if _DEBUG.value:
         traceback.print_exc()
@@ -302,8 +313,11 @@ def run(main: Callable[[list[str]], int | None],
             '--debug for the traceback', file=sys.stderr)
       return EXIT_INTERNAL
 
+  previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
   try:
     app.run(guarded, argv=argv, flags_parser=_parse_flags)
-  except KeyboardInterrupt:  # during flag parsing or absl's start-up
+  except KeyboardInterrupt as e:  # during flag parsing or absl's start-up
     print(interrupted_line(), file=sys.stderr)
-    sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED)
+  finally:
+    signal.signal(signal.SIGTERM, previous_term)

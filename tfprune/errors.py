@@ -15,3 +15,15 @@ class TfpruneError(ValueError):
 
   The message is one line that names the problem and how to fix it.
   """
+
+
+def check_not_empty(value: str | None, flag: str, what: str) -> str | None:
+  """`value`, refusing an empty string (`--flag=` given without a value).
+
+  Raises:
+    TfpruneError: `value` is '' (None, the flag left out, passes).
+  """
+  if value is not None and not value.strip():
+    raise TfpruneError(f'{flag} is empty: pass the path of {what}, or leave '
+                       'the flag out')
+  return value

@@ -33,3 +33,19 @@ def check_choice(name: str, choices: Iterable[str], what: str) -> str:
 def lookup(table: Mapping[str, V], name: str, what: str) -> V:
   """Returns `table[name]`, failing like `check_choice` for an unknown name."""
   return table[check_choice(name, table, what)]
+
+
+def check_unique(values: Iterable, flag: str) -> tuple:
+  """Returns `values` as a tuple if none repeats (a repeat would repeat rows).
+
+  Raises:
+    TfpruneError: a value is given twice; the message names `flag`.
+  """
+  values = tuple(values)
+  seen = set()
+  for value in values:
+    if value in seen:
+      shown = f'{value:g}' if isinstance(value, float) else value
+      raise TfpruneError(f'{flag} gives {shown} twice: give each value once')
+    seen.add(value)
+  return values

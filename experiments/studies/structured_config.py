@@ -52,6 +52,8 @@ class StructuredConfig:
     timing_runs: timed calls per model and batch size, at least.
     timing_rounds: alternating blocks per model and batch size.
     timing_min_seconds: each model runs at least this long per batch size.
+    allow_other_data: start from a `dense_model` whose tag records another
+      dataset, on purpose (`data.provenance`).
   """
   out_dir: str
   dataset: str = 'fashion_mnist'
@@ -73,6 +75,7 @@ class StructuredConfig:
   timing_runs: int = 200
   timing_rounds: int = 10
   timing_min_seconds: float = 1.0
+  allow_other_data: bool = False
 
   def __post_init__(self):
     models.check_fits('resnet18', datasets.get(self.dataset).image_shape,

@@ -33,10 +33,13 @@ import time
 import numpy as np
 
 from tfprune import atomic
+from tfprune import ziptags
 from tfprune.criteria import pruning
 from tfprune.data import datasets
+from tfprune.data import provenance
 from tfprune.drivers import benchmark
 from tfprune.drivers import graph_sweep
+from tfprune.drivers import model_checks
 from tfprune.graph.ir import Graph
 from tfprune.keras_compat import keras
 from tfprune.keras_io import build
@@ -109,8 +112,18 @@ def widths(graph: Graph) -> str:
   return '-'.join(str(n.params['kernel'].shape[-1]) for n in graph.weighted())
 
 
+def made_on(config: StructuredConfig) -> dict:
+  """The provenance entry of the study's models (`data.provenance`)."""
+  return provenance.record(config.dataset, None, None,
+                           datasets.get(config.dataset).image_shape)
+
+
 def _dense_model(config: StructuredConfig, train: datasets.Split):
   if config.dense_model is not None:
+    # A model saved by this study records its dataset (`_save`): refuse
+    # another unless allowed; a user's own model records nothing.
+    provenance.check(ziptags.read(config.dense_model), made_on(config),
+                     config.dense_model, config.allow_other_data)
     return load.load_model(config.dense_model)
   spec = datasets.get(config.dataset)
   keras.utils.set_random_seed(config.seed)
@@ -120,10 +133,13 @@ def _dense_model(config: StructuredConfig, train: datasets.Split):
   return model
 
 
-def _save(model, path: pathlib.Path) -> int:
+def _save(model, path: pathlib.Path, entry: dict) -> int:
+  """Saves `model` (same bytes for the same model, tagged with `entry`) and
+  returns its bytes but the tag (`ziptags`)."""
   path.parent.mkdir(parents=True, exist_ok=True)
   model.save(path)
-  return path.stat().st_size
+  ziptags.reproducible_keras(path, entry)
+  return path.stat().st_size - len(ziptags.comment(entry))
 
 
 def model_path(out_dir, name: str) -> pathlib.Path:
@@ -149,7 +165,9 @@ def run(config: StructuredConfig, verbose: bool = True) -> StructuredResult:
     say(f'dense: {100 * scores["dense"][1]:.2f}%', flush=True)
 
     start = time.perf_counter()
-    dense = importer.from_keras(model, test.images[:VERIFY_EXAMPLES])
+    dense = model_checks.finite(
+        importer.from_keras(model, test.images[:VERIFY_EXAMPLES]),
+        config.dense_model or 'the dense model')
     analysis = groups_lib.analyse(dense)
     removed = channel_pruning.select(dense, analysis, config.importance,
                                      config.k)
@@ -184,7 +202,7 @@ def run(config: StructuredConfig, verbose: bool = True) -> StructuredResult:
     # What one ships: each graph as a plain, uncompiled Keras model (a trained
     # model's .keras would also hold its optimizer's state).
     shipped = {name: build.to_keras(g, 'tf_keras') for name, g in graphs.items()}
-    sizes = {name: _save(m, model_path(stage, name))
+    sizes = {name: _save(m, model_path(stage, name), made_on(config))
              for name, m in shipped.items()}
     dense_accuracy = scores['dense'][1]
     rows = [{'model': name, 'learning_rate': candidates.get(name, ''),
@@ -201,7 +219,8 @@ def run(config: StructuredConfig, verbose: bool = True) -> StructuredResult:
     atomic.write_csv(stage / 'results.csv', COLUMNS, rows)
     atomic.write_text(stage / 'timing.json', json.dumps(timing, indent=2) + '\n')
     atomic.write_text(stage / 'config.json',
-                      json.dumps(dataclasses.asdict(config), indent=2) + '\n')
+                      json.dumps(provenance.config_record(config), indent=2)
+                      + '\n')
   return StructuredResult(rows, timing, dense, masked, compacted, removed,
                           chosen)
 

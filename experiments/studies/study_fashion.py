@@ -83,6 +83,10 @@ class StudyAConfig:
     for k in self.levels:
       pruning.check_level(k)
     finetune.FitConfig(self.finetune_epochs, learning_rate=self.finetune_lr)
+    if self.finetune_epochs < 1:  # its rows compare fine-tuned networks
+      raise TfpruneError(
+          f'finetune_epochs must be at least 1 (Study A measures fine-tuned '
+          f'networks), got {self.finetune_epochs}: pass e.g. --finetune_epochs=2')
     for name in ('train_limit', 'test_limit'):
       value = getattr(self, name)
       if value is not None and value < 1:

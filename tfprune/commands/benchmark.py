@@ -23,6 +23,7 @@ from absl import flags  # pylint: disable=g-import-not-at-top
 from tfprune.commands import defaults  # pylint: disable=g-import-not-at-top
 from tfprune.criteria import methods  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
+from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import benchmark  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import graph_benchmark  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import point_cost  # pylint: disable=g-import-not-at-top
@@ -55,6 +56,8 @@ _POINT_COST = flags.DEFINE_bool(
     'same data, in alternating rounds; writes point_cost.json.')
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'With --point_cost: timed sweeps '
                                'and timed predicts, alternating.')
+_ALLOW_OTHER_DATA = flags.DEFINE_bool('allow_other_data', False,
+                                        provenance.OVERRIDE_HELP)
 _OUT_DIR = flags.DEFINE_string('out_dir', defaults.in_clone('img', 'benchmark'),
                                'Folder for benchmark.json and benchmark.png.')
 
@@ -80,9 +83,11 @@ def main(argv):
                        'sweep already)')
   config = benchmark.BenchmarkConfig(
       weights_dir=weights_dir, out_dir=out_dir,
+      dataset=_DATASET.value, data=_DATA.value,
       data_dir=_DATA_DIR.value, methods=tuple(_METHODS.value),
       levels=sweep.parse_levels(_LEVELS.value), repeats=_REPEATS.value,
-      min_seconds=_MIN_SECONDS.value)
+      min_seconds=_MIN_SECONDS.value,
+      allow_other_data=_ALLOW_OTHER_DATA.value)
   record = benchmark.run(config)
   print(benchmark.format_table(record))
   print(f'wrote {pathlib.Path(config.out_dir) / benchmark.JSON_NAME} and '
@@ -96,7 +101,8 @@ def _graph_main(weights_dir: str | None, out_dir: str):
       dataset=_DATASET.value, data_dir=_DATA_DIR.value,
       methods=tuple(_METHODS.value),
       **({'levels': sweep.parse_levels(_LEVELS.value)} if _LEVELS.present else {}),
-      min_seconds=_MIN_SECONDS.value)
+      min_seconds=_MIN_SECONDS.value,
+      allow_other_data=_ALLOW_OTHER_DATA.value)
   record = graph_benchmark.run(config)
   print(graph_benchmark.format_table(record))
   print(f'wrote {pathlib.Path(config.out_dir) / graph_benchmark.CSV_NAME}, '
@@ -109,7 +115,8 @@ def _point_cost_main(weights_dir: str | None, out_dir: str):
       weights_dir=weights_dir,
       dataset=_DATASET.value, data_dir=_DATA_DIR.value,
       methods=tuple(_METHODS.value), rounds=_ROUNDS.value,
-      **({'levels': sweep.parse_levels(_LEVELS.value)} if _LEVELS.present else {}))
+      **({'levels': sweep.parse_levels(_LEVELS.value)} if _LEVELS.present else {}),
+      allow_other_data=_ALLOW_OTHER_DATA.value)
   record = point_cost.run(config)
   print(point_cost.format_record(record))
   print(f'wrote {point_cost.out_path(config)}')

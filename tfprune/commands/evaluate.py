@@ -14,6 +14,7 @@ through the graph evaluator, exactly as the sweep scored them.
 from absl import flags  # pylint: disable=g-import-not-at-top
 
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
+from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import scoring  # pylint: disable=g-import-not-at-top
 
 _EXPORT = flags.DEFINE_string(
@@ -24,13 +25,16 @@ _DATA = flags.DEFINE_string(
     '--dataset (graph files and Keras models).')
 _DATASET = flags.DEFINE_enum('dataset', 'mnist', list(datasets.DATASETS),
                              'Dataset whose test split is used.')
+_ALLOW_OTHER_DATA = flags.DEFINE_bool('allow_other_data', False,
+                                        provenance.OVERRIDE_HELP)
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else tfds).')
 
 
 def main(argv):
   del argv
-  s = scoring.score(_EXPORT.value, _DATASET.value, _DATA_DIR.value, _DATA.value)
+  s = scoring.score(_EXPORT.value, _DATASET.value, _DATA_DIR.value, _DATA.value,
+                    _ALLOW_OTHER_DATA.value)
   print(f'{s.path}: accuracy {100 * s.accuracy:.2f}% on {s.dataset} test, '
         f'{s.nonzero_params:,} non-zero parameters, {s.flops:,} multiply-adds, '
         f'layers {s.units}, '

@@ -25,6 +25,7 @@ from absl import flags  # pylint: disable=g-import-not-at-top
 from tfprune import cli  # pylint: disable=g-import-not-at-top
 from tfprune.commands import defaults  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
+from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
 from tfprune.errors import TfpruneError  # pylint: disable=g-import-not-at-top
 from tfprune.keras_io import models  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import gradual_study  # pylint: disable=g-import-not-at-top
@@ -98,6 +99,8 @@ _EXPORT_TFLITE = flags.DEFINE_bool(
     'export_tflite', True, 'Also write each pruned model as .tflite '
     '(EXPERIMENTAL_SPARSITY) and report its size.')
 _VERBOSE = flags.DEFINE_integer('verbose', 2, 'Keras progress output: 0, 1, 2.')
+_ALLOW_OTHER_DATA = flags.DEFINE_bool('allow_other_data', False,
+                                      provenance.OVERRIDE_HELP)
 _OUT_DIR = flags.DEFINE_string(
     'out_dir', defaults.in_clone('img', 'gradual'),
     'Output folder; re-running the same command resumes it.')
@@ -138,7 +141,8 @@ def main(argv):
       learning_rate=_LEARNING_RATE.value,
       prune_output_layer=_PRUNE_OUTPUT_LAYER.value, strategy=_STRATEGY.value,
       seed=_SEED.value, train_limit=_TRAIN_LIMIT.value,
-      export_tflite=_EXPORT_TFLITE.value)
+      export_tflite=_EXPORT_TFLITE.value,
+      allow_other_data=_ALLOW_OTHER_DATA.value)
   study = gradual_study.run(config, cli.command_line(), verbose=_VERBOSE.value)
   print(gradual_study.format_table(study))
   print(f'wrote {pathlib.Path(config.out_dir) / gradual_study.RESULTS_NAME}, '

@@ -16,6 +16,7 @@ from absl import flags  # pylint: disable=g-import-not-at-top
 
 from tfprune.commands import defaults  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
+from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import sensitivity  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
 
@@ -48,6 +49,8 @@ _PRUNE_OUTPUT_LAYER = flags.DEFINE_bool('prune_output_layer', False,
                                         'Scan the output layer too.')
 _USE_BIASES = flags.DEFINE_bool('use_biases', True,
                                 'Add biases in the forward pass (weight folders).')
+_ALLOW_OTHER_DATA = flags.DEFINE_bool('allow_other_data', False,
+                                        provenance.OVERRIDE_HELP)
 _OUT_DIR = flags.DEFINE_string(
     'out_dir', defaults.in_clone('runs', 'sensitivity'),
     'Folder for sensitivity.csv, sensitivity_config.json and the plot.')
@@ -65,7 +68,8 @@ def main(argv):
       holdout_size=_HOLDOUT_SIZE.value, holdout_seed=_HOLDOUT_SEED.value,
       prune_layers=tuple(_PRUNE_LAYERS.value),
       prune_output_layer=_PRUNE_OUTPUT_LAYER.value,
-      use_biases=_USE_BIASES.value)
+      use_biases=_USE_BIASES.value,
+      allow_other_data=_ALLOW_OTHER_DATA.value)
   result = sensitivity.run(config)
   for name, curve in result.curves.items():
     print(f'{name:>16} ({curve.size:>9,} weights): ' + ' '.join(

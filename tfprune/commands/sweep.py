@@ -26,6 +26,7 @@ from tfprune.commands import defaults  # pylint: disable=g-import-not-at-top
 from tfprune.criteria import methods  # pylint: disable=g-import-not-at-top
 from tfprune.criteria import reconstruction  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
+from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
 
 _WEIGHTS_DIR = flags.DEFINE_string(
@@ -95,6 +96,8 @@ _PATTERN = flags.DEFINE_string(
 _PROGRESS = flags.DEFINE_bool(
     'progress', True, 'Print one line per measured point (method, k, accuracy, '
     'seconds) to stderr as the sweep goes.')
+_ALLOW_OTHER_DATA = flags.DEFINE_bool('allow_other_data', False,
+                                        provenance.OVERRIDE_HELP)
 _OUT_DIR = flags.DEFINE_string('out_dir', defaults.in_clone('img'),
                                'Folder for sweep.csv, sweep_config.json, plots.')
 
@@ -121,7 +124,8 @@ def main(argv):
       sparse_kernels=_SPARSE_KERNELS.value, save_pruned=_SAVE_PRUNED.value,
       allocation=_ALLOCATION.value, sensitivity_csv=_SENSITIVITY_CSV.value,
       pattern=_PATTERN.value,
-      save_keras=_SAVE_KERAS.value)
+      save_keras=_SAVE_KERAS.value,
+      allow_other_data=_ALLOW_OTHER_DATA.value)
   rows = sweep.run(config, progress=_print_progress if _PROGRESS.value else None)
   print(sweep.format_table(rows))
   print(f'wrote {pathlib.Path(config.out_dir) / sweep.CSV_NAME} and plots; '

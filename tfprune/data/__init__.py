@@ -1,1 +1,1 @@
-"""Datasets: the registry and IDX/tfds loading (`datasets`), Palmer penguins (`penguins`)."""
+"""Datasets and their checks: the registry and IDX/tfds loading (`datasets`), Palmer penguins (`penguins`), a user's `.npz` (`user_data`), the checks of every array (`checks`), a folder's `MD5SUMS` (`md5sums`), the data of a run (`source`) and what files record of it (`provenance`)."""

@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from tfprune import registry
+from tfprune.data import md5sums
 from tfprune.data import penguins
 from tfprune.errors import TfpruneError
 from tfprune.errors import shorten
@@ -168,6 +169,8 @@ def _load_local(spec: DatasetSpec, split: str,
         f'--data_dir or {DATA_DIR_ENV}, or leave both unset to download with '
         'tensorflow-datasets')
   prefix = folder / spec.name / _IDX_PREFIX[split]
+  md5sums.check(folder, [pathlib.Path(f'{prefix}-{kind}-idx{dims}-ubyte.gz')
+                         for kind, dims in (('images', 3), ('labels', 1))])
   images = read_idx(pathlib.Path(f'{prefix}-images-idx3-ubyte.gz'),
                     _IMAGES_MAGIC)
   labels = read_idx(pathlib.Path(f'{prefix}-labels-idx1-ubyte.gz'),

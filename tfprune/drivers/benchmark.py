@@ -26,7 +26,8 @@ from tfprune import __version__
 from tfprune import atomic
 from tfprune.criteria import methods
 from tfprune.criteria import pruning
-from tfprune.data import datasets
+from tfprune.data import provenance
+from tfprune.data import source as data_source
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
@@ -60,6 +61,9 @@ class BenchmarkConfig:
     calibration_size: training examples for data-aware methods.
     min_seconds: each timed function runs for at least this long per
       measurement (more runs for fast networks; see `paired_times`).
+    data: a user's `.npz` (`user_data`) instead of the registry `dataset`.
+    allow_other_data: benchmark on other data than the folder records, on
+      purpose (`data.provenance`).
   """
   weights_dir: str
   out_dir: str
@@ -71,19 +75,24 @@ class BenchmarkConfig:
   single_repeats: int = 200
   calibration_size: int = sweep.reconstruction.DEFAULT_CALIBRATION_SIZE
   min_seconds: float = 1.0
+  data: str | None = None
+  allow_other_data: bool = False
 
   def __post_init__(self):
     self.sweep_config()  # validates the shared fields
     if self.repeats < 1 or self.single_repeats < 1:
       raise TfpruneError('repeats and single_repeats must be at least 1')
-    if self.min_seconds < 0:
-      raise TfpruneError(f'min_seconds must be >= 0, got {self.min_seconds}')
+    if not math.isfinite(self.min_seconds) or self.min_seconds < 0:
+      raise TfpruneError(f'min_seconds must be a number >= 0, got '
+                         f'{self.min_seconds}: pass e.g. --min_seconds=1')
 
   def sweep_config(self) -> sweep.SweepConfig:
     """The sweep configuration of the benchmarked methods and levels."""
     return sweep.SweepConfig(self.weights_dir, self.out_dir, self.dataset,
                              self.data_dir, self.methods, self.levels,
-                             calibration_size=self.calibration_size)
+                             calibration_size=self.calibration_size,
+                             data=self.data,
+                             allow_other_data=self.allow_other_data)
 
 
 def _best(fn, repeats: int, min_seconds: float) -> float:
@@ -168,7 +177,15 @@ def run(config: BenchmarkConfig) -> dict:
   atomic.check_writable(config.out_dir)  # made only to write the results
   folder = weights.load(config.weights_dir)
   dense = folder.network
-  split = datasets.load(config.dataset, 'test', config.data_dir)
+  if config.data is None and not config.allow_other_data:
+    weights.check_made_for(folder, config.weights_dir, config.dataset)
+  given = data_source.load(config.dataset, config.data_dir, config.data)
+  given.check_made_on(provenance.from_manifest(folder.manifest),
+                      config.weights_dir, config.allow_other_data)
+  split = given.test
+  data_source.fits_flat(split, dense.input_dim, dense.output_dim, given.name)
+  data_source.fits_flat(given.train, dense.input_dim, dense.output_dim,
+                        given.name, 'train')
   images = split.images[:LARGE_BATCH]
   large = inference.prepare(images, dense.input_dim)
   single = inference.prepare(images[:1], dense.input_dim)
@@ -190,7 +207,7 @@ def run(config: BenchmarkConfig) -> dict:
   dense_bytes = metrics.npy_folder_bytes(dense)
   dense_counts = metrics.total(metrics.layer_counts(dense))
 
-  calibration = sweep.calibration(config.sweep_config())
+  calibration = sweep.calibration(config.sweep_config(), given.train)
   layers = pruning.prunable_layers(dense.num_layers)
   # A-vs-A controls: the dense forward against itself, alternated the same
   # way; how far their rounds stray from 1x is the noise of identical runs.
@@ -240,14 +257,15 @@ def run(config: BenchmarkConfig) -> dict:
       })
 
   default_sweep = sweep.SweepConfig(config.weights_dir, config.out_dir,
-                                    config.dataset, config.data_dir)
+                                    config.dataset, config.data_dir,
+                                    data=config.data)
   # Also timed in alternating blocks with the dense forward pass; the first
   # (untimed) sweep measures any crossover the rows above did not need.
   dense_seconds, sweep_seconds = paired_times(
       dense_large_fn, lambda: sweep.sweep(default_sweep, dense, split), 2,
       config.min_seconds)
   record = {
-      'config': dataclasses.asdict(config),
+      'config': provenance.config_record(config),
       'machine': machine(),
       'dense': {'accuracy': evaluate.accuracy(dense, images, split.labels[:LARGE_BATCH]),
                 'seconds_10000_evaluator': evaluator_large,

@@ -9,10 +9,12 @@ from typing import Sequence
 
 
 from tfprune import atomic
+from tfprune import registry
 from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
+from tfprune.errors import check_not_empty
 from tfprune.keras_io import models
 from tfprune.training import distribute
 from tfprune.training import epoch_log
@@ -94,8 +96,12 @@ class GradualConfig:
   export_tflite: bool = True
   model_file: str | None = None
   data: str | None = None
+  allow_other_data: bool = False
 
   def __post_init__(self):
+    # Not weights_dir: the command builds its defaults with weights_dir=''.
+    check_not_empty(self.model_file, '--model_file', 'a Keras model file')
+    check_not_empty(self.data, '--data', 'an .npz file')
     if (self.weights_dir is None) == (self.model_file is None):
       raise TfpruneError('give either --weights_dir or --model_file, not both')
     models.get(self.model)
@@ -109,11 +115,12 @@ class GradualConfig:
                          f'{",".join(gradual.PROCEDURES)}')
     if not self.targets:
       raise TfpruneError('no target sparsity given: pass --targets such as 90,95')
-    object.__setattr__(self, 'procedures', tuple(self.procedures))
-    object.__setattr__(self, 'targets',
-                       tuple(pruning.check_level(
-                           t, 'target sparsity', include_high=False,
-                           hint=': pass e.g. --targets=90,95') for t in self.targets))
+    object.__setattr__(self, 'procedures', registry.check_unique(
+        self.procedures, '--procedures'))
+    object.__setattr__(self, 'targets', registry.check_unique(
+        (pruning.check_level(t, 'target sparsity', include_high=False,
+                             hint=': pass e.g. --targets=90,95')
+         for t in self.targets), '--targets'))
     if self.train_limit is not None and self.train_limit < 1:
       raise TfpruneError(f'train_limit must be at least 1, got {self.train_limit}')
     for run in self.runs():  # validates procedure, epochs, cycles, ...
@@ -142,23 +149,42 @@ def config_record(config: GradualConfig) -> dict:
   for name in _GRAPH_FIELDS:
     if record[name] is None:
       record.pop(name)
+  if not record['allow_other_data']:  # recorded only when set
+    record.pop('allow_other_data')
   return record
 
 
-def check_resumable(out_dir: pathlib.Path, config: GradualConfig) -> None:
-  """Refuses to resume into `out_dir` if it was made by another config.
+def check_resumable(out_dir: pathlib.Path, config: GradualConfig,
+                    inputs: dict | None = None) -> None:
+  """Refuses to resume into `out_dir` if it was made by another config or
+  from other inputs.
+
+  Args:
+    out_dir: the study's folder.
+    config: this run's config.
+    inputs: what this run records of its inputs (`weights_sha256`,
+      `model_sha256`, `data`); each one the folder recorded must be equal,
+      so a starting network or data replaced between an interrupted run and
+      its resume is refused.
 
   Raises:
-    TfpruneError: naming the first setting that differs.
+    TfpruneError: naming the first setting or input that differs.
   """
   path = out_dir / CONFIG_NAME
   if not path.exists():
     return
   try:
-    saved = json.loads(path.read_text())['config']
+    record = json.loads(path.read_text())
+    saved = record['config']
   except (ValueError, KeyError, TypeError):
     raise TfpruneError(f'{path} is not a tfprune gradual config: choose another '
                        '--out_dir') from None
+  for key, value in (inputs or {}).items():
+    if key in record and record[key] != json.loads(json.dumps(value)):
+      what = _differing_file(record[key], value) if key == 'weights_sha256' else key
+      raise TfpruneError(
+          f'{out_dir} was started from other inputs than this run ({what} '
+          'changed since): restore them to resume, or choose another --out_dir')
   current = json.loads(json.dumps(config_record(config)))
   for key in sorted(set(saved) | set(current)):
     if key in _NOT_COMPARED:
@@ -168,6 +194,14 @@ def check_resumable(out_dir: pathlib.Path, config: GradualConfig) -> None:
           f'{out_dir} was made with {key}={saved.get(key)!r} but this run has '
           f'{key}={current.get(key)!r}: pass the same flags to resume, or '
           'choose another --out_dir')
+
+
+def _differing_file(saved, current: dict) -> str:
+  """'weight-1.npy' for two {file: sha256} records that differ there."""
+  saved = saved if isinstance(saved, dict) else {}
+  names = sorted(set(saved) | set(current))
+  return next((f'the starting weights\' {n}' for n in names
+               if saved.get(n) != current.get(n)), 'the starting weights')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,6 +7,7 @@ verified, measured per layer and handed back in the user's framework.
 
 import dataclasses
 import functools
+import hashlib
 import json
 import pathlib
 import shutil
@@ -18,10 +19,13 @@ import tensorflow as tf
 
 from tfprune import __version__
 from tfprune import atomic
+from tfprune import ziptags
 from tfprune.criteria import graph_pruning
 from tfprune.data import datasets
-from tfprune.data import user_data
+from tfprune.data import provenance
+from tfprune.data import source as data_source
 from tfprune.drivers import graph_sweep
+from tfprune.drivers import model_checks
 from tfprune.drivers import pruned_keras
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
@@ -55,17 +59,19 @@ def tflite_result(model: keras.Model, run_dir: pathlib.Path,
   return size, float((outputs.argmax(1) == test_split.labels).mean())
 
 
-def graph_data(config: GradualConfig) -> tuple[datasets.Split, datasets.Split]:
-  """The training and test splits of `config.data` or `config.dataset`.
+def study_data(config: GradualConfig
+               ) -> tuple[datasets.Split, datasets.Split, data_source.Given]:
+  """The training and test splits of `config.data` or `config.dataset`, checked
+  at load (`data.source`), and the data's description for provenance.
 
   Raises:
-    TfpruneError: the user's file has no training split.
+    TfpruneError: the data fails its checks or the user's file has no
+      training split.
   """
+  given = data_source.load(config.dataset, config.data_dir, config.data)
   if config.data is None:
-    return (datasets.load(config.dataset, 'train', config.data_dir,
-                          limit=config.train_limit),
-            datasets.load(config.dataset, 'test', config.data_dir))
-  test, train = user_data.load(config.data)
+    return given.train_split(config.train_limit), given.test, given
+  test, train = given.test, given.train
   if train is None:
     raise TfpruneError(f'{config.data} has no x_train/y_train to fine-tune on: '
                        'add them (np.savez(path, x_train=..., y_train=..., '
@@ -73,7 +79,34 @@ def graph_data(config: GradualConfig) -> tuple[datasets.Split, datasets.Split]:
   if config.train_limit is not None:
     train = datasets.Split(train.images[:config.train_limit],
                            train.labels[:config.train_limit])
-  return train, test
+  return train, test, given
+
+
+def check_inputs(config: GradualConfig, given: data_source.Given,
+                 start: weights.WeightFolder | None) -> dict:
+  """Checks the data against what the start network records; returns what
+  `gradual_config.json` records of the inputs (compared on resume).
+
+  Raises:
+    TfpruneError: the network was made on other data (unless
+      `allow_other_data`).
+  """
+  if start is not None:
+    if config.data is None and not config.allow_other_data:
+      weights.check_made_for(start, config.weights_dir, config.dataset)
+    recorded, source = provenance.from_manifest(start.manifest), config.weights_dir
+  else:
+    recorded, source = ziptags.read(config.model_file), config.model_file
+  other = given.check_made_on(recorded, source, config.allow_other_data)
+  inputs = {'weights_sha256': start.sha256} if start else {}
+  if start is None and pathlib.Path(config.model_file).is_file():
+    inputs['model_sha256'] = hashlib.sha256(
+        pathlib.Path(config.model_file).read_bytes()).hexdigest()
+  if config.data is not None:
+    inputs['data'] = given.provenance()
+  if other:
+    inputs['other_data_allowed'] = True
+  return inputs
 
 
 def start_graph(config: GradualConfig, start: weights.WeightFolder | None,
@@ -81,7 +114,7 @@ def start_graph(config: GradualConfig, start: weights.WeightFolder | None,
   """The starting network as a verified graph: the user's model, or the
   registry model (dropout and all) with the folder's weights."""
   if start is None:
-    return importer.from_keras(config.model_file, data=test_split.images[:16])
+    return model_checks.import_model(config.model_file, test_split.images)[0]
   spec = datasets.get(config.dataset)
   model = models.load_network(
       models.get(config.model)(spec.image_shape, spec.num_classes), start.network)
@@ -102,29 +135,29 @@ class _GraphContext:
   start: weights.WeightFolder | None
   command: str | None
   verbose: int
+  made_on: dict
 
 
 def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
                start: weights.WeightFolder | None, command: str | None,
                verbose: int) -> Study:
   """`run` for a CNN weight folder or a user's model (see the module doc)."""
-  train_split, test_split = graph_data(config)
+  train_split, test_split, given = study_data(config)
+  inputs = check_inputs(config, given, start)
   graph = start_graph(config, start, test_split)
-  source = config.data or config.dataset
   outputs = int(np.prod(graph.output_shape))
-  user_data.check_fits(test_split, graph.input_shape, outputs, source)
-  user_data.check_fits(train_split, graph.input_shape, outputs, source)
+  data_source.fits(test_split, graph.input_shape, outputs, given.name)
+  data_source.fits(train_split, graph.input_shape, outputs, given.name, 'train')
   names = graph_pruning.prunable(graph, None, config.prune_output_layer)
   for pruning_run in config.runs():  # schedule errors before any output
     pruning_run.pruning_schedule(len(train_split))
   chief = distribute.is_chief(strategy)
   out_dir = pathlib.Path(config.out_dir) if chief else pathlib.Path(
       tempfile.mkdtemp(prefix='tfprune-worker-'))
-  check_resumable(out_dir, config)
+  check_resumable(out_dir, config, inputs)
   atomic.ensure_dir(out_dir)
   atomic.write_text(out_dir / CONFIG_NAME, json.dumps(
-      {'config': config_record(config), 'pruned_layers': names,
-       **({'weights_sha256': start.sha256} if start else {}),
+      {'config': config_record(config), 'pruned_layers': names, **inputs,
        'replicas': strategy.num_replicas_in_sync,
        'tfprune_version': __version__}, indent=2) + '\n')
 
@@ -132,7 +165,8 @@ def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
   def dense_tflite() -> int:
     return len(tflite.convert(build_keras(graph), sparse=False))
   context = _GraphContext(config, graph, names, train_split, test_split,
-                          strategy, out_dir, dense_tflite, start, command, verbose)
+                          strategy, out_dir, dense_tflite, start, command,
+                          verbose, given.provenance(graph.input_shape))
   results = [_run_one_graph(context, r) for r in config.runs()]
   atomic.write_text(out_dir / RESULTS_NAME, results_csv(results))
   atomic.write_text(out_dir / TIMING_NAME, timing_json(config.runs(), out_dir))
@@ -146,6 +180,13 @@ def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
   if not chief:
     shutil.rmtree(out_dir, ignore_errors=True)
   return Study(results, oneshot)
+
+
+def npz_provenance(config: GradualConfig, made_on: dict) -> dict:
+  """The provenance entry a weight folder's manifest gets when the data was a
+  user's `.npz` (a registry dataset is its `dataset` entry already, so those
+  manifests keep their bytes)."""
+  return {provenance.KEY: made_on} if config.data is not None else {}
 
 
 def build_keras(graph: Graph) -> keras.Model:
@@ -179,17 +220,18 @@ def _run_one_graph(context: _GraphContext,
   }
   graph = dataclasses.replace(trained.graph, metadata={
       **trained.graph.metadata, 'pruning': metadata})
-  graph_io.save(graph, run_dir / GRAPH_NAME)
-  pruned_keras.save(graph, run_dir / KERAS_NAME)
+  graph_io.save(graph, run_dir / GRAPH_NAME, context.made_on)
+  pruned_keras.save(graph, run_dir / KERAS_NAME, context.made_on)
   if trained.compacted is not None:
     compacted = dataclasses.replace(trained.compacted, metadata=graph.metadata)
-    graph_io.save(compacted, run_dir / COMPACT_NAME)
-    pruned_keras.save(compacted, run_dir / COMPACT_KERAS_NAME)
+    graph_io.save(compacted, run_dir / COMPACT_NAME, context.made_on)
+    pruned_keras.save(compacted, run_dir / COMPACT_KERAS_NAME, context.made_on)
   if context.start is not None:  # a weight folder, for the sweep and benchmark
     weights.save(run_dir / 'weights', models.to_network(trained.model),
                  {**metadata, 'model': config.model,
                   'start_weights': config.weights_dir,
-                  'start_sha256': context.start.sha256}, overwrite=True)
+                  'start_sha256': context.start.sha256,
+                  **npz_provenance(config, context.made_on)}, overwrite=True)
   tflite_bytes = tflite_accuracy = None
   if config.export_tflite:
     tflite_bytes, tflite_accuracy = tflite_result(trained.model, run_dir, test_split)

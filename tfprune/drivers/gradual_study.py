@@ -51,6 +51,7 @@ import tensorflow as tf
 from tfprune import __version__
 from tfprune import atomic
 from tfprune.data import datasets
+from tfprune.data import source as data_source
 from tfprune.drivers import sweep
 from tfprune.graph import weights
 from tfprune.keras_compat import keras
@@ -94,18 +95,20 @@ def run(config: GradualConfig, command: str | None = None,
   model_fn = models.get(config.model)
   # Refuses weights of another architecture or class count, naming the layer.
   models.load_network(model_fn(spec.image_shape, spec.num_classes), start.network)
-  train_split = datasets.load(config.dataset, 'train', config.data_dir,
-                              limit=config.train_limit)
-  test_split = datasets.load(config.dataset, 'test', config.data_dir)
+  train_split, test_split, given = gradual_graph.study_data(config)
+  inputs = gradual_graph.check_inputs(config, given, start)
+  train_split, test_split = (
+      _as_model_input(split, start.network, spec, given.name, which)
+      for split, which in ((train_split, 'train'), (test_split, 'test')))
   for pruning_run in config.runs():  # schedule errors before any output
     pruning_run.pruning_schedule(len(train_split))
   chief = distribute.is_chief(strategy)
   out_dir = pathlib.Path(config.out_dir) if chief else pathlib.Path(
       tempfile.mkdtemp(prefix='tfprune-worker-'))
-  check_resumable(out_dir, config)
+  check_resumable(out_dir, config, inputs)
   atomic.ensure_dir(out_dir)
   atomic.write_text(out_dir / CONFIG_NAME, json.dumps(
-      {'config': config_record(config), 'weights_sha256': start.sha256,
+      {'config': config_record(config), **inputs,
        'replicas': strategy.num_replicas_in_sync,
        'tfprune_version': __version__}, indent=2) + '\n')
 
@@ -117,7 +120,8 @@ def run(config: GradualConfig, command: str | None = None,
   def dense_tflite() -> int:
     return len(tflite.convert(build(), sparse=False))
   context = _Context(config, build, train_split, test_split, strategy, out_dir,
-                     dense_tflite, start, command, verbose)
+                     dense_tflite, start, command, verbose,
+                     given.provenance(spec.image_shape))
   results = [_run_one(context, r) for r in config.runs()]
   atomic.write_text(out_dir / RESULTS_NAME, results_csv(results))
   atomic.write_text(out_dir / TIMING_NAME, timing_json(config.runs(), out_dir))
@@ -128,6 +132,16 @@ def run(config: GradualConfig, command: str | None = None,
   if not chief:
     shutil.rmtree(out_dir, ignore_errors=True)
   return Study(results, oneshot)
+
+
+def _as_model_input(split: datasets.Split, network, spec, source: str,
+                   which: str) -> datasets.Split:
+  """`split` checked against the dense chain (`data_source.fits_flat`) and
+  shaped as the registry model's input (a user's `.npz` may store vectors)."""
+  data_source.fits_flat(split, network.input_dim, network.output_dim, source,
+                        which)
+  return datasets.Split(split.images.reshape((-1,) + spec.image_shape),
+                        split.labels)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +157,7 @@ class _Context:
   start: weights.WeightFolder
   command: str | None
   verbose: int
+  made_on: dict
 
 
 def _run_one(context: _Context, pruning_run: gradual.PruningRun) -> RunResult:
@@ -167,6 +182,7 @@ def _run_one(context: _Context, pruning_run: gradual.PruningRun) -> RunResult:
       'keras_test_accuracy': round(float(keras_accuracy), 6),
       'tfprune_version': __version__,
       'command': context.command,
+      **gradual_graph.npz_provenance(config, context.made_on),
   }
   weights.save(run_dir / 'weights', network, metadata, overwrite=True)
   tflite_bytes = tflite_accuracy = None

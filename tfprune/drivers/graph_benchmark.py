@@ -32,6 +32,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import os
 import pathlib
 import tempfile
@@ -40,23 +41,26 @@ import numpy as np
 import tensorflow as tf
 
 from tfprune import atomic
+from tfprune import registry
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import importances
 from tfprune.data import datasets
-from tfprune.data import user_data
+from tfprune.data import provenance
+from tfprune.data import source as data_source
 from tfprune.drivers import benchmark
 from tfprune.drivers import graph_sweep
 from tfprune.drivers import mobilenet_model
+from tfprune.drivers import model_checks
 from tfprune.drivers import pruned_keras
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
+from tfprune.errors import check_not_empty
 from tfprune.graph import evaluator
 from tfprune.graph import io as graph_io
 from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.graph.ir import Graph
 from tfprune.keras_io import build
-from tfprune.keras_io import importer
 from tfprune.keras_io import load as keras_load
 from tfprune.runtime import paired_timing
 from tfprune.transforms import channel_pruning
@@ -79,6 +83,8 @@ def check_network_and_methods(weights_dir, model_file, methods) -> None:
     TfpruneError: not exactly one of the two network sources, no method, or
       an unknown method or one that needs calibration data.
   """
+  check_not_empty(model_file, '--model_file', 'a Keras model file')
+  check_not_empty(weights_dir, '--weights_dir', 'a weight folder')
   if (weights_dir is None) == (model_file is None):
     raise TfpruneError('give either --weights_dir or --model_file, not both')
   if not methods:
@@ -106,6 +112,8 @@ class GraphBenchmarkConfig:
     levels: levels k in percent.
     min_seconds: each side of a pair runs at least this long per batch size.
     runs: timed calls per side, at least.
+    allow_other_data: benchmark on other data than the network's files
+      record, on purpose (`data.provenance`).
   """
   out_dir: str
   weights_dir: str | None = None
@@ -117,32 +125,48 @@ class GraphBenchmarkConfig:
   levels: tuple[float, ...] = (0, 50, 70, 90)
   min_seconds: float = 1.0
   runs: int = 20
+  allow_other_data: bool = False
 
   def __post_init__(self):
     check_network_and_methods(self.weights_dir, self.model_file, self.methods)
-    object.__setattr__(self, 'methods', tuple(self.methods))
-    object.__setattr__(self, 'levels', sweep.parse_levels(
-        [str(k) for k in self.levels]))
-    if self.min_seconds < 0 or self.runs < 1:
+    object.__setattr__(self, 'methods', registry.check_unique(self.methods,
+                                                              '--methods'))
+    object.__setattr__(self, 'levels', registry.check_unique(sweep.parse_levels(
+        [str(k) for k in self.levels]), '--levels'))
+    if not math.isfinite(self.min_seconds) or self.min_seconds < 0 or self.runs < 1:
       raise TfpruneError(f'min_seconds must be >= 0 and runs >= 1, got '
                          f'{self.min_seconds} and {self.runs}')
 
 
-def load_graph(weights_dir: str | None, model_file: str | None,
-               x: np.ndarray) -> Graph:
-  """The dense network of a weight folder or a Keras model file as a graph
-  (the file's import verified on the first examples of `x`)."""
-  if model_file is not None:
-    return importer.from_keras(model_file, data=x[:16])
-  return network_graph.to_graph(weights.load(weights_dir).network)
+def load_checked(config) -> tuple[Graph, datasets.Split]:
+  """The dense network (a weight folder or a Keras model file) as a graph and
+  its test split, both checked (`data.source`, `model_checks`).
 
+  `config` has the fields of `GraphBenchmarkConfig` that name the network
+  and the data (`point_cost.PointCostConfig` has them too); the model file's import
+  is verified on the first test examples.
 
-def load_test(data: str | None, dataset: str,
-              data_dir: str | None) -> datasets.Split:
-  """The test split of a user's `.npz` (`data`) or else of `dataset`."""
-  if data is not None:
-    return user_data.load(data)[0]
-  return datasets.load(dataset, 'test', data_dir)
+  Raises:
+    TfpruneError: the network or the data fails its checks, or the data is
+      not the one the network's files record.
+  """
+  allow = config.allow_other_data
+  if config.weights_dir is not None and config.data is None and not allow:
+    folder = weights.load(config.weights_dir)
+    weights.check_made_for(folder, config.weights_dir, config.dataset)
+  given = data_source.load(config.dataset, config.data_dir, config.data)
+  if config.model_file is not None:
+    graph, recorded = model_checks.import_model(config.model_file,
+                                                given.test.images)
+    given.check_made_on(recorded, config.model_file, allow)
+  else:
+    folder = weights.load(config.weights_dir)
+    given.check_made_on(provenance.from_manifest(folder.manifest),
+                        config.weights_dir, allow)
+    graph = network_graph.to_graph(folder.network)
+  data_source.fits(given.test, graph.input_shape,
+                   int(np.prod(graph.output_shape)), given.name)
+  return graph, given.test
 
 
 def _keras_fn(graph: Graph, x: np.ndarray):
@@ -166,10 +190,7 @@ def run(config: GraphBenchmarkConfig) -> dict:
   """Runs the benchmark; writes CSV, timing JSON and plot; returns the record."""
   atomic.check_writable(config.out_dir)
   load_before = list(os.getloadavg())
-  test = load_test(config.data, config.dataset, config.data_dir)
-  graph = load_graph(config.weights_dir, config.model_file, test.images)
-  user_data.check_fits(test, graph.input_shape, int(np.prod(graph.output_shape)),
-                       config.data or config.dataset)
+  graph, test = load_checked(config)
   names = graph_pruning.prunable(graph)
   inputs = {b: np.resize(test.images, (b, *graph.input_shape)).astype(np.float32)
             for b in BATCHES}
@@ -226,7 +247,7 @@ def run(config: GraphBenchmarkConfig) -> dict:
   model_hash = {'model_weights_sha256': mobilenet_model.weights_sha256(
       keras_load.load_model(config.model_file))} if config.model_file else {}
   record = {
-      'config': dataclasses.asdict(config), **model_hash,
+      'config': provenance.config_record(config), **model_hash,
       'machine': {**benchmark.machine(), 'load_average_before': load_before},
       'dense': dense_bytes, 'timings': timings,
       'controls': [{'timed': timed, 'batch': b, 'speedup': c.speedup,

@@ -22,7 +22,8 @@ PREDICT_BATCH = 10_000
 
 def run(weights_dir: str, dataset: str, data_dir: str | None,
         methods: Sequence[str], levels: Sequence[float],
-        model_name: str = 'mlp') -> list[tuple[str, float, float]]:
+        model_name: str = 'mlp',
+        allow_other_data: bool = False) -> list[tuple[str, float, float]]:
   """(method, k, accuracy) for every point, hidden layers pruned as the sweep does.
 
   Args:
@@ -32,8 +33,15 @@ def run(weights_dir: str, dataset: str, data_dir: str | None,
     methods: keys of `pruning.PRUNERS` (the data-free criteria).
     levels: k in percent.
     model_name: the registry model the weights were trained for.
+    allow_other_data: score weights whose manifest names another dataset.
+
+  Raises:
+    TfpruneError: the folder fails its checks or was trained on another
+      dataset (unless `allow_other_data`).
   """
   folder = weights.load(weights_dir)
+  if not allow_other_data:
+    weights.check_made_for(folder, weights_dir, dataset)
   spec = datasets.get(dataset)
   split = datasets.load(dataset, 'test', data_dir)
   model = models.load_network(

@@ -29,6 +29,7 @@ import numpy as np
 
 from tfprune import atomic
 from tfprune.criteria import graph_pruning
+from tfprune.data import provenance
 from tfprune.drivers import benchmark
 from tfprune.drivers import graph_benchmark
 from tfprune.drivers import graph_sweep
@@ -59,6 +60,8 @@ class PointCostConfig:
     levels: levels k in percent of the timed sweep.
     rounds: timed sweeps and timed predicts, alternating.
     predict_batch_size: `model.predict`'s batch size (Keras's default: 32).
+    allow_other_data: time on other data than the network's files record,
+      on purpose (`data.provenance`).
   """
   out_dir: str
   weights_dir: str | None = None
@@ -70,6 +73,7 @@ class PointCostConfig:
   levels: tuple[float, ...] = DEFAULT_LEVELS
   rounds: int = 3
   predict_batch_size: int = 32
+  allow_other_data: bool = False
 
   def __post_init__(self):
     graph_benchmark.check_network_and_methods(self.weights_dir, self.model_file,
@@ -93,9 +97,7 @@ def run(config: PointCostConfig) -> dict:
   """Times the sweep against `predict`; writes and returns the record."""
   atomic.check_writable(config.out_dir)
   load_before = list(os.getloadavg())
-  test = graph_benchmark.load_test(config.data, config.dataset, config.data_dir)
-  graph = graph_benchmark.load_graph(config.weights_dir, config.model_file,
-                                     test.images)
+  graph, test = graph_benchmark.load_checked(config)
   names = graph_pruning.prunable(graph)
   model = keras_model(config, graph)
   x, labels = test.images, test.labels
@@ -120,7 +122,7 @@ def run(config: PointCostConfig) -> dict:
   predict_seconds = statistics.median(predict_times)
   sweep_seconds = statistics.median(sweep_times)
   record = {
-      'config': dataclasses.asdict(config),
+      'config': provenance.config_record(config),
       'machine': {**benchmark.machine(), 'load_average_before': load_before},
       'examples': len(x), 'input_shape': list(graph.input_shape),
       'params': graph.num_params, 'points': points,

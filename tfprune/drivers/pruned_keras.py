@@ -11,6 +11,7 @@ written under a temporary name and renamed.
 import os
 import pathlib
 
+from tfprune import ziptags
 from tfprune.graph import network_graph
 from tfprune.graph.ir import Graph
 from tfprune.graph.network import Network
@@ -25,12 +26,19 @@ def network_to_save(pruned: Network, use_biases: bool) -> Graph:
   return graph_compaction.compact_zeros(network_graph.to_graph(pruned, use_biases))
 
 
-def save(graph: Graph, path: str | os.PathLike) -> pathlib.Path:
-  """Writes `graph` as a plain Keras model file at `path` (temporary name, rename)."""
+def save(graph: Graph, path: str | os.PathLike,
+         provenance: dict | None = None) -> pathlib.Path:
+  """Writes `graph` as a plain Keras model file at `path` (temporary name, rename).
+
+  Two saves of equal graphs give equal bytes (`ziptags.reproducible_keras`:
+  fixed zip timestamps and save date), and `provenance`, the data the
+  network was made on, travels as the archive's comment, which Keras ignores.
+  """
   path = pathlib.Path(path)
   tmp = path.with_name(f'.{path.stem}.tmp{os.getpid()}{SUFFIX}')
   try:
     build.to_keras(graph).save(tmp)
+    ziptags.reproducible_keras(tmp, provenance)
     os.replace(tmp, path)
   finally:
     tmp.unlink(missing_ok=True)

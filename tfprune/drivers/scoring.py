@@ -15,14 +15,14 @@ import zipfile
 
 import numpy as np
 
-from tfprune.data import datasets
-from tfprune.data import user_data
+from tfprune import ziptags
+from tfprune.data import source as data_source
 from tfprune.drivers import graph_sweep
+from tfprune.drivers import model_checks
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
 from tfprune.graph import io as graph_io
 from tfprune.graph.ir import thaw
-from tfprune.keras_io import importer
 from tfprune.runtime import export
 
 _GRAPH_ENTRY = 'graph.json.npy'
@@ -38,11 +38,20 @@ def is_graph_file(path: pathlib.Path) -> bool:
 
 
 def score(path: str | pathlib.Path, dataset: str = 'mnist',
-          data_dir: str | None = None, data: str | None = None) -> export.Score:
+          data_dir: str | None = None, data: str | None = None,
+          allow_other_data: bool = False) -> export.Score:
   """Test accuracy, non-zero parameters, widths and bytes of a saved network.
 
+  Args:
+    path: the export, graph file or Keras model.
+    dataset: the registry dataset to score on (without `data`).
+    data_dir: its local folder, or None.
+    data: a user's `.npz` instead.
+    allow_other_data: score it even if its provenance names other data.
+
   Raises:
-    TfpruneError: the file cannot be read, or does not fit the data.
+    TfpruneError: the file cannot be read, has a NaN/Inf weight, was made on
+      other data, or does not fit the data.
   """
   path = pathlib.Path(path)
   keras_file = path.suffix in ('.keras', '.h5', '.hdf5') or path.is_dir()
@@ -50,28 +59,45 @@ def score(path: str | pathlib.Path, dataset: str = 'mnist',
     if data is not None:
       raise TfpruneError(f'{path} is a dense-chain export, scored on a registry '
                          '--dataset: drop --data')
-    return export.score(path, dataset, data_dir)
-  if data is not None:
-    split, _ = user_data.load(data)
-  else:
-    split = datasets.load(dataset, 'test', data_dir)
+    return export.score(path, dataset, data_dir, allow_other_data)
+  given = data_source.load(dataset, data_dir, data)
+  split = given.test
   if keras_file:
-    graph = importer.from_keras(path)
-    if data is None and split.images[0].size == np.prod(graph.input_shape):
-      # A registry dataset's images, as the model reads them (a dense chain
-      # reads them flat, as the sweep fed them).
-      split = dataclasses.replace(split, images=split.images.reshape(
-          len(split.images), *graph.input_shape))
+    if data is None:
+      split = _as_model_reads(path, split)
+    graph, recorded = model_checks.import_model(str(path), split.images)
     size = sum(f.stat().st_size for f in path.rglob('*') if f.is_file()) if (
         path.is_dir()) else path.stat().st_size
   else:
-    graph = graph_io.load(path)
-    size = path.stat().st_size
-  source = data or dataset
-  user_data.check_fits(split, graph.input_shape, int(np.prod(graph.output_shape)),
-                       source)
+    graph, recorded = graph_io.read(path)
+    model_checks.finite(graph, str(path))
+    # The network's bytes, as the sweep's size_bytes column: not its tag.
+    size = path.stat().st_size - len(ziptags.comment(recorded))
+  given.check_made_on(recorded, str(path), allow_other_data)
+  data_source.fits(split, graph.input_shape, int(np.prod(graph.output_shape)),
+                   given.name)
+  source = given.name
   accuracy = evaluator.Evaluator(graph).accuracy(split.images, split.labels)
   return export.Score(str(path), source, accuracy,
                       graph_sweep.nonzero_params(graph),
                       graph_sweep.macs(graph, nonzero_only=True),
                       graph_sweep.live_units(graph), size, thaw(graph.metadata))
+
+
+def _as_model_reads(path: pathlib.Path, split):
+  """A registry dataset's images shaped as the Keras model at `path` reads them.
+
+  A dense chain saved by `sweep --save_keras` reads each image flat, as the
+  sweep fed it; anything else is left as it is for the import to check.
+  """
+  # Imported here: it loads TensorFlow and Keras.
+  from tfprune.keras_io import load  # pylint: disable=import-outside-toplevel
+  shape = load.load_model(path).input_shape
+  if not (isinstance(shape, tuple) and all(isinstance(d, int) for d in shape[1:])):
+    return split
+  shape = tuple(shape[1:])
+  if split.images.shape[1:] != shape and split.images[0].size == np.prod(shape):
+    split = dataclasses.replace(split, images=split.images.reshape(
+        len(split.images), *shape))
+  return split
+

@@ -24,13 +24,15 @@ from tfprune.allocation import scan as scan_lib
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import pruning
 from tfprune.data import datasets
-from tfprune.data import user_data
+from tfprune.data import provenance
+from tfprune.data import source as data_source
+from tfprune.drivers import model_checks
+from tfprune.drivers import sweep_config
 from tfprune.errors import TfpruneError
 from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.graph.evaluator import Evaluator
 from tfprune.graph.ir import Graph
-from tfprune.keras_io import importer
 from tfprune.reports import sensitivity_plot
 
 CSV_NAME = 'sensitivity.csv'
@@ -62,6 +64,8 @@ class ScanConfig:
       but the output layer, as the sweep prunes).
     prune_output_layer: scan the output layer too.
     use_biases: add biases in the forward pass (weight folders).
+    allow_other_data: scan on other data than the network's files record,
+      on purpose (`data.provenance`).
   """
   out_dir: str
   weights_dir: str | None = None
@@ -76,8 +80,10 @@ class ScanConfig:
   prune_layers: tuple[str, ...] = ()
   prune_output_layer: bool = False
   use_biases: bool = True
+  allow_other_data: bool = False
 
   def __post_init__(self):
+    sweep_config.check_paths_given(self)
     if (self.weights_dir is None) == (self.model_file is None):
       raise TfpruneError('give either --weights_dir or --model_file, not both')
     if self.model_file is not None and self.data is None:
@@ -155,36 +161,48 @@ def scan(graph: Graph, names: Sequence[str], criterion: str,
 
 
 def _load(config: ScanConfig) -> tuple[Graph, datasets.Split, str]:
-  """The graph, its training split and a description of where it came from."""
-  if config.model_file is not None:
-    _, train = user_data.load(config.data)
-    if train is None:
-      raise TfpruneError(f'{config.data} has no x_train/y_train: the scan '
-                         'measures on training data, never the test set; add them')
-    return (importer.from_keras(config.model_file, data=train.images[:16]),
-            train, config.data)
-  folder = weights.load(config.weights_dir)
-  graph = network_graph.to_graph(folder.network, config.use_biases)
-  train = datasets.load(config.dataset, 'train', config.data_dir)
-  return graph, train, config.dataset
+  """The checked graph, its training split and where the data came from.
+
+  The training split is held to the model's input layout and classes
+  (`data.source`); a weight folder's examples are read flattened.
+  """
+  allow = config.allow_other_data
+  folder = None
+  if config.weights_dir is not None:
+    folder = weights.load(config.weights_dir)
+    if config.data is None and not allow:
+      weights.check_made_for(folder, config.weights_dir, config.dataset)
+  given = data_source.load(config.dataset, config.data_dir, config.data)
+  train = given.train_split()
+  if train is None:
+    raise TfpruneError(f'{config.data} has no x_train/y_train: the scan '
+                       'measures on training data, never the test set; add them')
+  if folder is None:
+    graph, recorded = model_checks.import_model(config.model_file, train.images)
+    given.check_made_on(recorded, config.model_file, allow)
+    data_source.fits(train, graph.input_shape, int(np.prod(graph.output_shape)),
+                     given.name, 'train')
+  else:
+    given.check_made_on(provenance.from_manifest(folder.manifest),
+                        config.weights_dir, allow)
+    graph = network_graph.to_graph(folder.network, config.use_biases)
+    data_source.fits_flat(train, folder.network.input_dim,
+                          folder.network.output_dim, given.name, 'train')
+  return graph, train, given.name
 
 
 def run(config: ScanConfig) -> scan_lib.Scan:
   """Scans, then writes the CSV, the config JSON and the plot to `out_dir`."""
-  out_dir = atomic.ensure_dir(config.out_dir)
+  atomic.check_writable(config.out_dir)
   graph, train, source = _load(config)
   x, labels = holdout(train, config.holdout_size, config.holdout_seed, source)
-  if x[0].size != int(np.prod(graph.input_shape)):
-    raise TfpruneError(f'{source}: examples of shape {x.shape[1:]} but the '
-                       f'model takes {graph.input_shape}: use its data')
-  x = x.reshape(len(x), *graph.input_shape)
-  user_data.check_fits(datasets.Split(x, labels), graph.input_shape,
-                       int(np.prod(graph.output_shape)), source)
+  x = x.reshape(len(x), *graph.input_shape)  # a weight folder's: flattened
   names = graph_pruning.prunable(graph, config.prune_layers,
                                  config.prune_output_layer)
+  out_dir = atomic.ensure_dir(config.out_dir)
   result = scan(graph, names, config.criterion, config.levels, x, labels)
   csv_path = atomic.write_text(out_dir / CSV_NAME, scan_lib.to_csv(result))
-  record = {'config': dataclasses.asdict(config), 'layers': names,
+  record = {'config': provenance.config_record(config), 'layers': names,
             'tfprune_version': __version__}
   atomic.write_text(out_dir / CONFIG_NAME, json.dumps(record, indent=2) + '\n')
   sensitivity_plot.plot(csv_path, out_dir / PLOT_NAME)

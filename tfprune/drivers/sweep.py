@@ -27,10 +27,12 @@ from tfprune.criteria import graph_pruning
 from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
-from tfprune.data import user_data
+from tfprune.data import provenance
+from tfprune.data import source as data_source
 from tfprune.drivers import allocated
 from tfprune.drivers import graph_sweep
 from tfprune.drivers import stale_outputs
+from tfprune.drivers import model_checks
 from tfprune.drivers import sweep_config
 from tfprune.errors import TfpruneError
 from tfprune.graph import io as graph_io
@@ -156,17 +158,20 @@ def sweep(config: SweepConfig, network: Network, split: datasets.Split,
     progress: called as progress(method, k, accuracy, seconds) as each point
       is measured (seconds: its pruning and measuring).
   """
-  spec = datasets.get(config.dataset)
-  if network.input_dim != int(np.prod(spec.image_shape)):
+  data_name = config.data or config.dataset
+  example_size = int(np.prod(split.images.shape[1:]))
+  if network.input_dim != example_size:
     raise TfpruneError(
         f'the weights in {config.weights_dir} take {network.input_dim} inputs '
-        f'but {config.dataset} examples have {int(np.prod(spec.image_shape))} '
-        'values: use weights trained on this dataset')
-  if network.output_dim != spec.num_classes:
+        f'but {data_name} examples have {example_size} values: use weights '
+        'trained on this data')
+  if config.data is None and network.output_dim != datasets.get(
+      config.dataset).num_classes:
     raise TfpruneError(
         f'the weights in {config.weights_dir} have {network.output_dim} outputs '
-        f'but {config.dataset} has {spec.num_classes} classes: use weights '
-        'trained on this dataset')
+        f'but {config.dataset} has {datasets.get(config.dataset).num_classes} '
+        'classes: use weights trained on this dataset')
+  data_source.fits_flat(split, network.input_dim, network.output_dim, data_name)
   layers = pruning.prunable_layers(network.num_layers, config.prune_output_layer)
   inputs = inference.prepare(split.images, network.input_dim)
   dense_counts = metrics.total(metrics.layer_counts(network, config.use_biases))
@@ -230,27 +235,39 @@ def run(config: SweepConfig,
   if config.model_file is not None:
     return _run_graph(config, progress=progress)
   folder = weights.load(config.weights_dir)
-  if config.data is None:
+  if config.data is None and not config.allow_other_data:
     weights.check_made_for(folder, config.weights_dir, config.dataset)
+  given = data_source.load(config.dataset, config.data_dir, config.data)
+  other_data = given.check_made_on(provenance.from_manifest(folder.manifest),
+                                   config.weights_dir, config.allow_other_data)
   if folder.network.specs is not None:
     # CNNs and ResNets run through the graph, like a user's model.
-    return _run_graph(config, folder, progress)
-  split, train = _load_user_data(config)
-  calibration_inputs = calibration(config, train)
+    return _run_graph(config, folder, progress, given, other_data)
+  if config.prune_layers:
+    raise TfpruneError(
+        f'--prune_layers names layers of a --model_file or a CNN folder; the '
+        f'dense chain in {config.weights_dir} prunes its hidden layers (add the '
+        'output layer with --prune_output_layer): drop --prune_layers')
+  split = given.test
+  data_source.fits_flat(given.train, folder.network.input_dim,
+                        folder.network.output_dim, given.name, 'train')
+  calibration_inputs = calibration(config, given.train)
+  made_on = given.provenance()
 
   def save(pruned_dir, method, k, pruned):
     stem = pruned_dir / f'{method}-k{k:g}'
     if config.save_pruned:
       export.save(f'{stem}{export.SUFFIX}', pruned, config.use_biases,
-                  export_metadata(config, method, k))
+                  export_metadata(config, method, k), made_on)
     if config.save_keras:
       pruned_keras = _pruned_keras()
       pruned_keras.save(pruned_keras.network_to_save(pruned, config.use_biases),
-                        f'{stem}{pruned_keras.SUFFIX}')
+                        f'{stem}{pruned_keras.SUFFIX}', made_on)
   return _write_run(
       config, lambda on_pruned: sweep(config, folder.network, split,
                                       calibration_inputs, on_pruned, progress),
-      save, {'weights_sha256': folder.sha256})
+      save, {'weights_sha256': folder.sha256, **given.record(other_data)})
+
 
 
 def _write_run(config: SweepConfig, measure_points, save, record: dict
@@ -288,38 +305,38 @@ def _write_run(config: SweepConfig, measure_points, save, record: dict
   return rows
 
 
-def _load_user_data(config: SweepConfig):
-  if config.data is not None:
-    return user_data.load(config.data)
-  return datasets.load(config.dataset, 'test', config.data_dir), None
-
-
 def _run_graph(config: SweepConfig,
                folder: weights.WeightFolder | None = None,
-               progress: Progress | None = None) -> list[SweepRow]:
+               progress: Progress | None = None,
+               given: data_source.Given | None = None,
+               other_data: bool = False) -> list[SweepRow]:
   """The sweep of a user's Keras model (`config.model_file`) or of a CNN folder."""
   check_graph_methods(config)
-  test, train = _load_user_data(config)
+  if given is None:
+    given = data_source.load(config.dataset, config.data_dir, config.data)
+  test, train = given.test, given.train
   if folder is None:
-    from tfprune.keras_io import importer  # pylint: disable=import-outside-toplevel
-    graph = importer.from_keras(config.model_file, data=test.images[:16])
+    graph, recorded = model_checks.import_model(config.model_file, test.images)
+    other_data = given.check_made_on(recorded, config.model_file,
+                                     config.allow_other_data)
   else:
     graph = network_graph.to_graph(folder.network, config.use_biases)
-  source = config.data or config.dataset
-  user_data.check_fits(test, graph.input_shape, int(np.prod(graph.output_shape)),
-                       source)
+  outputs = int(np.prod(graph.output_shape))
+  data_source.fits(test, graph.input_shape, outputs, given.name)
+  data_source.fits(train, graph.input_shape, outputs, given.name, 'train')
   names = graph_pruning.prunable(graph, config.prune_layers,
                                  config.prune_output_layer)
   calibration_inputs = calibration(config, train)
+  made_on = given.provenance()
 
   def save(pruned_dir, method, k, pruned):
     stem = pruned_dir / f'{method}-k{k:g}'
     # `pruned` is what the row describes: compacted where channels went.
     if config.save_pruned:
-      graph_io.save(pruned, f'{stem}{graph_io.SUFFIX}')
+      graph_io.save(pruned, f'{stem}{graph_io.SUFFIX}', made_on)
     if config.save_keras:
       pruned_keras = _pruned_keras()
-      pruned_keras.save(pruned, f'{stem}{pruned_keras.SUFFIX}')
+      pruned_keras.save(pruned, f'{stem}{pruned_keras.SUFFIX}', made_on)
   return _write_run(
       config, lambda on_pruned: graph_sweep.sweep_graph(
           graph, config.methods, config.levels, names, test.images, test.labels,
@@ -328,7 +345,8 @@ def _run_graph(config: SweepConfig,
           per_layer=config.allocation != allocated.UNIFORM, progress=progress,
           allow_sparse=config.sparse_kernels),
       save, {'pruned_layers': names,
-             **({'weights_sha256': folder.sha256} if folder else {})})
+             **({'weights_sha256': folder.sha256} if folder else {}),
+             **given.record(other_data)})
 
 
 def _pruned_keras():

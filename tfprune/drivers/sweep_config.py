@@ -3,6 +3,7 @@
 import dataclasses
 from typing import Sequence
 
+from tfprune import registry
 from tfprune.criteria import importances
 from tfprune.criteria import methods
 from tfprune.criteria import pruning
@@ -10,6 +11,7 @@ from tfprune.criteria import reconstruction
 from tfprune.data import datasets
 from tfprune.drivers import allocated
 from tfprune.errors import TfpruneError
+from tfprune.errors import check_not_empty
 
 DEFAULT_LEVELS = (0, 25, 50, 60, 70, 80, 90, 95, 97, 99)
 DEFAULT_METHODS = ('weight', 'unit')
@@ -53,6 +55,8 @@ class SweepConfig:
     save_keras: also write each pruned network as a plain Keras model to
       `out_dir/pruned/<method>-k<k>.keras`, compacted where structured
       removal allows (`pruned_keras`).
+    allow_other_data: score a network on other data than the one its files
+      record (`data.provenance`), on purpose.
   """
   weights_dir: str | None
   out_dir: str
@@ -74,8 +78,10 @@ class SweepConfig:
   sensitivity_csv: str | None = None
   pattern: str | None = None
   save_keras: bool = False
+  allow_other_data: bool = False
 
   def __post_init__(self):
+    check_paths_given(self)
     if (self.weights_dir is None) == (self.model_file is None):
       raise TfpruneError('give either --weights_dir or --model_file, not both')
     if self.model_file is not None:
@@ -101,9 +107,10 @@ class SweepConfig:
           f'{reconstruction.DEFAULT_CALIBRATION_SIZE}')
     if not self.levels:
       raise TfpruneError('no pruning level given: pass --levels such as 0,50,90')
-    object.__setattr__(self, 'methods', tuple(self.methods))
-    object.__setattr__(self, 'levels',
-                       tuple(pruning.check_level(k) for k in self.levels))
+    object.__setattr__(self, 'methods',
+                       registry.check_unique(self.methods, '--methods'))
+    object.__setattr__(self, 'levels', registry.check_unique(
+        (pruning.check_level(k) for k in self.levels), '--levels'))
     if self.data is None:
       datasets.get(self.dataset)
     allocated.check(self.allocation, self.sensitivity_csv, self.pattern,
@@ -119,6 +126,16 @@ class SweepConfig:
     needy = [importances.get(m).name for m in self.methods
              if importances.get(m).needs_calibration]
     return f'method {needy[0]!r}' if needy else 'bias correction'
+
+
+_PATHS = {'model_file': 'a Keras model file', 'data': 'an .npz file',
+          'weights_dir': 'a weight folder'}
+
+
+def check_paths_given(config) -> None:
+  """Refuses an empty `model_file`, `data` or `weights_dir` (`--flag=`)."""
+  for name, what in _PATHS.items():
+    check_not_empty(getattr(config, name, None), f'--{name}', what)
 
 
 def parse_levels(texts: Sequence[str]) -> tuple[float, ...]:
@@ -150,11 +167,12 @@ def config_record(config: SweepConfig) -> dict:
   """The config as saved in `sweep_config.json`."""
   record = dataclasses.asdict(config)
   record['methods'] = [importances.get(m).name for m in config.methods]
+  defaults = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
   if config.model_file is None:
     for name in _MODEL_FIELDS:
-      record.pop(name)
-  defaults = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
-  for name in _ALLOCATION_FIELDS + ('save_keras',):
+      if record[name] == defaults[name]:
+        record.pop(name)
+  for name in _ALLOCATION_FIELDS + ('save_keras', 'allow_other_data'):
     if record[name] == defaults[name]:
       record.pop(name)
   return record

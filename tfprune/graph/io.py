@@ -5,6 +5,12 @@ flat indices (uint32) and values (float32) of its non-zeros, so a pruned
 network's file shrinks with its sparsity; `from_bytes` rebuilds the exact
 graph (checked again on construction). `save` writes through a temporary
 file and a rename (`atomic.replacing`), so an interrupted save leaves no half-written file.
+
+A file may carry a provenance entry (the data the network was made or
+scored on, `tfprune.data.provenance`) as the archive's comment (`ziptags`),
+beside the graph rather than in it: `read` returns both. A file that is not whole (a member removed, a node
+without params, sparse indices out of range) is refused in one line naming
+the file and what is wrong.
 """
 
 import io
@@ -16,6 +22,7 @@ import zipfile
 import numpy as np
 
 from tfprune import atomic
+from tfprune import ziptags
 from tfprune.errors import TfpruneError
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import Node
@@ -35,8 +42,8 @@ def _encode(array: np.ndarray) -> dict[str, np.ndarray]:
   return {'dense': array}
 
 
-def to_bytes(graph: Graph) -> bytes:
-  """The graph as the bytes of an `.npz` file."""
+def to_bytes(graph: Graph, provenance: dict | None = None) -> bytes:
+  """The graph (and its `provenance` entry, if given) as the bytes of an `.npz` file."""
   arrays, nodes = {}, []
   for i, node in enumerate(graph.nodes):
     params = {}
@@ -55,7 +62,7 @@ def to_bytes(graph: Graph) -> bytes:
       json.dumps(structure, sort_keys=True).encode(), dtype=np.uint8)
   out = io.BytesIO()
   np.savez(out, **arrays)
-  return out.getvalue()
+  return ziptags.tagged(out.getvalue(), provenance)
 
 
 def _attrs(value):
@@ -71,7 +78,17 @@ def from_bytes(raw: bytes, source: str = 'graph file') -> Graph:
   """The graph stored by `to_bytes`.
 
   Raises:
-    TfpruneError: the bytes are not a tfprune graph file, or a newer one.
+    TfpruneError: the bytes are not a whole tfprune graph file, or a newer one.
+  """
+  return read_bytes(raw, source)[0]
+
+
+def read_bytes(raw: bytes, source: str = 'graph file'
+               ) -> tuple[Graph, dict | None]:
+  """The graph stored by `to_bytes` and its provenance entry (None if absent).
+
+  Raises:
+    TfpruneError: the bytes are not a whole tfprune graph file, or a newer one.
   """
   try:
     with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
@@ -80,39 +97,84 @@ def from_bytes(raw: bytes, source: str = 'graph file') -> Graph:
   except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
     raise TfpruneError(f'{source} is not a tfprune graph file ({e}): write it '
                        'with tfprune.save') from None
+  if not isinstance(structure, dict):
+    raise TfpruneError(f'{source} is not a tfprune graph file (its graph.json '
+                       'is not an object): write it with tfprune.save')
   if structure.get('format') != FORMAT or structure.get('version') != VERSION:
     raise TfpruneError(f'{source} is {structure.get("format")} version '
                        f'{structure.get("version")}, not {FORMAT} version '
                        f'{VERSION}: write it again with this tfprune')
-  nodes = []
-  for i, entry in enumerate(structure['nodes']):
-    params = {}
-    for name, info in entry['params'].items():
-      key = f'n{i}.{name}'
-      if info['encoding'] == 'dense':
-        params[name] = arrays[f'{key}.dense']
-      else:
-        flat = np.zeros(int(np.prod(info['shape'])), np.float32)
-        flat[arrays[f'{key}.indices']] = arrays[f'{key}.values']
-        params[name] = flat.reshape(info['shape'])
-    nodes.append(Node(entry['name'], entry['op'], entry['inputs'],
-                      _attrs(entry['attrs']), params))
-  return Graph(tuple(nodes), structure['output'], structure['input_shape'],
-               structure['metadata'])
+  try:
+    nodes = [_node(i, entry, arrays) for i, entry in
+             enumerate(structure['nodes'])]
+    graph = Graph(tuple(nodes), structure['output'], structure['input_shape'],
+                  structure.get('metadata', {}))
+  except _Broken as e:
+    raise TfpruneError(f'{source} is damaged ({e}): write it again with '
+                       'tfprune.save') from None
+  except TfpruneError as e:
+    raise TfpruneError(f'{source}: {e}') from None
+  except (KeyError, TypeError, AttributeError, ValueError) as e:
+    raise TfpruneError(f'{source} is damaged ({type(e).__name__}: {e} in its '
+                       'graph.json): write it again with tfprune.save') from None
+  return graph, ziptags.read(raw)
 
 
-def save(graph: Graph, path: str | os.PathLike) -> pathlib.Path:
-  """Writes `graph` to `path` (temporary file, then rename)."""
+class _Broken(Exception):
+  """A graph file's arrays do not agree with its graph.json."""
+
+
+def _node(i: int, entry: dict, arrays: dict[str, np.ndarray]) -> Node:
+  """Node `i` of a graph file, its params rebuilt from the arrays."""
+  if not isinstance(entry.get('params'), dict):
+    raise _Broken(f'node {entry.get("name", i)!r} has no params entry')
+  params = {}
+  for name, info in entry['params'].items():
+    key = f'n{i}.{name}'
+    shape = tuple(int(d) for d in info['shape'])
+    parts = ('dense',) if info['encoding'] == 'dense' else ('indices', 'values')
+    missing = [f'{key}.{p}' for p in parts if f'{key}.{p}' not in arrays]
+    if missing:
+      raise _Broken(f'member {missing[0]}.npy is missing')
+    if info['encoding'] == 'dense':
+      params[name] = arrays[f'{key}.dense']
+      if params[name].shape != shape:
+        raise _Broken(f'{key}.dense has shape {params[name].shape}, graph.json '
+                      f'says {shape}')
+      continue
+    size = int(np.prod(shape))
+    indices, values = arrays[f'{key}.indices'], arrays[f'{key}.values']
+    if (indices.ndim != 1 or indices.shape != values.shape
+        or not np.issubdtype(indices.dtype, np.integer)):
+      raise _Broken(f'{key}: {indices.shape} indices for {values.shape} values')
+    if indices.size and (indices.min() < 0 or indices.max() >= size):
+      raise _Broken(f'{key}.indices reaches {indices.max()}, past the {size} '
+                    f'values of shape {shape}')
+    flat = np.zeros(size, np.float32)
+    flat[indices] = values
+    params[name] = flat.reshape(shape)
+  return Node(entry['name'], entry['op'], entry['inputs'],
+              _attrs(entry['attrs']), params)
+
+
+def save(graph: Graph, path: str | os.PathLike,
+         provenance: dict | None = None) -> pathlib.Path:
+  """Writes `graph` (and `provenance`) to `path` (temporary file, then rename)."""
   path = pathlib.Path(path)
   with atomic.replacing(path) as tmp:
-    tmp.write_bytes(to_bytes(graph))
+    tmp.write_bytes(to_bytes(graph, provenance))
   return path
 
 
 def load(path: str | os.PathLike) -> Graph:
   """The graph saved at `path`."""
+  return read(path)[0]
+
+
+def read(path: str | os.PathLike) -> tuple[Graph, dict | None]:
+  """The graph saved at `path` and its provenance entry (None if absent)."""
   path = pathlib.Path(path)
   if not path.is_file():
     raise TfpruneError(f'graph file {path} does not exist: pass a file written '
                        'by tfprune.save')
-  return from_bytes(path.read_bytes(), str(path))
+  return read_bytes(path.read_bytes(), str(path))

@@ -227,7 +227,7 @@ def _peek_specs(folder: pathlib.Path, num_layers: int
     entries = manifest['layers']
     specs = tuple(layers_lib.LayerSpec.from_json(e['spec']) for e in entries)
     input_shape = tuple(int(d) for d in manifest['input_shape'])
-  except (KeyError, TypeError, ValueError) as e:
+  except (KeyError, TypeError, ValueError, AttributeError) as e:
     raise TfpruneError(
         f'corrupt {folder / MANIFEST} ({type(e).__name__}: {e}): a conv '
         'network cannot load without its layer specs; restore the manifest or '
@@ -286,6 +286,17 @@ def _read_manifest(folder: pathlib.Path, network: Network,
     raise TfpruneError(
         f'corrupt {path} ({type(e).__name__}: {e}): delete it to load the '
         '.npy files as they are') from None
+  if not (isinstance(layers, list) and all(isinstance(e, dict) for e in layers)):
+    raise TfpruneError(
+        f'corrupt {path}: "layers" is a {type(layers).__name__}, not a list of '
+        'objects: restore the manifest or delete it to load the .npy files as '
+        'they are')
+  if not (isinstance(recorded, dict)
+          and all(isinstance(v, str) for v in recorded.values())):
+    raise TfpruneError(
+        f'corrupt {path}: "sha256" is a {type(recorded).__name__}, not an object '
+        'of file name to hex digest: restore the manifest or delete it to load '
+        'the .npy files as they are')
   if len(layers) != network.num_layers:
     raise TfpruneError(
         f'{path} lists {len(layers)} layers but the folder holds '

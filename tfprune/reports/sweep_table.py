@@ -30,7 +30,7 @@ class SweepRow:
     flops_speedup: dense multiply-adds of the unpruned network / `flops`.
     compression: parameters of the unpruned network / `nonzero_params`.
     size_bytes: bytes of the compact sparse export (`export`), exactly the
-      file `save_pruned` writes.
+      file `save_pruned` writes but its provenance tag (`ziptags`).
     units: layer widths after compaction, e.g. 784-100-100-50-20-10.
     kernels: kernel the evaluator chose per layer, e.g. csr+csr+dense.
     layer_sparsity: measured sparsity per pruned layer, e.g.

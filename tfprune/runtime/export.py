@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tfprune import atomic
+from tfprune import ziptags
 from tfprune.errors import TfpruneError
 from tfprune.graph.network import Network
 from tfprune.transforms import compaction
@@ -40,7 +41,8 @@ class Score:
     flops: multiply-adds per example of the non-zero weights (the sweep's
       `flops` column).
     units: layer widths, e.g. 784-100-100-50-20-10.
-    size_bytes: bytes of the file.
+    size_bytes: bytes of the file but its provenance tag (`ziptags`): the
+      network's bytes, as the sweep's `size_bytes` column counts them.
     metadata: what the export recorded of how it was made.
   """
   path: str
@@ -165,13 +167,20 @@ def size_bytes(compact: Network, use_biases: bool = True,
 
 
 def save(path: str | pathlib.Path, network: Network, use_biases: bool = True,
-         metadata: dict[str, Any] | None = None) -> pathlib.Path:
-  """Writes the export of `network` to `path` atomically; returns the path."""
+         metadata: dict[str, Any] | None = None,
+         provenance: dict[str, Any] | None = None) -> pathlib.Path:
+  """Writes the export of `network` to `path` atomically; returns the path.
+
+  `provenance` (the data it was made on, `tfprune.data.provenance`) goes into
+  the archive's comment (`ziptags`): the file is `size_bytes` plus the
+  comment's length.
+  """
   path = pathlib.Path(path)
   atomic.ensure_dir(path.parent, flag='--save_pruned')
   with atomic.replacing(path) as tmp:
-    tmp.write_bytes(to_bytes(compaction.compact(network, use_biases), use_biases,
-                             metadata))
+    tmp.write_bytes(ziptags.tagged(to_bytes(
+        compaction.compact(network, use_biases), use_biases, metadata),
+        provenance))
   return path
 
 
@@ -254,19 +263,33 @@ def made_for_dataset(metadata: dict[str, Any]) -> str | None:
 
 
 def score(path: str | pathlib.Path, dataset: str = 'mnist',
-          data_dir: str | None = None) -> Score:
+          data_dir: str | None = None, allow_other_data: bool = False) -> Score:
   """Loads an export and measures its test accuracy through `inference`.
 
+  Args:
+    path: the export.
+    dataset: the registry dataset to score on.
+    data_dir: its local folder, or None.
+    allow_other_data: score it even if its provenance names other data.
+
   Raises:
-    TfpruneError: the export cannot be read (see `load`) or does not fit the
-      dataset's inputs or classes.
+    TfpruneError: the export cannot be read (see `load`), holds a NaN/Inf
+      weight, was made on other data, or does not fit the dataset's inputs or
+      classes.
   """
   # Imported here: `inference` loads TensorFlow, which `save`/`load` do not need.
+  from tfprune.data import checks  # pylint: disable=g-import-not-at-top
   from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
+  from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
   from tfprune.runtime import inference  # pylint: disable=g-import-not-at-top
   from tfprune.runtime import metrics  # pylint: disable=g-import-not-at-top
   network, use_biases, metadata = load(path)
-  made_for = made_for_dataset(metadata)
+  checks.finite_params(
+      [(f'kernel_{i}', k) for i, k in enumerate(network.kernels, start=1)]
+      + [(f'bias_{i}', b) for i, b in enumerate(network.biases, start=1)],
+      str(path))
+  recorded = ziptags.read(path)
+  made_for = None if recorded or allow_other_data else made_for_dataset(metadata)
   if made_for is not None and made_for != dataset:
     raise TfpruneError(
         f'{path} was pruned from weights trained on {made_for}, not {dataset}: '
@@ -282,10 +305,14 @@ def score(path: str | pathlib.Path, dataset: str = 'mnist',
         f'{path} has {network.output_dim} outputs but {dataset} has '
         f'{spec.num_classes} classes: pass the --dataset it was made for')
   split = datasets.load(dataset, 'test', data_dir)
+  provenance.check(recorded, provenance.record(
+      dataset, None, None, split.images.shape[1:]), str(path), allow_other_data)
   plan = inference.plan(network, use_biases)
   inputs = inference.prepare(split.images, network.input_dim)
   counts = metrics.total(metrics.layer_counts(network, use_biases))
   return Score(str(path), dataset, inference.accuracy(plan, inputs, split.labels),
                counts.nonzero_params, counts.effective_macs,
                metrics.widths(network),
-               pathlib.Path(path).stat().st_size, metadata)
+               # The network's bytes, as the sweep's size_bytes: not the tag.
+               pathlib.Path(path).stat().st_size - len(ziptags.comment(recorded)),
+               metadata)

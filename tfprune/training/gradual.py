@@ -207,11 +207,13 @@ class LayerSparsity:
     zeros: zero weights in its kernel.
     required: zeros the target asks for (TF-MOT's count for weights, the
       pruned units' weights for units).
+    nonfinite: NaN/Inf weights in its kernel (a loss that became NaN).
   """
   name: str
   size: int
   zeros: int
   required: int
+  nonfinite: int = 0
 
   @property
   def sparsity(self) -> float:
@@ -229,7 +231,8 @@ def measure(model: keras.Model, names: Sequence[str], run: PruningRun
     else:
       required = pruning.prune_count(round(100 * run.target, 6), w.shape[-1]) * (
           w.size // w.shape[-1])
-    out.append(LayerSparsity(name, w.size, int(np.sum(w == 0)), required))
+    out.append(LayerSparsity(name, w.size, int(np.sum(w == 0)), required,
+                             int(w.size - np.count_nonzero(np.isfinite(w)))))
   return out
 
 
@@ -239,6 +242,12 @@ def check_reached(layers: Sequence[LayerSparsity], target: float) -> None:
   Raises:
     TfpruneError: a layer has fewer zero weights than the target requires.
   """
+  for layer in layers:
+    if layer.nonfinite:
+      raise TfpruneError(
+          f'layer {layer.name} holds {layer.nonfinite} NaN/Inf weights after '
+          'training: the loss became NaN, so the schedule could not reach its '
+          'target; check the training data for NaN/Inf or lower --learning_rate')
   for layer in layers:
     if layer.zeros < layer.required:
       raise TfpruneError(

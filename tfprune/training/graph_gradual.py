@@ -177,8 +177,9 @@ def measure(graph: Graph, names: Sequence[str], run: gradual.PruningRun
   out = []
   for name in names:
     kernel = graph.node(name).params['kernel']
-    out.append(gradual.LayerSparsity(name, kernel.size, int(np.sum(kernel == 0)),
-                                     required[name]))
+    out.append(gradual.LayerSparsity(
+        name, kernel.size, int(np.sum(kernel == 0)), required[name],
+        int(kernel.size - np.count_nonzero(np.isfinite(kernel)))))
   return out
 
 

@@ -6,6 +6,7 @@ import time
 
 from tfprune import __version__
 from tfprune import atomic
+from tfprune.data import checks
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
@@ -108,6 +109,7 @@ def train(config: TrainConfig, command: str | None = None,
   _, keras_accuracy = model.evaluate(test_split.images, test_split.labels,
                                      batch_size=1000, verbose=0)
   network = models.to_network(model)
+  check_converged(network, config.learning_rate)
   evaluator_accuracy = evaluate.accuracy(network, test_split.images,
                                          test_split.labels)
   metadata = {
@@ -126,3 +128,17 @@ def train(config: TrainConfig, command: str | None = None,
   return TrainResult(folder, float(keras_accuracy), float(evaluator_accuracy),
                      seconds)
 
+
+def check_converged(network, learning_rate: float) -> None:
+  """Refuses weights that training drove to NaN/Inf, before anything is saved.
+
+  Raises:
+    TfpruneError: a kernel or bias is not finite; the message names it and
+      the learning rate.
+  """
+  checks.finite_params(
+      [(f'weight-{i}', k) for i, k in enumerate(network.kernels, start=1)]
+      + [(f'bias-{i}', b) for i, b in enumerate(network.biases, start=1)],
+      'the trained network',
+      f'training diverged and nothing was saved; lower --learning_rate (was '
+      f'{learning_rate:g})')

@@ -1,0 +1,43 @@
+"""The checks of a network a tool is given, beside those of its data (`data.checks`).
+
+A user's Keras model is imported and verified by `keras_io`; here its
+weights must also be finite (a NaN weight would score as chance at every
+level), and its provenance tag (`ziptags`, written by `--save_keras`) is
+read so the tool can check it against the data (`data.provenance`).
+"""
+
+import pathlib
+import warnings
+
+import numpy as np
+
+from tfprune import ziptags
+from tfprune.data import checks
+from tfprune.graph.ir import Graph
+
+
+def finite(graph: Graph, source: str) -> Graph:
+  """`graph` if every parameter is finite (`checks.finite_params`)."""
+  checks.finite_params(((f'{node.name}/{name}', value) for node in graph.nodes
+                        for name, value in node.params.items()), source)
+  return graph
+
+
+def import_model(model_file: str, x: np.ndarray) -> tuple[Graph, dict | None]:
+  """The checked graph of a Keras model file and its provenance tag (or None).
+
+  The import is verified against Keras on the first examples of `x`.
+
+  Raises:
+    TfpruneError: the model cannot be imported or has a NaN/Inf weight.
+  """
+  # Imported here: it loads TensorFlow and Keras.
+  from tfprune.keras_io import importer  # pylint: disable=import-outside-toplevel
+  with warnings.catch_warnings():
+    # A NaN weight makes the import's verification warn about NaN
+    # tolerances; it is refused just below, naming the weight.
+    warnings.simplefilter('ignore', RuntimeWarning)
+    graph = importer.from_keras(model_file, data=x[:16])
+  finite(graph, model_file)
+  path = pathlib.Path(model_file)
+  return graph, ziptags.read(path) if path.is_file() else None
