@@ -11,10 +11,11 @@ layers (the hidden Dense kernels):
   the TensorFlow or the JAX backend.
 
 Keras's backend is fixed when it is first imported, so every run is a fresh
-process (`python -m tfprune.drivers.engine_comparison RUN_JSON`). Runs
-alternate between engines (the engine order turns with each target), so the
-seconds per epoch of the engines are measured under the same machine load;
-the first epoch of each run (tracing) is left out of the median.
+process (`python -m tfprune.drivers.engine_comparison RUN_JSON`). For each
+target the engines' processes start together and train one epoch at a time
+in turn (A B C, then B C A, ...: only one trains at any moment), so their
+seconds per epoch are measured under the same machine load; the first epoch
+of each run (tracing) is left out of the medians.
 
 Writes `results.csv` (per run: test accuracy, zeros and size of every pruned
 kernel), `timing.json` (seconds per epoch per run, medians, and the ratio of
@@ -30,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -84,22 +86,17 @@ class EngineComparison:
                          'and batch_size at least 1')
 
 
-def order(config: EngineComparison) -> list[tuple[str, float]]:
-  """(engine, target) runs, the engine order turned by one for each target."""
-  runs = []
-  for i, target in enumerate(config.targets):
-    shift = i % len(config.engines)
-    for engine in config.engines[shift:] + config.engines[:shift]:
-      runs.append((engine, target))
-  return runs
-
-
 def run_name(engine: str, target: float) -> str:
   return f'{engine}-{target:g}'
 
 
-def train_run(config: EngineComparison, engine: str, target: float) -> dict:
+def train_run(config: EngineComparison, engine: str, target: float,
+              turn: Callable[[], None] = lambda: None,
+              done: Callable[[float], None] = lambda seconds: None) -> dict:
   """One run in this process (its Keras backend must be the engine's).
+
+  `turn()` is called before each epoch (it waits for this engine's turn) and
+  `done(seconds)` after it.
 
   Returns:
     {'accuracy', 'layers': {name: [zeros, size]}, 'epoch_seconds': [...]}.
@@ -152,8 +149,10 @@ def train_run(config: EngineComparison, engine: str, target: float) -> dict:
   rng = np.random.default_rng(config.seed)
   for _ in range(config.epochs):
     perm = rng.permutation(len(x))
+    turn()
     model.fit(x[perm], y[perm], batch_size=config.batch_size, epochs=1,
               shuffle=False, verbose=0, callbacks=[pruning, Timer()])
+    done(seconds[-1])
   if engine == 'tfmot':
     model = gradual.strip(model)
   else:
@@ -168,13 +167,48 @@ def train_run(config: EngineComparison, engine: str, target: float) -> dict:
   return {'accuracy': accuracy, 'layers': layers, 'epoch_seconds': seconds}
 
 
+_GO, _DONE = 'go', '@epoch-done'
+
+
 def _spawn(config: EngineComparison, engine: str, target: float,
-           path: pathlib.Path) -> dict:
+           path: pathlib.Path) -> subprocess.Popen:
   env = {**os.environ, 'KERAS_BACKEND': ENGINES[engine][1]}
   request = json.dumps({'config': dataclasses.asdict(config), 'engine': engine,
                         'target': target, 'out': str(path)})
-  subprocess.run([sys.executable, '-m', __name__, request], env=env, check=True)
-  return json.loads(path.read_text())
+  return subprocess.Popen([sys.executable, '-m', __name__, request], env=env,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def _epoch(process: subprocess.Popen, name: str) -> None:
+  """Lets `process` train one epoch and waits until it has."""
+  process.stdin.write(_GO + '\n')
+  process.stdin.flush()
+  for line in process.stdout:
+    if line.startswith(_DONE):
+      return
+  raise TfpruneError(f'run {name} ended before its epoch (exit status '
+                     f'{process.wait()}); its error is printed above')
+
+
+def _target(config: EngineComparison, target: float, runs: pathlib.Path) -> dict:
+  """All engines at `target`, epochs in turn; their records by engine."""
+  paths = {e: runs / f'{run_name(e, target)}.json' for e in config.engines}
+  processes = {e: _spawn(config, e, target, paths[e]) for e in config.engines}
+  try:
+    for epoch in range(config.epochs):
+      shift = epoch % len(config.engines)
+      for engine in config.engines[shift:] + config.engines[:shift]:
+        _epoch(processes[engine], run_name(engine, target))
+    for engine, process in processes.items():
+      process.stdin.close()
+      if process.wait():
+        raise TfpruneError(f'run {run_name(engine, target)} failed (exit status '
+                           f'{process.returncode}); its error is printed above')
+  finally:
+    for process in processes.values():
+      if process.poll() is None:
+        process.kill()
+  return {e: json.loads(paths[e].read_text()) for e in config.engines}
 
 
 def results_csv(records: dict) -> str:
@@ -187,7 +221,12 @@ def results_csv(records: dict) -> str:
 
 
 def timing(records: dict, engines) -> dict:
-  """Seconds per epoch (first left out), medians, and each engine's median over TF-MOT's."""
+  """Seconds per epoch, medians, and each engine over TF-MOT.
+
+  The first epoch of every run (tracing) is left out. `ratio_to_tfmot` is
+  the ratio of medians; `paired_ratio_to_tfmot` the median, over the epochs
+  of each target, of an engine's seconds over TF-MOT's in the same round.
+  """
   per_engine = {e: [] for e in engines}
   for (engine, _), r in records.items():
     per_engine[engine] += r['epoch_seconds'][1:]
@@ -197,21 +236,25 @@ def timing(records: dict, engines) -> dict:
          'median_epoch_seconds': medians}
   if 'tfmot' in medians:
     out['ratio_to_tfmot'] = {e: medians[e] / medians['tfmot'] for e in medians}
+    paired = {e: [] for e in engines}
+    for (engine, target), r in records.items():
+      base = records[('tfmot', target)]['epoch_seconds']
+      paired[engine] += [a / b for a, b in zip(r['epoch_seconds'][1:], base[1:])]
+    out['paired_ratio_to_tfmot'] = {e: statistics.median(v)
+                                    for e, v in paired.items() if v}
   return out
 
 
 def run(config: EngineComparison) -> dict:
-  """Every run of `config`, in `order`, each in a fresh process; writes the outputs."""
+  """Every run of `config`, each in a fresh process, epochs in turn; writes the outputs."""
   out = pathlib.Path(config.out_dir)
   (out / 'runs').mkdir(parents=True, exist_ok=True)
   atomic.write_text(out / CONFIG_NAME,
                     json.dumps(dataclasses.asdict(config), indent=2) + '\n')
   records = {}
-  for engine, target in order(config):
-    records[(engine, target)] = _spawn(
-        config, engine, target, out / 'runs' / f'{run_name(engine, target)}.json')
-  records = dict(sorted(records.items(), key=lambda kv: (kv[0][1],
-                                                         config.engines.index(kv[0][0]))))
+  for target in config.targets:
+    for engine, record in _target(config, target, out / 'runs').items():
+      records[(engine, target)] = record
   atomic.write_text(out / RESULTS_NAME, results_csv(records))
   atomic.write_text(out / TIMING_NAME,
                     json.dumps(timing(records, config.engines), indent=2) + '\n')
@@ -221,7 +264,14 @@ def run(config: EngineComparison) -> dict:
 def _worker(request: str) -> None:
   spec = json.loads(request)
   config = EngineComparison(**spec['config'])
-  record = train_run(config, spec['engine'], spec['target'])
+
+  def turn():
+    if sys.stdin.readline().strip() != _GO:
+      raise SystemExit(1)  # the parent stopped the comparison
+
+  def done(seconds):
+    print(f'{_DONE} {seconds:.3f}', flush=True)
+  record = train_run(config, spec['engine'], spec['target'], turn, done)
   atomic.write_text(pathlib.Path(spec['out']), json.dumps(record) + '\n')
 
 
