@@ -33,3 +33,105 @@ def test_jax_backend(tmp_path):
   assert out.returncode == 0, out.stderr[-4000:]
   report = json.loads(out.stdout.strip().splitlines()[-1])
   assert report == {'backend': 'jax', 'passed': list(keras3_checks.CHECKS)}
+
+
+class _Interrupt(keras.callbacks.Callback):
+  """Stops training like a kill, after epoch `after`'s checkpoint was written."""
+
+  def __init__(self, after: int):
+    super().__init__()
+    self.after = after
+
+  def on_epoch_end(self, epoch, logs=None):
+    if epoch + 1 == self.after:
+      raise KeyboardInterrupt
+
+
+def _fit(backup_dir, criterion: str, interrupt_after: int | None = None):
+  """3 epochs of gradual pruning with BackupAndRestore; the model's weights at the end."""
+  model = keras3_checks.compiled(keras3_checks.cnn())
+  x, y = keras3_checks.data(96)
+  schedule = tfk.PolynomialDecay(0.0, 0.6, begin_step=0, end_step=12,
+                                 frequency=3)
+  callbacks = [tfk.Pruning(schedule, criterion),
+               keras.callbacks.BackupAndRestore(str(backup_dir))]
+  if interrupt_after:
+    callbacks.append(_Interrupt(interrupt_after))
+  model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0,
+            callbacks=callbacks)
+  return [np.array(w) for w in model.get_weights()], callbacks[0].pruner
+
+
+@pytest.mark.parametrize('criterion, after', [('weight', 1), ('unit', 2)])
+def test_killed_and_resumed_run_is_bit_exact(criterion, after, tmp_path):
+  want, pruner = _fit(tmp_path / 'uninterrupted', criterion)
+  assert pruner.step_count == 18
+  with pytest.raises(KeyboardInterrupt):
+    _fit(tmp_path / 'resumed', criterion, interrupt_after=after)
+  got, resumed = _fit(tmp_path / 'resumed', criterion)  # a new model and pruner
+  assert resumed.step_count == 18
+  assert len(got) == len(want)
+  for a, b in zip(got, want):
+    np.testing.assert_array_equal(a, b)
+  # The masks and counters were restored, not recomputed from scratch.
+  assert resumed.sparsity() == pruner.sparsity()
+
+
+def test_resume_without_pruning_state_differs(tmp_path):
+  """Control: the same interruption with the masks dropped from the checkpoint ends elsewhere."""
+  want, _ = _fit(tmp_path / 'uninterrupted', 'weight')
+  with pytest.raises(KeyboardInterrupt):
+    _fit(tmp_path / 'resumed', 'weight', interrupt_after=1)
+  model = keras3_checks.compiled(keras3_checks.cnn())
+  x, y = keras3_checks.data(96)
+  schedule = tfk.PolynomialDecay(0.0, 0.6, begin_step=0, end_step=12,
+                                 frequency=3)
+  # Restored before pruning is attached: the masks and steps start afresh.
+  model.optimizer.build(model.trainable_variables)
+  model.load_weights(tmp_path / 'resumed' / 'latest.weights.h5',
+                     skip_mismatch=True)
+  model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
+            callbacks=[tfk.Pruning(schedule)])
+  got = model.get_weights()
+  assert any(not np.array_equal(a, b) for a, b in zip(got, want))
+
+
+def test_bad_input_is_refused():
+  model = keras3_checks.cnn()
+  schedule = tfk.ConstantSparsity(0.5, 0)
+  with pytest.raises(TfpruneError, match='unknown pruning criterion'):
+    tfk.Pruner(model, schedule, 'magnitude')
+  with pytest.raises(TfpruneError, match='not a multiple of frequency'):
+    tfk.PolynomialDecay(0.0, 0.9, begin_step=0, end_step=95, frequency=10)
+  with pytest.raises(TfpruneError, match=r'final_sparsity must be in \[0, 1\)'):
+    tfk.PolynomialDecay(0.0, 90, begin_step=0, end_step=100)
+  with pytest.raises(TfpruneError, match='drop allocation and pattern'):
+    tfk.Pruner(model, schedule, 'unit', pattern='2:4')
+  with pytest.raises(TfpruneError, match='not a Keras 3 model'):
+    from tfprune.keras_compat import keras as tf_keras  # pylint: disable=g-import-not-at-top
+    tfk.Pruner(tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(2)]),
+               schedule)
+  with pytest.raises(TfpruneError, match='schedule must be'):
+    tfk.Pruning('polynomial')
+  with pytest.raises(TfpruneError, match='not a prunable layer'):
+    tfk.Pruner(model, schedule, layers=['nope'])
+
+
+@pytest.mark.parametrize('schedule', [
+    ('ConstantSparsity', dict(target_sparsity=0.7, begin_step=3, end_step=21,
+                              frequency=6)),
+    ('ConstantSparsity', dict(target_sparsity=0.5, begin_step=0, end_step=-1,
+                              frequency=4)),
+    ('PolynomialDecay', dict(initial_sparsity=0.1, final_sparsity=0.95,
+                             begin_step=2, end_step=32, frequency=5)),
+])
+def test_schedules_follow_tfmot(schedule):
+  """Same update steps and sparsities as TF-MOT's schedules (float32 there)."""
+  import tensorflow_model_optimization as tfmot  # pylint: disable=g-import-not-at-top
+  name, args = schedule
+  ours = getattr(tfk, name)(**args)
+  theirs = getattr(tfmot.sparsity.keras, name)(**args)
+  for step in range(1, 45):
+    should, sparsity = theirs(step)
+    assert ours.prunes_at(step) == bool(should), step
+    assert ours.sparsity(step) == pytest.approx(float(sparsity), abs=1e-6)
