@@ -124,6 +124,32 @@ class PolynomialDecay(PruningSchedule):
             'power': self.power, 'frequency': self.frequency}
 
 
+class CycleSparsity(PruningSchedule):
+  """Iterative pruning: cycle i of `cycle_steps` steps starts by pruning to `sparsities[i]`.
+
+  Cycle i (0-based) covers steps i·cycle_steps + 1 ... (i + 1)·cycle_steps;
+  the masks are updated at the first step of each cycle only, so each cycle
+  fine-tunes under a fixed mask (as `training.schedules.CycleSparsity`).
+  """
+
+  def __init__(self, sparsities, cycle_steps: int):
+    if cycle_steps < 1:
+      raise TfpruneError(f'cycle_steps must be at least 1, got {cycle_steps}')
+    if not sparsities:
+      raise TfpruneError('give at least one cycle sparsity')
+    self.sparsities = [_sparsity(s, 'cycle sparsity') for s in sparsities]
+    self.cycle_steps = cycle_steps
+    self.begin_step, self.frequency = 1, cycle_steps
+    self.end_step = 1 + (len(self.sparsities) - 1) * cycle_steps
+
+  def sparsity(self, step: int) -> float:
+    cycle = min(max((step - 1) // self.cycle_steps, 0), len(self.sparsities) - 1)
+    return self.sparsities[cycle]
+
+  def get_config(self) -> dict:
+    return {'sparsities': list(self.sparsities), 'cycle_steps': self.cycle_steps}
+
+
 def as_percent(sparsity: float) -> float:
   """A schedule's sparsity as the percentage the criteria take.
 

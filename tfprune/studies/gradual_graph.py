@@ -1,8 +1,12 @@
-"""The gradual study on any graph: a user's model or a registry CNN, fine-tuned through its tf_keras twin.
+"""The gradual study on any graph: a user's model or a registry CNN, fine-tuned through TF-MOT or Keras 3.
 
-TF-MOT wraps the twin's Dense and Conv2D layers, `graph_gradual` masks the
-depthwise kernels and whole channel groups; the result is imported back,
-verified, measured per layer and handed back in the user's framework.
+The engine is the config's, else chosen by the starting model's framework
+(`engine`): 'tfmot' fine-tunes the graph's tf_keras twin, TF-MOT wrapping
+its Dense and Conv2D layers and `graph_gradual` masking the depthwise
+kernels and whole channel groups; 'keras' fine-tunes it as a Keras 3 model
+with `tfprune.keras.Pruning` (`tfprune.keras.study`). Either way the result
+is imported back, verified, measured per layer and handed back in the
+user's framework.
 """
 
 import dataclasses
@@ -30,6 +34,7 @@ from tfprune.graph import io as graph_io
 from tfprune.graph import weights
 from tfprune.graph.ir import Graph
 from tfprune.keras_compat import keras
+from tfprune.keras import study as keras_study
 from tfprune.keras_io import build
 from tfprune.keras_io import importer
 from tfprune.keras_io import models
@@ -94,6 +99,7 @@ class _GraphContext:
   config: GradualConfig
   graph: Graph
   names: list[str]
+  engine: str
   train_split: datasets.Split
   test_split: datasets.Split
   strategy: tf.distribute.Strategy
@@ -115,6 +121,7 @@ def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
   user_data.check_fits(test_split, graph.input_shape, outputs, source)
   user_data.check_fits(train_split, graph.input_shape, outputs, source)
   names = graph_pruning.prunable(graph, None, config.prune_output_layer)
+  chosen = engine(config, graph)
   for pruning_run in config.runs():  # schedule errors before any output
     pruning_run.pruning_schedule(len(train_split))
   chief = distribute.is_chief(strategy)
@@ -124,6 +131,7 @@ def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
   atomic.ensure_dir(out_dir)
   atomic.write_text(out_dir / CONFIG_NAME, json.dumps(
       {'config': config_record(config), 'pruned_layers': names,
+       **({'engine': chosen} if chosen == 'keras' else {}),
        **({'weights_sha256': start.sha256} if start else {}),
        'replicas': strategy.num_replicas_in_sync,
        'tfprune_version': __version__}, indent=2) + '\n')
@@ -131,7 +139,7 @@ def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
   @functools.cache
   def dense_tflite() -> int:
     return len(tflite.convert(build_keras(graph), sparse=False))
-  context = _GraphContext(config, graph, names, train_split, test_split,
+  context = _GraphContext(config, graph, names, chosen, train_split, test_split,
                           strategy, out_dir, dense_tflite, start, command, verbose)
   results = [_run_one_graph(context, r) for r in config.runs()]
   atomic.write_text(out_dir / RESULTS_NAME, results_csv(results))
@@ -146,6 +154,13 @@ def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
   if not chief:
     shutil.rmtree(out_dir, ignore_errors=True)
   return Study(results, oneshot)
+
+
+def engine(config: GradualConfig, graph: Graph) -> str:
+  """The config's engine, else 'keras' for a Keras 3 model and 'tfmot' for the others."""
+  if config.engine is not None:
+    return config.engine
+  return 'keras' if graph.metadata.get('framework') == 'keras3' else 'tfmot'
 
 
 def build_keras(graph: Graph) -> keras.Model:
@@ -163,9 +178,9 @@ def _run_one_graph(context: _GraphContext,
     return read_result(result_path)
   atomic.ensure_dir(run_dir)
   keras.utils.set_random_seed(config.seed)
-  trained = graph_gradual.train(pruning_run, context.graph, context.names,
-                                context.train_split, test_split,
-                                context.strategy, run_dir, context.verbose)
+  train = keras_study.train if context.engine == 'keras' else graph_gradual.train
+  trained = train(pruning_run, context.graph, context.names, context.train_split,
+                  test_split, context.strategy, run_dir, context.verbose)
   accuracy = evaluator.Evaluator(trained.graph).accuracy(test_split.images,
                                                          test_split.labels)
   metadata = {
