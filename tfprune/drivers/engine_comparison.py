@@ -185,6 +185,7 @@ def _epoch(process: subprocess.Popen, name: str) -> None:
   process.stdin.flush()
   for line in process.stdout:
     if line.startswith(_DONE):
+      print(f'{name}: epoch done in {line.split()[-1]} s', flush=True)
       return
   raise TfpruneError(f'run {name} ended before its epoch (exit status '
                      f'{process.wait()}); its error is printed above')
