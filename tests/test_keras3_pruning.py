@@ -135,3 +135,55 @@ def test_schedules_follow_tfmot(schedule):
     should, sparsity = theirs(step)
     assert ours.prunes_at(step) == bool(should), step
     assert ours.sparsity(step) == pytest.approx(float(sparsity), abs=1e-6)
+
+
+def _engine_run(tmp_path, interrupt_after: int | None = None):
+  """`--engine=keras`'s training of a graph (the CNN), 3 epochs of unit pruning."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tfprune  # pylint: disable=g-import-not-at-top
+  from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
+  from tfprune.keras import study  # pylint: disable=g-import-not-at-top
+  from tfprune.training import gradual  # pylint: disable=g-import-not-at-top
+  graph = tfprune.from_keras(keras3_checks.cnn())
+  train = datasets.Split(*keras3_checks.data(64))
+  test = datasets.Split(*keras3_checks.data(32, seed=1))
+  run = gradual.PruningRun('gradual', 'unit', 0.5, epochs=3, batch_size=16,
+                           learning_rate=1e-3)
+  names = [n.name for n in graph.weighted()][:-1]
+  more = [_Interrupt(interrupt_after)] if interrupt_after else []
+  return study.train(run, graph, names, train, test, tf.distribute.get_strategy(),
+                     tmp_path, verbose=0, callbacks=more)
+
+
+def test_keras_engine_resumes_bit_exact_and_compacts(tmp_path):
+  want = _engine_run(tmp_path / 'whole')
+  with pytest.raises(KeyboardInterrupt):
+    _engine_run(tmp_path / 'cut', interrupt_after=1)
+  got = _engine_run(tmp_path / 'cut')
+  for a, b in zip(got.graph.nodes, want.graph.nodes):
+    for param in a.params:
+      np.testing.assert_array_equal(a.params[param], b.params[param])
+  assert (tmp_path / 'cut' / 'epochs.csv').read_text() == (
+      tmp_path / 'whole' / 'epochs.csv').read_text()
+  assert not (tmp_path / 'cut' / 'backup').exists()
+  assert [l.zeros for l in got.layers] == [l.required for l in got.layers]
+  assert got.compacted.node('conv1').params['kernel'].shape == (3, 3, 1, 4)
+  assert got.compacted.node('pw').params['kernel'].shape == (1, 1, 4, 6)
+
+
+def test_gradual_study_with_the_keras_engine(tmp_path, mnist_slice_dir):
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+  from tfprune.studies import gradual_study  # pylint: disable=g-import-not-at-top
+  config = gradual_study.GradualConfig(
+      out_dir=str(tmp_path / 'out'), weights_dir=str(helpers.PREBUILT),
+      data_dir=mnist_slice_dir, procedures=('gradual', 'iterative'),
+      targets=(90,), epochs=1, cycles=1, cycle_epochs=1, train_limit=128,
+      batch_size=32,
+      export_tflite=False, engine='keras')
+  study = gradual_study.run(config, verbose=0)
+  for row in study.results:
+    assert row.layer_sparsity == '90.00/90.00/90.00/90.00', row
+  saved = json.loads((tmp_path / 'out' / gradual_study.CONFIG_NAME).read_text())
+  assert saved['engine'] == 'keras' and saved['config']['engine'] == 'keras'
+  with pytest.raises(TfpruneError, match='unknown engine'):
+    gradual_study.GradualConfig(out_dir='x', weights_dir='w', engine='tfmot2')

@@ -116,7 +116,7 @@ def train(run: gradual.PruningRun, graph: Graph, names: Sequence[str],
   if strategy.num_replicas_in_sync != 1:
     raise TfpruneError('--engine=keras trains on one device: use '
                        '--strategy=default, or --engine=tfmot')
-  work_dir = pathlib.Path(work_dir)
+  work_dir = atomic.ensure_dir(pathlib.Path(work_dir))
   backup = work_dir / BACKUP_NAME
   examples = len(train_split)
   total_steps = run.total_epochs * run.steps_per_epoch(examples)
