@@ -17,6 +17,8 @@ hands back model.keras (and, for units, the smaller compact.keras). Examples:
       --out_dir=img/gradual-unit
   python experiments/gradual.py --strategy=mirrored --logical_cpus=2 \
       --targets=90 --epochs=2 --procedures=gradual --out_dir=/tmp/mirrored
+  python experiments/gradual.py --engine=keras --targets=90 \
+      --procedures=gradual --out_dir=runs/mlp-keras3
 """
 
 from tfprune import commands  # the flags and main of `tfprune gradual`

@@ -241,7 +241,7 @@ def test_prune_layers_with_a_dense_folder_is_refused(tmp_path, capsys):
 
 
 def test_study_a_without_finetuning_is_refused():
-  from tfprune.studies import study_fashion  # pylint: disable=import-outside-toplevel
+  from experiments.studies import study_fashion  # pylint: disable=import-outside-toplevel
   with pytest.raises(TfpruneError, match=r'finetune_epochs must be at least 1 '
                      r'\(Study A measures fine-tuned networks\), got 0'):
     study_fashion.StudyAConfig('', '', finetune_epochs=0)

@@ -200,7 +200,7 @@ def test_two_save_keras_sweeps_write_the_same_bytes(tmp_path):
 
 
 def test_a_resume_from_other_starting_weights_or_data_is_refused(tmp_path):
-  from tfprune.studies import gradual_config  # pylint: disable=import-outside-toplevel
+  from tfprune.drivers import gradual_config  # pylint: disable=import-outside-toplevel
   config = gradual_config.GradualConfig(out_dir=str(tmp_path),
                                         weights_dir=MNIST_MLP, targets=(50,))
   recorded = {'weights_sha256': {'weight-1.npy': 'aa', 'bias-1.npy': 'bb'},

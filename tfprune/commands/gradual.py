@@ -15,6 +15,8 @@ compact.keras). Examples:
       --targets=90 --procedures=gradual --out_dir=runs/lenet-gradual
   tfprune gradual --strategy=mirrored --logical_cpus=2 --targets=90 \
       --epochs=2 --procedures=gradual --out_dir=/tmp/mirrored
+  tfprune gradual --engine=keras --targets=90 --procedures=gradual \
+      --out_dir=runs/mlp-keras3
 """
 
 
@@ -95,6 +97,11 @@ _LOGICAL_CPUS = flags.DEFINE_integer(
 _SEED = flags.DEFINE_integer('seed', _DEFAULTS.seed, 'Seed of each run.')
 _TRAIN_LIMIT = flags.DEFINE_integer(
     'train_limit', None, 'Fine-tune on the first N training examples only.')
+_ENGINE = flags.DEFINE_enum(
+    'engine', None, list(gradual_study.ENGINES),
+    'tfmot: TF-MOT wrappers on a tf_keras model; keras: the tfprune.keras '
+    'Pruning callback on a Keras 3 model (TensorFlow or JAX backend, from '
+    '$KERAS_BACKEND). Default: keras for a Keras 3 --model_file, else tfmot.')
 _EXPORT_TFLITE = flags.DEFINE_bool(
     'export_tflite', True, 'Also write each pruned model as .tflite '
     '(EXPERIMENTAL_SPARSITY) and report its size.')
@@ -141,7 +148,7 @@ def main(argv):
       learning_rate=_LEARNING_RATE.value,
       prune_output_layer=_PRUNE_OUTPUT_LAYER.value, strategy=_STRATEGY.value,
       seed=_SEED.value, train_limit=_TRAIN_LIMIT.value,
-      export_tflite=_EXPORT_TFLITE.value,
+      export_tflite=_EXPORT_TFLITE.value, engine=_ENGINE.value,
       allow_other_data=_ALLOW_OTHER_DATA.value)
   study = gradual_study.run(config, cli.command_line(), verbose=_VERBOSE.value)
   print(gradual_study.format_table(study))

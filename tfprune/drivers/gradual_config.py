@@ -20,6 +20,7 @@ from tfprune.training import distribute
 from tfprune.training import epoch_log
 from tfprune.training import gradual
 
+ENGINES = ('tfmot', 'keras')
 CONFIG_NAME = 'gradual_config.json'
 RESULTS_NAME = 'results.csv'
 TIMING_NAME = 'timing.json'
@@ -33,7 +34,7 @@ ONESHOT_LEVELS = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90)
 _NOT_COMPARED = ('out_dir', 'data_dir')
 # Left out of gradual_config.json at their defaults, so the MLP study's
 # committed config is unchanged.
-_GRAPH_FIELDS = ('model_file', 'data')
+_GRAPH_FIELDS = ('model_file', 'data', 'engine')
 GRAPH_NAME = 'graph.npz'
 KERAS_NAME = 'model.keras'
 COMPACT_NAME = 'compact.npz'
@@ -71,6 +72,9 @@ class GradualConfig:
       from instead of `weights_dir` (imported and verified by `from_keras`).
     data: a user's `.npz` with x_train, y_train, x_test, y_test instead of
       the registry `dataset`.
+    engine: 'tfmot' (TF-MOT wrappers on a tf_keras model) or 'keras'
+      (`tfprune.keras.Pruning` on a Keras 3 model, on Keras's backend);
+      None: 'keras' for a Keras 3 `model_file`, else 'tfmot'.
   """
   out_dir: str
   weights_dir: str | None
@@ -97,6 +101,7 @@ class GradualConfig:
   model_file: str | None = None
   data: str | None = None
   allow_other_data: bool = False
+  engine: str | None = None
 
   def __post_init__(self):
     # Not weights_dir: the command builds its defaults with weights_dir=''.
@@ -110,6 +115,8 @@ class GradualConfig:
       models.check_fits(self.model, datasets.get(self.dataset).image_shape,
                         self.dataset)
     distribute.get(self.strategy)
+    if self.engine is not None:
+      registry.check_choice(self.engine, ENGINES, 'engine')
     if not self.procedures:
       raise TfpruneError('no procedure given: pass --procedures with some of '
                          f'{",".join(gradual.PROCEDURES)}')

@@ -1,8 +1,12 @@
-"""The gradual study on any graph: a user's model or a registry CNN, fine-tuned through its tf_keras twin.
+"""The gradual study on any graph: a user's model or a registry CNN, fine-tuned through TF-MOT or Keras 3.
 
-TF-MOT wraps the twin's Dense and Conv2D layers, `graph_gradual` masks the
-depthwise kernels and whole channel groups; the result is imported back,
-verified, measured per layer and handed back in the user's framework.
+The engine is the config's, else chosen by the starting model's framework
+(`engine`): 'tfmot' fine-tunes the graph's tf_keras twin, TF-MOT wrapping
+its Dense and Conv2D layers and `graph_gradual` masking the depthwise
+kernels and whole channel groups; 'keras' fine-tunes it as a Keras 3 model
+with `tfprune.keras.Pruning` (`tfprune.keras.study`). Either way the result
+is imported back, verified, measured per layer and handed back in the
+user's framework.
 """
 
 import dataclasses
@@ -34,6 +38,7 @@ from tfprune.graph import io as graph_io
 from tfprune.graph import weights
 from tfprune.graph.ir import Graph
 from tfprune.keras_compat import keras
+from tfprune.keras import study as keras_study
 from tfprune.keras_io import build
 from tfprune.keras_io import importer
 from tfprune.keras_io import models
@@ -127,6 +132,7 @@ class _GraphContext:
   config: GradualConfig
   graph: Graph
   names: list[str]
+  engine: str
   train_split: datasets.Split
   test_split: datasets.Split
   strategy: tf.distribute.Strategy
@@ -149,6 +155,7 @@ def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
   data_source.fits(test_split, graph.input_shape, outputs, given.name)
   data_source.fits(train_split, graph.input_shape, outputs, given.name, 'train')
   names = graph_pruning.prunable(graph, None, config.prune_output_layer)
+  chosen = engine(config, graph)
   for pruning_run in config.runs():  # schedule errors before any output
     pruning_run.pruning_schedule(len(train_split))
   chief = distribute.is_chief(strategy)
@@ -157,14 +164,15 @@ def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
   check_resumable(out_dir, config, inputs)
   atomic.ensure_dir(out_dir)
   atomic.write_text(out_dir / CONFIG_NAME, json.dumps(
-      {'config': config_record(config), 'pruned_layers': names, **inputs,
+      {'config': config_record(config), 'pruned_layers': names,
+       **({'engine': chosen} if chosen == 'keras' else {}), **inputs,
        'replicas': strategy.num_replicas_in_sync,
        'tfprune_version': __version__}, indent=2) + '\n')
 
   @functools.cache
   def dense_tflite() -> int:
     return len(tflite.convert(build_keras(graph), sparse=False))
-  context = _GraphContext(config, graph, names, train_split, test_split,
+  context = _GraphContext(config, graph, names, chosen, train_split, test_split,
                           strategy, out_dir, dense_tflite, start, command,
                           verbose, given.provenance(graph.input_shape))
   results = [_run_one_graph(context, r) for r in config.runs()]
@@ -189,6 +197,13 @@ def npz_provenance(config: GradualConfig, made_on: dict) -> dict:
   return {provenance.KEY: made_on} if config.data is not None else {}
 
 
+def engine(config: GradualConfig, graph: Graph) -> str:
+  """The config's engine, else 'keras' for a Keras 3 model and 'tfmot' for the others."""
+  if config.engine is not None:
+    return config.engine
+  return 'keras' if graph.metadata.get('framework') == 'keras3' else 'tfmot'
+
+
 def build_keras(graph: Graph) -> keras.Model:
   """The graph's tf_keras twin (what TF-MOT wraps and TFLite converts)."""
   return build.to_keras(graph, 'tf_keras')
@@ -204,9 +219,9 @@ def _run_one_graph(context: _GraphContext,
     return read_result(result_path)
   atomic.ensure_dir(run_dir)
   keras.utils.set_random_seed(config.seed)
-  trained = graph_gradual.train(pruning_run, context.graph, context.names,
-                                context.train_split, test_split,
-                                context.strategy, run_dir, context.verbose)
+  train = keras_study.train if context.engine == 'keras' else graph_gradual.train
+  trained = train(pruning_run, context.graph, context.names, context.train_split,
+                  test_split, context.strategy, run_dir, context.verbose)
   accuracy = evaluator.Evaluator(trained.graph).accuracy(test_split.images,
                                                          test_split.labels)
   metadata = {

@@ -25,7 +25,9 @@ finished epoch, ending with the same weights and logs as an uninterrupted run
 (`training.resumable`). No result file holds seconds, so results are the same
 bytes on every run of the same command.
 
-The MLP weight folders train as before (`gradual.train`, Dense layers). A CNN
+The MLP weight folders train as before (`gradual.train`, Dense layers), unless
+`engine` is 'keras': then, as a Keras 3 model's, their graph trains under
+`tfprune.keras.Pruning` (`tfprune.keras.study.train`). A CNN
 weight folder (LeNet-5, the Fashion CNN, ResNet-18) and a user's Keras model
 (`model_file`, with `data` or a registry `dataset`) train as a graph
 (`graph_gradual.train`): every Dense, Conv2D and DepthwiseConv2D kernel but
@@ -66,7 +68,7 @@ from tfprune.training import tflite
 from tfprune.drivers import gradual_graph
 # The study's config, names and rows, used by callers as gradual_study.X.
 from tfprune.drivers.gradual_config import (  # pylint: disable=unused-import
-    COMPACT_KERAS_NAME, COMPACT_NAME, CONFIG_NAME, GRAPH_NAME, KERAS_NAME,
+    COMPACT_KERAS_NAME, COMPACT_NAME, CONFIG_NAME, ENGINES, GRAPH_NAME, KERAS_NAME,
     ONESHOT_LEVELS, ONESHOT_NAME, PLOT_NAME, RESULT_COLUMNS, RESULTS_NAME,
     RESULT_NAME, TIMING_NAME, GradualConfig, RunResult, Study, check_resumable,
     config_record, read_result, results_csv, run_name, timing_json, write_result)
@@ -90,7 +92,7 @@ def run(config: GradualConfig, command: str | None = None,
   strategy = distribute.make(config.strategy)
   spec = datasets.get(config.dataset)
   start = None if config.model_file else weights.load(config.weights_dir)
-  if start is None or start.network.specs is not None:
+  if start is None or start.network.specs is not None or config.engine == 'keras':
     return gradual_graph.run_graph(config, strategy, start, command, verbose)
   model_fn = models.get(config.model)
   # Refuses weights of another architecture or class count, naming the layer.
