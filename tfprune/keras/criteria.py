@@ -34,7 +34,7 @@ from tfprune.keras import targets as targets_lib
 from tfprune.keras_io import importer
 from tfprune.training import graph_gradual
 from tfprune.transforms import channel_pruning
-from tfprune.transforms import groups as groups_lib
+from tfprune.graph import groups as groups_lib
 
 WEIGHT_CRITERIA = ('weight', 'random')
 CHANNEL_CRITERIA = tuple(channel_pruning.METHODS)
