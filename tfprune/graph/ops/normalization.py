@@ -123,6 +123,13 @@ def _read_rescaling(l: base.LayerCall) -> list:
                    'offset': np.asarray(l.config['offset'], np.float32)})]
 
 
+def _read_layer_scale(l: base.LayerCall) -> list:
+  """ConvNeXt's LayerScale: x * gamma, a per-channel rescaling (offset 0)."""
+  gamma = np.asarray(l.layer.gamma, np.float32)
+  return [ir.Node(l.name, 'rescaling', l.inputs, {},
+                  {'scale': gamma, 'offset': np.zeros((), np.float32)})]
+
+
 def _scalar_or_list(array: np.ndarray):
   return float(array) if array.ndim == 0 else array.tolist()
 
@@ -286,7 +293,7 @@ RESCALING = base.register(base.OpDef(
         _scalar_or_list(node.params['scale']),
         _scalar_or_list(node.params['offset']), name=node.name), [])],
     params=('scale', 'offset'), required=('scale', 'offset'),
-    keras={'Rescaling': _read_rescaling},
+    keras={'Rescaling': _read_rescaling, 'LayerScale': _read_layer_scale},
     channels=_per_channel_channels, constants=base.pass_constants))
 GROUP_NORM = base.register(base.OpDef(
     'group_norm', _group_norm_shape, _group_norm, _group_norm_to_keras,
