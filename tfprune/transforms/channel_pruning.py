@@ -145,8 +145,24 @@ def select(graph: Graph, analysis: groups_lib.Analysis, importance: str,
   """
   pruning.check_level(k)
   score = registry.lookup(IMPORTANCE, importance, 'importance')
-  return {g.name: lowest(score(graph, g), k)
-          for g in chosen(analysis, names)}
+  groups = chosen(analysis, names)
+  if k and not groups:
+    _nothing_to_prune(analysis, names)
+  return {g.name: lowest(score(graph, g), k) for g in groups}
+
+
+def _nothing_to_prune(analysis: groups_lib.Analysis,
+                      names: Sequence[str] | None) -> None:
+  """Refuses, in one line, a channel pruning that could remove nothing."""
+  kept = [g for g in analysis.groups if g.refused and (
+      names is None or set(g.nodes) & set(names))]
+  if not kept:
+    return
+  why = '; '.join(f'{g.name}: {g.refused}' for g in kept[:3])
+  more = f' (and {len(kept) - 3} more)' if len(kept) > 3 else ''
+  raise TfpruneError(f'unit pruning would remove no channel: every channel '
+                     f'group is kept ({why}{more}): prune weights instead '
+                     '(method weight)')
 
 
 # Arrays zeroed on a silenced channel besides the kernels: what makes it 0.
