@@ -393,11 +393,20 @@ def layer_norm_conv(K):
   return K.Model(i, K.layers.Dense(3)(x))
 
 
+def recurrent(K):
+  """A GRU returning its sequence into an LSTM, then a Dense MLP head."""
+  i = K.Input((10, 4))
+  x = K.layers.GRU(6, return_sequences=True)(i)
+  x = K.layers.LSTM(5, go_backwards=True)(x)
+  x = K.layers.Dense(8, activation='relu')(x)
+  return K.Model(i, K.layers.Dense(3)(x))
+
+
 # The layer types of issue 21 beyond the Transformer's, one small model each.
 LAYER_TYPES = {'operators': operators, 'conv1d_sequence': conv1d_sequence,
                'unet': unet, 'grouped_conv': grouped_conv,
                'group_norm': group_norm, 'crop_permute': crop_permute,
-               'layer_norm_conv': layer_norm_conv}
+               'layer_norm_conv': layer_norm_conv, 'recurrent': recurrent}
 
 
 def _layers_deep(model):

@@ -4,7 +4,7 @@ pruned, compacted and written back to Keras, in tf_keras and Keras 3.
 Every model of `keras_zoo.LAYER_TYPES` (operators between layers, Conv1D
 with 1-D pooling, a U-Net with Conv2DTranspose/UpSampling2D/Concatenate,
 grouped convolutions, GroupNormalization, Cropping2D/Permute/Reshape and
-the newer activations) must equal Keras on two batches; weight pruning at
+the newer activations, GRU and LSTM) must equal Keras on two batches; weight pruning at
 50% and unit pruning at 30%, compacted and exported with `to_keras`, must
 predict what the pruned graph predicts. Tolerances are relative to the
 output's scale (float32 round-off of a different summation order).
@@ -107,7 +107,8 @@ def test_group_norm_prunes_whole_groups(framework):
 def test_layer_norm_over_channels_refuses_unit_pruning_in_one_line(framework):
   _, graph = keras_zoo.imported('layer_norm_conv', framework)
   with pytest.raises(TfpruneError, match=r'unit pruning would remove no '
-                     r'channel: .*normalises over the channels') as info:
+                     r'channel: every channel group is kept \(.*normalises '
+                     r'over the channels') as info:
     api.prune(graph, 'unit', 30)
   assert '\n' not in str(info.value)
   pruned = api.prune(graph, 'weight', 50)  # weights still prune
@@ -126,6 +127,16 @@ def test_op_without_channel_rule_keeps_only_its_channels(monkeypatch):
   assert before[upsampled] is None
   assert {k: v for k, v in after.items() if k != upsampled} == {
       k: v for k, v in before.items() if k != upsampled}
+
+
+@pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
+def test_recurrent_units_are_kept_and_named(framework):
+  _, graph = keras_zoo.imported('recurrent', framework)
+  lstm = next(n.name for n in graph.nodes if n.op == 'lstm')
+  with pytest.raises(TfpruneError, match=f'no channel group holds {lstm}'):
+    api.prune(graph, 'unit', 30, [lstm])
+  hidden = graph.weighted()[-2].name  # the Dense after the LSTM: prunable
+  assert not groups.analyse(graph).group(hidden).refused
 
 
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)

@@ -156,13 +156,12 @@ def _nothing_to_prune(analysis: groups_lib.Analysis,
   """Refuses, in one line, a channel pruning that could remove nothing."""
   kept = [g for g in analysis.groups if g.refused and (
       names is None or set(g.nodes) & set(names))]
-  if not kept:
-    return
-  why = '; '.join(f'{g.name}: {g.refused}' for g in kept[:3])
   more = f' (and {len(kept) - 3} more)' if len(kept) > 3 else ''
-  raise TfpruneError(f'unit pruning would remove no channel: every channel '
-                     f'group is kept ({why}{more}): prune weights instead '
-                     '(method weight)')
+  why = (f'every channel group is kept ('
+         + '; '.join(f'{g.name}: {g.refused}' for g in kept[:3]) + f'{more})'
+         if kept else f'no channel group holds {", ".join(names or ())}')
+  raise TfpruneError(f'unit pruning would remove no channel: {why}: prune '
+                     'weights instead (method weight)')
 
 
 # Arrays zeroed on a silenced channel besides the kernels: what makes it 0.
