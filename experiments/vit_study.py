@@ -34,6 +34,8 @@ _K = flags.DEFINE_float('k', _D.k, 'Percent of each group (heads, MLP units) rem
 _EPOCHS = flags.DEFINE_integer('epochs', _D.epochs, 'Fine-tuning epochs per rate.')
 _RATES = flags.DEFINE_list('learning_rates', [str(r) for r in _D.learning_rates],
                            'Adam rates tried; the best on the validation slice is kept.')
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', _D.batch_size,
+                                   'Fine-tuning examples per step.')
 _VALIDATION = flags.DEFINE_integer('validation_size', _D.validation_size,
                                    'Training examples held out to choose the rate.')
 _SEED = flags.DEFINE_integer('seed', _D.seed, 'Random seed.')
@@ -48,8 +50,8 @@ def main(argv):
       dataset=_DATASET.value, data_dir=_DATA_DIR.value, k=_K.value,
       epochs=_EPOCHS.value,
       learning_rates=tuple(float(r) for r in _RATES.value),
-      validation_size=_VALIDATION.value, seed=_SEED.value,
-      timing_runs=_TIMING_RUNS.value)
+      batch_size=_BATCH_SIZE.value, validation_size=_VALIDATION.value,
+      seed=_SEED.value, timing_runs=_TIMING_RUNS.value)
   tf.config.experimental.enable_op_determinism()
   results, timing = vit_study.run(config)
   print(f'dense {100 * results["dense_test_accuracy"]:.2f}%, pruned '

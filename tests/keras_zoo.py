@@ -281,6 +281,134 @@ def inverted_residual(K):
 MINIATURES = {'inverted_residual': inverted_residual}
 
 
+class _Ops:
+  """Tensor functions as a functional model records them: `keras.ops`
+  (Keras 3 operations) or TensorFlow's (tf_keras TFOpLambda layers)."""
+
+  def __init__(self, K):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    keras3 = K.__name__ == 'keras'
+    self.concatenate = K.ops.concatenate if keras3 else tf.concat
+    self.reshape = K.ops.reshape if keras3 else tf.reshape
+    self.softmax = K.ops.softmax if keras3 else tf.nn.softmax
+    self.relu = K.ops.relu if keras3 else tf.nn.relu
+    self.maximum = K.ops.maximum if keras3 else tf.maximum
+    self.transpose = K.ops.transpose if keras3 else tf.transpose
+
+
+def operators(K):
+  """Tensor arithmetic written as operators between layers: a residual
+  `a + b` of two Dense layers, `a * b`, scalar arithmetic, concatenate,
+  reshape, softmax, relu, maximum."""
+  ops = _Ops(K)
+  i = K.Input((10,))
+  a = K.layers.Dense(8, activation='relu')(i)
+  b = K.layers.Dense(8)(i)
+  x = a + b
+  x = x * 0.5 + 1.0
+  x = 2.0 - x / 3.0
+  y = K.layers.Dense(8, activation='tanh')(x)
+  x = ops.maximum(x * y, x)
+  x = ops.concatenate([x, ops.relu(a)], axis=-1)
+  x = K.layers.Dense(12)(x)
+  x = ops.softmax(ops.reshape(x, (-1, 3, 4)))
+  x = K.layers.Flatten()(x)
+  return K.Model(i, K.layers.Dense(3)(x))
+
+
+def conv1d_sequence(K):
+  """A Conv1D sequence model with max and average pooling."""
+  i = K.Input((16, 4))
+  x = K.layers.Conv1D(8, 3, padding='same', activation='relu')(i)
+  x = K.layers.MaxPooling1D(2)(x)
+  x = K.layers.Conv1D(6, 3, activation='relu')(x)
+  x = K.layers.AveragePooling1D(2, strides=1)(x)
+  x = K.layers.Conv1D(6, 1)(x)
+  x = K.layers.Flatten()(x)
+  return K.Model(i, K.layers.Dense(3, activation='softmax')(x))
+
+
+def unet(K):
+  """A U-Net in miniature: a down path, a Conv2DTranspose and an
+  UpSampling2D up path, Concatenate skip connections, a 1x1 output map."""
+  i = K.Input((8, 8, 3))
+  d1 = K.layers.Conv2D(8, 3, padding='same', activation='relu')(i)
+  d1 = K.layers.BatchNormalization()(d1)
+  d2 = K.layers.MaxPooling2D()(d1)
+  d2 = K.layers.Conv2D(12, 3, padding='same', activation='relu')(d2)
+  u1 = K.layers.Conv2DTranspose(6, 2, strides=2, activation='relu')(d2)
+  u2 = K.layers.Conv2D(5, 1, activation='relu')(K.layers.UpSampling2D()(d2))
+  x = K.layers.Concatenate()([d1, u1, u2])
+  x = K.layers.Conv2DTranspose(6, 3, padding='same', activation='relu')(x)
+  return K.Model(i, K.layers.Conv2D(2, 1)(x))
+
+
+def grouped_conv(K):
+  """Grouped convolutions: groups of four channels, and one channel per
+  group (a depthwise conv written as Conv2D(groups=C))."""
+  i = K.Input((9, 9, 3))
+  x = K.layers.Conv2D(8, 3, activation='relu')(i)
+  x = K.layers.Conv2D(8, 3, groups=2, activation='relu')(x)
+  x = K.layers.Conv2D(8, 1)(x)
+  x = K.layers.Conv2D(16, 3, groups=8, activation='relu')(x)
+  x = K.layers.GlobalAveragePooling2D()(x)
+  return K.Model(i, K.layers.Dense(3)(x))
+
+
+def group_norm(K):
+  """Conv nets with GroupNormalization after each conv."""
+  i = K.Input((8, 8, 3))
+  x = K.layers.Conv2D(8, 3, activation='relu')(i)
+  x = K.layers.GroupNormalization(4)(x)
+  x = K.layers.Conv2D(6, 3)(x)
+  x = K.layers.GroupNormalization(3)(x)
+  x = K.layers.ReLU()(x)
+  x = K.layers.GlobalAveragePooling2D()(x)
+  return K.Model(i, K.layers.Dense(3)(x))
+
+
+def crop_permute(K):
+  """Cropping2D, a Permute that keeps the channels last, a Reshape, and the
+  activations hard_sigmoid, mish, softsign, exponential."""
+  i = K.Input((10, 10, 3))
+  x = K.layers.Conv2D(8, 3, activation='hard_sigmoid')(i)
+  x = K.layers.Cropping2D(((1, 0), (2, 1)))(x)
+  x = K.layers.Permute((2, 1, 3))(x)
+  x = K.layers.Conv2D(6, 3, activation='mish')(x)
+  x = K.layers.Activation('softsign')(x)
+  x = K.layers.Reshape((-1, 6))(x)
+  x = K.layers.Dense(4, activation='exponential')(x)
+  x = K.layers.Flatten()(x)
+  return K.Model(i, K.layers.Dense(3)(x))
+
+
+def layer_norm_conv(K):
+  """A conv net with LayerNormalization (over the channels) after each conv."""
+  i = K.Input((8, 8, 3))
+  x = K.layers.Conv2D(8, 3, activation='relu')(i)
+  x = K.layers.LayerNormalization()(x)
+  x = K.layers.Conv2D(6, 3, activation='relu')(x)
+  x = K.layers.LayerNormalization()(x)
+  x = K.layers.GlobalAveragePooling2D()(x)
+  return K.Model(i, K.layers.Dense(3)(x))
+
+
+def recurrent(K):
+  """A GRU returning its sequence into an LSTM, then a Dense MLP head."""
+  i = K.Input((10, 4))
+  x = K.layers.GRU(6, return_sequences=True)(i)
+  x = K.layers.LSTM(5, go_backwards=True)(x)
+  x = K.layers.Dense(8, activation='relu')(x)
+  return K.Model(i, K.layers.Dense(3)(x))
+
+
+# The layer types of issue 21 beyond the Transformer's, one small model each.
+LAYER_TYPES = {'operators': operators, 'conv1d_sequence': conv1d_sequence,
+               'unet': unet, 'grouped_conv': grouped_conv,
+               'group_norm': group_norm, 'crop_permute': crop_permute,
+               'layer_norm_conv': layer_norm_conv, 'recurrent': recurrent}
+
+
 def _layers_deep(model):
   for layer in model.layers:
     yield layer
@@ -289,9 +417,15 @@ def _layers_deep(model):
 
 
 def randomized(model, seed: int = 0):
-  """`model` with random (non-trivial) batch-norm statistics, nested ones too."""
+  """`model` with random (non-trivial) batch-norm statistics and
+  normalisation scales and offsets, nested ones too."""
   rng = np.random.default_rng(seed)
   for layer in _layers_deep(model):
+    if type(layer).__name__ in ('GroupNormalization', 'LayerNormalization'):
+      layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32)
+                         if i == 0 else rng.normal(0, 0.1, w.shape).astype(
+                             np.float32)
+                         for i, w in enumerate(layer.get_weights())])
     if type(layer).__name__ == 'BatchNormalization':
       n = layer.get_weights()[0].shape
       layer.set_weights([rng.uniform(0.5, 1.5, n).astype(np.float32),
@@ -306,6 +440,7 @@ def build(name: str, framework: str):
   K = keras_module(framework)
   K.utils.set_random_seed(0)
   table = {**MODELS, **VARIATIONS, **REFUSED_MODELS, **NESTED, **MINIATURES,
+           **LAYER_TYPES,
            **{k: make for k, (make, _) in REFUSED_NESTED.items()}}
   return randomized(table[name](K))
 

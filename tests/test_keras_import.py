@@ -97,19 +97,18 @@ def test_misread_batch_norm_is_refused_naming_the_layer(framework, monkeypatch):
 
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
 @pytest.mark.parametrize('make, match', [
-    (lambda K: K.Sequential([K.Input((8, 3)), K.layers.Conv1D(2, 3),
-                             K.layers.Flatten(), K.layers.Dense(2)]),
-     r'layer conv1d\w* \(Conv1D\) cannot be imported: Conv1D is not supported; '
+    (lambda K: K.Sequential([K.Input((8, 3)), K.layers.LSTM(2),
+                             K.layers.Dense(2)]),
+     r'layer lstm\w* \(LSTM\) cannot be imported: LSTM is not supported; '
      r'supported layers: .*Conv2D'),
-    (lambda K: K.Sequential([K.Input((6,)), K.layers.Dense(
-        3, activation=K.activations.hard_sigmoid)]),
-     r'activation .hard_sigmoid. is not supported'),
-    (lambda K: K.Sequential([K.Input((6, 6, 4)), K.layers.Conv2D(4, 3, groups=2),
-                             K.layers.Flatten(), K.layers.Dense(2)]),
-     r'groups=2 is not supported'),
-    (lambda K: K.Sequential([K.Input((6, 6, 4)), K.layers.UpSampling2D(),
-                             K.layers.Flatten(), K.layers.Dense(2)]),
-     r'UpSampling2D is not supported'),
+    (lambda K: K.Sequential([K.Input((8, 3)), K.layers.Bidirectional(
+        K.layers.GRU(2)), K.layers.Dense(2)]), r'Bidirectional is not supported'),
+    (lambda K: K.Sequential([K.Input((8, 3)), K.layers.Conv1D(
+        2, 3, padding='causal'), K.layers.Flatten(), K.layers.Dense(2)]),
+     r"padding 'causal' is not supported"),
+    (lambda K: K.Sequential([K.Input((6, 6, 4)), K.layers.UpSampling2D(
+        interpolation='bilinear'), K.layers.Flatten(), K.layers.Dense(2)]),
+     r"interpolation 'bilinear' is not supported"),
     (lambda K: K.Sequential([K.Input((None, None, 3)), K.layers.Conv2D(2, 3),
                              K.layers.GlobalAveragePooling2D(),
                              K.layers.Dense(2)]), r'unknown sizes'),

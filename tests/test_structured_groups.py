@@ -154,7 +154,11 @@ def test_channel_mixing_ops_are_refused_naming_the_node():
            dense('d2', 'norm', 3)]
   analysis = groups_lib.analyse(Graph(nodes, 'd2', (4,)))
   assert analysis.group('d1').refused == 'norm (layer_norm) normalises over the channels'
-  assert channel_pruning.select(Graph(nodes, 'd2', (4,)), analysis, 'l2', 50) == {}
+  # Nothing could be removed: said in one line, not a silent no-op.
+  with pytest.raises(TfpruneError, match=r'would remove no channel: every '
+                     r'channel group is kept \(d1: norm \(layer_norm\) '
+                     r'normalises over the channels'):
+    channel_pruning.select(Graph(nodes, 'd2', (4,)), analysis, 'l2', 50)
 
 
 # Loading a file in plain Keras depends on its layers' classes and

@@ -132,8 +132,9 @@ def run(config: ViTStudyConfig) -> tuple[dict, dict]:
   test = datasets.load(config.dataset, 'test', config.data_dir)
   held_out = holdout.holdout(train_all, config.validation_size,
                              config.calibration_size, config.seed)
-  chosen = np.sort(np.random.default_rng(config.seed).permutation(
-      len(train_all))[len(train_all) - config.validation_size:])
+  # Fine-tuned on the rest: the slice `holdout.holdout` draws, left out.
+  chosen = np.random.default_rng(config.seed).permutation(
+      len(train_all))[len(train_all) - config.validation_size:]
   rest = np.setdiff1d(np.arange(len(train_all)), chosen)
   train = datasets.Split(train_all.images[rest], train_all.labels[rest])
   dense = K.models.load_model(config.model_file, compile=False)

@@ -55,7 +55,8 @@ def to_keras(graph: Graph, framework: str | None = None):
       continue
     inputs = [tensors[s] for s in node.inputs]
     x = inputs[0] if ops.get(node.op).arity == 1 else inputs
-    for layer, weights in ops.get(node.op).to_keras(K, node):
+    shapes = [graph.shapes[s] for s in node.inputs]
+    for layer, weights in ops.get(node.op).to_keras(K, node, shapes):
       x = layer(x)
       if weights:
         pending.append((layer, weights))

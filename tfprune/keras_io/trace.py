@@ -279,7 +279,15 @@ class _Tracer:
         [tuple(t.shape[1:]) for t in inbound], self.framework, self.name(layer),
         _placeheld(_call_args(keras_node, self.framework), inbound),
         _placeheld(_call_kwargs(keras_node, self.framework), inbound))
-    new = converter(call)
+    try:
+      new = converter(call)
+    except TfpruneError:
+      raise
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+      # A reader meeting a configuration it was not written for: refused,
+      # never a traceback.
+      raise self.refusal(layer, f'its configuration or weights are not read '
+                         f'({type(e).__name__}: {e})') from None
     self.nodes.extend(new)
     self.owner.update((n.name, layer) for n in new)
     self.tensors[new[-1].name] = tensor

@@ -75,19 +75,20 @@ def padded(node) -> bool:
 
 def _produce(node, x, folded, arrays: Arrays):
   """A producer's constant outputs, and its bias with the folded inputs added."""
+  definition = ops.get(node.op)
+  axis, out_axis = definition.input_axis, definition.kernels['kernel']
+  # The kernel's non-zero pattern as (inputs, taps..., outputs).
+  rows = np.moveaxis(arrays.nonzero(node.name), (axis, out_axis), (0, -1))
   bias = np.array(node.params['bias'], np.float64) if 'bias' in node.params \
-      else np.zeros(node.params['kernel'].shape[-1])
-  nonzero = arrays.nonzero(node.name)
+      else np.zeros(rows.shape[-1])
   folded = folded & ~np.isnan(x)
   activation = node.attrs['activation']
   if not folded.any():
-    live = nonzero.reshape(-1, nonzero.shape[-1]).any(axis=0)
+    live = rows.reshape(-1, rows.shape[-1]).any(axis=0)
     return ops.activations.on_constants(activation,
                                         np.where(live, np.nan, bias)), None
   vector = np.where(folded, x, 0.0)
-  axis = ops.get(node.op).input_axis
-  rows = np.moveaxis(nonzero, axis, 0)  # (inputs, ..., outputs)
-  if nonzero.ndim == 2:
+  if rows.ndim == 2:
     bias = bias + vector @ arrays.f64(node.name)
   else:
     read = rows.reshape(rows.shape[0], -1).any(axis=1)
@@ -96,9 +97,10 @@ def _produce(node, x, folded, arrays: Arrays):
           f'{node.name} zero-pads a removed channel holding a non-zero '
           'constant, so it cannot be folded into the bias: mask with silence')
     # c times the sum of the taps of each input channel ('hwpo,p->o').
-    taps = ''.join(chr(ord('a') + i) for i in range(nonzero.ndim - 2))
-    subscripts = taps[:axis] + 'p' + taps[axis:] + 'o'
-    bias = bias + np.einsum(f'{subscripts},p->o', arrays.f64(node.name), vector)
+    letters = [chr(ord('a') + i) for i in range(rows.ndim)]
+    letters[axis], letters[out_axis] = 'p', 'o'
+    bias = bias + np.einsum(f'{"".join(letters)},p->o', arrays.f64(node.name),
+                            vector)
   live = rows[~folded].reshape(-1, rows.shape[-1]).any(axis=0)
   return ops.activations.on_constants(activation,
                                       np.where(live, np.nan, bias)), bias

@@ -92,8 +92,24 @@ def select(graph: Graph, analysis: groups_lib.Analysis, criterion: Criterion,
   """
   pruning.check_level(k)
   score = channel_importance(criterion)
+  groups = chosen(analysis, names)
+  if k and not groups:
+    _nothing_to_prune(analysis, names)
   return {g.name: lowest(np.asarray(score(graph, g), np.float64), k)
-          for g in chosen(analysis, names)}
+          for g in groups}
+
+
+def _nothing_to_prune(analysis: groups_lib.Analysis,
+                      names: Sequence[str] | None) -> None:
+  """Refuses, in one line, a channel pruning that could remove nothing."""
+  kept = [g for g in analysis.groups if g.refused and (
+      names is None or set(g.nodes) & set(names))]
+  more = f' (and {len(kept) - 3} more)' if len(kept) > 3 else ''
+  why = (f'every channel group is kept ('
+         + '; '.join(f'{g.name}: {g.refused}' for g in kept[:3]) + f'{more})'
+         if kept else f'no channel group holds {", ".join(names or ())}')
+  raise TfpruneError(f'unit pruning would remove no channel: {why}: prune '
+                     'weights instead (method weight)')
 
 
 # Arrays zeroed on a silenced channel besides the kernels: what makes it 0.

@@ -31,6 +31,7 @@ from typing import Mapping
 import numpy as np
 
 from tfprune.errors import TfpruneError
+from tfprune.graph import ops
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import thaw
 from tfprune.transforms import channel_constants as constants
@@ -175,8 +176,8 @@ def _rebuild(graph: Graph, analysis, removed, propagated, check: bool) -> Graph:
     if bias is not None and ('bias' in node.params or np.any(bias)):
       params['bias'] = bias.astype(np.float32)
       if 'bias' not in node.params:  # a new bias loses the kernel's channels
-        positions = deletions.get((node.name, 'kernel', params['kernel'].ndim - 1),
-                                  set())
+        axis = ops.get(node.op).kernels['kernel']
+        positions = deletions.get((node.name, 'kernel', axis), set())
         params['bias'] = np.delete(params['bias'], sorted(positions))
     for (name, p, axis), positions in deletions.items():
       if name == node.name and p in node.params:
@@ -194,8 +195,8 @@ def _reshaped(node, analysis, removed, graph) -> tuple[int, ...]:
   labels = analysis.labels[node.inputs[0]]
   gone = sum(int(np.isin(labels[labels[:, 0] == g, 1], removed.get(group.name, [])).sum())
              for g, group in enumerate(analysis.groups))
-  if not gone:  # a reshape of channels no group removes keeps its target
-    return target
+  if not gone:  # also a reshape that moves the channels: none is removed
+    return tuple(node.attrs['target_shape'])
   width = graph.shapes[node.inputs[0]][-1] - gone
   if len(target) == 1:
     return (int(np.prod(graph.shapes[node.inputs[0]][:-1])) * width,)

@@ -1,7 +1,8 @@
 """The op definitions: ONE definition per layer type, registered under its name.
 
 Each module defines one family of ops (`dense`, `conv`, `normalization`,
-`activations`, `merge`, `operators`, `pooling`, `shaping`); each op is one
+`activations`, `merge`, `operators`, `pooling`, `recurrent`, `resampling`,
+`shaping`); each op is one
 `base.OpDef` registered once in `OPS`, holding everything tfprune knows
 about it: parameters and shape rule, forward computation, Keras reading
 and writing (tf_keras and Keras 3), channel flow for the dependency groups
@@ -22,6 +23,8 @@ from tfprune.graph.ops import merge
 from tfprune.graph.ops import normalization
 from tfprune.graph.ops import operators
 from tfprune.graph.ops import pooling
+from tfprune.graph.ops import recurrent
+from tfprune.graph.ops import resampling
 from tfprune.graph.ops import sequence
 from tfprune.graph.ops import shaping
 
@@ -48,4 +51,4 @@ def keras_readers() -> dict:
 __all__ = ['OPS', 'OpDef', 'Shape', 'get', 'ACTIVATIONS', 'activation',
            'LINEAR', 'keras_readers', 'activations', 'attention', 'base',
            'conv', 'dense', 'merge', 'normalization', 'operators', 'pooling',
-           'sequence', 'shaping']
+           'recurrent', 'resampling', 'sequence', 'shaping']

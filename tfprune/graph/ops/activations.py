@@ -312,7 +312,7 @@ ACTIVATION = base.register(base.OpDef(
     'activation', base.same_shape,
     compute=lambda node, p, xs, shape: apply_activation(
         node.attrs['activation'], xs[0]),
-    to_keras=lambda K, node: [(keras_layer(K, node.attrs['activation'],
+    to_keras=lambda K, node, shapes: [(keras_layer(K, node.attrs['activation'],
                                            node.name), [])],
     keras={
         'Activation': _layer(lambda l: read(l, l.config['activation'])),

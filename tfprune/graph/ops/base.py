@@ -8,7 +8,7 @@ An `OpDef` holds, for one op of the graph (`Node.op`):
   so an imported graph reproduces its model to float32 round-off;
 * how it is read from Keras (`keras`: Keras class or operation -> reader of a
   `LayerCall`, the same in tf_keras and Keras 3) and written back
-  (`to_keras(K, node)`: the layers computing it, `variables`: the params
+  (`to_keras(K, node, input shapes)`: the layers computing it, `variables`: the params
   that are Keras variables, in the layer's weight order);
 * how channels flow through it for the dependency groups (`channels`, a rule
   called by `graph.groups` with a `ChannelCall`; None: unknown, so the
@@ -121,7 +121,8 @@ class OpDef:
   name: str
   shape: Callable[[dict, dict, Sequence[Shape]], Shape]
   compute: Callable  # (node, params, input tensors, output shape) -> tensor
-  to_keras: Callable | None  # (K, node) -> [(layer, weights or None)]
+  # (K, node, input shapes) -> [(layer or callable, weights or None)]
+  to_keras: Callable | None
   params: tuple[str, ...] = ()
   required: tuple[str, ...] = ()
   kernels: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -208,8 +209,9 @@ def produce_channels(walk, call: ChannelCall) -> np.ndarray:
   if definition.zero_pads(node) or call.padded_in:
     walk.pads(call.x)
   walk.record(call.x, node.name, 'kernel', definition.input_axis, CONSUMER)
-  out = walk.new(node.name, kernel.shape[-1])
-  walk.record(out, node.name, 'kernel', kernel.ndim - 1, PRODUCER)
+  axis = definition.kernels['kernel']
+  out = walk.new(node.name, kernel.shape[axis])
+  walk.record(out, node.name, 'kernel', axis, PRODUCER)
   if 'bias' in node.params:
     walk.record(out, node.name, 'bias', 0, PRODUCER)
   call.padded_out = False

@@ -33,7 +33,7 @@ def _read(l: base.LayerCall) -> list:
                   {'kernel': l.weights['kernel'], **base.bias_of(l)})]
 
 
-def _to_keras(K, node):
+def _to_keras(K, node, shapes):
   p = node.params
   return activations.with_activation(K, node, lambda act, name: K.layers.Dense(
       p['kernel'].shape[1], activation=act, use_bias='bias' in p, name=name),

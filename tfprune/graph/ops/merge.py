@@ -116,7 +116,7 @@ def _concat_constants(call: base.ConstantCall) -> np.ndarray:
 
 MERGE = base.register(base.OpDef(
     'merge', _merge_shape, _merge,
-    lambda K, node: [(getattr(K.layers, _KERAS_CLASSES[node.attrs['mode']])(
+    lambda K, node, shapes: [(getattr(K.layers, _KERAS_CLASSES[node.attrs['mode']])(
         name=node.name), [])],
     arity=None, keras={cls: _read_merge(mode)
                        for mode, cls in _KERAS_CLASSES.items()},
@@ -124,7 +124,7 @@ MERGE = base.register(base.OpDef(
 CONCAT = base.register(base.OpDef(
     'concat', _concat_shape,
     lambda node, p, xs, shape: tf.concat(xs, axis=node.attrs['axis'] + 1),
-    lambda K, node: [(K.layers.Concatenate(axis=node.attrs['axis'] + 1,
+    lambda K, node, shapes: [(K.layers.Concatenate(axis=node.attrs['axis'] + 1,
                                            name=node.name), [])],
     arity=None, keras=dict.fromkeys(
         ('Concatenate', 'ops.Concatenate', 'tf.concat'), _read_concat),

@@ -1,5 +1,5 @@
 """Normalisations and fixed affine maps: `batch_norm`, `layer_norm`,
-`normalization` (Keras's Normalization layer) and `rescaling`."""
+`group_norm`, `normalization` (Keras's Normalization layer) and `rescaling`."""
 
 import numpy as np
 import tensorflow as tf
@@ -123,11 +123,18 @@ def _read_rescaling(l: base.LayerCall) -> list:
                    'offset': np.asarray(l.config['offset'], np.float32)})]
 
 
+def _read_layer_scale(l: base.LayerCall) -> list:
+  """ConvNeXt's LayerScale: x * gamma, a per-channel rescaling (offset 0)."""
+  gamma = np.asarray(l.layer.gamma, np.float32)
+  return [ir.Node(l.name, 'rescaling', l.inputs, {},
+                  {'scale': gamma, 'offset': np.zeros((), np.float32)})]
+
+
 def _scalar_or_list(array: np.ndarray):
   return float(array) if array.ndim == 0 else array.tolist()
 
 
-def _normalization_to_keras(K, node):
+def _normalization_to_keras(K, node, shapes):
   """A Normalization layer over the axes where mean or variance vary (counted
   from the end), so arrays of any broadcastable shape fit Keras 3's rule
   that their rank not exceed the number of axes."""
@@ -142,7 +149,7 @@ def _normalization_to_keras(K, node):
                                   name=node.name), None)]
 
 
-def _layer_norm_to_keras(K, node):
+def _layer_norm_to_keras(K, node, shapes):
   p = node.params
   return [(K.layers.LayerNormalization(
       axis=[x + 1 for x in node.attrs['axes']], epsilon=node.attrs['epsilon'],
@@ -189,9 +196,80 @@ def _layer_norm_constants(call: base.ConstantCall) -> np.ndarray:
   return call.known[0]
 
 
+def _group_norm_shape(attrs, params, inputs):
+  channels = inputs[0][-1]
+  if len(inputs[0]) < 2 or channels % attrs['group_size']:
+    raise TfpruneError(f'groups of {attrs["group_size"]} channels do not '
+                       f'divide input {inputs[0]}')
+  return _channelwise_shape(attrs, params, inputs)
+
+
+def _group_norm(node, p, xs, shape):
+  """Keras 3's GroupNormalization, op for op (tf_keras's agrees to round-off)."""
+  x = xs[0]
+  size = node.attrs['group_size']
+  groups = shape[-1] // size
+  grouped = tf.reshape(x, (-1, *shape[:-1], groups, size))
+  axes = [*range(1, len(shape)), len(shape) + 1]
+  mean, variance = tf.nn.moments(grouped, axes=axes, keepdims=True)
+  inv = tf.math.rsqrt(variance + node.attrs['epsilon'])
+  broadcast = [1] * len(shape) + [groups, size]
+  if 'gamma' in p:
+    inv = inv * tf.reshape(p['gamma'], broadcast)
+  res = -mean * inv
+  if 'beta' in p:
+    res = res + tf.reshape(p['beta'], broadcast)
+  return tf.reshape(grouped * inv + res, (-1, *shape))
+
+
+def _read_group_norm(l: base.LayerCall) -> list:
+  _last_axis(l, l.config['axis'])
+  channels, groups = l.input_shapes[0][-1], int(l.config['groups'])
+  if groups == -1:
+    groups = channels
+  params = {k: v for k, v in l.weights.items() if k in ('gamma', 'beta')}
+  return [ir.Node(l.name, 'group_norm', l.inputs,
+                  {'group_size': channels // groups,
+                   'epsilon': float(l.config['epsilon'])}, params)]
+
+
+def _group_norm_to_keras(K, node, shapes):
+  p = node.params
+  return [(K.layers.GroupNormalization(
+      groups=shapes[0][-1] // node.attrs['group_size'],
+      epsilon=node.attrs['epsilon'], center='beta' in p, scale='gamma' in p,
+      name=node.name), [p[k] for k in ('gamma', 'beta') if k in p])]
+
+
+def _group_norm_channels(walk, call: base.ChannelCall) -> np.ndarray:
+  """The channels of one normalisation group go together (one coupled
+  channel), so whole groups are removed and the others keep their
+  statistics; a group holding a channel of no group is kept."""
+  x, size = call.x, call.node.attrs['group_size']
+  for start in range(0, x.size, size):
+    members = x[start:start + size]
+    if (members < 0).any():
+      walk.block(members, f'{call.node.name} (group_norm) normalises them '
+                 'with channels that cannot be removed')
+      continue
+    for other in members[1:]:
+      walk.union(int(members[0]), int(other))
+  for param in ('gamma', 'beta'):
+    if param in call.node.params:
+      walk.record(x, call.node.name, param, 0, base.CHANNEL)
+  return x
+
+
+def _group_norm_constants(call: base.ConstantCall) -> np.ndarray:
+  """A group whose channels are all constant outputs its beta."""
+  size = call.node.attrs['group_size']
+  whole = call.known[0].reshape(-1, size).all(axis=1)
+  return np.repeat(whole, size)
+
+
 BATCH_NORM = base.register(base.OpDef(
     'batch_norm', _channelwise_shape, _batch_norm,
-    lambda K, node: [(K.layers.BatchNormalization(
+    lambda K, node, shapes: [(K.layers.BatchNormalization(
         epsilon=node.attrs['epsilon'], name=node.name),
                       [node.params[k] for k in _BN])],
     params=_BN, required=_BN, keras={'BatchNormalization': _read_batch_norm},
@@ -211,9 +289,14 @@ NORMALIZATION = base.register(base.OpDef(
 RESCALING = base.register(base.OpDef(
     'rescaling', _broadcast_shape,
     lambda node, p, xs, shape: xs[0] * p['scale'] + p['offset'],
-    lambda K, node: [(K.layers.Rescaling(
+    lambda K, node, shapes: [(K.layers.Rescaling(
         _scalar_or_list(node.params['scale']),
         _scalar_or_list(node.params['offset']), name=node.name), [])],
     params=('scale', 'offset'), required=('scale', 'offset'),
-    keras={'Rescaling': _read_rescaling},
+    keras={'Rescaling': _read_rescaling, 'LayerScale': _read_layer_scale},
     channels=_per_channel_channels, constants=base.pass_constants))
+GROUP_NORM = base.register(base.OpDef(
+    'group_norm', _group_norm_shape, _group_norm, _group_norm_to_keras,
+    params=('gamma', 'beta'), keras={'GroupNormalization': _read_group_norm},
+    variables=('gamma', 'beta'), channels=_group_norm_channels,
+    constants=_group_norm_constants))

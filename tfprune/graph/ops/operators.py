@@ -71,7 +71,7 @@ def _read(fn: str):
   return read
 
 
-def _to_keras(K, node):
+def _to_keras(K, node, shapes):
   a = node.attrs
   value, fn = a['value'], a['fn']
   if K.__name__ == 'keras':

@@ -34,7 +34,7 @@ def _global_def(op, fn, cls):
       op, _global_shape,
       lambda node, p, xs, shape: fn(xs[0], axis=1,
                                     keepdims=node.attrs['keepdims']),
-      lambda K, node: [(getattr(K.layers, cls)(
+      lambda K, node, shapes: [(getattr(K.layers, cls)(
           keepdims=node.attrs['keepdims'], name=node.name), [])],
       keras={cls: _read_global(op)}, channels=base.pass_channels,
       constants=base.pass_constants))
@@ -92,7 +92,7 @@ def _embedding_constants(call: base.ConstantCall) -> np.ndarray:
 
 EMBEDDING = base.register(base.OpDef(
     'embedding', _embedding_shape, _embedding,
-    lambda K, node: [(K.layers.Embedding(
+    lambda K, node, shapes: [(K.layers.Embedding(
         *node.params['kernel'].shape, name=node.name),
                       [node.params['kernel']])],
     params=('kernel',), required=('kernel',), kernels={'kernel': 1},

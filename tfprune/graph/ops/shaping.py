@@ -101,7 +101,7 @@ def _read_identity(l: base.LayerCall) -> list:
                   {'keras_class': cls, 'settings': settings})]
 
 
-def _identity_to_keras(K, node):
+def _identity_to_keras(K, node, shapes):
   a = node.attrs
   cls = getattr(K.layers, a['keras_class'], None) or K.layers.Activation
   settings = dict(a['settings']) if cls is not K.layers.Activation else {
@@ -150,12 +150,12 @@ IDENTITY = base.register(base.OpDef(
     exact=lambda node, x: x))
 FLATTEN = base.register(base.OpDef(
     'flatten', _flatten_shape, _reshape,
-    lambda K, node: [(K.layers.Flatten(name=node.name), [])],
+    lambda K, node, shapes: [(K.layers.Flatten(name=node.name), [])],
     keras={'Flatten': _read_flatten}, channels=reshape_channels,
     constants=reshape_constants))
 RESHAPE = base.register(base.OpDef(
     'reshape', _reshape_shape, _reshape,
-    lambda K, node: [(K.layers.Reshape(tuple(node.attrs['target_shape']),
+    lambda K, node, shapes: [(K.layers.Reshape(tuple(node.attrs['target_shape']),
                                        name=node.name), [])],
     keras={**dict.fromkeys(('Reshape', 'ops.Reshape', 'tf.reshape'),
                            _read_reshape),
@@ -166,7 +166,7 @@ ZERO_PAD2D = base.register(base.OpDef(
     'zero_pad2d', _pad_shape,
     lambda node, p, xs, shape: tf.pad(
         xs[0], [[0, 0], *node.attrs['padding'], [0, 0]]),
-    lambda K, node: [(K.layers.ZeroPadding2D(
+    lambda K, node, shapes: [(K.layers.ZeroPadding2D(
         tuple(tuple(x) for x in node.attrs['padding']), name=node.name), [])],
     keras={'ZeroPadding2D': _read_zero_pad}, channels=_pad_channels,
     constants=base.pass_constants))
