@@ -162,10 +162,8 @@ def _trajectories(w: np.ndarray, h_inv: np.ndarray, rows: int, steps: int
     pivot = inverses[every, i, i]
     w -= column * (w[every, i] / pivot)[:, None]
     w[every, i] = 0.0
-    # H⁻¹ -= H⁻¹[:, i] H⁻¹[i, :] / pivot, in two passes over the (out, r, r)
-    # batch instead of three (the row is scaled first).
-    np.multiply(column[:, :, None], (row / pivot[:, None])[:, None, :],
-                out=update)
+    np.multiply(column[:, :, None], row[:, None, :], out=update)
+    update /= pivot[:, None, None]
     inverses -= update
     alive[every, i] = False
     states.append((w.copy(), index))
