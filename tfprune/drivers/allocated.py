@@ -11,7 +11,8 @@ Layers are named as in the graph: a weight folder's 0-based layer i is
 `layer_<i+1>` (`network_graph`), a Keras model's layers by their Keras names.
 """
 
-from typing import Iterator, Mapping, Sequence
+import dataclasses
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -161,28 +162,62 @@ def pattern_level(pattern: str) -> float:
   return patterns.parse(pattern).level
 
 
-def network_points(config, network: Network, layers: Sequence[int],
-                   calibration: np.ndarray | None
-                   ) -> Iterator[tuple[str, float, Network]]:
-  """Yields (method, k, pruned network) for each point of a sweep config.
+class Point(NamedTuple):
+  """One point of a sweep: a row's method name, its criterion and level.
 
-  Every method at every level under the config's allocation, then the N:M
-  rows of `pattern_methods`.
+  `pattern` is the config's N:M pattern for the `<method>-N:M` rows, else
+  None.
   """
+  row: str
+  method: str
+  k: float
+  pattern: str | None = None
+
+
+def sweep_points(config) -> list[Point]:
+  """The points of a sweep config, in the sweep's row order.
+
+  Every method at every level, then the N:M rows of `pattern_methods`.
+  """
+  points = [Point(m, m, k) for m in config.methods for k in config.levels]
+  return points + [Point(name, method, pattern_level(config.pattern),
+                         config.pattern)
+                   for name, method in pattern_methods(config.pattern,
+                                                       config.methods)]
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkPruner:
+  """Prunes a weight folder's network at one `Point` of a sweep config.
+
+  Made by `network_pruner`, which checks the config first; picklable, so a
+  trial can prune its point where it runs.
+  """
+  config: Any
+  layers: tuple[int, ...]
+  calibration: np.ndarray | None
+  scan: scan_lib.Scan | None
+
+  def __call__(self, network: Network, point: Point) -> Network:
+    config = self.config
+    if point.pattern is not None:
+      return network_pattern(network, point.method, self.layers, point.pattern,
+                             self.calibration, config.use_biases)
+    levels = network_levels(config.allocation, network, self.layers, point.k,
+                            self.scan)
+    return methods_lib.prune(point.method, network, levels, self.layers,
+                             self.calibration, config.use_biases,
+                             config.bias_correction)
+
+
+def network_pruner(config, network: Network, layers: Sequence[int],
+                   calibration: np.ndarray | None) -> NetworkPruner:
+  """The pruner of `config`'s points, after checking every method on `network`."""
   for method in config.methods:  # before any point is pruned
     unit_groups.check(network, method, methods_lib.get(method).channel_importance)
   scan = load_scan(config.allocation, config.sensitivity_csv,
                    {layer_name(i): network.kernels[i].size for i in layers})
-  for method in config.methods:
-    for k in config.levels:
-      levels = network_levels(config.allocation, network, layers, k, scan)
-      yield method, k, methods_lib.prune(
-          method, network, levels, layers, calibration, config.use_biases,
-          config.bias_correction)
-  for name, method in pattern_methods(config.pattern, config.methods):
-    yield (name, pattern_level(config.pattern),
-           network_pattern(network, method, layers, config.pattern, calibration,
-                           config.use_biases))
+  return NetworkPruner(config, tuple(layers), calibration, scan)
 
 
 def check_graph_pattern(config) -> None:
@@ -194,30 +229,39 @@ def check_graph_pattern(config) -> None:
                          'network')
 
 
-def graph_points(config, graph: Graph, names: Sequence[str],
-                 calibration: np.ndarray | None = None
-                 ) -> Iterator[tuple[str, float, Graph]]:
-  """Yields (method, k, pruned graph) for each point, like `network_points`.
+@dataclasses.dataclass(frozen=True)
+class GraphPruner:
+  """Prunes a graph at one `Point` of a sweep config, like `NetworkPruner`.
 
-  The data-aware methods (`graph_reconstruction.METHODS`) read `calibration`.
+  The data-aware methods (`graph_reconstruction.METHODS`) read
+  `calibration`.
   """
+  config: Any
+  names: tuple[str, ...]
+  calibration: np.ndarray | None
+  scan: scan_lib.Scan | None
+
+  def __call__(self, graph: Graph, point: Point) -> Graph:
+    config, names, method = self.config, self.names, point.method
+    if point.pattern is not None:
+      return graph_pattern(graph, method, names, point.pattern)
+    levels = graph_levels(config.allocation, graph, names, point.k, self.scan)
+    if method in graph_reconstruction.METHODS:
+      return graph_reconstruction.prune(method, graph, levels, names,
+                                        self.calibration)
+    if config.allocation == UNIFORM:
+      # `unit` removes coupled channel groups (`channel_pruning`).
+      return channel_pruning.prune_graph(graph, method, point.k, names)
+    return graph_pruning.prune(graph, method, levels, names)
+
+
+def graph_pruner(config, graph: Graph, names: Sequence[str],
+                 calibration: np.ndarray | None = None) -> GraphPruner:
+  """The pruner of `config`'s points, after checking every method on `graph`."""
   check_graph_pattern(config)
   for method in config.methods:
     if method in channel_pruning.METHODS:  # before any point is pruned
       channel_pruning.check(graph, method, names)
   scan = load_scan(config.allocation, config.sensitivity_csv,
                    {n: graph.node(n).params['kernel'].size for n in names})
-  for method in config.methods:
-    for k in config.levels:
-      levels = graph_levels(config.allocation, graph, names, k, scan)
-      if method in graph_reconstruction.METHODS:
-        yield method, k, graph_reconstruction.prune(method, graph, levels,
-                                                    names, calibration)
-      elif config.allocation == UNIFORM:
-        # `unit` removes coupled channel groups (`channel_pruning`).
-        yield method, k, channel_pruning.prune_graph(graph, method, k, names)
-      else:
-        yield method, k, graph_pruning.prune(graph, method, levels, names)
-  for name, method in pattern_methods(config.pattern, config.methods):
-    yield (name, pattern_level(config.pattern),
-           graph_pattern(graph, method, names, config.pattern))
+  return GraphPruner(config, tuple(names), calibration, scan)
