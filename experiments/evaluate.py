@@ -10,32 +10,7 @@ evaluator, exactly as the sweep scored them.
   python experiments/evaluate.py --export=runs/mine/pruned/weight-k90.npz --data=my.npz
 """
 
-from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable=g-import-not-at-top
-
-from absl import flags  # pylint: disable=g-import-not-at-top
-
-from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
-from tfprune.drivers import scoring  # pylint: disable=g-import-not-at-top
-
-_EXPORT = flags.DEFINE_string(
-    'export', None, 'Pruned export or graph file (.npz), or Keras model file, '
-    'to score.', required=True)
-_DATA = flags.DEFINE_string(
-    'data', None, 'Your data as an .npz with x_test, y_test, instead of '
-    '--dataset (graph files and Keras models).')
-_DATASET = flags.DEFINE_enum('dataset', 'mnist', list(datasets.DATASETS),
-                             'Dataset whose test split is used.')
-_DATA_DIR = flags.DEFINE_string(
-    'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else tfds).')
-
-
-def main(argv):
-  del argv
-  s = scoring.score(_EXPORT.value, _DATASET.value, _DATA_DIR.value, _DATA.value)
-  print(f'{s.path}: accuracy {100 * s.accuracy:.2f}% on {s.dataset} test, '
-        f'{s.nonzero_params:,} non-zero parameters, layers {s.units}, '
-        f'{s.size_bytes:,} bytes; made by {s.metadata}')
-
+from tfprune import commands  # the flags and main of `tfprune evaluate`
 
 if __name__ == '__main__':
-  cli.run(main)
+  commands.run_script('evaluate', __doc__)

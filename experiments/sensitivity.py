@@ -9,69 +9,7 @@ sensitivity.csv, sensitivity_config.json and sensitivity.png to --out_dir.
   python experiments/sensitivity.py --model_file=my.keras --data=my.npz --out_dir=runs/mine
 """
 
-import os
-import pathlib
-
-from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable=g-import-not-at-top
-
-from absl import flags  # pylint: disable=g-import-not-at-top
-
-from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
-from tfprune.drivers import sensitivity  # pylint: disable=g-import-not-at-top
-from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
-_WEIGHTS_DIR = flags.DEFINE_string(
-    'weights_dir', None, 'Weight folder to scan (or --model_file).')
-_MODEL_FILE = flags.DEFINE_string(
-    'model_file', None, 'Your Keras model (.keras, .h5, SavedModel) to scan.')
-_DATA = flags.DEFINE_string(
-    'data', None, 'With --model_file: an .npz whose x_train, y_train are '
-    'measured on (a seeded slice; x_test is never read).')
-_DATASET = flags.DEFINE_enum('dataset', 'mnist', list(datasets.DATASETS),
-                             'Dataset of --weights_dir; its training split is used.')
-_DATA_DIR = flags.DEFINE_string(
-    'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else '
-    'a tensorflow-datasets download).')
-_CRITERION = flags.DEFINE_enum('criterion', 'weight', list(sensitivity.CRITERIA),
-                               'How each layer is pruned.')
-_LEVELS = flags.DEFINE_list(
-    'levels', [f'{k:g}' for k in sensitivity.DEFAULT_LEVELS],
-    'Levels k in percent of the layer; 0 is always measured.')
-_HOLDOUT_SIZE = flags.DEFINE_integer(
-    'holdout_size', sensitivity.DEFAULT_HOLDOUT_SIZE,
-    'Training examples drawn (seeded) to measure on.')
-_HOLDOUT_SEED = flags.DEFINE_integer('holdout_seed', 0, 'Seed of that draw.')
-_PRUNE_LAYERS = flags.DEFINE_list(
-    'prune_layers', [], 'Layer names to scan (default: every layer with a '
-    'kernel but the output layer).')
-_PRUNE_OUTPUT_LAYER = flags.DEFINE_bool('prune_output_layer', False,
-                                        'Scan the output layer too.')
-_USE_BIASES = flags.DEFINE_bool('use_biases', True,
-                                'Add biases in the forward pass (weight folders).')
-_OUT_DIR = flags.DEFINE_string(
-    'out_dir', os.path.relpath(REPO / 'runs' / 'sensitivity'),
-    'Folder for sensitivity.csv, sensitivity_config.json and the plot.')
-
-
-def main(argv):
-  del argv
-  config = sensitivity.ScanConfig(
-      out_dir=_OUT_DIR.value, weights_dir=_WEIGHTS_DIR.value,
-      model_file=_MODEL_FILE.value, data=_DATA.value, dataset=_DATASET.value,
-      data_dir=_DATA_DIR.value, criterion=_CRITERION.value,
-      levels=sweep.parse_levels(_LEVELS.value),
-      holdout_size=_HOLDOUT_SIZE.value, holdout_seed=_HOLDOUT_SEED.value,
-      prune_layers=tuple(_PRUNE_LAYERS.value),
-      prune_output_layer=_PRUNE_OUTPUT_LAYER.value,
-      use_biases=_USE_BIASES.value)
-  result = sensitivity.run(config)
-  for name, curve in result.curves.items():
-    print(f'{name:>16} ({curve.size:>9,} weights): ' + ' '.join(
-        f'{k:g}:{100 * a:.1f}' for k, a in zip(curve.levels, curve.accuracy)))
-  print(f'wrote {pathlib.Path(config.out_dir) / sensitivity.CSV_NAME} and the plot')
-
+from tfprune import commands  # the flags and main of `tfprune sensitivity`
 
 if __name__ == '__main__':
-  cli.run(main)
+  commands.run_script('sensitivity', __doc__)

@@ -107,12 +107,17 @@ def load_in_fresh_process(framework: str, jobs) -> dict:
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_main(name: str, *args: str, capsys) -> tuple[int, str, list[str]]:
-  """Runs `experiments/<name>.py`'s main through `cli.run` in this process.
+# experiments/ scripts that run a `tfprune` command under another name.
+SCRIPT_COMMANDS = {'holdout_data': 'holdout', 'structured_benchmark': 'structured'}
 
-  Much cheaper than `run_script` (no interpreter, no TensorFlow import) for
-  inputs refused before any real work. The script's flags are defined for the
-  call and removed after it.
+
+def run_main(name: str, *args: str, capsys) -> tuple[int, str, list[str]]:
+  """Runs a `tfprune` command, or `experiments/<name>.py`, in this process.
+
+  `name` is a command (`sweep`), a script running one (`holdout_data`) or a
+  script of the studies (`study_a`). Much cheaper than `run_script` (no
+  interpreter, no TensorFlow import). The command's flags are defined for the
+  call and removed after it (its module is imported afresh each time).
 
   Returns:
     (exit status, stdout, the lines of stderr).
@@ -123,20 +128,30 @@ def run_main(name: str, *args: str, capsys) -> tuple[int, str, list[str]]:
   import pytest  # pylint: disable=g-import-not-at-top
   import runpy  # pylint: disable=g-import-not-at-top
   from tfprune import cli  # pylint: disable=g-import-not-at-top
+  from tfprune import commands  # pylint: disable=g-import-not-at-top
   app.define_help_flags()
   base = set(flags.FLAGS)
+  command = SCRIPT_COMMANDS.get(name, name)
   try:
-    namespace = runpy.run_path(str(REPO / 'experiments' / f'{name}.py'),
-                               run_name=f'_script_{name}')
-    capsys.readouterr()
-    flags.FLAGS.unparse_flags()
-    with pytest.raises(SystemExit) as exit_info:
-      cli.run(namespace['main'], namespace.get('interrupted', cli.INTERRUPTED),
-              argv=[name, *args])
+    if command in commands.COMMANDS or command in commands.ALIASES:
+      capsys.readouterr()
+      with pytest.raises(SystemExit) as exit_info:
+        commands.main([command, *args])
+    else:
+      namespace = runpy.run_path(str(REPO / 'experiments' / f'{name}.py'),
+                                 run_name=f'_script_{name}')
+      capsys.readouterr()
+      flags.FLAGS.unparse_flags()
+      with pytest.raises(SystemExit) as exit_info:
+        cli.run(namespace['main'], namespace.get('interrupted', cli.INTERRUPTED),
+                argv=[name, *args])
   finally:
     for flag in set(flags.FLAGS) - base:
       delattr(flags.FLAGS, flag)
     flags.FLAGS.unparse_flags()
+    for module in [m for m in sys.modules if m.startswith('tfprune.commands.')]:
+      if module != 'tfprune.commands.defaults':
+        del sys.modules[module]
   out, err = capsys.readouterr()
   code = exit_info.value.code
   return 0 if code is None else code, out, err.splitlines()

@@ -1,6 +1,9 @@
 """Runs an absl `main` so that every way a script can end is one line on stderr.
 
-Scripts in `experiments/` call `cli.run(main)` instead of `app.run(main)`:
+The `tfprune` command (`tfprune.commands`) and the scripts in `experiments/`
+call `cli.run(main)` instead of `app.run(main)`:
+
+- `--help`: the command's docstring and its flags on stdout, exit status 0;
 
 - bad input, a `TfpruneError` or a bad flag (unknown, missing, unparsable):
   `error: <problem>: <fix>`, exit status 2;
@@ -19,6 +22,7 @@ import importlib.machinery
 import os
 import pathlib
 import re
+import shlex
 import signal
 import sys
 import tempfile
@@ -105,15 +109,24 @@ def _imported_by_a_script() -> bool:
   return pathlib.Path(main_file).resolve().parent.name == 'experiments'
 
 
-# Only for the scripts of experiments/, which import this module first and
-# TensorFlow after it; a library user's process is left alone.
-if _imported_by_a_script():
-  if 'tensorflow' not in sys.modules:
+def quiet_start() -> None:
+  """Prepares a command's process: TensorFlow's banner once, Ctrl-C in one line.
+
+  Called by the `tfprune` command before it imports a tool, and on import by
+  the scripts of experiments/ (which import this module first and TensorFlow
+  after it); a library user's process is left alone.
+  """
+  if 'tensorflow' not in sys.modules and not any(
+      isinstance(f, _QuietTensorflowImport) for f in sys.meta_path):
     sys.meta_path.insert(0, _QuietTensorflowImport())
   if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
     # Importing TensorFlow takes seconds; a Ctrl-C then should not print the
     # traceback of an import.
     signal.signal(signal.SIGINT, _interrupted_while_importing)
+
+
+if _imported_by_a_script():
+  quiet_start()
 
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -180,9 +193,53 @@ def _parse_flags(argv: Sequence[str]) -> list[str]:
     sys.exit(EXIT_BAD_INPUT)
 
 
+_HELP_ARGS = frozenset(('-h', '--h', '-help', '--help', '-helpshort',
+                        '--helpshort', '-?', '--?'))
+_FULL_HELP_ARGS = frozenset(('-helpfull', '--helpfull'))
+_command_line = ''
+
+
+def _help_asked(argv: Sequence[str]) -> str | None:
+  """'short' or 'full' if the flags before any `--` ask for help, else None."""
+  for arg in argv[1:]:
+    if arg == '--':
+      break
+    if arg in _FULL_HELP_ARGS:
+      return 'full'
+    if arg in _HELP_ARGS:
+      return 'short'
+  return None
+
+
+def help_text(main: Callable[..., object], doc: str | None,
+              full: bool = False) -> str:
+  """The usage text of a command: its docstring, then its flags.
+
+  absl's own `--help` ends the process with status 1; a command's help is
+  what the user asked for, so `run` prints this text and exits 0 instead.
+  """
+  if full:
+    flag_text = flags.FLAGS.get_help()
+  else:
+    module = main.__module__
+    if module == '__main__':  # absl files a script's flags under its path
+      module = sys.argv[0]
+    flag_text = '\n'.join(t for t in (flags.FLAGS.module_help(module),
+                                      flags.FLAGS.module_help(__name__)) if t)
+  text = (doc or '').strip() or f'USAGE: {sys.argv[0]} [flags]'
+  return (f'{text}\n\nflags:\n{flag_text}\n\n'
+          'Try --helpfull to get a list of all flags.')
+
+
+def command_line() -> str:
+  """The command that started this run, as the user typed it (for manifests)."""
+  return _command_line
+
+
 def run(main: Callable[[list[str]], int | None],
         interrupted: str | Callable[[], str] = INTERRUPTED,
-        argv: Sequence[str] | None = None) -> None:
+        argv: Sequence[str] | None = None, doc: str | None = None,
+        program: str | None = None) -> None:
   """`app.run(main)` with the one error path of the module docstring.
 
   Args:
@@ -190,7 +247,27 @@ def run(main: Callable[[list[str]], int | None],
     interrupted: the line printed on Ctrl-C, saying what was kept, or a
       function that makes it from the parsed flags.
     argv: the command line (default `sys.argv`); tests pass their own.
+    doc: the text `--help` prints above the flags (default: the docstring of
+      the module defining `main`).
+    program: the program as the user typed it, e.g. `tfprune sweep` (default:
+      `python experiments/<script>`), for `command_line`.
   """
+  global _command_line
+  if signal.getsignal(signal.SIGINT) is _interrupted_while_importing:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+  argv = list(sys.argv if argv is None else argv)
+  if program is None:
+    program = f'python experiments/{pathlib.Path(argv[0]).name}'
+  _command_line = shlex.join([*shlex.split(program), *argv[1:]])
+  asked = _help_asked(argv)
+  if asked:
+    if doc is None:
+      doc = getattr(sys.modules.get(main.__module__), '__doc__', None)
+    try:
+      print(help_text(main, doc, full=asked == 'full'), flush=True)
+    except BrokenPipeError:  # `tfprune sweep --help | head`
+      os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)
 
   def interrupted_line() -> str:
     if not callable(interrupted):
@@ -225,11 +302,8 @@ def run(main: Callable[[list[str]], int | None],
             '--debug for the traceback', file=sys.stderr)
       return EXIT_INTERNAL
 
-  if signal.getsignal(signal.SIGINT) is _interrupted_while_importing:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
   try:
-    app.run(guarded, argv=None if argv is None else list(argv),
-            flags_parser=_parse_flags)
+    app.run(guarded, argv=argv, flags_parser=_parse_flags)
   except KeyboardInterrupt:  # during flag parsing or absl's start-up
     print(interrupted_line(), file=sys.stderr)
     sys.exit(EXIT_INTERRUPTED)
