@@ -27,6 +27,7 @@ from tfprune.criteria import methods  # pylint: disable=g-import-not-at-top
 from tfprune.criteria import reconstruction  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
+from tfprune.runtime import executors  # pylint: disable=g-import-not-at-top
 
 _WEIGHTS_DIR = flags.DEFINE_string(
     'weights_dir', defaults.in_clone('weights', 'mlp-mnist'),
@@ -95,6 +96,11 @@ _PATTERN = flags.DEFINE_string(
 _PROGRESS = flags.DEFINE_bool(
     'progress', True, 'Print one line per measured point (method, k, accuracy, '
     'seconds) to stderr as the sweep goes.')
+_EXECUTOR = flags.DEFINE_enum(
+    'executor', 'serial', list(executors.EXECUTORS),
+    'Where the points run: serial (this process) or ray (Ray tasks on '
+    '$RAY_ADDRESS, else a local Ray started for the run; pip install '
+    'tfprune[ray]). The files are the same bytes either way.')
 _OUT_DIR = flags.DEFINE_string('out_dir', defaults.in_clone('img'),
                                'Folder for sweep.csv, sweep_config.json, plots.')
 
@@ -121,7 +127,8 @@ def main(argv):
       allocation=_ALLOCATION.value, sensitivity_csv=_SENSITIVITY_CSV.value,
       pattern=_PATTERN.value,
       save_keras=_SAVE_KERAS.value)
-  rows = sweep.run(config, progress=_print_progress if _PROGRESS.value else None)
+  rows = sweep.run(config, progress=_print_progress if _PROGRESS.value else None,
+                   executor=_EXECUTOR.value)
   print(sweep.format_table(rows))
   print(f'wrote {pathlib.Path(config.out_dir) / sweep.CSV_NAME} and plots; '
         f'wall time {time.perf_counter() - _START:.1f} s (TF import included)')
