@@ -63,7 +63,7 @@ def ray_tasks(prepare: Prepare, trial: Trial, payload: Any,
               points: Sequence[Any]) -> Iterator[Any]:
   """The trials as Ray tasks (see the module docstring)."""
   ray = _import_ray()
-  started = _connect(ray)
+  started = connect()
   refs = []
   try:
     shared = ray.put(payload)
@@ -118,8 +118,13 @@ def _import_ray():
   return ray
 
 
-def _connect(ray) -> bool:
-  """Connects to `$RAY_ADDRESS` or starts a local Ray; True if started here."""
+def connect() -> bool:
+  """Connects to `$RAY_ADDRESS`, or starts a local Ray; True if it did either.
+
+  Does nothing (False) when this process is already connected: a caller who
+  called `ray.init` keeps their Ray, and `ray_tasks` leaves it running.
+  """
+  ray = _import_ray()
   if ray.is_initialized():
     return False
   package = str(pathlib.Path(__file__).resolve().parents[1])
