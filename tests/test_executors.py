@@ -20,6 +20,8 @@ from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.runtime import executors
 
+# A local Ray listens on 127.0.0.1 only if this is set before Ray's import.
+os.environ.setdefault('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER', '0')
 ray = pytest.importorskip('ray')
 
 FASHION_CNN = str(helpers.REPO / 'weights' / 'fashion_cnn-fashion_mnist')
@@ -191,3 +193,30 @@ def test_ctrl_c_cancels_the_ray_sweep_and_keeps_earlier_results(data_dir,
   assert (out_dir / sweep.CSV_NAME).read_text() == 'earlier results\n'
   assert sorted(p.name for p in out_dir.iterdir()) == [sweep.CSV_NAME]
   assert workers and not any(_title(p).startswith('ray::') for p in workers)
+
+
+def _listening(pids: list[int]) -> list[str]:
+  """The local addresses of the TCP sockets that `pids` listen on."""
+  inodes = set()
+  for pid in pids:
+    for fd in pathlib.Path(f'/proc/{pid}/fd').glob('*'):
+      try:
+        target = os.readlink(fd)
+      except OSError:
+        continue
+      if target.startswith('socket:['):
+        inodes.add(target[8:-1])
+  addresses = []
+  for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+    for line in pathlib.Path(table).read_text().splitlines()[1:]:
+      fields = line.split()
+      if fields[3] == '0A' and fields[9] in inodes:  # state LISTEN
+        addresses.append(fields[1].split(':')[0])
+  return addresses
+
+
+def test_local_ray_listens_on_loopback_only(local_ray):
+  # /proc/net/tcp: 127.0.0.1 is 0100007F; tcp6 ::ffff:127.0.0.1 ends so too.
+  addresses = _listening([os.getpid(), *_descendants(os.getpid())])
+  assert addresses
+  assert all(a.endswith('0100007F') for a in addresses), addresses

@@ -38,6 +38,8 @@ MAX_RETRIES = 3
 # The local Ray's shared-memory object store: the payloads of a sweep or a
 # scan (a network and a few thousand examples) take tens of megabytes.
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024
+_SINGLE_MACHINE_ENV = 'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER'
+_LOOPBACK = '127.0.0.1'
 
 Prepare = Callable[[Any], Any]
 Trial = Callable[[Any, Any], Any]
@@ -110,6 +112,15 @@ def map_trials(executor: str, prepare: Prepare, trial: Trial, payload: Any,
 
 
 def _import_ray():
+  """Imports Ray; without `$RAY_ADDRESS`, with its servers kept on 127.0.0.1.
+
+  A local Ray advertises and listens on this machine's outward address
+  unless `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` (Ray's single-machine mode)
+  is in the environment when Ray is first imported; the raylet and the
+  workers inherit it.
+  """
+  if not os.environ.get(RAY_ADDRESS_ENV):
+    os.environ.setdefault(_SINGLE_MACHINE_ENV, '0')
   try:
     import ray  # pylint: disable=import-outside-toplevel
   except ImportError:
@@ -132,8 +143,13 @@ def connect() -> bool:
     ray.init(address=os.environ[RAY_ADDRESS_ENV], log_to_driver=False,
              runtime_env={'py_modules': [package]})
   else:
+    if ray.util.get_node_ip_address() != _LOOPBACK:
+      raise TfpruneError(
+          'a local Ray would listen beyond 127.0.0.1 because Ray was imported '
+          f'before {_SINGLE_MACHINE_ENV}=0 was set: set it in the environment '
+          f'(or set {RAY_ADDRESS_ENV} to use a cluster)')
     ray.init(address='local', num_cpus=len(os.sched_getaffinity(0)),
-             include_dashboard=False, _node_ip_address='127.0.0.1',
+             include_dashboard=False, _node_ip_address=_LOOPBACK,
              object_store_memory=LOCAL_OBJECT_STORE_BYTES,
              log_to_driver=False, configure_logging=False)
   return True
