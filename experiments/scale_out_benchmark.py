@@ -38,9 +38,14 @@ def _run(executor: str, out_dir: pathlib.Path) -> float:
   command = [sys.executable, '-m', 'tfprune', _COMMAND.value, *_ARGS.value,
              f'--executor={executor}', f'--out_dir={out_dir}']
   start = time.perf_counter()
-  subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
-                 stderr=subprocess.DEVNULL)
-  return time.perf_counter() - start
+  done = subprocess.run(command, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE, text=True, check=False)
+  seconds = time.perf_counter() - start
+  if done.returncode:
+    errors = [l for l in done.stderr.splitlines() if l.startswith('error')]
+    raise SystemExit(f'{" ".join(command)} exited {done.returncode}: '
+                     f'{errors or done.stderr[-2000:]}')
+  return seconds
 
 
 def main(argv):
