@@ -14,6 +14,7 @@ is the same bytes as the first serial one; writes the same as JSON.
 import json
 import os
 import pathlib
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,9 +43,11 @@ def _run(executor: str, out_dir: pathlib.Path) -> float:
                         stderr=subprocess.PIPE, text=True, check=False)
   seconds = time.perf_counter() - start
   if done.returncode:
-    errors = [l for l in done.stderr.splitlines() if l.startswith('error')]
-    raise SystemExit(f'{" ".join(command)} exited {done.returncode}: '
-                     f'{errors or done.stderr[-2000:]}')
+    log = pathlib.Path(f'{out_dir}.stderr.txt')
+    log.write_text(done.stderr)
+    shutil.copy(log, pathlib.Path.cwd() / f'scale_out_failed_{out_dir.name}.txt')
+    raise SystemExit(f'{" ".join(command)} exited {done.returncode}: see '
+                     f'scale_out_failed_{out_dir.name}.txt')
   return seconds
 
 
