@@ -67,6 +67,17 @@ def test_ray_rows_come_in_point_order_like_serial(local_ray):
   assert ray.is_initialized()  # a Ray the caller started is left running
 
 
+def _niceness(context, point):
+  del context, point
+  return os.nice(0)
+
+
+def test_trials_run_at_the_callers_priority(local_ray):
+  # Ray's default would start task workers at niceness 15.
+  assert set(executors.map_trials('ray', _prepare_offset, _niceness,
+                                  {'offset': 0}, range(4))) == {os.nice(0)}
+
+
 def test_refused_trial_fails_in_one_line_without_retry(local_ray, tmp_path):
   log = tmp_path / 'attempts.txt'
   with pytest.raises(TfpruneError) as error:

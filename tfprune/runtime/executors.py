@@ -39,6 +39,7 @@ MAX_RETRIES = 3
 # scan (a network and a few thousand examples) take tens of megabytes.
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024
 _SINGLE_MACHINE_ENV = 'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER'
+_WORKER_NICENESS_ENV = 'RAY_worker_niceness'
 _LOOPBACK = '127.0.0.1'
 
 Prepare = Callable[[Any], Any]
@@ -117,10 +118,15 @@ def _import_ray():
   A local Ray advertises and listens on this machine's outward address
   unless `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` (Ray's single-machine mode)
   is in the environment when Ray is first imported; the raylet and the
-  workers inherit it.
+  workers inherit it. `RAY_worker_niceness` (Ray's default 15) is set to this
+  process's niceness, so that on a busy machine the trials get the share of
+  the CPU a serial run would.
   """
   if not os.environ.get(RAY_ADDRESS_ENV):
     os.environ.setdefault(_SINGLE_MACHINE_ENV, '0')
+    # Ray starts task workers at niceness 15; a local run's trials are the
+    # run's work, so they run at this process's own priority, as serially.
+    os.environ.setdefault(_WORKER_NICENESS_ENV, str(os.nice(0)))
   try:
     import ray  # pylint: disable=import-outside-toplevel
   except ImportError:
