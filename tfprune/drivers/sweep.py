@@ -9,7 +9,9 @@ and the plots to `config.out_dir` (plus the pruned exports with `save_pruned`).
 Each pruned network is evaluated through `inference.plan`: compacted, with a
 CSR kernel on the layers where it measured faster, so that a sweep costs far
 less than one dense forward pass per point. Identical pruned networks (every
-method at k = 0) are evaluated once.
+method at k = 0) are evaluated once per process. Each point is a trial
+(`runtime.executors`): in this process, or with `executor='ray'` as Ray
+tasks; the files are the same bytes either way.
 """
 
 import dataclasses
