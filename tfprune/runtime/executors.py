@@ -67,7 +67,7 @@ def ray_tasks(prepare: Prepare, trial: Trial, payload: Any,
   """The trials as Ray tasks (see the module docstring)."""
   ray = _import_ray()
   started = connect()
-  refs = []
+  refs, collected = [], 0
   try:
     shared = ray.put(payload)
     remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(
@@ -75,13 +75,13 @@ def ray_tasks(prepare: Prepare, trial: Trial, payload: Any,
     # The payload's ref travels inside a list, so the task receives the ref
     # (not a fresh copy of the payload) and prepares its context once.
     refs = [remote.remote(prepare, trial, [shared], point) for point in points]
-    for i, ref in enumerate(refs):
-      yield _result(ray, ref, points[i])
-      refs[i] = None
+    for ref, point in zip(refs, points):
+      yield _result(ray, ref, point)
+      collected += 1
   finally:
-    for ref in refs:  # Ctrl-C, a failed trial, or the caller stopped early
-      if ref is not None:
-        ray.cancel(ref, force=True)
+    # Ctrl-C, a failed trial, or the caller stopped early: cancel the rest.
+    for ref in refs[collected:]:
+      ray.cancel(ref, force=True)
     if started:
       ray.shutdown()
 
