@@ -19,6 +19,7 @@ from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import sensitivity  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
+from tfprune.runtime import executors  # pylint: disable=g-import-not-at-top
 
 
 _WEIGHTS_DIR = flags.DEFINE_string(
@@ -51,6 +52,11 @@ _USE_BIASES = flags.DEFINE_bool('use_biases', True,
                                 'Add biases in the forward pass (weight folders).')
 _ALLOW_OTHER_DATA = flags.DEFINE_bool('allow_other_data', False,
                                         provenance.OVERRIDE_HELP)
+_EXECUTOR = flags.DEFINE_enum(
+    'executor', 'serial', list(executors.EXECUTORS),
+    'Where the (layer, level) trials run: serial (this process) or ray (Ray '
+    'tasks on $RAY_ADDRESS, else a local Ray started for the run; pip install '
+    'tfprune[ray]). The files are the same bytes either way.')
 _OUT_DIR = flags.DEFINE_string(
     'out_dir', defaults.in_clone('runs', 'sensitivity'),
     'Folder for sensitivity.csv, sensitivity_config.json and the plot.')
@@ -70,7 +76,7 @@ def main(argv):
       prune_output_layer=_PRUNE_OUTPUT_LAYER.value,
       use_biases=_USE_BIASES.value,
       allow_other_data=_ALLOW_OTHER_DATA.value)
-  result = sensitivity.run(config)
+  result = sensitivity.run(config, _EXECUTOR.value)
   for name, curve in result.curves.items():
     print(f'{name:>16} ({curve.size:>9,} weights): ' + ' '.join(
         f'{k:g}:{100 * a:.1f}' for k, a in zip(curve.levels, curve.accuracy)))

@@ -28,6 +28,7 @@ from tfprune.criteria import reconstruction  # pylint: disable=g-import-not-at-t
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
+from tfprune.runtime import executors  # pylint: disable=g-import-not-at-top
 
 _WEIGHTS_DIR = flags.DEFINE_string(
     'weights_dir', defaults.in_clone('weights', 'mlp-mnist'),
@@ -98,6 +99,11 @@ _PROGRESS = flags.DEFINE_bool(
     'seconds) to stderr as the sweep goes.')
 _ALLOW_OTHER_DATA = flags.DEFINE_bool('allow_other_data', False,
                                         provenance.OVERRIDE_HELP)
+_EXECUTOR = flags.DEFINE_enum(
+    'executor', 'serial', list(executors.EXECUTORS),
+    'Where the points run: serial (this process) or ray (Ray tasks on '
+    '$RAY_ADDRESS, else a local Ray started for the run; pip install '
+    'tfprune[ray]). The files are the same bytes either way.')
 _OUT_DIR = flags.DEFINE_string('out_dir', defaults.in_clone('img'),
                                'Folder for sweep.csv, sweep_config.json, plots.')
 
@@ -126,7 +132,8 @@ def main(argv):
       pattern=_PATTERN.value,
       save_keras=_SAVE_KERAS.value,
       allow_other_data=_ALLOW_OTHER_DATA.value)
-  rows = sweep.run(config, progress=_print_progress if _PROGRESS.value else None)
+  rows = sweep.run(config, progress=_print_progress if _PROGRESS.value else None,
+                   executor=_EXECUTOR.value)
   print(sweep.format_table(rows))
   print(f'wrote {pathlib.Path(config.out_dir) / sweep.CSV_NAME} and plots; '
         f'wall time {time.perf_counter() - _START:.1f} s (TF import included)')

@@ -11,7 +11,8 @@ Layers are named as in the graph: a weight folder's 0-based layer i is
 `layer_<i+1>` (`network_graph`), a Keras model's layers by their Keras names.
 """
 
-from typing import Iterator, Mapping, Sequence
+import dataclasses
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -152,28 +153,63 @@ def pattern_level(pattern: str) -> float:
   return patterns.parse(pattern).level
 
 
-def network_points(config, network: Network, layers: Sequence[int],
-                   calibration: np.ndarray | None
-                   ) -> Iterator[tuple[str, float, Network]]:
-  """Yields (method, k, pruned network) for each point of a sweep config.
+class Point(NamedTuple):
+  """One point of a sweep: a row's method name, its criterion and level.
 
-  Every method at every level under the config's allocation, then the N:M
-  rows of `pattern_methods`.
+  `pattern` is the config's N:M pattern for the `<method>-N:M` rows, else
+  None.
   """
+  row: str
+  method: str
+  k: float
+  pattern: str | None = None
+
+
+def sweep_points(config) -> list[Point]:
+  """The points of a sweep config, in the sweep's row order.
+
+  Every method at every level, then the N:M rows of `pattern_methods`.
+  """
+  points = [Point(importances.get(m).name, m, k) for m in config.methods
+            for k in config.levels]
+  return points + [Point(name, method, pattern_level(config.pattern),
+                         config.pattern)
+                   for name, method in pattern_methods(config.pattern,
+                                                       config.methods)]
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkPruner:
+  """Prunes a weight folder's network at one `Point` of a sweep config.
+
+  Made by `network_pruner`, which checks the config first; picklable, so a
+  trial can prune its point where it runs.
+  """
+  config: Any
+  layers: tuple[int, ...]
+  calibration: np.ndarray | None
+  scan: scan_lib.Scan | None
+
+  def __call__(self, network: Network, point: Point) -> Network:
+    config = self.config
+    if point.pattern is not None:
+      return network_pattern(network, point.method, self.layers, point.pattern,
+                             self.calibration, config.use_biases)
+    levels = network_levels(config.allocation, network, self.layers, point.k,
+                            self.scan)
+    return methods_lib.prune(point.method, network, levels, self.layers,
+                             self.calibration, config.use_biases,
+                             config.bias_correction)
+
+
+def network_pruner(config, network: Network, layers: Sequence[int],
+                   calibration: np.ndarray | None) -> NetworkPruner:
+  """The pruner of `config`'s points, after checking every method on `network`."""
   for method in config.methods:  # before any point is pruned
     unit_groups.check(network, importances.get(method).name)
   scan = load_scan(config.allocation, config.sensitivity_csv,
                    {layer_name(i): network.kernels[i].size for i in layers})
-  for method in config.methods:
-    for k in config.levels:
-      levels = network_levels(config.allocation, network, layers, k, scan)
-      yield importances.get(method).name, k, methods_lib.prune(
-          method, network, levels, layers, calibration, config.use_biases,
-          config.bias_correction)
-  for name, method in pattern_methods(config.pattern, config.methods):
-    yield (name, pattern_level(config.pattern),
-           network_pattern(network, method, layers, config.pattern, calibration,
-                           config.use_biases))
+  return NetworkPruner(config, tuple(layers), calibration, scan)
 
 
 def check_graph_pattern(config) -> None:
@@ -186,26 +222,34 @@ def check_graph_pattern(config) -> None:
                          'network')
 
 
-def graph_points(config, graph: Graph, names: Sequence[str],
-                 calibration: np.ndarray | None = None
-                 ) -> Iterator[tuple[str, float, Graph]]:
-  """Yields (row name, k, pruned graph, criterion) for each point, like `network_points`.
+@dataclasses.dataclass(frozen=True)
+class GraphPruner:
+  """Prunes a graph at one `Point` of a sweep config, like `NetworkPruner`.
 
   The data-aware criteria read `calibration`.
   """
+  config: Any
+  names: tuple[str, ...]
+  calibration: np.ndarray | None
+  scan: scan_lib.Scan | None
+
+  def __call__(self, graph: Graph, point: Point) -> Graph:
+    config, names, method = self.config, self.names, point.method
+    if point.pattern is not None:
+      return graph_pattern(graph, method, names, point.pattern)
+    levels = graph_levels(config.allocation, graph, names, point.k, self.scan)
+    # Under `uniform`, a channel criterion removes coupled channel groups
+    # (`channel_pruning`); per-layer levels rank each kernel alone.
+    return channel_pruning.prune_graph(graph, method, levels, names,
+                                       self.calibration)
+
+
+def graph_pruner(config, graph: Graph, names: Sequence[str],
+                 calibration: np.ndarray | None = None) -> GraphPruner:
+  """The pruner of `config`'s points, after checking every method on `graph`."""
   check_graph_pattern(config)
   for method in config.methods:  # before any point is pruned
     channel_pruning.check(graph, method, names)
   scan = load_scan(config.allocation, config.sensitivity_csv,
                    {n: graph.node(n).params['kernel'].size for n in names})
-  for method in config.methods:
-    for k in config.levels:
-      levels = graph_levels(config.allocation, graph, names, k, scan)
-      # Under `uniform`, a channel criterion removes coupled channel groups
-      # (`channel_pruning`); per-layer levels rank each kernel alone.
-      yield (importances.get(method).name, k, channel_pruning.prune_graph(
-          graph, method, levels, names, calibration), importances.get(method))
-  for name, method in pattern_methods(config.pattern, config.methods):
-    yield (name, pattern_level(config.pattern),
-           graph_pattern(graph, method, names, config.pattern),
-           importances.get(method))
+  return GraphPruner(config, tuple(names), calibration, scan)

@@ -63,6 +63,7 @@ from tfprune.runtime import evaluate
 from tfprune.runtime import metrics
 from tfprune.training import distribute
 from tfprune.training import gradual
+from tfprune.training import resumable
 from tfprune.training import tflite
 
 from tfprune.drivers import gradual_graph
@@ -166,13 +167,16 @@ def _run_one(context: _Context, pruning_run: gradual.PruningRun) -> RunResult:
   """Trains, exports and measures one run, or reads it back if it finished."""
   config, test_split, start = context.config, context.test_split, context.start
   run_dir = context.out_dir / 'runs' / run_name(pruning_run)
-  result_path = run_dir / RESULT_NAME
-  if result_path.exists():
-    return read_result(result_path)
+  # The chief's run folder: every worker of a multi-worker run reads from it
+  # whether the run finished and where to resume (a shared file system).
+  chief_dir = pathlib.Path(config.out_dir) / 'runs' / run_name(pruning_run)
+  if (chief_dir / RESULT_NAME).exists():
+    return read_result(chief_dir / RESULT_NAME)
   atomic.ensure_dir(run_dir)
   keras.utils.set_random_seed(config.seed)
   trained = gradual.train(pruning_run, context.build, context.train_split,
-                          test_split, context.strategy, run_dir, context.verbose)
+                          test_split, context.strategy, run_dir, context.verbose,
+                          backup_dir=chief_dir / resumable.BACKUP_NAME)
   network = models.to_network(trained.model)
   accuracy = evaluate.accuracy(network, test_split.images, test_split.labels)
   keras_accuracy = trained.keras_accuracy
@@ -202,7 +206,7 @@ def _run_one(context: _Context, pruning_run: gradual.PruningRun) -> RunResult:
       tflite_dense_bytes=context.dense_tflite() if config.export_tflite else None,
       epochs=pruning_run.total_epochs,
       layer_sparsity='/'.join(f'{100 * l.sparsity:.2f}' for l in layers))
-  write_result(result_path, result)
+  write_result(run_dir / RESULT_NAME, result)
   return result
 
 

@@ -15,6 +15,8 @@ channels (`transforms.channel_pruning`): residual adds and concatenations
 prune their inputs together, so no layer is refused.
 """
 
+import dataclasses
+import functools
 import time
 from typing import Callable, Iterable, Sequence
 
@@ -27,6 +29,7 @@ from tfprune.graph import io as graph_io
 from tfprune.graph import ops
 from tfprune.graph.evaluator import Evaluator
 from tfprune.graph.ir import Graph
+from tfprune.runtime import executors
 from tfprune.transforms import channel_pruning
 from tfprune.transforms import graph_compaction
 
@@ -78,10 +81,15 @@ def saved_graph(pruned: Graph, method: 'str | protocol.Importance') -> Graph:
 def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
                 names: Sequence[str], x: np.ndarray, labels: np.ndarray,
                 make_row: Callable, on_pruned=None,
-                points: Iterable[tuple[str, float, Graph]] | None = None,
+                points: Sequence | None = None,
                 per_layer: bool = False, progress: Callable | None = None,
-                allow_sparse: bool = True) -> list:
+                allow_sparse: bool = True, prune: Callable | None = None,
+                executor: str = 'serial') -> list:
   """Measures every (method, level) on `graph`; writes nothing.
+
+  Each point is one trial (`_trial`: pruned and measured), run by `executor`
+  (a key of `runtime.executors.EXECUTORS`); the rows are the same, in the
+  same order, whichever runs them.
 
   Args:
     graph: the dense graph.
@@ -93,52 +101,48 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
     make_row: builds a row from the keyword arguments of the sweep's columns.
     on_pruned: called as on_pruned(method, k, saved_graph) for each point
       (`saved_graph`: what the row's counts describe).
-    points: (row name, k, pruned graph, criterion) to measure instead of `methods` at
-      `levels` on every node of `names` (e.g. an allocation's).
+    points: the `allocated.Point`s to measure, pruned by `prune` (e.g. an
+      allocation's), instead of `methods` at `levels` on every node of
+      `names`.
     per_layer: also give each row `layer_sparsity`, the measured sparsity of
       each node of `names`.
     progress: called as progress(method, k, accuracy, seconds) as each point
       is measured.
     allow_sparse: False computes every Dense node densely (no CSR).
+    prune: (graph, point) -> pruned graph, picklable
+      (`allocated.GraphPruner`).
+    executor: where the trials run.
   """
   if points is None:
     for method in methods:
       channel_pruning.check(graph, method, names)
-    points = ((importances.get(method).name, k,
-               channel_pruning.prune_graph(graph, method, k, names),
-               importances.get(method))
-              for method in methods for k in levels)
-  evaluator = Evaluator(graph, allow_sparse)
-  dense_macs = macs(graph, nonzero_only=False)
-  params = graph.num_params
-  rows, seen = [], {}
+    points = [allocated.Point(importances.get(m).name, m, k)
+              for m in methods for k in levels]
+    prune = functools.partial(_uniform, names=tuple(names))
+  payload = _Payload(graph, tuple(names), x, labels, make_row, per_layer,
+                     allow_sparse, prune, keep_pruned=on_pruned is not None)
+  return collect(points, executors.map_trials(executor, _prepare, _trial,
+                                              payload, points),
+                 on_pruned, progress)
+
+
+def collect(points: Sequence[allocated.Point],
+            results: Iterable[tuple[object, float, object]],
+            on_pruned=None, progress: Callable | None = None) -> list:
+  """The rows of a sweep's trials, as they arrive in point order.
+
+  Args:
+    points: each trial's `allocated.Point`.
+    results: each trial's (row, accuracy, saved network or None).
+    on_pruned: called as on_pruned(method, k, saved) for each point.
+    progress: called as progress(method, k, accuracy, seconds) as each row
+      arrives (seconds: since the previous one).
+  """
+  rows = []
   clock = time.perf_counter()
-  for method, k, pruned, criterion in points:
-    kernels = [pruned.node(n).params['kernel'] for n in names]
-    key = tuple(np.count_nonzero(kernel) for kernel in kernels)
-    # Every parameter counts, not only the pruned kernels: a method may
-    # change biases or kept layers too (`obs` re-fits biases).
-    arrays = [a for node in pruned.nodes for a in node.params.values()]
-    same = [acc for other, acc in seen.get(key, ())
-            if all(np.array_equal(a, b) for a, b in zip(other, arrays))]
-    accuracy = same[0] if same else evaluator.accuracy(x, labels, pruned)
-    seen.setdefault(key, []).append((arrays, accuracy))
-    size = sum(kernel.size for kernel in kernels)
-    zeros = sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)
-    # Accuracy and sparsity are the masked graph's; every count and the size
-    # are the saved graph's (the same network, its removed channels gone).
-    saved = saved_graph(pruned, criterion)
-    effective, nonzero = macs(saved, True), nonzero_params(saved)
-    extra = {'layer_sparsity': allocated.layer_sparsity(
-        dict(zip(names, kernels)))} if per_layer else {}
-    rows.append(make_row(
-        method=method, k=k, accuracy=accuracy,
-        sparsity=zeros / size if size else 0.0, nonzero_params=nonzero,
-        flops=effective,
-        flops_speedup=dense_macs / effective if effective else float('inf'),
-        compression=params / nonzero if nonzero else float('inf'),
-        size_bytes=len(graph_io.to_bytes(saved)), units=live_units(saved),
-        kernels='+'.join(evaluator.kinds(pruned)), **extra))
+  for point, (row, accuracy, saved) in zip(points, results):
+    method, k = point.row, point.k
+    rows.append(row)
     if on_pruned is not None:
       on_pruned(method, k, saved)
     if progress is not None:
@@ -146,3 +150,76 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
       progress(method, k, accuracy, now - clock)
       clock = now
   return rows
+
+
+def _uniform(graph: Graph, point: allocated.Point, names) -> Graph:
+  return channel_pruning.prune_graph(graph, point.method, point.k, names)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Payload:
+  """What every trial of a graph sweep reads."""
+  graph: Graph
+  names: tuple[str, ...]
+  x: np.ndarray
+  labels: np.ndarray
+  make_row: Callable
+  per_layer: bool
+  allow_sparse: bool
+  prune: Callable
+  keep_pruned: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class _Context:
+  """A payload, its traced evaluator, dense costs, and the accuracies measured here.
+
+  `seen` maps non-zero kernel counts to (parameter arrays, accuracy): equal
+  networks are evaluated once per process.
+  """
+  payload: _Payload
+  evaluator: Evaluator
+  dense_macs: int
+  seen: dict
+
+
+def _prepare(payload: _Payload) -> _Context:
+  return _Context(payload, Evaluator(payload.graph, payload.allow_sparse),
+                  macs(payload.graph, nonzero_only=False), {})
+
+
+def _trial(context: _Context, point: allocated.Point
+           ) -> tuple[object, float, Graph | None]:
+  """One point pruned and measured: its row, accuracy (and saved graph if kept)."""
+  payload, evaluator = context.payload, context.evaluator
+  graph, names = payload.graph, payload.names
+  pruned = payload.prune(graph, point)
+  method, k = point.row, point.k
+  kernels = [pruned.node(n).params['kernel'] for n in names]
+  key = tuple(np.count_nonzero(kernel) for kernel in kernels)
+  # Every parameter counts, not only the pruned kernels: a method may
+  # change biases or kept layers too (`obs` re-fits biases).
+  arrays = [a for node in pruned.nodes for a in node.params.values()]
+  same = [acc for other, acc in context.seen.get(key, ())
+          if all(np.array_equal(a, b) for a, b in zip(other, arrays))]
+  accuracy = same[0] if same else evaluator.accuracy(payload.x, payload.labels,
+                                                     pruned)
+  context.seen.setdefault(key, []).append((arrays, accuracy))
+  size = sum(kernel.size for kernel in kernels)
+  zeros = sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)
+  # Accuracy and sparsity are the masked graph's; every count and the size
+  # are the saved graph's (the same network, its removed channels gone).
+  saved = saved_graph(pruned, point.method)
+  effective, nonzero = macs(saved, True), nonzero_params(saved)
+  extra = {'layer_sparsity': allocated.layer_sparsity(
+      dict(zip(names, kernels)))} if payload.per_layer else {}
+  dense_macs, params = context.dense_macs, graph.num_params
+  row = payload.make_row(
+      method=method, k=k, accuracy=accuracy,
+      sparsity=zeros / size if size else 0.0, nonzero_params=nonzero,
+      flops=effective,
+      flops_speedup=dense_macs / effective if effective else float('inf'),
+      compression=params / nonzero if nonzero else float('inf'),
+      size_bytes=len(graph_io.to_bytes(saved)), units=live_units(saved),
+      kernels='+'.join(evaluator.kinds(pruned)), **extra)
+  return row, accuracy, saved if payload.keep_pruned else None

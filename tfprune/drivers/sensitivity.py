@@ -34,6 +34,7 @@ from tfprune.graph import weights
 from tfprune.graph.evaluator import Evaluator
 from tfprune.graph.ir import Graph
 from tfprune.reports import sensitivity_plot
+from tfprune.runtime import executors
 
 CSV_NAME = 'sensitivity.csv'
 CONFIG_NAME = 'sensitivity_config.json'
@@ -129,9 +130,12 @@ def cross_entropy(outputs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def scan(graph: Graph, names: Sequence[str], criterion: str,
-         levels: Sequence[float], x: np.ndarray,
-         labels: np.ndarray) -> scan_lib.Scan:
+         levels: Sequence[float], x: np.ndarray, labels: np.ndarray,
+         executor: str = 'serial') -> scan_lib.Scan:
   """Each layer of `names` pruned alone at each level; writes nothing.
+
+  Each (layer, level) is one trial (`_trial`), run by `executor` (a key of
+  `runtime.executors.EXECUTORS`); the scan is the same whichever runs them.
 
   Args:
     graph: the dense network.
@@ -139,25 +143,45 @@ def scan(graph: Graph, names: Sequence[str], criterion: str,
     criterion: a criterion ranking one kernel alone (`graph_pruning.get`).
     levels: k in percent, starting at 0.
     x, labels: held-out training inputs and integer labels.
+    executor: where the trials run.
   """
-  evaluator = Evaluator(graph)
-
-  def measure(pruned):
-    outputs = evaluator.predict(x, pruned)
-    accuracy = float(np.mean(np.argmax(outputs.reshape(len(x), -1), axis=1)
-                             == labels))
-    return accuracy, cross_entropy(outputs, labels)
-
-  dense = measure(graph)
+  points = [(None, 0.0)] + [(name, k) for name in names for k in levels if k]
+  measured = dict(zip(points, executors.map_trials(
+      executor, _prepare, _trial, _Payload(graph, criterion, x, labels),
+      points)))
   curves = {}
   for name in names:
-    points = [dense if k == 0 else
-              measure(graph_pruning.prune(graph, criterion, k, [name]))
-              for k in levels]
-    accuracy, loss = zip(*points)
+    accuracy, loss = zip(*(measured[(name, k) if k else (None, 0.0)]
+                           for k in levels))
     curves[name] = scan_lib.Curve(graph.node(name).params['kernel'].size,
                                   tuple(levels), accuracy, loss)
   return scan_lib.Scan(curves, graph_pruning.get(criterion).name)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Payload:
+  """What every trial of a scan reads."""
+  graph: Graph
+  criterion: str
+  x: np.ndarray
+  labels: np.ndarray
+
+
+def _prepare(payload: _Payload) -> tuple[_Payload, Evaluator]:
+  return payload, Evaluator(payload.graph)
+
+
+def _trial(context: tuple[_Payload, Evaluator],
+           point: tuple[str | None, float]) -> tuple[float, float]:
+  """(accuracy, loss) with layer `point[0]` alone pruned at `point[1]` (None: dense)."""
+  payload, evaluator = context
+  name, k = point
+  pruned = (payload.graph if name is None else
+            graph_pruning.prune(payload.graph, payload.criterion, k, [name]))
+  outputs = evaluator.predict(payload.x, pruned)
+  accuracy = float(np.mean(np.argmax(outputs.reshape(len(payload.x), -1), axis=1)
+                           == payload.labels))
+  return accuracy, cross_entropy(outputs, payload.labels)
 
 
 def _load(config: ScanConfig) -> tuple[Graph, datasets.Split, str]:
@@ -191,8 +215,12 @@ def _load(config: ScanConfig) -> tuple[Graph, datasets.Split, str]:
   return graph, train, given.name
 
 
-def run(config: ScanConfig) -> scan_lib.Scan:
-  """Scans, then writes the CSV, the config JSON and the plot to `out_dir`."""
+def run(config: ScanConfig, executor: str = 'serial') -> scan_lib.Scan:
+  """Scans, then writes the CSV, the config JSON and the plot to `out_dir`.
+
+  `executor` (a key of `runtime.executors.EXECUTORS`) runs the trials; the
+  files are the same bytes whichever does.
+  """
   atomic.check_writable(config.out_dir)
   graph, train, source = _load(config)
   x, labels = holdout(train, config.holdout_size, config.holdout_seed, source)
@@ -200,7 +228,8 @@ def run(config: ScanConfig) -> scan_lib.Scan:
   names = graph_pruning.prunable(graph, config.prune_layers,
                                  config.prune_output_layer)
   out_dir = atomic.ensure_dir(config.out_dir)
-  result = scan(graph, names, config.criterion, config.levels, x, labels)
+  result = scan(graph, names, config.criterion, config.levels, x, labels,
+                executor)
   csv_path = atomic.write_text(out_dir / CSV_NAME, scan_lib.to_csv(result))
   record = {'config': provenance.config_record(config), 'layers': names,
             'tfprune_version': __version__}

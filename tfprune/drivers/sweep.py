@@ -9,7 +9,9 @@ and the plots to `config.out_dir` (plus the pruned exports with `save_pruned`).
 Each pruned network is evaluated through `inference.plan`: compacted, with a
 CSR kernel on the layers where it measured faster, so that a sweep costs far
 less than one dense forward pass per point. Identical pruned networks (every
-method at k = 0) are evaluated once.
+method at k = 0) are evaluated once per process. Each point is a trial
+(`runtime.executors`): in this process, or with `executor='ray'` as Ray
+tasks; the files are the same bytes either way.
 """
 
 import dataclasses
@@ -41,6 +43,7 @@ from tfprune.graph import weights
 from tfprune.graph.network import Network
 from tfprune.reports import plots
 from tfprune.reports import sweep_table
+from tfprune.runtime import executors
 from tfprune.runtime import export
 from tfprune.runtime import inference
 from tfprune.runtime import metrics
@@ -146,8 +149,13 @@ def calibration(config: SweepConfig,
 
 def sweep(config: SweepConfig, network: Network, split: datasets.Split,
           calibration_inputs: np.ndarray | None = None,
-          on_pruned=None, progress: Progress | None = None) -> list[SweepRow]:
+          on_pruned=None, progress: Progress | None = None,
+          executor: str = 'serial') -> list[SweepRow]:
   """Measures every (method, level) of `config` on `network`; writes nothing.
+
+  Each point is one trial (`_trial`: pruned and measured), run by `executor`
+  (a key of `runtime.executors.EXECUTORS`); the rows are the same, in the
+  same order, whichever runs them.
 
   Args:
     config: the sweep configuration.
@@ -156,7 +164,8 @@ def sweep(config: SweepConfig, network: Network, split: datasets.Split,
     calibration_inputs: training inputs for data-aware methods.
     on_pruned: called as on_pruned(method, k, pruned_network) for each point.
     progress: called as progress(method, k, accuracy, seconds) as each point
-      is measured (seconds: its pruning and measuring).
+      is measured (seconds: since the previous point arrived).
+    executor: where the trials run.
   """
   data_name = config.data or config.dataset
   example_size = int(np.prod(split.images.shape[1:]))
@@ -173,32 +182,63 @@ def sweep(config: SweepConfig, network: Network, split: datasets.Split,
         'classes: use weights trained on this dataset')
   data_source.fits_flat(split, network.input_dim, network.output_dim, data_name)
   layers = pruning.prunable_layers(network.num_layers, config.prune_output_layer)
-  inputs = inference.prepare(split.images, network.input_dim)
-  dense_counts = metrics.total(metrics.layer_counts(network, config.use_biases))
-  rows = []
-  seen: dict[tuple[int, ...], list[tuple[Network, float]]] = {}
-  clock = time.perf_counter()
-  for method, k, pruned in allocated.network_points(config, network, layers,
-                                                    calibration_inputs):
-    # Equal networks have equal non-zero counts: compare arrays only then.
-    candidates = seen.setdefault(_nonzero_counts(pruned), [])
-    known = next((accuracy for other, accuracy in candidates
-                  if _same_arrays(other, pruned)), None)
-    row = measure(dense_counts, pruned, layers, inputs, split.labels, config,
-                  method, k, accuracy=known)
-    if config.allocation != allocated.UNIFORM:
-      row = dataclasses.replace(row, layer_sparsity=allocated.layer_sparsity(
-          {allocated.layer_name(i): pruned.kernels[i] for i in layers}))
-    if known is None:
-      candidates.append((pruned, row.accuracy))
-    rows.append(row)
-    if on_pruned is not None:
-      on_pruned(method, k, pruned)
-    if progress is not None:
-      now = time.perf_counter()
-      progress(method, k, row.accuracy, now - clock)
-      clock = now
-  return rows
+  payload = _Payload(
+      config, network, tuple(layers), inference.prepare(split.images,
+                                                        network.input_dim),
+      split.labels, allocated.network_pruner(config, network, layers,
+                                             calibration_inputs),
+      keep_pruned=on_pruned is not None)
+  points = allocated.sweep_points(config)
+  return graph_sweep.collect(points, executors.map_trials(
+      executor, _prepare, _trial, payload, points), on_pruned, progress)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Payload:
+  """What every trial of a weight folder's sweep reads."""
+  config: SweepConfig
+  network: Network
+  layers: tuple[int, ...]
+  inputs: Sequence[object]
+  labels: np.ndarray
+  prune: allocated.NetworkPruner
+  keep_pruned: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class _Context:
+  """A payload, the dense counts, and the accuracies measured in this process.
+
+  `seen` maps non-zero counts to (network, accuracy) pairs: equal networks
+  (every method at k = 0) are evaluated once per process.
+  """
+  payload: _Payload
+  dense_counts: metrics.Counts
+  seen: dict
+
+
+def _prepare(payload: _Payload) -> _Context:
+  return _Context(payload, metrics.total(metrics.layer_counts(
+      payload.network, payload.config.use_biases)), {})
+
+
+def _trial(context: _Context, point: allocated.Point
+           ) -> tuple[SweepRow, float, Network | None]:
+  """One point pruned and measured: its row, accuracy (and network if kept)."""
+  payload, config = context.payload, context.payload.config
+  pruned = payload.prune(payload.network, point)
+  # Equal networks have equal non-zero counts: compare arrays only then.
+  candidates = context.seen.setdefault(_nonzero_counts(pruned), [])
+  known = next((accuracy for other, accuracy in candidates
+                if _same_arrays(other, pruned)), None)
+  row = measure(context.dense_counts, pruned, payload.layers, payload.inputs,
+                payload.labels, config, point.row, point.k, accuracy=known)
+  if config.allocation != allocated.UNIFORM:
+    row = dataclasses.replace(row, layer_sparsity=allocated.layer_sparsity(
+        {allocated.layer_name(i): pruned.kernels[i] for i in payload.layers}))
+  if known is None:
+    candidates.append((pruned, row.accuracy))
+  return row, row.accuracy, pruned if payload.keep_pruned else None
 
 
 def _nonzero_counts(network: Network) -> tuple[int, ...]:
@@ -215,8 +255,8 @@ def _same_arrays(a: Network, b: Network) -> bool:
              zip(a.kernels + a.biases, b.kernels + b.biases))
 
 
-def run(config: SweepConfig,
-        progress: Progress | None = None) -> list[SweepRow]:
+def run(config: SweepConfig, progress: Progress | None = None,
+        executor: str = 'serial') -> list[SweepRow]:
   """Runs the sweep and writes CSV, config JSON and plots to `config.out_dir`.
 
   Everything (with `save_pruned`, the `pruned/` exports too) is written into a
@@ -225,7 +265,9 @@ def run(config: SweepConfig,
   leaves the earlier results whole and creates no empty folder. The sweep's
   time goes to `timing.json`, so the CSV and the config JSON of identical
   runs are identical. `progress(method, k, accuracy, seconds)` hears of
-  each point as it is measured.
+  each point as it is measured. `executor` (a key of
+  `runtime.executors.EXECUTORS`) runs the points; the files are the same
+  bytes whichever does.
   """
   atomic.check_writable(config.out_dir)
   pruned_target = pathlib.Path(config.out_dir) / PRUNED_DIR
@@ -233,7 +275,7 @@ def run(config: SweepConfig,
     raise TfpruneError(f'{pruned_target} is not writable (Not a directory): '
                        'choose a writable folder with --out_dir')
   if config.model_file is not None:
-    return _run_graph(config, progress=progress)
+    return _run_graph(config, progress=progress, executor=executor)
   folder = weights.load(config.weights_dir)
   if config.data is None and not config.allow_other_data:
     weights.check_made_for(folder, config.weights_dir, config.dataset)
@@ -242,7 +284,7 @@ def run(config: SweepConfig,
                                    config.weights_dir, config.allow_other_data)
   if folder.network.specs is not None:
     # CNNs and ResNets run through the graph, like a user's model.
-    return _run_graph(config, folder, progress, given, other_data)
+    return _run_graph(config, folder, progress, given, other_data, executor)
   if config.prune_layers:
     raise TfpruneError(
         f'--prune_layers names layers of a --model_file or a CNN folder; the '
@@ -265,7 +307,8 @@ def run(config: SweepConfig,
                         f'{stem}{pruned_keras.SUFFIX}', made_on)
   return _write_run(
       config, lambda on_pruned: sweep(config, folder.network, split,
-                                      calibration_inputs, on_pruned, progress),
+                                      calibration_inputs, on_pruned, progress,
+                                      executor),
       save, {'weights_sha256': folder.sha256, **given.record(other_data)})
 
 
@@ -309,7 +352,8 @@ def _run_graph(config: SweepConfig,
                folder: weights.WeightFolder | None = None,
                progress: Progress | None = None,
                given: data_source.Given | None = None,
-               other_data: bool = False) -> list[SweepRow]:
+               other_data: bool = False,
+               executor: str = 'serial') -> list[SweepRow]:
   """The sweep of a user's Keras model (`config.model_file`) or of a CNN folder."""
   check_graph_methods(config)
   if given is None:
@@ -340,10 +384,10 @@ def _run_graph(config: SweepConfig,
   return _write_run(
       config, lambda on_pruned: graph_sweep.sweep_graph(
           graph, config.methods, config.levels, names, test.images, test.labels,
-          SweepRow, on_pruned,
-          points=allocated.graph_points(config, graph, names, calibration_inputs),
+          SweepRow, on_pruned, points=allocated.sweep_points(config),
           per_layer=config.allocation != allocated.UNIFORM, progress=progress,
-          allow_sparse=config.sparse_kernels),
+          allow_sparse=config.sparse_kernels, executor=executor,
+          prune=allocated.graph_pruner(config, graph, names, calibration_inputs)),
       save, {'pruned_layers': names,
              **({'weights_sha256': folder.sha256} if folder else {}),
              **given.record(other_data)})

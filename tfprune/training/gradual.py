@@ -275,7 +275,8 @@ def train(run: PruningRun, build: Callable[[], keras.Model],
           train_split: datasets.Split, test_split: datasets.Split,
           strategy: tf.distribute.Strategy, work_dir: str | pathlib.Path,
           verbose: int = 2,
-          callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainedRun:
+          callbacks: Sequence[keras.callbacks.Callback] = (),
+          backup_dir: str | pathlib.Path | None = None) -> TrainedRun:
   """Trains and prunes one model; resumes from `work_dir/backup` if present.
 
   Args:
@@ -290,6 +291,8 @@ def train(run: PruningRun, build: Callable[[], keras.Model],
     verbose: Keras progress output (0 silent, 1 bar, 2 a line per epoch).
     callbacks: more Keras callbacks, run last, after the epoch's checkpoint
       (tests interrupt training here).
+    backup_dir: the checkpoint folder instead of `work_dir/backup`: every
+      worker of a `MultiWorkerMirroredStrategy` run passes the chief's.
 
   Returns:
     The stripped model and its measured per-layer sparsity.
@@ -323,7 +326,8 @@ def train(run: PruningRun, build: Callable[[], keras.Model],
                     epoch_log.EpochLog(work_dir / epoch_log.LOG_NAME,
                                        work_dir / epoch_log.TIMING_NAME,
                                        lambda: sparsity(pruned_kernels))],
-                more_callbacks=callbacks, verbose=verbose)
+                more_callbacks=callbacks, verbose=verbose,
+                backup_dir=backup_dir)
   _, keras_accuracy = model.evaluate(test_split.images, test_split.labels,
                                     batch_size=1000, verbose=0)
   stripped = strip(model)

@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from tfprune.data import datasets
 from tfprune.keras_compat import keras
+from tfprune.training import distribute
 
 # The input pipeline Model.fit itself builds for arrays (no public name).
 from tf_keras.src.engine import data_adapter  # pylint: disable=g-bad-import-order
@@ -96,12 +97,17 @@ def generators(model: keras.Model) -> list[tf.random.Generator]:
 
 
 class _Backup(keras.callbacks.BackupAndRestore):
-  """BackupAndRestore that saves when `Save` (the last internal callback) says so."""
+  """BackupAndRestore that saves when `Save` (the last internal callback) says so.
+
+  Under `MultiWorkerMirroredStrategy` every worker reads the chief's
+  checkpoints; only the chief writes the generator states (the other
+  workers' checkpoints go to temporary folders, as BackupAndRestore does).
+  """
 
   def __init__(self, backup_dir: pathlib.Path,
-               rngs: Sequence[tf.random.Generator]):
+               rngs: Sequence[tf.random.Generator], writes_rngs: bool):
     super().__init__(str(backup_dir))
-    self.rngs = list(rngs)
+    self.rngs = list(rngs) if writes_rngs else []
     self.rng_dir = backup_dir / _RNG_NAME
 
   def on_epoch_end(self, epoch, logs=None):
@@ -157,7 +163,9 @@ def fit(model: keras.Model, train_split: datasets.Split,
         work_dir: str | pathlib.Path,
         callbacks: Sequence[keras.callbacks.Callback] = (),
         more_callbacks: Sequence[keras.callbacks.Callback] = (),
-        verbose: int = 2) -> keras.callbacks.History:
+        verbose: int = 2,
+        backup_dir: str | pathlib.Path | None = None
+        ) -> keras.callbacks.History:
   """Trains `model` for `epochs`, resuming from `work_dir/backup` if an earlier call was cut off.
 
   Args:
@@ -170,11 +178,15 @@ def fit(model: keras.Model, train_split: datasets.Split,
     callbacks: run after the restore and before the epoch's checkpoint.
     more_callbacks: run after the checkpoint (tests interrupt training here).
     verbose: Keras progress output.
+    backup_dir: the checkpoint folder (default `work_dir/backup`). Under
+      `MultiWorkerMirroredStrategy` every worker passes the chief's, as
+      `BackupAndRestore` requires, so all of them resume from one epoch.
 
   Returns:
     The History of the epochs trained by this call.
   """
-  backup_dir = pathlib.Path(work_dir) / BACKUP_NAME
+  backup_dir = pathlib.Path(backup_dir or pathlib.Path(work_dir) / BACKUP_NAME)
+  chief = distribute.is_chief(model.distribute_strategy)
   first = finished_epochs(backup_dir)
   rngs = generators(model)
   states = backup_dir / _RNG_NAME / f'epoch-{first}'
@@ -183,7 +195,7 @@ def fit(model: keras.Model, train_split: datasets.Split,
   with model.distribute_strategy.scope():
     batches, steps = epoch_batches(train_split, batch_size, epochs, first)
   build_training_state(model, tf.constant(train_split.labels[:1]))
-  backup = _Backup(backup_dir, rngs)
+  backup = _Backup(backup_dir, rngs, writes_rngs=chief)
   history = model.fit(batches, epochs=epochs, steps_per_epoch=steps,
                       validation_data=(test_split.images, test_split.labels),
                       validation_batch_size=batch_size,
@@ -191,7 +203,8 @@ def fit(model: keras.Model, train_split: datasets.Split,
                                  *more_callbacks],
                       verbose=verbose)
   # BackupAndRestore deletes its checkpoints after a finished fit.
-  shutil.rmtree(backup_dir / _RNG_NAME, ignore_errors=True)
-  if backup_dir.is_dir() and not any(backup_dir.iterdir()):
-    backup_dir.rmdir()
+  if chief:
+    shutil.rmtree(backup_dir / _RNG_NAME, ignore_errors=True)
+    if backup_dir.is_dir() and not any(backup_dir.iterdir()):
+      backup_dir.rmdir()
   return history
