@@ -96,7 +96,7 @@ def test_handed_back_model_is_keras3_and_computes_the_graph(mobilenet):
   assert type(model).__module__.startswith('keras.')
   x = _x(graph)
   helpers.assert_same_up_to_rounding(model.predict(x, verbose=0),
-                                     evaluator.predict(graph, x), rtol=1e-4)
+                                     evaluator.predict(graph, x), rel=1e-4)
   assert study.results[0].accuracy == evaluator.Evaluator(graph).accuracy(
       *_test_split(config))
 
@@ -129,7 +129,7 @@ def test_units_remove_whole_channels_and_compact(residual_units):
   small = load.load_model(run_dir / gradual_study.COMPACT_KERAS_NAME)
   assert type(small).__module__.startswith('tf_keras')
   helpers.assert_same_up_to_rounding(small.predict(x, verbose=0),
-                                     evaluator.predict(graph, x), rtol=1e-4)
+                                     evaluator.predict(graph, x), rel=1e-4)
   (row,) = study.results
   assert row.sparsity == pytest.approx(0.5)
 
