@@ -76,6 +76,8 @@ def test_plan_matches_the_dense_evaluator(method, k, allow_sparse):
   if not allow_sparse:
     assert set(plan.kinds) == {'dense'}
   images = _images(n=inference.CHUNK + 37)  # two chunks
+  # The plan sums in transposed 512-row chunks, the evaluator per layer:
+  # rounding over two layouts, 1e-4 of the outputs' scale.
   helpers.assert_same_up_to_rounding(inference.logits(plan, images),
                                      evaluate.logits(pruned, images), rel=1e-4)
 

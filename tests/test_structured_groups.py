@@ -216,6 +216,7 @@ def test_compacted_model_converts_to_tflite(name):
   interpreter.set_tensor(interpreter.get_input_details()[0]['index'], x)
   interpreter.invoke()
   out = interpreter.get_tensor(interpreter.get_output_details()[0]['index'])
+  # TFLite's own kernels: 1e-4 of the outputs' scale.
   helpers.assert_same_up_to_rounding(out,
                                      evaluator.predict(masked, x), rel=1e-4)
 
