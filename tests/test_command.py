@@ -55,6 +55,19 @@ def test_every_command_help_exits_0_with_its_flags(name, capsys):
   assert not [l for l in err if l.startswith('error:')]
 
 
+SCRIPTS = sorted(p.stem for p in (helpers.REPO / 'experiments').glob('*.py')
+                 if p.stem != '__init__')
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_every_script_help_exits_0(script, capsys):
+  # absl's own --help ends with status 1; every script's (and command's) is 0.
+  code, out, err = helpers.run_main(script, '--help', capsys=capsys)
+  assert code == 0, err
+  assert '\nflags:\n' in out and '--[no]debug' in out
+  assert not [l for l in err if l.startswith('error:')]
+
+
 def test_unknown_command_is_one_line_and_status_2(capsys):
   code, out, err = _main(['swep', '--levels=0'], capsys)
   assert (code, out) == (2, '')

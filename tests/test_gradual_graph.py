@@ -95,8 +95,10 @@ def test_handed_back_model_is_keras3_and_computes_the_graph(mobilenet):
   model = load.load_model(run_dir / gradual_study.KERAS_NAME)
   assert type(model).__module__.startswith('keras.')
   x = _x(graph)
+  # Keras's kernels against the evaluator's through a whole trained graph:
+  # 1e-4 of the outputs' scale.
   helpers.assert_same_up_to_rounding(model.predict(x, verbose=0),
-                                     evaluator.predict(graph, x), rtol=1e-4)
+                                     evaluator.predict(graph, x), rel=1e-4)
   assert study.results[0].accuracy == evaluator.Evaluator(graph).accuracy(
       *_test_split(config))
 
@@ -128,8 +130,9 @@ def test_units_remove_whole_channels_and_compact(residual_units):
   x = _x(graph)
   small = load.load_model(run_dir / gradual_study.COMPACT_KERAS_NAME)
   assert type(small).__module__.startswith('tf_keras')
+  # As above, for the compacted tf_keras model: 1e-4 of the scale.
   helpers.assert_same_up_to_rounding(small.predict(x, verbose=0),
-                                     evaluator.predict(graph, x), rtol=1e-4)
+                                     evaluator.predict(graph, x), rel=1e-4)
   (row,) = study.results
   assert row.sparsity == pytest.approx(0.5)
 

@@ -50,7 +50,7 @@ def test_zeros_of_a_unit_masked_graph_are_the_selected_channels(name, k):
                                     for n in chosen.nodes]
   x = _inputs(graph)
   helpers.assert_same_up_to_rounding(evaluator.predict(found, x),
-                                     evaluator.predict(masked, x), rtol=1e-5)
+                                     evaluator.predict(masked, x))
   assert graph_compaction.compact_zeros(found) is found  # nothing left to remove
 
 
@@ -68,7 +68,7 @@ def test_dense_chain_graph_and_network_compact_alike(method, k):
     assert a.tobytes() == b.tobytes()
   x = _inputs(graph, 16)
   helpers.assert_same_up_to_rounding(evaluator.predict(via_graph, x),
-                                     evaluate.logits(pruned, x), rtol=1e-5)
+                                     evaluate.logits(pruned, x))
 
 
 def test_constants_fold_in_float64_with_one_rounding():
@@ -146,7 +146,7 @@ def test_a_constant_meeting_zero_padding_is_kept(padding, width):
   assert small.node('bn').params['gamma'].shape == (width,)
   x = _inputs(graph)
   helpers.assert_same_up_to_rounding(evaluator.predict(small, x),
-                                     evaluator.predict(graph, x), rtol=1e-5)
+                                     evaluator.predict(graph, x))
 
 
 @pytest.mark.parametrize('use_biases', [True, False])
@@ -159,4 +159,4 @@ def test_a_saved_dense_chain_is_the_compacted_network(use_biases):
       k.shape for k in small.kernels] == [(20, 8), (8, 6), (6, 4)]
   x = np.random.default_rng(0).standard_normal((8, 20)).astype(np.float32)
   helpers.assert_same_up_to_rounding(evaluator.predict(graph, x),
-                                     evaluate.logits(pruned, x, use_biases), rtol=1e-5)
+                                     evaluate.logits(pruned, x, use_biases))

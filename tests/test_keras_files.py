@@ -57,7 +57,7 @@ def test_saved_models_import_exactly(name, framework, suffix, tmp_path):
   x = np.random.default_rng(0).standard_normal(
       (8, *graph.input_shape)).astype(np.float32)
   helpers.assert_same_up_to_rounding(evaluator.predict(graph, x),
-                                     np.asarray(model(x, training=False)), rtol=1e-5)
+                                     np.asarray(model(x, training=False)))
 
 
 @pytest.mark.parametrize('content, suffix, match', [
@@ -112,4 +112,4 @@ def test_built_model_loads_without_tfprune(name, framework, rebuilt_loads):
   assert not loads[framework]['tfprune_imported']
   loaded = np.array(loads[framework]['models'][name]['outputs'], np.float32)
   helpers.assert_same_up_to_rounding(loaded,
-                                     expected[name, framework], rtol=1e-5)
+                                     expected[name, framework])

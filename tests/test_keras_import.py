@@ -38,7 +38,7 @@ def test_import_equals_keras(name, framework):
   model, graph = keras_zoo.imported(name, framework)
   x = _inputs(model)
   helpers.assert_same_up_to_rounding(evaluator.predict(graph, x),
-                                     _keras(model, x), rtol=1e-5)
+                                     _keras(model, x))
   assert graph.metadata['framework'] == framework
   assert graph.input_shape == tuple(model.inputs[0].shape[1:])
   for node in graph.nodes[1:]:
@@ -57,7 +57,7 @@ def test_to_keras_predicts_like_the_model(name, framework, target):
       'keras.' if target == 'keras3' else 'tf_keras')
   x = _inputs(model)
   helpers.assert_same_up_to_rounding(_keras(rebuilt, x),
-                                     _keras(model, x), rtol=1e-5)
+                                     _keras(model, x))
   # And the rebuilt model imports to the same graph again.
   again = importer.from_keras(rebuilt)
   assert [n.op for n in again.nodes] == [n.op for n in graph.nodes]
@@ -134,4 +134,4 @@ def test_user_data_is_checked_too():
   x = np.random.default_rng(0).uniform(0, 255, (4, 12, 12, 3)).astype(np.float32)
   graph = importer.from_keras(model, data=x)
   helpers.assert_same_up_to_rounding(evaluator.predict(graph, x),
-                                     _keras(model, x), rtol=1e-5)
+                                     _keras(model, x))

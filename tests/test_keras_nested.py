@@ -63,7 +63,7 @@ def test_every_inner_layer_is_a_node(name, framework):
   assert not any(hasattr(l, 'layers') for l in build.to_keras(graph).layers)
   x = _inputs(graph)
   helpers.assert_same_up_to_rounding(evaluator.predict(graph, x),
-                                     np.asarray(model(x, training=False)), rtol=1e-5)
+                                     np.asarray(model(x, training=False)))
 
 
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)

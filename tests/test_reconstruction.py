@@ -198,7 +198,7 @@ def test_obs_at_k_0_gives_the_dense_layers_back(use_biases):
   pruned = reconstruction.prune_obs(net, 0, [0, 1, 2], _calibration(),
                                     use_biases=use_biases)
   for got, want in zip(pruned.kernels + pruned.biases, net.kernels + net.biases):
-    helpers.assert_same_up_to_rounding(got, want, rtol=1e-5)
+    helpers.assert_same_up_to_rounding(got, want)
 
 
 @pytest.mark.parametrize('k', [30, 60, 90])

@@ -77,10 +77,10 @@ def test_compacted_computes_the_masked_graph(study):
   x = helpers.random_images(result.dense.input_shape, n=8)
   masked = evaluator.predict(result.masked, x)
   helpers.assert_same_up_to_rounding(evaluator.predict(result.compacted, x),
-                                     masked, rtol=1e-5)
+                                     masked)
   keras_model = build.to_keras(result.compacted, 'tf_keras')
   helpers.assert_same_up_to_rounding(keras_model.predict(x, verbose=0),
-                                     masked, rtol=1e-5)
+                                     masked)
 
 
 def test_files_are_written(study):

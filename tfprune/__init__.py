@@ -10,8 +10,10 @@ stays light for scripts that set TensorFlow's logging first:
     small = tfprune.compact(pruned)              # removed channels gone
     tfprune.save(small, 'p.npz'); tfprune.to_keras(small)  # plain Keras
 
-The entry points for experiments are the scripts in `experiments/`; the
-README lists every module by concept.
+The command line is `tfprune <command>` (`tfprune.commands`: sweep,
+evaluate, gradual, structured, sensitivity, benchmark, train, plot,
+holdout); a clone's `experiments/` holds the same tools as scripts and the
+study reproductions.
 """
 
 __version__ = '0.1.0'

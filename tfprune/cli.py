@@ -4,7 +4,6 @@ The `tfprune` command (`tfprune.commands`) and the scripts in `experiments/`
 call `cli.run(main)` instead of `app.run(main)`:
 
 - `--help`: the command's docstring and its flags on stdout, exit status 0;
-
 - bad input, a `TfpruneError` or a bad flag (unknown, missing, unparsable):
   `error: <problem>: <fix>`, exit status 2;
 - Ctrl-C: `interrupted: <what was kept>`, exit status 130, no traceback

@@ -48,8 +48,10 @@ _MODEL_FILE = flags.DEFINE_string(
     'benchmark as a graph instead of --weights_dir.')
 _DATA = flags.DEFINE_string(
     'data', None, 'Your data as an .npz with x_test, y_test; replaces --dataset.')
-_DATASET = flags.DEFINE_enum('dataset', 'mnist', list(datasets.DATASETS),
-                             'Dataset whose test split is used.')
+_DATASET = flags.DEFINE_enum(
+    'dataset', 'mnist', list(datasets.DATASETS),
+    'Dataset whose test split is used (with --model_file, only when '
+    'given; else pass --data).')
 _POINT_COST = flags.DEFINE_bool(
     'point_cost', False, 'Graphs only: time a sweep point (prune, evaluate on '
     'the test data, count) against one Keras predict of the same model on the '

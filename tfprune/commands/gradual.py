@@ -47,8 +47,10 @@ _DATA = flags.DEFINE_string(
     '(integer labels), shaped as the model takes them; replaces --dataset.')
 _MODEL = flags.DEFINE_enum('model', _DEFAULTS.model, list(models.MODELS),
                            'Model the weights belong to.')
-_DATASET = flags.DEFINE_enum('dataset', _DEFAULTS.dataset, list(datasets.DATASETS),
-                             'Dataset to fine-tune and test on.')
+_DATASET = flags.DEFINE_enum(
+    'dataset', _DEFAULTS.dataset, list(datasets.DATASETS),
+    'Dataset to fine-tune and test on (with --model_file, only when given; '
+    'else pass --data).')
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else a '
     'tensorflow-datasets download).')

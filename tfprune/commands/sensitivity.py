@@ -29,8 +29,10 @@ _MODEL_FILE = flags.DEFINE_string(
 _DATA = flags.DEFINE_string(
     'data', None, 'With --model_file: an .npz whose x_train, y_train are '
     'measured on (a seeded slice; x_test is never read).')
-_DATASET = flags.DEFINE_enum('dataset', 'mnist', list(datasets.DATASETS),
-                             'Dataset of --weights_dir; its training split is used.')
+_DATASET = flags.DEFINE_enum(
+    'dataset', 'mnist', list(datasets.DATASETS),
+    'Dataset of --weights_dir; its training split is used (with '
+    '--model_file, only when given; else pass --data).')
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else '
     'a tensorflow-datasets download).')

@@ -36,8 +36,10 @@ _WEIGHTS_DIR = flags.DEFINE_string(
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else a '
     'tensorflow-datasets download).')
-_DATASET = flags.DEFINE_enum('dataset', 'mnist', list(datasets.DATASETS),
-                             'Dataset whose test split is used.')
+_DATASET = flags.DEFINE_enum(
+    'dataset', 'mnist', list(datasets.DATASETS),
+    'Dataset whose test split is used (with --model_file, only when '
+    'given; else pass --data).')
 _METHODS = flags.DEFINE_list(
     'methods', list(sweep.DEFAULT_METHODS),
     'Pruning methods, comma-separated, from: ' + '; '.join(
