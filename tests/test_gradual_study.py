@@ -46,10 +46,11 @@ def test_study_writes_every_output(study):
   assert [r['k'] for r in oneshot] == ['0', '10', '20', '30', '40', '50', '60',
                                        '70', '80', '90']
   saved = json.loads((out_dir / gradual_study.CONFIG_NAME).read_text())
-  # The graph fields (model_file, data) are left out at their defaults, so the
-  # committed MLP study's config is unchanged.
+  # The graph fields (model_file, data) and allow_other_data are left out at
+  # their defaults, so the committed MLP study's config is unchanged.
   expected = dataclasses.asdict(config)
   assert expected.pop('model_file') is None and expected.pop('data') is None
+  assert expected.pop('allow_other_data') is False
   assert saved['config'] == json.loads(json.dumps(expected))
   assert saved['replicas'] == 1
   for run in config.runs():

@@ -29,6 +29,7 @@ from tfprune.drivers import graph_benchmark  # pylint: disable=g-import-not-at-t
 from tfprune.drivers import point_cost  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
 from tfprune.errors import TfpruneError  # pylint: disable=g-import-not-at-top
+from tfprune.errors import check_not_empty  # pylint: disable=g-import-not-at-top
 
 
 _WEIGHTS_DIR = flags.DEFINE_string(
@@ -66,6 +67,8 @@ _OUT_DIR = flags.DEFINE_string('out_dir', defaults.in_clone('img', 'benchmark'),
 
 def main(argv):
   del argv
+  # Before the checks that read an empty path as given.
+  check_not_empty(_MODEL_FILE.value, '--model_file', 'a Keras model file')
   if _MODEL_FILE.value is not None and _WEIGHTS_DIR.present:
     raise TfpruneError('--weights_dir and --model_file both given: pass one '
                        'network to benchmark')

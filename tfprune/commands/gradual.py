@@ -29,6 +29,7 @@ from tfprune.commands import defaults  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
 from tfprune.errors import TfpruneError  # pylint: disable=g-import-not-at-top
+from tfprune.errors import check_not_empty  # pylint: disable=g-import-not-at-top
 from tfprune.keras_io import models  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import gradual_study  # pylint: disable=g-import-not-at-top
 from tfprune.training import distribute  # pylint: disable=g-import-not-at-top
@@ -128,6 +129,8 @@ def _targets(texts) -> tuple[float, ...]:
 
 def main(argv):
   del argv
+  # Before the checks that read an empty path as given.
+  check_not_empty(_MODEL_FILE.value, '--model_file', 'a Keras model file')
   if _MODEL_FILE.value is not None and _WEIGHTS_DIR.present:
     raise TfpruneError('--weights_dir and --model_file both given: pass one '
                        'network to prune')

@@ -20,6 +20,7 @@ from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import sensitivity  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
 from tfprune.runtime import executors  # pylint: disable=g-import-not-at-top
+from tfprune.errors import check_not_empty  # pylint: disable=g-import-not-at-top
 
 
 _WEIGHTS_DIR = flags.DEFINE_string(
@@ -66,6 +67,8 @@ _OUT_DIR = flags.DEFINE_string(
 
 def main(argv):
   del argv
+  # Before the checks that read an empty path as given.
+  check_not_empty(_MODEL_FILE.value, '--model_file', 'a Keras model file')
   defaults.check_data_given(_MODEL_FILE.value, _DATA.value, _DATASET.present)
   config = sensitivity.ScanConfig(
       out_dir=defaults.required(_OUT_DIR.value, 'out_dir', 'folder'),

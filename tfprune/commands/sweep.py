@@ -29,6 +29,7 @@ from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
 from tfprune.runtime import executors  # pylint: disable=g-import-not-at-top
+from tfprune.errors import check_not_empty  # pylint: disable=g-import-not-at-top
 
 _WEIGHTS_DIR = flags.DEFINE_string(
     'weights_dir', defaults.in_clone('weights', 'mlp-mnist'),
@@ -112,6 +113,8 @@ _OUT_DIR = flags.DEFINE_string('out_dir', defaults.in_clone('img'),
 
 def main(argv):
   del argv
+  # Before the checks that read an empty path as given.
+  check_not_empty(_MODEL_FILE.value, '--model_file', 'a Keras model file')
   if _MODEL_FILE.value is not None and _WEIGHTS_DIR.present:
     raise errors.TfpruneError('--weights_dir and --model_file both given: '
                               'pass one network to prune')
