@@ -34,9 +34,9 @@ def _images(n=64, seed=1):
   return np.random.default_rng(seed).random((n, SHAPES[0][0]), dtype=np.float32)
 
 
-# unit_l1 keeps at least one unit, so it refuses k = 100.
+# filter_l1 keeps at least one unit, so it refuses k = 100.
 CASES = [(m, k) for m in sorted(pruning.PRUNERS) for k in LEVELS
-         if not (m == 'unit_l1' and k == 100)]
+         if not (m == 'filter_l1' and k == 100)]
 
 
 @pytest.mark.parametrize('method, k', CASES)
