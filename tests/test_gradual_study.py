@@ -50,6 +50,7 @@ def test_study_writes_every_output(study):
   # committed MLP study's config is unchanged.
   expected = dataclasses.asdict(config)
   assert expected.pop('model_file') is None and expected.pop('data') is None
+  assert expected.pop('engine') is None  # likewise: the committed configs stay
   assert saved['config'] == json.loads(json.dumps(expected))
   assert saved['replicas'] == 1
   for run in config.runs():
