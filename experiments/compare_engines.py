@@ -7,57 +7,12 @@ the seconds per epoch are compared under the same load. Writes results.csv
 (accuracy, zeros per pruned layer), timing.json (seconds per epoch, medians,
 ratio to TF-MOT) and engines_config.json to --out_dir. Examples:
 
-  python experiments/compare_engines.py --out_dir=img/keras3-engines
+  python experiments/compare_engines.py --out_dir=runs/engines
   python experiments/compare_engines.py --targets=90 --epochs=2 \
       --train_limit=4096 --out_dir=/tmp/engines-smoke
 """
 
-import os
-import pathlib
-
-from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable=g-import-not-at-top
-
-from absl import flags  # pylint: disable=g-import-not-at-top
-
-from tfprune.drivers import engine_comparison  # pylint: disable=g-import-not-at-top
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-_DEFAULTS = engine_comparison.EngineComparison(out_dir='', weights_dir='')
-
-_WEIGHTS_DIR = flags.DEFINE_string(
-    'weights_dir', os.path.relpath(REPO / 'weights' / 'mlp-mnist'),
-    'Starting MLP weight folder.')
-_DATA_DIR = flags.DEFINE_string('data_dir', None, 'Local data folder (else '
-                                '$TFPRUNE_DATA_DIR).')
-_ENGINES = flags.DEFINE_list('engines', list(_DEFAULTS.engines),
-                             f'Some of {",".join(engine_comparison.ENGINES)}.')
-_TARGETS = flags.DEFINE_list('targets', [f'{t:g}' for t in _DEFAULTS.targets],
-                             'Sparsity of each hidden layer, in percent.')
-_EPOCHS = flags.DEFINE_integer('epochs', _DEFAULTS.epochs, 'Epochs per run.')
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', _DEFAULTS.batch_size,
-                                   'Batch size.')
-_LEARNING_RATE = flags.DEFINE_float('learning_rate', _DEFAULTS.learning_rate,
-                                    'Initial Adam learning rate (cosine decay).')
-_SEED = flags.DEFINE_integer('seed', _DEFAULTS.seed, 'Seed of every run.')
-_TRAIN_LIMIT = flags.DEFINE_integer('train_limit', None,
-                                    'Train on the first N images only.')
-_OUT_DIR = flags.DEFINE_string('out_dir', os.path.relpath(
-    REPO / 'img' / 'keras3-engines'), 'Output folder.')
-
-
-def main(argv):
-  del argv
-  config = engine_comparison.EngineComparison(
-      out_dir=_OUT_DIR.value, weights_dir=_WEIGHTS_DIR.value,
-      data_dir=_DATA_DIR.value, engines=tuple(_ENGINES.value),
-      targets=tuple(float(t) for t in _TARGETS.value), epochs=_EPOCHS.value,
-      batch_size=_BATCH_SIZE.value, learning_rate=_LEARNING_RATE.value,
-      seed=_SEED.value, train_limit=_TRAIN_LIMIT.value)
-  engine_comparison.run(config)
-  out = pathlib.Path(config.out_dir)
-  print((out / engine_comparison.RESULTS_NAME).read_text())
-  print((out / engine_comparison.TIMING_NAME).read_text())
-
+from tfprune import commands  # the flags and main of `tfprune engines`
 
 if __name__ == '__main__':
-  cli.run(main)
+  commands.run_script('engines', __doc__)

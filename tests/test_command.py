@@ -24,7 +24,7 @@ from tfprune.errors import TfpruneError
 WRAPPERS = {'sweep': 'sweep', 'evaluate': 'evaluate', 'gradual': 'gradual',
             'structured_benchmark': 'structured', 'sensitivity': 'sensitivity',
             'benchmark': 'benchmark', 'train': 'train', 'plot': 'plot',
-            'holdout_data': 'holdout'}
+            'holdout_data': 'holdout', 'compare_engines': 'engines'}
 
 
 def _main(args, capsys):

@@ -41,11 +41,13 @@ def _user_files(tmp_path, name, framework, train=True):
 
 def _study(tmp_path, name, framework, granularity):
   model_file, data = _user_files(tmp_path, name, framework)
+  # TF-MOT's engine (a Keras 3 model would default to tfprune.keras, tested
+  # in test_keras3_pruning): the counts checked here are TF-MOT's.
   config = gradual_study.GradualConfig(
       out_dir=str(tmp_path / 'out'), weights_dir=None, model_file=model_file,
       data=data, procedures=('gradual',), granularity=granularity,
       targets=(50,), epochs=1, batch_size=16, learning_rate=1e-3,
-      export_tflite=False)
+      export_tflite=False, engine='tfmot')
   return config, gradual_study.run(config, command='pytest', verbose=0)
 
 

@@ -51,6 +51,7 @@ def test_study_writes_every_output(study):
   expected = dataclasses.asdict(config)
   assert expected.pop('model_file') is None and expected.pop('data') is None
   assert expected.pop('allow_other_data') is False
+  assert expected.pop('engine') is None  # likewise: the committed configs stay
   assert saved['config'] == json.loads(json.dumps(expected))
   assert saved['replicas'] == 1
   for run in config.runs():

@@ -35,6 +35,8 @@ COMMANDS = {
     'plot': ('plot', "redraw a sweep's plots from its sweep.csv"),
     'holdout': ('holdout', 'write a validation .npz of training examples held '
                 'out from calibration'),
+    'engines': ('engines', 'gradual pruning of the MLP through TF-MOT and '
+                'tfprune.keras (TF, JAX): accuracy, zeros, seconds per epoch'),
 }
 ALIASES = {'finetune': 'gradual'}
 
