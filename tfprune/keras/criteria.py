@@ -9,7 +9,8 @@ level k (percent). It only calls tfprune's pure criteria:
   with the per-layer levels of an allocation (`allocation.allocators`:
   uniform, global, erk, sensitivity); or, with a `pattern` such as '2:4',
   N:M masks of the same scores (`patterns.nm_mask`, the level unused);
-- channel criteria 'unit', 'unit_l1', 'unit_bn' (`channel_pruning.METHODS`):
+- channel criteria 'unit', 'unit_l1', 'unit_bn' (those of `importances.REGISTRY`
+  that remove channels):
   the model's graph (`tfprune.from_keras`) gives the dependency groups, so
   channels tied by a residual add are removed together, with every kernel
   slice, depthwise filter and (where zero padding needs it) bias and
@@ -27,6 +28,7 @@ from tfprune import registry
 from tfprune.allocation import allocators
 from tfprune.allocation import scan as scan_lib
 from tfprune.criteria import graph_pruning
+from tfprune.criteria import importances
 from tfprune.criteria import patterns
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
@@ -37,7 +39,7 @@ from tfprune.transforms import channel_pruning
 from tfprune.graph import groups as groups_lib
 
 WEIGHT_CRITERIA = ('weight', 'random')
-CHANNEL_CRITERIA = tuple(channel_pruning.METHODS)
+CHANNEL_CRITERIA = importances.names(removes_channels=True)
 CRITERIA = (*WEIGHT_CRITERIA, *CHANNEL_CRITERIA)
 
 
@@ -96,7 +98,7 @@ class ChannelRule:
     self.names = graph_pruning.prunable(self.graph, layers, prune_output_layer)
     self.analysis = groups_lib.analyse(self.graph)
     channel_pruning.check(self.graph, method, self.names, self.analysis)
-    self.importance = channel_pruning.METHODS[method]
+    self.importance = method
     chosen = channel_pruning.chosen(self.analysis, self.names)
     if not chosen:
       raise TfpruneError(f'no channel of {", ".join(self.names)} can be removed '
