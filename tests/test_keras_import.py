@@ -97,10 +97,10 @@ def test_misread_batch_norm_is_refused_naming_the_layer(framework, monkeypatch):
 
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
 @pytest.mark.parametrize('make, match', [
-    (lambda K: K.Sequential([K.Input((8, 3)), K.layers.LSTM(2),
+    (lambda K: K.Sequential([K.Input((8, 3)), K.layers.SimpleRNN(2),
                              K.layers.Dense(2)]),
-     r'layer lstm\w* \(LSTM\) cannot be imported: LSTM is not supported; '
-     r'supported layers: .*Conv2D'),
+     r'layer simple_rnn\w* \(SimpleRNN\) cannot be imported: SimpleRNN is not '
+     r'supported; supported layers: .*Conv2D'),
     (lambda K: K.Sequential([K.Input((8, 3)), K.layers.Bidirectional(
         K.layers.GRU(2)), K.layers.Dense(2)]), r'Bidirectional is not supported'),
     (lambda K: K.Sequential([K.Input((8, 3)), K.layers.Conv1D(
