@@ -108,7 +108,8 @@ def load_in_fresh_process(framework: str, jobs) -> dict:
 
 
 # experiments/ scripts that run a `tfprune` command under another name.
-SCRIPT_COMMANDS = {'holdout_data': 'holdout', 'structured_benchmark': 'structured'}
+SCRIPT_COMMANDS = {'holdout_data': 'holdout', 'structured_benchmark': 'structured',
+                   'compare_engines': 'engines'}
 
 
 def run_main(name: str, *args: str, capsys) -> tuple[int, str, list[str]]:

@@ -134,10 +134,11 @@ def test_pair_keeps_min_median_and_each_rounds_ratio(monkeypatch):
   assert ratios == pytest.approx(2.0)  # a slow round counts like a fast one
 
 
-def test_graph_benchmark_refuses_an_unknown_method_listing_the_graph_methods(tmp_path):
+def test_graph_benchmark_refuses_a_data_aware_method_listing_the_ones_it_times(tmp_path):
   from tfprune.drivers import graph_benchmark  # pylint: disable=import-outside-toplevel
-  with pytest.raises(TfpruneError, match=r"unknown pruning method 'obs': choose one "
-                     r"of weight, unit, random, unit_l1, unit_bn$"):
+  with pytest.raises(TfpruneError, match=r"method 'obs' needs calibration data, which "
+                     r"this timing run does not draw: choose one of "
+                     r"weight,unit,random,unit_l1,unit_bn,filter_l1$"):
     graph_benchmark.GraphBenchmarkConfig(out_dir=str(tmp_path), model_file='m.keras',
                                          methods=('obs',))
 

@@ -103,7 +103,8 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
       (`saved_graph`: what the row's counts describe).
     points: the `allocated.Point`s to measure, pruned by `prune` (e.g. an
       allocation's), instead of `methods` at `levels` on every node of
-      `names`.
+      `names`; without `prune`, (row name, k, pruned graph, criterion)
+      tuples of graphs pruned already.
     per_layer: also give each row `layer_sparsity`, the measured sparsity of
       each node of `names`.
     progress: called as progress(method, k, accuracy, seconds) as each point
@@ -119,6 +120,12 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
     points = [allocated.Point(importances.get(m).name, m, k)
               for m in methods for k in levels]
     prune = functools.partial(_uniform, names=tuple(names))
+  elif prune is None:
+    # Graphs pruned already: (row name, k, pruned graph, criterion) each.
+    given = {(row, k): pruned for row, k, pruned, _ in points}
+    points = [allocated.Point(row, criterion, k)
+              for row, k, _, criterion in points]
+    prune = functools.partial(_given, graphs=given)
   payload = _Payload(graph, tuple(names), x, labels, make_row, per_layer,
                      allow_sparse, prune, keep_pruned=on_pruned is not None)
   return collect(points, executors.map_trials(executor, _prepare, _trial,
@@ -154,6 +161,11 @@ def collect(points: Sequence[allocated.Point],
 
 def _uniform(graph: Graph, point: allocated.Point, names) -> Graph:
   return channel_pruning.prune_graph(graph, point.method, point.k, names)
+
+
+def _given(graph: Graph, point: allocated.Point, graphs) -> Graph:
+  del graph
+  return graphs[(point.row, point.k)]
 
 
 @dataclasses.dataclass(frozen=True)
