@@ -7,7 +7,6 @@ import numpy as np
 
 from tfprune.allocation import scan as scan_lib
 from tfprune.errors import TfpruneError
-from tfprune.keras import criteria
 from tfprune.keras import pruner as pruner_lib
 from tfprune.keras import schedules
 

@@ -105,7 +105,7 @@ def _nothing_to_prune(analysis: groups_lib.Analysis,
   kept = [g for g in analysis.groups if g.refused and (
       names is None or set(g.nodes) & set(names))]
   more = f' (and {len(kept) - 3} more)' if len(kept) > 3 else ''
-  why = (f'every channel group is kept ('
+  why = ('every channel group is kept ('
          + '; '.join(f'{g.name}: {g.refused}' for g in kept[:3]) + f'{more})'
          if kept else f'no channel group holds {", ".join(names or ())}')
   raise TfpruneError(f'unit pruning would remove no channel: {why}: prune '
