@@ -28,7 +28,12 @@ a pattern for it), and that the output path was not created.
 | evaluate | a dense-chain export with `--data` | `error: … is a dense-chain export, scored on a registry --dataset: drop --data` |
 """
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import textwrap
 
 from absl import flags
 import numpy as np
@@ -454,3 +459,30 @@ def test_ctrl_c_during_a_sweep_says_the_earlier_results_are_unchanged(
   assert err == [f'interrupted: earlier results in {out} are unchanged']
   assert [p.name for p in out.iterdir()] == ['sweep.csv']
   assert (out / 'sweep.csv').read_text() == 'earlier\n'
+
+
+@pytest.mark.parametrize('signum,status', [(signal.SIGINT, 130),
+                                           (signal.SIGTERM, 143)])
+def test_a_signal_while_the_process_shuts_down_says_the_results_are_whole(
+    tmp_path, signum, status):
+  # The command's work is done ("wrote ..." printed); the signal arrives
+  # while Python shuts down (here: from an atexit handler, as TensorFlow's
+  # and Ray's run then).
+  script = tmp_path / 'finished.py'
+  script.write_text(textwrap.dedent(f'''
+      import atexit, os, signal, time
+      from tfprune import cli
+
+      def main(argv):
+        print('wrote results')
+        atexit.register(lambda: (os.kill(os.getpid(), {int(signum)}),
+                                 time.sleep(5)))
+
+      cli.run(main)
+      '''))
+  result = subprocess.run([sys.executable, str(script)], capture_output=True,
+                          text=True, cwd=helpers.REPO, check=False,
+                          env={**os.environ, 'PYTHONPATH': str(helpers.REPO)})
+  assert result.returncode == status, result.stderr
+  assert result.stdout.splitlines() == ['wrote results']
+  assert result.stderr.splitlines()[-1:] == [cli.INTERRUPTED_AFTER_RUN]
