@@ -229,7 +229,8 @@ def test_sweep_config_records_the_npz_it_used(tmp_path, mnist_slice_dir):
   assert record['other_data_allowed'] is True
   assert record['data'] == {
       'data': 'npz-sha256:' + user_data.read(data).sha256,
-      'data_file': 'mnist.npz', 'input_shape': [28, 28, 1]}
+      'data_file': 'mnist.npz', 'input_shape': [28, 28, 1],
+      'value_range': [float(test.images.min()), float(test.images.max())]}
 
 
 def test_prune_layers_with_a_dense_folder_is_refused(tmp_path, capsys):

@@ -48,10 +48,12 @@ class Given:
                  ) -> dict[str, Any]:
     """The entry files made from this data record (`provenance.record`).
 
-    `input_shape` defaults to the shape of one test example.
+    `input_shape` defaults to the shape of one test example; the value range
+    is the test split's.
     """
     shape = self.test.images.shape[1:] if input_shape is None else input_shape
-    return provenance.record(self.dataset, self.data, self.sha256, shape)
+    return provenance.record(self.dataset, self.data, self.sha256, shape,
+                             self.test.images)
 
   def check_made_on(self, recorded: dict[str, Any] | None, source: str,
                     allow_other_data: bool = False) -> bool:
