@@ -19,10 +19,13 @@ from tfprune.keras_io.trace import Traced
 
 # Layer outputs may differ by float32 round-off (a fused batch norm, another
 # summation order): |ours - keras| <= RTOL * |keras| + ATOL * max|keras|.
+# The network's output is held to the same bound: a softmax turns a logit's
+# round-off d into p(1 - p) d, and logits of a trained network reach tens, so
+# its probabilities legitimately differ by a few 1e-6 with another summation
+# order (a fine-tuned Fashion CNN: 5.7e-6), while a wrong layer differs by far
+# more.
 RTOL = 1e-5
 ATOL = 1e-5
-# The network's output (probabilities, logits) is held to rtol 1e-5.
-OUTPUT_ATOL = 1e-6
 DEFAULT_EXAMPLES = 16
 
 
@@ -134,9 +137,7 @@ def verify(model, traced: Traced, data: np.ndarray | None = None) -> None:
   theirs = keras_outputs(traced, [(c[1], c[2]) for c in checks], x)
   ours = evaluator.node_outputs(graph, x, names)
   for (name, _, _, nested), expected in zip(checks, theirs):
-    last = name == graph.output
-    problem = first_mismatch(ours[name], expected, RTOL,
-                             OUTPUT_ATOL if last else ATOL)
+    problem = first_mismatch(ours[name], expected, RTOL, ATOL)
     if problem:
       node = graph.node(name)
       what = (f'the output of nested model {nested} (layer {name}, {node.op})'
