@@ -15,13 +15,14 @@ what the pruned graph predicts. Each row is `exact` (all of it), `refused`
 
 from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable=g-import-not-at-top
 
-import csv  # pylint: disable=g-import-not-at-top,wrong-import-order
+import pathlib  # pylint: disable=g-import-not-at-top,wrong-import-order
 import sys  # pylint: disable=g-import-not-at-top,wrong-import-order
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from tfprune import api  # pylint: disable=g-import-not-at-top
+from tfprune import atomic  # pylint: disable=g-import-not-at-top
 from tfprune import keras_compat  # pylint: disable=g-import-not-at-top
 from tfprune.errors import TfpruneError  # pylint: disable=g-import-not-at-top
 from tfprune.graph import evaluator  # pylint: disable=g-import-not-at-top
@@ -195,6 +196,7 @@ def _inputs(model, seed: int):
 def check(make, framework: str) -> tuple[str, str]:
   """('exact' | 'refused' | 'error' | 'wrong', detail) for one architecture."""
   K = keras_compat.keras_module(framework)
+  K.backend.clear_session()  # fresh layer names: the same CSV every run
   K.utils.set_random_seed(0)
   try:
     model = make(K)
@@ -222,6 +224,8 @@ def check(make, framework: str) -> tuple[str, str]:
 def main(argv):
   del argv
   names = _ONLY.value or list(ARCHITECTURES)
+  out = pathlib.Path(_OUT.value)
+  atomic.check_writable(out.parent, '--out')  # before the long run, not after
   rows = []
   for name in names:
     for framework in _FRAMEWORKS.value:
@@ -229,10 +233,8 @@ def main(argv):
       rows.append({'architecture': name, 'framework': framework,
                    'status': status, 'detail': detail})
       print(f'{name:20s} {framework:9s} {status:8s} {detail[:150]}', flush=True)
-  with open(_OUT.value, 'w', newline='') as f:
-    writer = csv.DictWriter(f, ['architecture', 'framework', 'status', 'detail'])
-    writer.writeheader()
-    writer.writerows(rows)
+  atomic.ensure_dir(out.parent, '--out')
+  atomic.write_csv(out, ['architecture', 'framework', 'status', 'detail'], rows)
   both = sum(all(r['status'] == 'exact' for r in rows if r['architecture'] == n)
              for n in names)
   print(f'{both} of {len(names)} exact and pruned end to end in '

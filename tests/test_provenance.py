@@ -8,6 +8,7 @@ and exit 2, or, with `--allow_other_data`, a run that records the override.
 
 import json
 import shutil
+import zipfile
 
 import numpy as np
 import pytest
@@ -273,3 +274,22 @@ def test_two_sensitivity_scans_write_the_same_bytes(tmp_path, mnist_slice_dir,
   assert names == ['sensitivity.csv', 'sensitivity.png', 'sensitivity_config.json']
   for name in names:
     assert (runs[0] / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_a_model_with_a_shared_layer_saves_to_the_same_bytes(tmp_path):
+  import keras  # pylint: disable=import-outside-toplevel
+  paths = []
+  for i in range(2):  # two model objects: other memory addresses, same model
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    shared = keras.layers.Dense(4)
+    model = keras.Model(inputs, keras.layers.Dense(2)(shared(shared(inputs))))
+    paths.append(ziptags.save_keras(model, tmp_path / f'm{i}.keras'))
+  with zipfile.ZipFile(paths[0]) as archive:
+    config = json.loads(archive.read('config.json'))
+  assert '"shared_object_id": 1' in json.dumps(config)
+  assert paths[0].read_bytes() == paths[1].read_bytes()
+  loaded = keras.models.load_model(paths[0])
+  x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+  np.testing.assert_array_equal(loaded(x), model(x))  # same weights, same graph

@@ -59,6 +59,25 @@ CASES = {
                             '--cycles=1', '--finetune_epochs=1',
                             '--train_limit=256', '--timing_repeats=1',
                             '--data_dir={mnist}', '--out_dir={out}']),
+    'lottery': ('lottery', ['--model=mlp', '--dataset=mnist', '--epochs=2', '--procedures=unpruned,lottery',
+                            '--rounds=1', '--seeds=0', '--train_limit=256',
+                            '--validation_size=64', '--data_dir={mnist}',
+                            '--out_dir={out}', '--overwrite']),
+    'structured_study': ('structured_study', [
+        '--dataset=mnist', '--data_dir={mnist}', '--width=0.125', '--epochs=1',
+        '--train_limit=320', '--validation_size=64', '--test_limit=200',
+        '--finetune_epochs=1', '--finetune_learning_rates=0.001',
+        '--batch_sizes=1', '--timing_runs=1', '--timing_rounds=1',
+        '--out_dir={out}']),
+    'make_vit': ('make_vit', ['--dataset=mnist', '--data_dir={mnist}',
+                              '--epochs=1', '--train_limit=256', '--blocks=1',
+                              '--dim=16', '--heads=2', '--mlp_dim=32',
+                              '--out_dir={out}']),
+    'make_mobilenet': ('make_mobilenet', ['--dataset=mnist', '--data_dir={mnist}',
+                                          '--epochs=1', '--train_limit=128',
+                                          '--out_dir={out}']),
+    'architectures': ('architectures', ['--only=small_cnn,two_inputs,lstm',
+                                        '--out={out}/architectures.csv']),
     'evaluate': ('evaluate', ['--export={made}/sweep/pruned/unit-k50.npz',
                               '--data_dir={mnist}']),
     'keras_baseline': ('keras_baseline', ['--weights_dir=' + MLP,
@@ -120,4 +139,20 @@ def test_a_second_run_writes_the_same_bytes(case, made, mnist_slice_dir,
   assert first, f'{case} wrote nothing in {out}'
   assert sorted(first) == sorted(second)
   differ = [path for path in first if first[path] != second[path]]
-  assert not differ, f'{case}: these files differ between two runs: {differ}'
+  assert not differ, (f'{case}: these files differ between two runs: {differ}; '
+                      f'{_first_difference(first, second, differ)}')
+
+
+def _first_difference(first: dict[str, bytes], second: dict[str, bytes],
+                      differ: list[str]) -> str:
+  """The first differing line of a differing text file (for the message)."""
+  for path in differ:
+    try:
+      a, b = first[path].decode().splitlines(), second[path].decode().splitlines()
+    except UnicodeDecodeError:
+      continue
+    for x, y in zip(a, b):
+      if x != y:
+        return f'{path}: first {x!r}, second {y!r}'
+    return f'{path}: {len(a)} lines, then {len(b)}'
+  return 'binary files only'
