@@ -29,20 +29,29 @@ OVERRIDE_HELP = ('Use the network on other data than the one its files record '
 
 
 def record(dataset: str, data: str | None, data_sha256: str | None,
-           input_shape: Sequence[int]) -> dict[str, Any]:
+           input_shape: Sequence[int] | Mapping[str, Sequence[int]]
+           ) -> dict[str, Any]:
   """The provenance entry for a network made or scored on this data.
 
   Args:
     dataset: the registry dataset (used when `data` is None).
     data: the user's `.npz` path, or None.
     data_sha256: the digest of its arrays (`user_data.read(...).sha256`).
-    input_shape: the shape of one example the network takes.
+    input_shape: the shape of one example the network takes (several
+      inputs: a dict of shapes by input name).
   """
   entry: dict[str, Any] = {'data': identity(dataset, data, data_sha256)}
   if data is not None:
     entry['data_file'] = pathlib.Path(data).name
-  entry['input_shape'] = [int(d) for d in input_shape]
+  entry['input_shape'] = _plain(input_shape)
   return entry
+
+
+def _plain(shape):
+  """A shape (or a dict of shapes) as JSON lists of ints."""
+  if isinstance(shape, Mapping):
+    return {str(k): _plain(v) for k, v in shape.items()}
+  return [int(d) for d in shape]
 
 
 def identity(dataset: str, data: str | None, data_sha256: str | None) -> str:
@@ -100,7 +109,7 @@ def check(recorded: Mapping[str, Any] | None, given: Mapping[str, Any],
   made_on = recorded['data']
   shape = recorded.get('input_shape')
   same_data = made_on == given['data']
-  same_shape = shape is None or list(shape) == list(given['input_shape'])
+  same_shape = shape is None or _plain(shape) == _plain(given['input_shape'])
   if same_data and same_shape:
     return False
   if allow_other_data:
