@@ -143,8 +143,16 @@ def calibration(config: SweepConfig,
     raise TfpruneError(
         f'calibration_size {config.calibration_size} exceeds the {len(train)} '
         f'training examples of {config.dataset}: pass at most {len(train)}')
+  images = train.images
+  if isinstance(images, dict):  # x_train_<input name> arrays
+    if len(images) > 1:
+      raise TfpruneError(
+          f'{config.calibration_user} calibrates models with one input, and '
+          f'{config.data} holds {", ".join(f"x_train_{n}" for n in images)}: '
+          'use methods that need no data (weight, unit, ...) on this model')
+    images = next(iter(images.values()))
   return reconstruction.calibration_inputs(
-      train.images, config.calibration_size, config.calibration_seed)
+      images, config.calibration_size, config.calibration_seed)
 
 
 def sweep(config: SweepConfig, network: Network, split: datasets.Split,
