@@ -265,3 +265,29 @@ def test_sweep_refuses_an_unknown_score_output(tmp_path, capsys):
   assert [l for l in err if l.startswith('error:')] == [
       'error: --score_output=nope is not an output of the model: choose from '
       'kind, score']
+
+
+def _with_train(arrays):
+  """`arrays` plus a training split of the same names (`x_train_<input>`, ...)."""
+  return {**arrays, **{k.replace('_test_', '_train_'): v.copy()
+                       for k, v in arrays.items()}}
+
+
+@pytest.mark.parametrize('args, change, match', [
+    (['--methods=wanda'], _with_train,
+     "method 'wanda' calibrates models with one input, and .* holds "
+     'x_train_image, x_train_table'),
+    (['--methods=weight'], lambda a: {**_with_train(a), 'y_train_kind': a[
+        'y_test_kind'] + 3}, r'y_train_kind\[0\] is \d+ but the model has 3 outputs'),
+])
+def test_sweep_refuses_training_arrays_it_cannot_use(args, change, match,
+                                                     tmp_path, capsys):
+  model_path = _save_two_in_two_heads(tmp_path)
+  data = tmp_path / 'd.npz'
+  np.savez(data, **change(_arrays()))
+  code, _, err = helpers.run_main(
+      'sweep', f'--model_file={model_path}', f'--data={data}', '--levels=0',
+      *args, f'--out_dir={tmp_path / "out"}', capsys=capsys)
+  assert code == 2, err
+  lines = [l for l in err if l.startswith('error:')]
+  assert len(lines) == 1 and re.search(match, lines[0]), err

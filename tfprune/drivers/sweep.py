@@ -139,10 +139,6 @@ def calibration(config: SweepConfig,
     raise TfpruneError(f'{config.calibration_user} needs calibration data from the '
                        f'{config.dataset} training split, which failed to load: '
                        f'{e}') from None
-  if config.calibration_size > len(train):
-    raise TfpruneError(
-        f'calibration_size {config.calibration_size} exceeds the {len(train)} '
-        f'training examples of {config.dataset}: pass at most {len(train)}')
   images = train.images
   if isinstance(images, dict):  # x_train_<input name> arrays
     if len(images) > 1:
@@ -151,6 +147,10 @@ def calibration(config: SweepConfig,
           f'{config.data} holds {", ".join(f"x_train_{n}" for n in images)}: '
           'use methods that need no data (weight, unit, ...) on this model')
     images = next(iter(images.values()))
+  if config.calibration_size > len(train):
+    raise TfpruneError(
+        f'calibration_size {config.calibration_size} exceeds the {len(train)} '
+        f'training examples of {config.dataset}: pass at most {len(train)}')
   return reconstruction.calibration_inputs(
       images, config.calibration_size, config.calibration_seed)
 
