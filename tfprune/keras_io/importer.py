@@ -4,7 +4,6 @@ import dataclasses
 import pathlib
 from typing import Callable
 
-
 from tfprune.graph.ir import Graph
 from tfprune.keras_io import load
 from tfprune.keras_io import trace
