@@ -161,11 +161,22 @@ def compact(graph: Graph) -> Graph:
   return graph_compaction.compact_zeros(graph)
 
 
-def predict(graph: Graph, x: np.ndarray) -> np.ndarray:
-  """The network's outputs on inputs `x`."""
+def predict(graph: Graph, x):
+  """The network's outputs on inputs `x`.
+
+  For several inputs, `x` is a dict of arrays by input name (or a list in
+  the order of `graph.inputs`); several outputs come as a list of arrays in
+  the order of `graph.outputs`.
+  """
   return evaluator.predict(graph, x)
 
 
-def evaluate(graph: Graph, x: np.ndarray, labels: np.ndarray) -> float:
-  """Top-1 accuracy of `graph` on inputs `x` with integer `labels`."""
+def evaluate(graph: Graph, x, labels):
+  """Top-1 accuracy of `graph` on inputs `x` with integer `labels`.
+
+  For several outputs, `labels` is a dict of arrays by output name, and the
+  result a dict of accuracies by output name.
+  """
+  if isinstance(labels, dict):
+    return evaluator.Evaluator(graph).accuracies(x, labels)
   return evaluator.Evaluator(graph).accuracy(x, labels)

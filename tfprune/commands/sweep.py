@@ -80,7 +80,12 @@ _MODEL_FILE = flags.DEFINE_string(
 _DATA = flags.DEFINE_string(
     'data', None, 'Your data as an .npz with x_test, y_test (integer labels) '
     'and optionally x_train, y_train, shaped as the model takes them; '
-    'replaces --dataset.')
+    'replaces --dataset. A model with several inputs/outputs reads '
+    'x_test_<input name> and y_test_<output name> arrays.')
+_SCORE_OUTPUT = flags.DEFINE_string(
+    'score_output', None, 'For a --model_file with several outputs: the '
+    'output whose accuracy is the accuracy column (default: the first); the '
+    'others get accuracy_<output> columns.')
 _PRUNE_LAYERS = flags.DEFINE_list(
     'prune_layers', [], 'Keras layer names to prune (with --model_file; '
     'default: every layer with a kernel but the output layer).')
@@ -136,7 +141,8 @@ def main(argv):
       allocation=_ALLOCATION.value, sensitivity_csv=_SENSITIVITY_CSV.value,
       pattern=_PATTERN.value,
       save_keras=_SAVE_KERAS.value,
-      allow_other_data=_ALLOW_OTHER_DATA.value)
+      allow_other_data=_ALLOW_OTHER_DATA.value,
+      score_output=_SCORE_OUTPUT.value)
   rows = sweep.run(config, progress=_print_progress if _PROGRESS.value else None,
                    executor=_EXECUTOR.value)
   print(sweep.format_table(rows))

@@ -184,7 +184,7 @@ def _inputs(graph: Graph, name: str, x: np.ndarray) -> Iterator[tf.Tensor]:
   chunk = max(1, CHUNK_VALUES // (rows * (columns + 1)))
   for start in range(0, len(x), chunk):
     batch = tf.constant(x[start:start + chunk], tf.float64)
-    value, _ = evaluator.run_nodes(upto, batch, params)
+    (value,), _ = evaluator.run_nodes(upto, batch, params)
     yield value
 
 

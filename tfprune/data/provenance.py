@@ -34,24 +34,38 @@ OVERRIDE_HELP = ('Use the network on other data than the one its files record '
 
 
 def record(dataset: str, data: str | None, data_sha256: str | None,
-           input_shape: Sequence[int],
-           inputs: np.ndarray | None = None) -> dict[str, Any]:
+           input_shape: Sequence[int] | Mapping[str, Sequence[int]],
+           inputs: np.ndarray | Mapping[str, np.ndarray] | None = None
+           ) -> dict[str, Any]:
   """The provenance entry for a network made or scored on this data.
 
   Args:
     dataset: the registry dataset (used when `data` is None).
     data: the user's `.npz` path, or None.
     data_sha256: the digest of its arrays (`user_data.read(...).sha256`).
-    input_shape: the shape of one example the network takes.
-    inputs: the examples themselves, for their value range (None: no range).
+    input_shape: the shape of one example the network takes (several
+      inputs: a dict of shapes by input name).
+    inputs: the examples themselves (several inputs: a dict by name), for
+      their value range (None: no range).
   """
   entry: dict[str, Any] = {'data': identity(dataset, data, data_sha256)}
   if data is not None:
     entry['data_file'] = pathlib.Path(data).name
-  entry['input_shape'] = [int(d) for d in input_shape]
-  if inputs is not None and np.size(inputs):
+  entry['input_shape'] = _plain(input_shape)
+  if isinstance(inputs, Mapping):
+    ranges = {str(k): value_range(v) for k, v in inputs.items() if np.size(v)}
+    if ranges:
+      entry['value_range'] = ranges
+  elif inputs is not None and np.size(inputs):
     entry['value_range'] = value_range(inputs)
   return entry
+
+
+def _plain(shape):
+  """A shape (or a dict of shapes) as JSON lists of ints."""
+  if isinstance(shape, Mapping):
+    return {str(k): _plain(v) for k, v in shape.items()}
+  return [int(d) for d in shape]
 
 
 def value_range(inputs: np.ndarray) -> list[float]:
@@ -60,14 +74,14 @@ def value_range(inputs: np.ndarray) -> list[float]:
           float(f'{float(np.max(inputs)):.6g}')]
 
 
-def _scaled_otherwise(recorded: Sequence[float] | None,
-                      given: Sequence[float] | None) -> bool:
-  """True if `given` reaches beyond `recorded` by more than half its span.
+def _scaled_otherwise(recorded, given) -> bool:
+  """True if the range `given` reaches beyond `recorded` by more than half its span.
 
   Data scaled another way (0..255 for a network made on 0..1, or raw values
   for standardised ones) does; another sample of the same data does not.
+  Ranges by input name (several inputs) are not compared.
   """
-  if recorded is None or given is None:
+  if not isinstance(recorded, list) or not isinstance(given, list):
     return False
   low, high = recorded
   slack = (high - low) / 2 or max(abs(low), abs(high), 1.0) / 2
@@ -129,7 +143,7 @@ def check(recorded: Mapping[str, Any] | None, given: Mapping[str, Any],
   made_on = recorded['data']
   shape = recorded.get('input_shape')
   same_data = made_on == given['data']
-  same_shape = shape is None or list(shape) == list(given['input_shape'])
+  same_shape = shape is None or _plain(shape) == _plain(given['input_shape'])
   if same_data and same_shape:
     return False
   if allow_other_data:

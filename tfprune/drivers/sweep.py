@@ -139,12 +139,20 @@ def calibration(config: SweepConfig,
     raise TfpruneError(f'{config.calibration_user} needs calibration data from the '
                        f'{config.dataset} training split, which failed to load: '
                        f'{e}') from None
+  images = train.images
+  if isinstance(images, dict):  # x_train_<input name> arrays
+    if len(images) > 1:
+      raise TfpruneError(
+          f'{config.calibration_user} calibrates models with one input, and '
+          f'{config.data} holds {", ".join(f"x_train_{n}" for n in images)}: '
+          'use methods that need no data (weight, unit, ...) on this model')
+    images = next(iter(images.values()))
   if config.calibration_size > len(train):
     raise TfpruneError(
         f'calibration_size {config.calibration_size} exceeds the {len(train)} '
         f'training examples of {config.dataset}: pass at most {len(train)}')
   return reconstruction.calibration_inputs(
-      train.images, config.calibration_size, config.calibration_seed)
+      images, config.calibration_size, config.calibration_seed)
 
 
 def sweep(config: SweepConfig, network: Network, split: datasets.Split,
@@ -359,15 +367,20 @@ def _run_graph(config: SweepConfig,
   if given is None:
     given = data_source.load(config.dataset, config.data_dir, config.data)
   test, train = given.test, given.train
+
+  def fits(graph):
+    for split, which in ((test, 'test'), (train, 'train')):
+      data_source.fits_model(split, *model_checks.io_shapes(graph), given.name,
+                             which)
   if folder is None:
-    graph, recorded = model_checks.import_model(config.model_file, test.images)
+    graph, recorded = model_checks.import_model(config.model_file, test.images,
+                                                fits)
     other_data = given.check_made_on(recorded, config.model_file,
                                      config.allow_other_data)
   else:
     graph = network_graph.to_graph(folder.network, config.use_biases)
-  outputs = int(np.prod(graph.output_shape))
-  data_source.fits(test, graph.input_shape, outputs, given.name)
-  data_source.fits(train, graph.input_shape, outputs, given.name, 'train')
+    fits(graph)
+  scored = model_checks.scored_output(graph, config.score_output)
   names = graph_pruning.prunable(graph, config.prune_layers,
                                  config.prune_output_layer)
   calibration_inputs = calibration(config, train)
@@ -386,10 +399,11 @@ def _run_graph(config: SweepConfig,
           graph, config.methods, config.levels, names, test.images, test.labels,
           SweepRow, on_pruned, points=allocated.sweep_points(config),
           per_layer=config.allocation != allocated.UNIFORM, progress=progress,
-          allow_sparse=config.sparse_kernels, executor=executor,
+          allow_sparse=config.sparse_kernels, executor=executor, scored=scored,
           prune=allocated.graph_pruner(config, graph, names, calibration_inputs)),
       save, {'pruned_layers': names,
              **({'weights_sha256': folder.sha256} if folder else {}),
+             **({'accuracy_output': scored} if len(graph.outputs) > 1 else {}),
              **given.record(other_data)})
 
 

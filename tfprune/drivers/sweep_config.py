@@ -57,6 +57,9 @@ class SweepConfig:
       removal allows (`pruned_keras`).
     allow_other_data: score a network on other data than the one its files
       record (`data.provenance`), on purpose.
+    score_output: the output of a model with several outputs whose accuracy
+      is the `accuracy` column (model files only; default: the first output;
+      the others get `accuracy_<output>` columns).
   """
   weights_dir: str | None
   out_dir: str
@@ -79,6 +82,7 @@ class SweepConfig:
   pattern: str | None = None
   save_keras: bool = False
   allow_other_data: bool = False
+  score_output: str | None = None
 
   def __post_init__(self):
     check_paths_given(self)
@@ -86,6 +90,9 @@ class SweepConfig:
       raise TfpruneError('give either --weights_dir or --model_file, not both')
     if self.model_file is not None:
       check_graph_methods(self)
+    elif self.score_output is not None:
+      raise TfpruneError('--score_output names an output of a --model_file: '
+                         'drop it, or pass the model file')
     object.__setattr__(self, 'prune_layers', tuple(self.prune_layers))
     if not self.methods:
       raise TfpruneError(
@@ -172,7 +179,8 @@ def config_record(config: SweepConfig) -> dict:
     for name in _MODEL_FIELDS:
       if record[name] == defaults[name]:
         record.pop(name)
-  for name in _ALLOCATION_FIELDS + ('save_keras', 'allow_other_data'):
+  for name in _ALLOCATION_FIELDS + ('save_keras', 'allow_other_data',
+                                    'score_output'):
     if record[name] == defaults[name]:
       record.pop(name)
   return record

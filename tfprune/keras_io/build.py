@@ -8,7 +8,9 @@ from, named like it; a depthwise + 1x1 pair imported from a SeparableConv2D
 becomes a DepthwiseConv2D and a Conv2D (same outputs); the projections and
 `attention` node of a MultiHeadAttention become that one layer
 (`ops.attention.keras_fusions`). A graph made smaller
-by compaction builds the same way: layer sizes come from its arrays.
+by compaction builds the same way: layer sizes come from its arrays. A
+graph with several inputs or outputs gives a model with the same inputs
+(named like the input nodes) and outputs, in the graph's order.
 """
 
 import numpy as np
@@ -40,13 +42,13 @@ def to_keras(graph: Graph, framework: str | None = None):
                        f'{", ".join(FRAMEWORKS)}')
   K = keras_compat.keras_module(framework)
   tensors = {}
-  first = graph.input
-  tensors[first.name] = K.Input(graph.input_shape, name=first.name)
+  for node, shape in zip(graph.inputs, graph.input_shapes):
+    tensors[node.name] = K.Input(shape, name=node.name)
   pending = []
   # A MultiHeadAttention (five nodes) is written as one layer, at its output.
   fusions = ops.attention.keras_fusions(graph)
   absorbed = {name for f in fusions.values() for name in f.absorbed}
-  for node in graph.nodes[1:]:
+  for node in graph.nodes[len(graph.inputs):]:
     if node.name in absorbed:
       continue
     if node.name in fusions:
@@ -62,7 +64,10 @@ def to_keras(graph: Graph, framework: str | None = None):
         pending.append((layer, weights))
     tensors[node.name] = x
   name = str(graph.metadata.get('model_name', 'tfprune_model'))
-  model = K.Model(tensors[first.name], tensors[graph.output], name=name)
+  inputs = [tensors[n.name] for n in graph.inputs]
+  outputs = [tensors[o] for o in graph.outputs]
+  model = K.Model(inputs if len(inputs) > 1 else inputs[0],
+                  outputs if len(outputs) > 1 else outputs[0], name=name)
   for layer, weights in pending:
     layer.set_weights([np.asarray(w) for w in weights])
   return model
