@@ -46,7 +46,7 @@ class Pruning(keras.callbacks.Callback):
                     'pattern': pattern, 'scan': scan, 'data': data}
     self.pruner: pruner_lib.Pruner | None = None
     self._counted: int | None = None  # the step count this callback left
-    self._epoch = 0
+    self._epoch, self._first = 0, False
 
   def set_model(self, model):
     super().set_model(model)
@@ -59,7 +59,8 @@ class Pruning(keras.callbacks.Callback):
       self._counted = self.pruner.step_count
     # Before any restore (BackupAndRestore loads in on_train_begin), so a
     # checkpoint's optimizer variables, masks included, load in order.
-    self.pruner.mask_in_optimizer(model.optimizer)
+    if getattr(model, 'optimizer', None) is not None:  # not compiled: no fit
+      self.pruner.mask_in_optimizer(model.optimizer)
 
   def on_train_begin(self, logs=None):
     self._first = True
