@@ -25,6 +25,6 @@ def test_tfmot_engine_retrains_the_gradual_study_run(tmp_path, mnist_slice_dir):
   (row,) = study.results
   # The same batches, weights, schedule and optimizer: the same model, so
   # the same test accuracy (1,000 images) and zeros.
-  assert record['accuracy'] == row.keras_accuracy
+  assert record['accuracy'] == row.accuracy
   assert [z for z, _ in record['layers'].values()] == [
       705600, 900000, 450000, 90000]
