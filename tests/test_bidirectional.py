@@ -16,6 +16,7 @@ from tests import keras_zoo
 from tfprune import api
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
+from tfprune.keras_io import build
 from tfprune.keras_io import importer
 
 # Float32 round-off, relative to the largest output.
@@ -94,4 +95,17 @@ def test_merge_mode_none_refused_in_one_line(framework):
   with pytest.raises(TfpruneError, match=r"merge_mode None is not supported: "
                      r"use one of concat, sum, mul, ave") as info:
     importer.from_keras(model)
+  assert '\n' not in str(info.value)
+
+
+def test_training_cannot_reach_its_kernel_refused_in_one_line():
+  """Its input kernel holds both directions, no Keras variable of its own:
+  pruning while training (which masks Keras variables) refuses it."""
+  K = keras_zoo.keras_module('keras3')
+  graph = importer.from_keras(_model(K, 'LSTM', 'sum', False))
+  node = next(n for n in graph.nodes if n.op == 'bidirectional')
+  with pytest.raises(TfpruneError, match=r'layer bidirectional\w* '
+                     r'\(bidirectional\) holds its weights in other arrays '
+                     r'than its Keras variables: prune it one-shot') as info:
+    build.variables(api.to_keras(graph), node)
   assert '\n' not in str(info.value)
