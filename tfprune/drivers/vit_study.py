@@ -78,9 +78,9 @@ class ViTStudyConfig:
   data_dir: str | None = None
   k: float = 50.0
   epochs: int = 2
-  learning_rates: tuple[float, ...] = (5e-4, 1e-3, 2e-3)
-  teacher_weight: float = 0.5
-  batch_size: int = 128
+  learning_rates: tuple[float, ...] = (2e-3, 3e-3)
+  teacher_weight: float = 1.0
+  batch_size: int = 64
   validation_size: int = 5000
   calibration_size: int = 2048
   seed: int = 0
