@@ -189,8 +189,14 @@ def _close(ours, theirs) -> bool:
 
 
 def _inputs(model, seed: int):
+  """A batch of 4 random inputs: token ids in [0, vocabulary) for a model
+  that embeds its input, standard normal values otherwise."""
   rng = np.random.default_rng(seed)
-  return rng.standard_normal((4, *model.inputs[0].shape[1:])).astype(np.float32)
+  shape = (4, *model.inputs[0].shape[1:])
+  embeddings = [l for l in model.layers if type(l).__name__ == 'Embedding']
+  if embeddings:
+    return rng.integers(0, embeddings[0].input_dim, shape).astype(np.float32)
+  return rng.standard_normal(shape).astype(np.float32)
 
 
 def check(make, framework: str) -> tuple[str, str]:

@@ -402,11 +402,22 @@ def recurrent(K):
   return K.Model(i, K.layers.Dense(3)(x))
 
 
+def bidirectional(K):
+  """A Bidirectional LSTM returning its sequence (concatenated) into a
+  Bidirectional GRU (summed), then a Dense MLP head."""
+  i = K.Input((9, 4))
+  x = K.layers.Bidirectional(K.layers.LSTM(5, return_sequences=True))(i)
+  x = K.layers.Bidirectional(K.layers.GRU(4), merge_mode='sum')(x)
+  x = K.layers.Dense(8, activation='relu')(x)
+  return K.Model(i, K.layers.Dense(3)(x))
+
+
 # The layer types of issue 21 beyond the Transformer's, one small model each.
 LAYER_TYPES = {'operators': operators, 'conv1d_sequence': conv1d_sequence,
                'unet': unet, 'grouped_conv': grouped_conv,
                'group_norm': group_norm, 'crop_permute': crop_permute,
-               'layer_norm_conv': layer_norm_conv, 'recurrent': recurrent}
+               'layer_norm_conv': layer_norm_conv, 'recurrent': recurrent,
+               'bidirectional': bidirectional}
 
 
 def image_and_table(K):

@@ -90,8 +90,19 @@ def layer_of(model, node_name: str):
 
 
 def variables(model, node: Node) -> dict:
-  """Param name -> the Keras variable holding it, for `node` of `model`'s graph."""
-  names = [p for p in ops.get(node.op).variables if p in node.params]
+  """Param name -> the Keras variable holding it, for `node` of `model`'s graph.
+
+  Raises:
+    TfpruneError: the node's prunable kernels are not Keras variables (a
+      `Bidirectional` holds both directions in one array), so training
+      cannot reach them.
+  """
+  definition = ops.get(node.op)
+  names = [p for p in definition.variables if p in node.params]
+  if not names and definition.kernels:
+    raise TfpruneError(f'layer {node.name} ({node.op}) holds its weights in '
+                       'other arrays than its Keras variables: prune it '
+                       'one-shot (tfprune.prune), not while training')
   if not names:
     return {}
   return dict(zip(names, layer_of(model, node.name).weights, strict=True))
