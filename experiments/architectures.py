@@ -184,19 +184,35 @@ _FRAMEWORKS = flags.DEFINE_list('frameworks', list(keras_compat.FRAMEWORKS),
 
 
 def _close(ours, theirs) -> bool:
+  """Equal up to round-off, output by output (a model may have several)."""
+  if isinstance(theirs, (list, tuple)):
+    return (isinstance(ours, (list, tuple)) and len(ours) == len(theirs)
+            and all(_close(a, b) for a, b in zip(ours, theirs)))
+  theirs = np.asarray(theirs)
   scale = float(np.max(np.abs(theirs))) if np.size(theirs) else 0.0
   return bool(np.allclose(ours, theirs, rtol=0, atol=RTOL * max(scale, 1e-6)))
 
 
 def _inputs(model, seed: int):
-  """A batch of 4 random inputs: token ids in [0, vocabulary) for a model
-  that embeds its input, standard normal values otherwise."""
+  """A batch of 4 random inputs (a list for several inputs): token ids in
+  [0, vocabulary) for a model that embeds its input, standard normal values
+  otherwise."""
   rng = np.random.default_rng(seed)
-  shape = (4, *model.inputs[0].shape[1:])
   embeddings = [l for l in model.layers if type(l).__name__ == 'Embedding']
-  if embeddings:
-    return rng.integers(0, embeddings[0].input_dim, shape).astype(np.float32)
-  return rng.standard_normal(shape).astype(np.float32)
+  batches = []
+  for tensor in model.inputs:
+    shape = (4, *tensor.shape[1:])
+    if embeddings:
+      batches.append(rng.integers(0, embeddings[0].input_dim, shape).astype(np.float32))
+    else:
+      batches.append(rng.standard_normal(shape).astype(np.float32))
+  return batches if len(batches) > 1 else batches[0]
+
+
+def _keras(model, x):
+  """`model(x)` as numpy arrays (a list for several outputs)."""
+  y = model(x)
+  return [np.asarray(v) for v in y] if isinstance(y, (list, tuple)) else np.asarray(y)
 
 
 def check(make, framework: str) -> tuple[str, str]:
@@ -209,7 +225,7 @@ def check(make, framework: str) -> tuple[str, str]:
     graph = api.from_keras(model)
     for seed in (1, 2):
       x = _inputs(model, seed)
-      if not _close(evaluator.predict(graph, x), np.asarray(model(x))):
+      if not _close(evaluator.predict(graph, x), _keras(model, x)):
         return 'wrong', f'import differs from Keras on batch {seed}'
     for method, k in (('weight', 50), ('unit', 30)):
       pruned = api.prune(graph, method, k)
@@ -218,7 +234,7 @@ def check(make, framework: str) -> tuple[str, str]:
       x = _inputs(model, 3)
       expected = evaluator.predict(pruned, x)
       if not (_close(evaluator.predict(compacted, x), expected)
-              and _close(np.asarray(exported(x)), expected)):
+              and _close(_keras(exported, x), expected)):
         return 'wrong', f'{method} {k}: compacted or exported differs'
     return 'exact', f'{graph.num_params} params, {len(graph.nodes)} nodes'
   except TfpruneError as e:
