@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 
 from tests import helpers
+from tfprune import api
 from tfprune.criteria import pruning
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
+from tfprune.graph import evaluator
+from tfprune.graph import io as graph_io
+from tfprune.graph import pruned_file
 from tfprune.graph.network import Network
 from tfprune.runtime import evaluate
 from tfprune.runtime import export
@@ -190,20 +194,40 @@ def test_crossover_probe_refuses_an_unknown_path():
     kernel_calibration.crossover_density(300, 300, 'gpu')
 
 
+def _numpy_logits(kernels, biases, x):
+  """The oracle: a dense ReLU chain computed with numpy from the arrays."""
+  for i, (kernel, bias) in enumerate(zip(kernels, biases)):
+    x = x @ kernel + (0 if bias is None else bias)
+    if i < len(kernels) - 1:
+      x = np.maximum(x, 0)
+  return x
+
+
 @pytest.mark.parametrize('method', sorted(pruning.PRUNERS))
 @pytest.mark.parametrize('k', [0, 50, 95])
 @pytest.mark.parametrize('use_biases', [True, False], ids=['biases', 'no-biases'])
-def test_export_round_trip_predicts_exactly_like_the_pruned_network(
+def test_old_export_loads_as_a_graph_predicting_like_the_pruned_network(
     tmp_path, method, k, use_biases):
+  """An old dense-chain export is read as a graph, values stored exactly."""
   pruned = _pruned(method, k)
   path = export.save(tmp_path / 'p.npz', pruned, use_biases, {'k': k})
-  loaded, loaded_biases, metadata = export.load(path)
-  assert loaded_biases == use_biases and metadata == {'k': k}
-  helpers.assert_same_up_to_rounding(evaluate.logits(loaded, _images(), use_biases),
-                                     evaluate.logits(pruned, _images(), use_biases))
+  graph, recorded, metadata = pruned_file.read(path)
+  assert recorded is None and metadata == {'k': k}
   compact = compaction.compact(pruned, use_biases)
-  for a, b in zip(loaded.kernels, compact.kernels):
-    np.testing.assert_array_equal(a, b)  # values stored exactly
+  dense = graph.weighted()
+  assert len(dense) == compact.num_layers
+  for node, kernel, bias in zip(dense, compact.kernels, compact.biases):
+    np.testing.assert_array_equal(node.params['kernel'], kernel)
+    if use_biases:
+      np.testing.assert_array_equal(node.params['bias'], bias)
+    else:
+      assert 'bias' not in node.params
+  biases = pruned.biases if use_biases else (None,) * pruned.num_layers
+  helpers.assert_same_up_to_rounding(
+      evaluator.predict(graph, _images()),
+      _numpy_logits(pruned.kernels, biases, _images()))
+  # tfprune.load reads it too, as the same graph.
+  assert graph_io.to_bytes(api.load(path)) == graph_io.to_bytes(graph)
 
 
 @pytest.mark.parametrize('method', sorted(pruning.PRUNERS))
@@ -250,18 +274,25 @@ def _inconsistent(path):
   np.savez(path, **arrays)
 
 
+def _single_array(path):
+  with open(path, 'wb') as f:
+    np.save(f, np.zeros(3, np.float32))
+
+
 @pytest.mark.parametrize('breaker,pattern', [
-    (_corrupt_truncate, 'is not a readable .npz file'),
-    (_other_format, "has format 'something-else'"),
+    (_corrupt_truncate, 'is not a readable pruned .npz'),
+    (_other_format, "has format 'something-else', neither a graph file nor"),
     (_inconsistent, 'is inconsistent'),
+    (_single_array, 'is not a readable pruned .npz'),
     (lambda p: p.unlink(), 'does not exist'),
-], ids=['truncated', 'other-format', 'inconsistent', 'missing'])
-def test_bad_export_is_refused_in_one_line(tmp_path, breaker, pattern):
+], ids=['truncated', 'other-format', 'inconsistent', 'single-array', 'missing'])
+def test_bad_pruned_file_is_refused_in_one_line(tmp_path, breaker, pattern):
   path = export.save(tmp_path / 'p.npz', _pruned('weight', 95))
   breaker(path)
   with pytest.raises(TfpruneError, match=pattern) as info:
-    export.load(path)
+    pruned_file.read(path)
   assert '\n' not in str(info.value)
+  assert 'tfprune sweep --save_pruned' in str(info.value) or 'does not exist' in pattern
 
 
 def test_export_to_unwritable_folder_is_refused(tmp_path):
