@@ -194,15 +194,6 @@ def test_crossover_probe_refuses_an_unknown_path():
     kernel_calibration.crossover_density(300, 300, 'gpu')
 
 
-def _numpy_logits(kernels, biases, x):
-  """The oracle: a dense ReLU chain computed with numpy from the arrays."""
-  for i, (kernel, bias) in enumerate(zip(kernels, biases)):
-    x = x @ kernel + (0 if bias is None else bias)
-    if i < len(kernels) - 1:
-      x = np.maximum(x, 0)
-  return x
-
-
 @pytest.mark.parametrize('method', sorted(pruning.PRUNERS))
 @pytest.mark.parametrize('k', [0, 50, 95])
 @pytest.mark.parametrize('use_biases', [True, False], ids=['biases', 'no-biases'])
@@ -225,7 +216,7 @@ def test_old_export_loads_as_a_graph_predicting_like_the_pruned_network(
   biases = pruned.biases if use_biases else (None,) * pruned.num_layers
   helpers.assert_same_up_to_rounding(
       evaluator.predict(graph, _images()),
-      _numpy_logits(pruned.kernels, biases, _images()))
+      helpers.numpy_chain_logits(pruned.kernels, biases, _images()))
   # tfprune.load reads it too, as the same graph.
   assert graph_io.to_bytes(api.load(path)) == graph_io.to_bytes(graph)
 

@@ -163,15 +163,6 @@ def test_network_arrays_are_read_only_copies():
     net.kernels[0][0, 0] = 7
 
 
-def _numpy_chain(kernels, biases, x):
-  """The oracle: a dense ReLU chain computed with numpy from the arrays."""
-  for i, (kernel, bias) in enumerate(zip(kernels, biases)):
-    x = x @ kernel + (0 if bias is None else bias)
-    if i < len(kernels) - 1:
-      x = np.maximum(x, 0)
-  return x
-
-
 @pytest.mark.parametrize('use_biases', [True, False], ids=['biases', 'no-biases'])
 def test_a_folder_loads_as_a_graph_biases_off_is_a_transform(tmp_path, use_biases):
   """The folder's graph computes the stored chain; biases off drops them only."""
@@ -188,7 +179,7 @@ def test_a_folder_loads_as_a_graph_biases_off_is_a_transform(tmp_path, use_biase
   assert [n.params['kernel'].shape for n in graph.weighted()] == list(shapes)
   assert all(('bias' in n.params) == use_biases for n in graph.weighted())
   x = rng.normal(size=(20, 12)).astype(np.float32)
-  expected = _numpy_chain(kernels, biases if use_biases else [None] * 3, x)
+  expected = helpers.numpy_chain_logits(kernels, biases if use_biases else [None] * 3, x)
   helpers.assert_same_up_to_rounding(evaluator.predict(graph, x), expected)
   once = biases_lib.without_biases(graph)
   assert biases_lib.without_biases(once) is once  # nothing left to drop
