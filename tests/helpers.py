@@ -302,3 +302,9 @@ def numpy_chain_logits(kernels, biases, images) -> np.ndarray:
     if i < len(kernels) - 1:
       x = np.maximum(x, 0)
   return x
+
+
+def numpy_network_logits(network, images, use_biases: bool = True) -> np.ndarray:
+  """`numpy_chain_logits` of a dense-chain network's arrays."""
+  biases = network.biases if use_biases else (None,) * len(network.kernels)
+  return numpy_chain_logits(network.kernels, biases, images)

@@ -18,7 +18,6 @@ from tfprune.graph import evaluator
 from tfprune.graph import io as graph_io
 from tfprune.graph import pruned_file
 from tfprune.graph.network import Network
-from tfprune.runtime import evaluate
 from tfprune.runtime import export
 from tfprune.runtime import inference
 from tfprune.runtime import kernel_calibration
@@ -48,8 +47,8 @@ CASES = [(m, k) for m in sorted(pruning.PRUNERS) for k in LEVELS
 def test_compacted_network_computes_the_same_logits(method, k, use_biases):
   pruned = _pruned(method, k)
   compact = compaction.compact(pruned, use_biases)
-  expected = evaluate.logits(pruned, _images(), use_biases)
-  got = evaluate.logits(compact, _images(), use_biases)
+  expected = helpers.numpy_network_logits(pruned, _images(), use_biases)
+  got = helpers.numpy_network_logits(compact, _images(), use_biases)
   helpers.assert_same_up_to_rounding(got, expected)
   np.testing.assert_array_equal(got.argmax(1), expected.argmax(1))
 
@@ -83,7 +82,8 @@ def test_plan_matches_the_dense_evaluator(method, k, allow_sparse):
   # The plan sums in transposed 512-row chunks, the evaluator per layer:
   # rounding over two layouts, 1e-4 of the outputs' scale.
   helpers.assert_same_up_to_rounding(inference.logits(plan, images),
-                                     evaluate.logits(pruned, images), rel=1e-4)
+                                     helpers.numpy_network_logits(pruned, images),
+                                     rel=1e-4)
 
 
 # Every switch between the row layout (dense) and the chunked transposed
@@ -100,7 +100,7 @@ def test_every_kernel_layout_computes_the_evaluator_logits(kinds, use_biases, n)
   plan = inference.plan(pruned, use_biases, kinds=kinds)
   assert plan.kinds == kinds
   images = _images(n=n)
-  expected = evaluate.logits(pruned, images, use_biases)
+  expected = helpers.numpy_network_logits(pruned, images, use_biases)
   # float32 sums in another order: absolute error relative to the logits'
   # scale (about 100 here), not to each entry (some cancel to near zero).
   np.testing.assert_allclose(inference.logits(plan, images), expected,
@@ -177,7 +177,7 @@ def test_each_csr_segment_structure_is_traced_once_across_plans():
     pruned = net.masked(pruning.network_masks(net, method, k, [0, 1, 2]))
     plan = inference.plan(pruned)
     assert plan.kinds == ('csr',) * 3 + ('dense',)
-    expected = evaluate.logits(pruned, images)
+    expected = helpers.numpy_network_logits(pruned, images)
     np.testing.assert_allclose(inference.logits(plan, images), expected,
                                rtol=1e-5, atol=1e-6 * np.abs(expected).max())
     counts.append(segment.experimental_get_tracing_count())
