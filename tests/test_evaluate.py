@@ -49,9 +49,9 @@ def test_folder_graph_logits_match_the_keras_model(keras_mlp, batch_size, tmp_pa
   np.testing.assert_array_equal(ours.argmax(1), theirs.argmax(1))
 
 
-def test_without_biases_matches_keras_with_zero_biases(keras_mlp, tmp_path):
+def test_dropped_biases_match_keras_with_zero_biases(keras_mlp, tmp_path):
   images = np.random.default_rng(2).random((30, 28, 28, 1), dtype=np.float32)
-  graph = biases.without_biases(_folder_graph(keras_mlp, tmp_path))
+  graph = biases.drop_biases(_folder_graph(keras_mlp, tmp_path))
   zero = keras.models.clone_model(keras_mlp)
   zero.set_weights(keras_mlp.get_weights())
   for layer in models.dense_layers(zero):

@@ -175,14 +175,14 @@ def test_a_folder_loads_as_a_graph_biases_off_is_a_transform(tmp_path, use_biase
     np.save(tmp_path / f'bias-{i}.npy', b)
   graph = weights.load_graph(tmp_path)
   if not use_biases:
-    graph = biases_lib.without_biases(graph)
+    graph = biases_lib.drop_biases(graph)
   assert [n.params['kernel'].shape for n in graph.weighted()] == list(shapes)
   assert all(('bias' in n.params) == use_biases for n in graph.weighted())
   x = rng.normal(size=(20, 12)).astype(np.float32)
   expected = helpers.numpy_chain_logits(kernels, biases if use_biases else [None] * 3, x)
   helpers.assert_same_up_to_rounding(evaluator.predict(graph, x), expected)
-  once = biases_lib.without_biases(graph)
-  assert biases_lib.without_biases(once) is once  # nothing left to drop
+  once = biases_lib.drop_biases(graph)
+  assert biases_lib.drop_biases(once) is once  # nothing left to drop
 
 
 def test_a_conv_folder_loads_as_the_graph_of_its_layers():
@@ -194,7 +194,7 @@ def test_a_conv_folder_loads_as_the_graph_of_its_layers():
             for i in range(1, len(graph.weighted()) + 1)]
   for node, kernel in zip(graph.weighted(), stored):
     np.testing.assert_array_equal(node.params['kernel'], kernel)
-  no_biases = biases_lib.without_biases(graph)
+  no_biases = biases_lib.drop_biases(graph)
   assert not any('bias' in n.params for n in no_biases.weighted())
   assert no_biases.num_params == graph.num_params - sum(
       n.params['bias'].size for n in graph.weighted())

@@ -73,7 +73,7 @@ class WeightFolder:
   @functools.cached_property
   def graph(self) -> Graph:
     """The folder's network as a graph, biases included (see
-    `transforms.biases.without_biases` for biases off)."""
+    `transforms.biases.drop_biases` for biases off)."""
     net = self.network
     return network_graph.layers_graph(net.kernels, net.biases, net.specs,
                                       net.norms, net.input_shape)

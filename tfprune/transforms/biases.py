@@ -1,28 +1,17 @@
-"""Biases off, as a transform of a graph.
+"""Biases off: a graph whose kernel nodes add no bias.
 
-The original pruning project evaluated its dense chains without their
-biases; tfprune keeps that as an option (`--use_biases=false`). Rather than a
-second evaluator, it is a graph: `without_biases(graph)` is the same graph
-with the bias of every weighted node (dense, conv) left out, which every
-tool then computes, prunes, compacts and saves like any other graph.
+The original project's MLP computed its dense chain without biases
+(`--use_biases=false`); on a graph that is this transform, not a second
+network type. Batch-norm parameters are not biases and stay.
 """
-
-import dataclasses
 
 from tfprune.graph.ir import Graph
 
 
-def without_biases(graph: Graph) -> Graph:
-  """`graph` with no bias on its weighted nodes; `graph` itself if it has none.
-
-  Batch-norm offsets and other parameters are kept: only the `bias` that a
-  dense or conv node adds to its kernel's output is removed.
-  """
-  weighted = {n.name for n in graph.weighted() if 'bias' in n.params}
-  if not weighted:
-    return graph
-  nodes = tuple(
-      dataclasses.replace(n, params={k: v for k, v in n.params.items()
-                                     if k != 'bias'})
-      if n.name in weighted else n for n in graph.nodes)
-  return graph.replace_nodes(nodes)
+def drop_biases(graph: Graph) -> Graph:
+  """`graph` with the `bias` parameter removed from every node that has one."""
+  return graph.replace_nodes(
+      node.__class__(node.name, node.op, node.inputs, node.attrs,
+                     {k: v for k, v in node.params.items() if k != 'bias'})
+      if 'bias' in node.params else node
+      for node in graph.nodes)
