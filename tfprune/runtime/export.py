@@ -9,10 +9,11 @@ network predicts exactly like the pruned one. Arrays, with `format` and a JSON
 little on float values and would cost a quarter second per 10 MB). Only dense
 chains export: networks with layer specs (CNNs, ResNet-18) are refused.
 
-This is the old dense-chain format, kept only for the weight-folder sweep
-(`drivers/sweep.py`) until it writes graph files like every other path;
-files in it load as graphs through `graph.pruned_file` and score through the
-graph evaluator (`drivers/scoring.py`).
+This is the old dense-chain format. Only the MLP benchmark
+(`drivers/benchmark.py`, its `export_size_ratio`; `metrics.export_bytes`)
+and a sweep of a dense weight folder not yet on the graph path still size
+or write it; files in it load as graphs through `graph.pruned_file` and
+score through the graph evaluator (`drivers/scoring.py`).
 """
 
 import dataclasses
