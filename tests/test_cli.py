@@ -25,7 +25,6 @@ a pattern for it), and that the output path was not created.
 | study_a | `--weights_dir=weights/mlp-mnist` | `error: the weights in … are a mlp model but this needs fashion_cnn: …` |
 | gradual, benchmark | `--model_file` and `--weights_dir` | `error: --weights_dir and --model_file both given: pass one network to …` |
 | gradual | `--data` without `x_train` | `error: … has no x_train/y_train to fine-tune on: add them …` |
-| evaluate | a dense-chain export with `--data` | `error: … is a dense-chain export, scored on a registry --dataset: drop --data` |
 """
 
 import os
@@ -167,8 +166,9 @@ CASES = {
                             "error: unexpected arguments ['stray']: pass options as --flag=value"),
     # The four tracebacks of issue 15.
     'evaluate-npy-export': ('evaluate', ['--export={npy}'], 2,
-                            'error: {npy} is a single .npy array, not a pruned export '
-                            '(.npz): re-export it with experiments/sweep.py --save_pruned'),
+                            'error: {npy} is not a readable pruned .npz (it holds a single '
+                            '.npy array): write it again with tfprune sweep --save_pruned '
+                            '(or tfprune.save); this tfprune writes graph files'),
     'plot-binary-csv': ('plot', ['--csv={binary}', '--out_dir={out}'], 2,
                         'error: {binary} is not a text CSV (byte 128 is not UTF-8): '
                         'pass a sweep.csv written by experiments/sweep.py'),
@@ -284,13 +284,14 @@ CASES = {
         'error: output folder {file}/b is not writable (Not a directory): choose '
         'a writable folder with --out_dir'),
     'evaluate-truncated-export': ('evaluate', ['--export={truncated_export}'], 2,
-                                  're:is not a readable .npz file'),
+                                  're:is not a readable pruned .npz .*: write it '
+                                  'again with tfprune sweep --save_pruned'),
     'evaluate-other-format': ('evaluate', ['--export={other_format}'], 2,
-                              "re:has format 'something-else', expected "
-                              f"'{export.FORMAT}'"),
+                              "re:has format 'something-else', neither a graph "
+                              f"file nor '{export.FORMAT}': write it again"),
     'evaluate-missing-export': ('evaluate', ['--export={tmp}/none.npz'], 2,
-                                'error: pruned export {tmp}/none.npz does not exist: '
-                                'write one with --save_pruned'),
+                                'error: pruned file {tmp}/none.npz does not exist: '
+                                'write one with tfprune sweep --save_pruned'),
     'evaluate-inputs-of-another-dataset': (
         'evaluate', ['--export={plain_export}', '--dataset=penguins'], 2,
         're:takes 784 inputs but penguins examples have 12 values: pass the '
@@ -331,10 +332,10 @@ CASES = {
                       '--out_dir={out}'], 2,
         'error: --weights_dir and --model_file both given: pass one network to '
         'benchmark'),
-    'evaluate-dense-export-with-data': (
+    'evaluate-old-export-with-missing-data': (
         'evaluate', ['--export={plain_export}', '--data={tmp}/d.npz'], 2,
-        'error: {plain_export} is a dense-chain export, scored on a registry '
-        '--dataset: drop --data'),
+        'error: data file {tmp}/d.npz does not exist: pass an .npz with x_test '
+        'and y_test (np.savez)'),
     'study_b-structured-100': (
         'study_b', ['--methods=structured_l1', '--levels=100', '--out_dir={out}'], 2,
         'error: structured_l1 at k=100 would remove every filter of a layer: '

@@ -36,7 +36,7 @@ from tfprune.criteria.protocol import WeightImportance
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
 from tfprune.graph import io as graph_io
-from tfprune.graph import network_graph
+from tfprune.graph import pruned_file
 from tfprune.graph import weights
 from tfprune.graph.ir import Graph
 from tfprune.keras_io.build import to_keras
@@ -58,9 +58,9 @@ def load(path: str | pathlib.Path) -> Graph:
   """
   path = pathlib.Path(path)
   if path.is_dir() and any(path.glob('weight-*.npy')):
-    return network_graph.to_graph(weights.load(path).network)
+    return weights.load_graph(path)
   if path.suffix == graph_io.SUFFIX:
-    return graph_io.load(path)
+    return pruned_file.load(path)  # a graph file, or an old dense export
   if path.suffix in ('.keras', '.h5', '.hdf5') or path.is_dir():
     return from_keras(path)
   raise TfpruneError(f'{path} is not a graph .npz, a weight folder or a Keras '

@@ -133,7 +133,6 @@ def train_run(config: EngineComparison, engine: str, target: float,
   # pylint: disable=import-outside-toplevel
   from tfprune import keras_compat
   from tfprune.data import datasets
-  from tfprune.graph import network_graph
   from tfprune.graph import weights
   from tfprune.keras_io import build
   from tfprune.training import gradual
@@ -145,7 +144,7 @@ def train_run(config: EngineComparison, engine: str, target: float,
     raise TfpruneError(f'engine {engine} needs KERAS_BACKEND={backend}, this '
                        f'process runs {K.backend.backend()}')
   K.utils.set_random_seed(config.seed)
-  graph = network_graph.to_graph(weights.load(config.weights_dir).network)
+  graph = weights.load_graph(config.weights_dir)
   train = datasets.load('mnist', 'train', config.data_dir, config.train_limit)
   test = datasets.load('mnist', 'test', config.data_dir)
   x, y = train.images.reshape(len(train), -1), train.labels

@@ -57,7 +57,6 @@ from tfprune.errors import TfpruneError
 from tfprune.errors import check_not_empty
 from tfprune.graph import evaluator
 from tfprune.graph import io as graph_io
-from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.graph.ir import Graph
 from tfprune.keras_io import build
@@ -163,7 +162,7 @@ def load_checked(config) -> tuple[Graph, datasets.Split]:
     folder = weights.load(config.weights_dir)
     given.check_made_on(provenance.from_manifest(folder.manifest),
                         config.weights_dir, allow)
-    graph = network_graph.to_graph(folder.network)
+    graph = folder.graph
   data_source.fits(given.test, graph.input_shape,
                    int(np.prod(graph.output_shape)), given.name)
   return graph, given.test
