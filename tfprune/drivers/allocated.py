@@ -18,9 +18,11 @@ import numpy as np
 
 from tfprune.allocation import allocators
 from tfprune.allocation import scan as scan_lib
+from tfprune.criteria import bias_correction
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import importances
 from tfprune.criteria import methods as methods_lib
+from tfprune.criteria import nm_calibrated
 from tfprune.criteria import patterns
 from tfprune.criteria import reconstruction
 from tfprune.criteria import unit_groups
@@ -143,8 +145,14 @@ def network_pattern(network: Network, method: str, layers: Sequence[int],
 
 
 def graph_pattern(graph: Graph, method: str, names: Sequence[str],
-                  pattern: str) -> Graph:
-  """`graph` with `pattern` on the kernels of `names` (random: node i seed i)."""
+                  pattern: str, calibration: np.ndarray | None = None) -> Graph:
+  """`graph` with `pattern` on the kernels of `names` (random: node i seed i).
+
+  `wanda` and `obs` rank by their calibration scores (and `obs` re-fits the
+  kept weights), node after node (`nm_calibrated`).
+  """
+  if importances.get(method).needs_calibration:
+    return nm_calibrated.prune(graph, method, names, pattern, calibration)
   return graph_pruning.pattern(graph, method, names, pattern)
 
 
@@ -198,8 +206,7 @@ class NetworkPruner:
     levels = network_levels(config.allocation, network, self.layers, point.k,
                             self.scan)
     return methods_lib.prune(point.method, network, levels, self.layers,
-                             self.calibration, config.use_biases,
-                             config.bias_correction)
+                             self.calibration, config.use_biases)
 
 
 def network_pruner(config, network: Network, layers: Sequence[int],
@@ -210,16 +217,6 @@ def network_pruner(config, network: Network, layers: Sequence[int],
   scan = load_scan(config.allocation, config.sensitivity_csv,
                    {layer_name(i): network.kernels[i].size for i in layers})
   return NetworkPruner(config, tuple(layers), calibration, scan)
-
-
-def check_graph_pattern(config) -> None:
-  """Refuses an N:M pattern ranked by calibration data on a graph (not yet built)."""
-  for method in config.methods:
-    if config.pattern is not None and importances.get(method).needs_calibration:
-      raise TfpruneError(f'--pattern with {importances.get(method).name} runs '
-                         'on dense-chain weight '
-                         'folders only so far: use weight or random on this '
-                         'network')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,18 +233,23 @@ class GraphPruner:
   def __call__(self, graph: Graph, point: Point) -> Graph:
     config, names, method = self.config, self.names, point.method
     if point.pattern is not None:
-      return graph_pattern(graph, method, names, point.pattern)
-    levels = graph_levels(config.allocation, graph, names, point.k, self.scan)
-    # Under `uniform`, a channel criterion removes coupled channel groups
-    # (`channel_pruning`); per-layer levels rank each kernel alone.
-    return channel_pruning.prune_graph(graph, method, levels, names,
-                                       self.calibration)
+      pruned = graph_pattern(graph, method, names, point.pattern,
+                             self.calibration)
+    else:
+      levels = graph_levels(config.allocation, graph, names, point.k, self.scan)
+      # Under `uniform`, a channel criterion removes coupled channel groups
+      # (`channel_pruning`); per-layer levels rank each kernel alone.
+      pruned = channel_pruning.prune_graph(graph, method, levels, names,
+                                           self.calibration)
+    if config.bias_correction:
+      pruned = bias_correction.correct_biases(graph, pruned, names,
+                                              self.calibration)
+    return pruned
 
 
 def graph_pruner(config, graph: Graph, names: Sequence[str],
                  calibration: np.ndarray | None = None) -> GraphPruner:
   """The pruner of `config`'s points, after checking every method on `graph`."""
-  check_graph_pattern(config)
   for method in config.methods:  # before any point is pruned
     channel_pruning.check(graph, method, names)
   scan = load_scan(config.allocation, config.sensitivity_csv,

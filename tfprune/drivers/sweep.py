@@ -40,6 +40,7 @@ from tfprune.errors import TfpruneError
 from tfprune.graph import io as graph_io
 from tfprune.graph import network_graph
 from tfprune.graph import weights
+from tfprune.graph.ir import Graph
 from tfprune.graph.network import Network
 from tfprune.reports import plots
 from tfprune.reports import sweep_table
@@ -47,6 +48,7 @@ from tfprune.runtime import executors
 from tfprune.runtime import export
 from tfprune.runtime import inference
 from tfprune.runtime import metrics
+from tfprune.transforms import biases
 
 CSV_NAME = 'sweep.csv'
 CONFIG_NAME = 'sweep_config.json'
@@ -63,7 +65,6 @@ DEFAULT_LEVELS = sweep_config.DEFAULT_LEVELS
 DEFAULT_METHODS = sweep_config.DEFAULT_METHODS
 parse_levels = sweep_config.parse_levels
 config_record = sweep_config.config_record
-check_graph_methods = sweep_config.check_graph_methods
 to_csv = sweep_table.to_csv
 format_table = sweep_table.format_table
 
@@ -282,35 +283,8 @@ def run(config: SweepConfig, progress: Progress | None = None,
   given = data_source.load(config.dataset, config.data_dir, config.data)
   other_data = given.check_made_on(provenance.from_manifest(folder.manifest),
                                    config.weights_dir, config.allow_other_data)
-  if folder.network.specs is not None:
-    # CNNs and ResNets run through the graph, like a user's model.
-    return _run_graph(config, folder, progress, given, other_data, executor)
-  if config.prune_layers:
-    raise TfpruneError(
-        f'--prune_layers names layers of a --model_file or a CNN folder; the '
-        f'dense chain in {config.weights_dir} prunes its hidden layers (add the '
-        'output layer with --prune_output_layer): drop --prune_layers')
-  split = given.test
-  data_source.fits_flat(given.train, folder.network.input_dim,
-                        folder.network.output_dim, given.name, 'train')
-  calibration_inputs = calibration(config, given.train)
-  made_on = given.provenance()
-
-  def save(pruned_dir, method, k, pruned):
-    stem = pruned_dir / f'{method}-k{k:g}'
-    if config.save_pruned:
-      export.save(f'{stem}{export.SUFFIX}', pruned, config.use_biases,
-                  export_metadata(config, method, k), made_on)
-    if config.save_keras:
-      pruned_keras = _pruned_keras()
-      pruned_keras.save(pruned_keras.network_to_save(pruned, config.use_biases),
-                        f'{stem}{pruned_keras.SUFFIX}', made_on)
-  return _write_run(
-      config, lambda on_pruned: sweep(config, folder.network, split,
-                                      calibration_inputs, on_pruned, progress,
-                                      executor),
-      save, {'weights_sha256': folder.sha256, **given.record(other_data)})
-
+  # Every weight folder (a dense chain, a CNN, a ResNet) is a graph.
+  return _run_graph(config, folder, progress, given, other_data, executor)
 
 
 def _write_run(config: SweepConfig, measure_points, save, record: dict
@@ -355,7 +329,6 @@ def _run_graph(config: SweepConfig,
                other_data: bool = False,
                executor: str = 'serial') -> list[SweepRow]:
   """The sweep of a user's Keras model (`config.model_file`) or of a CNN folder."""
-  check_graph_methods(config)
   if given is None:
     given = data_source.load(config.dataset, config.data_dir, config.data)
   test, train = given.test, given.train
@@ -364,7 +337,9 @@ def _run_graph(config: SweepConfig,
     other_data = given.check_made_on(recorded, config.model_file,
                                      config.allow_other_data)
   else:
-    graph = network_graph.to_graph(folder.network, config.use_biases)
+    graph = folder_graph(folder, config.use_biases)
+    test, train = (graph_input(split, graph.input_shape)
+                   for split in (test, train))
   outputs = int(np.prod(graph.output_shape))
   data_source.fits(test, graph.input_shape, outputs, given.name)
   data_source.fits(train, graph.input_shape, outputs, given.name, 'train')
@@ -391,6 +366,28 @@ def _run_graph(config: SweepConfig,
       save, {'pruned_layers': names,
              **({'weights_sha256': folder.sha256} if folder else {}),
              **given.record(other_data)})
+
+
+def folder_graph(folder: weights.WeightFolder, use_biases: bool = True) -> Graph:
+  """The graph of a weight folder's network; `use_biases=False` drops its biases."""
+  graph = network_graph.to_graph(folder.network)
+  return graph if use_biases else biases.drop_biases(graph)
+
+
+def graph_input(split: datasets.Split | None,
+                input_shape: Sequence[int]) -> datasets.Split | None:
+  """`split` with each example flattened when the graph reads flat vectors of its size.
+
+  A dense chain's folder reads (784,) vectors; MNIST's examples are
+  (28, 28, 1) images of as many values.
+  """
+  if split is None or len(input_shape) != 1:
+    return split
+  shape = split.images.shape[1:]
+  if tuple(shape) == tuple(input_shape) or int(np.prod(shape)) != input_shape[0]:
+    return split
+  return dataclasses.replace(
+      split, images=split.images.reshape(len(split.images), input_shape[0]))
 
 
 def _pruned_keras():

@@ -84,8 +84,6 @@ class SweepConfig:
     check_paths_given(self)
     if (self.weights_dir is None) == (self.model_file is None):
       raise TfpruneError('give either --weights_dir or --model_file, not both')
-    if self.model_file is not None:
-      check_graph_methods(self)
     object.__setattr__(self, 'prune_layers', tuple(self.prune_layers))
     if not self.methods:
       raise TfpruneError(
@@ -176,11 +174,3 @@ def config_record(config: SweepConfig) -> dict:
     if record[name] == defaults[name]:
       record.pop(name)
   return record
-
-
-def check_graph_methods(config: SweepConfig) -> None:
-  """Refuses methods that do not run on graphs (CNN folders, model files) yet."""
-  allocated.check_graph_pattern(config)
-  if config.bias_correction:
-    raise TfpruneError('--bias_correction does not run on a graph network (a '
-                       'CNN weight folder or --model_file) yet: drop it')
