@@ -13,6 +13,7 @@ from tfprune.criteria import bias_correction
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
+from tfprune.graph import folder_graph
 from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.transforms import biases as biases_lib
@@ -62,7 +63,7 @@ def test_the_mean_error_is_zero_and_the_kernels_are_kept(active_only):
 
 
 def test_on_conv_nodes_the_mean_error_over_examples_and_positions_is_zero():
-  dense = sweep.folder_graph(weights.load(helpers.REPO / 'weights' / 'lenet5-mnist'))
+  dense = folder_graph.to_graph(weights.load(helpers.REPO / 'weights' / 'lenet5-mnist'))
   conv = [n.name for n in dense.weighted() if n.op == 'conv2d']
   pruned = channel_pruning.prune_graph(dense, 'weight', 80, conv)
   x = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)

@@ -8,7 +8,9 @@ from tfprune.criteria import nm_calibrated
 from tfprune.criteria import patterns
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
+from tfprune.graph import folder_graph
 from tfprune.graph import network_graph
+from tfprune.graph import weights
 
 SHAPES = ((16, 10), (10, 8), (8, 3))
 NAMES = ['layer_1', 'layer_2']
@@ -80,8 +82,8 @@ def test_a_conv_node_and_a_criterion_without_data_are_refused():
   with pytest.raises(TfpruneError, match='weight ranks no N:M pattern by '
                      'calibration data: use wanda or obs'):
     nm_calibrated.prune(graph, 'weight', NAMES, '2:4', _calibration())
-  lenet = sweep.folder_graph(
-      sweep.weights.load(helpers.REPO / 'weights' / 'lenet5-mnist'))
+  lenet = folder_graph.to_graph(
+      weights.load(helpers.REPO / 'weights' / 'lenet5-mnist'))
   conv = next(n.name for n in lenet.weighted() if n.op == 'conv2d')
   with pytest.raises(TfpruneError, match=f'prunes Dense nodes only, and {conv} '
                      'is conv2d'):

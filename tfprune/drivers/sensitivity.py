@@ -8,7 +8,7 @@ seeded draw; the test set is never read). `run(config)` writes
 `sensitivity.png`, each through a temporary file and a rename. The
 `sensitivity` allocation of the sweep reads the CSV (`--sensitivity_csv`).
 
-Works on a weight folder (through `network_graph`) and on a user's Keras
+Works on a weight folder (as a graph, `graph.folder_graph`) and on a user's Keras
 model with a `.npz` holding `x_train`/`y_train`.
 """
 
@@ -29,7 +29,7 @@ from tfprune.data import source as data_source
 from tfprune.drivers import model_checks
 from tfprune.drivers import sweep_config
 from tfprune.errors import TfpruneError
-from tfprune.graph import network_graph
+from tfprune.graph import folder_graph
 from tfprune.graph import weights
 from tfprune.graph.evaluator import Evaluator
 from tfprune.graph.ir import Graph
@@ -209,9 +209,10 @@ def _load(config: ScanConfig) -> tuple[Graph, datasets.Split, str]:
   else:
     given.check_made_on(provenance.from_manifest(folder.manifest),
                         config.weights_dir, allow)
-    graph = network_graph.to_graph(folder.network, config.use_biases)
-    data_source.fits_flat(train, folder.network.input_dim,
-                          folder.network.output_dim, given.name, 'train')
+    graph = folder_graph.to_graph(folder, config.use_biases)
+    train = folder_graph.shaped(train, graph.input_shape)
+    data_source.fits(train, graph.input_shape, int(np.prod(graph.output_shape)),
+                     given.name, 'train')
   return graph, train, given.name
 
 

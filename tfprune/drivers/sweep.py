@@ -1,32 +1,30 @@
-"""The pruning sweep: prune a weight folder at many levels and measure each.
+"""The pruning sweep: prune a network at many levels and measure each.
 
-`run(config)` loads the weights and the test split (and, for data-aware
-methods, a calibration sample of the training split), prunes with every method
-at every level k, measures accuracy, the sparsity actually reached and the
-costs of `metrics`, and writes `sweep.csv`, `sweep_config.json`, `timing.json`
-and the plots to `config.out_dir` (plus the pruned exports with `save_pruned`).
+`run(config)` loads the network (a `.npy` weight folder or a user's Keras
+model, either way a `Graph`) and the test split (and, for data-aware methods
+and bias correction, a calibration sample of the training split), prunes
+with every method at every level k, measures accuracy, the sparsity actually
+reached and the costs of the model each point saves, and writes `sweep.csv`,
+`sweep_config.json`, `timing.json` and the plots to `config.out_dir` (plus
+the pruned graphs with `save_pruned`, Keras models with `save_keras`).
 
-Each pruned network is evaluated through `inference.plan`: compacted, with a
-CSR kernel on the layers where it measured faster, so that a sweep costs far
-less than one dense forward pass per point. Identical pruned networks (every
-method at k = 0) are evaluated once per process. Each point is a trial
-(`runtime.executors`): in this process, or with `executor='ray'` as Ray
-tasks; the files are the same bytes either way.
+Each point is a trial of `graph_sweep` (one traced evaluator for every
+pruned variant; identical pruned graphs are evaluated once per process): in
+this process, or with `executor='ray'` as Ray tasks; the files are the same
+bytes either way.
 """
 
-import dataclasses
 import functools
 import json
 import pathlib
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
 from tfprune import __version__
 from tfprune import atomic
 from tfprune.criteria import graph_pruning
-from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
 from tfprune.data import provenance
@@ -37,18 +35,13 @@ from tfprune.drivers import stale_outputs
 from tfprune.drivers import model_checks
 from tfprune.drivers import sweep_config
 from tfprune.errors import TfpruneError
+from tfprune.graph import folder_graph
 from tfprune.graph import io as graph_io
 from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.graph.ir import Graph
-from tfprune.graph.network import Network
 from tfprune.reports import plots
 from tfprune.reports import sweep_table
-from tfprune.runtime import executors
-from tfprune.runtime import export
-from tfprune.runtime import inference
-from tfprune.runtime import metrics
-from tfprune.transforms import biases
 
 CSV_NAME = 'sweep.csv'
 CONFIG_NAME = 'sweep_config.json'
@@ -68,53 +61,6 @@ config_record = sweep_config.config_record
 to_csv = sweep_table.to_csv
 format_table = sweep_table.format_table
 
-
-
-def measure(dense_counts: metrics.Counts, pruned: Network,
-            pruned_layers: Sequence[int], inputs: Sequence[object],
-            labels: np.ndarray, config: 'SweepConfig', method: str, k: float,
-            accuracy: float | None = None) -> SweepRow:
-  """Measures `pruned` on the prepared test inputs.
-
-  Args:
-    dense_counts: total counts of the unpruned network (reference for ratios).
-    pruned: the pruned network.
-    pruned_layers: 0-based indices of the layers that were pruned.
-    inputs: test images prepared by `inference.prepare`.
-    labels: test labels.
-    config: the sweep configuration (biases, kernels).
-    method: method name, for the row.
-    k: level, for the row.
-    accuracy: a known accuracy of an identical network, to skip evaluation.
-  """
-  plan = inference.plan(pruned, config.use_biases, config.sparse_kernels)
-  if accuracy is None:
-    accuracy = inference.accuracy(plan, inputs, labels)
-  kernels = [pruned.kernels[i] for i in pruned_layers]
-  size = sum(kernel.size for kernel in kernels)
-  zeros = sum(kernel.size - _count_nonzero(kernel) for kernel in kernels)
-  # The counts and size are those of the compacted network that `save_pruned`
-  # and `save_keras` write (units nothing needs are gone), not of the masked
-  # one; its accuracy is the masked network's, which it equals.
-  counts = metrics.total(metrics.layer_counts(plan.network, config.use_biases))
-  return SweepRow(
-      method=method, k=k, accuracy=accuracy,
-      sparsity=zeros / size if size else 0.0,
-      nonzero_params=counts.nonzero_params,
-      flops=counts.effective_macs,
-      flops_speedup=(dense_counts.dense_macs / counts.effective_macs
-                     if counts.effective_macs else float('inf')),
-      compression=(dense_counts.params / counts.nonzero_params
-                   if counts.nonzero_params else float('inf')),
-      size_bytes=export.size_bytes(plan.network, config.use_biases,
-                                   export_metadata(config, method, k)),
-      units=metrics.widths(plan.network),
-      kernels='+'.join(plan.kinds))
-
-
-def export_metadata(config: SweepConfig, method: str, k: float) -> dict:
-  """What a pruned export records of how it was made."""
-  return {'method': method, 'k': k, 'weights_dir': config.weights_dir}
 
 
 def calibration(config: SweepConfig,
@@ -148,112 +94,43 @@ def calibration(config: SweepConfig,
       train.images, config.calibration_size, config.calibration_seed)
 
 
-def sweep(config: SweepConfig, network: Network, split: datasets.Split,
+def sweep(config: SweepConfig, graph: Graph, split: datasets.Split,
           calibration_inputs: np.ndarray | None = None,
           on_pruned=None, progress: Progress | None = None,
           executor: str = 'serial') -> list[SweepRow]:
-  """Measures every (method, level) of `config` on `network`; writes nothing.
+  """Measures every (method, level) of `config` on `graph`; writes nothing.
 
-  Each point is one trial (`_trial`: pruned and measured), run by `executor`
-  (a key of `runtime.executors.EXECUTORS`); the rows are the same, in the
-  same order, whichever runs them.
+  Each point is one trial (`graph_sweep`: pruned and measured), run by
+  `executor` (a key of `runtime.executors.EXECUTORS`); the rows are the same,
+  in the same order, whichever runs them.
 
   Args:
     config: the sweep configuration.
-    network: the dense network.
-    split: test data.
-    calibration_inputs: training inputs for data-aware methods.
-    on_pruned: called as on_pruned(method, k, pruned_network) for each point.
+    graph: the dense graph (a weight folder's: `folder_graph.to_graph`). A
+      weight folder's network is converted here (`drivers/benchmark.py` and
+      `gradual_study.py` still pass one).
+    split: test data, shaped as the graph reads it (a dense chain's: flattened
+      here).
+    calibration_inputs: training inputs for data-aware methods and bias
+      correction.
+    on_pruned: called as on_pruned(method, k, saved graph) for each point.
     progress: called as progress(method, k, accuracy, seconds) as each point
       is measured (seconds: since the previous point arrived).
     executor: where the trials run.
   """
-  data_name = config.data or config.dataset
-  example_size = int(np.prod(split.images.shape[1:]))
-  if network.input_dim != example_size:
-    raise TfpruneError(
-        f'the weights in {config.weights_dir} take {network.input_dim} inputs '
-        f'but {data_name} examples have {example_size} values: use weights '
-        'trained on this data')
-  if config.data is None and network.output_dim != datasets.get(
-      config.dataset).num_classes:
-    raise TfpruneError(
-        f'the weights in {config.weights_dir} have {network.output_dim} outputs '
-        f'but {config.dataset} has {datasets.get(config.dataset).num_classes} '
-        'classes: use weights trained on this dataset')
-  data_source.fits_flat(split, network.input_dim, network.output_dim, data_name)
-  layers = pruning.prunable_layers(network.num_layers, config.prune_output_layer)
-  payload = _Payload(
-      config, network, tuple(layers), inference.prepare(split.images,
-                                                        network.input_dim),
-      split.labels, allocated.network_pruner(config, network, layers,
-                                             calibration_inputs),
-      keep_pruned=on_pruned is not None)
-  points = allocated.sweep_points(config)
-  return graph_sweep.collect(points, executors.map_trials(
-      executor, _prepare, _trial, payload, points), on_pruned, progress)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Payload:
-  """What every trial of a weight folder's sweep reads."""
-  config: SweepConfig
-  network: Network
-  layers: tuple[int, ...]
-  inputs: Sequence[object]
-  labels: np.ndarray
-  prune: allocated.NetworkPruner
-  keep_pruned: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class _Context:
-  """A payload, the dense counts, and the accuracies measured in this process.
-
-  `seen` maps non-zero counts to (network, accuracy) pairs: equal networks
-  (every method at k = 0) are evaluated once per process.
-  """
-  payload: _Payload
-  dense_counts: metrics.Counts
-  seen: dict
-
-
-def _prepare(payload: _Payload) -> _Context:
-  return _Context(payload, metrics.total(metrics.layer_counts(
-      payload.network, payload.config.use_biases)), {})
-
-
-def _trial(context: _Context, point: allocated.Point
-           ) -> tuple[SweepRow, float, Network | None]:
-  """One point pruned and measured: its row, accuracy (and network if kept)."""
-  payload, config = context.payload, context.payload.config
-  pruned = payload.prune(payload.network, point)
-  # Equal networks have equal non-zero counts: compare arrays only then.
-  candidates = context.seen.setdefault(_nonzero_counts(pruned), [])
-  known = next((accuracy for other, accuracy in candidates
-                if _same_arrays(other, pruned)), None)
-  row = measure(context.dense_counts, pruned, payload.layers, payload.inputs,
-                payload.labels, config, point.row, point.k, accuracy=known)
-  if config.allocation != allocated.UNIFORM:
-    row = dataclasses.replace(row, layer_sparsity=allocated.layer_sparsity(
-        {allocated.layer_name(i): pruned.kernels[i] for i in payload.layers}))
-  if known is None:
-    candidates.append((pruned, row.accuracy))
-  return row, row.accuracy, pruned if payload.keep_pruned else None
-
-
-def _nonzero_counts(network: Network) -> tuple[int, ...]:
-  return tuple(_count_nonzero(a) for a in network.kernels + network.biases)
-
-
-def _count_nonzero(array: np.ndarray) -> int:
-  """`np.count_nonzero(array)`; on floats, comparing first is 3x quicker."""
-  return int(np.count_nonzero(array != 0))
-
-
-def _same_arrays(a: Network, b: Network) -> bool:
-  return all(np.array_equal(x, y) for x, y in
-             zip(a.kernels + a.biases, b.kernels + b.biases))
+  if not isinstance(graph, Graph):
+    graph = network_graph.to_graph(graph, config.use_biases)
+  split = folder_graph.shaped(split, graph.input_shape)
+  data_source.fits(split, graph.input_shape, int(np.prod(graph.output_shape)),
+                   config.data or config.dataset)
+  names = graph_pruning.prunable(graph, config.prune_layers,
+                                 config.prune_output_layer)
+  return graph_sweep.sweep_graph(
+      graph, config.methods, config.levels, names, split.images, split.labels,
+      SweepRow, on_pruned, points=allocated.sweep_points(config),
+      per_layer=config.allocation != allocated.UNIFORM, progress=progress,
+      allow_sparse=config.sparse_kernels, executor=executor,
+      prune=allocated.graph_pruner(config, graph, names, calibration_inputs))
 
 
 def run(config: SweepConfig, progress: Progress | None = None,
@@ -337,14 +214,11 @@ def _run_graph(config: SweepConfig,
     other_data = given.check_made_on(recorded, config.model_file,
                                      config.allow_other_data)
   else:
-    graph = folder_graph(folder, config.use_biases)
-    test, train = (graph_input(split, graph.input_shape)
+    graph = folder_graph.to_graph(folder, config.use_biases)
+    test, train = (folder_graph.shaped(split, graph.input_shape)
                    for split in (test, train))
-  outputs = int(np.prod(graph.output_shape))
-  data_source.fits(test, graph.input_shape, outputs, given.name)
-  data_source.fits(train, graph.input_shape, outputs, given.name, 'train')
-  names = graph_pruning.prunable(graph, config.prune_layers,
-                                 config.prune_output_layer)
+  data_source.fits(train, graph.input_shape, int(np.prod(graph.output_shape)),
+                   given.name, 'train')
   calibration_inputs = calibration(config, train)
   made_on = given.provenance()
 
@@ -357,37 +231,12 @@ def _run_graph(config: SweepConfig,
       pruned_keras = _pruned_keras()
       pruned_keras.save(pruned, f'{stem}{pruned_keras.SUFFIX}', made_on)
   return _write_run(
-      config, lambda on_pruned: graph_sweep.sweep_graph(
-          graph, config.methods, config.levels, names, test.images, test.labels,
-          SweepRow, on_pruned, points=allocated.sweep_points(config),
-          per_layer=config.allocation != allocated.UNIFORM, progress=progress,
-          allow_sparse=config.sparse_kernels, executor=executor,
-          prune=allocated.graph_pruner(config, graph, names, calibration_inputs)),
-      save, {'pruned_layers': names,
+      config, lambda on_pruned: sweep(config, graph, test, calibration_inputs,
+                                      on_pruned, progress, executor),
+      save, {'pruned_layers': graph_pruning.prunable(
+          graph, config.prune_layers, config.prune_output_layer),
              **({'weights_sha256': folder.sha256} if folder else {}),
              **given.record(other_data)})
-
-
-def folder_graph(folder: weights.WeightFolder, use_biases: bool = True) -> Graph:
-  """The graph of a weight folder's network; `use_biases=False` drops its biases."""
-  graph = network_graph.to_graph(folder.network)
-  return graph if use_biases else biases.drop_biases(graph)
-
-
-def graph_input(split: datasets.Split | None,
-                input_shape: Sequence[int]) -> datasets.Split | None:
-  """`split` with each example flattened when the graph reads flat vectors of its size.
-
-  A dense chain's folder reads (784,) vectors; MNIST's examples are
-  (28, 28, 1) images of as many values.
-  """
-  if split is None or len(input_shape) != 1:
-    return split
-  shape = split.images.shape[1:]
-  if tuple(shape) == tuple(input_shape) or int(np.prod(shape)) != input_shape[0]:
-    return split
-  return dataclasses.replace(
-      split, images=split.images.reshape(len(split.images), input_shape[0]))
 
 
 def _pruned_keras():
