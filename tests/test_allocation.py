@@ -21,8 +21,8 @@ from tfprune.allocation import scan as scan_lib
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import patterns
 from tfprune.criteria import pruning
+from tfprune.drivers import folder_graph
 from tfprune.drivers import sweep
-from tfprune.graph import folder_graph
 from tfprune.errors import TfpruneError
 from tfprune.graph import network_graph
 from tfprune.graph import weights

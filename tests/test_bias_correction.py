@@ -10,10 +10,10 @@ import pytest
 
 from tests import helpers
 from tfprune.criteria import bias_correction
+from tfprune.drivers import folder_graph
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
-from tfprune.graph import folder_graph
 from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.transforms import biases as biases_lib

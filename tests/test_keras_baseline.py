@@ -4,9 +4,9 @@ import pytest
 
 from tests import helpers
 from tfprune.data import datasets
+from tfprune.drivers import folder_graph
 from tfprune.drivers import keras_baseline
 from tfprune.drivers import sweep
-from tfprune.graph import folder_graph
 
 LEVELS = (0, 50, 90, 99)
 

@@ -6,9 +6,9 @@ import pytest
 from tests import helpers
 from tfprune.criteria import nm_calibrated
 from tfprune.criteria import patterns
+from tfprune.drivers import folder_graph
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
-from tfprune.graph import folder_graph
 from tfprune.graph import network_graph
 from tfprune.graph import weights
 

@@ -14,9 +14,9 @@ import pytest
 from tests import helpers
 from tfprune.criteria import graph_pruning
 from tfprune.data import datasets
+from tfprune.drivers import folder_graph
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
-from tfprune.graph import folder_graph
 from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.reports import plots

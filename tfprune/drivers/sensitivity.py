@@ -8,7 +8,7 @@ seeded draw; the test set is never read). `run(config)` writes
 `sensitivity.png`, each through a temporary file and a rename. The
 `sensitivity` allocation of the sweep reads the CSV (`--sensitivity_csv`).
 
-Works on a weight folder (as a graph, `graph.folder_graph`) and on a user's Keras
+Works on a weight folder (as a graph, `drivers.folder_graph`) and on a user's Keras
 model with a `.npz` holding `x_train`/`y_train`.
 """
 
@@ -26,10 +26,10 @@ from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.data import provenance
 from tfprune.data import source as data_source
+from tfprune.drivers import folder_graph
 from tfprune.drivers import model_checks
 from tfprune.drivers import sweep_config
 from tfprune.errors import TfpruneError
-from tfprune.graph import folder_graph
 from tfprune.graph import weights
 from tfprune.graph.evaluator import Evaluator
 from tfprune.graph.ir import Graph

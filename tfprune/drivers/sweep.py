@@ -30,12 +30,12 @@ from tfprune.data import datasets
 from tfprune.data import provenance
 from tfprune.data import source as data_source
 from tfprune.drivers import allocated
+from tfprune.drivers import folder_graph
 from tfprune.drivers import graph_sweep
-from tfprune.drivers import stale_outputs
 from tfprune.drivers import model_checks
+from tfprune.drivers import stale_outputs
 from tfprune.drivers import sweep_config
 from tfprune.errors import TfpruneError
-from tfprune.graph import folder_graph
 from tfprune.graph import io as graph_io
 from tfprune.graph import network_graph
 from tfprune.graph import weights
