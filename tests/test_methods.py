@@ -1,4 +1,4 @@
-"""Every method of `methods.METHODS`: exact sparsity, untouched layers, purity, errors.
+"""Every method of `importances.REGISTRY`: exact sparsity, untouched layers, purity, errors.
 
 Parameterized over the whole registry, so a new method inherits the suite.
 """
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests import helpers
+from tfprune.criteria import importances
 from tfprune.criteria import methods
 from tfprune.criteria import pruning
 from tfprune.drivers import sweep
@@ -30,8 +31,8 @@ def _calibration(n=64):
 
 
 def test_unit_level_set_names_registered_methods():
-  assert UNIT_LEVEL | BATCH_NORM <= set(methods.METHODS)
-  assert {n for n, m in methods.METHODS.items() if m.removes_channels} == UNIT_LEVEL
+  assert UNIT_LEVEL | BATCH_NORM <= set(importances.REGISTRY)
+  assert {n for n, m in importances.REGISTRY.items() if m.removes_channels} == UNIT_LEVEL
 
 
 @pytest.mark.parametrize('name', sorted(BATCH_NORM))
@@ -43,7 +44,7 @@ def test_batch_norm_ranks_are_refused_on_a_dense_chain(name):
 
 
 # Every method that runs on a dense chain (those ranking by batch norms are refused).
-CHAIN_METHODS = sorted(set(methods.METHODS) - BATCH_NORM)
+CHAIN_METHODS = sorted(set(importances.REGISTRY) - BATCH_NORM)
 
 
 @pytest.mark.parametrize('name', CHAIN_METHODS)
@@ -77,7 +78,7 @@ def test_inputs_are_not_modified(name):
   np.testing.assert_array_equal(calibration, calibration_before)
 
 
-@pytest.mark.parametrize('name', sorted(n for n, m in methods.METHODS.items()
+@pytest.mark.parametrize('name', sorted(n for n, m in importances.REGISTRY.items()
                                         if m.needs_calibration))
 def test_data_aware_method_without_calibration_names_the_flag(name):
   with pytest.raises(TfpruneError, match='needs calibration data: set --calibration_size'):

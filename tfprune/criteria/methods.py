@@ -22,19 +22,11 @@ from tfprune.errors import TfpruneError
 from tfprune.graph.network import Network
 
 Criterion = 'str | protocol.Importance'
-# The registry itself, under the name the scripts' --methods flags read (they
-# move into the package with the `cli` work; then they read `importances`).
-METHODS = importances.REGISTRY
 
 
 def get(name: Criterion) -> protocol.Importance:
   """The registered criterion `name` (or the importance object itself)."""
   return importances.get(name)
-
-
-def needs_calibration(names: Sequence[Criterion], bias_correction: bool) -> bool:
-  """Whether running `names` (with or without bias correction) needs calibration."""
-  return bias_correction or any(get(n).needs_calibration for n in names)
 
 
 def _chain(importance: protocol.Importance, network: Network,

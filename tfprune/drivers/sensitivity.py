@@ -41,8 +41,6 @@ CONFIG_NAME = 'sensitivity_config.json'
 PLOT_NAME = 'sensitivity.png'
 DEFAULT_LEVELS = (0, 50, 70, 80, 85, 90, 93, 95, 97, 98, 99, 99.5)
 DEFAULT_HOLDOUT_SIZE = 5000
-# The criteria a layer can be scanned by: those ranking one kernel alone.
-CRITERIA = graph_pruning.kernel_criteria()
 
 
 @dataclasses.dataclass(frozen=True)

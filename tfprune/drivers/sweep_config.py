@@ -5,7 +5,6 @@ from typing import Sequence
 
 from tfprune import registry
 from tfprune.criteria import importances
-from tfprune.criteria import methods
 from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
@@ -116,7 +115,8 @@ class SweepConfig:
 
   @property
   def needs_calibration(self) -> bool:
-    return methods.needs_calibration(self.methods, self.bias_correction)
+    return self.bias_correction or any(
+        importances.get(m).needs_calibration for m in self.methods)
 
   @property
   def calibration_user(self) -> str:
