@@ -17,6 +17,7 @@ import numpy as np
 
 from tfprune import ziptags
 from tfprune.data import source as data_source
+from tfprune.drivers import folder_graph
 from tfprune.drivers import graph_sweep
 from tfprune.drivers import model_checks
 from tfprune.errors import TfpruneError
@@ -73,6 +74,8 @@ def score(path: str | pathlib.Path, dataset: str = 'mnist',
     model_checks.finite(graph, str(path))
     # The network's bytes, as the sweep's size_bytes column: not its tag.
     size = path.stat().st_size - len(ziptags.comment(recorded))
+    if data is None:  # a weight folder's dense chain reads each image flat
+      split = folder_graph.shaped(split, graph.input_shape)
   given.check_made_on(recorded, str(path), allow_other_data)
   data_source.fits(split, graph.input_shape, int(np.prod(graph.output_shape)),
                    given.name)
