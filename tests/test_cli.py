@@ -40,6 +40,7 @@ import pytest
 
 from tests import helpers
 from tfprune import cli
+from tfprune.graph import io as graph_io
 from tfprune.runtime import export
 
 
@@ -259,8 +260,8 @@ CASES = {
     'sweep-unit_bn-on-a-dense-chain': (
         'sweep', ['--methods=unit,unit_bn', '--levels=50', '--data_dir={data}',
                   '--out_dir={out}'], 2,
-        "error: method 'unit_bn' ranks units by batch-norm gamma, but a dense "
-        'chain has no batch norm: use unit or unit_l1'),
+        "error: method 'unit_bn' ranks channels by batch-norm gamma, but this "
+        'network has no batch norm on the channels it prunes: use unit or unit_l1'),
     'sweep-unit_l1-with-erk': (
         'sweep', ['--methods=unit_l1', '--allocation=erk', '--out_dir={out}'], 2,
         'error: --allocation=erk gives each layer its own level, but unit_l1 ranks '
@@ -452,7 +453,7 @@ def test_ctrl_c_during_a_sweep_says_the_earlier_results_are_unchanged(
   def interrupt(*args):
     raise KeyboardInterrupt
 
-  monkeypatch.setattr(export, 'save', interrupt)
+  monkeypatch.setattr(graph_io, 'save', interrupt)
   code, _, err = run_script('sweep', f'--weights_dir={weights_dir}',
                             f'--data_dir={data_dir}', f'--out_dir={out}',
                             '--levels=50', '--save_pruned', capsys=capsys)

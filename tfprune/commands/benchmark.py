@@ -21,7 +21,7 @@ import pathlib
 from absl import flags  # pylint: disable=g-import-not-at-top
 
 from tfprune.commands import defaults  # pylint: disable=g-import-not-at-top
-from tfprune.criteria import methods  # pylint: disable=g-import-not-at-top
+from tfprune.criteria import importances  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import benchmark  # pylint: disable=g-import-not-at-top
@@ -37,7 +37,7 @@ _WEIGHTS_DIR = flags.DEFINE_string(
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else tfds).')
 _METHODS = flags.DEFINE_list('methods', list(sweep.DEFAULT_METHODS),
-                             f'Methods, from: {",".join(methods.METHODS)}.')
+                             f'Methods, from: {",".join(importances.REGISTRY)}.')
 _LEVELS = flags.DEFINE_list('levels', [f'{k:g}' for k in sweep.DEFAULT_LEVELS],
                             'Levels k in percent.')
 _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed runs at batch 10,000, at least (best kept).')

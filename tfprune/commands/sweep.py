@@ -23,7 +23,7 @@ from absl import flags  # pylint: disable=g-import-not-at-top
 from tfprune import errors  # pylint: disable=g-import-not-at-top
 from tfprune.allocation import allocators  # pylint: disable=g-import-not-at-top
 from tfprune.commands import defaults  # pylint: disable=g-import-not-at-top
-from tfprune.criteria import methods  # pylint: disable=g-import-not-at-top
+from tfprune.criteria import importances  # pylint: disable=g-import-not-at-top
 from tfprune.criteria import reconstruction  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
@@ -44,7 +44,7 @@ _DATASET = flags.DEFINE_enum(
 _METHODS = flags.DEFINE_list(
     'methods', list(sweep.DEFAULT_METHODS),
     'Pruning methods, comma-separated, from: ' + '; '.join(
-        f'{name} ({m.summary})' for name, m in methods.METHODS.items()) + '.')
+        f'{name} ({m.summary})' for name, m in importances.REGISTRY.items()) + '.')
 _LEVELS = flags.DEFINE_list(
     'levels', [f'{k:g}' for k in sweep.DEFAULT_LEVELS],
     'Pruning levels k in percent of each pruned layer, each in [0, 100].')

@@ -5,7 +5,6 @@ from typing import Sequence
 
 from tfprune import registry
 from tfprune.criteria import importances
-from tfprune.criteria import methods
 from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
@@ -88,9 +87,7 @@ class SweepConfig:
     check_paths_given(self)
     if (self.weights_dir is None) == (self.model_file is None):
       raise TfpruneError('give either --weights_dir or --model_file, not both')
-    if self.model_file is not None:
-      check_graph_methods(self)
-    elif self.score_output is not None:
+    if self.model_file is None and self.score_output is not None:
       raise TfpruneError('--score_output names an output of a --model_file: '
                          'drop it, or pass the model file')
     object.__setattr__(self, 'prune_layers', tuple(self.prune_layers))
@@ -125,7 +122,8 @@ class SweepConfig:
 
   @property
   def needs_calibration(self) -> bool:
-    return methods.needs_calibration(self.methods, self.bias_correction)
+    return self.bias_correction or any(
+        importances.get(m).needs_calibration for m in self.methods)
 
   @property
   def calibration_user(self) -> str:
@@ -184,11 +182,3 @@ def config_record(config: SweepConfig) -> dict:
     if record[name] == defaults[name]:
       record.pop(name)
   return record
-
-
-def check_graph_methods(config: SweepConfig) -> None:
-  """Refuses methods that do not run on graphs (CNN folders, model files) yet."""
-  allocated.check_graph_pattern(config)
-  if config.bias_correction:
-    raise TfpruneError('--bias_correction does not run on a graph network (a '
-                       'CNN weight folder or --model_file) yet: drop it')
