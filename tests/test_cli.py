@@ -304,13 +304,13 @@ CASES = {
         're:begin_step 3 is not before end_step 2'),
     'gradual-zero-cycles': ('gradual', ['--cycles=0', '--out_dir={out}'], 2,
                             're:cycles must be at least 1'),
-    'gradual-bad-tf-config': ('gradual', ['--strategy=multi_worker', '--out_dir={out}'],
+    'gradual-bad-tf-config': ('gradual', ['--strategy=multiworker', '--out_dir={out}'],
                               2, 're:TF_CONFIG is not valid JSON',
                               {'TF_CONFIG': '{"cluster": '}),
     'gradual-unknown-strategy': (
         'gradual', ['--strategy=tpu', '--out_dir={out}'], 2,
         'error: flag --strategy=tpu is not valid: use one of default, mirrored, '
-        'multi_worker'),
+        'multiworker'),
     'gradual-model-file-and-weights': (
         'gradual', ['--model_file={tmp}/m.keras', '--weights_dir={tmp}/w',
                     '--out_dir={out}'], 2,
