@@ -15,6 +15,7 @@ import time
 import pytest
 
 from tests import helpers
+from tfprune.drivers import graph_benchmark
 from tfprune.drivers import sensitivity
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
@@ -172,6 +173,25 @@ def test_sensitivity_scan_is_byte_identical_under_ray(local_ray, data_dir,
     files[executor] = (tmp_path / executor / sensitivity.CSV_NAME).read_bytes()
   assert files['ray'] == files['serial']
   assert files['serial'].count(b'\n') == 1 + 3 * 3  # header, 3 layers x 3 k
+
+
+def test_benchmark_accuracy_points_are_byte_identical_under_ray(
+    local_ray, data_dir, tmp_path):
+  files, timed = {}, {}
+  for executor in executors.EXECUTORS:
+    config = graph_benchmark.GraphBenchmarkConfig(
+        out_dir=str(tmp_path / executor), weights_dir=FASHION_CNN,
+        dataset='fashion_mnist', data_dir=data_dir, methods=('weight', 'unit'),
+        levels=(0, 90), min_seconds=0, runs=1)
+    record = graph_benchmark.run(config, executor)
+    files[executor] = (tmp_path / executor / graph_benchmark.CSV_NAME).read_bytes()
+    timed[executor] = [(t['method'], t['k'], t['timed']) for t in record['timings']]
+  assert files['ray'] == files['serial']
+  assert files['serial'].count(b'\n') == 1 + 2 * 2  # header, 2 methods x 2 k
+  # Every point is timed here too, in point order, whichever measured it.
+  assert timed['ray'] == timed['serial'] == [
+      ('weight', 0, 'graph'), ('weight', 90, 'graph'),
+      ('unit', 0, 'keras'), ('unit', 90, 'keras')]
 
 
 def test_ctrl_c_cancels_the_ray_sweep_and_keeps_earlier_results(data_dir,

@@ -80,10 +80,10 @@ def ray_workers(prepare: Prepare, trial: Trial, payload: Any,
     runner_class = ray.remote(num_cpus=1, max_restarts=MAX_RETRIES,
                               max_task_retries=MAX_RETRIES)(TrialRunner)
     count = min(len(points), max(1, int(ray.cluster_resources().get('CPU', 1))))
-    # The payload's ref is resolved by Ray: each worker reads it once.
-    runners = [runner_class.remote(prepare, trial, shared)
-               for _ in range(count)]
-    yield from _in_order(ray, runners, points)
+    runners = [runner_class.remote(prepare, trial) for _ in range(count)]
+    # The payload's ref travels inside a list, so a worker receives the ref
+    # and reads the payload once (again after a restart), not once per point.
+    yield from _in_order(ray, runners, [shared], points)
   finally:
     # Ends the workers, whatever is outstanding (Ctrl-C, a failed trial, a
     # caller that stopped early). Tasks are never cancelled one by one: Ray
@@ -95,7 +95,8 @@ def ray_workers(prepare: Prepare, trial: Trial, payload: Any,
       ray.shutdown()
 
 
-def _in_order(ray, runners: list, points: Sequence[Any]) -> Iterator[Any]:
+def _in_order(ray, runners: list, shared: list,
+              points: Sequence[Any]) -> Iterator[Any]:
   """Each point's row, in point order; a point goes to the next free runner."""
   free, running, finished = list(runners), {}, {}
   submitted = 0
@@ -103,7 +104,8 @@ def _in_order(ray, runners: list, points: Sequence[Any]) -> Iterator[Any]:
     while index not in finished:
       while free and submitted < len(points):
         runner = free.pop()
-        running[runner.run.remote(points[submitted])] = (submitted, runner)
+        ref = runner.run.remote(shared, points[submitted])
+        running[ref] = (submitted, runner)
         submitted += 1
       [ref], _ = ray.wait(list(running), num_returns=1)
       done, runner = running.pop(ref)
@@ -119,13 +121,17 @@ class TrialRunner:
   has one worker per CPU, so more threads would only contend for the cores.
   """
 
-  def __init__(self, prepare: Prepare, trial: Trial, payload: Any):
+  def __init__(self, prepare: Prepare, trial: Trial):
     for name, value in ONE_THREAD_ENV.items():
       os.environ[name] = value  # read when TensorFlow's runtime starts
-    self._trial = trial
-    self._context = prepare(payload)
+    self._prepare, self._trial = prepare, trial
+    self._context = None
 
-  def run(self, point: Any) -> Any:
+  def run(self, shared: list, point: Any) -> Any:
+    """The trial of `point`; the first call prepares the context from `shared[0]`."""
+    if self._context is None:
+      import ray  # pylint: disable=import-outside-toplevel
+      self._context = self._prepare(ray.get(shared[0]))
     return self._trial(self._context, point)
 
 
