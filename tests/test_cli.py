@@ -326,6 +326,11 @@ CASES = {
                       '--out_dir={out}'], 2,
         'error: --weights_dir and --model_file both given: pass one network to '
         'benchmark'),
+    'benchmark-mlp-on-ray': (
+        'benchmark', ['--executor=ray', '--out_dir={out}'], 2,
+        'error: --executor=ray runs the accuracy points of a graph benchmark: '
+        'pass a CNN --weights_dir or a --model_file, or drop --executor for '
+        'the MLP'),
     'evaluate-dense-export-with-data': (
         'evaluate', ['--export={plain_export}', '--data={tmp}/d.npz'], 2,
         'error: {plain_export} is a dense-chain export, scored on a registry '
