@@ -311,13 +311,13 @@ CASES = {
         're:begin_step 3 is not before end_step 2'),
     'gradual-zero-cycles': ('gradual', ['--cycles=0', '--out_dir={out}'], 2,
                             're:cycles must be at least 1'),
-    'gradual-bad-tf-config': ('gradual', ['--strategy=multi_worker', '--out_dir={out}'],
+    'gradual-bad-tf-config': ('gradual', ['--strategy=multiworker', '--out_dir={out}'],
                               2, 're:TF_CONFIG is not valid JSON',
                               {'TF_CONFIG': '{"cluster": '}),
     'gradual-unknown-strategy': (
         'gradual', ['--strategy=tpu', '--out_dir={out}'], 2,
         'error: flag --strategy=tpu is not valid: use one of default, mirrored, '
-        'multi_worker'),
+        'multiworker'),
     'gradual-model-file-and-weights': (
         'gradual', ['--model_file={tmp}/m.keras', '--weights_dir={tmp}/w',
                     '--out_dir={out}'], 2,
@@ -333,6 +333,11 @@ CASES = {
                       '--out_dir={out}'], 2,
         'error: --weights_dir and --model_file both given: pass one network to '
         'benchmark'),
+    'benchmark-mlp-on-ray': (
+        'benchmark', ['--executor=ray', '--out_dir={out}'], 2,
+        'error: --executor=ray runs the accuracy points of a graph benchmark: '
+        'pass a CNN --weights_dir or a --model_file, or drop --executor for '
+        'the MLP'),
     'evaluate-old-export-with-missing-data': (
         'evaluate', ['--export={plain_export}', '--data={tmp}/d.npz'], 2,
         'error: data file {tmp}/d.npz does not exist: pass an .npz with x_test '
