@@ -54,7 +54,8 @@ def node_inputs(graph: Graph, name: str, x: np.ndarray) -> Iterator[np.ndarray]:
     if index == 0:  # the node reads the graph's input
       yield batch
     else:
-      yield evaluator.run_nodes(upto, tf.constant(batch), params)[0].numpy()
+      (value,), _ = evaluator.run_nodes(upto, tf.constant(batch), params)
+      yield value.numpy()
 
 
 def pre_activation(graph: Graph, name: str, inputs: np.ndarray) -> np.ndarray:

@@ -131,11 +131,12 @@ def sweep(config: SweepConfig, graph: Graph, split: datasets.Split,
   """
   if not isinstance(graph, Graph):
     graph = network_graph.to_graph(graph, config.use_biases)
-  if len(graph.input_shapes) == 1 and len(graph.outputs) == 1:
+  if (not isinstance(split.images, dict) and len(graph.input_shapes) == 1
+      and len(graph.outputs) == 1):
     split = folder_graph.shaped(split, graph.input_shape)
     data_source.fits(split, graph.input_shape, int(np.prod(graph.output_shape)),
                      config.data or config.dataset)
-  # (several inputs or outputs: the caller checked the arrays by name)
+  # (arrays by name, several inputs or outputs: the caller checked them)
   names = graph_pruning.prunable(graph, config.prune_layers,
                                  config.prune_output_layer)
   return graph_sweep.sweep_graph(
