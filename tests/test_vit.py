@@ -83,18 +83,21 @@ STUDY = helpers.REPO / 'img' / 'vit-unit50'
 
 def test_committed_pruned_vit_loads_without_tfprune_and_scores_its_result(
     tmp_path, data_dir):
-  """The study's pruned.keras is plain Keras 3: a Python that cannot import
+  """The study's pruned.keras is plain Keras 3: a Python that never imports
   tfprune loads it and scores the test accuracy in results.json."""
   results = json.loads((STUDY / vit_study.RESULTS_NAME).read_text())
   test = datasets.load('fashion_mnist', 'test', data_dir)
   np.save(tmp_path / 'x.npy', test.images)
   np.save(tmp_path / 'y.npy', test.labels)
-  code = ('import importlib.util, sys, keras, numpy as np\n'
-          'assert importlib.util.find_spec("tfprune") is None\n'
+  # tfprune may be installed (CI installs it): the claim is that plain Keras
+  # loads and runs the file without importing it.
+  code = ('import sys, keras, numpy as np\n'
           f'm = keras.models.load_model({str(STUDY / vit_study.MODEL_NAME)!r})\n'
           'x, y = np.load("x.npy"), np.load("y.npy")\n'
-          'print(float(np.mean(m.predict(x, batch_size=500, verbose=0)'
-          '.argmax(-1) == y)))\n')
+          'accuracy = float(np.mean(m.predict(x, batch_size=500, verbose=0)'
+          '.argmax(-1) == y))\n'
+          'assert not [m for m in sys.modules if m.startswith("tfprune")]\n'
+          'print(accuracy)\n')
   env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
   out = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env=env,
                        capture_output=True, text=True, check=True)
