@@ -1,7 +1,7 @@
 """A `.npy` weight folder as a graph, and the examples shaped as that graph reads them.
 
 Every weight folder (a dense chain, a CNN, a ResNet) is pruned, scanned and
-measured as the `Graph` that `network_graph.to_graph` builds from it; biases
+measured as the `Graph` that its `WeightFolder.graph` is; biases
 off (`use_biases=False`, the original project's MLP) is a transform of that
 graph (`transforms.biases.drop_biases`), not a second network type.
 """
@@ -12,7 +12,6 @@ import dataclasses
 import numpy as np
 
 from tfprune.data import datasets
-from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.graph.ir import Graph
 from tfprune.transforms import biases
@@ -20,8 +19,7 @@ from tfprune.transforms import biases
 
 def to_graph(folder: weights.WeightFolder, use_biases: bool = True) -> Graph:
   """The graph of a weight folder's network; `use_biases=False` drops its biases."""
-  graph = network_graph.to_graph(folder.network)
-  return graph if use_biases else biases.drop_biases(graph)
+  return folder.graph if use_biases else biases.drop_biases(folder.graph)
 
 
 def shaped(split: datasets.Split | None,

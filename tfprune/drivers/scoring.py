@@ -17,6 +17,7 @@ import numpy as np
 from tfprune import ziptags
 from tfprune.data import datasets
 from tfprune.data import source as data_source
+from tfprune.drivers import folder_graph
 from tfprune.drivers import graph_sweep
 from tfprune.drivers import model_checks
 from tfprune.errors import TfpruneError
@@ -92,7 +93,7 @@ def score(path: str | pathlib.Path, dataset: str = 'mnist',
         path.is_dir()) else path.stat().st_size
     made = thaw(graph.metadata)
   else:
-    split = _flat_if_read_flat(split, graph.input_shape)
+    split = folder_graph.shaped(split, graph.input_shape)
   given.check_made_on(recorded, str(path), allow_other_data)
   data_source.fits(split, graph.input_shape, int(np.prod(graph.output_shape)),
                    given.name)
@@ -116,15 +117,6 @@ def _check_fits_registry(path: str, graph, dataset: str) -> None:
     raise TfpruneError(
         f'{path} has {outputs} outputs but {dataset} has {spec.num_classes} '
         'classes: pass the --dataset it was made for')
-
-
-def _flat_if_read_flat(split, input_shape):
-  """A split's images flattened if the graph reads each example flat (an MLP)."""
-  if (len(input_shape) == 1 and split.images.shape[1:] != tuple(input_shape)
-      and split.images[0].size == input_shape[0]):
-    return dataclasses.replace(split, images=split.images.reshape(
-        len(split.images), -1))
-  return split
 
 
 def _as_model_reads(path: pathlib.Path, split):
