@@ -1,9 +1,12 @@
-"""Checks of `tfprune.keras` that run on any Keras 3 backend.
+"""Checks of `tfprune.keras` that run on every framework: Keras 3 on any backend, and tf_keras.
 
-`tests/test_keras3_pruning.py` runs each in its own process (TensorFlow) and
-all of them in one fresh process with KERAS_BACKEND=jax
-(`python -m tests.keras3_checks DIR`): Keras's backend is fixed at import.
-Each check asserts exact counts and returns nothing.
+Each check takes a folder and the Keras module of the model it builds
+(`keras`, or `tf_keras` from `tfprune.keras_compat`).
+`tests/test_keras3_pruning.py` runs each in its process for Keras 3 on the
+TensorFlow backend and for tf_keras, and all the Keras 3 ones in one fresh
+process with KERAS_BACKEND=jax (`python -m tests.keras3_checks DIR`):
+Keras's backend is fixed at import. Each check asserts exact counts and
+returns nothing.
 """
 
 import json
@@ -15,17 +18,20 @@ import keras
 import numpy as np
 
 from tfprune import keras as tfk
+from tfprune import keras_compat
 from tfprune.criteria import pruning
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DOC = REPO / 'docs' / 'keras3-pruning.md'
+# The Keras module of each framework the checks run on.
+FRAMEWORKS = {'keras3': keras, 'tf_keras': keras_compat.keras}
 
 
-def cnn(seed: int = 0) -> keras.Model:
+def cnn(K=keras, seed: int = 0):
   """Conv + BN, DepthwiseConv + BN, a residual add tying two convs, a classifier."""
-  keras.utils.set_random_seed(seed)
-  L = keras.layers
-  inp = keras.Input((12, 12, 1))
+  K.utils.set_random_seed(seed)
+  L = K.layers
+  inp = K.Input((12, 12, 1))
   x = L.ReLU()(L.BatchNormalization(name='bn1')(
       L.Conv2D(8, 3, padding='same', name='conv1')(inp)))
   x = L.ReLU()(L.BatchNormalization(name='bn2')(
@@ -34,7 +40,7 @@ def cnn(seed: int = 0) -> keras.Model:
   b = L.Conv2D(12, 3, padding='same', name='conv3')(L.ReLU()(a))
   x = L.ReLU()(L.Add(name='add')([a, b]))
   out = L.Dense(10, name='out')(L.GlobalAveragePooling2D()(x))
-  return keras.Model(inp, out)
+  return K.Model(inp, out)
 
 
 def data(n: int = 64, seed: int = 0):
@@ -43,26 +49,28 @@ def data(n: int = 64, seed: int = 0):
           rng.integers(0, 10, n))
 
 
-def compiled(model: keras.Model) -> keras.Model:
-  model.compile(optimizer=keras.optimizers.Adam(1e-2),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+def compiled(model, K=keras):
+  model.compile(optimizer=K.optimizers.Adam(1e-2),
+                loss=K.losses.SparseCategoricalCrossentropy(from_logits=True))
   return model
 
 
 def numpy(variable) -> np.ndarray:
-  return keras.ops.convert_to_numpy(variable)
+  """A variable's or tensor's values (Keras 3 on any backend, or tf_keras)."""
+  return np.asarray(variable)
 
 
-def check_weight_fit(tmp: pathlib.Path) -> None:
+def check_weight_fit(tmp: pathlib.Path, K=keras) -> None:
   """Gradual magnitude pruning to 80% in fit: exact zeros in every kernel, depthwise too; a plain model after."""
-  model = compiled(cnn())
+  model = compiled(cnn(K), K)
   x, y = data()
   schedule = tfk.PolynomialDecay(0.0, 0.8, begin_step=0, end_step=6, frequency=2)
   callback = tfk.Pruning(schedule)
   model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[callback])
   assert callback.pruner.step_count == 12
+  layers = [t.layer for t in callback.pruner.targets]
+  assert layers == ['conv1', 'dw', 'pw', 'conv3'], layers
   names = [t.name for t in callback.pruner.targets]
-  assert names == ['conv1/kernel', 'dw/kernel', 'pw/kernel', 'conv3/kernel'], names
   tfk.strip_pruning(model)
   assert not hasattr(model, '_tfprune_pruning')
   zeros = tfk.kernel_sparsity(model)
@@ -71,52 +79,49 @@ def check_weight_fit(tmp: pathlib.Path) -> None:
     assert z == pruning.prune_count(80, size), (name, z, size)
   assert zeros['out/kernel'][0] == 0  # the output layer is kept
   model.save(tmp / 'weight.keras')
-  loaded = keras.models.load_model(tmp / 'weight.keras')
+  loaded = K.models.load_model(tmp / 'weight.keras')
   np.testing.assert_array_equal(numpy(loaded(x)), numpy(model(x)))
 
 
-class _ZerosAfterStep(keras.callbacks.Callback):
+def _zeros_after_step(K, pruning, model, steps: list):
   """Listed before `Pruning`: right after each optimizer step, every masked trainable entry is 0."""
 
-  def __init__(self, pruning):
-    super().__init__()
-    self.pruning, self.steps = pruning, 0
-
-  def on_train_batch_end(self, batch, logs=None):
-    pruner = self.pruning.pruner
-    if getattr(self.model, '_jax_state', None) is not None:
-      self.model.jax_state_sync()
-    trainable = {id(v) for v in self.model.trainable_variables}
+  def check(batch, logs=None):
+    pruner = pruning.pruner
+    if getattr(model, '_jax_state', None) is not None:
+      model.jax_state_sync()
+    trainable = {id(v) for v in model.trainable_variables}
     for target, mask in zip(pruner.targets, pruner.state.masks):
       if id(target.variable) in trainable:
         value, kept = numpy(target.variable), numpy(mask) != 0
-        assert np.all(value[~kept] == 0), (target.name, self.steps)
-    self.steps += 1
+        assert np.all(value[~kept] == 0), (target.name, len(steps))
+    steps.append(batch)
+  return K.callbacks.LambdaCallback(on_train_batch_end=check)
 
 
-def check_zeros_after_every_step(tmp: pathlib.Path) -> None:
+def check_zeros_after_every_step(tmp: pathlib.Path, K=keras) -> None:
   """The optimizer's own step leaves every masked weight zero, before `Pruning`'s batch end runs."""
   del tmp
   for criterion in ('weight', 'unit'):
-    model = compiled(cnn())
+    model = compiled(cnn(K), K)
     x, y = data()
     # Masks change every 2 steps: each change must reach the compiled step.
     pruning = tfk.Pruning(tfk.PolynomialDecay(0.0, 0.8, begin_step=0,
                                               end_step=8, frequency=2),
                           criterion)
-    check = _ZerosAfterStep(pruning)
+    steps = []
     model.fit(x, y, batch_size=16, epochs=3, verbose=0,
-              callbacks=[check, pruning])
-    assert check.steps == 12
+              callbacks=[_zeros_after_step(K, pruning, model, steps), pruning])
+    assert len(steps) == 12
     assert sum(z for z, _ in pruning.pruner.sparsity().values()) > 0
 
 
-def check_first_update_keeps_largest(tmp: pathlib.Path) -> None:
+def check_first_update_keeps_largest(tmp: pathlib.Path, K=keras) -> None:
   """One update at step 1: every kept |w| >= every pruned |w| of the same kernel."""
   del tmp
-  model = cnn()
+  model = cnn(K)
   before = {t.name: numpy(t.variable) for t in tfk.Pruner(
-      cnn(), tfk.ConstantSparsity(0.5, 1, 1, 1)).targets}
+      cnn(K), tfk.ConstantSparsity(0.5, 1, 1, 1)).targets}
   pruner = tfk.Pruner(model, tfk.ConstantSparsity(0.5, begin_step=1,
                                                   end_step=1, frequency=1))
   for target in pruner.targets:
@@ -125,15 +130,16 @@ def check_first_update_keeps_largest(tmp: pathlib.Path) -> None:
     assert np.abs(w[kept]).min() >= np.abs(w[~kept]).max(), target.name
 
 
-def check_unit_fit_compact(tmp: pathlib.Path) -> None:
-  """Gradual unit pruning to 50% of every channel group, then the smaller model."""
-  model = compiled(cnn())
+def check_unit_fit_compact(tmp: pathlib.Path, K=keras) -> None:
+  """Gradual unit pruning to 50% of every channel group, then the smaller model (the same framework)."""
+  model = compiled(cnn(K), K)
   x, y = data()
   schedule = tfk.PolynomialDecay(0.0, 0.5, begin_step=0, end_step=6, frequency=2)
   model.fit(x, y, batch_size=16, epochs=3, verbose=0,
             callbacks=[tfk.Pruning(schedule, criterion='unit')])
   masked = numpy(model(x, training=False))
   small = tfk.compact(model)
+  assert isinstance(small, K.Model)
   shapes = {l.name: [tuple(w.shape) for w in l.weights] for l in small.layers
             if l.weights}
   # conv1's 8 channels (dw follows them) and the 12 channels pw and conv3
@@ -147,35 +153,35 @@ def check_unit_fit_compact(tmp: pathlib.Path) -> None:
   np.testing.assert_allclose(got, masked, rtol=1e-4,
                              atol=1e-4 * np.abs(masked).max())
   small.save(tmp / 'small.keras')
-  loaded = keras.models.load_model(tmp / 'small.keras')
+  loaded = K.models.load_model(tmp / 'small.keras')
   np.testing.assert_array_equal(numpy(loaded(x)), numpy(small(x)))
 
 
-def check_allocations_and_patterns(tmp: pathlib.Path) -> None:
+def check_allocations_and_patterns(tmp: pathlib.Path, K=keras) -> None:
   """global/erk prune exactly floor(k·N/100) over all kernels; 2:4 keeps 2 of every 4."""
   del tmp
   for allocation in ('global', 'erk'):
-    pruner = tfk.Pruner(cnn(), tfk.ConstantSparsity(0.7, 1, 1, 1),
+    pruner = tfk.Pruner(cnn(K), tfk.ConstantSparsity(0.7, 1, 1, 1),
                         allocation=allocation)
     counts = pruner.sparsity().values()
     assert sum(z for z, _ in counts) == pruning.prune_count(
         70, sum(s for _, s in counts)), allocation
-  pruner = tfk.Pruner(cnn(), tfk.ConstantSparsity(0.5, 1, 1, 1), pattern='2:4',
-                      layers=['pw', 'conv3'])
+  pruner = tfk.Pruner(cnn(K), tfk.ConstantSparsity(0.5, 1, 1, 1),
+                      pattern='2:4', layers=['pw', 'conv3'])
   for target in pruner.targets:
     w = numpy(target.variable)
     groups = (w.reshape(-1, w.shape[-1]) != 0).reshape(-1, 4, w.shape[-1])
     assert np.all(groups.sum(axis=1) == 2), target.name
 
 
-def check_attention(tmp: pathlib.Path) -> None:
+def check_attention(tmp: pathlib.Path, K=keras) -> None:
   """A MultiHeadAttention's query, key, value and output kernels are pruned."""
   del tmp
-  keras.utils.set_random_seed(0)
-  inp = keras.Input((6, 16))
-  h = keras.layers.MultiHeadAttention(2, 8, name='mha')(inp, inp)
-  out = keras.layers.Dense(3, name='out')(keras.layers.GlobalAveragePooling1D()(h))
-  pruner = tfk.Pruner(keras.Model(inp, out), tfk.ConstantSparsity(0.75, 1, 1, 1))
+  K.utils.set_random_seed(0)
+  inp = K.Input((6, 16))
+  h = K.layers.MultiHeadAttention(2, 8, name='mha')(inp, inp)
+  out = K.layers.Dense(3, name='out')(K.layers.GlobalAveragePooling1D()(h))
+  pruner = tfk.Pruner(K.Model(inp, out), tfk.ConstantSparsity(0.75, 1, 1, 1))
   found = {t.name: pruner.sparsity()[t.name] for t in pruner.targets}
   assert sorted(found) == sorted(f'mha/{p}/kernel' for p in
                                  ('query', 'key', 'value', 'attention_output')), found
@@ -191,10 +197,14 @@ def doc_example(name: str) -> str:
   return match.group(1)
 
 
-def check_doc_loop(tmp: pathlib.Path) -> None:
-  """The page's custom-loop example of this backend runs, and prunes exactly."""
+def check_doc_example(tmp: pathlib.Path, K=keras) -> None:
+  """The page's example of this framework and backend runs, and prunes exactly.
+
+  Keras 3: the custom loop of the backend; tf_keras: `fit` with the callback.
+  """
   del tmp
-  name = {'tensorflow': 'tf-loop', 'jax': 'jax-loop'}[keras.backend.backend()]
+  name = 'tf-keras-fit' if K is not keras else {
+      'tensorflow': 'tf-loop', 'jax': 'jax-loop'}[keras.backend.backend()]
   scope = {}
   exec(compile(doc_example(name), f'{DOC.name}:{name}', 'exec'), scope)  # pylint: disable=exec-used
   model = scope['model']
@@ -206,7 +216,7 @@ def check_doc_loop(tmp: pathlib.Path) -> None:
 CHECKS = {f.__name__: f for f in (
     check_weight_fit, check_zeros_after_every_step,
     check_first_update_keeps_largest, check_unit_fit_compact,
-    check_allocations_and_patterns, check_attention, check_doc_loop)}
+    check_allocations_and_patterns, check_attention, check_doc_example)}
 
 
 if __name__ == '__main__':

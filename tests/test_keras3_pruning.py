@@ -1,11 +1,13 @@
-"""tfprune.keras: the Keras 3 pruning callback and step, on the TensorFlow and JAX backends.
+"""tfprune.keras: the pruning callback and step, on Keras 3 (TensorFlow and JAX backends) and tf_keras.
 
-The backend-independent checks live in `keras3_checks` and run here on the
-TensorFlow backend (this process) and, all in one fresh process, on JAX.
+The framework-independent checks live in `keras3_checks` and run here for
+Keras 3 on the TensorFlow backend and for tf_keras (this process) and, all
+in one fresh process, for Keras 3 on JAX.
 """
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -18,13 +20,19 @@ from tfprune import keras as tfk
 from tfprune.errors import TfpruneError
 
 
+FRAMEWORKS = keras3_checks.FRAMEWORKS
+
+
+@pytest.mark.parametrize('framework', list(FRAMEWORKS))
 @pytest.mark.parametrize('name', list(keras3_checks.CHECKS))
-def test_tensorflow_backend(name, tmp_path):
+def test_tensorflow_backend(name, framework, tmp_path):
   assert keras.backend.backend() == 'tensorflow'
-  keras3_checks.CHECKS[name](tmp_path)
+  keras3_checks.CHECKS[name](tmp_path, FRAMEWORKS[framework])
 
 
 def test_jax_backend(tmp_path):
+  if os.environ.get('CI') == 'true':  # CI installs '.[test]': jax must run there
+    import jax  # pylint: disable=g-import-not-at-top,unused-import
   pytest.importorskip('jax')
   env = dict(os.environ, KERAS_BACKEND='jax')
   out = subprocess.run([sys.executable, '-m', 'tests.keras3_checks',
@@ -35,51 +43,50 @@ def test_jax_backend(tmp_path):
   assert report == {'backend': 'jax', 'passed': list(keras3_checks.CHECKS)}
 
 
-class _Interrupt(keras.callbacks.Callback):
+def _interrupt(K, after: int, batch: int | None = None):
   """Stops training like a kill, after epoch `after`'s checkpoint was written
   (or after batch `batch` of that epoch)."""
+  epochs = [0]
 
-  def __init__(self, after: int, batch: int | None = None):
-    super().__init__()
-    self.after, self.batch, self.epoch = after, batch, 0
-
-  def on_epoch_begin(self, epoch, logs=None):
-    self.epoch = epoch
-
-  def on_train_batch_end(self, batch, logs=None):
-    if self.batch is not None and (self.epoch + 1, batch + 1) == (
-        self.after, self.batch):
+  def batch_end(done, logs=None):
+    if batch is not None and (epochs[0] + 1, done + 1) == (after, batch):
       raise KeyboardInterrupt
 
-  def on_epoch_end(self, epoch, logs=None):
-    if self.batch is None and epoch + 1 == self.after:
+  def epoch_end(epoch, logs=None):
+    if batch is None and epoch + 1 == after:
       raise KeyboardInterrupt
+  return K.callbacks.LambdaCallback(
+      on_epoch_begin=lambda epoch, logs=None: epochs.__setitem__(0, epoch),
+      on_train_batch_end=batch_end, on_epoch_end=epoch_end)
 
 
 def _fit(backup_dir, criterion: str, interrupt_after: int | None = None,
-         save_freq='epoch', batch: int | None = None):
+         save_freq='epoch', batch: int | None = None, K=keras):
   """3 epochs of gradual pruning with BackupAndRestore; the model's weights at the end."""
-  model = keras3_checks.compiled(keras3_checks.cnn())
+  model = keras3_checks.compiled(keras3_checks.cnn(K), K)
   x, y = keras3_checks.data(96)
   schedule = tfk.PolynomialDecay(0.0, 0.6, begin_step=0, end_step=12,
                                  frequency=3)
   callbacks = [tfk.Pruning(schedule, criterion),
-               keras.callbacks.BackupAndRestore(str(backup_dir),
-                                                save_freq=save_freq)]
+               K.callbacks.BackupAndRestore(str(backup_dir),
+                                            save_freq=save_freq)]
   if interrupt_after:
-    callbacks.append(_Interrupt(interrupt_after, batch))
+    callbacks.append(_interrupt(K, interrupt_after, batch))
   model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0,
             callbacks=callbacks)
   return [np.array(w) for w in model.get_weights()], callbacks[0].pruner
 
 
+@pytest.mark.parametrize('framework', list(FRAMEWORKS))
 @pytest.mark.parametrize('criterion, after', [('weight', 1), ('unit', 2)])
-def test_killed_and_resumed_run_is_bit_exact(criterion, after, tmp_path):
-  want, pruner = _fit(tmp_path / 'uninterrupted', criterion)
+def test_killed_and_resumed_run_is_bit_exact(criterion, after, framework,
+                                             tmp_path):
+  K = FRAMEWORKS[framework]
+  want, pruner = _fit(tmp_path / 'uninterrupted', criterion, K=K)
   assert pruner.step_count == 18
   with pytest.raises(KeyboardInterrupt):
-    _fit(tmp_path / 'resumed', criterion, interrupt_after=after)
-  got, resumed = _fit(tmp_path / 'resumed', criterion)  # a new model and pruner
+    _fit(tmp_path / 'resumed', criterion, interrupt_after=after, K=K)
+  got, resumed = _fit(tmp_path / 'resumed', criterion, K=K)  # a new model and pruner
   assert resumed.step_count == 18
   assert len(got) == len(want)
   for a, b in zip(got, want):
@@ -108,7 +115,7 @@ def test_resume_from_a_mid_epoch_checkpoint_is_refused(tmp_path):
 
 
 def test_resume_without_pruning_state_differs(tmp_path):
-  """Control: the same interruption with the masks dropped from the checkpoint ends elsewhere."""
+  """Control: the same interruption with the masks dropped from the checkpoint ends elsewhere (Keras 3)."""
   want, _ = _fit(tmp_path / 'uninterrupted', 'weight')
   with pytest.raises(KeyboardInterrupt):
     _fit(tmp_path / 'resumed', 'weight', interrupt_after=1)
@@ -137,10 +144,8 @@ def test_bad_input_is_refused():
     tfk.PolynomialDecay(0.0, 90, begin_step=0, end_step=100)
   with pytest.raises(TfpruneError, match='drop allocation and pattern'):
     tfk.Pruner(model, schedule, 'unit', pattern='2:4')
-  with pytest.raises(TfpruneError, match='not a Keras 3 model'):
-    from tfprune.keras_compat import keras as tf_keras  # pylint: disable=g-import-not-at-top
-    tfk.Pruner(tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(2)]),
-               schedule)
+  with pytest.raises(TfpruneError, match='Dense is not a Keras model'):
+    tfk.Pruner(keras.layers.Dense(2), schedule)
   with pytest.raises(TfpruneError, match='schedule must be'):
     tfk.Pruning('polynomial')
   with pytest.raises(TfpruneError, match='not a prunable layer'):
@@ -167,29 +172,32 @@ def test_schedules_follow_tfmot(schedule):
     assert ours.sparsity(step) == pytest.approx(float(sparsity), abs=1e-6)
 
 
-def _engine_run(tmp_path, interrupt_after: int | None = None):
+def _engine_run(tmp_path, interrupt_after: int | None = None,
+                framework: str = 'keras3'):
   """`--engine=keras`'s training of a graph (the CNN), 3 epochs of unit pruning."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tfprune  # pylint: disable=g-import-not-at-top
   from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
   from tfprune.keras import study  # pylint: disable=g-import-not-at-top
   from tfprune.training import gradual  # pylint: disable=g-import-not-at-top
-  graph = tfprune.from_keras(keras3_checks.cnn())
+  K = FRAMEWORKS[framework]
+  graph = tfprune.from_keras(keras3_checks.cnn(K))
   train = datasets.Split(*keras3_checks.data(64))
   test = datasets.Split(*keras3_checks.data(32, seed=1))
   run = gradual.PruningRun('gradual', 'unit', 0.5, epochs=3, batch_size=16,
                            learning_rate=1e-3)
   names = [n.name for n in graph.weighted()][:-1]
-  more = [_Interrupt(interrupt_after)] if interrupt_after else []
+  more = [_interrupt(K, interrupt_after)] if interrupt_after else []
   return study.train(run, graph, names, train, test, tf.distribute.get_strategy(),
-                     tmp_path, verbose=0, callbacks=more)
+                     tmp_path, verbose=0, callbacks=more, framework=framework)
 
 
-def test_keras_engine_resumes_bit_exact_and_compacts(tmp_path):
-  want = _engine_run(tmp_path / 'whole')
+@pytest.mark.parametrize('framework', list(FRAMEWORKS))
+def test_keras_engine_resumes_bit_exact_and_compacts(framework, tmp_path):
+  want = _engine_run(tmp_path / 'whole', framework=framework)
   with pytest.raises(KeyboardInterrupt):
-    _engine_run(tmp_path / 'cut', interrupt_after=1)
-  got = _engine_run(tmp_path / 'cut')
+    _engine_run(tmp_path / 'cut', interrupt_after=1, framework=framework)
+  got = _engine_run(tmp_path / 'cut', framework=framework)
   for a, b in zip(got.graph.nodes, want.graph.nodes):
     for param in a.params:
       np.testing.assert_array_equal(a.params[param], b.params[param])
@@ -199,6 +207,27 @@ def test_keras_engine_resumes_bit_exact_and_compacts(tmp_path):
   assert [l.zeros for l in got.layers] == [l.required for l in got.layers]
   assert got.compacted.node('conv1').params['kernel'].shape == (3, 3, 1, 4)
   assert got.compacted.node('pw').params['kernel'].shape == (1, 1, 4, 6)
+
+
+def test_keras_engine_refuses_a_backup_without_masks_in_the_optimizer(tmp_path):
+  """A backup of the engine before the masks were optimizer variables: the
+  pruning state saved, the optimizer without the masks (Keras would load it
+  with a warning and drop the optimizer's state)."""
+  from tfprune.keras import study  # pylint: disable=g-import-not-at-top
+  model = keras3_checks.compiled(keras3_checks.cnn())
+  tfk.Pruner(model, tfk.ConstantSparsity(0.5, 1, 1, 1))  # not in the optimizer
+  model.optimizer.build(model.trainable_variables)
+  backup = tmp_path / 'cut' / study.BACKUP_NAME
+  backup.mkdir(parents=True)
+  model.save_weights(backup / 'model.weights.h5')
+  (backup / 'epochs.json').write_text('{"epochs": 1}')
+  with pytest.raises(TfpruneError, match=': delete the backup folder .*backup '
+                     'to start the run over') as refused:
+    _engine_run(tmp_path / 'cut')
+  saved, now = map(int, re.search(r'holds (\d+) optimizer variables, this run '
+                                  r'has (\d+)', str(refused.value)).groups())
+  assert saved == len(model.optimizer.variables) < now
+  assert (backup / 'model.weights.h5').exists()  # left to the user
 
 
 def test_gradual_study_with_the_keras_engine(tmp_path, mnist_slice_dir):

@@ -103,8 +103,9 @@ _TRAIN_LIMIT = flags.DEFINE_integer(
 _ENGINE = flags.DEFINE_enum(
     'engine', None, list(gradual_study.ENGINES),
     'tfmot: TF-MOT wrappers on a tf_keras model; keras: the tfprune.keras '
-    'Pruning callback on a Keras 3 model (TensorFlow or JAX backend, from '
-    '$KERAS_BACKEND). Default: keras for a Keras 3 --model_file, else tfmot.')
+    'Pruning callback on --model_file in its own framework (tf_keras, or '
+    'Keras 3 on the $KERAS_BACKEND backend), on a weight folder as a Keras 3 '
+    'model. Default: keras for a Keras 3 --model_file, else tfmot.')
 _EXPORT_TFLITE = flags.DEFINE_bool(
     'export_tflite', True, 'Also write each pruned model as .tflite '
     '(EXPERIMENTAL_SPARSITY) and report its size.')

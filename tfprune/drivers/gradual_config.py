@@ -73,8 +73,9 @@ class GradualConfig:
     data: a user's `.npz` with x_train, y_train, x_test, y_test instead of
       the registry `dataset`.
     engine: 'tfmot' (TF-MOT wrappers on a tf_keras model) or 'keras'
-      (`tfprune.keras.Pruning` on a Keras 3 model, on Keras's backend);
-      None: 'keras' for a Keras 3 `model_file`, else 'tfmot'.
+      (`tfprune.keras.Pruning` on the `model_file` in its own framework,
+      Keras 3 on Keras's backend or tf_keras; a weight folder as a Keras 3
+      model); None: 'keras' for a Keras 3 `model_file`, else 'tfmot'.
   """
   out_dir: str
   weights_dir: str | None

@@ -3,8 +3,10 @@
 The engine is the config's, else chosen by the starting model's framework
 (`engine`): 'tfmot' fine-tunes the graph's tf_keras twin, TF-MOT wrapping
 its Dense and Conv2D layers and `graph_gradual` masking the depthwise
-kernels and whole channel groups; 'keras' fine-tunes it as a Keras 3 model
-with `tfprune.keras.Pruning` (`tfprune.keras.study`). Either way the result
+kernels and whole channel groups; 'keras' fine-tunes it with
+`tfprune.keras.Pruning` (`tfprune.keras.study`) as a model of the user's
+model file's framework (so a tf_keras model trains as tf_keras under either
+engine), a weight folder as a Keras 3 model. Either way the result
 is imported back, verified, measured per layer and handed back in the
 user's framework.
 """
@@ -205,6 +207,14 @@ def engine(config: GradualConfig, graph: Graph) -> str:
   return 'keras' if graph.metadata.get('framework') == 'keras3' else 'tfmot'
 
 
+def keras_framework(config: GradualConfig, graph: Graph) -> str:
+  """What the 'keras' engine trains: a `model_file` in its own framework
+  (Keras 3 or tf_keras), a weight folder as a Keras 3 model."""
+  if config.model_file is None:
+    return 'keras3'
+  return graph.metadata.get('framework', 'keras3')
+
+
 def build_keras(graph: Graph) -> keras.Model:
   """The graph's tf_keras twin (what TF-MOT wraps and TFLite converts)."""
   return build.to_keras(graph, 'tf_keras')
@@ -225,7 +235,8 @@ def _run_one_graph(context: _GraphContext,
   if context.engine == 'keras':  # one replica only: its own folder
     trained = keras_study.train(
         pruning_run, context.graph, context.names, context.train_split,
-        test_split, context.strategy, run_dir, context.verbose)
+        test_split, context.strategy, run_dir, context.verbose,
+        framework=keras_framework(config, context.graph))
   else:
     trained = graph_gradual.train(
         pruning_run, context.graph, context.names, context.train_split,

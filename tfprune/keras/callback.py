@@ -1,4 +1,4 @@
-"""`Pruning`: the Keras 3 callback that prunes a model while `fit` trains it."""
+"""`Pruning`: the callback that prunes a Keras 3 or tf_keras model while `fit` trains it."""
 
 from typing import Sequence
 
@@ -9,9 +9,28 @@ from tfprune.allocation import scan as scan_lib
 from tfprune.errors import TfpruneError
 from tfprune.keras import pruner as pruner_lib
 from tfprune.keras import schedules
+from tfprune.keras import targets
 
 
-class Pruning(keras.callbacks.Callback):
+class TfKerasHooks:
+  """Lets a Keras 3 callback run in tf_keras's `fit` too.
+
+  tf_keras's `CallbackList` asks each callback which batch hooks it
+  implements (Keras 3 callbacks do not say); this answers: the training
+  batches'.
+  """
+
+  def _implements_train_batch_hooks(self) -> bool:
+    return True
+
+  def _implements_test_batch_hooks(self) -> bool:
+    return False
+
+  def _implements_predict_batch_hooks(self) -> bool:
+    return False
+
+
+class Pruning(TfKerasHooks, keras.callbacks.Callback):
   """Prunes the model being fitted: `model.fit(..., callbacks=[Pruning(schedule)])`.
 
   The optimizer zeroes the masked weights inside its compiled step
@@ -22,8 +41,9 @@ class Pruning(keras.callbacks.Callback):
   when it saves at epoch ends (its default). A checkpoint written mid-epoch
   (`save_freq=<steps>`) is refused when it is restored: Keras restarts the
   epoch from its first batch, so the restored run would train again on the
-  batches it had already seen. Works on the TensorFlow and JAX backends. The
-  arguments are `Pruner`'s.
+  batches it had already seen. Works on the TensorFlow and JAX backends of
+  Keras 3 and in tf_keras's `fit` (one Keras 3 callback, with
+  `TfKerasHooks`). The arguments are `Pruner`'s.
 
   Attributes:
     pruner: the `Pruner` of the model being fitted (None before `fit`).
@@ -51,7 +71,7 @@ class Pruning(keras.callbacks.Callback):
   def set_model(self, model):
     super().set_model(model)
     if self.pruner is None or self.pruner.model is not model:
-      if getattr(model, 'steps_per_execution', 1) != 1:
+      if targets.check_model(model).steps_per_execution(model) != 1:
         raise TfpruneError('Pruning updates masks between batches: compile the '
                            'model with steps_per_execution=1')
       self.pruner = pruner_lib.Pruner(model, self.schedule, self.criterion,

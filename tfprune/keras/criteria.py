@@ -32,6 +32,7 @@ from tfprune.criteria import importances
 from tfprune.criteria import patterns
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
+from tfprune.keras import frameworks
 from tfprune.keras import targets as targets_lib
 from tfprune.keras_io import importer
 from tfprune.training import graph_gradual
@@ -112,7 +113,8 @@ class ChannelRule:
       raise TfpruneError(f'{", ".join(missing)} of the graph is held in no Keras '
                          'variable, so its channels cannot be masked in training')
     self.keys = list(touched)
-    self.targets = [targets_lib.Target(variables[key].path, key[0],
+    path = frameworks.of(model).path
+    self.targets = [targets_lib.Target(path(variables[key]), key[0],
                                        variables[key]) for key in self.keys]
     self.read_keys = list(variables)
     self.reads = [variables[key] for key in self.read_keys]

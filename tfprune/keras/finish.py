@@ -2,17 +2,18 @@
 
 `strip_pruning(model)` applies the masks one last time and detaches the
 pruning state: the model is then the user's own layers with zeros in them,
-saved as `.keras` and loaded without tfprune. `compact(model)` goes through
-the graph (`tfprune.from_keras`, `tfprune.compact`, `tfprune.to_keras`):
-channels a channel criterion removed are physically gone, and the smaller
-Keras 3 model is checked to compute what the pruned one computes.
+saved as `.keras` (or, for tf_keras, `.h5`) and loaded without tfprune.
+`compact(model)` goes through the graph (`tfprune.from_keras`,
+`tfprune.compact`, `tfprune.to_keras`): channels a channel criterion removed
+are physically gone, and the smaller model, of the pruned model's framework
+(Keras 3 or tf_keras), is checked to compute what the pruned one computes.
 """
 
-import keras
 import numpy as np
 
 from tfprune import api
 from tfprune.errors import TfpruneError
+from tfprune.keras import frameworks
 from tfprune.keras import in_step
 from tfprune.keras import pruner as pruner_lib
 from tfprune.keras_io import verify
@@ -34,21 +35,23 @@ def strip_pruning(model):
   state = getattr(model, pruner_lib.STATE_ATTR, None)
   if state is None:
     return model
+  framework = frameworks.of(model)
   pruner_lib.sync(model)
   for variable, mask in zip(state.masked, state.masks):
-    variable.assign(keras.ops.multiply(variable, keras.ops.cast(mask, variable.dtype)))
-  in_step.detach(state.optimizer, state.masked, state.masks)
-  object.__delattr__(model, pruner_lib.STATE_ATTR)
+    variable.assign(framework.masked(variable, mask))
+  in_step.detach(state.optimizer, state.masked, state.masks, framework)
+  framework.detach_state(model)
   return model
 
 
 def compact(model, data: np.ndarray | None = None):
-  """The smaller Keras 3 model computing what the channel-pruned `model` computes.
+  """The smaller model computing what the channel-pruned `model` computes.
 
-  Strips the pruning state first (see `strip_pruning`).
+  Strips the pruning state first (see `strip_pruning`). The smaller model is
+  a plain functional model of `model`'s framework.
 
   Args:
-    model: a functional or Sequential Keras 3 model.
+    model: a functional or Sequential Keras 3 or tf_keras model.
     data: optional examples to verify the import on, besides random inputs.
 
   Raises:
@@ -56,10 +59,12 @@ def compact(model, data: np.ndarray | None = None):
       outputs differ from the pruned model's.
   """
   strip_pruning(model)
-  small = api.to_keras(api.compact(api.from_keras(model, data=data)), 'keras3')
+  framework = frameworks.of(model)
+  small = api.to_keras(api.compact(api.from_keras(model, data=data)),
+                       framework.name)
   x = verify.probe_inputs(tuple(model.inputs[0].shape[1:]), 4)
-  want = keras.ops.convert_to_numpy(model(x, training=False))
-  got = keras.ops.convert_to_numpy(small(x, training=False))
+  want = framework.to_numpy(model(x, training=False))
+  got = framework.to_numpy(small(x, training=False))
   scale = max(float(np.max(np.abs(want))), 1e-6)
   if not np.allclose(got, want, rtol=RTOL, atol=RTOL * scale):
     raise TfpruneError('the compacted model computes other outputs than the '

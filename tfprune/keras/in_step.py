@@ -16,11 +16,14 @@ and leave each step with its state, and a mask assigned between steps is the
 one the next step uses. They are then saved twice by `save_weights` (with
 the pruning state and with the optimizer); both copies hold the same values.
 `detach` undoes both.
+
+tf_keras optimizers apply `variable.constraint` after each update too
+(`Optimizer.apply_gradients`), in tf_keras's compiled step, which reads the
+mask variables themselves: there the masks stay out of the optimizer
+(`frameworks.TfKeras.masks_in_optimizer`).
 """
 
-from typing import Sequence
-
-from keras import ops
+from typing import Callable, Sequence
 
 
 class MaskConstraint:
@@ -29,23 +32,24 @@ class MaskConstraint:
   Attributes:
     mask: the mask variable (1 kept, 0 pruned).
     inner: the variable's constraint before pruning, or None.
+    masked: the framework's value * mask (`frameworks.Keras3.masked`).
   """
 
-  def __init__(self, mask, inner=None):
-    self.mask, self.inner = mask, inner
+  def __init__(self, mask, inner, masked: Callable):
+    self.mask, self.inner, self.masked = mask, inner, masked
 
   def __call__(self, value):
     if self.inner is not None:
       value = self.inner(value)
-    return ops.multiply(value, ops.cast(self.mask, value.dtype))
+    return self.masked(value, self.mask)
 
 
 def _tracked(optimizer) -> set[int]:
   return {id(v) for v in optimizer.variables}
 
 
-def attach(optimizer, trainable: Sequence, masked: Sequence, masks: Sequence
-           ) -> list[int]:
+def attach(optimizer, trainable: Sequence, masked: Sequence, masks: Sequence,
+           framework) -> list[int]:
   """Masks the trainable arrays of `masked` inside `optimizer`'s steps.
 
   Builds the optimizer first (on `trainable`, as `fit` would), so the masks
@@ -53,22 +57,24 @@ def attach(optimizer, trainable: Sequence, masked: Sequence, masks: Sequence
   back in the same order. Idempotent.
 
   Args:
-    optimizer: the model's compiled Keras 3 optimizer.
+    optimizer: the model's compiled optimizer.
     trainable: the model's trainable variables.
     masked: the masked variables, in the order of `masks`.
     masks: one mask variable per masked variable.
+    framework: the model's `frameworks.Keras3` or `frameworks.TfKeras`.
 
   Returns:
     Indices into `masked` of the arrays the optimizer does not update
     (non-trainable ones, such as batch-norm statistics): masked after the
     step by the caller.
   """
-  if not optimizer.built:
-    optimizer.build(list(trainable))
-  known = _tracked(optimizer)
-  for mask in masks:
-    if id(mask) not in known:
-      optimizer._track_variable(mask)  # pylint: disable=protected-access
+  if framework.masks_in_optimizer:
+    if not optimizer.built:
+      optimizer.build(list(trainable))
+    known = _tracked(optimizer)
+    for mask in masks:
+      if id(mask) not in known:
+        optimizer._track_variable(mask)  # pylint: disable=protected-access
   updated = {id(v) for v in trainable}
   outside = []
   for i, (variable, mask) in enumerate(zip(masked, masks)):
@@ -76,16 +82,17 @@ def attach(optimizer, trainable: Sequence, masked: Sequence, masks: Sequence
       outside.append(i)
     elif not (isinstance(variable.constraint, MaskConstraint)
               and variable.constraint.mask is mask):
-      variable.constraint = MaskConstraint(mask, variable.constraint)
+      framework.set_constraint(variable, MaskConstraint(
+          mask, variable.constraint, framework.masked))
   return outside
 
 
-def detach(optimizer, masked: Sequence, masks: Sequence) -> None:
+def detach(optimizer, masked: Sequence, masks: Sequence, framework) -> None:
   """Gives the masked variables their own constraints back and untracks the masks."""
   for variable in masked:
     if isinstance(variable.constraint, MaskConstraint):
-      variable.constraint = variable.constraint.inner
-  if optimizer is None:
+      framework.set_constraint(variable, variable.constraint.inner)
+  if optimizer is None or not framework.masks_in_optimizer:
     return
   # Keras has no public untracking: drop them from the list `variables`
   # returns (by identity: a variable's == is elementwise) and from the

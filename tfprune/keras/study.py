@@ -1,18 +1,23 @@
-"""The gradual study's Keras 3 engine: a graph fine-tuned as a Keras 3 model under `Pruning`.
+"""The gradual study's `tfprune.keras` engine: a graph fine-tuned as a Keras model under `Pruning`.
 
 `train` takes `graph_gradual.train`'s arguments and returns its
 `TrainedGraph`, so `experiments/gradual.py --engine=keras` runs the rest of
 the study (exports, TFLite, results) unchanged. The graph is built as a
-Keras 3 model (`tfprune.to_keras`), trained on the backend Keras runs
-(`KERAS_BACKEND`) with the `Pruning` callback on the run's schedule (the
-same steps as the TF-MOT engine's), then stripped and imported back
+model of the framework asked for (`tfprune.to_keras`): Keras 3, trained on
+the backend Keras runs (`KERAS_BACKEND`), or tf_keras (TensorFlow), the
+framework TF-MOT trains, so the two engines can run on the same tf_keras
+model. It trains with the `Pruning` callback on the run's schedule (the
+same steps as the TF-MOT engine's), then is stripped and imported back
 (verified). Weight level prunes each chosen kernel by magnitude to
 floor(k·n/100); unit level removes channel groups (`criterion='unit'`).
 
 Resuming: after every epoch the weights, the optimizer and the pruning state
 are saved (`save_weights`) with the count of finished epochs; a rerun loads
 them and goes on. Each epoch's batches come from a permutation seeded by the
-epoch, so a resumed run trains on the batches the uninterrupted one did.
+epoch, so a resumed run trains on the batches the uninterrupted one did. A
+backup whose optimizer holds another number of variables than this run's
+(one written by tfprune before the masks were optimizer variables) is
+refused: Keras would load it without the optimizer's state.
 """
 
 import dataclasses
@@ -21,16 +26,19 @@ import pathlib
 import shutil
 from typing import Sequence
 
+import h5py
 import keras
 import numpy as np
 
 from tfprune import atomic
+from tfprune import keras_compat
 from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph.ir import Graph
 from tfprune.keras import callback as callback_lib
 from tfprune.keras import finish
+from tfprune.keras import frameworks
 from tfprune.keras import schedules
 from tfprune.keras_io import build
 from tfprune.keras_io import importer
@@ -61,7 +69,7 @@ def schedule_of(run: gradual.PruningRun, examples: int) -> schedules.PruningSche
                                     steps.end_step, steps.frequency)
 
 
-class _Checkpoint(keras.callbacks.Callback):
+class _Checkpoint(callback_lib.TfKerasHooks, keras.callbacks.Callback):
   """Saves weights, optimizer and pruning state after each epoch, then the epoch count."""
 
   def __init__(self, folder: pathlib.Path):
@@ -76,11 +84,29 @@ class _Checkpoint(keras.callbacks.Callback):
     atomic.write_text(self.folder / _EPOCHS, json.dumps({'epochs': epoch + 1}))
 
 
+def _saved_optimizer_variables(path: pathlib.Path) -> int:
+  """How many optimizer variables a `.weights.h5` file holds."""
+  with h5py.File(path, 'r') as f:
+    return len(f['optimizer/vars']) if 'optimizer/vars' in f else 0
+
+
 def _restore(model, folder: pathlib.Path) -> int:
-  """Loads the last checkpoint into `model`; the epochs it finished (0: none)."""
+  """Loads the last checkpoint into `model`; the epochs it finished (0: none).
+
+  Raises:
+    TfpruneError: the checkpoint's optimizer has another number of variables
+      than `model`'s (a backup of an older tfprune).
+  """
   if not (folder / _EPOCHS).exists():
     return 0
   model.optimizer.build(model.trainable_variables)
+  saved = _saved_optimizer_variables(folder / _WEIGHTS)
+  if saved != len(model.optimizer.variables):
+    raise TfpruneError(
+        f'{folder} holds {saved} optimizer variables, this run has '
+        f'{len(model.optimizer.variables)} (a backup of an older tfprune, '
+        'before the masks were optimizer variables), so it cannot resume '
+        f'exactly: delete the backup folder {folder} to start the run over')
   model.load_weights(folder / _WEIGHTS)
   return int(json.loads((folder / _EPOCHS).read_text())['epochs'])
 
@@ -103,11 +129,14 @@ def measure(graph: Graph, names: Sequence[str], run: gradual.PruningRun
 def train(run: gradual.PruningRun, graph: Graph, names: Sequence[str],
           train_split: datasets.Split, test_split: datasets.Split,
           strategy, work_dir: str | pathlib.Path, verbose: int = 2,
-          callbacks: Sequence = ()) -> graph_gradual.TrainedGraph:
-  """Trains and prunes `graph` as a Keras 3 model; resumes from `work_dir/backup`.
+          callbacks: Sequence = (), framework: str = 'keras3'
+          ) -> graph_gradual.TrainedGraph:
+  """Trains and prunes `graph` as a Keras model; resumes from `work_dir/backup`.
 
-  Arguments and result as `graph_gradual.train`; the result's `model` is the
-  trained graph's tf_keras twin (what the study exports to TFLite).
+  Arguments and result as `graph_gradual.train`, and `framework`: the
+  model is built and trained in 'keras3' or 'tf_keras'. The result's
+  `model` is the trained graph's tf_keras twin (what the study exports to
+  TFLite).
 
   Raises:
     TfpruneError: a strategy with several replicas (this engine trains on
@@ -120,22 +149,24 @@ def train(run: gradual.PruningRun, graph: Graph, names: Sequence[str],
   backup = work_dir / BACKUP_NAME
   examples = len(train_split)
   total_steps = run.total_epochs * run.steps_per_epoch(examples)
-  model = build.to_keras(graph, 'keras3')
+  K = keras_compat.keras_module(framework)
+  model = build.to_keras(graph, framework)
   layers = [build.layer_of(model, n).name for n in names]
   pruner = callback_lib.Pruning(
       schedule_of(run, examples), 'weight' if run.granularity == 'weight'
       else 'unit', layers=layers, prune_output_layer=True)
-  model.compile(optimizer=keras.optimizers.Adam(
-      keras.optimizers.schedules.CosineDecay(run.learning_rate, total_steps)),
-                loss=keras.losses.SparseCategoricalCrossentropy(
+  model.compile(optimizer=K.optimizers.Adam(
+      K.optimizers.schedules.CosineDecay(run.learning_rate, total_steps)),
+                loss=K.losses.SparseCategoricalCrossentropy(
                     from_logits=graph_gradual.from_logits(graph)),
                 metrics=['accuracy'])
   pruner.set_model(model)  # the pruning state exists before a restore
   first = _restore(model, backup)
   kernels = [build.variables(model, graph.node(n))['kernel'] for n in names]
+  to_numpy = frameworks.FRAMEWORKS[framework].to_numpy
   log = epoch_log.EpochLog(
       work_dir / epoch_log.LOG_NAME, work_dir / epoch_log.TIMING_NAME,
-      lambda: sum(int(np.sum(keras.ops.convert_to_numpy(k) == 0)) for k in kernels)
+      lambda: sum(int(np.sum(to_numpy(k) == 0)) for k in kernels)
       / sum(int(np.prod(k.shape)) for k in kernels))
   for epoch in range(first, run.total_epochs):
     order = np.random.default_rng([ORDER_SEED, epoch]).permutation(examples)

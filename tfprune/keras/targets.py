@@ -1,4 +1,4 @@
-"""Which arrays of a Keras 3 model a pruner masks, found without wrapping any layer.
+"""Which arrays of a Keras 3 or tf_keras model a pruner masks, found without wrapping any layer.
 
 Weight criteria mask kernels, found by layer type (`PRUNABLE`, as TF-MOT's
 `prune_registry` for Keras 2): Dense, EinsumDense (so the query, key, value
@@ -16,6 +16,10 @@ MultiHeadAttention `mha` is the nodes `mha_query`, `mha_key`, `mha_value` and
 `mha` (the output projection) of `graph.ops.attention`, held in its four
 EinsumDense sublayers (their kernels reshaped: (d, heads, size) there,
 (d, heads * size) in the graph).
+
+Layer attributes are read by their Keras 3 names (`PRUNABLE`, `_ATTRS`)
+through the model's framework (`frameworks`), which knows where tf_keras
+names them otherwise.
 """
 
 import dataclasses
@@ -27,6 +31,7 @@ import numpy as np
 from tfprune.errors import TfpruneError
 from tfprune.graph.ir import Graph
 from tfprune.graph.ops import attention
+from tfprune.keras import frameworks
 from tfprune.keras_io import trace
 
 PRUNABLE: dict[str, tuple[str, ...]] = {
@@ -52,20 +57,17 @@ class Target:
   variable: keras.Variable
 
 
-def check_model(model) -> None:
-  """Refuses anything but a built Keras 3 model.
+def check_model(model):
+  """The framework of a built Keras 3 or tf_keras model (`frameworks.of`).
 
   Raises:
-    TfpruneError: a tf_keras model (TF-MOT prunes those), or an unbuilt one.
+    TfpruneError: not a Keras model, or an unbuilt one.
   """
-  if not isinstance(model, keras.Model):
-    raise TfpruneError(
-        f'{type(model).__name__} is not a Keras 3 model: tfprune.keras prunes '
-        'keras.Model objects (for tf_keras models use TF-MOT, e.g. '
-        'experiments/gradual.py --engine=tfmot)')
+  framework = frameworks.of(model)
   if not model.built:
     raise TfpruneError(f'model {model.name} is not built: call it on a batch or '
                        'build it with keras.Input(shape) before pruning')
+  return framework
 
 
 def _walk(layer):
@@ -77,13 +79,14 @@ def _walk(layer):
 
 def prunable_kernels(model) -> list[Target]:
   """Every prunable kernel of `model` (see `PRUNABLE`), in layer order."""
+  framework = frameworks.of(model)
   out, seen = [], set()
   for layer in _walk(model):
     for attr in PRUNABLE.get(type(layer).__name__, ()):
-      variable = getattr(layer, attr)
+      variable = framework.attribute(layer, attr)
       if id(variable) not in seen:
         seen.add(id(variable))
-        out.append(Target(variable.path, layer.name, variable))
+        out.append(Target(framework.path(variable), layer.name, variable))
   return out
 
 
@@ -123,21 +126,20 @@ _ATTRS = {
 }
 
 
-def _layers_by_node(model) -> dict[str, object]:
-  names, _ = trace.node_names(model, keras.Model)
+def _layers_by_node(model, framework) -> dict[str, object]:
+  names, _ = trace.node_names(model, framework.module.Model)
   by_id = {id(layer): layer for layer in _walk(model)}
   return {name: by_id[i] for i, name in names.items() if i in by_id}
 
 
-def _attention_part(layers: dict, name: str):
+def _attention_part(layers: dict, name: str, attention_class):
   """The EinsumDense of a MultiHeadAttention holding graph node `name`, or None."""
   layer = layers.get(name)
-  if isinstance(layer, keras.layers.MultiHeadAttention):
+  if isinstance(layer, attention_class):
     return layer._output_dense  # pylint: disable=protected-access
   base, _, projection = name.rpartition('_')
   layer = layers.get(base)
-  if projection in attention.PROJECTIONS and isinstance(
-      layer, keras.layers.MultiHeadAttention):
+  if projection in attention.PROJECTIONS and isinstance(layer, attention_class):
     return getattr(layer, f'_{projection}_dense')
   return None
 
@@ -151,13 +153,15 @@ def graph_variables(model, graph: Graph) -> dict[tuple[str, str], keras.Variable
   Raises:
     TfpruneError: a node of the graph matches no layer of `model`.
   """
-  layers = _layers_by_node(model)
+  framework = frameworks.of(model)
+  layers = _layers_by_node(model, framework)
+  mha = framework.module.layers.MultiHeadAttention
   out = {}
   for node in graph.nodes:
     attrs = _ATTRS.get(node.op)
     if not attrs or not node.params:
       continue
-    layer = _attention_part(layers, node.name) or layers.get(node.name)
+    layer = _attention_part(layers, node.name, mha) or layers.get(node.name)
     if layer is None and node.name.endswith('_depthwise'):
       layer = layers.get(node.name[:-len('_depthwise')])  # a SeparableConv
       attrs = {'kernel': 'depthwise_kernel'}
@@ -167,16 +171,17 @@ def graph_variables(model, graph: Graph) -> dict[tuple[str, str], keras.Variable
       raise TfpruneError(f'node {node.name} of the graph matches no layer of '
                          f'model {model.name}')
     for param in node.params:
-      variable = getattr(layer, attrs.get(param, ''), None)
-      if isinstance(variable, keras.Variable):
+      variable = framework.attribute(layer, attrs.get(param, ''))
+      if framework.is_variable(variable):
         out[(node.name, param)] = variable
   return out
 
 
 def kernel_sparsity(model) -> dict[str, tuple[int, int]]:
   """Variable path -> (zero entries, size) of every prunable kernel of `model`."""
+  framework = frameworks.of(model)
   out = {}
   for target in prunable_kernels(model):
-    value = keras.ops.convert_to_numpy(target.variable)
+    value = framework.to_numpy(target.variable)
     out[target.name] = (int(np.sum(value == 0)), int(value.size))
   return out
