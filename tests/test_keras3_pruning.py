@@ -248,36 +248,43 @@ def test_gradual_study_with_the_keras_engine(tmp_path, mnist_slice_dir):
     gradual_study.GradualConfig(out_dir='x', weights_dir='w', engine='tfmot2')
 
 
-def _mnist_cnn():
+def _mnist_cnn(K):
   """A small MNIST CNN with DepthwiseConv2D and BatchNormalization."""
-  keras.utils.set_random_seed(0)
-  L = keras.layers
+  K.utils.set_random_seed(0)
+  L = K.layers
 
   def bn(x, name):  # momentum 0.8: the statistics settle within the slice's steps
     return L.ReLU()(L.BatchNormalization(momentum=0.8, name=name)(x))
-  inp = keras.Input((28, 28, 1))
+  inp = K.Input((28, 28, 1))
   x = bn(L.Conv2D(16, 3, strides=2, padding='same', name='conv1')(inp), 'bn1')
   x = bn(L.DepthwiseConv2D(3, padding='same', name='dw')(x), 'bn2')
   x = bn(L.Conv2D(32, 1, name='pw')(x), 'bn3')
   x = bn(L.DepthwiseConv2D(3, strides=2, padding='same', name='dw2')(x), 'bn4')
   out = L.Dense(10, name='out')(L.Flatten()(x))
-  return keras3_checks.compiled(keras.Model(inp, out))
+  return keras3_checks.compiled(K.Model(inp, out), K)
 
 
-def test_cnn_pruned_compacted_and_reloaded_without_tfprune(tmp_path,
+# Each framework's file formats: tf_keras saves `.keras` and the older `.h5`.
+_SAVED_AS = {'keras3': {'weight': '.keras', 'unit': '.keras'},
+             'tf_keras': {'weight': '.keras', 'unit': '.h5'}}
+
+
+@pytest.mark.parametrize('framework', list(FRAMEWORKS))
+def test_cnn_pruned_compacted_and_reloaded_without_tfprune(framework, tmp_path,
                                                            mnist_slice_dir):
   """Weight pruning to 80% (depthwise kernels too) and unit pruning to 50%,
-  fine-tuned on MNIST, saved, reloaded by plain Keras in a fresh process:
-  the same outputs, so the same accuracy."""
+  fine-tuned on MNIST, saved, reloaded by plain Keras (of the model's
+  framework) in a fresh process: the same outputs, so the same accuracy."""
   from tests import helpers  # pylint: disable=g-import-not-at-top
   from tfprune.criteria import pruning  # pylint: disable=g-import-not-at-top
   from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
+  K = FRAMEWORKS[framework]
   train = datasets.load('mnist', 'train', mnist_slice_dir)
   test = datasets.load('mnist', 'test', mnist_slice_dir)
   np.save(tmp_path / 'x.npy', test.images)
   jobs, accuracy = [], {}
   for criterion, target in (('weight', 0.8), ('unit', 0.5)):
-    model = _mnist_cnn()
+    model = _mnist_cnn(K)
     model.fit(train.images, train.labels, batch_size=32, epochs=3, verbose=0)
     schedule = tfk.PolynomialDecay(0.0, target, begin_step=0, end_step=16,
                                    frequency=4)
@@ -288,21 +295,24 @@ def test_cnn_pruned_compacted_and_reloaded_without_tfprune(tmp_path,
       for name, (zeros, size) in tfk.kernel_sparsity(final).items():
         want = 0 if name == 'out/kernel' else pruning.prune_count(80, size)
         assert zeros == want, name
+      assert len(tfk.kernel_sparsity(final)) == 5  # both depthwise kernels
     else:
       final = tfk.compact(model)
       widths = {l.name: l.get_weights()[0].shape for l in final.layers
                 if l.name in ('conv1', 'dw', 'pw', 'dw2')}
       assert widths == {'conv1': (3, 3, 1, 8), 'dw': (3, 3, 8, 1),
                         'pw': (1, 1, 8, 16), 'dw2': (3, 3, 16, 1)}, widths
-    final.save(tmp_path / f'{criterion}.keras')
-    logits = keras.ops.convert_to_numpy(final(test.images, training=False))
+    path = tmp_path / f'{criterion}{_SAVED_AS[framework][criterion]}'
+    final.save(path)
+    logits = np.asarray(final(test.images, training=False))
     accuracy[criterion] = np.mean(np.argmax(logits, 1) == test.labels)
-    jobs.append((criterion, tmp_path / f'{criterion}.keras', tmp_path / 'x.npy'))
+    jobs.append((criterion, path, tmp_path / 'x.npy'))
     assert accuracy[criterion] > 0.5, accuracy  # it learned (1,000 test images)
-  fresh = helpers.load_in_fresh_process('keras3', jobs)
+  fresh = helpers.load_in_fresh_process(framework, jobs)
   assert not fresh['tfprune_imported']
+  package = {'keras3': 'keras.', 'tf_keras': 'tf_keras.'}[framework]
   for criterion, _, _ in jobs:
     outputs = np.asarray(fresh['models'][criterion]['outputs'])
     assert np.mean(np.argmax(outputs, 1) == test.labels) == accuracy[criterion]
-    assert all(m.startswith('keras.') for m in
+    assert all(m.startswith(package) for m in
                fresh['models'][criterion]['layer_modules'])
