@@ -1,4 +1,4 @@
-"""Prune a Keras 3 model while it trains, on the TensorFlow or JAX backend, without TF-MOT.
+"""Prune a Keras model while it trains, without TF-MOT: Keras 3 (TensorFlow or JAX backend) or tf_keras.
 
     from tfprune import keras as tfk
     schedule = tfk.PolynomialDecay(0.0, 0.9, begin_step=0, end_step=3000,
@@ -15,7 +15,8 @@
     ...; optimizer.apply(grads, model.trainable_variables); pruner.step()
 
 The layers are not wrapped: masks are non-trainable variables kept beside the
-model and saved with its weights, so `BackupAndRestore` resumes exactly.
+model and saved with its weights, so `BackupAndRestore` resumes exactly. A
+tf_keras model takes the same calls (`frameworks` holds what differs).
 Criteria: 'weight', 'random' (with any allocation, or an N:M `pattern`),
 'unit', 'unit_l1', 'unit_bn' (channel groups). See docs/keras3-pruning.md.
 """
