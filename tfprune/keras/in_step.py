@@ -52,9 +52,9 @@ def attach(optimizer, trainable: Sequence, masked: Sequence, masks: Sequence,
            framework) -> list[int]:
   """Masks the trainable arrays of `masked` inside `optimizer`'s steps.
 
-  Builds the optimizer first (on `trainable`, as `fit` would), so the masks
-  come after its own variables in every run and a checkpoint always loads
-  back in the same order. Idempotent.
+  Keras 3: builds the optimizer first (on `trainable`, as `fit` would), so
+  the masks come after its own variables in every run and a checkpoint
+  always loads back in the same order. Idempotent.
 
   Args:
     optimizer: the model's compiled optimizer.
