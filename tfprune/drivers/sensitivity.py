@@ -238,10 +238,10 @@ def run(config: ScanConfig, executor: str = 'serial') -> scan_lib.Scan:
   """
   atomic.check_writable(config.out_dir)
   graph, train, source = _load(config)
+  output = model_checks.scored_output(graph, config.score_output)
   x, labels = holdout(train, config.holdout_size, config.holdout_seed, source)
   if not isinstance(x, dict):
     x = x.reshape(len(x), *graph.input_shape)  # a weight folder's: flattened
-  output = model_checks.scored_output(graph, config.score_output)
   if isinstance(labels, dict):  # y_train_<output name> arrays
     labels = labels[output]
   names = graph_pruning.prunable(graph, config.prune_layers,
