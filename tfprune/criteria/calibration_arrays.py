@@ -17,6 +17,7 @@ import numpy as np
 from tfprune.errors import TfpruneError
 from tfprune.graph.ir import Graph
 
+
 def _by_input(graph: Graph, calibration) -> list:
   """`calibration` as one value per input of `graph`, in input order."""
   names = [n.name for n in graph.inputs]

@@ -57,8 +57,8 @@ class Score:
   units: str
   size_bytes: int
   metadata: dict[str, Any]
-  output: str = ''
-  output_accuracies: tuple[tuple[str, float], ...] = ()
+  output: str
+  output_accuracies: tuple[tuple[str, float], ...]
 
 
 def score(path: str | pathlib.Path, dataset: str = 'mnist',
