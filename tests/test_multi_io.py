@@ -536,3 +536,31 @@ def test_sweep_runs_the_data_aware_methods_on_two_inputs(framework, tmp_path,
       assert row['accuracy_score'] == f'{dense["score"]:.4f}'
     else:
       assert float(row['sparsity']) == pytest.approx(0.5, abs=0.01)
+
+
+@pytest.mark.parametrize('given, match', [
+    ('one', r'one calibration array given but the network reads 2 inputs '
+            r'\(image, table\): give a dict of arrays by input name'),
+    ('list1', r'1 calibration arrays given but the network reads 2 \(image, '
+              r'table\): give one per input'),
+    ('extra', r"missing \['table'\], extra \['tabel'\]"),
+    ('size', r'the network takes inputs of shape \(5,\) at input table but '
+             'the calibration examples have 4 values'),
+    ('nan', 'the calibration data at input table holds NaN/Inf values'),
+    ('lengths', r'calibration arrays of \[48, 40\] examples: give the same '
+                'examples to every input'),
+])
+@pytest.mark.parametrize('method', ['wanda', 'obs'])
+def test_data_aware_methods_refuse_calibration_that_does_not_fit(method, given,
+                                                                 match):
+  _, graph = keras_zoo.imported('two_in_two_heads', 'keras3')
+  x = _calibration(graph)
+  nan = x['table'].copy()
+  nan[5, 1] = np.nan
+  bad = {'one': x['image'], 'list1': [x['image']],
+         'extra': {'image': x['image'], 'tabel': x['table']},
+         'size': {'image': x['image'], 'table': x['table'][:, :4]},
+         'nan': {'image': x['image'], 'table': nan},
+         'lengths': {'image': x['image'], 'table': x['table'][:40]}}[given]
+  with pytest.raises(TfpruneError, match=match):
+    api.prune(graph, method, 50, calibration=bad)
