@@ -354,19 +354,28 @@ def test_evaluate_refuses_what_it_cannot_score(export, tmp_path, capsys):
     assert [l for l in err if l.startswith('error:')] == [line], err
 
 
-def test_holdout_draws_the_same_examples_of_every_array():
+def _rows_of(array, drawn):
+  """Where each example of `drawn` is in `array`."""
+  flat = array.reshape(len(array), -1)
+  return [int(np.flatnonzero(np.all(flat == row.reshape(-1), axis=1))[0])
+          for row in drawn]
+
+
+def test_holdout_and_calibration_draw_the_same_examples_of_every_input(
+    tmp_path):
   arrays = _with_train(_arrays(n=30))
   split = datasets.Split(
       {n: arrays[f'x_train_{n}'] for n in ('image', 'table')},
       {n: arrays[f'y_train_{n}'] for n in ('kind', 'score')})
   x, labels = sensitivity.holdout(split, 12, 3, 'd.npz')
-  found = [[int(np.flatnonzero(np.all(
-      arrays[key] == row, axis=tuple(range(1, arrays[key].ndim))))[0])
-            for row in values]
-           for key, values in (('x_train_image', x['image']),
-                               ('x_train_table', x['table']))]
-  assert found[0] == found[1] and len(set(found[0])) == 12
-  for output in ('kind', 'score'):
+  calibration = sweep.calibration(sweep.SweepConfig(
+      weights_dir=None, model_file='m.keras', data='d.npz', methods=('obs',),
+      out_dir=str(tmp_path), calibration_size=12, calibration_seed=3), split)
+  for drawn in (calibration, x):
+    found = [_rows_of(arrays[f'x_train_{n}'], drawn[n])
+             for n in ('image', 'table')]
+    assert found[0] == found[1] and len(set(found[0])) == 12
+  for output in ('kind', 'score'):  # the held-out examples' labels
     np.testing.assert_array_equal(labels[output],
                                   arrays[f'y_train_{output}'][found[0]])
 

@@ -21,7 +21,7 @@ layer, and ties are broken towards the lower flat index.
 
 import math
 import numbers
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -29,7 +29,6 @@ from tfprune.criteria import calibrated
 from tfprune.criteria import obs
 from tfprune.criteria import patterns
 from tfprune.criteria import pruning
-from tfprune.data import source
 from tfprune.errors import TfpruneError
 from tfprune.graph.network import Network
 
@@ -40,33 +39,28 @@ DEFAULT_BLOCK_SIZE = 32
 DEFAULT_CALIBRATION_SIZE = calibrated.DEFAULT_CALIBRATION_SIZE
 
 
-def calibration_inputs(images, size: int = DEFAULT_CALIBRATION_SIZE,
-                       seed: int = 0):
+def calibration_inputs(images: np.ndarray, size: int = DEFAULT_CALIBRATION_SIZE,
+                       seed: int = 0) -> np.ndarray:
   """`size` examples of `images` drawn without replacement, flattened to float32.
 
   Args:
-    images: training images (n, ...), never the test split; for a model
-      with several inputs, a dict of arrays by input name (the same examples
-      are drawn from each).
+    images: training images (n, ...), never the test split.
     size: examples to draw; all of them (shuffled) when `size` >= n.
     seed: seed of the draw, so that a pruning run is reproducible.
 
   Returns:
-    A float32 array (min(size, n), features), or a dict of them by input name.
+    A float32 array (min(size, n), features).
   """
   if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
     raise TfpruneError(
         f'calibration size must be a positive integer, got {size!r}: pass e.g. '
         f'{DEFAULT_CALIBRATION_SIZE}')
-  arrays = images if isinstance(images, Mapping) else {None: images}
-  arrays = {name: np.asarray(a) for name, a in arrays.items()}
-  if not arrays or any(a.ndim < 1 or not len(a) for a in arrays.values()):
+  images = np.asarray(images)
+  if images.ndim < 1 or not len(images):
     raise TfpruneError('no images to calibrate on: pass training images')
   rng = np.random.default_rng(seed)
-  chosen = rng.permutation(len(next(iter(arrays.values()))))[:size]
-  drawn = {name: np.asarray(a, dtype=np.float32).reshape(len(chosen), -1)
-           for name, a in source.examples(arrays, chosen).items()}
-  return drawn if isinstance(images, Mapping) else drawn[None]
+  chosen = rng.permutation(len(images))[:size]
+  return np.asarray(images[chosen], dtype=np.float32).reshape(len(chosen), -1)
 
 
 def wanda_mask(weights: np.ndarray, k: float, input_norms: np.ndarray,

@@ -6,8 +6,8 @@ checked at load (`checks`), with the provenance entry that files made from
 it record and that files read are checked against (`provenance`).
 `fits` then holds the test and the training split alike to the model's input
 layout and classes; `fits_model` does for a model with any number of inputs
-and outputs (a user's `.npz` of `x_test_<input>`, `y_test_<output>` arrays),
-whose examples `examples` draws alike from every array.
+and outputs (a user's `.npz` of `x_test_<input>`, `y_test_<output>` arrays);
+`examples` takes the same examples of every array of such a split.
 """
 
 import dataclasses

@@ -230,6 +230,22 @@ def _load(config: ScanConfig) -> tuple[Graph, datasets.Split, str]:
   return graph, train, given.name
 
 
+def _held_out(config: ScanConfig, graph: Graph, train: datasets.Split,
+              source: str):
+  """The held-out inputs, the labels of the output measured, and its name.
+
+  A weight folder's inputs are read flattened; arrays by name (several
+  inputs or outputs) are drawn alike (`holdout`).
+  """
+  output = model_checks.scored_output(graph, config.score_output)
+  x, labels = holdout(train, config.holdout_size, config.holdout_seed, source)
+  if not isinstance(x, dict):
+    x = x.reshape(len(x), *graph.input_shape)  # a weight folder's: flattened
+  if isinstance(labels, dict):  # y_train_<output name> arrays
+    labels = labels[output]
+  return x, labels, output
+
+
 def run(config: ScanConfig, executor: str = 'serial') -> scan_lib.Scan:
   """Scans, then writes the CSV, the config JSON and the plot to `out_dir`.
 
@@ -238,12 +254,7 @@ def run(config: ScanConfig, executor: str = 'serial') -> scan_lib.Scan:
   """
   atomic.check_writable(config.out_dir)
   graph, train, source = _load(config)
-  output = model_checks.scored_output(graph, config.score_output)
-  x, labels = holdout(train, config.holdout_size, config.holdout_seed, source)
-  if not isinstance(x, dict):
-    x = x.reshape(len(x), *graph.input_shape)  # a weight folder's: flattened
-  if isinstance(labels, dict):  # y_train_<output name> arrays
-    labels = labels[output]
+  x, labels, output = _held_out(config, graph, train, source)
   names = graph_pruning.prunable(graph, config.prune_layers,
                                  config.prune_output_layer)
   out_dir = atomic.ensure_dir(config.out_dir)

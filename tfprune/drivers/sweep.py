@@ -90,9 +90,14 @@ def calibration(config: SweepConfig, train: datasets.Split | None = None
     raise TfpruneError(
         f'calibration_size {config.calibration_size} exceeds the {len(train)} '
         f'training examples of {config.dataset}: pass at most {len(train)}')
-  # Several inputs (x_train_<input name>): the same examples of each.
-  return reconstruction.calibration_inputs(
-      train.images, config.calibration_size, config.calibration_seed)
+  draw = functools.partial(reconstruction.calibration_inputs,
+                           size=config.calibration_size,
+                           seed=config.calibration_seed)
+  if isinstance(train.images, dict):  # x_train_<input name> arrays
+    # The draw depends on the examples' count, size and seed only: the same
+    # examples of every input.
+    return {name: draw(images) for name, images in train.images.items()}
+  return draw(train.images)
 
 
 def sweep(config: SweepConfig, graph: Graph, split: datasets.Split,
