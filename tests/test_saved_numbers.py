@@ -1,10 +1,11 @@
 """A sweep row describes the model the sweep saves: row == `evaluate.py` on the file.
 
 For weight, unit (which removes channels: the saved files are compacted) and
-obs, on a Keras CNN (both Keras frameworks) and on the MLP weight folder:
-every column the row shares with `scoring.score` (what
-`experiments/evaluate.py` prints) of the `--save_pruned` file is equal, and
-the `--save_keras` file has the same non-zero parameters and multiply-adds.
+obs, on a Keras CNN (both Keras frameworks), on a two-input and a two-output
+Keras model, and on the MLP weight folder: every column the row shares with
+`scoring.score` (what `experiments/evaluate.py` prints) of the
+`--save_pruned` file is equal, every output's accuracy included, and the
+`--save_keras` file has the same non-zero parameters and multiply-adds.
 """
 
 import numpy as np
@@ -19,21 +20,29 @@ METHODS = ('weight', 'unit', 'obs')
 
 
 def _check_saved(rows, out_dir, method, data=None, dataset='mnist',
-                 data_dir=None, test_size=None):
+                 data_dir=None, test_size=None, score_output=None):
   assert rows
   for row in rows:
     stem = out_dir / 'pruned' / f'{method}-k{row.k:g}'
-    saved = scoring.score(f'{stem}.npz', dataset, data_dir, data)
-    assert (saved.accuracy, saved.nonzero_params, saved.flops, saved.size_bytes,
-            saved.units) == (row.accuracy, row.nonzero_params, row.flops,
-                             row.size_bytes, row.units)
-    keras_file = scoring.score(f'{stem}.keras', dataset, data_dir, data)
+    saved = scoring.score(f'{stem}.npz', dataset, data_dir, data,
+                          score_output=score_output)
+    assert (saved.accuracy, saved.output_accuracies, saved.nonzero_params,
+            saved.flops, saved.size_bytes, saved.units) == (
+                row.accuracy, row.output_accuracies, row.nonzero_params,
+                row.flops, row.size_bytes, row.units)
+    keras_file = scoring.score(f'{stem}.keras', dataset, data_dir, data,
+                               score_output=score_output)
     assert (keras_file.nonzero_params, keras_file.flops) == (row.nonzero_params,
                                                              row.flops)
     # Keras computes in another order than the evaluator: at most one test
     # example in a few hundred may flip.
     assert keras_file.accuracy == pytest.approx(row.accuracy,
                                                 abs=2 / test_size + 1e-12)
+    assert [n for n, _ in keras_file.output_accuracies] == [
+        n for n, _ in row.output_accuracies]
+    for (_, ours), (_, theirs) in zip(keras_file.output_accuracies,
+                                      row.output_accuracies):
+      assert ours == pytest.approx(theirs, abs=2 / test_size + 1e-12)
 
 
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
@@ -64,3 +73,38 @@ def test_mlp_folder_rows_are_the_saved_files(tmp_path, method, mnist_slice_dir):
       calibration_size=256, save_pruned=True, save_keras=True))
   _check_saved(rows, tmp_path / 'out', method, data_dir=mnist_slice_dir,
                test_size=1000)
+
+
+# A two-input model (an image and a table row) and a two-output one (two
+# heads), with the arrays the sweep and evaluate read for them.
+_MULTI_IO = {
+    'image_and_table': ({'x_{}_image': (8, 8, 2), 'x_{}_table': (5,)},
+                        {'y_{}': 3}, None),
+    'two_heads': ({'x_{}': (12,)}, {'y_{}_kind': 4, 'y_{}_flag': 2}, 'flag'),
+}
+
+
+@pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
+@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('name', sorted(_MULTI_IO))
+def test_multi_io_rows_are_the_saved_files(tmp_path, name, method, framework):
+  inputs, classes, score_output = _MULTI_IO[name]
+  keras_zoo.build(name, framework).save(tmp_path / 'm.keras')
+  rng = np.random.default_rng(0)
+  arrays = {}
+  for split, n in (('test', 200), ('train', 64)):
+    for key, shape in inputs.items():
+      arrays[key.format(split)] = rng.standard_normal((n, *shape)).astype(
+          np.float32)
+    for key, count in classes.items():
+      arrays[key.format(split)] = rng.integers(0, count, n)
+  data = tmp_path / 'data.npz'
+  np.savez(data, **arrays)
+  rows = sweep.run(sweep.SweepConfig(
+      weights_dir=None, model_file=str(tmp_path / 'm.keras'), data=str(data),
+      out_dir=str(tmp_path / 'out'), methods=(method,), levels=(0, 60),
+      calibration_size=64, save_pruned=True, save_keras=True,
+      score_output=score_output))
+  assert len(rows[0].output_accuracies) == len(classes) - 1
+  _check_saved(rows, tmp_path / 'out', method, data=str(data), test_size=200,
+               score_output=score_output)

@@ -106,7 +106,7 @@ def allocate(graph: Graph, allocation: str, k: float,
 
 def prune(graph: Graph, criterion: 'str | Importance', k: float | None = None,
           layers: Sequence[str] | None = None, prune_output_layer: bool = False,
-          calibration: np.ndarray | None = None, allocation: str = 'uniform',
+          calibration=None, allocation: str = 'uniform',
           pattern: 'str | Pattern | None' = None,
           sensitivity_csv: str | None = None) -> Graph:
   """`graph` pruned by `criterion` at k percent.
@@ -123,7 +123,9 @@ def prune(graph: Graph, criterion: 'str | Importance', k: float | None = None,
     layers: layer names to prune; default every layer with a kernel but the
       output layer (or with it, if `prune_output_layer`).
     prune_output_layer: prune the output layer too.
-    calibration: training examples, for data-aware criteria (wanda, obs).
+    calibration: training examples, for data-aware criteria (wanda, obs);
+      for several inputs, a dict of arrays by input name (or a list in the
+      order of `graph.inputs`), the same examples in each.
     allocation: how k is spread over the layers: 'uniform' (k% of each), or
       'global', 'erk', 'sensitivity' (k% of all their weights together).
     pattern: 'N:M' (e.g. '2:4'): keep N of every M consecutive weights of

@@ -7,6 +7,7 @@ sensitivity.csv, sensitivity_config.json and sensitivity.png to --out_dir.
   tfprune sensitivity --model_file=my.keras --data=my.npz --out_dir=runs/mine
   tfprune sensitivity --weights_dir=weights/mlp-mnist --out_dir=runs/mlp-mnist
   tfprune sensitivity --weights_dir=weights/lenet5-mnist --criterion=unit --out_dir=runs/lenet-unit
+  tfprune sensitivity --model_file=two_heads.keras --data=my.npz --score_output=kind --out_dir=runs/kind
 """
 
 
@@ -30,7 +31,11 @@ _MODEL_FILE = flags.DEFINE_string(
     'model_file', None, 'Your Keras model (.keras, .h5, SavedModel) to scan.')
 _DATA = flags.DEFINE_string(
     'data', None, 'With --model_file: an .npz whose x_train, y_train are '
-    'measured on (a seeded slice; x_test is never read).')
+    'measured on (a seeded slice; x_test is never read). A model with '
+    'several inputs/outputs reads x_train_<input name>, y_train_<output name>.')
+_SCORE_OUTPUT = flags.DEFINE_string(
+    'score_output', None, 'For a --model_file with several outputs: the output '
+    'whose accuracy and loss are measured (default: the first).')
 _DATASET = flags.DEFINE_enum(
     'dataset', 'mnist', list(datasets.DATASETS),
     'Dataset of --weights_dir; its training split is used (with '
@@ -81,7 +86,8 @@ def main(argv):
       prune_layers=tuple(_PRUNE_LAYERS.value),
       prune_output_layer=_PRUNE_OUTPUT_LAYER.value,
       use_biases=_USE_BIASES.value,
-      allow_other_data=_ALLOW_OTHER_DATA.value)
+      allow_other_data=_ALLOW_OTHER_DATA.value,
+      score_output=_SCORE_OUTPUT.value)
   result = sensitivity.run(config, _EXECUTOR.value)
   for name, curve in result.curves.items():
     print(f'{name:>16} ({curve.size:>9,} weights): ' + ' '.join(

@@ -38,7 +38,8 @@ def correct_biases(dense: Graph, pruned: Graph, names: Sequence[str],
     dense: the graph before pruning.
     pruned: its pruned copy (same nodes and shapes).
     names: the nodes whose bias to correct (dense or conv, with a bias).
-    calibration: (n, ...) calibration inputs (training data).
+    calibration: (n, ...) calibration inputs (training data); for several
+      inputs, a dict of arrays by input name (`calibration_arrays`).
     active_only: average over the active examples only (see above).
 
   Returns:
@@ -64,7 +65,7 @@ def correct_biases(dense: Graph, pruned: Graph, names: Sequence[str],
       y = pre_activations.pre_activation(dense, name, dense_in)
       error = y - pre_activations.pre_activation(corrected, name, pruned_in)
       error = error.reshape(-1, y.shape[-1])
-      if active_only and name != dense.output:
+      if active_only and name not in dense.outputs:
         active = y.reshape(-1, y.shape[-1]) > 0
         error = np.where(active, error, 0.0)
         counts = counts + active.sum(axis=0)

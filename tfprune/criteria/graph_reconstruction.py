@@ -30,6 +30,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfprune.criteria import calibration_arrays
 from tfprune.criteria import obs
 from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
@@ -44,14 +45,17 @@ OPS = ('dense', 'conv2d', 'depthwise_conv2d')
 
 
 def prune_wanda(graph: Graph, k: float | Mapping[str, float],
-                names: Sequence[str], calibration: np.ndarray) -> Graph:
+                names: Sequence[str], calibration) -> Graph:
   """`graph` with Wanda masks on the kernels of `names`, chosen node after node.
 
   Args:
     graph: the dense graph (not modified).
     k: level in percent of each node's kernel, or {node name: level}.
     names: the nodes to prune (dense, conv2d, depthwise_conv2d).
-    calibration: (n, ...) training examples, n·prod(input shape) values.
+    calibration: (n, ...) training examples, n·prod(input shape) values;
+      for a graph with several inputs, a dict of such arrays by input name
+      (or a list in input order), the same examples in each
+      (`calibration_arrays`).
 
   Returns:
     The pruned graph; kept weights and biases are unchanged.
@@ -60,7 +64,7 @@ def prune_wanda(graph: Graph, k: float | Mapping[str, float],
 
 
 def prune_obs(graph: Graph, k: float | Mapping[str, float],
-              names: Sequence[str], calibration: np.ndarray,
+              names: Sequence[str], calibration,
               damping: float = reconstruction.DEFAULT_DAMPING,
               block_size: int = reconstruction.DEFAULT_BLOCK_SIZE) -> Graph:
   """`graph` with the kernels (and biases) of `names` pruned and re-fitted by OBS.
@@ -76,7 +80,7 @@ def prune_obs(graph: Graph, k: float | Mapping[str, float],
       _obs_node, damping=float(damping), block_size=int(block_size)))
 
 
-def _prune(graph: Graph, k, names: Sequence[str], calibration: np.ndarray,
+def _prune(graph: Graph, k, names: Sequence[str], calibration,
            prune_node: Callable) -> Graph:
   order = [n.name for n in graph.nodes if n.name in set(names)]
   for name in names:
@@ -85,7 +89,8 @@ def _prune(graph: Graph, k, names: Sequence[str], calibration: np.ndarray,
       raise TfpruneError(f'node {name} ({node.op}) has no kernel to prune: '
                          f'choose nodes of {", ".join(OPS)}')
     pruning.check_level(pruning.layer_level(k, name))
-  x = _check_calibration(graph, calibration)
+  # float64 a chunk at a time (`_inputs`): a large calibration set stays small.
+  x = calibration_arrays.check(graph, calibration)
   pruned = graph
   for name in order:
     params = prune_node(graph, pruned, name,
@@ -171,20 +176,20 @@ def _params(w: np.ndarray, rows: int, shape: tuple[int, ...],
   return params
 
 
-def _inputs(graph: Graph, name: str, x: np.ndarray) -> Iterator[tf.Tensor]:
-  """Node `name`'s float64 input through `graph` on `x`, a chunk at a time."""
+def _inputs(graph: Graph, name: str, x: list[np.ndarray]) -> Iterator[tf.Tensor]:
+  """Node `name`'s float64 input through `graph` on `x` (one array per graph
+  input), a chunk at a time."""
   node = graph.node(name)
-  index = next(i for i, n in enumerate(graph.nodes) if n.name == name)
-  upto = Graph(graph.nodes[:index], node.inputs[0], graph.input_shape)
+  upto = calibration_arrays.upto(graph, node.inputs[0])
   params = {n.name: {p: tf.constant(v, tf.float64) for p, v in n.params.items()}
             for n in upto.nodes if n.params}
   shape, out = graph.shapes[node.inputs[0]], graph.shapes[name]
   rows = int(np.prod(out[:-1])) if node.op != 'dense' else int(np.prod(shape[:-1]))
   columns = int(np.prod(node.params['kernel'].shape[:-1]))
   chunk = max(1, CHUNK_VALUES // (rows * (columns + 1)))
-  for start in range(0, len(x), chunk):
-    batch = tf.constant(x[start:start + chunk], tf.float64)
-    (value,), _ = evaluator.run_nodes(upto, batch, params)
+  for batch in calibration_arrays.chunks(x, chunk):
+    (value,), _ = evaluator.run_nodes(
+        upto, [tf.constant(b, tf.float64) for b in batch], params)
     yield value
 
 
@@ -207,25 +212,3 @@ def _rows(node: Node, inputs: Iterator[tf.Tensor],
     if ones:
       a = np.concatenate([a, np.ones((*a.shape[:1], 1, *a.shape[2:]))], axis=1)
     yield a
-
-
-def _check_calibration(graph: Graph, calibration: np.ndarray) -> np.ndarray:
-  x = np.asarray(calibration)
-  if x.ndim < 1 or not len(x):
-    raise TfpruneError(
-        'the calibration data is empty: pass some training examples, e.g. '
-        f'{reconstruction.DEFAULT_CALIBRATION_SIZE} of them')
-  if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-    raise TfpruneError(f'the calibration data holds {x.dtype} values: pass '
-                       'float examples')
-  size = int(np.prod(graph.input_shape))
-  if x[0].size != size:
-    raise TfpruneError(
-        f'the network takes inputs of shape {graph.input_shape} but the '
-        f'calibration examples have {x[0].size} values: calibrate on the data '
-        'the network was trained on')
-  if not np.all(np.isfinite(x)):
-    raise TfpruneError('the calibration data holds NaN/Inf values: pass '
-                       'finite training examples')
-  # float64 a chunk at a time (`_inputs`): a large calibration set stays small.
-  return x.reshape(len(x), *graph.input_shape)

@@ -31,7 +31,8 @@ def prune(graph: Graph, criterion, names: Sequence[str], pattern: str,
     criterion: `wanda` or `obs` (a name or the importance object).
     names: the nodes to prune, all Dense.
     pattern: 'N:M'.
-    calibration: (n, ...) training examples.
+    calibration: (n, ...) training examples (several inputs: a dict of
+      arrays by input name, `calibration_arrays`).
 
   Raises:
     TfpruneError: a node is not Dense, or the criterion ranks no N:M pattern

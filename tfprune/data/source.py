@@ -6,7 +6,8 @@ checked at load (`checks`), with the provenance entry that files made from
 it record and that files read are checked against (`provenance`).
 `fits` then holds the test and the training split alike to the model's input
 layout and classes; `fits_model` does for a model with any number of inputs
-and outputs (a user's `.npz` of `x_test_<input>`, `y_test_<output>` arrays).
+and outputs (a user's `.npz` of `x_test_<input>`, `y_test_<output>` arrays);
+`examples` takes the same examples of every array of such a split.
 """
 
 import dataclasses
@@ -99,6 +100,14 @@ def load(dataset: str = 'mnist', data_dir: str | None = None,
     return Given(read.test, read.train, dataset, str(data), data_dir, read.sha256)
   return Given(datasets.load(dataset, 'test', data_dir, test_limit), None,
                dataset, None, data_dir, None)
+
+
+def examples(value, index):
+  """The examples `index` of an array, or of each array of a dict by name
+  (several inputs or outputs: the same examples of every one)."""
+  if isinstance(value, Mapping):
+    return {name: np.asarray(array)[index] for name, array in value.items()}
+  return np.asarray(value)[index]
 
 
 def fits_flat(split: datasets.Split | None, input_dim: int, num_outputs: int,

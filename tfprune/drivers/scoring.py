@@ -5,7 +5,11 @@ written by `sweep --save_pruned`, `tfprune.save` or a gradual run, or an old
 dense-chain export, converted to its graph) or a Keras model file (imported
 and verified by `from_keras`), and scores the graph through the graph
 evaluator, as the sweep scores it. `data` (a user's `.npz`) replaces the
-registry dataset.
+registry dataset. A network with several inputs or outputs is scored on a
+`.npz` of `x_test_<input>` / `y_test_<output>` arrays, every output against
+its labels: `accuracy` is the first output's, or `score_output`'s, as the
+sweep's `accuracy` column, and the others are its `accuracy_<output>`
+columns.
 """
 
 import dataclasses
@@ -33,7 +37,7 @@ class Score:
   Attributes:
     path: the file.
     dataset: the data whose test split was used.
-    accuracy: test accuracy of the loaded network.
+    accuracy: test accuracy of the loaded network (of output `output`).
     nonzero_params: non-zero parameters (the sweep's `nonzero_params`).
     flops: multiply-adds per example of the non-zero weights (the sweep's
       `flops` column).
@@ -41,6 +45,9 @@ class Score:
     size_bytes: bytes of the file but its provenance tag (`ziptags`): the
       network's bytes, as the sweep's `size_bytes` column counts them.
     metadata: what the file recorded of how it was made.
+    output: the output whose accuracy `accuracy` is.
+    output_accuracies: (output name, test accuracy) of every other output,
+      in output order (the sweep row's `accuracy_<output>` columns).
   """
   path: str
   dataset: str
@@ -50,11 +57,14 @@ class Score:
   units: str
   size_bytes: int
   metadata: dict[str, Any]
+  output: str
+  output_accuracies: tuple[tuple[str, float], ...]
 
 
 def score(path: str | pathlib.Path, dataset: str = 'mnist',
           data_dir: str | None = None, data: str | None = None,
-          allow_other_data: bool = False) -> Score:
+          allow_other_data: bool = False,
+          score_output: str | None = None) -> Score:
   """Test accuracy, non-zero parameters, widths and bytes of a saved network.
 
   Args:
@@ -63,10 +73,13 @@ def score(path: str | pathlib.Path, dataset: str = 'mnist',
     data_dir: its local folder, or None.
     data: a user's `.npz` instead.
     allow_other_data: score it even if its provenance names other data.
+    score_output: the output whose accuracy is `accuracy` (several outputs;
+      default the first).
 
   Raises:
     TfpruneError: the file cannot be read, has a NaN/Inf weight, was made on
-      other data, or does not fit the data.
+      other data, does not fit the data, or has several inputs or outputs
+      and `data` is None.
   """
   path = pathlib.Path(path)
   keras_file = path.suffix in ('.keras', '.h5', '.hdf5') or path.is_dir()
@@ -85,27 +98,32 @@ def score(path: str | pathlib.Path, dataset: str = 'mnist',
     size = path.stat().st_size - len(ziptags.comment(recorded))
   given = data_source.load(dataset, data_dir, data)
   split = given.test
+
+  def fits(graph):  # the model's inputs by name, its outputs' classes
+    data_source.fits_model(split, *model_checks.io_shapes(graph), given.name)
   if keras_file:
     if data is None:
       split = _as_model_reads(path, split)
-    graph, recorded = model_checks.import_model(str(path), split.images)
+    graph, recorded = model_checks.import_model(str(path), split.images, fits)
     size = sum(f.stat().st_size for f in path.rglob('*') if f.is_file()) if (
         path.is_dir()) else path.stat().st_size
     made = thaw(graph.metadata)
-  else:
+  elif len(graph.inputs) == len(graph.outputs) == 1:
     split = folder_graph.shaped(split, graph.input_shape)
   given.check_made_on(recorded, str(path), allow_other_data)
-  data_source.fits(split, graph.input_shape, int(np.prod(graph.output_shape)),
-                   given.name)
-  accuracy = evaluator.Evaluator(graph).accuracy(split.images, split.labels)
-  return Score(str(path), given.name, accuracy,
+  fits(graph)
+  scored = model_checks.scored_output(graph, score_output)
+  scores = evaluator.Evaluator(graph).accuracies(split.images, split.labels)
+  return Score(str(path), given.name, scores[scored],
                graph_sweep.nonzero_params(graph),
                graph_sweep.macs(graph, nonzero_only=True),
-               graph_sweep.live_units(graph), size, made)
+               graph_sweep.live_units(graph), size, made, scored,
+               tuple((o, scores[o]) for o in graph.outputs if o != scored))
 
 
 def _check_fits_registry(path: str, graph, dataset: str) -> None:
   """Refuses, before reading any data, a graph of another dataset's shapes."""
+  _check_one_input_and_output(path, len(graph.inputs), len(graph.outputs))
   spec = datasets.get(dataset)
   inputs, values = int(np.prod(graph.input_shape)), int(np.prod(spec.image_shape))
   if inputs != values:
@@ -127,7 +145,9 @@ def _as_model_reads(path: pathlib.Path, split):
   """
   # Imported here: it loads TensorFlow and Keras.
   from tfprune.keras_io import load  # pylint: disable=import-outside-toplevel
-  shape = load.load_model(path).input_shape
+  model = load.load_model(path)
+  _check_one_input_and_output(str(path), len(model.inputs), len(model.outputs))
+  shape = model.input_shape
   if not (isinstance(shape, tuple) and all(isinstance(d, int) for d in shape[1:])):
     return split
   shape = tuple(shape[1:])
@@ -136,3 +156,12 @@ def _as_model_reads(path: pathlib.Path, split):
         len(split.images), *shape))
   return split
 
+
+
+def _check_one_input_and_output(path: str, inputs: int, outputs: int) -> None:
+  """Refuses a network of several inputs or outputs on a registry dataset."""
+  if inputs > 1 or outputs > 1:
+    raise TfpruneError(
+        f'{path} has {inputs} input(s) and {outputs} output(s), and a registry '
+        'dataset gives one of each: pass --data, an .npz of x_test_<input '
+        'name> and y_test_<output name> arrays')

@@ -9,7 +9,11 @@ seeded draw; the test set is never read). `run(config)` writes
 `sensitivity` allocation of the sweep reads the CSV (`--sensitivity_csv`).
 
 Works on a weight folder (as a graph, `drivers.folder_graph`) and on a user's Keras
-model with a `.npz` holding `x_train`/`y_train`.
+model with a `.npz` holding `x_train`/`y_train`. A model with several inputs
+or outputs reads `x_train_<input>` / `y_train_<output>` arrays (the same
+examples of each are held out), and the scan measures one output, the first
+or `score_output` (recorded as `accuracy_output`), as the sweep's
+`accuracy` column does.
 """
 
 import dataclasses
@@ -65,6 +69,8 @@ class ScanConfig:
     use_biases: add biases in the forward pass (weight folders).
     allow_other_data: scan on other data than the network's files record,
       on purpose (`data.provenance`).
+    score_output: the output measured, for a model with several outputs
+      (default: the first).
   """
   out_dir: str
   weights_dir: str | None = None
@@ -80,6 +86,7 @@ class ScanConfig:
   prune_output_layer: bool = False
   use_biases: bool = True
   allow_other_data: bool = False
+  score_output: str | None = None
 
   def __post_init__(self):
     sweep_config.check_paths_given(self)
@@ -98,11 +105,15 @@ class ScanConfig:
                          f'{DEFAULT_HOLDOUT_SIZE}')
     if self.data is None:
       datasets.get(self.dataset)
+    if self.model_file is None and self.score_output is not None:
+      raise TfpruneError('--score_output names an output of a --model_file: '
+                         'drop it for a weight folder')
 
 
-def holdout(split: datasets.Split, size: int, seed: int,
-            source: str) -> tuple[np.ndarray, np.ndarray]:
+def holdout(split: datasets.Split, size: int, seed: int, source: str):
   """A seeded draw of `size` training examples (inputs, labels).
+
+  Arrays by name (several inputs or outputs) give dicts of the same examples.
 
   Raises:
     TfpruneError: `size` exceeds the split.
@@ -111,7 +122,8 @@ def holdout(split: datasets.Split, size: int, seed: int,
     raise TfpruneError(f'holdout_size {size} exceeds the {len(split)} training '
                        f'examples of {source}: pass at most {len(split)}')
   chosen = np.sort(np.random.default_rng(seed).permutation(len(split))[:size])
-  return split.images[chosen], split.labels[chosen]
+  return (data_source.examples(split.images, chosen),
+          data_source.examples(split.labels, chosen))
 
 
 def cross_entropy(outputs: np.ndarray, labels: np.ndarray) -> float:
@@ -128,8 +140,8 @@ def cross_entropy(outputs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def scan(graph: Graph, names: Sequence[str], criterion: str,
-         levels: Sequence[float], x: np.ndarray, labels: np.ndarray,
-         executor: str = 'serial') -> scan_lib.Scan:
+         levels: Sequence[float], x, labels: np.ndarray,
+         executor: str = 'serial', output: str | None = None) -> scan_lib.Scan:
   """Each layer of `names` pruned alone at each level; writes nothing.
 
   Each (layer, level) is one trial (`_trial`), run by `executor` (a key of
@@ -140,12 +152,15 @@ def scan(graph: Graph, names: Sequence[str], criterion: str,
     names: the layers to scan.
     criterion: a criterion ranking one kernel alone (`graph_pruning.get`).
     levels: k in percent, starting at 0.
-    x, labels: held-out training inputs and integer labels.
+    x, labels: held-out training inputs (several inputs: a dict by input
+      name) and the integer labels of output `output`.
     executor: where the trials run.
+    output: the output measured (default: the first).
   """
   points = [(None, 0.0)] + [(name, k) for name in names for k in levels if k]
   measured = dict(zip(points, executors.map_trials(
-      executor, _prepare, _trial, _Payload(graph, criterion, x, labels),
+      executor, _prepare, _trial, _Payload(graph, criterion, x, labels,
+                                           output or graph.outputs[0]),
       points)))
   curves = {}
   for name in names:
@@ -161,8 +176,9 @@ class _Payload:
   """What every trial of a scan reads."""
   graph: Graph
   criterion: str
-  x: np.ndarray
+  x: np.ndarray | dict[str, np.ndarray]
   labels: np.ndarray
+  output: str
 
 
 def _prepare(payload: _Payload) -> tuple[_Payload, Evaluator]:
@@ -176,8 +192,8 @@ def _trial(context: tuple[_Payload, Evaluator],
   name, k = point
   pruned = (payload.graph if name is None else
             graph_pruning.prune(payload.graph, payload.criterion, k, [name]))
-  outputs = evaluator.predict(payload.x, pruned)
-  accuracy = float(np.mean(np.argmax(outputs.reshape(len(payload.x), -1), axis=1)
+  outputs = evaluator.predict_outputs(payload.x, pruned)[payload.output]
+  accuracy = float(np.mean(np.argmax(outputs.reshape(len(payload.labels), -1), axis=1)
                            == payload.labels))
   return accuracy, cross_entropy(outputs, payload.labels)
 
@@ -200,10 +216,10 @@ def _load(config: ScanConfig) -> tuple[Graph, datasets.Split, str]:
     raise TfpruneError(f'{config.data} has no x_train/y_train: the scan '
                        'measures on training data, never the test set; add them')
   if folder is None:
-    graph, recorded = model_checks.import_model(config.model_file, train.images)
+    graph, recorded = model_checks.import_model(
+        config.model_file, train.images, lambda graph: data_source.fits_model(
+            train, *model_checks.io_shapes(graph), given.name, 'train'))
     given.check_made_on(recorded, config.model_file, allow)
-    data_source.fits(train, graph.input_shape, int(np.prod(graph.output_shape)),
-                     given.name, 'train')
   else:
     given.check_made_on(provenance.from_manifest(folder.manifest),
                         config.weights_dir, allow)
@@ -214,6 +230,22 @@ def _load(config: ScanConfig) -> tuple[Graph, datasets.Split, str]:
   return graph, train, given.name
 
 
+def _held_out(config: ScanConfig, graph: Graph, train: datasets.Split,
+              source: str):
+  """The held-out inputs, the labels of the output measured, and its name.
+
+  A weight folder's inputs are read flattened; arrays by name (several
+  inputs or outputs) are drawn alike (`holdout`).
+  """
+  output = model_checks.scored_output(graph, config.score_output)
+  x, labels = holdout(train, config.holdout_size, config.holdout_seed, source)
+  if not isinstance(x, dict):
+    x = x.reshape(len(x), *graph.input_shape)  # a weight folder's: flattened
+  if isinstance(labels, dict):  # y_train_<output name> arrays
+    labels = labels[output]
+  return x, labels, output
+
+
 def run(config: ScanConfig, executor: str = 'serial') -> scan_lib.Scan:
   """Scans, then writes the CSV, the config JSON and the plot to `out_dir`.
 
@@ -222,16 +254,18 @@ def run(config: ScanConfig, executor: str = 'serial') -> scan_lib.Scan:
   """
   atomic.check_writable(config.out_dir)
   graph, train, source = _load(config)
-  x, labels = holdout(train, config.holdout_size, config.holdout_seed, source)
-  x = x.reshape(len(x), *graph.input_shape)  # a weight folder's: flattened
+  x, labels, output = _held_out(config, graph, train, source)
   names = graph_pruning.prunable(graph, config.prune_layers,
                                  config.prune_output_layer)
   out_dir = atomic.ensure_dir(config.out_dir)
   result = scan(graph, names, config.criterion, config.levels, x, labels,
-                executor)
+                executor, output)
   csv_path = atomic.write_text(out_dir / CSV_NAME, scan_lib.to_csv(result))
   record = {'config': provenance.config_record(config), 'layers': names,
+            **({'accuracy_output': output} if len(graph.outputs) > 1 else {}),
             'tfprune_version': __version__}
+  if config.score_output is None:  # so the configs of other scans keep their bytes
+    record['config'].pop('score_output')
   atomic.write_text(out_dir / CONFIG_NAME, json.dumps(record, indent=2) + '\n')
   sensitivity_plot.plot(csv_path, out_dir / PLOT_NAME)
   return result

@@ -63,8 +63,8 @@ format_table = sweep_table.format_table
 
 
 
-def calibration(config: SweepConfig,
-                train: datasets.Split | None = None) -> np.ndarray | None:
+def calibration(config: SweepConfig, train: datasets.Split | None = None
+                ) -> np.ndarray | dict[str, np.ndarray] | None:
   """The calibration inputs the sweep's methods need, drawn from the train split.
 
   Args:
@@ -86,20 +86,18 @@ def calibration(config: SweepConfig,
     raise TfpruneError(f'{config.calibration_user} needs calibration data from the '
                        f'{config.dataset} training split, which failed to load: '
                        f'{e}') from None
-  images = train.images
-  if isinstance(images, dict):  # x_train_<input name> arrays
-    if len(images) > 1:
-      raise TfpruneError(
-          f'{config.calibration_user} calibrates models with one input, and '
-          f'{config.data} holds {", ".join(f"x_train_{n}" for n in images)}: '
-          'use methods that need no data (weight, unit, ...) on this model')
-    images = next(iter(images.values()))
   if config.calibration_size > len(train):
     raise TfpruneError(
         f'calibration_size {config.calibration_size} exceeds the {len(train)} '
         f'training examples of {config.dataset}: pass at most {len(train)}')
-  return reconstruction.calibration_inputs(
-      images, config.calibration_size, config.calibration_seed)
+  draw = functools.partial(reconstruction.calibration_inputs,
+                           size=config.calibration_size,
+                           seed=config.calibration_seed)
+  if isinstance(train.images, dict):  # x_train_<input name> arrays
+    # The draw depends on the examples' count, size and seed only: the same
+    # examples of every input.
+    return {name: draw(images) for name, images in train.images.items()}
+  return draw(train.images)
 
 
 def sweep(config: SweepConfig, graph: Graph, split: datasets.Split,
