@@ -129,7 +129,7 @@ def cross_entropy(outputs: np.ndarray, labels: np.ndarray) -> float:
 
 def scan(graph: Graph, names: Sequence[str], criterion: str,
          levels: Sequence[float], x: np.ndarray, labels: np.ndarray,
-         executor: str = 'serial') -> scan_lib.Scan:
+         executor: str | executors.Pool = 'serial') -> scan_lib.Scan:
   """Each layer of `names` pruned alone at each level; writes nothing.
 
   Each (layer, level) is one trial (`_trial`), run by `executor` (a key of
@@ -141,7 +141,8 @@ def scan(graph: Graph, names: Sequence[str], criterion: str,
     criterion: a criterion ranking one kernel alone (`graph_pruning.get`).
     levels: k in percent, starting at 0.
     x, labels: held-out training inputs and integer labels.
-    executor: where the trials run.
+    executor: where the trials run (or a pool `executors.start`ed for
+      `_prepare` and `_trial`).
   """
   points = [(None, 0.0)] + [(name, k) for name in names for k in levels if k]
   measured = dict(zip(points, executors.map_trials(
@@ -221,14 +222,16 @@ def run(config: ScanConfig, executor: str = 'serial') -> scan_lib.Scan:
   files are the same bytes whichever does.
   """
   atomic.check_writable(config.out_dir)
-  graph, train, source = _load(config)
-  x, labels = holdout(train, config.holdout_size, config.holdout_seed, source)
-  x = x.reshape(len(x), *graph.input_shape)  # a weight folder's: flattened
-  names = graph_pruning.prunable(graph, config.prune_layers,
-                                 config.prune_output_layer)
-  out_dir = atomic.ensure_dir(config.out_dir)
-  result = scan(graph, names, config.criterion, config.levels, x, labels,
-                executor)
+  # Entered first: a Ray pool starts its workers while the inputs load.
+  with executors.start(executor, _prepare, _trial) as pool:
+    graph, train, source = _load(config)
+    x, labels = holdout(train, config.holdout_size, config.holdout_seed, source)
+    x = x.reshape(len(x), *graph.input_shape)  # a weight folder's: flattened
+    names = graph_pruning.prunable(graph, config.prune_layers,
+                                   config.prune_output_layer)
+    out_dir = atomic.ensure_dir(config.out_dir)
+    result = scan(graph, names, config.criterion, config.levels, x, labels,
+                  pool)
   csv_path = atomic.write_text(out_dir / CSV_NAME, scan_lib.to_csv(result))
   record = {'config': provenance.config_record(config), 'layers': names,
             'tfprune_version': __version__}
