@@ -11,23 +11,27 @@ functions:
 
 `map_trials` runs them with an executor from `EXECUTORS` and yields the rows
 in the order of the points, whatever order they finished in, so a file
-written from them is the same bytes under every executor:
+written from them is the same bytes under every executor. A run that loads
+its inputs first enters `start(executor, prepare, trial)` before loading and
+passes the pool to `map_trials`, so that a Ray pool starts meanwhile:
 
 - `serial`: one after the other in this process (the default);
 - `ray`: a pool of Ray workers, one per CPU of the Ray cluster
   (`pip install tfprune[ray]`). On the cluster named by `$RAY_ADDRESS` if it
   is set (this package is shipped to it), else on a local Ray started for the
   run and stopped after it: bound to 127.0.0.1, no dashboard, a small object
-  store, one CPU per core the process may use. The payload goes to the object
-  store once (`ray.put`); each worker (a `TrialRunner` actor) reads it and
-  prepares the context once, then takes the next point as soon as it is
-  free, and runs TensorFlow on one thread per op. A worker that dies
-  mid-trial is restarted and the trial retried (`MAX_RETRIES`, system
-  failures only); a trial that raises `TfpruneError` on its own input is not
-  retried and fails the run in one line. Ctrl-C, any error, or a caller that
-  stops early ends the workers.
+  store, one CPU per core the process may use. Ray, the workers' processes
+  and their imports start on a background thread as soon as the pool is
+  entered. The payload goes to the object store once (`ray.put`); each
+  worker (a `TrialRunner` actor) reads it and prepares the context once,
+  then takes the next point as soon as it is free, and runs TensorFlow on
+  one thread per op. A worker that dies mid-trial is restarted and the trial
+  retried (`MAX_RETRIES`, system failures only); a trial that raises
+  `TfpruneError` on its own input is not retried and fails the run in one
+  line. Ctrl-C, any error, or a caller that stops early ends the workers.
 """
 
+import logging
 import os
 import pathlib
 import threading
@@ -273,7 +277,15 @@ def _import_ray():
   except ImportError:
     raise TfpruneError('--executor=ray needs Ray: pip install tfprune[ray], '
                        'or use --executor=serial') from None
+  logging.getLogger('ray._private.worker').addFilter(_sigterm_note)
   return ray
+
+
+def _sigterm_note(record: logging.LogRecord) -> bool:
+  """False for Ray's note that `ray.init` off the main thread leaves SIGTERM
+  alone (the pool starts Ray on its own thread; the command's handler is
+  the one wanted)."""
+  return not record.getMessage().startswith('SIGTERM handler is not set')
 
 
 def connect() -> bool:
