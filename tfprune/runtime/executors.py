@@ -292,7 +292,7 @@ def connect() -> bool:
   """Connects to `$RAY_ADDRESS`, or starts a local Ray; True if it did either.
 
   Does nothing (False) when this process is already connected: a caller who
-  called `ray.init` keeps their Ray, and `ray_workers` leaves it running.
+  called `ray.init` keeps their Ray, and a pool leaves it running.
   """
   ray = _import_ray()
   if ray.is_initialized():
