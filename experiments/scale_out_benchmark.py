@@ -96,8 +96,8 @@ def main(argv):
             'load_average_after': os.getloadavg()}
   print(f'ray / serial (ratio of medians): {ratio:.3f}; CSVs identical: {same}')
   print(f'the serial runs kept {statistics.median(serial_cores):.2f} of {cpus} '
-        f'cores busy (median): no executor on {cpus} cores can go below '
-        f'{bound:.2f} of their time')
+        f'cores busy (median): on an otherwise idle machine, no executor on '
+        f'{cpus} cores can go below {bound:.2f} of their time')
   if _OUT.value:
     pathlib.Path(_OUT.value).write_text(json.dumps(record, indent=2) + '\n')
 
