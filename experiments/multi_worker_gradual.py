@@ -1,18 +1,29 @@
-"""Gradual fine-tuning on N local worker processes against one process.
+"""Gradual pruning on N local worker processes against one process, compared.
 
-Runs the same `tfprune gradual` command twice: once with
-`--strategy=multiworker` in `--workers` processes on this machine (TF_CONFIG
-names them on 127.0.0.1; in a private network namespace when `unshare -rn`
-is allowed, so TensorFlow's gRPC servers are reachable from nowhere else),
-and once with `--strategy=default` in one process. Prints both runs'
-results.csv rows and the accuracy difference in points.
+Fine-tunes a weight folder's network with gradual TF-MOT magnitude pruning
+(`graph_gradual.train`, the fine-tuning `tfprune gradual` runs on a graph)
+twice: in `--workers` processes under `MultiWorkerMirroredStrategy`
+(TF_CONFIG names them on 127.0.0.1 ports; in a private network namespace
+when `unshare -rn` is allowed, so TensorFlow's gRPC servers are reachable
+from nowhere else), and in one process. Every process saves its own final
+network (`<out_dir>/<run>-<i>.npz`, a tfprune graph file). The script then
+prints, and writes to `<out_dir>/comparison.json`:
+
+- each worker's zeros in every pruned kernel against TF-MOT's exact count;
+- whether every worker's final weights are the same bits as worker 0's;
+- each run's test accuracy (the saved network, tfprune's evaluator) and the
+  difference in points from the one-process run.
+
+With `--cut_after_epoch=e` the multi-worker run is also made a second time,
+stopped after epoch e's checkpoint and started again: it must resume from
+the chief's checkpoint and end with the uninterrupted run's bits.
+Wall seconds go to `<out_dir>/timing.json`, apart from the results.
 
   python experiments/multi_worker_gradual.py --out_dir=runs/multi-worker
-  python experiments/multi_worker_gradual.py --out_dir=/tmp/mw \\
-      --args=--procedures=gradual,--targets=90,--epochs=2,--train_limit=10000
+  python experiments/multi_worker_gradual.py --out_dir=/tmp/mw --epochs=2 \\
+      --train_limit=4096 --cut_after_epoch=0
 """
 
-import csv
 import json
 import os
 import pathlib
@@ -27,13 +38,83 @@ from absl import app
 from absl import flags
 
 _WORKERS = flags.DEFINE_integer('workers', 2, 'Worker processes.')
-_ARGS = flags.DEFINE_list(
-    'args', ['--weights_dir=weights/mlp-mnist', '--procedures=gradual',
-             '--targets=90', '--export_tflite=false'],
-    'The flags of `tfprune gradual` (comma-separated; --strategy and '
-    '--out_dir are added).')
-_OUT_DIR = flags.DEFINE_string('out_dir', None, 'Folder for both runs.',
+_OUT_DIR = flags.DEFINE_string('out_dir', None, 'Folder for every run.',
                                required=True)
+_WEIGHTS_DIR = flags.DEFINE_string('weights_dir', 'weights/mlp-mnist',
+                                   'The starting weight folder.')
+_DATASET = flags.DEFINE_string('dataset', 'mnist', 'Its registry dataset.')
+_DATA_DIR = flags.DEFINE_string('data_dir', None,
+                                'Local data folder (else $TFPRUNE_DATA_DIR).')
+_GRANULARITY = flags.DEFINE_enum('granularity', 'weight', ['weight', 'unit'],
+                                 'weight (TF-MOT magnitude) or unit (channels).')
+_TARGET = flags.DEFINE_float('target', 90, 'Target sparsity in percent.')
+_EPOCHS = flags.DEFINE_integer('epochs', 8, 'Training epochs.')
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', 128, 'Global batch size.')
+_LEARNING_RATE = flags.DEFINE_float('learning_rate', 1e-4,
+                                    'Initial Adam learning rate (cosine decay).')
+_TRAIN_LIMIT = flags.DEFINE_integer('train_limit', None,
+                                    'Train on the first N examples only.')
+_CUT_AFTER_EPOCH = flags.DEFINE_integer(
+    'cut_after_epoch', None, 'Also cut a multi-worker run after this epoch '
+    '(0-based) and resume it; it must end with the same bits.')
+# Set by the script for the processes it starts.
+_TASK = flags.DEFINE_integer('task', None, 'Internal: train as this worker.')
+_RUN = flags.DEFINE_string('run', None, 'Internal: the run the worker is in.')
+_STRATEGY = flags.DEFINE_string('strategy', None, 'Internal: its strategy.')
+_STOP_AFTER_EPOCH = flags.DEFINE_integer('stop_after_epoch', None,
+                                         'Internal: exit 3 after this epoch.')
+_STOPPED = 3
+_TRAINING_FLAGS = (_WEIGHTS_DIR, _DATASET, _DATA_DIR, _GRANULARITY, _TARGET,
+                   _EPOCHS, _BATCH_SIZE, _LEARNING_RATE, _TRAIN_LIMIT)
+
+
+def _train_worker(root: pathlib.Path) -> None:
+  """One process of a run: trains, saves its network, writes its numbers."""
+  # pylint: disable=import-outside-toplevel
+  from tfprune.training import distribute
+  # First: MultiWorkerMirroredStrategy must exist before any TensorFlow op.
+  strategy = distribute.make(_STRATEGY.value)
+  from tfprune.criteria import graph_pruning
+  from tfprune.data import datasets
+  from tfprune.drivers import folder_graph
+  from tfprune.graph import evaluator
+  from tfprune.graph import io as graph_io
+  from tfprune.graph import weights
+  from tfprune.keras_compat import keras
+  from tfprune.training import gradual
+  from tfprune.training import graph_gradual
+  from tfprune.training import resumable
+
+  class Stop(keras.callbacks.Callback):
+    """Ends the process after an epoch's checkpoint (an interruption)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+      if epoch == _STOP_AFTER_EPOCH.value:
+        sys.exit(_STOPPED)
+
+  graph = folder_graph.to_graph(weights.load(_WEIGHTS_DIR.value))
+  train, test = (folder_graph.shaped(
+      datasets.load(_DATASET.value, split, _DATA_DIR.value, limit), graph.input_shape)
+      for split, limit in (('train', _TRAIN_LIMIT.value), ('test', None)))
+  run = gradual.PruningRun('gradual', _GRANULARITY.value, _TARGET.value / 100,
+                           epochs=_EPOCHS.value, batch_size=_BATCH_SIZE.value,
+                           learning_rate=_LEARNING_RATE.value)
+  name = f'{_RUN.value}-{_TASK.value}'
+  # Every worker reads the chief's (worker 0's) checkpoints.
+  backup_dir = root / f'{_RUN.value}-0' / resumable.BACKUP_NAME
+  started_at_epoch = resumable.finished_epochs(backup_dir)
+  keras.utils.set_random_seed(0)
+  trained = graph_gradual.train(
+      run, graph, graph_pruning.prunable(graph), train, test, strategy,
+      root / name, verbose=0, callbacks=[Stop()], backup_dir=backup_dir)
+  graph_io.save(trained.graph, root / f'{name}.npz')
+  accuracy = evaluator.Evaluator(trained.graph).accuracy(test.images,
+                                                         test.labels)
+  (root / f'{name}.json').write_text(json.dumps({
+      'replicas': strategy.num_replicas_in_sync, 'accuracy': accuracy,
+      'started_at_epoch': started_at_epoch,
+      'layers': [{'name': l.name, 'size': l.size, 'zeros': l.zeros,
+                  'required': l.required} for l in trained.layers]}) + '\n')
 
 
 def _ports(count: int) -> list[int]:
@@ -54,56 +135,101 @@ def _isolation() -> list[str]:
   return []
 
 
-def _gradual(strategy: str, out_dir: pathlib.Path) -> list[str]:
-  return [sys.executable, '-m', 'tfprune', 'gradual', *_ARGS.value,
-          f'--strategy={strategy}', f'--out_dir={out_dir}', '--verbose=0']
-
-
-def _multi_worker(out_dir: pathlib.Path) -> float:
-  cluster = {'worker': [f'127.0.0.1:{p}' for p in _ports(_WORKERS.value)]}
+def _run(root: pathlib.Path, run: str, workers: int,
+         stop_after_epoch: int | None = None) -> float:
+  """Starts the run's processes (all of them at once) and waits; seconds."""
+  strategy = 'multiworker' if workers > 1 else 'default'
+  cluster = {'worker': [f'127.0.0.1:{p}' for p in _ports(workers)]}
+  forwarded = [f'--{f.name}={f.value}' for f in _TRAINING_FLAGS
+               if f.value is not None]
   commands = []
-  for i in range(_WORKERS.value):
+  for i in range(workers):
     tf_config = json.dumps({'cluster': cluster,
                             'task': {'type': 'worker', 'index': i}})
-    commands.append(f'TF_CONFIG={shlex.quote(tf_config)} '
-                    f'{shlex.join(_gradual("multiworker", out_dir))} '
-                    f'> {out_dir}.worker{i}.log 2>&1')
-  script = ' & '.join(commands) + ' & wait'
+    command = [sys.executable, __file__, *forwarded, f'--out_dir={root}',
+               f'--task={i}', f'--run={run}', f'--strategy={strategy}']
+    if stop_after_epoch is not None:
+      command.append(f'--stop_after_epoch={stop_after_epoch}')
+    commands.append(f'TF_CONFIG={shlex.quote(tf_config)} {shlex.join(command)}'
+                    f' > {shlex.quote(str(root / f"{run}-{i}.log"))} 2>&1; '
+                    f'echo $? > {shlex.quote(str(root / f"{run}-{i}.exit"))}')
+  # All processes in one shell, so they share one namespace when isolated.
+  script = ' & '.join(f'({c})' for c in commands) + ' & wait'
   isolation = _isolation()
   if isolation:
     script = 'ip link set lo up; ' + script
   start = time.perf_counter()
-  subprocess.run([*isolation, 'sh', '-c', script], check=True)
-  return time.perf_counter() - start
+  subprocess.run([*isolation, 'sh', '-c', script], check=True,
+                 env={**os.environ, 'PYTHONPATH': os.pathsep.join(
+                     filter(None, [str(pathlib.Path(__file__).parents[1]),
+                                   os.environ.get('PYTHONPATH')]))})
+  seconds = time.perf_counter() - start
+  want = 0 if stop_after_epoch is None else _STOPPED
+  for i in range(workers):
+    code = int((root / f'{run}-{i}.exit').read_text())
+    if code != want:
+      raise SystemExit(f'{run} worker {i} exited {code} (expected {want}): '
+                       f'see {root / f"{run}-{i}.log"}')
+  return seconds
 
 
-def _results(out_dir: pathlib.Path) -> list[dict]:
-  with (out_dir / 'results.csv').open(newline='') as f:
-    return list(csv.DictReader(f))
+def _compare(root: pathlib.Path, runs: dict[str, int]) -> dict:
+  """Each process's numbers, and its weights against worker 0's and the reference's."""
+  # pylint: disable=import-outside-toplevel
+  from tfprune.graph import io as graph_io
+
+  def params(name: str) -> list[bytes]:
+    graph = graph_io.load(root / f'{name}.npz')
+    return [a.tobytes() for node in graph.nodes for a in node.params.values()]
+  reference = json.loads((root / 'one_process-0.json').read_text())
+  first = params('multiworker-0')
+  record = {}
+  for run, workers in runs.items():
+    for i in range(workers):
+      name = f'{run}-{i}'
+      numbers = json.loads((root / f'{name}.json').read_text())
+      numbers['exact_zeros'] = all(l['zeros'] == l['required']
+                                   for l in numbers['layers'])
+      if run != 'one_process':
+        numbers['same_bits_as_multiworker_0'] = params(name) == first
+      numbers['accuracy_minus_one_process_points'] = round(
+          100 * (numbers['accuracy'] - reference['accuracy']), 4)
+      record[name] = numbers
+  return record
 
 
 def main(argv):
   del argv
-  root = pathlib.Path(_OUT_DIR.value)
+  root = pathlib.Path(_OUT_DIR.value).resolve()
+  if _TASK.value is not None:
+    _train_worker(root)
+    return
   root.mkdir(parents=True, exist_ok=True)
-  seconds = {'multiworker': round(_multi_worker(root / 'multiworker'), 1)}
-  start = time.perf_counter()
-  subprocess.run(_gradual('default', root / 'one_process'), check=True,
-                 stdout=subprocess.DEVNULL)
-  seconds['one_process'] = round(time.perf_counter() - start, 1)
-  record = {'args': _ARGS.value, 'workers': _WORKERS.value,
-            'seconds': seconds, 'cpus': len(os.sched_getaffinity(0)),
-            'runs': {}}
-  for name in ('multiworker', 'one_process'):
-    record['runs'][name] = _results(root / name)
-    for row in record['runs'][name]:
-      print(f'{name:>12}: {row["procedure"]}-{row["granularity"]} target '
-            f'{row["target"]}%: sparsity {float(row["sparsity"]):.4%}, '
-            f'accuracy {float(row["accuracy"]):.2%}')
-  for a, b in zip(*record['runs'].values()):
-    print(f'accuracy difference {a["procedure"]} {a["target"]}%: '
-          f'{100 * (float(a["accuracy"]) - float(b["accuracy"])):+.2f} points')
+  runs = {'multiworker': _WORKERS.value, 'one_process': 1}
+  seconds = {run: round(_run(root, run, workers), 1)
+             for run, workers in runs.items()}
+  if _CUT_AFTER_EPOCH.value is not None:
+    seconds['cut'] = round(_run(root, 'resumed', _WORKERS.value,
+                                _CUT_AFTER_EPOCH.value), 1)
+    seconds['resumed'] = round(_run(root, 'resumed', _WORKERS.value), 1)
+    runs['resumed'] = _WORKERS.value
+  record = {'flags': {f.name: f.value for f in (*_TRAINING_FLAGS, _WORKERS,
+                                                _CUT_AFTER_EPOCH)},
+            'runs': _compare(root, runs)}
+  for name, numbers in record['runs'].items():
+    zeros = ', '.join(f'{l["zeros"]:,}/{l["size"]:,}' for l in numbers['layers'])
+    same = numbers.get('same_bits_as_multiworker_0')
+    print(f'{name:>14}: {numbers["replicas"]} replicas from epoch '
+          f'{numbers["started_at_epoch"]}, zeros {zeros} '
+          f'(TF-MOT count exact: {numbers["exact_zeros"]}), weights '
+          f'{"-" if same is None else "same bits" if same else "DIFFER"} as '
+          f'multiworker-0, accuracy {100 * numbers["accuracy"]:.2f}% '
+          f'({numbers["accuracy_minus_one_process_points"]:+.2f} points)')
+  print(f'seconds: {seconds}')
   (root / 'comparison.json').write_text(json.dumps(record, indent=2) + '\n')
+  (root / 'timing.json').write_text(json.dumps(
+      {'seconds': seconds, 'cpus': len(os.sched_getaffinity(0)),
+       'load_average_after': os.getloadavg()}, indent=2) + '\n')
 
 
 if __name__ == '__main__':

@@ -267,3 +267,34 @@ def test_rows_taken_by_zip_cancel_no_finished_trial(local_ray, monkeypatch):
         'ray', _prepare_offset, _slow_square, {'offset': 1}, points)))
     assert rows == {p: 1 + p * p for p in points}
   assert not cancelled
+
+
+def _runner_pids() -> list[int]:
+  """This process's Ray workers that hold a trial runner."""
+  return [p for p in _descendants(os.getpid())
+          if _title(p).startswith('ray::TrialRunner')]
+
+
+def test_pool_starts_its_workers_before_the_payload_exists(local_ray):
+  # Entered before the caller loads its inputs, the pool starts its workers
+  # (and their imports) meanwhile, on its own thread.
+  with executors.start('ray', _prepare_offset, _slow_square) as pool:
+    deadline = time.monotonic() + 300
+    while len(_runner_pids()) < 2:
+      assert time.monotonic() < deadline
+      time.sleep(0.2)
+    assert list(pool.map({'offset': 3}, [1, 2])) == [4, 7]
+
+
+def test_an_error_while_loading_ends_the_workers(local_ray):
+  with pytest.raises(TfpruneError, match='^bad input: fix it$'):
+    with executors.start('ray', _prepare_offset, _slow_square):
+      deadline = time.monotonic() + 300
+      while len(_runner_pids()) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+      raise TfpruneError('bad input: fix it')
+  deadline = time.monotonic() + 60
+  while _runner_pids():  # ray.kill ends them
+    assert time.monotonic() < deadline
+    time.sleep(0.2)

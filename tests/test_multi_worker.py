@@ -1,64 +1,82 @@
-"""Two worker processes under MultiWorkerMirroredStrategy fine-tune the MLP.
+"""Two worker processes under MultiWorkerMirroredStrategy fine-tune and resume alike.
 
-Gradual TF-MOT pruning to 90% of the prebuilt MNIST MLP, on 2 local workers
-(TF_CONFIG, the standard setup) against one process: every pruned layer at
-exactly TF-MOT's count of zeros on both workers, the same final weights on
-both, and accuracy within 0.3 points of the one-process run; and a run cut
-off after its first epoch resumes on both workers from the chief's
-checkpoint to the uninterrupted run's weights. The workers run
-in a private network namespace where one is available (`unshare -rn`), so
-TensorFlow's gRPC servers are reachable from this machine's loopback only.
+- `experiments/multi_worker_gradual.py`, small: gradual TF-MOT pruning to 90%
+  of the prebuilt MNIST MLP on 2 local workers (TF_CONFIG, the standard
+  setup) against one process: every pruned kernel at exactly TF-MOT's count
+  of zeros on both workers, the same final weights on both (each worker
+  saves its own), accuracy within 0.3 points of the one-process run; and a
+  run cut after its first epoch resumes on both workers from the chief's
+  checkpoint to the uninterrupted run's bits.
+- `tfprune gradual --strategy=multiworker`, structured (unit) fine-tuning of
+  LeNet-5 as a graph: both workers killed once the chief's first epoch is
+  checkpointed, the same command again resumes from there and ends with the
+  uninterrupted run's network, bit for bit.
+
+The workers run in a private network namespace where one is available
+(`unshare -rn`), so TensorFlow's gRPC servers are reachable from this
+machine's loopback only.
 """
 
 import json
+import os
+import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 from tests import helpers
+from tfprune.graph import io as graph_io
+from tfprune.training import resumable
 
-# One worker: the strategy first (MultiWorkerMirroredStrategy must exist
-# before any TensorFlow op), then the same training call the gradual study
-# makes; prints its measured sparsity and accuracy, saves its final weights.
-_WORKER = r"""
-import json, sys
-from tfprune.training import distribute
-strategy = distribute.make(sys.argv[1])
-import numpy as np
-from tfprune.data import datasets
-from tfprune.graph import weights
-from tfprune.keras_compat import keras
-from tfprune.keras_io import models
-from tfprune.training import gradual
-args = json.loads(sys.argv[2])
-start = weights.load(args['weights_dir'])
-train = datasets.load('mnist', 'train', args['data_dir'], limit=args['train_limit'])
-test = datasets.load('mnist', 'test', args['data_dir'])
-build = lambda: models.load_network(models.get('mlp')((28, 28, 1), 10),
-                                    start.network)
-class Stop(keras.callbacks.Callback):  # a cut-off after the epoch's checkpoint
-  def on_epoch_end(self, epoch, logs=None):
-    if epoch == args['stop_after_epoch']:
-      sys.exit(3)
-keras.utils.set_random_seed(0)
-run = gradual.PruningRun('gradual', 'weight', 0.9, epochs=args['epochs'],
-                         learning_rate=1e-3)
-trained = gradual.train(run, build, train, test, strategy, args['work_dir'],
-                        verbose=0, callbacks=[Stop()],
-                        backup_dir=args['backup_dir'])
-network = models.to_network(trained.model)
-np.savez(args['weights_out'], *network.kernels, *network.biases)
-print(json.dumps({
-    'layers': [[l.size, l.zeros, l.required] for l in trained.layers],
-    'accuracy': trained.keras_accuracy,
-    'replicas': strategy.num_replicas_in_sync}))
-"""
-TRAIN_LIMIT = 1024
+SCRIPT = helpers.REPO / 'experiments' / 'multi_worker_gradual.py'
+LENET = helpers.REPO / 'weights' / 'lenet5-mnist'
+TRAIN_LIMIT = 512  # 4 steps of 128 per epoch
 EPOCHS = 2
+STRUCTURED_EPOCHS = 3  # killed after the first: a checkpoint is left behind
+
+
+def _params(path) -> list[bytes]:
+  graph = graph_io.load(path)
+  return [a.tobytes() for node in graph.nodes for a in node.params.values()]
+
+
+@pytest.mark.timeout(1200)
+def test_two_workers_prune_alike_match_one_process_and_resume(data_dir,
+                                                              tmp_path):
+  subprocess.run(
+      [sys.executable, str(SCRIPT), f'--out_dir={tmp_path}',
+       f'--data_dir={data_dir}', f'--train_limit={TRAIN_LIMIT}',
+       f'--epochs={EPOCHS}', '--cut_after_epoch=0'],
+      cwd=helpers.REPO, check=True, timeout=1200, stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL)
+  runs = json.loads((tmp_path / 'comparison.json').read_text())['runs']
+  workers = ['multiworker-0', 'multiworker-1', 'resumed-0', 'resumed-1']
+  assert [runs[w]['replicas'] for w in workers] == [2, 2, 2, 2]
+  assert runs['one_process-0']['replicas'] == 1
+  for name in (*workers, 'one_process-0'):
+    assert len(runs[name]['layers']) == 4  # every Dense kernel but the output's
+    for layer in runs[name]['layers']:
+      zeros = graph_io.load(tmp_path / f'{name}.npz').node(
+          layer['name']).params['kernel']
+      zeros = int(np.sum(zeros == 0))  # counted here, in the saved network
+      assert zeros == layer['zeros'] == layer['required'] == round(
+          0.9 * layer['size']), (name, layer)
+  first = _params(tmp_path / 'multiworker-0.npz')
+  for name in workers[1:]:
+    assert _params(tmp_path / f'{name}.npz') == first  # bit for bit
+  # The resumed run started again at epoch 1, from the chief's checkpoint.
+  assert [runs[w]['started_at_epoch'] for w in workers] == [0, 0, 1, 1]
+  lines = (tmp_path / 'resumed-0' / 'epochs.csv').read_text().splitlines()
+  assert len(lines) == 1 + EPOCHS  # header, then each epoch once
+  # Accuracy on the 10,000 test images: 0.3 points is 30 images.
+  assert abs(runs['multiworker-0']['accuracy']
+             - runs['one_process-0']['accuracy']) <= 0.003
 
 
 def _free_ports(count: int) -> list[int]:
@@ -80,76 +98,56 @@ def _isolated() -> list[str]:
   return ['unshare', '-rn'] if probe.returncode == 0 else []
 
 
-def _run_workers(tmp_path, data_dir, strategy: str, count: int,
-                 name: str = '', stop_after_epoch: int | None = None
-                 ) -> list[dict] | None:
-  """Trains in `count` worker processes; their results (None if cut off)."""
-  name = name or strategy
-  ports = _free_ports(count)
-  cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
-  commands = []
-  for i in range(count):
+def _gradual_workers(out_dir, data_dir, log_dir) -> subprocess.Popen:
+  """`tfprune gradual --strategy=multiworker` on 2 workers, started, not awaited."""
+  cluster = {'worker': [f'127.0.0.1:{p}' for p in _free_ports(2)]}
+  command = [sys.executable, '-m', 'tfprune', 'gradual',
+             f'--weights_dir={LENET}', '--model=lenet5', f'--data_dir={data_dir}',
+             '--procedures=gradual', '--granularity=unit', '--targets=50',
+             f'--epochs={STRUCTURED_EPOCHS}', f'--train_limit={TRAIN_LIMIT}',
+             '--export_tflite=false', '--strategy=multiworker', '--verbose=0',
+             f'--out_dir={out_dir}']
+  scripts = []
+  for i in range(2):
     tf_config = json.dumps({'cluster': cluster,
                             'task': {'type': 'worker', 'index': i}})
-    args = json.dumps({
-        'weights_dir': str(helpers.PREBUILT), 'data_dir': data_dir,
-        'train_limit': TRAIN_LIMIT, 'epochs': EPOCHS,
-        'work_dir': str(tmp_path / f'{name}-{i}'),
-        # Every worker reads the chief's (worker 0's) checkpoints.
-        'backup_dir': str(tmp_path / f'{name}-0' / 'backup'),
-        'stop_after_epoch': stop_after_epoch,
-        'weights_out': str(tmp_path / f'{name}-{i}.npz')})
-    commands.append(f'TF_CONFIG={_quote(tf_config)} {_quote(sys.executable)} '
-                    f'-c {_quote(_WORKER)} {strategy} {_quote(args)} '
-                    f'> {tmp_path}/{name}-{i}.out')
-  # All workers in one shell, so they share one namespace when isolated.
-  script = 'ip link set lo up 2>/dev/null; ' + ' & '.join(commands) + ' & wait'
+    scripts.append(f'TF_CONFIG={shlex.quote(tf_config)} {shlex.join(command)} '
+                   f'> {log_dir}/worker{i}.log 2>&1')
+  # Both in one shell, so they share one namespace when isolated; the shell
+  # leads its own process group, so both can be killed at once.
+  script = 'ip link set lo up 2>/dev/null; ' + ' & '.join(scripts) + ' & wait'
   isolated = _isolated()
-  subprocess.run([*isolated, 'sh', '-c', script] if isolated else
-                 ['sh', '-c', script.split('; ', 1)[1]],
-                 cwd=helpers.REPO, check=True, timeout=900)
-  if stop_after_epoch is not None:
-    assert not any((tmp_path / f'{name}-{i}.npz').exists() for i in range(count))
-    return None
-  results = []
-  for i in range(count):
-    lines = (tmp_path / f'{name}-{i}.out').read_text().splitlines()
-    result = json.loads(lines[-1])
-    with np.load(tmp_path / f'{name}-{i}.npz') as f:
-      result['weights'] = [f[k] for k in f.files]
-    results.append(result)
-  return results
+  return subprocess.Popen(
+      [*isolated, 'sh', '-c', script] if isolated else
+      ['sh', '-c', script.split('; ', 1)[1]],
+      cwd=helpers.REPO, start_new_session=True,
+      env={**os.environ, 'PYTHONPATH': str(helpers.REPO)})
 
 
-def _quote(text: str) -> str:
-  return "'" + text.replace("'", "'\"'\"'") + "'"
-
-
-@pytest.mark.timeout(900)
-def test_two_workers_prune_alike_and_match_one_process(data_dir, tmp_path):
-  workers = _run_workers(tmp_path, data_dir, 'multiworker', 2)
-  alone, = _run_workers(tmp_path, data_dir, 'default', 1)
-  assert [w['replicas'] for w in workers] == [2, 2]
-  for worker in workers:
-    for size, zeros, required in worker['layers']:
-      assert zeros == required, (size, zeros, required)  # TF-MOT's exact count
-      assert required == round(0.9 * size)
-  first, second = workers
-  assert len(first['weights']) == len(second['weights']) == 10  # 5 layers
-  for a, b in zip(first['weights'], second['weights']):
-    np.testing.assert_array_equal(a, b)  # the same weights, bit for bit
-  # Accuracy on the 10,000 test images: 0.3 points is 30 images.
-  assert abs(first['accuracy'] - alone['accuracy']) <= 0.003
-
-
-@pytest.mark.timeout(900)
-def test_two_workers_resume_from_the_chiefs_checkpoint(data_dir, tmp_path):
-  whole = _run_workers(tmp_path, data_dir, 'multiworker', 2)
-  assert _run_workers(tmp_path, data_dir, 'multiworker', 2, name='cut',
-                      stop_after_epoch=0) is None
-  resumed = _run_workers(tmp_path, data_dir, 'multiworker', 2, name='cut')
-  for worker in (0, 1):
-    for a, b in zip(whole[worker]['weights'], resumed[worker]['weights']):
-      np.testing.assert_array_equal(a, b)  # bit for bit
-  lines = (tmp_path / 'cut-0' / 'epochs.csv').read_text().splitlines()
-  assert len(lines) == 1 + EPOCHS  # header, then each epoch once
+@pytest.mark.timeout(1200)
+def test_structured_graph_fine_tuning_resumes_on_two_workers(data_dir,
+                                                             tmp_path):
+  whole = _gradual_workers(tmp_path / 'whole', data_dir, tmp_path)
+  assert whole.wait(timeout=900) == 0
+  cut_dir = tmp_path / 'cut'
+  cut = _gradual_workers(cut_dir, data_dir, tmp_path)
+  run_dir = cut_dir / 'runs' / 'gradual-unit-50'
+  deadline = time.monotonic() + 900
+  while resumable.finished_epochs(run_dir / resumable.BACKUP_NAME) < 1:
+    assert cut.poll() is None and time.monotonic() < deadline
+    time.sleep(0.2)
+  os.killpg(cut.pid, signal.SIGKILL)  # both workers, mid-run
+  cut.wait()
+  # Killed between epochs: the chief's checkpoint (deleted once training
+  # ends) is there for the next start to resume from.
+  finished = resumable.finished_epochs(run_dir / resumable.BACKUP_NAME)
+  assert 1 <= finished < STRUCTURED_EPOCHS
+  assert not (run_dir / 'result.json').exists()
+  resumed = _gradual_workers(cut_dir, data_dir, tmp_path)
+  assert resumed.wait(timeout=900) == 0, (tmp_path / 'worker1.log').read_text()
+  graph = 'runs/gradual-unit-50/graph.npz'
+  assert _params(cut_dir / graph) == _params(tmp_path / 'whole' / graph)
+  lines = (run_dir / 'epochs.csv').read_text().splitlines()
+  assert len(lines) == 1 + STRUCTURED_EPOCHS  # header, then each epoch once
+  assert (cut_dir / 'results.csv').read_bytes() == (
+      tmp_path / 'whole' / 'results.csv').read_bytes()

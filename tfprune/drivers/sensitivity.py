@@ -141,7 +141,8 @@ def cross_entropy(outputs: np.ndarray, labels: np.ndarray) -> float:
 
 def scan(graph: Graph, names: Sequence[str], criterion: str,
          levels: Sequence[float], x, labels: np.ndarray,
-         executor: str = 'serial', output: str | None = None) -> scan_lib.Scan:
+         executor: str | executors.Pool = 'serial', output: str | None = None
+         ) -> scan_lib.Scan:
   """Each layer of `names` pruned alone at each level; writes nothing.
 
   Each (layer, level) is one trial (`_trial`), run by `executor` (a key of
@@ -154,7 +155,8 @@ def scan(graph: Graph, names: Sequence[str], criterion: str,
     levels: k in percent, starting at 0.
     x, labels: held-out training inputs (several inputs: a dict by input
       name) and the integer labels of output `output`.
-    executor: where the trials run.
+    executor: where the trials run (or a pool `executors.start`ed for
+      `_prepare` and `_trial`).
     output: the output measured (default: the first).
   """
   points = [(None, 0.0)] + [(name, k) for name in names for k in levels if k]
@@ -253,13 +255,15 @@ def run(config: ScanConfig, executor: str = 'serial') -> scan_lib.Scan:
   files are the same bytes whichever does.
   """
   atomic.check_writable(config.out_dir)
-  graph, train, source = _load(config)
-  x, labels, output = _held_out(config, graph, train, source)
-  names = graph_pruning.prunable(graph, config.prune_layers,
-                                 config.prune_output_layer)
-  out_dir = atomic.ensure_dir(config.out_dir)
-  result = scan(graph, names, config.criterion, config.levels, x, labels,
-                executor, output)
+  # Entered first: a Ray pool starts its workers while the inputs load.
+  with executors.start(executor, _prepare, _trial) as pool:
+    graph, train, source = _load(config)
+    x, labels, output = _held_out(config, graph, train, source)
+    names = graph_pruning.prunable(graph, config.prune_layers,
+                                   config.prune_output_layer)
+    out_dir = atomic.ensure_dir(config.out_dir)
+    result = scan(graph, names, config.criterion, config.levels, x, labels,
+                  pool, output)
   csv_path = atomic.write_text(out_dir / CSV_NAME, scan_lib.to_csv(result))
   record = {'config': provenance.config_record(config), 'layers': names,
             **({'accuracy_output': output} if len(graph.outputs) > 1 else {}),

@@ -11,25 +11,30 @@ functions:
 
 `map_trials` runs them with an executor from `EXECUTORS` and yields the rows
 in the order of the points, whatever order they finished in, so a file
-written from them is the same bytes under every executor:
+written from them is the same bytes under every executor. A run that loads
+its inputs first enters `start(executor, prepare, trial)` before loading and
+passes the pool to `map_trials`, so that a Ray pool starts meanwhile:
 
 - `serial`: one after the other in this process (the default);
 - `ray`: a pool of Ray workers, one per CPU of the Ray cluster
   (`pip install tfprune[ray]`). On the cluster named by `$RAY_ADDRESS` if it
   is set (this package is shipped to it), else on a local Ray started for the
   run and stopped after it: bound to 127.0.0.1, no dashboard, a small object
-  store, one CPU per core the process may use. The payload goes to the object
-  store once (`ray.put`); each worker (a `TrialRunner` actor) reads it and
-  prepares the context once, then takes the next point as soon as it is
-  free, and runs TensorFlow on one thread per op. A worker that dies
-  mid-trial is restarted and the trial retried (`MAX_RETRIES`, system
-  failures only); a trial that raises `TfpruneError` on its own input is not
-  retried and fails the run in one line. Ctrl-C, any error, or a caller that
-  stops early ends the workers.
+  store, one CPU per core the process may use. Ray, the workers' processes
+  and their imports start on a background thread as soon as the pool is
+  entered. The payload goes to the object store once (`ray.put`); each
+  worker (a `TrialRunner` actor) reads it and prepares the context once,
+  then takes the next point as soon as it is free, and runs TensorFlow on
+  one thread per op. A worker that dies mid-trial is restarted and the trial
+  retried (`MAX_RETRIES`, system failures only); a trial that raises
+  `TfpruneError` on its own input is not retried and fails the run in one
+  line. Ctrl-C, any error, or a caller that stops early ends the workers.
 """
 
+import logging
 import os
 import pathlib
+import threading
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from tfprune import registry
@@ -53,46 +58,116 @@ Prepare = Callable[[Any], Any]
 Trial = Callable[[Any, Any], Any]
 
 
-class Executor(Protocol):
-  """Runs `trial(prepare(payload), point)` for each point; rows in point order."""
+class Pool(Protocol):
+  """Runs one run's trials: `map(payload, points)` yields the rows in point order.
 
-  def __call__(self, prepare: Prepare, trial: Trial, payload: Any,
-               points: Sequence[Any]) -> Iterator[Any]:
+  Used as a context manager: entering may start workers in the background
+  (so they start while the caller loads its inputs), leaving ends them.
+  """
+
+  def __enter__(self) -> 'Pool':
+    ...
+
+  def __exit__(self, *exc_info) -> None:
+    ...
+
+  def map(self, payload: Any, points: Sequence[Any]) -> Iterator[Any]:
     ...
 
 
-def serial(prepare: Prepare, trial: Trial, payload: Any,
-           points: Sequence[Any]) -> Iterator[Any]:
+class Serial:
   """The trials one after the other in this process, sharing one context."""
-  context = prepare(payload)
-  for point in points:
-    yield trial(context, point)
+
+  def __init__(self, prepare: Prepare, trial: Trial):
+    self._prepare, self._trial = prepare, trial
+
+  def __enter__(self) -> 'Serial':
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    pass
+
+  def map(self, payload: Any, points: Sequence[Any]) -> Iterator[Any]:
+    context = self._prepare(payload)
+    for point in points:
+      yield self._trial(context, point)
 
 
-def ray_workers(prepare: Prepare, trial: Trial, payload: Any,
-                points: Sequence[Any]) -> Iterator[Any]:
-  """The trials on a pool of Ray workers (see the module docstring)."""
-  ray = _import_ray()
-  started = connect()
-  runners = []
-  try:
+class RayPool:
+  """The trials on a pool of Ray workers (see the module docstring).
+
+  Entering starts Ray (or connects to `$RAY_ADDRESS`) and the workers on a
+  background thread, so that Ray's servers, the workers' processes and
+  their TensorFlow imports start while the caller loads the graph and the
+  data; `map` waits for them. Leaving ends the workers and a Ray started
+  here, whatever is outstanding (Ctrl-C, a failed trial, a caller that
+  stopped early). Tasks are never cancelled one by one: Ray 2.60 can abort
+  the driver when a task is force-cancelled while its reply is arriving
+  (`Tried to complete task that was not pending`).
+  """
+
+  def __init__(self, prepare: Prepare, trial: Trial):
+    self._prepare, self._trial = prepare, trial
+    self._ray, self._started, self._runners = None, False, []
+    self._error: BaseException | None = None
+    self._ready, self._ended = threading.Event(), threading.Event()
+    self._thread: threading.Thread | None = None
+
+  def __enter__(self) -> 'RayPool':
+    self._ray = _import_ray()
+    self._thread = threading.Thread(target=self._start, daemon=True,
+                                    name='tfprune-ray')
+    self._thread.start()
+    return self
+
+  def _start(self) -> None:
+    """Starts Ray and the workers, then waits until the pool is left.
+
+    The thread lives as long as the pool: Ray's servers started from it are
+    killed by Linux when their parent thread ends (`PR_SET_PDEATHSIG`).
+    """
+    try:
+      ray = self._ray
+      self._started = connect()
+      runner_class = ray.remote(num_cpus=1, max_restarts=MAX_RETRIES,
+                                max_task_retries=MAX_RETRIES)(TrialRunner)
+      count = max(1, int(ray.cluster_resources().get('CPU', 1)))
+      self._runners = [runner_class.remote(self._prepare, self._trial)
+                       for _ in range(count)]
+    except BaseException as e:  # pylint: disable=broad-except
+      self._error = e  # raised by `map` or `__exit__`, in the caller's thread
+    self._ready.set()
+    self._ended.wait()
+
+  def _wait_started(self) -> None:
+    self._ready.wait()
+    if self._error is not None:
+      error, self._error = self._error, None
+      raise error
+
+  def map(self, payload: Any, points: Sequence[Any]) -> Iterator[Any]:
+    self._wait_started()
+    ray = self._ray
     shared = ray.put(payload)
-    runner_class = ray.remote(num_cpus=1, max_restarts=MAX_RETRIES,
-                              max_task_retries=MAX_RETRIES)(TrialRunner)
-    count = min(len(points), max(1, int(ray.cluster_resources().get('CPU', 1))))
-    runners = [runner_class.remote(prepare, trial) for _ in range(count)]
     # The payload's ref travels inside a list, so a worker receives the ref
     # and reads the payload once (again after a restart), not once per point.
-    yield from _in_order(ray, runners, [shared], points)
-  finally:
-    # Ends the workers, whatever is outstanding (Ctrl-C, a failed trial, a
-    # caller that stopped early). Tasks are never cancelled one by one: Ray
-    # 2.60 can abort the driver when a task is force-cancelled while its
-    # reply is arriving (`Tried to complete task that was not pending`).
-    for runner in runners:
-      ray.kill(runner, no_restart=True)
-    if started:
-      ray.shutdown()
+    yield from _in_order(ray, self._runners[:len(points)], [shared], points)
+
+  def __exit__(self, exc_type, *exc_info) -> None:
+    try:
+      self._wait_started()
+    except BaseException:  # pylint: disable=broad-except
+      if exc_type is None:  # the caller's own error comes first
+        raise
+    finally:
+      for runner in self._runners:
+        self._ray.kill(runner, no_restart=True)
+      self._runners = []
+      if self._started:
+        self._ray.shutdown()
+        self._started = False
+      self._ended.set()
+      self._thread.join()
 
 
 def _in_order(ray, runners: list, shared: list,
@@ -135,20 +210,34 @@ class TrialRunner:
     return self._trial(self._context, point)
 
 
-EXECUTORS: dict[str, Executor] = {'serial': serial, 'ray': ray_workers}
+EXECUTORS: dict[str, Callable[[Prepare, Trial], Pool]] = {
+    'serial': Serial, 'ray': RayPool}
 
 
-def get(name: str) -> Executor:
-  """The executor called `name` (a key of `EXECUTORS`)."""
+def get(name: str) -> Callable[[Prepare, Trial], Pool]:
+  """The pool class of the executor called `name` (a key of `EXECUTORS`)."""
   return registry.lookup(EXECUTORS, name, 'executor')
 
 
-def map_trials(executor: str, prepare: Prepare, trial: Trial, payload: Any,
-               points: Sequence[Any]) -> Iterator[Any]:
+def start(executor: str, prepare: Prepare, trial: Trial) -> Pool:
+  """The pool that runs `trial(prepare(payload), point)`s with `executor`.
+
+  Enter it before loading the run's inputs: a Ray pool starts its workers
+  meanwhile. Then pass it to `map_trials` as the executor.
+
+  Raises:
+    TfpruneError: unknown executor.
+  """
+  return get(executor)(prepare, trial)
+
+
+def map_trials(executor: str | Pool, prepare: Prepare, trial: Trial,
+               payload: Any, points: Sequence[Any]) -> Iterator[Any]:
   """Yields `trial(prepare(payload), point)` for each point, in point order.
 
   Args:
-    executor: a key of `EXECUTORS`.
+    executor: a key of `EXECUTORS`, or a pool entered with
+      `start(executor, prepare, trial)` for the same two functions.
     prepare: module-level function, payload -> context shared by the trials.
     trial: module-level function, (context, point) -> row.
     payload: what every trial reads (picklable).
@@ -158,7 +247,14 @@ def map_trials(executor: str, prepare: Prepare, trial: Trial, payload: Any,
     TfpruneError: unknown executor, Ray not installed, or a trial's input
       was refused.
   """
-  return get(executor)(prepare, trial, payload, list(points))
+  if not isinstance(executor, str):
+    return executor.map(payload, list(points))
+  return _map_in(start(executor, prepare, trial), payload, list(points))
+
+
+def _map_in(pool: Pool, payload: Any, points: list) -> Iterator[Any]:
+  with pool:
+    yield from pool.map(payload, points)
 
 
 def _import_ray():
@@ -181,14 +277,22 @@ def _import_ray():
   except ImportError:
     raise TfpruneError('--executor=ray needs Ray: pip install tfprune[ray], '
                        'or use --executor=serial') from None
+  logging.getLogger('ray._private.worker').addFilter(_sigterm_note)
   return ray
+
+
+def _sigterm_note(record: logging.LogRecord) -> bool:
+  """False for Ray's note that `ray.init` off the main thread leaves SIGTERM
+  alone (the pool starts Ray on its own thread; the command's handler is
+  the one wanted)."""
+  return not record.getMessage().startswith('SIGTERM handler is not set')
 
 
 def connect() -> bool:
   """Connects to `$RAY_ADDRESS`, or starts a local Ray; True if it did either.
 
   Does nothing (False) when this process is already connected: a caller who
-  called `ray.init` keeps their Ray, and `ray_workers` leaves it running.
+  called `ray.init` keeps their Ray, and a pool leaves it running.
   """
   ray = _import_ray()
   if ray.is_initialized():
