@@ -12,7 +12,8 @@ results.json and timing.json to --out_dir (`tfprune.drivers.vit_study`).
   TFPRUNE_DATA_DIR=../shared/datasets python experiments/vit_study.py \
       --model_file=weights/vit-fashion_mnist/model.keras --out_dir=img/vit-unit50
   TFPRUNE_DATA_DIR=../shared/datasets python experiments/vit_study.py \
-      --recipe=one_shot --temperature=1 --out_dir=runs/vit-unit50-one-shot
+      --recipe=gradual --temperature=1 --learning_rates=1e-3,2e-3 \
+      --out_dir=runs/vit-unit50-gradual
 """
 
 
