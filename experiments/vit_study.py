@@ -1,8 +1,9 @@
 """The committed ViT with half its heads and MLP units removed, fine-tuned, timed.
 
 Removes k% of each block's attention heads and MLP hidden units (`unit`),
-fine-tunes the smaller Keras 3 model for --epochs at each --learning_rates,
-distilled from the dense model (--teacher_weight)
+at once and then fine-tuned, or step by step while fine-tuning (--recipe),
+for --epochs in all at each --learning_rates, distilled from the dense model
+(--teacher_weight, --temperature)
 (the best on a held-out validation slice of the training split is kept),
 scores it on the test split, times it against the dense model at batch
 --timing_batch in one process (alternating), and writes pruned.keras,
@@ -10,6 +11,9 @@ results.json and timing.json to --out_dir (`tfprune.drivers.vit_study`).
 
   TFPRUNE_DATA_DIR=../shared/datasets python experiments/vit_study.py \
       --model_file=weights/vit-fashion_mnist/model.keras --out_dir=img/vit-unit50
+  TFPRUNE_DATA_DIR=../shared/datasets python experiments/vit_study.py \
+      --recipe=gradual --temperature=1 --learning_rates=1e-3,2e-3 \
+      --out_dir=runs/vit-unit50-gradual
 """
 
 
@@ -19,6 +23,7 @@ from absl import flags
 import tensorflow as tf
 
 from tfprune.data import datasets
+from tfprune.drivers import vit_finetune
 from tfprune.drivers import vit_study
 
 _D = vit_study.ViTStudyConfig(model_file='', out_dir='')
@@ -32,13 +37,21 @@ _DATASET = flags.DEFINE_enum('dataset', _D.dataset, ['mnist', 'fashion_mnist'],
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else tfds).')
 _K = flags.DEFINE_float('k', _D.k, 'Percent of each group (heads, MLP units) removed.')
-_EPOCHS = flags.DEFINE_integer('epochs', _D.epochs, 'Fine-tuning epochs per rate.')
+_RECIPE = flags.DEFINE_enum(
+    'recipe', _D.recipe, list(vit_finetune.RECIPES),
+    'one_shot: prune, then fine-tune; gradual: prune while fine-tuning '
+    '(polynomial schedule over the first 2/3 of the steps), then compact.')
+_EPOCHS = flags.DEFINE_integer('epochs', _D.epochs,
+                               'Fine-tuning epochs per rate, all included.')
 _RATES = flags.DEFINE_list('learning_rates', [str(r) for r in _D.learning_rates],
                            'Adam rates tried; the best on the validation slice is kept.')
 _TEACHER = flags.DEFINE_float(
     'teacher_weight', _D.teacher_weight,
-    "Share of the dense model's probabilities in the fine-tuning targets "
-    '(distillation; 0: labels only).')
+    'Share of the distillation term in the loss (the rest: cross-entropy '
+    'with the labels; 0: labels only).')
+_TEMPERATURE = flags.DEFINE_float(
+    'temperature', _D.temperature,
+    'Distillation temperature (the distillation term is scaled by its square).')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', _D.batch_size,
                                    'Fine-tuning examples per step.')
 _VALIDATION = flags.DEFINE_integer('validation_size', _D.validation_size,
@@ -53,9 +66,9 @@ def main(argv):
   config = vit_study.ViTStudyConfig(
       model_file=_MODEL_FILE.value, out_dir=_OUT_DIR.value,
       dataset=_DATASET.value, data_dir=_DATA_DIR.value, k=_K.value,
-      epochs=_EPOCHS.value,
+      recipe=_RECIPE.value, epochs=_EPOCHS.value,
       learning_rates=tuple(float(r) for r in _RATES.value),
-      teacher_weight=_TEACHER.value,
+      teacher_weight=_TEACHER.value, temperature=_TEMPERATURE.value,
       batch_size=_BATCH_SIZE.value, validation_size=_VALIDATION.value,
       seed=_SEED.value, timing_runs=_TIMING_RUNS.value)
   tf.config.experimental.enable_op_determinism()

@@ -5,12 +5,15 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
 import tfprune
 from tests import helpers
+from tfprune import ziptags
 from tfprune.data import datasets
+from tfprune.drivers import vit_finetune
 from tfprune.drivers import vit_model
 from tfprune.drivers import vit_study
 from tfprune.errors import TfpruneError
@@ -109,9 +112,101 @@ def test_committed_pruned_vit_loads_without_tfprune_and_scores_its_result(
 
 @pytest.mark.parametrize('change,match', [
     ({'teacher_weight': 1.5}, r'teacher_weight must be in \[0, 1\], got 1.5'),
+    ({'temperature': 0.0}, 'temperature must be positive, got 0.0'),
+    ({'recipe': 'lottery'}, "unknown recipe 'lottery': choose one of one_shot, "
+     'gradual'),
     ({'k': 100.0}, r'k must be in \(0, 100\), got 100.0'),
     ({'learning_rates': ()}, 'learning_rates must be positive'),
 ])
 def test_study_config_refuses_bad_values(change, match):
   with pytest.raises(TfpruneError, match=match):
     vit_study.ViTStudyConfig(model_file='m.keras', out_dir='x', **change)
+
+
+@pytest.fixture(scope='module')
+def small_vit(tmp_path_factory):
+  """A small untrained ViT on MNIST (2 blocks of 2 heads, MLP 32), saved."""
+  path = tmp_path_factory.mktemp('small_vit') / 'vit.keras'
+  vit_model.build(vit_model.ViTConfig(
+      out_dir='unused', dataset='mnist', patch=7, dim=16, heads=2, mlp_dim=32,
+      blocks=2)).save(path)
+  return path
+
+
+@pytest.mark.parametrize('recipe,temperature', [('one_shot', 1.0),
+                                                ('gradual', 3.0)])
+def test_study_writes_the_half_vit_it_scores(small_vit, mnist_slice_dir,
+                                             tmp_path, recipe, temperature):
+  """Both recipes, the real path on 384 training images: the saved model has
+  one head of two and 16 of 32 MLP units per block, is smaller, records the
+  data it was made on, and plain Keras scores it as results.json says."""
+  config = vit_study.ViTStudyConfig(
+      model_file=str(small_vit), out_dir=str(tmp_path / 'out'),
+      dataset='mnist', data_dir=mnist_slice_dir, recipe=recipe,
+      temperature=temperature, learning_rates=(1e-3, 3e-3),
+      validation_size=128, calibration_size=0, timing_batch=8, timing_runs=1)
+  results, timing = vit_study.run(config)
+  out = tmp_path / 'out'
+  assert json.loads((out / vit_study.RESULTS_NAME).read_text()) == json.loads(
+      json.dumps(results))
+  assert json.loads((out / vit_study.TIMING_NAME).read_text()) == timing
+  assert results['config']['recipe'] == recipe
+  assert 'seconds' not in json.dumps(results)
+  validation = results['validation_accuracy']
+  assert validation[str(results['chosen_learning_rate'])] == max(
+      validation.values())
+  assert [h['heads'] for h in results['heads']['pruned']] == [1, 1]
+  assert results['mlp_units'] == {'dense': [32, 32], 'pruned': [16, 16]}
+  saved = out / vit_study.MODEL_NAME
+  assert results['pruned_bytes'] == saved.stat().st_size
+  assert results['pruned_bytes'] < results['dense_bytes']
+  assert ziptags.read(saved) == {'data': 'mnist', 'input_shape': [28, 28, 1],
+                                 'value_range': [0.0, 1.0]}
+  test = datasets.load('mnist', 'test', mnist_slice_dir)
+  np.save(tmp_path / 'x.npy', test.images)
+  fresh = helpers.load_in_fresh_process('keras3', [('vit', saved,
+                                                    tmp_path / 'x.npy')])
+  assert not fresh['tfprune_imported']
+  model = fresh['models']['vit']
+  assert model['params'] == results['pruned_params'] < results['dense_params']
+  assert np.mean(np.argmax(model['outputs'], 1) == test.labels) == results[
+      'pruned_test_accuracy']
+
+
+def test_distillation_loss_is_hintons(small_vit):
+  """T² · CE of the tempered softmaxes plus the labels' CE, on the logits
+  under the softmax (at T = 1, the CE of the mixed targets)."""
+  model = keras.models.load_model(small_vit)
+  twin = vit_finetune.logits_twin(model)
+  x = np.random.default_rng(0).random((4, 28, 28, 1), np.float32)
+  logits = np.asarray(twin(x))
+  # The twin's softmax is the model: float32 rounding of a softmax only.
+  np.testing.assert_allclose(np.asarray(keras.ops.softmax(logits)),
+                             np.asarray(model(x)), rtol=1e-5, atol=1e-7)
+  teacher = np.random.default_rng(1).normal(size=logits.shape).astype(np.float32)
+  onehot = np.eye(10, dtype=np.float32)[[3, 1, 4, 1]]
+  targets = np.concatenate([teacher, onehot], axis=-1)
+
+  def log_softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+  for temperature, weight in ((1.0, 1.0), (3.0, 0.7), (2.0, 0.0)):
+    got = np.asarray(vit_finetune.distillation_loss(temperature, weight)(
+        targets, logits))
+    soft = np.exp(log_softmax(teacher / temperature))
+    want = (weight * temperature ** 2 * -(soft * log_softmax(
+        logits / temperature)).sum(-1)
+            + (1 - weight) * -(onehot * log_softmax(logits)).sum(-1))
+    # float32 sums of ten terms of order one.
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+  mixed = 0.7 * np.exp(log_softmax(teacher)) + 0.3 * onehot
+  np.testing.assert_allclose(
+      np.asarray(vit_finetune.distillation_loss(1.0, 0.7)(targets, logits)),
+      -(mixed * log_softmax(logits)).sum(-1), rtol=1e-5)
+
+
+def test_distillation_refuses_a_model_without_a_softmax_head():
+  inputs = keras.Input((4,))
+  model = keras.Model(inputs, keras.layers.Dense(3, name='out')(inputs))
+  with pytest.raises(TfpruneError, match="Dense 'out', not a Dense softmax"):
+    vit_finetune.logits_twin(model)
