@@ -25,6 +25,7 @@ from tfprune.graph import evaluator
 from tfprune.graph import groups
 from tfprune.graph.ops import normalization
 from tfprune.transforms import channel_pruning
+from tfprune.transforms import graph_compaction
 
 MASK = normalization.CHANNEL_MASK
 K_UNIT = 30
@@ -61,7 +62,7 @@ def _norm_groups(analysis):
 
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
 @pytest.mark.parametrize('name', sorted(keras_zoo.STREAMS))
-def test_stream_pruned_exactly(name, framework):
+def test_stream_pruned_exactly(name, framework, tmp_path):
   model, graph = _graph(name, framework)
   for seed in (1, 2):  # the import is exact to begin with
     x = _batch(graph, seed)
@@ -93,12 +94,19 @@ def test_stream_pruned_exactly(name, framework):
     for producer in g.producers:  # every writer lost them
       assert compacted.shapes[producer][-1] == graph.shapes[producer][-1] - removed
   assert compacted.num_params < graph.num_params
+  # Compacting from the removed channels (refusing any that is not constant
+  # where read) gives the same graph; a graph file keeps the masks.
+  _, direct = graph_compaction.prune_and_compact(graph, 'unit', K_UNIT,
+                                                 prune_layer_norm=True)
+  reloaded = api.load(api.save(masked, tmp_path / 'masked.npz'))
   for seed in (1, 2):
     x = _batch(graph, seed)
     expected = evaluator.predict(masked, x)
     assert not np.allclose(expected, evaluator.predict(graph, x))  # it pruned
     _close(evaluator.predict(compacted, x), expected)
+    _close(evaluator.predict(direct, x), expected)
     _close(np.asarray(exported(x, training=False)), expected)
+    np.testing.assert_array_equal(evaluator.predict(reloaded, x), expected)
 
 
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
