@@ -165,7 +165,7 @@ def _layer_norm_channels(walk, call: base.ChannelCall) -> np.ndarray:
     return call.x
   if not (walk.prune_layer_norm or CHANNEL_MASK in node.params):
     walk.block(call.x, f'{node.name} (layer_norm) normalises over the '
-               'channels')
+               'channels (set prune_layer_norm to prune them)')
     return call.x
   axis = len(node.attrs['axes']) - 1  # the channels' axis of gamma and beta
   for param in ('gamma', 'beta'):
