@@ -22,6 +22,8 @@ from tfprune.graph import ir
 from tfprune.graph.ops import base
 
 _BN = ('gamma', 'beta', 'mean', 'variance')
+# A layer norm's mask over its channels: 1 kept, 0 removed.
+CHANNEL_MASK = 'channel_mask'
 
 
 def _channelwise_shape(attrs, params, inputs):
@@ -31,9 +33,6 @@ def _channelwise_shape(attrs, params, inputs):
       raise TfpruneError(f'{name} of shape {value.shape} does not fit the '
                          f'{inputs[0][-1]} channels of input {inputs[0]}')
   return inputs[0]
-
-
-CHANNEL_MASK = 'channel_mask'
 
 
 def _layer_norm_shape(attrs, params, inputs):
