@@ -7,7 +7,8 @@ LayerNormalization after each conv are pruned exactly: the masked layer
 norm normalises over the kept channels and outputs 0 on the removed ones,
 and the compacted graph (a smaller plain LayerNormalization), its `to_keras`
 model and the masked graph predict alike, in tf_keras and Keras 3. Off (the
-default), every mask is what it was: the stream is kept.
+default), every mask is what it was: the stream is kept. A token
+Embedding writes the stream like a patch embedding.
 """
 
 import json
@@ -277,3 +278,35 @@ def test_sweep_refuses_the_option_without_a_channel_method(tmp_path):
     sweep.SweepConfig(weights_dir=None, out_dir=str(tmp_path),
                       model_file='m.keras', data='d.npz', methods=('weight',),
                       prune_layer_norm=True)
+
+
+def _token_classifier(K):
+  """Token ids -> Embedding (the stream's writer) -> attention, residual
+  add and LayerNormalization -> pooled classifier."""
+  i = K.Input((7,), dtype='int32')
+  x = K.layers.Embedding(20, 8)(i)
+  x = K.layers.LayerNormalization()(K.layers.Add()([
+      x, K.layers.MultiHeadAttention(2, 4)(x, x)]))
+  x = K.layers.GlobalMaxPooling1D()(K.layers.Dense(12, activation='relu')(x))
+  return K.Model(i, K.layers.Dense(3)(x))
+
+
+@pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
+def test_token_embedding_writes_the_stream(framework):
+  model = _token_classifier(keras_zoo.keras_module(framework))
+  rng = np.random.default_rng(5)
+  model.set_weights([rng.normal(0.0, 0.4, w.shape).astype(np.float32)
+                     for w in model.get_weights()])
+  graph = api.from_keras(model)
+  embedding = next(n.name for n in graph.nodes if n.op == 'embedding')
+  stream = groups.analyse(graph, prune_layer_norm=True).group(embedding)
+  assert not stream.refused and stream.size == 8
+  masked = api.prune(graph, 'unit', K_UNIT, prune_layer_norm=True)
+  compacted = api.compact(masked)
+  assert compacted.node(embedding).params['kernel'].shape == (20, 6)
+  exported = api.to_keras(compacted)
+  for seed in (1, 2):
+    ids = np.random.default_rng(seed).integers(0, 20, (16, 7))
+    expected = evaluator.predict(masked, ids.astype(np.float32))
+    _close(evaluator.predict(compacted, ids.astype(np.float32)), expected)
+    _close(np.asarray(exported(ids.astype(np.int32))), expected)
