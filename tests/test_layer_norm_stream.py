@@ -258,7 +258,7 @@ def test_sweep_option_from_the_command_line(tmp_path, capsys):
     code, _, err = helpers.run_main(
         'sweep', f'--model_file={tmp_path / "m.keras"}',
         f'--data={tmp_path / "d.npz"}', '--methods=unit', '--levels=0,30',
-        option, f'--out_dir={out_dir}', capsys=capsys)
+        option, '--save_keras', f'--out_dir={out_dir}', capsys=capsys)
     assert code == 0, err[-20:]
     results[option] = (helpers.read_csv(out_dir / sweep.CSV_NAME),
                        json.loads((out_dir / sweep.CONFIG_NAME).read_text()))
@@ -268,6 +268,12 @@ def test_sweep_option_from_the_command_line(tmp_path, capsys):
   pruned = api.prune(graph, 'unit', 30, prune_layer_norm=True)
   want = np.mean(np.argmax(evaluator.predict(pruned, x), axis=1) == y)
   assert rows[1]['accuracy'] == f'{want:.4f}'
+  # --save_keras writes the compacted model: smaller layer norms, same outputs.
+  saved, = (tmp_path / '--prune_layer_norm' / 'pruned').glob('unit-k30*.keras')
+  loaded = keras_zoo.keras_module('keras3').models.load_model(saved)
+  norms = [l for l in loaded.layers if type(l).__name__ == 'LayerNormalization']
+  assert norms and all(l.get_weights()[0].shape == (7,) for l in norms)
+  _close(np.asarray(loaded(x)), evaluator.predict(pruned, x))
   assert int(rows[1]['nonzero_params']) < int(
       results['--noprune_layer_norm'][0][1]['nonzero_params'])
 
