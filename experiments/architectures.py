@@ -9,8 +9,12 @@ with `to_keras`, and checks the compacted graph and the Keras model predict
 what the pruned graph predicts. Each row is `exact` (all of it), `refused`
 (one line from tfprune, kept in the CSV) or `error` (anything else: a bug).
 
+With --prune_layer_norm, unit pruning also removes the channels a
+LayerNormalization normalises over (a Transformer's residual stream).
+
   python experiments/architectures.py --out=/tmp/architectures.csv
   python experiments/architectures.py --only=unet_transpose,lstm --frameworks=keras3
+  python experiments/architectures.py --only=vit,layer_norm_cnn --prune_layer_norm
 """
 
 from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable=g-import-not-at-top
@@ -181,6 +185,9 @@ _ONLY = flags.DEFINE_list('only', None, 'Architectures to try (default: all '
                           f'{len(ARCHITECTURES)}).')
 _FRAMEWORKS = flags.DEFINE_list('frameworks', list(keras_compat.FRAMEWORKS),
                                 'Keras frameworks to build them in.')
+_PRUNE_LAYER_NORM = flags.DEFINE_bool(
+    'prune_layer_norm', False, 'Unit pruning also removes the channels a '
+    'LayerNormalization normalises over (default: they are kept).')
 
 
 def _close(ours, theirs) -> bool:
@@ -215,7 +222,8 @@ def _keras(model, x):
   return [np.asarray(v) for v in y] if isinstance(y, (list, tuple)) else np.asarray(y)
 
 
-def check(make, framework: str) -> tuple[str, str]:
+def check(make, framework: str,
+          prune_layer_norm: bool = False) -> tuple[str, str]:
   """('exact' | 'refused' | 'error' | 'wrong', detail) for one architecture."""
   K = keras_compat.keras_module(framework)
   K.backend.clear_session()  # fresh layer names: the same CSV every run
@@ -228,7 +236,7 @@ def check(make, framework: str) -> tuple[str, str]:
       if not _close(evaluator.predict(graph, x), _keras(model, x)):
         return 'wrong', f'import differs from Keras on batch {seed}'
     for method, k in (('weight', 50), ('unit', 30)):
-      pruned = api.prune(graph, method, k)
+      pruned = api.prune(graph, method, k, prune_layer_norm=prune_layer_norm)
       compacted = api.compact(pruned)
       exported = api.to_keras(compacted)
       x = _inputs(model, 3)
@@ -236,7 +244,8 @@ def check(make, framework: str) -> tuple[str, str]:
       if not (_close(evaluator.predict(compacted, x), expected)
               and _close(_keras(exported, x), expected)):
         return 'wrong', f'{method} {k}: compacted or exported differs'
-    return 'exact', f'{graph.num_params} params, {len(graph.nodes)} nodes'
+    return 'exact', (f'{graph.num_params} params, {len(graph.nodes)} nodes; '
+                     f'unit {k} compacted: {compacted.num_params} params')
   except TfpruneError as e:
     return 'refused', str(e)
   except Exception as e:  # pylint: disable=broad-except
@@ -251,7 +260,8 @@ def main(argv):
   rows = []
   for name in names:
     for framework in _FRAMEWORKS.value:
-      status, detail = check(ARCHITECTURES[name], framework)
+      status, detail = check(ARCHITECTURES[name], framework,
+                             _PRUNE_LAYER_NORM.value)
       rows.append({'architecture': name, 'framework': framework,
                    'status': status, 'detail': detail})
       print(f'{name:20s} {framework:9s} {status:8s} {detail[:150]}', flush=True)

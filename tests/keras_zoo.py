@@ -14,7 +14,9 @@ for tests whose cost grows with the number of layers (a TFLite conversion,
 a fresh process loading a file). Batch-norm statistics are randomized so
 that a misread batch norm changes the outputs. `imported` gives a zoo model
 and its graph, built and imported once per process, to tests that only
-read them. `MULTI_IO` are models with several inputs and/or outputs.
+read them. `MULTI_IO` are models with several inputs and/or outputs;
+`STREAMS` models whose channels pass LayerNormalization (a Transformer's
+residual stream, a conv net with LayerNormalization after each conv).
 """
 
 import numpy as np
@@ -420,6 +422,46 @@ LAYER_TYPES = {'operators': operators, 'conv1d_sequence': conv1d_sequence,
                'bidirectional': bidirectional}
 
 
+def _pre_norm_block(K, x, heads: int, mlp: int):
+  """x + attention(LN(x)), then + MLP(LN(x)): a pre-norm encoder block."""
+  width = x.shape[-1]
+  y = K.layers.LayerNormalization()(x)
+  x = K.layers.Add()([x, K.layers.MultiHeadAttention(heads, width // heads)(y, y)])
+  y = K.layers.LayerNormalization()(x)
+  y = K.layers.Dense(mlp, activation='gelu')(y)
+  return K.layers.Add()([x, K.layers.Dense(width)(y)])
+
+
+def encoder_block(K):
+  """Token embedding, one pre-norm encoder block, and a head that reads
+  the residual stream pooled, with no final LayerNormalization (a removed
+  stream channel's constant is folded into the head's bias)."""
+  i = K.Input((6, 8))
+  x = K.layers.Dense(10)(i)
+  x = _pre_norm_block(K, x, 2, 16)
+  x = K.layers.GlobalAveragePooling1D()(x)
+  return K.Model(i, K.layers.Dense(4, activation='softmax')(x))
+
+
+def small_vit(K):
+  """A ViT in miniature: 4x4 patches embedded by a strided conv, a 3x3
+  depthwise conv of the patch grid added as position information, two
+  pre-norm encoder blocks, a final LayerNormalization, pooled tokens."""
+  i = K.Input((12, 12, 1))
+  x = K.layers.Conv2D(12, 4, strides=4)(i)
+  x = K.layers.Add()([x, K.layers.DepthwiseConv2D(3, padding='same')(x)])
+  x = K.layers.Reshape((9, 12))(x)
+  for _ in range(2):
+    x = _pre_norm_block(K, x, 3, 24)
+  x = K.layers.GlobalAveragePooling1D()(K.layers.LayerNormalization()(x))
+  return K.Model(i, K.layers.Dense(5)(x))
+
+
+# Residual streams through LayerNormalization (`prune_layer_norm`).
+STREAMS = {'encoder_block': encoder_block, 'small_vit': small_vit,
+           'layer_norm_conv': layer_norm_conv}
+
+
 def image_and_table(K):
   """Two inputs (an image and a table row), concatenated into one head."""
   image, table = K.Input((8, 8, 2), name='image'), K.Input((5,), name='table')
@@ -504,7 +546,7 @@ def build(name: str, framework: str):
   K = keras_module(framework)
   K.utils.set_random_seed(0)
   table = {**MODELS, **VARIATIONS, **REFUSED_MODELS, **NESTED, **MINIATURES,
-           **LAYER_TYPES, **MULTI_IO,
+           **LAYER_TYPES, **MULTI_IO, **STREAMS,
            **{k: make for k, (make, _) in REFUSED_NESTED.items()}}
   return randomized(table[name](K))
 

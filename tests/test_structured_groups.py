@@ -153,7 +153,9 @@ def test_channel_mixing_ops_are_refused_naming_the_node():
            Node('norm', 'layer_norm', ['d1'], {'axes': (0,), 'epsilon': 1e-3}),
            dense('d2', 'norm', 3)]
   analysis = groups_lib.analyse(Graph(nodes, 'd2', (4,)))
-  assert analysis.group('d1').refused == 'norm (layer_norm) normalises over the channels'
+  assert analysis.group('d1').refused == (
+      'norm (layer_norm) normalises over the channels (set prune_layer_norm '
+      'to prune them)')
   # Nothing could be removed: said in one line, not a silent no-op.
   with pytest.raises(TfpruneError, match=r'would remove no channel: every '
                      r'channel group is kept \(d1: norm \(layer_norm\) '

@@ -108,7 +108,8 @@ def prune(graph: Graph, criterion: 'str | Importance', k: float | None = None,
           layers: Sequence[str] | None = None, prune_output_layer: bool = False,
           calibration=None, allocation: str = 'uniform',
           pattern: 'str | Pattern | None' = None,
-          sensitivity_csv: str | None = None) -> Graph:
+          sensitivity_csv: str | None = None,
+          prune_layer_norm: bool = False) -> Graph:
   """`graph` pruned by `criterion` at k percent.
 
   Args:
@@ -131,6 +132,11 @@ def prune(graph: Graph, criterion: 'str | Importance', k: float | None = None,
     pattern: 'N:M' (e.g. '2:4'): keep N of every M consecutive weights of
       each kernel, ranked by a weight-level criterion.
     sensitivity_csv: the scan that `allocation='sensitivity'` reads.
+    prune_layer_norm: channel criteria also remove channels that a
+      LayerNormalization normalises over (a Transformer's residual stream,
+      the embedding width): the masked layer norm normalises over the kept
+      channels only, and `compact` makes it a smaller LayerNormalization.
+      Default: those channels are kept.
 
   Raises:
     TfpruneError: an unknown name, a bad level, pattern or allocation, or a
@@ -148,7 +154,8 @@ def prune(graph: Graph, criterion: 'str | Importance', k: float | None = None,
   levels = k
   if allocation != 'uniform':
     levels = allocate(graph, allocation, k, names, sensitivity_csv)
-  return channel_pruning.prune_graph(graph, criterion, levels, names, calibration)
+  return channel_pruning.prune_graph(graph, criterion, levels, names, calibration,
+                                     prune_layer_norm)
 
 
 def compact(graph: Graph) -> Graph:

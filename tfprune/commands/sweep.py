@@ -102,6 +102,11 @@ _PATTERN = flags.DEFINE_string(
     'pattern', None, 'N:M (e.g. 2:4): also prune each weight-level method '
     '(weight, random) keeping N of every M consecutive input weights per '
     'output; rows named <method>-N:M with k = 100(M-N)/M.')
+_PRUNE_LAYER_NORM = flags.DEFINE_bool(
+    'prune_layer_norm', False, 'Channel methods (unit, ...) also remove the '
+    'channels a LayerNormalization normalises over: a Transformer\'s residual '
+    'stream (embedding width), a conv net\'s channels under LayerNormalization. '
+    'Default: those are kept.')
 _PROGRESS = flags.DEFINE_bool(
     'progress', True, 'Print one line per measured point (method, k, accuracy, '
     'seconds) to stderr as the sweep goes.')
@@ -142,7 +147,8 @@ def main(argv):
       pattern=_PATTERN.value,
       save_keras=_SAVE_KERAS.value,
       allow_other_data=_ALLOW_OTHER_DATA.value,
-      score_output=_SCORE_OUTPUT.value)
+      score_output=_SCORE_OUTPUT.value,
+      prune_layer_norm=_PRUNE_LAYER_NORM.value)
   rows = sweep.run(config, progress=_print_progress if _PROGRESS.value else None,
                    executor=_EXECUTOR.value)
   print(sweep.format_table(rows))

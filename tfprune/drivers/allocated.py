@@ -169,7 +169,8 @@ class GraphPruner:
       # Under `uniform`, a channel criterion removes coupled channel groups
       # (`channel_pruning`); per-layer levels rank each kernel alone.
       pruned = channel_pruning.prune_graph(graph, method, levels, names,
-                                           self.calibration)
+                                           self.calibration,
+                                           config.prune_layer_norm)
     if config.bias_correction:
       pruned = bias_correction.correct_biases(graph, pruned, names,
                                               self.calibration)

@@ -192,12 +192,26 @@ class _Context:
   """A payload, its traced evaluator, dense costs, and the accuracies measured here.
 
   `seen` maps non-zero kernel counts to (parameter arrays, accuracy of each
-  output): equal networks are evaluated once per process.
+  output): equal networks are evaluated once per process. `others`: the
+  evaluators of pruned graphs shaped unlike the payload's (`_evaluator`).
   """
   payload: _Payload
   evaluator: Evaluator
   dense_macs: int
   seen: dict
+  others: list = dataclasses.field(default_factory=list)
+
+
+def _evaluator(context: _Context, pruned: Graph) -> Evaluator:
+  """The context's evaluator, or one for `pruned`'s shapes (a layer norm
+  given a channel mask has one more array), made once per context."""
+  if context.evaluator.fits(pruned):
+    return context.evaluator
+  for other in context.others:
+    if other.fits(pruned):
+      return other
+  context.others.append(Evaluator(pruned, context.payload.allow_sparse))
+  return context.others[-1]
 
 
 def _prepare(payload: _Payload) -> _Context:
@@ -220,9 +234,10 @@ def _trial(context: _Context, point: allocated.Point
   # change biases or kept layers too (`obs` re-fits biases).
   arrays = [a for node in pruned.nodes for a in node.params.values()]
   same = [acc for other, acc in context.seen.get(key, ())
-          if all(np.array_equal(a, b) for a, b in zip(other, arrays))]
-  scores = same[0] if same else evaluator.accuracies(payload.x, payload.labels,
-                                                     pruned)
+          if len(other) == len(arrays)
+          and all(np.array_equal(a, b) for a, b in zip(other, arrays))]
+  scores = same[0] if same else _evaluator(context, pruned).accuracies(
+      payload.x, payload.labels, pruned)
   context.seen.setdefault(key, []).append((arrays, scores))
   accuracy = scores[payload.scored]
   others = tuple((o, scores[o]) for o in graph.outputs if o != payload.scored)

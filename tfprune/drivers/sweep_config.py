@@ -59,6 +59,9 @@ class SweepConfig:
     score_output: the output of a model with several outputs whose accuracy
       is the `accuracy` column (model files only; default: the first output;
       the others get `accuracy_<output>` columns).
+    prune_layer_norm: channel criteria also remove the channels that a
+      LayerNormalization normalises over (a Transformer's residual stream);
+      default: those are kept.
   """
   weights_dir: str | None
   out_dir: str
@@ -82,6 +85,7 @@ class SweepConfig:
   save_keras: bool = False
   allow_other_data: bool = False
   score_output: str | None = None
+  prune_layer_norm: bool = False
 
   def __post_init__(self):
     check_paths_given(self)
@@ -119,6 +123,12 @@ class SweepConfig:
       datasets.get(self.dataset)
     allocated.check(self.allocation, self.sensitivity_csv, self.pattern,
                     self.methods)
+    if self.prune_layer_norm and not any(
+        importances.get(m).removes_channels for m in self.methods):
+      raise TfpruneError(
+          '--prune_layer_norm changes only channel criteria: add one of '
+          f'{",".join(importances.names(removes_channels=True))} to --methods, '
+          'or drop it')
 
   @property
   def needs_calibration(self) -> bool:
@@ -178,7 +188,7 @@ def config_record(config: SweepConfig) -> dict:
       if record[name] == defaults[name]:
         record.pop(name)
   for name in _ALLOCATION_FIELDS + ('save_keras', 'allow_other_data',
-                                    'score_output'):
+                                    'score_output', 'prune_layer_norm'):
     if record[name] == defaults[name]:
       record.pop(name)
   return record

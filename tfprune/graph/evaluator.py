@@ -225,15 +225,17 @@ class Evaluator:
                       for name, p in _param_tensors(graph).items()}, csr)
     return (kinds, *made[kinds])
 
+  def fits(self, other: Graph) -> bool:
+    """Whether `other` has this evaluator's nodes and parameter shapes."""
+    return other is self.graph or (
+        len(other.nodes) == len(self.graph.nodes) and all(
+            a.name == b.name and a.op == b.op and a.inputs == b.inputs
+            and {k: v.shape for k, v in a.params.items()}
+            == {k: v.shape for k, v in b.params.items()}
+            for a, b in zip(other.nodes, self.graph.nodes)))
+
   def _check(self, other: Graph) -> None:
-    if other is self.graph:
-      return
-    same = len(other.nodes) == len(self.graph.nodes) and all(
-        a.name == b.name and a.op == b.op and a.inputs == b.inputs
-        and {k: v.shape for k, v in a.params.items()}
-        == {k: v.shape for k, v in b.params.items()}
-        for a, b in zip(other.nodes, self.graph.nodes))
-    if not same:
+    if not self.fits(other):
       raise TfpruneError('this graph differs in structure or shapes from the '
                          "evaluator's: make an Evaluator for it")
 

@@ -18,8 +18,14 @@ of the graph is analysed as usual.
 A group lists the `Slice`s it touches: (node, param, axis, indices), where
 `indices[c]` are the positions of the group's channel c along that axis.
 Channels tied to the network input or output, or passing an op that mixes
-channels (a softmax or layer norm over them, a reshape that moves them), can
-never be removed: their group is kept, with `refused` naming the node why.
+channels (a softmax over them, a reshape that moves them), can never be
+removed: their group is kept, with `refused` naming the node why. A
+LayerNormalization over the channels mixes them too, so by default its
+channels are kept; `analyse(graph, prune_layer_norm=True)` lets them pass
+(a Transformer's residual stream is then one group), the layer norm's
+gamma, beta and channel mask following them: masked, it normalises over the
+kept channels only (`ops.normalization`). A layer norm that already has a
+channel mask (a graph pruned so) always lets its channels pass.
 """
 
 import dataclasses
@@ -110,9 +116,13 @@ class Analysis:
 
 
 class _Walk:
-  """Union-find over producer channels, and what each channel touches."""
+  """Union-find over producer channels, and what each channel touches.
 
-  def __init__(self):
+  `prune_layer_norm`: channels pass a LayerNormalization over them.
+  """
+
+  def __init__(self, prune_layer_norm: bool = False):
+    self.prune_layer_norm = prune_layer_norm
     self.parent: list[int] = []
     self.blocked: dict[int, str] = {}
     self.padded: set[int] = set()
@@ -172,9 +182,15 @@ def _walk_node(walk: _Walk, graph: Graph, node, labels: dict, padded: dict):
   return out
 
 
-def analyse(graph: Graph) -> Analysis:
-  """The dependency groups of `graph` (see the module docstring)."""
-  walk = _Walk()
+def analyse(graph: Graph, prune_layer_norm: bool = False) -> Analysis:
+  """The dependency groups of `graph` (see the module docstring).
+
+  Args:
+    graph: the network.
+    prune_layer_norm: let channels pass a LayerNormalization that
+      normalises over them (default: such channels are kept).
+  """
+  walk = _Walk(prune_layer_norm)
   labels: dict[str, np.ndarray] = {}
   padded: dict[str, bool] = {}
   for node, shape in zip(graph.inputs, graph.input_shapes):

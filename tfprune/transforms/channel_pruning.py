@@ -16,6 +16,10 @@ filters, so each outputs a constant (e.g. relu(bias) or BN(bias)) that
 channel reaches zero padding (a 'same' conv with a window > 1, ZeroPadding2D)
 a constant would not stay constant at the borders, so the mask silences it:
 biases, batch-norm gamma and beta (and per-channel offsets) are zeroed too.
+With `prune_layer_norm`, groups pass a LayerNormalization over their
+channels: `mask` zeroes a removed channel's entries of its channel mask,
+gamma and beta (`ops.base.OpDef.channel_mask`), so it normalises over the
+kept channels and outputs 0 on the removed ones.
 """
 
 import logging
@@ -31,6 +35,7 @@ from tfprune.criteria import unit_groups
 from tfprune.errors import TfpruneError
 from tfprune.graph.ir import Graph
 from tfprune.graph import groups as groups_lib
+from tfprune.graph import ops
 
 Removed = dict[str, np.ndarray]  # group name -> removed channel indices
 Criterion = 'str | protocol.Importance'
@@ -125,16 +130,20 @@ def mask(graph: Graph, analysis: groups_lib.Analysis,
     if not len(channels):
       continue
     for s in group.slices:
+      node = graph.node(s.node)
       kernel = s.param == 'kernel' and s.role != groups_lib.CONSUMER
       silenced = group.silence and s.role != groups_lib.CONSUMER and (
-          s.param in _SILENCED and not (s.param == 'mean' and graph.node(
-              s.node).op == 'batch_norm'))
-      if not (kernel or silenced):
+          s.param in _SILENCED and not (s.param == 'mean' and
+                                        node.op == 'batch_norm'))
+      normalised = s.role == groups_lib.CHANNEL and (
+          ops.get(node.op).channel_mask is not None)
+      if not (kernel or silenced or normalised):
         continue
       params = changes.setdefault(s.node, {})
       value = params.get(s.param)
-      if value is None:
-        value = np.array(graph.node(s.node).params[s.param])
+      if value is None:  # a channel mask not made yet keeps every channel
+        value = (np.array(node.params[s.param]) if s.param in node.params
+                 else np.ones(graph.shapes[s.node][-1], np.float32))
         params[s.param] = value
       index = [slice(None)] * value.ndim
       index[s.axis] = s.indices[channels].ravel()
@@ -170,7 +179,8 @@ def check(graph: Graph, method: Criterion, names: Sequence[str] | None = None,
 
 
 def prune(graph: Graph, criterion: Criterion, k: float,
-          names: Sequence[str] | None = None) -> Graph:
+          names: Sequence[str] | None = None,
+          prune_layer_norm: bool = False) -> Graph:
   """`graph` with the channels a channel-level criterion ranks lowest masked at level k.
 
   Args:
@@ -180,11 +190,13 @@ def prune(graph: Graph, criterion: Criterion, k: float,
       batch norms), 'filter_l1', or a `ChannelImportance`.
     k: percentage of each group's channels to remove.
     names: prune the groups holding these nodes (default: every group).
+    prune_layer_norm: also prune channels a LayerNormalization normalises
+      over (a Transformer's residual stream); default: they are kept.
 
   Raises:
     TfpruneError: unknown criterion, k outside [0, 100], or `check` refuses.
   """
-  analysis = groups_lib.analyse(graph)
+  analysis = groups_lib.analyse(graph, prune_layer_norm)
   check(graph, criterion, names, analysis)
   removed = select(graph, analysis, criterion, k, names)
   return mask(graph, analysis, removed)
@@ -192,7 +204,8 @@ def prune(graph: Graph, criterion: Criterion, k: float,
 
 def prune_graph(graph: Graph, criterion: Criterion, k: float | Mapping[str, float],
                 names: Sequence[str],
-                calibration: np.ndarray | None = None) -> Graph:
+                calibration: np.ndarray | None = None,
+                prune_layer_norm: bool = False) -> Graph:
   """`graph` pruned by any registered criterion (or importance object) on `names`.
 
   Args:
@@ -202,6 +215,8 @@ def prune_graph(graph: Graph, criterion: Criterion, k: float | Mapping[str, floa
       alone: `per_layer`).
     names: the nodes to prune.
     calibration: training examples, for data-aware criteria.
+    prune_layer_norm: channel criteria also prune the channels a
+      LayerNormalization normalises over (`prune`).
 
   Raises:
     TfpruneError: unknown criterion, per-layer levels for a criterion that
@@ -215,7 +230,7 @@ def prune_graph(graph: Graph, criterion: Criterion, k: float | Mapping[str, floa
     return importance.prune_graph(graph, k, names, calibration)
   if isinstance(importance, protocol.ChannelImportance) and not isinstance(
       k, Mapping):
-    return prune(graph, importance, k, names)
+    return prune(graph, importance, k, names, prune_layer_norm)
   if isinstance(k, Mapping) and not importance.per_layer:
     raise TfpruneError(f'{importance.name} ranks channel groups across layers: '
                        'give one level, not one per layer')

@@ -24,6 +24,10 @@ chose (after masking them); `compact_zeros(graph)` finds every removable
 channel of a pruned graph itself, following constants from layer to layer
 (a unit reading only removed constants is constant too). A group that would
 lose every channel keeps channel 0, silenced: no input, no bias, no reader.
+A LayerNormalization masked over some channels (`prune_layer_norm`) outputs
+0 on them: its consumers fold nothing, the entries go from its gamma, beta
+and mask, and once every masked entry is gone it is a plain layer norm over
+the kept channels (its mask dropped).
 """
 
 from typing import Mapping
@@ -182,6 +186,9 @@ def _rebuild(graph: Graph, analysis, removed, propagated, check: bool) -> Graph:
     for (name, p, axis), positions in deletions.items():
       if name == node.name and p in node.params:
         params[p] = np.delete(params[p], sorted(positions), axis=axis)
+    mask = ops.get(node.op).channel_mask
+    if mask in params and params[mask].all():  # a plain layer norm again
+      del params[mask]
     attrs = dict(node.attrs)
     if node.op == 'reshape':
       attrs['target_shape'] = _reshaped(node, analysis, deleted, graph)
@@ -203,10 +210,10 @@ def _reshaped(node, analysis, removed, graph) -> tuple[int, ...]:
   return target[:-1] + (width,)
 
 
-def prune_and_compact(graph: Graph, method: str, k: float,
-                      names=None) -> tuple[Graph, Graph]:
+def prune_and_compact(graph: Graph, method: str, k: float, names=None,
+                      prune_layer_norm: bool = False) -> tuple[Graph, Graph]:
   """The masked and the compacted graph of `channel_pruning.prune`."""
-  analysis = groups_lib.analyse(graph)
+  analysis = groups_lib.analyse(graph, prune_layer_norm)
   removed = channel_pruning.select(
       graph, analysis, method, k, names)
   return (channel_pruning.mask(graph, analysis, removed),

@@ -15,7 +15,12 @@ An `OpDef` holds, for one op of the graph (`Node.op`):
   channels the op touches are kept, named in one line);
 * how a removed channel's constant passes through it (`constants`: which
   output entries stay constant when their inputs are, a `ConstantCall`
-  rule; `exact`: the float64 value for ops that keep it exactly).
+  rule; `exact`: the float64 value for ops that keep it exactly);
+* for an op that mixes its channels but can leave some out (a
+  LayerNormalization over them), the param holding its channel mask
+  (`channel_mask`: 1 kept, 0 removed; absent until a channel is removed).
+  Masking zeroes a removed channel's entry of it and of the op's other
+  per-channel params, and compaction deletes them, so the mask goes.
 
 `register` adds a definition to `OPS` under its name, once; `get(name)`
 reads it. Shapes are per example (no batch axis), channels last.
@@ -136,6 +141,7 @@ class OpDef:
   exact: Callable[[Any, np.ndarray], np.ndarray | None] | None = None
   zero_pads: Callable[[Any], bool] = lambda node: False
   activation: bool = False  # the node carries an `activation` attribute
+  channel_mask: str | None = None
 
 
 OPS: dict[str, OpDef] = {}
