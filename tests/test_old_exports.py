@@ -114,14 +114,6 @@ def test_costs_count_a_hand_made_chain_exactly(tmp_path):
   assert 0 < costs.compressed_bytes(graph) < costs.npy_bytes(graph) + 1024
 
 
-def test_costs_count_lenet5_at_every_output_position():
-  graph = weights.load_graph(helpers.REPO / 'weights' / 'lenet5-mnist')
-  counts = costs.total(costs.layer_counts(graph))
-  assert counts.params == 61_706
-  # conv1 at 28*28 positions, conv2 at 10*10, then the three dense layers.
-  assert counts.dense_macs == 150 * 784 + 2400 * 100 + 48_000 + 10_080 + 840
-
-
 def test_csr_kinds_put_every_large_dense_layer_of_the_mlp_on_csr(prebuilt):
   # 784x1000, 1000x1000, 1000x500 and 500x200 have at least 65,536 weights.
   assert csr_gain.csr_kinds(prebuilt.graph) == ('csr',) * 4 + ('dense',)

@@ -129,7 +129,7 @@ def run(config: GradualConfig, command: str | None = None,
   results = [_run_one(context, r) for r in config.runs()]
   atomic.write_text(out_dir / RESULTS_NAME, results_csv(results))
   atomic.write_text(out_dir / TIMING_NAME, timing_json(config.runs(), out_dir))
-  oneshot = oneshot_rows(config, start.network, test_split)
+  oneshot = oneshot_rows(config, start.graph, test_split)
   atomic.write_text(out_dir / ONESHOT_NAME, sweep.to_csv(oneshot))
   plots.plot_gradual(out_dir / RESULTS_NAME, out_dir / ONESHOT_NAME,
                      out_dir / PLOT_NAME)
