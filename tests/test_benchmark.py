@@ -144,7 +144,8 @@ def test_a_users_keras_model_is_identified_by_its_weights(tmp_path):
     ('batch_sizes', (1, 0), r'batch_sizes must be at least 1 each, got \[1, 0\]'),
     ('batch_sizes', (1, 1), '--batch_sizes gives 1 twice'),
     ('methods', ('weight', 'nope'), "'nope'"),
-    ('min_seconds', float('nan'), 'min_seconds must be >= 0'),
+    ('min_seconds', float('nan'), 'min_seconds must be a number >= 0, got nan'),
+    ('runs', 0, 'runs must be at least 1, got 0: pass e.g. --runs=20'),
 ])
 def test_bad_benchmark_settings_are_refused(tmp_path, field, value, message):
   with pytest.raises(TfpruneError, match=message):

@@ -139,9 +139,12 @@ class BenchmarkConfig:
     if not self.batch_sizes or min(self.batch_sizes) < 1:
       raise TfpruneError(f'batch_sizes must be at least 1 each, got '
                          f'{list(self.batch_sizes)}: pass e.g. --batch_sizes=1,256')
-    if not math.isfinite(self.min_seconds) or self.min_seconds < 0 or self.runs < 1:
-      raise TfpruneError(f'min_seconds must be >= 0 and runs >= 1, got '
-                         f'{self.min_seconds} and {self.runs}')
+    if not math.isfinite(self.min_seconds) or self.min_seconds < 0:
+      raise TfpruneError(f'min_seconds must be a number >= 0, got '
+                         f'{self.min_seconds}: pass e.g. --min_seconds=1')
+    if self.runs < 1:
+      raise TfpruneError(f'runs must be at least 1, got {self.runs}: pass e.g. '
+                         '--runs=20')
     checked = self.sweep_config()  # the methods and levels, as the sweep's
     object.__setattr__(self, 'methods', checked.methods)
     object.__setattr__(self, 'levels', checked.levels)
