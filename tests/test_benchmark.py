@@ -107,7 +107,10 @@ def test_mlp_benchmark_times_obs_and_csr_against_dense(mnist_slice_dir, tmp_path
   assert dense['params'] == sum(i * u + u for i, u in helpers.MLP_SHAPES)
   row = record['rows'][3]  # obs at k = 90: nonzero ratio about 0.1
   assert row['nonzero_params'] / dense['params'] < 0.11
-  assert row['graph_bytes'] < 0.2 * dense['graph_bytes']
+  # The graph file stores 8 bytes (uint32 index, float32 value) per non-zero
+  # of a sparse array, 4 per entry of a dense one: about 2x the density.
+  assert row['graph_bytes'] < 2.1 * row['nonzero_params'] / dense['params'] * (
+      dense['graph_bytes'])
 
 
 def test_a_users_keras_model_is_identified_by_its_weights(tmp_path):
