@@ -4,24 +4,11 @@ Every network is a graph: a weight folder (the MLP, LeNet-5, the Fashion CNN)
 or a user's Keras model file (ResNet-18, a MobileNet). Each method and level
 k is pruned and measured exactly as the sweep does it (`sweep.sweep`: the
 same rows, the same saved graphs, data-aware methods calibrated on the same
-training sample), then timed against the dense network in this process:
-
-- a method that removes channels (`unit`, ...): the compacted Keras model
-  (the channels physically gone, `graph_compaction`) against the dense Keras
-  model, each called through one `tf.function`;
-- a weight-level method: the masked graph against the dense graph through
-  the graph evaluator, with the kernels its rule picks (the `kernels`
-  column). Where the graph has a Dense layer that CSR can compute
-  (`runtime.csr_gain`), the same masked graph with that layer on CSR is
-  also timed against it all dense: whether CSR pays at that sparsity and
-  batch size, measured rather than assumed.
-
-Timings are medians of alternating blocks (`paired_timing.pair`) at each of
-`batch_sizes`, so a change of load on a shared machine hits both sides of a
-ratio; each side's fastest call is kept too. The dense network is also timed
-against an identical copy of itself (an A-vs-A control per timed kind and
-batch size): a speed-up within the factor that the control's rounds strayed
-from 1x is marked as noise (`within_noise_<batch>`, `~` in the table).
+training sample), then timed against the dense network in this process
+(`benchmark_timing`: the compacted Keras model where the method removes
+channels, the masked graph through the evaluator otherwise, plus CSR
+against dense where a Dense layer can run on CSR; alternating blocks at
+each of `batch_sizes`, with A-vs-A controls for the noise).
 
 Files (`reports.benchmark_table`): `graph_benchmark.csv` (accuracy, sparsity,
 what was timed, the `.keras` and graph-file sizes, parameters and kernels:
