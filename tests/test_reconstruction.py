@@ -13,8 +13,9 @@ from tfprune.criteria import obs
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
+from tfprune.graph import network_graph
 from tfprune.graph.network import Network
-from tfprune.runtime import evaluate
+from tfprune.runtime import accuracy
 
 SHAPES = ((20, 16), (16, 12), (12, 5))
 LEVELS = [0, 50, 90, 100]
@@ -229,7 +230,8 @@ def mnist_k90(prebuilt, data_dir):
     for i in layers:
       assert network.kernels[i].size - np.count_nonzero(network.kernels[i]) == (
           pruning.prune_count(90, network.kernels[i].size))
-  return {name: evaluate.accuracy(network, test.images, test.labels)
+  return {name: accuracy.accuracy(network_graph.to_graph(network), test.images,
+                                  test.labels)
           for name, network in pruned.items()}
 
 

@@ -25,11 +25,9 @@ from tfprune.keras_compat import keras
 from tfprune.keras_io import models
 from tfprune.keras_io.importer import from_keras
 from tfprune.runtime import accuracy
-from tfprune.runtime import export
-from tfprune.runtime import metrics
+from tfprune.runtime import costs
 from experiments.studies import study_resnet
 from tfprune.transforms import channel_pruning
-from tfprune.transforms import compaction
 from tfprune.graph import groups
 from tfprune.transforms import silent_channels
 
@@ -244,7 +242,7 @@ MACS = {MNIST: (72 + 2_304) * 784 + 8_192 * 196 + 32_768 * 49
 
 def test_exact_counts(resnet):
   shape, model, network = resnet
-  counts = metrics.total(metrics.layer_counts(network))
+  counts = costs.total(costs.layer_counts(network_graph.to_graph(network)))
   kernels = sum(int(np.prod(l.kernel.shape)) for l in models.weight_layers(model))
   assert kernels == KERNELS[shape]
   # Batch norm folds into the convs: one bias per filter, none of its 4 rows.
@@ -286,7 +284,7 @@ def test_global_magnitude_prunes_exactly_k_of_all_kernels(mnist_resnet, k):
   _, network = mnist_resnet
   masks = allocators.global_masks(network.kernels, k)
   pruned = network.masked(masks)
-  total = metrics.total(metrics.layer_counts(pruned))
+  total = costs.total(costs.layer_counts(network_graph.to_graph(pruned)))
   n = KERNELS[MNIST]
   assert sum(w.size for w in pruned.kernels) == n
   zeros = n - sum(int(np.count_nonzero(w)) for w in pruned.kernels)
@@ -329,8 +327,8 @@ def test_silent_channel_compaction_predicts_like_the_masked_network(
   np.testing.assert_allclose(compact_logits, masked_logits, rtol=1e-5,
                              atol=1e-5 * np.abs(masked_logits).max())
   np.testing.assert_array_equal(compact_logits.argmax(1), masked_logits.argmax(1))
-  dense = metrics.total(metrics.graph_layer_counts(graph))
-  small = metrics.total(metrics.graph_layer_counts(compact))
+  dense = costs.total(costs.layer_counts(graph))
+  small = costs.total(costs.layer_counts(compact))
   assert small.dense_macs < dense.dense_macs
   assert small.params < dense.params
 
@@ -338,18 +336,6 @@ def test_silent_channel_compaction_predicts_like_the_masked_network(
 def graph_groups(graph):
   """The prunable dependency groups of `graph`."""
   return channel_pruning.chosen(groups.analyse(graph))
-
-
-def test_dense_chain_compaction_and_export_refuse_spec_networks(mnist_resnet,
-                                                                tmp_path):
-  _, network = mnist_resnet
-  with pytest.raises(TfpruneError, match='compaction.compact handles dense '
-                     'chains only'):
-    compaction.compact(network)
-  with pytest.raises(TfpruneError, match='handles dense chains only'):
-    export.save(tmp_path / 'p.npz', network)
-  with pytest.raises(TfpruneError, match='export handles dense chains only'):
-    export.to_arrays(network)
 
 
 def test_inexpressible_graph_names_the_keras_layer():

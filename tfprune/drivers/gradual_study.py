@@ -61,7 +61,7 @@ from tfprune.keras_compat import keras
 from tfprune.keras_io import models
 from tfprune.reports import plots
 from tfprune.runtime import accuracy as accuracy_lib
-from tfprune.runtime import metrics
+from tfprune.runtime import costs
 from tfprune.training import distribute
 from tfprune.training import gradual
 from tfprune.training import resumable
@@ -129,7 +129,7 @@ def run(config: GradualConfig, command: str | None = None,
   results = [_run_one(context, r) for r in config.runs()]
   atomic.write_text(out_dir / RESULTS_NAME, results_csv(results))
   atomic.write_text(out_dir / TIMING_NAME, timing_json(config.runs(), out_dir))
-  oneshot = oneshot_rows(config, start.network, test_split)
+  oneshot = oneshot_rows(config, start.graph, test_split)
   atomic.write_text(out_dir / ONESHOT_NAME, sweep.to_csv(oneshot))
   plots.plot_gradual(out_dir / RESULTS_NAME, out_dir / ONESHOT_NAME,
                      out_dir / PLOT_NAME)
@@ -196,7 +196,7 @@ def _run_one(context: _Context, pruning_run: gradual.PruningRun) -> RunResult:
   tflite_bytes = tflite_accuracy = None
   if config.export_tflite:
     tflite_bytes, tflite_accuracy = gradual_graph.tflite_result(trained.model, run_dir, test_split)
-  counts = metrics.total(metrics.layer_counts(network, use_biases=True))
+  counts = costs.total(costs.layer_counts(network_graph.to_graph(network)))
   layers = trained.layers
   result = RunResult(
       procedure=pruning_run.procedure, granularity=pruning_run.granularity,
