@@ -31,7 +31,7 @@ from tfprune.data import source as data_source
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
-from tfprune.graph import network_graph
+from tfprune.graph import network as network_graph
 from tfprune.graph import weights
 from tfprune.runtime import accuracy
 from tfprune.runtime import export

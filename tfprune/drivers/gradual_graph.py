@@ -28,6 +28,7 @@ from tfprune.criteria import graph_pruning
 from tfprune.data import datasets
 from tfprune.data import provenance
 from tfprune.data import source as data_source
+from tfprune.drivers import folder_graph
 from tfprune.drivers import graph_sweep
 from tfprune.drivers import model_checks
 from tfprune.drivers import pruned_keras
@@ -122,8 +123,8 @@ def start_graph(config: GradualConfig, start: weights.WeightFolder | None,
   if start is None:
     return model_checks.import_model(config.model_file, test_split.images)[0]
   spec = datasets.get(config.dataset)
-  model = models.load_network(
-      models.get(config.model)(spec.image_shape, spec.num_classes), start.network)
+  model = models.with_weights(
+      models.get(config.model)(spec.image_shape, spec.num_classes), start.graph)
   return importer.from_keras(model, data=test_split.images[:16])
 
 
@@ -164,8 +165,11 @@ def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
       tempfile.mkdtemp(prefix='tfprune-worker-'))
   check_resumable(out_dir, config, inputs)
   atomic.ensure_dir(out_dir)
+  # A user's model records the node names it prunes; a weight folder's are
+  # its layers but the output layer's (or all, with prune_output_layer).
   atomic.write_text(out_dir / CONFIG_NAME, json.dumps(
-      {'config': config_record(config), 'pruned_layers': names,
+      {'config': config_record(config),
+       **({'pruned_layers': names} if start is None else {}),
        **({'engine': chosen} if chosen == 'keras' else {}), **inputs,
        'replicas': strategy.num_replicas_in_sync,
        'tfprune_version': __version__}, indent=2) + '\n')
@@ -179,16 +183,25 @@ def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
   results = [_run_one_graph(context, r) for r in config.runs()]
   atomic.write_text(out_dir / RESULTS_NAME, results_csv(results))
   atomic.write_text(out_dir / TIMING_NAME, timing_json(config.runs(), out_dir))
-  levels = tuple(sorted(set(ONESHOT_LEVELS) | set(config.targets)))
-  oneshot = graph_sweep.sweep_graph(graph, (config.granularity,), levels, names,
-                                    test_split.images, test_split.labels,
-                                    sweep.SweepRow)
+  oneshot = oneshot_rows(config, graph if start is None else start.graph,
+                        test_split)
   atomic.write_text(out_dir / ONESHOT_NAME, sweep.to_csv(oneshot))
   plots.plot_gradual(out_dir / RESULTS_NAME, out_dir / ONESHOT_NAME,
                      out_dir / PLOT_NAME)
   if not chief:
     shutil.rmtree(out_dir, ignore_errors=True)
   return Study(results, oneshot)
+
+
+def oneshot_rows(config: GradualConfig, graph: Graph,
+                 test_split: datasets.Split) -> list[sweep.SweepRow]:
+  """One-shot pruning of the starting network at the study's and more levels:
+  the sweep's rows of `graph` (a weight folder's own graph, or the user's)."""
+  levels = tuple(sorted(set(ONESHOT_LEVELS) | set(config.targets)))
+  split = folder_graph.shaped(test_split, graph.input_shape)
+  names = graph_pruning.prunable(graph, None, config.prune_output_layer)
+  return graph_sweep.sweep_graph(graph, (config.granularity,), levels, names,
+                                 split.images, split.labels, sweep.SweepRow)
 
 
 def npz_provenance(config: GradualConfig, made_on: dict) -> dict:
@@ -251,11 +264,13 @@ def _run_one_graph(context: _GraphContext,
     graph_io.save(compacted, run_dir / COMPACT_NAME, context.made_on)
     pruned_keras.save(compacted, run_dir / COMPACT_KERAS_NAME, context.made_on)
   if context.start is not None:  # a weight folder, for the sweep and benchmark
-    weights.save(run_dir / 'weights', models.to_network(trained.model),
-                 {**metadata, 'model': config.model,
-                  'start_weights': config.weights_dir,
-                  'start_sha256': context.start.sha256,
-                  **npz_provenance(config, context.made_on)}, overwrite=True)
+    weights.save(run_dir / 'weights', trained.graph, {
+        'model': config.model, 'dataset': config.dataset,
+        'pruning': metadata['pruning'], 'start_weights': config.weights_dir,
+        'start_sha256': context.start.sha256,
+        **{k: metadata[k] for k in ('test_accuracy', 'keras_test_accuracy',
+                                    'tfprune_version', 'command')},
+        **npz_provenance(config, context.made_on)}, overwrite=True)
   tflite_bytes = tflite_accuracy = None
   if config.export_tflite:
     tflite_bytes, tflite_accuracy = tflite_result(trained.model, run_dir, test_split)

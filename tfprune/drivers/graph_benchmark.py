@@ -356,4 +356,4 @@ def plot(rows, timings, dense_bytes, path: pathlib.Path) -> pathlib.Path:
 
 def is_graph_folder(weights_dir: str) -> bool:
   """True if the weight folder holds a CNN (benchmarked as a graph)."""
-  return weights.load(weights_dir).network.specs is not None
+  return not weights.load(weights_dir).dense_chain

@@ -12,7 +12,7 @@ import os
 import pathlib
 
 from tfprune import ziptags
-from tfprune.graph import network_graph
+from tfprune.graph import network as network_graph
 from tfprune.graph.ir import Graph
 from tfprune.graph.network import Network
 from tfprune.keras_io import build

@@ -37,7 +37,7 @@ from tfprune.drivers import stale_outputs
 from tfprune.drivers import sweep_config
 from tfprune.errors import TfpruneError
 from tfprune.graph import io as graph_io
-from tfprune.graph import network_graph
+from tfprune.graph import network as network_graph
 from tfprune.graph import weights
 from tfprune.graph.ir import Graph
 from tfprune.reports import plots

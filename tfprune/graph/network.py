@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from tfprune.errors import TfpruneError
+from tfprune.graph import folder_layers
 from tfprune.graph import layers as layers_lib
 
 
@@ -151,3 +152,24 @@ def _frozen(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
     a.setflags(write=False)
     out.append(a)
   return tuple(out)
+
+
+# The bridge of the modules not yet on graphs (deleted with `Network`).
+def to_graph(network: Network, use_biases: bool = True):
+  """The graph computing `network` (biases left out if not `use_biases`)."""
+  return folder_layers.layers_graph(
+      network.kernels,
+      network.biases if use_biases else (None,) * network.num_layers,
+      network.specs, network.norms, network.input_shape)
+
+
+def from_graph(graph) -> tuple[Network, list[tuple[str, str | None]]]:
+  """The `Network` of a graph a weight folder can hold, and each layer's node names."""
+  layers = folder_layers.read(graph)
+  names = [(l.weight_node, l.norm_node) for l in layers]
+  kernels = tuple(l.kernel for l in layers)
+  biases = tuple(l.bias for l in layers)
+  if layers[0].spec is None:
+    return Network(kernels, biases), names
+  return Network(kernels, biases, tuple(l.spec for l in layers),
+                 tuple(l.norm for l in layers), graph.input_shape), names

@@ -27,22 +27,19 @@ from tfprune.criteria import graph_pruning
 from tfprune.criteria import importances
 from tfprune.criteria import protocol
 from tfprune.criteria import pruning
-from tfprune.criteria import unit_groups
 from tfprune.errors import TfpruneError
 from tfprune.graph.ir import Graph
 from tfprune.graph import groups as groups_lib
 
 Removed = dict[str, np.ndarray]  # group name -> removed channel indices
 Criterion = 'str | protocol.Importance'
-# The structured study's names (`--importance`, saved in its configs) of the
-# registry's channel criteria.
-IMPORTANCE: dict[str, str] = {'l2': 'unit', 'l1': 'unit_l1', 'bn_gamma': 'unit_bn'}
 channel_rows = importances.channel_rows
 
 
-# The floor(k*m/100) lowest of m scores (at most m - 1), ties to lower index:
-# the same rule ranks a dense chain's units (`unit_groups`).
-lowest = unit_groups.lowest
+def lowest(scores: np.ndarray, k: float) -> np.ndarray:
+  """The floor(k*m/100) lowest of m scores (at most m - 1), ties to lower index."""
+  count = min(pruning.prune_count(k, scores.size), scores.size - 1)
+  return np.sort(np.argsort(scores, kind='stable')[:max(count, 0)])
 
 
 def chosen(analysis: groups_lib.Analysis,
@@ -64,14 +61,11 @@ def chosen(analysis: groups_lib.Analysis,
 
 
 def channel_importance(criterion: Criterion) -> protocol.ChannelImportance:
-  """The channel-level criterion `criterion` (a name, a short name of
-  `IMPORTANCE`, or an object).
+  """The channel-level criterion `criterion` (a registered name or an object).
 
   Raises:
     TfpruneError: unknown, or not channel-level.
   """
-  if isinstance(criterion, str):
-    criterion = IMPORTANCE.get(criterion, criterion)
   importance = importances.get(criterion)
   if not isinstance(importance, protocol.ChannelImportance):
     raise TfpruneError(f'{importance.name!r} does not rank channels: choose one '
@@ -117,8 +111,13 @@ _SILENCED = {'bias', 'gamma', 'beta', 'offset', 'mean'}
 
 
 def mask(graph: Graph, analysis: groups_lib.Analysis,
-         removed: Mapping[str, np.ndarray]) -> Graph:
-  """`graph` with the removed channels masked (see the module docstring)."""
+         removed: Mapping[str, np.ndarray], silence: bool = False) -> Graph:
+  """`graph` with the removed channels masked (see the module docstring).
+
+  With `silence`, every removed channel is silenced (outputs exactly 0), not
+  only those reaching zero padding: pruning while training keeps them at 0
+  so that their biases do not go on learning a constant.
+  """
   changes: dict[str, dict[str, np.ndarray]] = {}
   for name, channels in removed.items():
     group = analysis.group(name)
@@ -126,7 +125,7 @@ def mask(graph: Graph, analysis: groups_lib.Analysis,
       continue
     for s in group.slices:
       kernel = s.param == 'kernel' and s.role != groups_lib.CONSUMER
-      silenced = group.silence and s.role != groups_lib.CONSUMER and (
+      silenced = (group.silence or silence) and s.role != groups_lib.CONSUMER and (
           s.param in _SILENCED and not (s.param == 'mean' and graph.node(
               s.node).op == 'batch_norm'))
       if not (kernel or silenced):

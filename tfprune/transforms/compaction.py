@@ -9,7 +9,7 @@ norm, residuals) are compacted as graphs (`graph_compaction`), not here.
 """
 
 from tfprune.errors import TfpruneError
-from tfprune.graph import network_graph
+from tfprune.graph import network as network_graph
 from tfprune.graph.network import Network
 from tfprune.transforms import graph_compaction
 
