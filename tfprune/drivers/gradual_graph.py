@@ -122,10 +122,16 @@ def start_graph(config: GradualConfig, start: weights.WeightFolder | None,
   registry model (dropout and all) with the folder's weights."""
   if start is None:
     return model_checks.import_model(config.model_file, test_split.images)[0]
+  return importer.from_keras(registry_model(config, start.graph),
+                             data=test_split.images[:16])
+
+
+def registry_model(config: GradualConfig, graph: Graph) -> keras.Model:
+  """A weight folder's registry model (`config.model`) with `graph`'s weights:
+  what the folder's `model.tflite` exports (its `weights/` hold the same)."""
   spec = datasets.get(config.dataset)
-  model = models.with_weights(
-      models.get(config.model)(spec.image_shape, spec.num_classes), start.graph)
-  return importer.from_keras(model, data=test_split.images[:16])
+  return models.with_weights(
+      models.get(config.model)(spec.image_shape, spec.num_classes), graph)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +182,9 @@ def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
 
   @functools.cache
   def dense_tflite() -> int:
-    return len(tflite.convert(build_keras(graph), sparse=False))
+    dense = build_keras(graph) if start is None else registry_model(
+        config, start.graph)
+    return len(tflite.convert(dense, sparse=False))
   context = _GraphContext(config, graph, names, chosen, train_split, test_split,
                           strategy, out_dir, dense_tflite, start, command,
                           verbose, given.provenance(graph.input_shape))
@@ -273,7 +281,9 @@ def _run_one_graph(context: _GraphContext,
         **npz_provenance(config, context.made_on)}, overwrite=True)
   tflite_bytes = tflite_accuracy = None
   if config.export_tflite:
-    tflite_bytes, tflite_accuracy = tflite_result(trained.model, run_dir, test_split)
+    exported = trained.model if context.start is None else registry_model(
+        config, trained.graph)
+    tflite_bytes, tflite_accuracy = tflite_result(exported, run_dir, test_split)
   layers = trained.layers
   result = RunResult(
       procedure=pruning_run.procedure, granularity=pruning_run.granularity,
