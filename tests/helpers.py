@@ -12,6 +12,8 @@ import numpy as np
 from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.data import penguins
+from tfprune.graph import folder_layers
+from tfprune.graph.ir import Graph
 from tfprune.graph.network import Network
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
@@ -21,6 +23,21 @@ from tfprune.graph import groups
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PREBUILT = REPO / 'weights' / 'mlp-mnist'
 MLP_SHAPES = ((784, 1000), (1000, 1000), (1000, 500), (500, 200), (200, 10))
+
+
+def random_chain(shapes=((12, 8), (8, 6), (6, 3)), seed: int = 0) -> Graph:
+  """A dense ReLU chain with normal kernels and biases of the given kernel
+  shapes, as a weight folder of them loads (`folder_layers.layers_graph`)."""
+  rng = np.random.default_rng(seed)
+  return folder_layers.layers_graph(
+      [rng.normal(size=s).astype(np.float32) for s in shapes],
+      [rng.normal(size=s[1]).astype(np.float32) for s in shapes])
+
+
+def stored_arrays(graph: Graph) -> tuple[list[np.ndarray], list[np.ndarray]]:
+  """The kernels and biases of a graph a weight folder can hold, layer by layer."""
+  layers = folder_layers.read(graph)
+  return [l.kernel for l in layers], [l.bias for l in layers]
 
 
 def random_network(shapes=((12, 8), (8, 6), (6, 3)), seed: int = 0) -> Network:

@@ -24,7 +24,6 @@ from tfprune.criteria import pruning
 from tfprune.drivers import folder_graph
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
-from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.keras_io import importer
 
@@ -134,7 +133,7 @@ def architecture(request):
   if request.param == 'zoo-cnn':
     return importer.from_keras(keras_zoo.build('cnn', 'keras3'))
   folder = 'mlp-mnist' if request.param == 'mlp-folder' else 'lenet5-mnist'
-  return network_graph.to_graph(weights.load(helpers.REPO / 'weights' / folder).network)
+  return weights.load(helpers.REPO / 'weights' / folder).graph
 
 
 @pytest.mark.parametrize('k', (0, 90, 95))

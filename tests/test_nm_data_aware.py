@@ -9,7 +9,6 @@ from tfprune.criteria import patterns
 from tfprune.drivers import folder_graph
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
-from tfprune.graph import network_graph
 from tfprune.graph import weights
 
 SHAPES = ((16, 10), (10, 8), (8, 3))
@@ -17,7 +16,7 @@ NAMES = ['layer_1', 'layer_2']
 
 
 def _graph():
-  return network_graph.to_graph(helpers.random_network(SHAPES))
+  return helpers.random_chain(SHAPES)
 
 
 def _calibration(n=96, seed=3):
@@ -78,7 +77,7 @@ def test_obs_refits_the_kept_weights_and_wanda_does_not():
 
 
 def test_a_conv_node_and_a_criterion_without_data_are_refused():
-  graph = network_graph.to_graph(helpers.random_network(SHAPES))
+  graph = helpers.random_chain(SHAPES)
   with pytest.raises(TfpruneError, match='weight ranks no N:M pattern by '
                      'calibration data: use wanda or obs'):
     nm_calibrated.prune(graph, 'weight', NAMES, '2:4', _calibration())

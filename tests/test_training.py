@@ -46,7 +46,7 @@ def test_one_epoch_on_real_mnist_writes_a_folder_that_evaluates(data_dir, tmp_pa
 
 
 def test_existing_folder_is_refused_before_training(tmp_path):
-  weights.save(tmp_path / 'w', helpers.random_network())
+  weights.save(tmp_path / 'w', helpers.random_chain())
   before = (tmp_path / 'w' / 'weight-1.npy').read_bytes()
   config = training.TrainConfig(weights_dir=str(tmp_path / 'w'),
                                 data_dir=str(tmp_path / 'no-data'))

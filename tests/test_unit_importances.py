@@ -218,7 +218,7 @@ def test_sweep_of_the_mlp_folder_scores_unit_l1_as_its_graph(tmp_path, data_dir,
                              data_dir=data_dir,
                              methods=('unit_l1',), levels=(50,))
   row, = sweep.run(config)
-  graph = network_graph.to_graph(weights.load(str(helpers.PREBUILT)).network)
+  graph = weights.load(str(helpers.PREBUILT)).graph
   pruned = channel_pruning.prune_graph(graph, 'unit_l1', 50,
                                        graph_pruning.prunable(graph))
   accuracy = evaluator.Evaluator(graph).accuracy(
