@@ -29,17 +29,22 @@ import json, sys
 from tfprune.training import distribute
 strategy = distribute.make(sys.argv[1])
 import numpy as np
+from tfprune.criteria import graph_pruning
 from tfprune.data import datasets
 from tfprune.graph import weights
 from tfprune.keras_compat import keras
+from tfprune.keras_io import importer
 from tfprune.keras_io import models
 from tfprune.training import gradual
+from tfprune.training import graph_gradual
 args = json.loads(sys.argv[2])
 start = weights.load(args['weights_dir'])
 train = datasets.load('mnist', 'train', args['data_dir'], limit=args['train_limit'])
 test = datasets.load('mnist', 'test', args['data_dir'])
-build = lambda: models.load_network(models.get('mlp')((28, 28, 1), 10),
-                                    start.network)
+graph = importer.from_keras(
+    models.with_weights(models.get('mlp')((28, 28, 1), 10), start.graph),
+    data=test.images[:16])
+names = graph_pruning.prunable(graph, None, False)
 class Stop(keras.callbacks.Callback):  # a cut-off after the epoch's checkpoint
   def on_epoch_end(self, epoch, logs=None):
     if epoch == args['stop_after_epoch']:
@@ -47,11 +52,11 @@ class Stop(keras.callbacks.Callback):  # a cut-off after the epoch's checkpoint
 keras.utils.set_random_seed(0)
 run = gradual.PruningRun('gradual', 'weight', 0.9, epochs=args['epochs'],
                          learning_rate=1e-3)
-trained = gradual.train(run, build, train, test, strategy, args['work_dir'],
-                        verbose=0, callbacks=[Stop()],
-                        backup_dir=args['backup_dir'])
-network = models.to_network(trained.model)
-np.savez(args['weights_out'], *network.kernels, *network.biases)
+trained = graph_gradual.train(run, graph, names, train, test, strategy,
+                              args['work_dir'], verbose=0, callbacks=[Stop()],
+                              backup_dir=args['backup_dir'])
+np.savez(args['weights_out'], *[n.params['kernel'] for n in trained.graph.weighted()],
+         *[n.params['bias'] for n in trained.graph.weighted()])
 print(json.dumps({
     'layers': [[l.size, l.zeros, l.required] for l in trained.layers],
     'accuracy': trained.keras_accuracy,

@@ -16,13 +16,14 @@ from tests import helpers
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
 from tfprune.keras_io import models
+from tfprune.keras_io import trace
 from experiments.studies import study_resnet
 
 
 def _untrained(tmp_path, name):
   folder = tmp_path / name
-  network = models.to_network(models.get(name)((28, 28, 1), 10))
-  weights.save(folder, network, {'model': name})
+  model = models.get(name)((28, 28, 1), 10)
+  weights.save(folder, trace.trace(model).graph, {'model': name})
   return folder
 
 
