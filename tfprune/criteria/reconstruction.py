@@ -9,6 +9,26 @@ the test set) pushed through the network, node after node
   wanda_mask           scores each weight by |w_ij| * ||x_i||_2 (Wanda).
   check_obs_args       OBS/SparseGPT's damping and block size, checked.
 
+OBS (SparseGPT / OBC) prunes a node and re-fits it to the dense network: with
+X the node's inputs through the network pruned so far and Y the dense
+network's pre-activation of that node, on the same calibration examples,
+
+  1. A = [X, 1] (the ones column carries the bias, which is never pruned),
+     H = AᵀA + damping · mean(diag(AᵀA)) · I.
+  2. The kernel and bias are re-fitted to Y on the pruned inputs by least
+     squares, with the ridge pulling towards the dense weights W₀:
+     W = H⁻¹(AᵀY + damping · mean(diag(AᵀA)) · W₀).
+  3. On a node whose per-output H⁻¹ fit in `obs.OBC_MAX_ENTRIES` floats,
+     exact greedy OBS: floor(k·n/100) times, the weight of smallest saliency
+     w² / [H⁻¹]_ii goes and its output is re-solved. Otherwise SparseGPT's
+     pass over the input rows of W, in blocks of `block_size`: with U the
+     upper Cholesky factor of H⁻¹, the weights of smallest w² / U_ii² in the
+     block are pruned, and each pruned row's error is spread over the rows
+     after it (the bias last) by the OBS update. Block i prunes as many
+     weights as it holds among the node's floor(k·n/100) weights of lowest
+     saliency after step 2, so the node loses exactly floor(k·n/100)
+     weights, allotted where they cost least.
+
 All work is in float64 numpy; the functions are pure. As in `pruning`, a
 level `k` prunes exactly floor(k * n / 100) of the n kernel weights, and ties
 are broken towards the lower flat index.
