@@ -1,8 +1,8 @@
 """Allocations (uniform, global, ERK, sensitivity) and N:M patterns: exact counts.
 
 Parameterized over every allocation and three architectures (the MLP and
-LeNet-5 weight folders, a keras_zoo CNN), on the graph path and, for the MLP,
-the `Network` path the sweep uses; the sensitivity scan runs end to end once
+LeNet-5 weight folders, a keras_zoo CNN), each as the graph the sweep prunes;
+the sensitivity scan runs end to end once
 through its script, and bad input ends in one `error:` line and exit 2.
 """
 

@@ -46,12 +46,12 @@ def test_every_group_keeps_exactly_n(method, text):
 def test_wanda_keeps_the_n_largest_weight_times_input_norm_of_each_group():
   # Oracle: the inputs by numpy (ReLU chain through the pruned first layer),
   # each group of 4 inputs of each unit keeping its 2 largest |w|·‖x‖.
-  network = helpers.random_network(SHAPES)
+  kernels, biases = helpers.stored_arrays(_graph())
   x = _calibration().astype(np.float64)
   pruned = nm_calibrated.prune(_graph(), 'wanda', NAMES, '2:4', x)
   inputs = x
   for i, name in enumerate(NAMES):
-    kernel = network.kernels[i]
+    kernel = kernels[i]
     scores = np.abs(kernel) * np.sqrt((inputs ** 2).sum(axis=0))[:, None]
     expected = np.zeros(kernel.shape, bool)
     for start in range(0, kernel.shape[0], 4):
@@ -61,7 +61,7 @@ def test_wanda_keeps_the_n_largest_weight_times_input_norm_of_each_group():
     np.testing.assert_array_equal(_kernel(pruned, name) != 0, expected)
     kept = np.where(expected, kernel, 0)
     np.testing.assert_array_equal(_kernel(pruned, name), kept)
-    inputs = np.maximum(inputs @ kept + network.biases[i], 0)
+    inputs = np.maximum(inputs @ kept + biases[i], 0)
 
 
 def test_obs_refits_the_kept_weights_and_wanda_does_not():

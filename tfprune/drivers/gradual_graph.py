@@ -1,5 +1,8 @@
-"""The gradual study on any graph: a user's model or a registry CNN, fine-tuned through TF-MOT or Keras 3.
+"""The gradual study on any graph: a user's model or a weight folder, fine-tuned through TF-MOT or Keras 3.
 
+A weight folder (the MLP, LeNet-5, the Fashion CNN) starts as its registry
+model with the folder's weights, imported as a graph; its runs also write
+the pruned `weights/` folder, and its `.tflite` is that registry model's.
 The engine is the config's, else chosen by the starting model's framework
 (`engine`): 'tfmot' fine-tunes the graph's tf_keras twin, TF-MOT wrapping
 its Dense and Conv2D layers and `graph_gradual` masking the depthwise
@@ -155,7 +158,7 @@ class _GraphContext:
 def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
                start: weights.WeightFolder | None, command: str | None,
                verbose: int) -> Study:
-  """`run` for a CNN weight folder or a user's model (see the module doc)."""
+  """`gradual_study.run` for a weight folder (`start`) or a user's model."""
   train_split, test_split, given = study_data(config)
   inputs = check_inputs(config, given, start)
   graph = start_graph(config, start, test_split)
