@@ -17,6 +17,7 @@ from tfprune.graph.ir import Graph
 from tfprune.graph.network import Network
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.keras_io import trace
 from tfprune.transforms import channel_pruning
 from tfprune.graph import groups
 
@@ -32,6 +33,12 @@ def random_chain(shapes=((12, 8), (8, 6), (6, 3)), seed: int = 0) -> Graph:
   return folder_layers.layers_graph(
       [rng.normal(size=s).astype(np.float32) for s in shapes],
       [rng.normal(size=s[1]).astype(np.float32) for s in shapes])
+
+
+def folder_graph(model) -> Graph:
+  """The graph a weight folder of the Keras `model` loads as (its logits)."""
+  traced = trace.trace(model).graph
+  return folder_layers.to_graph(folder_layers.read(traced), traced.input_shape)
 
 
 def stored_arrays(graph: Graph) -> tuple[list[np.ndarray], list[np.ndarray]]:

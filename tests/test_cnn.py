@@ -155,7 +155,7 @@ def test_weights_of_another_architecture_name_the_layer(source, target, pattern)
 
 
 def test_resnet_converts_with_its_skip_connections():
-  # ResNet-18's layers as a weight folder stores them (tests/test_resnet_network.py).
+  # ResNet-18's layers as a weight folder stores them (tests/test_resnet_folder.py).
   model = models.get('resnet18')(MNIST_SHAPE, 10, width=0.125)
   layers = folder_layers.read(trace.trace(model).graph)
   assert len(layers) == 21

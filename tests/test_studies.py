@@ -94,7 +94,7 @@ def test_iterative_schedule_prunes_step_fraction_of_the_remaining():
 def test_study_c_on_mock_cifar10(tmp_path):
   # What is checked here is the tfds path and the pruning under masks through
   # retraining, not the dense training (epochs=0) or the saved networks:
-  # test_resnet_network's test_study_c_networks_score_like_keras trains the
+  # test_resnet_folder's test_study_c_networks_score_like_keras trains the
   # dense network and scores every saved network.
   tfds = pytest.importorskip('tensorflow_datasets')
   config = study_resnet.StudyCConfig(

@@ -91,6 +91,15 @@ def layers_graph(kernels: Sequence[np.ndarray],
                {'framework': 'tf_keras', 'model_name': 'tfprune_network'})
 
 
+def to_graph(layers: Sequence['StoredLayer'], input_shape: Sequence[int]) -> Graph:
+  """The graph a weight folder of `layers` loads as (`input_shape`: a CNN's)."""
+  chain = layers[0].spec is None
+  return layers_graph([l.kernel for l in layers], [l.bias for l in layers],
+                      None if chain else [l.spec for l in layers],
+                      None if chain else [l.norm for l in layers],
+                      None if chain else input_shape)
+
+
 # How far a layer's chain has got; each step must come later (the order a
 # stored layer computes in).
 _KERNEL, _NORM, _ADD, _RELU, _POOL = range(5)

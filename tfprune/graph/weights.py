@@ -233,12 +233,10 @@ def save(folder: str | pathlib.Path, graph: Graph,
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + '\n')
     if timing is not None:
       (tmp / TIMING).write_text(json.dumps(timing, indent=2) + '\n')
-  specs = None if chain else tuple(l.spec for l in layers)
-  return WeightFolder(
-      folder_layers.layers_graph(kernels, biases, specs,
-                                 None if chain else norms,
-                                 None if chain else graph.input_shape),
-      manifest, sha256)
+  stored = [dataclasses.replace(l, kernel=k, bias=b, norm=n)
+            for l, k, b, n in zip(layers, kernels, biases, norms)]
+  return WeightFolder(folder_layers.to_graph(stored, graph.input_shape),
+                      manifest, sha256)
 
 
 def _check_layers(kernels: list[np.ndarray], biases: list[np.ndarray],
