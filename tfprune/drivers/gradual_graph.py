@@ -161,6 +161,10 @@ def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
   """`gradual_study.run` for a weight folder (`start`) or a user's model."""
   train_split, test_split, given = study_data(config)
   inputs = check_inputs(config, given, start)
+  if start is not None:  # a user's .npz for a dense chain may hold vectors
+    shape = datasets.get(config.dataset).image_shape
+    train_split, test_split = (_as_images(s, shape)
+                               for s in (train_split, test_split))
   graph = start_graph(config, start, test_split)
   outputs = int(np.prod(graph.output_shape))
   data_source.fits(test_split, graph.input_shape, outputs, given.name)
@@ -202,6 +206,15 @@ def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
   if not chief:
     shutil.rmtree(out_dir, ignore_errors=True)
   return Study(results, oneshot)
+
+
+def _as_images(split: datasets.Split, shape) -> datasets.Split:
+  """`split` as examples of `shape` when it holds as many values per example."""
+  if (split.images.shape[1:] == tuple(shape)
+      or int(np.prod(split.images.shape[1:])) != int(np.prod(shape))):
+    return split
+  return dataclasses.replace(split,
+                             images=split.images.reshape((-1, *shape)))
 
 
 def oneshot_rows(config: GradualConfig, graph: Graph,
