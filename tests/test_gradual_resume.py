@@ -309,15 +309,23 @@ def _interrupt_run(monkeypatch, run_number, stop):
   monkeypatch.setattr(resumable, 'fit', interrupted_fit)
 
 
+def _study_in_a_new_process(config):
+  """`gradual_study.run` as a command runs it: in a process that built no
+  model before (Keras numbers unnamed layers, such as a registry model's
+  input, by the models built before them)."""
+  keras.backend.clear_session()
+  return gradual_study.run(config, command='pytest', verbose=0)
+
+
 def _study_twice(config, tmp_path, monkeypatch, run_number, stop):
-  straight = gradual_study.run(config, command='pytest', verbose=0)
+  straight = _study_in_a_new_process(config)
   resumed_config = dataclasses.replace(config, out_dir=str(tmp_path / 'resumed'))
   with monkeypatch.context() as patch:
     _interrupt_run(patch, run_number, stop)
     with pytest.raises(KeyboardInterrupt):
-      gradual_study.run(resumed_config, command='pytest', verbose=0)
+      _study_in_a_new_process(resumed_config)
   assert not (tmp_path / 'resumed' / gradual_study.RESULTS_NAME).exists()
-  resumed = gradual_study.run(resumed_config, command='pytest', verbose=0)
+  resumed = _study_in_a_new_process(resumed_config)
   assert resumed.results == straight.results
   _assert_same_study(pathlib.Path(config.out_dir), tmp_path / 'resumed')
   return pathlib.Path(config.out_dir)
