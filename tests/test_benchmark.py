@@ -1,4 +1,11 @@
-"""The benchmark on the prebuilt weights, at two levels: ratios and files."""
+"""The one benchmark: every network through the same path, results apart from timings.
+
+The MLP, LeNet-5 and the Fashion CNN weight folders, the ResNet-18 model
+file and a user's `.keras` are benchmarked by the same code: their CSV rows
+are the sweep's points (accuracy, sparsity, the saved graph's bytes), the
+timings and the A-vs-A controls go to the timing file, and a speed-up is
+marked as noise exactly when it lies within its control's range.
+"""
 
 import json
 
@@ -6,112 +13,155 @@ import numpy as np
 import pytest
 
 from tests import helpers
+from tests import keras_zoo
 from tfprune.drivers import benchmark
+from tfprune.drivers import mobilenet_model
+from tfprune.drivers import point_cost
+from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
+from tfprune.keras_io import importer
+from tfprune.reports import benchmark_table
 from tfprune.runtime import paired_timing
 from tfprune.runtime import timers
 
+WEIGHTS = helpers.REPO / 'weights'
+# Each network, the data it was made on, and whether a Dense layer of it is
+# large enough for CSR (the benchmark then times CSR against dense too).
+NETWORKS = {
+    'mlp': ({'weights_dir': str(WEIGHTS / 'mlp-mnist')}, 'mnist', True),
+    'lenet5': ({'weights_dir': str(WEIGHTS / 'lenet5-mnist')}, 'mnist', False),
+    'fashion_cnn': ({'weights_dir': str(WEIGHTS / 'fashion_cnn-fashion_mnist')},
+                    'fashion_mnist', True),
+    'resnet18': ({'model_file': str(WEIGHTS / 'resnet18-w0.25-fashion_mnist'
+                                    / 'model.keras')}, 'fashion_mnist', False),
+}
 
-def test_benchmark_writes_ratios_against_dense(tmp_path, mnist_slice_dir):
+
+def _check_record(record, out, batches):
+  """What every benchmark must write: CSV without timings, JSON with them,
+  each speed-up the ratio of its medians, `~` exactly within the noise."""
+  rows = helpers.read_csv(out / benchmark_table.CSV_NAME)
+  assert list(rows[0]) == list(benchmark_table.COLUMNS)  # no timing in results
+  assert benchmark_table.to_csv(record['rows']) == (
+      out / benchmark_table.CSV_NAME).read_text()
+  timing = json.loads((out / benchmark_table.TIMING_NAME).read_text())
+  assert timing['timings'] == json.loads(json.dumps(record['timings']))
+  noise = {(c['timed'], c['batch']): c['noise'] for c in timing['controls']}
+  for t in timing['timings']:
+    for prefix in ('', 'csr_') if 'csr_kernels' in t else ('',):
+      for b in batches:
+        speedup = t[f'{prefix}speedup_{b}']
+        assert speedup == pytest.approx(
+            t[f'{prefix}dense_seconds_{b}'] / t[f'{prefix}seconds_{b}'])
+        assert t[f'{prefix}min_seconds_{b}'] <= t[f'{prefix}seconds_{b}']
+        assert t[f'{prefix}noise_{b}'] == noise[t['timed'], b] >= 1
+        assert t[f'{prefix}within_noise_{b}'] == (
+            1 / noise[t['timed'], b] <= speedup <= noise[t['timed'], b])
+  table = benchmark_table.format_table(record).splitlines()
+  assert len(table) == 1 + len(rows) + 1 + len(timing['controls'])
+  for t, line in zip(timing['timings'], table[1:]):
+    for b in batches:
+      assert (f'{t[f"speedup_{b}"]:.2f}x~' in line) == t[f'within_noise_{b}']
+  assert (out / benchmark_table.PLOT_NAME).read_bytes()[:4] == b'\x89PNG'
+  return rows, timing
+
+
+@pytest.mark.parametrize('name', NETWORKS)
+def test_every_network_is_benchmarked_through_the_one_path(name, data_dir,
+                                                           tmp_path):
+  network, dataset, large_dense = NETWORKS[name]
   config = benchmark.BenchmarkConfig(
-      weights_dir=str(helpers.PREBUILT), out_dir=str(tmp_path), data_dir=mnist_slice_dir,
-      methods=('weight', 'unit'), levels=(0, 90), repeats=1, single_repeats=3,
-      min_seconds=0.01)
+      out_dir=str(tmp_path / 'out'), dataset=dataset, data_dir=data_dir,
+      levels=(0, 50), batch_sizes=(1, 3), min_seconds=0, runs=1, **network)
   record = benchmark.run(config)
-  assert json.loads((tmp_path / benchmark.JSON_NAME).read_text())['rows'] == record['rows']
-  assert (tmp_path / benchmark.PLOT_NAME).read_bytes()[:4] == b'\x89PNG'
-  rows = {(r['method'], r['k']): r for r in record['rows']}
-  assert rows[('weight', 0)]['nonzero_ratio'] == 1.0
-  assert rows[('weight', 0)]['accuracy'] == pytest.approx(record['dense']['accuracy'])
-  assert rows[('unit', 90)]['kernels'] == '+'.join(['dense'] * 5)
-  # 10% of the hidden units are left: the compact network is far cheaper.
-  assert rows[('unit', 90)]['theoretical_speedup'] > 20
-  assert rows[('weight', 90)]['export_size_ratio'] < 0.2
-  assert record['default_sweep']['points'] == 20
-  table = benchmark.format_table(record).splitlines()
-  assert len(table) == 1 + 4 + 2  # header, one line per row, noise, sweep
-  assert table[-2].startswith('~ within the noise of identical runs (dense vs '
-                              'dense, 2 alternated rounds): ')
-  assert table[-1].startswith('default sweep (20 points)')
-  noise = record['noise']
-  assert noise['batch_10000'] >= 1 and noise['batch_1'] >= 1
-  for row, line in zip(record['rows'], table[1:5]):
-    # Each ratio is of the two times next to it; a ratio inside the A-vs-A
-    # control's range is marked as noise, in the record and in the table.
-    assert row['throughput_ratio_10000'] == pytest.approx(
-        row['dense_seconds_10000'] / row['seconds_10000'])
-    assert row['throughput_ratio_1'] == pytest.approx(
-        row['dense_seconds_1'] / row['seconds_1'])
-    for b, key in ((10000, 'batch_10000'), (1, 'batch_1')):
-      ratio = row[f'throughput_ratio_{b}']
-      assert row[f'within_noise_{b}'] == (1 / noise[key] <= ratio <= noise[key])
-      assert (f'{ratio:.2f}x~' in line) == row[f'within_noise_{b}'], line
+  rows, timing = _check_record(record, tmp_path / 'out', (1, 3))
+  # The rows are the sweep's points of the same network and data.
+  swept = sweep.sweep(config.sweep_config(), *benchmark.load_checked(config)[:2])
+  assert [(r['method'], r['k'], r['accuracy'], r['sparsity'], r['kernels'])
+          for r in rows] == [(r.method, f'{r.k:g}', f'{r.accuracy:.4f}',
+                              f'{r.sparsity:.6f}', r.kernels) for r in swept]
+  assert [int(r['graph_bytes']) for r in rows] == [r.size_bytes for r in swept]
+  by_key = {(r['method'], r['k']): r for r in rows}
+  # unit removes channels: a smaller saved model; weight only masks.
+  assert int(by_key['unit', '50']['params']) < int(by_key['unit', '0']['params'])
+  assert by_key['weight', '50']['params'] == by_key['unit', '0']['params']
+  assert [(t['method'], t['timed'], 'csr_kernels' in t)
+          for t in timing['timings']] == [
+              ('weight', 'graph', large_dense)] * 2 + [('unit', 'keras', False)] * 2
 
 
-def test_paired_times_summarise_each_function_over_alternating_blocks():
-  calls = []
-  first, second = (lambda: calls.append('a')), (lambda: calls.append('b'))
-  benchmark.paired_times(first, second, runs=4, min_seconds=0.0, rounds=2)
-  # A warm-up and a probe call each, then two rounds of blocks of 2.
-  assert ''.join(calls) == 'aabb' + 'aabb' * 2
+def test_mlp_benchmark_times_obs_and_csr_against_dense(mnist_slice_dir, tmp_path):
+  config = benchmark.BenchmarkConfig(
+      out_dir=str(tmp_path), weights_dir=str(helpers.PREBUILT),
+      data_dir=mnist_slice_dir, methods=('weight', 'obs'), levels=(0, 90),
+      batch_sizes=(1, 10), calibration_size=64, min_seconds=0, runs=2)
+  record = benchmark.run(config)
+  rows, timing = _check_record(record, tmp_path, (1, 10))
+  by_key = {(r['method'], r['k']): r for r in rows}
+  assert by_key['obs', '90']['timed'] == 'masked graph'
+  assert float(by_key['obs', '90']['sparsity']) == pytest.approx(0.9, abs=1e-3)
+  # The four large layers on CSR against dense, on every weight-level row.
+  assert {t['csr_kernels'] for t in timing['timings']} == {
+      'csr+csr+csr+csr+dense'}
+  dense = record['dense']
+  assert dense['params'] == sum(i * u + u for i, u in helpers.MLP_SHAPES)
+  row = record['rows'][3]  # obs at k = 90: nonzero ratio about 0.1
+  assert row['nonzero_params'] / dense['params'] < 0.11
+  # The graph file stores 8 bytes (uint32 index, float32 value) per non-zero
+  # of a sparse array, 4 per entry of a dense one: about 2x the density.
+  assert row['graph_bytes'] < 2.1 * row['nonzero_params'] / dense['params'] * (
+      dense['graph_bytes'])
 
 
-def test_graph_benchmark_times_the_compacted_model_apart_from_results(tmp_path):
-  from tests import keras_zoo  # pylint: disable=import-outside-toplevel
-  from tfprune.drivers import graph_benchmark  # pylint: disable=import-outside-toplevel
-  from tfprune.keras_io import importer  # pylint: disable=import-outside-toplevel
+def test_a_users_keras_model_is_identified_by_its_weights(tmp_path):
   model = keras_zoo.build('residual', 'keras3')
   model.save(tmp_path / 'residual.keras')
   rng = np.random.default_rng(0)
   np.savez(tmp_path / 'data.npz',
            x_test=rng.standard_normal((64, 10, 10, 3)).astype(np.float32),
            y_test=rng.integers(0, 3, 64))
-  config = graph_benchmark.GraphBenchmarkConfig(
+  config = benchmark.BenchmarkConfig(
       out_dir=str(tmp_path / 'out'), model_file=str(tmp_path / 'residual.keras'),
       data=str(tmp_path / 'data.npz'), methods=('weight', 'unit', 'unit_l1'),
       levels=(0, 70), min_seconds=0, runs=2)
-  record = graph_benchmark.run(config)
-  out = tmp_path / 'out'
-  rows = helpers.read_csv(out / graph_benchmark.CSV_NAME)
-  assert list(rows[0]) == list(graph_benchmark.COLUMNS)  # no timing in results
+  record = benchmark.run(config)
+  rows, timing = _check_record(record, tmp_path / 'out', (1, 256))
   # The evaluator's kernel per weighted node: the residual model's are small.
   graph = importer.from_keras(str(tmp_path / 'residual.keras'))
   assert {r['kernels'] for r in rows} == {'+'.join(
       'dense' if n.op == 'dense' else 'conv' for n in graph.weighted())}
   by_key = {(r['method'], r['k']): r for r in rows}
   dense = by_key[('unit', '0')]
-  assert int(by_key[('unit', '70')]['params']) < int(dense['params'])
   assert int(by_key[('unit', '70')]['keras_bytes']) < int(dense['keras_bytes'])
   # unit_l1 removes as many channels as unit, ranked otherwise.
   assert by_key[('unit_l1', '70')]['params'] == by_key[('unit', '70')]['params']
-  assert by_key[('weight', '70')]['params'] == dense['params']  # masked only
   assert int(by_key[('weight', '70')]['graph_bytes']) < int(dense['graph_bytes'])
-  timing = json.loads((out / graph_benchmark.TIMING_NAME).read_text())
   # The measured model is identified by its weights (its file has a date).
-  from tfprune.drivers import mobilenet_model  # pylint: disable=import-outside-toplevel
   assert timing['model_weights_sha256'] == mobilenet_model.weights_sha256(model)
-  assert [(t['method'], t['timed']) for t in timing['timings']] == [
-      ('weight', 'graph'), ('weight', 'graph'), ('unit', 'keras'), ('unit', 'keras'),
-      ('unit_l1', 'keras'), ('unit_l1', 'keras')]
-  # One A-vs-A control per timed kind and batch size; each row's speed-up is
-  # marked as noise exactly when it lies within its control's range.
+  # One A-vs-A control per timed kind and batch size.
   assert sorted((c['timed'], c['batch']) for c in timing['controls']) == [
-      (kind, b) for kind in ('graph', 'keras') for b in graph_benchmark.BATCHES]
-  noise = {(c['timed'], c['batch']): c['noise'] for c in timing['controls']}
-  for t in timing['timings']:
-    for b in graph_benchmark.BATCHES:
-      assert t[f'speedup_{b}'] == pytest.approx(
-          t[f'dense_seconds_{b}'] / t[f'seconds_{b}'])
-      assert t[f'min_seconds_{b}'] <= t[f'seconds_{b}']
-      assert t[f'dense_min_seconds_{b}'] <= t[f'dense_seconds_{b}']
-      assert t[f'noise_{b}'] == noise[t['timed'], b] >= 1
-      assert t[f'within_noise_{b}'] == (
-          1 / t[f'noise_{b}'] <= t[f'speedup_{b}'] <= t[f'noise_{b}'])
-  table = graph_benchmark.format_table(record).splitlines()
-  assert table[7].startswith('speed-ups: median over 6 alternated rounds; ~')
-  assert len(table) == 1 + 6 + 1 + 4
-  assert (out / graph_benchmark.PLOT_NAME).stat().st_size > 0
-  assert len(record['rows']) == 6
+      (kind, b) for kind in ('graph', 'keras') for b in (1, 256)]
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('batch_sizes', (1, 0), r'batch_sizes must be at least 1 each, got \[1, 0\]'),
+    ('batch_sizes', (1, 1), '--batch_sizes gives 1 twice'),
+    ('methods', ('weight', 'nope'), "'nope'"),
+    ('min_seconds', float('nan'), 'min_seconds must be a number >= 0, got nan'),
+    ('runs', 0, 'runs must be at least 1, got 0: pass e.g. --runs=20'),
+])
+def test_bad_benchmark_settings_are_refused(tmp_path, field, value, message):
+  with pytest.raises(TfpruneError, match=message):
+    benchmark.BenchmarkConfig(out_dir=str(tmp_path),
+                              weights_dir=str(helpers.PREBUILT), **{field: value})
+
+
+def test_point_cost_refuses_a_data_aware_method_listing_the_ones_it_times(tmp_path):
+  with pytest.raises(TfpruneError, match=r"method 'obs' needs calibration data, which "
+                     r"this timing run does not draw: choose one of "
+                     r"weight,unit,random,unit_l1,unit_bn,filter_l1$"):
+    point_cost.PointCostConfig(out_dir=str(tmp_path), model_file='m.keras',
+                               methods=('obs',))
 
 
 def test_pair_keeps_min_median_and_each_rounds_ratio(monkeypatch):
@@ -132,15 +182,6 @@ def test_pair_keeps_min_median_and_each_rounds_ratio(monkeypatch):
   assert not paired_timing.within_noise(3.6, 3.5)
   ratios = paired_timing.Pair(1, 1, 1, 1, (0.5, 1.2)).noise()
   assert ratios == pytest.approx(2.0)  # a slow round counts like a fast one
-
-
-def test_graph_benchmark_refuses_a_data_aware_method_listing_the_ones_it_times(tmp_path):
-  from tfprune.drivers import graph_benchmark  # pylint: disable=import-outside-toplevel
-  with pytest.raises(TfpruneError, match=r"method 'obs' needs calibration data, which "
-                     r"this timing run does not draw: choose one of "
-                     r"weight,unit,random,unit_l1,unit_bn,filter_l1$"):
-    graph_benchmark.GraphBenchmarkConfig(out_dir=str(tmp_path), model_file='m.keras',
-                                         methods=('obs',))
 
 
 def test_paired_model_times_time_both_models_at_each_batch_size():

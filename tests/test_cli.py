@@ -19,10 +19,11 @@ a pattern for it), and that the output path was not created.
 | plot | `--csv` is a binary file | `error: … is not a text CSV (byte N is not UTF-8): …` |
 | train | `--model=resnet18 --dataset=penguins` | `error: model resnet18 is a CNN and needs images, but penguins examples are vectors …` |
 | study_c | `--dataset=penguins` | the same |
-| calibrate_kernels | `--shapes=784by1000`, `--shapes=0x1000`, `--repeats=0`, `--rows=1` without `--path=graph`, `--path=gpu` | `error: shape '784by1000' is not INPUTSxUNITS: give shapes such as 784x1000`, … |
+| calibrate_kernels | `--shapes=784by1000`, `--shapes=0x1000`, `--repeats=0`, `--rows=0` | `error: shape '784by1000' is not INPUTSxUNITS: give shapes such as 784x1000`, … |
 | structured_study | `--k=120`, `--batch_sizes=1,big`, `--finetune_learning_rates=2e-3,0.002` | `error: k must be in [0, 100], got 120: pass e.g. --k=50`, … |
 | sweep | MNIST weights with `--dataset=fashion_mnist` | `error: the weights in … were trained on mnist, not fashion_mnist: …` |
 | study_a | `--weights_dir=weights/mlp-mnist` | `error: the weights in … are a mlp model but this needs fashion_cnn: …` |
+| benchmark | `--batch_sizes=1,big` | `error: --batch_sizes=1,big is not a list of whole numbers: pass e.g. --batch_sizes=1,256` |
 | gradual, benchmark | `--model_file` and `--weights_dir` | `error: --weights_dir and --model_file both given: pass one network to …` |
 | gradual | `--data` without `x_train` | `error: … has no x_train/y_train to fine-tune on: add them …` |
 """
@@ -39,9 +40,10 @@ import numpy as np
 import pytest
 
 from tests import helpers
+from tests import old_exports
 from tfprune import cli
 from tfprune.graph import io as graph_io
-from tfprune.runtime import export
+from tfprune.graph import pruned_file
 
 
 def run_script(name, *args, capsys):
@@ -70,13 +72,14 @@ def _binary(tmp_path):
 def _mnist_export(tmp_path):
   """A valid export of an MLP pruned from the prebuilt MNIST weights."""
   path = tmp_path / 'unit-k90.npz'
-  export.save(path, helpers.random_network(((784, 16), (16, 10))), True,
-              {'method': 'unit', 'k': 90, 'weights_dir': str(helpers.PREBUILT)})
+  old_exports.save(path, *old_exports.random_chain(((784, 16), (16, 10))), True,
+                   {'method': 'unit', 'k': 90, 'weights_dir': str(helpers.PREBUILT)})
   return path
 
 
 def _truncated_export(tmp_path):
-  path = export.save(tmp_path / 'p.npz', helpers.random_network(((784, 20), (20, 10))))
+  path = old_exports.save(tmp_path / 'p.npz',
+                          *old_exports.random_chain(((784, 20), (20, 10))))
   path.write_bytes(path.read_bytes()[:100])
   return path
 
@@ -88,13 +91,13 @@ def _other_format(tmp_path):
 
 
 def _plain_export(tmp_path):
-  return export.save(tmp_path / 'plain.npz',
-                     helpers.random_network(((784, 20), (20, 10))))
+  return old_exports.save(tmp_path / 'plain.npz',
+                          *old_exports.random_chain(((784, 20), (20, 10))))
 
 
 def _three_classes(tmp_path):
-  return export.save(tmp_path / 'three.npz',
-                     helpers.random_network(((784, 20), (20, 3))))
+  return old_exports.save(tmp_path / 'three.npz',
+                          *old_exports.random_chain(((784, 20), (20, 3))))
 
 
 def _pruned_blocker(tmp_path):
@@ -204,13 +207,10 @@ CASES = {
     'calibrate_kernels-no-repeats': (
         'calibrate_kernels', ['--repeats=0'], 2,
         'error: repeats must be at least 1, got 0: give --repeats=5 or more'),
-    'calibrate_kernels-rows-on-mlp': (
-        'calibrate_kernels', ['--rows=1'], 2,
-        'error: --rows=1 applies to --path=graph only and must be at least 1: '
-        'drop it or give --path=graph'),
-    'calibrate_kernels-bad-path': (
-        'calibrate_kernels', ['--path=gpu'], 2,
-        'error: flag --path=gpu is not valid: use one of mlp, graph'),
+    'calibrate_kernels-no-rows': (
+        'calibrate_kernels', ['--rows=0'], 2,
+        'error: --rows=0 must be at least 1: give the examples per call, e.g. '
+        '--rows=128'),
     'structured_study-k-above-100': (
         'structured_study', ['--k=120', '--out_dir={out}'], 2,
         'error: k must be in [0, 100], got 120: pass e.g. --k=50'),
@@ -289,7 +289,7 @@ CASES = {
                                   'again with tfprune sweep --save_pruned'),
     'evaluate-other-format': ('evaluate', ['--export={other_format}'], 2,
                               "re:has format 'something-else', neither a graph "
-                              f"file nor '{export.FORMAT}': write it again"),
+                              f"file nor '{pruned_file.DENSE_FORMAT}': write it again"),
     'evaluate-missing-export': ('evaluate', ['--export={tmp}/none.npz'], 2,
                                 'error: pruned file {tmp}/none.npz does not exist: '
                                 'write one with tfprune sweep --save_pruned'),
@@ -333,11 +333,10 @@ CASES = {
                       '--out_dir={out}'], 2,
         'error: --weights_dir and --model_file both given: pass one network to '
         'benchmark'),
-    'benchmark-mlp-on-ray': (
-        'benchmark', ['--executor=ray', '--out_dir={out}'], 2,
-        'error: --executor=ray runs the accuracy points of a graph benchmark: '
-        'pass a CNN --weights_dir or a --model_file, or drop --executor for '
-        'the MLP'),
+    'benchmark-batch-size-not-a-number': (
+        'benchmark', ['--batch_sizes=1,big', '--out_dir={out}'], 2,
+        'error: --batch_sizes=1,big is not a list of whole numbers: pass e.g. '
+        '--batch_sizes=1,256'),
     'evaluate-old-export-with-missing-data': (
         'evaluate', ['--export={plain_export}', '--data={tmp}/d.npz'], 2,
         'error: data file {tmp}/d.npz does not exist: pass an .npz with x_test '

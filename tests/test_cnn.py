@@ -16,7 +16,6 @@ from tfprune.criteria import graph_pruning
 from tfprune.criteria import importances
 from tfprune.criteria import protocol
 from tfprune.criteria import pruning
-from tfprune.drivers import graph_sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
 from tfprune.graph import folder_layers
@@ -26,6 +25,7 @@ from tfprune.keras_compat import keras
 from tfprune.keras_io import models
 from tfprune.keras_io import trace
 from tfprune.keras_io.importer import from_keras
+from tfprune.runtime import costs
 from tfprune.transforms import silent_channels
 
 SEQUENTIAL_CNNS = ['fashion_cnn', 'lenet5']
@@ -163,11 +163,11 @@ def test_resnet_converts_with_its_skip_connections():
 
 
 def test_lenet5_counts_are_exact():
-  graph = trace.trace(models.get('lenet5')(MNIST_SHAPE, 10)).graph
-  assert graph.num_params == 61_706
+  graph = from_keras(models.get('lenet5')(MNIST_SHAPE, 10))
+  counts = costs.total(costs.layer_counts(graph))
+  assert counts.params == 61_706
   # conv1 at 28*28 positions, conv2 at 10*10, then the three dense layers.
-  assert graph_sweep.macs(graph, nonzero_only=False) == (
-      150 * 784 + 2400 * 100 + 48_000 + 10_080 + 840)
+  assert counts.dense_macs == 150 * 784 + 2400 * 100 + 48_000 + 10_080 + 840
 
 
 def _kernels(seed=0):
@@ -281,8 +281,9 @@ def test_compacted_cnn_predicts_like_the_masked_cnn(cnn, k):
   compact_logits = Evaluator(compact).predict(x)
   helpers.assert_same_up_to_rounding(compact_logits, masked_logits)
   np.testing.assert_array_equal(compact_logits.argmax(1), masked_logits.argmax(1))
-  assert (graph_sweep.macs(compact, nonzero_only=False)
-          < graph_sweep.macs(graph, nonzero_only=False)) == (k > 0)
+  dense = costs.total(costs.layer_counts(graph))
+  small = costs.total(costs.layer_counts(compact))
+  assert (small.dense_macs < dense.dense_macs) == (k > 0)
 
 
 def test_zero_kernel_channels_with_a_constant_output_are_not_silent():

@@ -138,28 +138,31 @@ def test_an_old_dense_export_scores_like_its_graph_file(prebuilt, mnist_slice_di
                                                         tmp_path):
   """One evaluation path: an old `.npz` export and the graph file of the same
   pruned network score alike, at the accuracy numpy computes from the arrays."""
-  from tfprune.criteria import pruning  # pylint: disable=import-outside-toplevel
+  from tests import old_exports  # pylint: disable=import-outside-toplevel
   from tfprune.drivers import scoring  # pylint: disable=import-outside-toplevel
   from tfprune.graph import io as graph_io  # pylint: disable=import-outside-toplevel
-  from tfprune.runtime import export  # pylint: disable=import-outside-toplevel
   from tfprune.transforms import graph_compaction  # pylint: disable=import-outside-toplevel
-  net = prebuilt.network
-  pruned = net.masked(pruning.network_masks(net, 'weight', 90, [0, 1, 2, 3]))
-  old = export.save(tmp_path / 'old.npz', pruned)
-  # What the sweep saves of a pruned graph: compacted (dead units removed).
-  new = graph_io.save(graph_compaction.compact_zeros(
-      network_graph.to_graph(pruned)), tmp_path / 'new.npz')
+  graph = prebuilt.graph
+  nodes = graph.weighted()
+  kernels = old_exports.magnitude_pruned([n.params['kernel'] for n in nodes], 90)
+  biases = [n.params['bias'] for n in nodes]
+  pruned = graph.with_params({n.name: {**n.params, 'kernel': k}
+                              for n, k in zip(nodes, kernels)})
+  # What the sweep saves of a pruned graph, and what the old export stored:
+  # compacted (dead units removed).
+  compact = graph_compaction.compact_zeros(pruned)
+  new = graph_io.save(compact, tmp_path / 'new.npz')
+  old = old_exports.save(
+      tmp_path / 'old.npz', *zip(*[(n.params['kernel'], n.params['bias'])
+                                   for n in compact.weighted()]))
   old_score = scoring.score(old, 'mnist', mnist_slice_dir)
   new_score = scoring.score(new, 'mnist', mnist_slice_dir)
   test = datasets.load('mnist', 'test', mnist_slice_dir)
-  x = test.images.reshape(len(test.images), -1)
-  for i, (k, b) in enumerate(zip(pruned.kernels, pruned.biases)):
-    x = x @ k + b
-    x = np.maximum(x, 0) if i < pruned.num_layers - 1 else x
+  x = helpers.numpy_chain_logits(kernels, biases, test.images)
   assert old_score.accuracy == new_score.accuracy == np.mean(
       x.argmax(1) == test.labels)
   assert (old_score.nonzero_params, old_score.flops, old_score.units) == (
       new_score.nonzero_params, new_score.flops, new_score.units)
   # Compaction only drops units whose weights are all zero or never read.
   assert old_score.nonzero_params <= sum(
-      int(np.count_nonzero(a)) for a in pruned.kernels + pruned.biases)
+      int(np.count_nonzero(a)) for a in kernels + biases)

@@ -15,10 +15,11 @@ import time
 import pytest
 
 from tests import helpers
-from tfprune.drivers import graph_benchmark
+from tfprune.drivers import benchmark
 from tfprune.drivers import sensitivity
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
+from tfprune.reports import benchmark_table
 from tfprune.runtime import executors
 
 # A local Ray listens on 127.0.0.1 only if this is set before Ray's import.
@@ -179,12 +180,12 @@ def test_benchmark_accuracy_points_are_byte_identical_under_ray(
     local_ray, data_dir, tmp_path):
   files, timed = {}, {}
   for executor in executors.EXECUTORS:
-    config = graph_benchmark.GraphBenchmarkConfig(
+    config = benchmark.BenchmarkConfig(
         out_dir=str(tmp_path / executor), weights_dir=FASHION_CNN,
         dataset='fashion_mnist', data_dir=data_dir, methods=('weight', 'unit'),
         levels=(0, 90), min_seconds=0, runs=1)
-    record = graph_benchmark.run(config, executor)
-    files[executor] = (tmp_path / executor / graph_benchmark.CSV_NAME).read_bytes()
+    record = benchmark.run(config, executor)
+    files[executor] = (tmp_path / executor / benchmark_table.CSV_NAME).read_bytes()
     timed[executor] = [(t['method'], t['k'], t['timed']) for t in record['timings']]
   assert files['ray'] == files['serial']
   assert files['serial'].count(b'\n') == 1 + 2 * 2  # header, 2 methods x 2 k

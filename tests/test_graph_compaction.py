@@ -12,18 +12,16 @@ import numpy as np
 import pytest
 
 from tests import helpers
+from tests import old_exports
 from tests.test_structured_groups import ARCHITECTURES
 from tests.test_structured_groups import graph_of
 from tfprune.criteria import pruning
-from tfprune.drivers import pruned_keras
 from tfprune.graph import evaluator
 from tfprune.graph import network_graph
 from tfprune.graph import ops
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import Node
-from tfprune.graph.network import Network
 from tfprune.transforms import channel_pruning
-from tfprune.transforms import compaction
 from tfprune.transforms import graph_compaction
 from tfprune.graph import groups as groups_lib
 
@@ -53,21 +51,36 @@ def test_zeros_of_a_unit_masked_graph_are_the_selected_channels(name, k):
   assert graph_compaction.compact_zeros(found) is found  # nothing left to remove
 
 
-@pytest.mark.parametrize('method', sorted(pruning.PRUNERS))
+def _chain(kernels, biases):
+  """The graph of a dense ReLU chain (a weight folder's layout)."""
+  return network_graph.layers_graph(
+      [np.asarray(k, np.float32) for k in kernels],
+      [None if b is None else np.asarray(b, np.float32) for b in biases])
+
+
+def _layers(graph):
+  """Kernels and biases (None where absent) of a chain graph's layers."""
+  nodes = graph.weighted()
+  return ([n.params['kernel'] for n in nodes],
+          [n.params.get('bias') for n in nodes])
+
+
+@pytest.mark.parametrize('method', ('weight', 'unit', 'random', 'unit_l1'))
 @pytest.mark.parametrize('k', (50, 95, 99))
-def test_dense_chain_graph_and_network_compact_alike(method, k):
-  net = helpers.random_network(((30, 40), (40, 25), (25, 12), (12, 5)), seed=2)
-  pruned = net.masked(pruning.network_masks(net, method, k, [0, 1, 2]))
-  small = compaction.compact(pruned)
-  graph = network_graph.to_graph(pruned)
-  via_graph = graph_compaction.compact_zeros(graph)
-  for a, b in zip(small.kernels + small.biases,
-                  network_graph.from_graph(via_graph)[0].kernels
-                  + network_graph.from_graph(via_graph)[0].biases):
-    assert a.tobytes() == b.tobytes()
+@pytest.mark.parametrize('use_biases', [True, False])
+def test_a_pruned_dense_chain_compacts_to_the_same_logits(method, k, use_biases):
+  kernels, biases = old_exports.random_chain(
+      ((30, 40), (40, 25), (25, 12), (12, 5)), seed=2)
+  graph = _chain(kernels, biases if use_biases else [None] * 4)
+  pruned = channel_pruning.prune_graph(graph, method, k,
+                                       [n.name for n in graph.weighted()[:3]])
+  small = graph_compaction.compact_zeros(pruned)
+  if method.startswith('unit'):  # every pruned unit is gone
+    assert [w.shape[1] for w in _layers(small)[0][:3]] == [
+        max(1, c - pruning.prune_count(k, c)) for c in (40, 25, 12)]
   x = _inputs(graph, 16)
-  helpers.assert_same_up_to_rounding(evaluator.predict(via_graph, x),
-                                     helpers.numpy_network_logits(pruned, x))
+  helpers.assert_same_up_to_rounding(
+      evaluator.predict(small, x), helpers.numpy_chain_logits(*_layers(pruned), x))
 
 
 def test_constants_fold_in_float64_with_one_rounding():
@@ -78,11 +91,22 @@ def test_constants_fold_in_float64_with_one_rounding():
              np.ones((4, 1), np.float32))
   biases = (np.array([0.5, tiny, tiny, tiny], np.float32),
             np.array([1.0], np.float32))
-  small = compaction.compact(Network(kernels, biases))
-  assert small.kernels[0].shape == (1, 1)
+  small_kernels, small_biases = _layers(graph_compaction.compact_zeros(
+      _chain(kernels, biases)))
+  assert small_kernels[0].shape == (1, 1)
   expected = np.float32(1.0 + 3 * np.float64(tiny))
   assert expected == np.nextafter(np.float32(1), np.float32(2))
-  assert small.biases[1][0] == expected
+  assert small_biases[1][0] == expected
+
+
+def test_a_dead_unit_bias_is_folded_into_the_next_layer():
+  kernels = (np.array([[1.0, 0.0]], np.float32), np.array([[2.0], [3.0]], np.float32))
+  biases = (np.array([0.5, 4.0], np.float32), np.array([1.0], np.float32))
+  small_kernels, small_biases = _layers(graph_compaction.compact_zeros(
+      _chain(kernels, biases)))
+  # Unit 2 has no inputs: it always outputs relu(4) = 4, worth 4 * 3 = 12 downstream.
+  assert small_kernels[0].shape == (1, 1)
+  assert small_biases[1].tolist() == [13.0]
 
 
 def test_a_unit_reading_only_removed_constants_is_constant_too():
@@ -92,29 +116,31 @@ def test_a_unit_reading_only_removed_constants_is_constant_too():
   b1 = np.array([0.1, 0.7, -0.2], np.float32)
   b2 = np.array([0.3, 0.1], np.float32)
   b3 = np.array([0.5], np.float32)
-  network = Network((k1, k2, k3), (b1, b2, b3))
-  small = compaction.compact(network)
-  assert [k.shape for k in small.kernels] == [(2, 2), (2, 1), (1, 1)]
+  small = _layers(graph_compaction.compact_zeros(_chain((k1, k2, k3), (b1, b2, b3))))
+  assert [k.shape for k in small[0]] == [(2, 2), (2, 1), (1, 1)]
   # Layer 2's unit 0 outputs relu(0.3 + 0.7 * 2.5), worth 1x that downstream.
   constant = max(np.float64(b2[0]) + np.float64(b1[1]) * 2.5, 0.0)
-  assert small.biases[2][0] == np.float32(np.float64(b3[0]) + constant)
+  assert small[1][2][0] == np.float32(np.float64(b3[0]) + constant)
   x = np.random.default_rng(0).standard_normal((8, 2)).astype(np.float32)
-  np.testing.assert_allclose(helpers.numpy_network_logits(small, x),
-                             helpers.numpy_network_logits(network, x), rtol=1e-6)
+  np.testing.assert_allclose(helpers.numpy_chain_logits(*small, x),
+                             helpers.numpy_chain_logits((k1, k2, k3), (b1, b2, b3), x),
+                             rtol=1e-6)
 
 
 @pytest.mark.parametrize('use_biases', [True, False])
 def test_a_dead_layer_keeps_one_silenced_unit(use_biases):
-  net = helpers.random_network(((6, 5), (5, 4), (4, 3)), seed=1)
-  pruned = net.masked([None, np.zeros((5, 4), bool), None])
-  small = compaction.compact(pruned, use_biases)
-  assert [k.shape for k in small.kernels] == [(6, 1), (1, 1), (1, 3)]
-  assert not small.kernels[0].any() and not small.kernels[1].any()
-  assert not small.biases[0].any() and not small.biases[1].any()
+  kernels, biases = old_exports.random_chain(((6, 5), (5, 4), (4, 3)), seed=1)
+  kernels[1] = np.zeros_like(kernels[1])
+  biases = biases if use_biases else [None] * 3
+  small = _layers(graph_compaction.compact_zeros(_chain(kernels, biases)))
+  assert [k.shape for k in small[0]] == [(6, 1), (1, 1), (1, 3)]
+  assert not small[0][0].any() and not small[0][1].any()
+  if use_biases:
+    assert not small[1][0].any() and not small[1][1].any()
   x = np.random.default_rng(0).standard_normal((8, 6)).astype(np.float32)
-  np.testing.assert_allclose(
-      helpers.numpy_network_logits(small, x, use_biases),
-      helpers.numpy_network_logits(pruned, x, use_biases), rtol=1e-5)
+  np.testing.assert_allclose(helpers.numpy_chain_logits(*small, x),
+                             helpers.numpy_chain_logits(kernels, biases, x),
+                             rtol=1e-5)
 
 
 def _conv_graph(padding: str) -> Graph:
@@ -147,16 +173,3 @@ def test_a_constant_meeting_zero_padding_is_kept(padding, width):
   x = _inputs(graph)
   helpers.assert_same_up_to_rounding(evaluator.predict(small, x),
                                      evaluator.predict(graph, x))
-
-
-@pytest.mark.parametrize('use_biases', [True, False])
-def test_a_saved_dense_chain_is_the_compacted_network(use_biases):
-  net = helpers.random_network(((20, 16), (16, 12), (12, 4)), seed=5)
-  pruned = net.masked(pruning.network_masks(net, 'unit', 50, [0, 1]))
-  graph = pruned_keras.network_to_save(pruned, use_biases)
-  small = compaction.compact(pruned, use_biases)
-  assert [n.params['kernel'].shape for n in graph.weighted()] == [
-      k.shape for k in small.kernels] == [(20, 8), (8, 6), (6, 4)]
-  x = np.random.default_rng(0).standard_normal((8, 20)).astype(np.float32)
-  helpers.assert_same_up_to_rounding(evaluator.predict(graph, x),
-                                     helpers.numpy_network_logits(pruned, x, use_biases))

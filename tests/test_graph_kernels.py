@@ -28,7 +28,6 @@ from tfprune.graph import weights
 from tfprune.graph.evaluator import Evaluator
 from tfprune.keras_compat import keras
 from tfprune.keras_io import importer
-from tfprune.runtime import inference
 from tfprune.transforms import channel_pruning
 
 FASHION = helpers.REPO / 'weights' / 'fashion_cnn-fashion_mnist'
@@ -65,26 +64,25 @@ def _big_dense_model(feature_map_dense: bool = False):
   return keras.Model(i, keras.layers.Dense(5)(x))
 
 
-def test_the_rule_is_read_at_the_rows_each_path_runs(fashion):
+def test_the_rule_is_read_at_the_rows_of_each_call(fashion, monkeypatch):
   table = sparse_kernels.MAX_CSR_DENSITY
-  assert set(table) == {inference.CHUNK, evaluator.CONV_BATCH_SIZE}
-  assert inference.MIN_CSR_WEIGHTS == sparse_kernels.MIN_CSR_WEIGHTS == 65_536
-  assert inference.MAX_CSR_DENSITY == table[inference.CHUNK] == 0.15
-  assert table[evaluator.CONV_BATCH_SIZE] == 0.0  # graphs run dense
+  assert table == {evaluator.CONV_BATCH_SIZE: 0.0}  # graphs run dense
+  assert sparse_kernels.MIN_CSR_WEIGHTS == 65_536
   assert sparse_kernels.max_csr_density(1) == 0.0
   assert sparse_kernels.max_csr_density(500) == 0.0
   assert evaluator.rule_rows(fashion) == evaluator.CONV_BATCH_SIZE
   assert evaluator.rule_rows(fashion, n=1) == 1
   assert evaluator.rule_rows(fashion, n=10_000, batch_size=1000) == 128
-  # A dense chain's 500-row calls read the graph's entry, not the MLP's.
+  # A dense chain's 500-row calls read the 128-row entry.
   chain = helpers.random_chain(((300, 300), (300, 10)))
   assert evaluator.batch_size_for(chain) == 500
   assert evaluator.rule_rows(chain) == 128
-  # A kernel between the two entries' densities: CSR on 512-row MLP chunks,
-  # dense on the graph's calls.
+  # With a 512-row entry too, a kernel between the two entries' densities is
+  # CSR at 512 rows per call and dense at 128.
+  monkeypatch.setitem(table, 512, 0.15)
   kernel = np.zeros((300, 300), np.float32)
   kernel.flat[:int(0.1 * kernel.size)] = 1.0
-  assert sparse_kernels.kernel_kind(kernel, inference.CHUNK) == 'csr'
+  assert sparse_kernels.kernel_kind(kernel, 512) == 'csr'
   assert sparse_kernels.kernel_kind(kernel, evaluator.CONV_BATCH_SIZE) == 'dense'
 
 

@@ -56,15 +56,15 @@ def test_calibrate_script_writes_the_measured_entry(tmp_path, monkeypatch, capsy
   monkeypatch.setattr(kernel_calibration, 'crossover_density',
                       lambda *args: next(medians))
   code, out, err = helpers.run_main(
-      'calibrate_kernels', '--shapes=64x64,32x16', '--repeats=2', '--write',
-      capsys=capsys)
+      'calibrate_kernels', '--shapes=64x64,32x16', '--repeats=2', '--rows=512',
+      '--write', capsys=capsys)
   assert code == 0, err
   record = json.loads(path.read_text())
   shipped = json.loads(csr_calibration.FILE.read_text())
-  # Medians 0.23 and 0.2: the smallest is the MLP path's (512 rows) entry.
+  # Medians 0.23 and 0.2: the smallest is the entry for 512 rows per call.
   assert record['max_csr_density'] == {**shipped['max_csr_density'], '512': 0.2}
   assert record['notes']['128'] == shipped['notes']['128']
   assert record['notes']['512'].startswith(
       'python experiments/calibrate_kernels.py --shapes=64x64,32x16 --repeats=2 '
-      '--write on ')
+      '--rows=512 --write on ')
   assert f'wrote 0.2 for 512 rows per call to {path}' in out

@@ -91,7 +91,7 @@ def test_evaluate_refuses_a_graph_file_on_a_user_npz(mnist_exports, fashion_npz,
     ['sweep', f'--weights_dir={MNIST_MLP}', '--levels=0'],
     ['sweep', f'--weights_dir={LENET}', '--levels=0'],
     ['benchmark', f'--weights_dir={MNIST_MLP}', '--levels=0', '--min_seconds=0',
-     '--repeats=1'],
+     '--runs=1'],
     ['sensitivity', f'--weights_dir={MNIST_MLP}', '--levels=50',
      '--holdout_size=50'],
     ['gradual', f'--weights_dir={MNIST_MLP}', '--targets=50', '--epochs=1',
@@ -111,7 +111,7 @@ def test_every_tool_refuses_a_user_npz_of_other_data(fashion_npz, tmp_path,
 
 
 @pytest.mark.parametrize('args', [
-    ['benchmark', '--min_seconds=0'],  # the graph benchmark of a CNN folder
+    ['benchmark', '--min_seconds=0'],
     ['benchmark', '--point_cost'],
     ['sensitivity', '--levels=50', '--holdout_size=50'],
     ['sweep', '--levels=0'],

@@ -16,7 +16,6 @@ from tfprune.allocation import allocators
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import pruning
 from tfprune.data import datasets
-from tfprune.drivers import graph_sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import folder_layers
 from tfprune.graph import layers as layers_lib
@@ -28,6 +27,7 @@ from tfprune.keras_io import models
 from tfprune.keras_io import trace
 from tfprune.keras_io.importer import from_keras
 from tfprune.runtime import accuracy
+from tfprune.runtime import costs
 from experiments.studies import study_resnet
 from tfprune.transforms import channel_pruning
 from tfprune.graph import groups
@@ -253,10 +253,13 @@ MACS = {MNIST: (72 + 2_304) * 784 + 8_192 * 196 + 32_768 * 49
 
 def test_exact_counts(resnet):
   shape, model, graph = resnet
+  counts = costs.total(costs.layer_counts(graph))
   kernels = sum(int(np.prod(l.kernel.shape)) for l in models.weight_layers(model))
   assert kernels == KERNELS[shape]
-  assert graph_sweep.macs(graph, nonzero_only=False) == MACS[shape]
-  assert graph_sweep.macs(graph, nonzero_only=True) == MACS[shape]
+  # Batch norm folds into the convs: one bias per filter, none of its 4 rows.
+  assert counts.params == KERNELS[shape] + 600 + 10
+  assert counts.params == model.count_params() - 3 * 600
+  assert counts.dense_macs == counts.effective_macs == MACS[shape]
   assert MACS[(32, 32, 3)] == 8_872_576 and MACS[MNIST] == 7_171_840
   # A weight folder stores a zero bias for each bias-less conv.
   assert graph.num_params == model.count_params() + 600
@@ -296,12 +299,12 @@ def test_global_magnitude_prunes_exactly_k_of_all_kernels(mnist_resnet, k):
   pruned = graph.with_params({n.name: {'kernel': np.where(m, n.params['kernel'], 0)}
                               for n, m in zip(weighted, masks)})
   kernels = [n.params['kernel'] for n in pruned.weighted()]
+  total = costs.total(costs.layer_counts(pruned))
   n = KERNELS[MNIST]
   assert sum(w.size for w in kernels) == n
   zeros = n - sum(int(np.count_nonzero(w)) for w in kernels)
   assert zeros == int(k * 100) * n // 10_000
-  assert (graph_sweep.macs(pruned, nonzero_only=True)
-          < graph_sweep.macs(pruned, nonzero_only=False)) == (k > 0)
+  assert (total.effective_macs < total.dense_macs) == (k > 0)
 
 
 def test_random_pruning_exact_per_layer(mnist_resnet):
@@ -338,9 +341,10 @@ def test_silent_channel_compaction_predicts_like_the_masked_network(
   np.testing.assert_allclose(compact_logits, masked_logits, rtol=1e-5,
                              atol=1e-5 * np.abs(masked_logits).max())
   np.testing.assert_array_equal(compact_logits.argmax(1), masked_logits.argmax(1))
-  assert (graph_sweep.macs(compact, nonzero_only=False)
-          < graph_sweep.macs(graph, nonzero_only=False))
-  assert compact.num_params < graph.num_params
+  dense = costs.total(costs.layer_counts(graph))
+  small = costs.total(costs.layer_counts(compact))
+  assert small.dense_macs < dense.dense_macs
+  assert small.params < dense.params
 
 
 def graph_groups(graph):

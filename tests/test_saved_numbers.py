@@ -1,7 +1,8 @@
 """A sweep row describes the model the sweep saves: row == `evaluate.py` on the file.
 
 For weight, unit (which removes channels: the saved files are compacted) and
-obs, on a Keras CNN (both Keras frameworks) and on the MLP weight folder:
+obs, on a Keras CNN (both Keras frameworks) and on the MLP and LeNet-5 weight
+folders:
 every column the row shares with `scoring.score` (what
 `experiments/evaluate.py` prints) of the `--save_pruned` file is equal, and
 the `--save_keras` file has the same non-zero parameters and multiply-adds.
@@ -57,10 +58,15 @@ def test_keras_cnn_rows_are_the_saved_files(tmp_path, method, framework):
 
 
 @pytest.mark.parametrize('method', METHODS)
-def test_mlp_folder_rows_are_the_saved_files(tmp_path, method, mnist_slice_dir):
+@pytest.mark.parametrize('folder', ['mlp-mnist', 'lenet5-mnist'])
+def test_weight_folder_rows_are_the_saved_files(tmp_path, folder, method,
+                                                mnist_slice_dir):
   rows = sweep.run(sweep.SweepConfig(
-      weights_dir=str(helpers.PREBUILT), out_dir=str(tmp_path / 'out'),
-      data_dir=mnist_slice_dir, methods=(method,), levels=(90,),
-      calibration_size=256, save_pruned=True, save_keras=True))
+      weights_dir=str(helpers.REPO / 'weights' / folder),
+      out_dir=str(tmp_path / 'out'), data_dir=mnist_slice_dir,
+      methods=(method,), levels=(50, 90), calibration_size=256,
+      save_pruned=True, save_keras=True))
   _check_saved(rows, tmp_path / 'out', method, data_dir=mnist_slice_dir,
                test_size=1000)
+  if method == 'unit':  # the saved network is the compacted one
+    assert rows[1].nonzero_params < rows[0].nonzero_params

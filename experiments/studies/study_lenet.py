@@ -37,7 +37,7 @@ before came back, and structured pruned units have zero biases.
 Every network is measured as a graph (`from_keras` of the Keras model,
 verified against it): accuracy (graph evaluator), non-zero parameters, FLOPs
 (multiply-adds skipping zeros, and of the compacted graph;
-`metrics.graph_layer_counts`), file sizes (`.npy` arrays, compressed,
+`costs.layer_counts`), file sizes (`.npy` arrays, compressed,
 compacted) as ratios to the dense model; compaction removes the silent
 channels (`silent_channels.compact`: zero kernel and zero output, as a
 structured_l1 unit with its bias held at 0). Writes study_b.csv (exact, so an
@@ -63,7 +63,7 @@ from tfprune.graph.ir import Graph
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
 from tfprune.keras_io.importer import from_keras
-from tfprune.runtime import metrics
+from tfprune.runtime import costs
 from tfprune.runtime import timers
 from experiments.studies import lenet_cycles
 from experiments.studies import timing
@@ -129,7 +129,7 @@ def timing_table(config: StudyBConfig) -> list[dict]:
   model, graph = lenet_graph(config)
   names = lenet_cycles.pruned_names(model, range(len(graph.weighted()) - 1))
   test = datasets.load('mnist', 'test', config.data_dir)
-  dense = metrics.total(metrics.graph_layer_counts(graph))
+  dense = costs.total(costs.layer_counts(graph))
   rows = []
   for k in config.levels:
     masked = structured_l1(graph, k, names)
@@ -137,7 +137,7 @@ def timing_table(config: StudyBConfig) -> list[dict]:
     seconds = interleaved_seconds({'dense': graph, 'masked': masked,
                                    'compact': compact}, test.images,
                                   config.timing_repeats)
-    counts = metrics.total(metrics.graph_layer_counts(compact))
+    counts = costs.total(costs.layer_counts(compact))
     rows.append({'k': k, 'dense_seconds': round(seconds['dense'], 4),
                  'masked_time_ratio': round(seconds['masked'] / seconds['dense'], 3),
                  'compact_time_ratio': round(seconds['compact'] / seconds['dense'], 3),
@@ -160,8 +160,8 @@ def _seconds(graph: Graph, images: np.ndarray, repeats: int) -> float:
 
 def _point(method, k, graph, compact, dense, test):
   """The exact columns of one row (no timings)."""
-  counts = metrics.total(metrics.graph_layer_counts(graph))
-  compact_counts = metrics.total(metrics.graph_layer_counts(compact))
+  counts = costs.total(costs.layer_counts(graph))
+  compact_counts = costs.total(costs.layer_counts(compact))
   ratio = lambda a, b: round(a / b, 4)
   return {
       'method': method, 'k': k,
@@ -170,10 +170,10 @@ def _point(method, k, graph, compact, dense, test):
       'params_ratio': ratio(counts.nonzero_params, dense['params']),
       'flops_ratio': ratio(counts.effective_macs, dense['macs']),
       'compact_flops_ratio': ratio(compact_counts.dense_macs, dense['macs']),
-      'npy_bytes_ratio': ratio(metrics.graph_npy_bytes(graph), dense['npy']),
-      'compressed_bytes_ratio': ratio(metrics.graph_compressed_bytes(graph),
+      'npy_bytes_ratio': ratio(costs.npy_bytes(graph), dense['npy']),
+      'compressed_bytes_ratio': ratio(costs.compressed_bytes(graph),
                                       dense['compressed']),
-      'compact_npy_bytes_ratio': ratio(metrics.graph_npy_bytes(compact),
+      'compact_npy_bytes_ratio': ratio(costs.npy_bytes(compact),
                                        dense['npy']),
   }
 
@@ -188,10 +188,10 @@ def _times(graph, compact, dense, test, repeats):
 
 def measure(graph: Graph) -> dict:
   """The dense reference of the ratios: params, MACs and bytes of `graph`."""
-  counts = metrics.total(metrics.graph_layer_counts(graph))
+  counts = costs.total(costs.layer_counts(graph))
   return {'params': counts.nonzero_params, 'macs': counts.dense_macs,
-          'npy': metrics.graph_npy_bytes(graph),
-          'compressed': metrics.graph_compressed_bytes(graph)}
+          'npy': costs.npy_bytes(graph),
+          'compressed': costs.compressed_bytes(graph)}
 
 
 def run(config: StudyBConfig) -> list[dict]:

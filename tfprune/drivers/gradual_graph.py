@@ -34,7 +34,6 @@ from tfprune.data import source as data_source
 from tfprune.drivers import folder_graph
 from tfprune.drivers import graph_sweep
 from tfprune.drivers import model_checks
-from tfprune.drivers import pruned_keras
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
@@ -282,11 +281,12 @@ def _run_one_graph(context: _GraphContext,
   graph = dataclasses.replace(trained.graph, metadata={
       **trained.graph.metadata, 'pruning': metadata})
   graph_io.save(graph, run_dir / GRAPH_NAME, context.made_on)
-  pruned_keras.save(graph, run_dir / KERAS_NAME, context.made_on)
+  ziptags.save_keras(build.to_keras(graph), run_dir / KERAS_NAME, context.made_on)
   if trained.compacted is not None:
     compacted = dataclasses.replace(trained.compacted, metadata=graph.metadata)
     graph_io.save(compacted, run_dir / COMPACT_NAME, context.made_on)
-    pruned_keras.save(compacted, run_dir / COMPACT_KERAS_NAME, context.made_on)
+    ziptags.save_keras(build.to_keras(compacted), run_dir / COMPACT_KERAS_NAME,
+                       context.made_on)
   if context.start is not None:  # a weight folder, for the sweep and benchmark
     weights.save(run_dir / 'weights', trained.graph, {
         'model': config.model, 'dataset': config.dataset,

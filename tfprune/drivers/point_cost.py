@@ -31,7 +31,6 @@ from tfprune import atomic
 from tfprune.criteria import graph_pruning
 from tfprune.data import provenance
 from tfprune.drivers import benchmark
-from tfprune.drivers import graph_benchmark
 from tfprune.drivers import graph_sweep
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
@@ -51,7 +50,7 @@ class PointCostConfig:
 
   Attributes:
     out_dir: folder for `point_cost.json`.
-    weights_dir: a CNN weight folder (or None with `model_file`).
+    weights_dir: a weight folder (or None with `model_file`).
     model_file: a user's Keras model file, predicted by the Keras that saved it.
     data: a user's `.npz` (x_test, y_test) instead of `dataset`.
     dataset: registry dataset whose test split is used.
@@ -76,7 +75,7 @@ class PointCostConfig:
   allow_other_data: bool = False
 
   def __post_init__(self):
-    graph_benchmark.check_network_and_methods(self.weights_dir, self.model_file,
+    benchmark.check_network_and_methods(self.weights_dir, self.model_file,
                                               self.methods)
     object.__setattr__(self, 'methods', tuple(self.methods))
     object.__setattr__(self, 'levels', sweep.parse_levels(
@@ -97,7 +96,7 @@ def run(config: PointCostConfig) -> dict:
   """Times the sweep against `predict`; writes and returns the record."""
   atomic.check_writable(config.out_dir)
   load_before = list(os.getloadavg())
-  graph, test = graph_benchmark.load_checked(config)
+  graph, test, _ = benchmark.load_checked(config)
   names = graph_pruning.prunable(graph)
   model = keras_model(config, graph)
   x, labels = test.images, test.labels

@@ -24,6 +24,7 @@ import numpy as np
 
 from tfprune import __version__
 from tfprune import atomic
+from tfprune import ziptags
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
@@ -37,7 +38,6 @@ from tfprune.drivers import stale_outputs
 from tfprune.drivers import sweep_config
 from tfprune.errors import TfpruneError
 from tfprune.graph import io as graph_io
-from tfprune.graph import network as network_graph
 from tfprune.graph import weights
 from tfprune.graph.ir import Graph
 from tfprune.reports import plots
@@ -115,9 +115,7 @@ def sweep(config: SweepConfig, graph: Graph, split: datasets.Split,
 
   Args:
     config: the sweep configuration.
-    graph: the dense graph (a weight folder's: `folder_graph.to_graph`). A
-      weight folder's network is converted here (`drivers/benchmark.py` and
-      `gradual_study.py` still pass one).
+    graph: the dense graph (a weight folder's: `folder_graph.to_graph`).
     split: test data, shaped as the graph reads it (a dense chain's: flattened
       here).
     calibration_inputs: training inputs for data-aware methods and bias
@@ -129,8 +127,6 @@ def sweep(config: SweepConfig, graph: Graph, split: datasets.Split,
     scored: the output whose accuracy is the `accuracy` column (several
       outputs; `model_checks.scored_output`), None for the only one.
   """
-  if not isinstance(graph, Graph):
-    graph = network_graph.to_graph(graph, config.use_biases)
   if (not isinstance(split.images, dict) and len(graph.input_shapes) == 1
       and len(graph.outputs) == 1):
     split = folder_graph.shaped(split, graph.input_shape)
@@ -248,8 +244,7 @@ def _run_graph(config: SweepConfig,
     if config.save_pruned:
       graph_io.save(pruned, f'{stem}{graph_io.SUFFIX}', made_on)
     if config.save_keras:
-      pruned_keras = _pruned_keras()
-      pruned_keras.save(pruned, f'{stem}{pruned_keras.SUFFIX}', made_on)
+      _save_keras(pruned, f'{stem}.keras', made_on)
   return _write_run(
       config, lambda on_pruned: sweep(config, graph, test, calibration_inputs,
                                       on_pruned, progress, executor, scored),
@@ -260,15 +255,16 @@ def _run_graph(config: SweepConfig,
              **given.record(other_data)})
 
 
-def _pruned_keras():
-  """`drivers.pruned_keras`, imported on first use.
+def _save_keras(graph: Graph, path: str, made_on: dict) -> None:
+  """`graph` as a plain Keras model file (`ziptags.save_keras`: same bytes
+  for equal graphs, the provenance in the archive's comment).
 
-  It loads tf_keras (a third of a second of CPU, 8% of the default sweep's
-  imports), which only `save_keras` and model files need; so does
-  `keras_io.importer`.
+  `keras_io.build` is imported on first use: it loads tf_keras (a third of
+  a second of CPU, 8% of the default sweep's imports), which only
+  `save_keras` and model files need; so does `keras_io.importer`.
   """
-  from tfprune.drivers import pruned_keras  # pylint: disable=import-outside-toplevel
-  return pruned_keras
+  from tfprune.keras_io import build  # pylint: disable=import-outside-toplevel
+  ziptags.save_keras(build.to_keras(graph), path, made_on)
 
 
 def write_timing(out_dir, seconds: float, points: int) -> None:

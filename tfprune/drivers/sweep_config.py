@@ -53,7 +53,7 @@ class SweepConfig:
       pattern (named e.g. `weight-2:4`), or None.
     save_keras: also write each pruned network as a plain Keras model to
       `out_dir/pruned/<method>-k<k>.keras`, compacted where structured
-      removal allows (`pruned_keras`).
+      removal allows (`graph_sweep.saved_graph`).
     allow_other_data: score a network on other data than the one its files
       record (`data.provenance`), on purpose.
     score_output: the output of a model with several outputs whose accuracy

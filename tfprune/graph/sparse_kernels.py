@@ -1,15 +1,13 @@
-"""The dense/CSR kernel rule, shared by the MLP plan and the graph evaluator.
+"""The dense/CSR kernel rule of the graph evaluator, and TensorFlow's CSR matmul.
 
 A Dense layer (a 2-D kernel applied to (batch, features) rows) runs through
 TensorFlow's `CSRSparseMatrix` matmul where it has at least
 `MIN_CSR_WEIGHTS` weights and a density (share of non-zero weights) below
 `max_csr_density(rows)`, and through a dense matmul elsewhere
 (`kernel_kind`). `rows` is the number of examples one kernel call takes: the
-CSR matmul gains from many rows per call, so the threshold is calibrated per
-path at the rows that path runs, `MLP_CHUNK_ROWS` for the MLP plan
-(`runtime.inference`, transposed chunks) and `GRAPH_CHUNK_ROWS` for the
-graph evaluator (conv graphs), in `MAX_CSR_DENSITY` (the data file of
-`csr_calibration`). The rule does not time
+CSR matmul gains from many rows per call, so the threshold is calibrated at
+the rows the graph evaluator runs, `GRAPH_CHUNK_ROWS`, in `MAX_CSR_DENSITY`
+(the data file of `csr_calibration`). The rule does not time
 anything, so the same network at the same rows per call always gets the
 same kernels and the results files are byte-reproducible. Convolutions
 always run through TensorFlow's own kernels.
@@ -34,10 +32,8 @@ from tfprune.graph import csr_calibration
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import Node
 
-# Examples per CSR call: the MLP plan's chunks (`runtime.inference.CHUNK`)
-# and the graph evaluator's chunks for conv graphs
-# (`graph.evaluator.CONV_BATCH_SIZE`).
-MLP_CHUNK_ROWS = 512
+# Examples per CSR call: the graph evaluator's chunks for conv graphs
+# (`graph.evaluator.CONV_BATCH_SIZE`), at most the rows its rule reads.
 GRAPH_CHUNK_ROWS = 128
 # The density below which a Dense layer goes CSR, by rows per call: a
 # measurement of one machine, read from csr_calibration.json (where the notes

@@ -1,7 +1,7 @@
 """The sweep's results as rows: `SweepRow`, its CSV columns and the terminal table.
 
-One row per (method, k) point, the same for every network (a weight folder's
-`Network` or any graph); `to_csv` writes the committed `sweep.csv` format,
+One row per (method, k) point, the same for every network (a weight folder
+or a Keras model, each a graph); `to_csv` writes the committed `sweep.csv` format,
 with a `layer_sparsity` column only when some row has one (allocations),
 and for a network with several outputs an `accuracy_<output>` column per
 output other than the one `accuracy` scores.

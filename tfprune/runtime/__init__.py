@@ -1,1 +1,1 @@
-"""Running and measuring a network: the evaluator, inference plans, metrics and the sparse export."""
+"""Running and measuring a graph: accuracy through the evaluator, costs, paired timings, CSR gain, executors."""
