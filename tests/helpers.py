@@ -14,7 +14,6 @@ from tfprune.data import datasets
 from tfprune.data import penguins
 from tfprune.graph import folder_layers
 from tfprune.graph.ir import Graph
-from tfprune.graph.network import Network
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
 from tfprune.keras_io import trace
@@ -45,13 +44,6 @@ def stored_arrays(graph: Graph) -> tuple[list[np.ndarray], list[np.ndarray]]:
   """The kernels and biases of a graph a weight folder can hold, layer by layer."""
   layers = folder_layers.read(graph)
   return [l.kernel for l in layers], [l.bias for l in layers]
-
-
-def random_network(shapes=((12, 8), (8, 6), (6, 3)), seed: int = 0) -> Network:
-  """A network with normal kernels and biases of the given kernel shapes."""
-  rng = np.random.default_rng(seed)
-  return Network(tuple(rng.normal(size=s).astype(np.float32) for s in shapes),
-                 tuple(rng.normal(size=s[1]).astype(np.float32) for s in shapes))
 
 
 def write_idx(path: pathlib.Path, magic: int, dims, payload: bytes | None = None,

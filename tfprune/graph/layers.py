@@ -1,4 +1,4 @@
-"""Layer kinds of a `Network` beyond a dense chain: conv, pooling, batch norm, DAGs.
+"""Layer kinds of a weight folder beyond a dense chain: conv, pooling, batch norm, DAGs.
 
 A `LayerSpec` says how one weight layer (a kernel and its bias) computes:
 
