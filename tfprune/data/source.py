@@ -101,15 +101,6 @@ def load(dataset: str = 'mnist', data_dir: str | None = None,
                dataset, None, data_dir, None)
 
 
-def fits_flat(split: datasets.Split | None, input_dim: int, num_outputs: int,
-              source: str, which: str = 'test') -> None:
-  """`fits` for a dense chain, which reads each example flattened to `input_dim`."""
-  if split is not None:
-    shape = split.images.shape[1:]
-    fits(split, shape if int(np.prod(shape)) == input_dim else (input_dim,),
-         num_outputs, source, which)
-
-
 def fits_model(split: datasets.Split | None,
                input_shapes: Mapping[str, Sequence[int]],
                classes: Mapping[str, int], source: str,
