@@ -38,7 +38,7 @@ def _inputs(graph, n=8, seed=3):
 def test_zeros_of_a_unit_masked_graph_are_the_selected_channels(name, k):
   graph = graph_of(name)
   analysis = groups_lib.analyse(graph)
-  removed = channel_pruning.select(graph, analysis, 'l2', k)
+  removed = channel_pruning.select(graph, analysis, 'unit', k)
   masked = channel_pruning.mask(graph, analysis, removed)
   found = graph_compaction.compact_zeros(masked)
   chosen = graph_compaction.compact(graph, analysis, removed)
