@@ -14,7 +14,6 @@ from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 
-from tfprune.criteria import pruning  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import keras_baseline  # pylint: disable=g-import-not-at-top
@@ -29,7 +28,8 @@ _DATASET = flags.DEFINE_enum('dataset', 'mnist', list(datasets.DATASETS),
                              'Dataset whose test split is scored.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'Local data folder.')
 _METHODS = flags.DEFINE_list('methods', list(sweep.DEFAULT_METHODS),
-                             f'Criteria, from: {",".join(pruning.PRUNERS)}.')
+                             'Criteria, from: '
+                             f'{",".join(keras_baseline.data_free_methods())}.')
 _LEVELS = flags.DEFINE_list('levels', [f'{k:g}' for k in sweep.DEFAULT_LEVELS],
                             'Levels k in percent.')
 _ALLOW_OTHER_DATA = flags.DEFINE_bool('allow_other_data', False,
@@ -38,8 +38,6 @@ _ALLOW_OTHER_DATA = flags.DEFINE_bool('allow_other_data', False,
 
 def main(argv):
   del argv
-  for method in _METHODS.value:
-    pruning.get(method)
   rows = keras_baseline.run(_WEIGHTS_DIR.value, _DATASET.value, _DATA_DIR.value,
                             _METHODS.value, sweep.parse_levels(_LEVELS.value),
                             allow_other_data=_ALLOW_OTHER_DATA.value)

@@ -40,7 +40,6 @@ from absl import flags
 
 from tfprune.data import datasets
 from tfprune.data import provenance
-from tfprune.transforms import channel_pruning
 
 from experiments.studies import structured_config
 from experiments.studies import structured_resnet
@@ -57,8 +56,10 @@ _DATA_DIR = flags.DEFINE_string(
 _WIDTH = flags.DEFINE_float('width', _D.width, 'ResNet-18 width multiplier.')
 _K = flags.DEFINE_float('k', _D.k, 'Percentage of every channel group removed.')
 _IMPORTANCE = flags.DEFINE_enum('importance', _D.importance,
-                                list(channel_pruning.IMPORTANCE),
-                                'Channel score.')
+                                structured_config.importance_choices(),
+                                'Channel score: a channel criterion of the '
+                                'registry (former names l2, l1, bn_gamma are '
+                                'read as unit, unit_l1, unit_bn).')
 _TRAIN_LIMIT = flags.DEFINE_integer(
     'train_limit', _D.train_limit,
     'First N training examples (default: all), validation split included.')

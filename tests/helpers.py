@@ -12,9 +12,11 @@ import numpy as np
 from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.data import penguins
-from tfprune.graph.network import Network
+from tfprune.graph import folder_layers
+from tfprune.graph.ir import Graph
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.keras_io import trace
 from tfprune.transforms import channel_pruning
 from tfprune.graph import groups
 
@@ -23,11 +25,25 @@ PREBUILT = REPO / 'weights' / 'mlp-mnist'
 MLP_SHAPES = ((784, 1000), (1000, 1000), (1000, 500), (500, 200), (200, 10))
 
 
-def random_network(shapes=((12, 8), (8, 6), (6, 3)), seed: int = 0) -> Network:
-  """A network with normal kernels and biases of the given kernel shapes."""
+def random_chain(shapes=((12, 8), (8, 6), (6, 3)), seed: int = 0) -> Graph:
+  """A dense ReLU chain with normal kernels and biases of the given kernel
+  shapes, as a weight folder of them loads (`folder_layers.layers_graph`)."""
   rng = np.random.default_rng(seed)
-  return Network(tuple(rng.normal(size=s).astype(np.float32) for s in shapes),
-                 tuple(rng.normal(size=s[1]).astype(np.float32) for s in shapes))
+  return folder_layers.layers_graph(
+      [rng.normal(size=s).astype(np.float32) for s in shapes],
+      [rng.normal(size=s[1]).astype(np.float32) for s in shapes])
+
+
+def folder_graph(model) -> Graph:
+  """The graph a weight folder of the Keras `model` loads as (its logits)."""
+  traced = trace.trace(model).graph
+  return folder_layers.to_graph(folder_layers.read(traced), traced.input_shape)
+
+
+def stored_arrays(graph: Graph) -> tuple[list[np.ndarray], list[np.ndarray]]:
+  """The kernels and biases of a graph a weight folder can hold, layer by layer."""
+  layers = folder_layers.read(graph)
+  return [l.kernel for l in layers], [l.bias for l in layers]
 
 
 def write_idx(path: pathlib.Path, magic: int, dims, payload: bytes | None = None,

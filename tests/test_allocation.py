@@ -1,8 +1,8 @@
 """Allocations (uniform, global, ERK, sensitivity) and N:M patterns: exact counts.
 
 Parameterized over every allocation and three architectures (the MLP and
-LeNet-5 weight folders, a keras_zoo CNN), on the graph path and, for the MLP,
-the `Network` path the sweep uses; the sensitivity scan runs end to end once
+LeNet-5 weight folders, a keras_zoo CNN), each as the graph the sweep prunes;
+the sensitivity scan runs end to end once
 through its script, and bad input ends in one `error:` line and exit 2.
 """
 
@@ -24,7 +24,6 @@ from tfprune.criteria import pruning
 from tfprune.drivers import folder_graph
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
-from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.keras_io import importer
 
@@ -134,7 +133,7 @@ def architecture(request):
   if request.param == 'zoo-cnn':
     return importer.from_keras(keras_zoo.build('cnn', 'keras3'))
   folder = 'mlp-mnist' if request.param == 'mlp-folder' else 'lenet5-mnist'
-  return network_graph.to_graph(weights.load(helpers.REPO / 'weights' / folder).network)
+  return weights.load(helpers.REPO / 'weights' / folder).graph
 
 
 @pytest.mark.parametrize('k', (0, 90, 95))

@@ -89,20 +89,27 @@ def test_keras3_model_fine_tuned_with_tfmot_through_tf_keras():
 
 
 @pytest.mark.parametrize('folder', [f for f, _, _ in FOLDERS])
-def test_network_graph_round_trip_is_exact(folder):
-  from tfprune.graph import network_graph  # pylint: disable=import-outside-toplevel
+def test_folder_graph_reads_back_as_the_stored_layers(folder):
+  from tfprune.graph import folder_layers  # pylint: disable=import-outside-toplevel
   from tfprune.graph import weights  # pylint: disable=import-outside-toplevel
-  network = weights.load(helpers.REPO / 'weights' / folder).network
-  back, _ = network_graph.from_graph(network_graph.to_graph(network))
-  assert back.specs == network.specs and back.input_shape == network.input_shape
-  for a, b in zip(back.kernels + back.biases, network.kernels + network.biases):
-    np.testing.assert_array_equal(a, b)
+  path = helpers.REPO / 'weights' / folder
+  loaded = weights.load(path)
+  stored = folder_layers.read(loaded.graph)
+  manifest = loaded.manifest['layers']
+  assert [l.spec and l.spec.to_json() for l in stored] == [
+      e.get('spec') for e in manifest]
+  for i, layer in enumerate(stored, start=1):
+    np.testing.assert_array_equal(layer.kernel, np.load(path / f'weight-{i}.npy'))
+    np.testing.assert_array_equal(layer.bias, np.load(path / f'bias-{i}.npy'))
+    if layer.norm is not None:
+      np.testing.assert_array_equal(layer.norm,
+                                    np.load(path / f'batchnorm-{i}.npy'))
 
 
 @pytest.mark.parametrize('framework', keras_zoo.FRAMEWORKS)
-def test_relu_before_batch_norm_has_no_network_form(framework):
-  from tfprune.graph import network_graph  # pylint: disable=import-outside-toplevel
+def test_relu_before_batch_norm_has_no_folder_form(framework):
+  from tfprune.graph import folder_layers  # pylint: disable=import-outside-toplevel
   graph = tfprune.from_keras(keras_zoo.build('conv_relu_bn', framework))
   with pytest.raises(TfpruneError, match=r'\(batch_norm\) has no place in a '
-                     'Network: it does not continue one layer'):
-    network_graph.from_graph(graph)
+                     'weight folder: it does not continue one layer'):
+    folder_layers.read(graph)

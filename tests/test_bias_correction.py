@@ -14,7 +14,6 @@ from tfprune.drivers import folder_graph
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
-from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.transforms import biases as biases_lib
 from tfprune.transforms import channel_pruning
@@ -40,7 +39,7 @@ def _pre_activations(graph, x):
 
 @pytest.mark.parametrize('active_only', [False, True])
 def test_the_mean_error_is_zero_and_the_kernels_are_kept(active_only):
-  dense = network_graph.to_graph(helpers.random_network(SHAPES, seed=11))
+  dense = helpers.random_chain(SHAPES, seed=11)
   pruned = channel_pruning.prune_graph(dense, 'weight', 70, NAMES)
   x = _calibration()
   corrected = bias_correction.correct_biases(dense, pruned, NAMES, x,
@@ -82,8 +81,8 @@ def test_on_conv_nodes_the_mean_error_over_examples_and_positions_is_zero():
 
 
 def test_other_shapes_and_nodes_without_a_bias_are_refused():
-  dense = network_graph.to_graph(helpers.random_network(SHAPES))
-  other = network_graph.to_graph(helpers.random_network(((20, 16), (16, 12), (12, 4))))
+  dense = helpers.random_chain(SHAPES)
+  other = helpers.random_chain(((20, 16), (16, 12), (12, 4)))
   with pytest.raises(TfpruneError, match='different shapes'):
     bias_correction.correct_biases(dense, other, ['layer_1'], _calibration())
   plain = biases_lib.drop_biases(dense)
@@ -92,7 +91,7 @@ def test_other_shapes_and_nodes_without_a_bias_are_refused():
 
 
 def test_drop_biases_removes_every_bias_and_nothing_else():
-  dense = network_graph.to_graph(helpers.random_network(SHAPES))
+  dense = helpers.random_chain(SHAPES)
   plain = biases_lib.drop_biases(dense)
   for before, after in zip(dense.nodes, plain.nodes):
     assert set(after.params) == set(before.params) - {'bias'}

@@ -447,7 +447,7 @@ def test_ctrl_c_during_a_sweep_says_the_earlier_results_are_unchanged(
     tmp_path, capsys, monkeypatch):
   weights_dir = tmp_path / 'w'
   from tfprune.graph import weights  # pylint: disable=g-import-not-at-top
-  weights.save(weights_dir, helpers.random_network(((784, 16), (16, 10))),
+  weights.save(weights_dir, helpers.random_chain(((784, 16), (16, 10))),
                {'model': 'mlp', 'dataset': 'mnist'})
   data_dir = helpers.write_dataset(tmp_path / 'data')
   out = tmp_path / 'out'

@@ -1,7 +1,8 @@
 """CNN support: models, evaluator, weight folders, conv masks, global, random, structured.
 
 Parameterized over every CNN of the registry and every criterion of the one
-registry (`pruning.PRUNERS`), so a new model or criterion inherits the suite.
+registry that masks one kernel alone without data (`MASKS`), so a new model or
+criterion inherits the suite.
 """
 
 import json
@@ -12,20 +13,28 @@ import pytest
 from tests import helpers
 from tfprune.allocation import allocators
 from tfprune.criteria import graph_pruning
+from tfprune.criteria import importances
+from tfprune.criteria import protocol
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
-from tfprune.graph import network_graph
+from tfprune.graph import folder_layers
 from tfprune.graph import weights
 from tfprune.graph.evaluator import Evaluator
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.keras_io import trace
 from tfprune.keras_io.importer import from_keras
 from tfprune.runtime import costs
 from tfprune.transforms import silent_channels
 
 SEQUENTIAL_CNNS = ['fashion_cnn', 'lenet5']
 MNIST_SHAPE = (28, 28, 1)
+# Each registry criterion's mask of one kernel: (weights, k, mask=None) -> mask.
+MASKS = {name: (imp.mask if isinstance(imp, protocol.WeightImportance)
+                else imp.kernel_mask)
+         for name, imp in importances.REGISTRY.items()
+         if imp.per_layer and not imp.needs_calibration}
 
 
 def _conv(size, cin, cout, bias=True):
@@ -99,7 +108,7 @@ def _images(n=40, seed=0):
 @pytest.fixture(scope='module', params=SEQUENTIAL_CNNS)
 def cnn(request):
   model = _model_with_random_norms(request.param)
-  return request.param, model, models.to_network(model)
+  return request.param, model, trace.trace(model).graph
 
 
 def test_folder_graph_evaluates_like_keras(cnn, tmp_path):
@@ -118,15 +127,17 @@ def test_weight_folder_round_trip_with_batch_norm(cnn, tmp_path):
   loaded = weights.load(tmp_path / 'w')
   manifest = json.loads((tmp_path / 'w' / weights.MANIFEST).read_text())
   assert manifest['format'] == weights.LAYERS_FORMAT
-  assert loaded.network.specs == network.specs
-  assert [n is None for n in loaded.network.norms] == [
-      n is None for n in network.norms]
+  want, got = folder_layers.read(network), folder_layers.read(loaded.graph)
+  assert [l.spec for l in got] == [l.spec for l in want]
+  for a, b in zip(got, want):
+    for x, y in ((a.kernel, b.kernel), (a.bias, b.bias), (a.norm, b.norm)):
+      assert (x is None) == (y is None)
+      if x is not None:
+        np.testing.assert_array_equal(x, y)
   assert (tmp_path / 'w' / weights.norm_file(1)).exists() == (name == 'fashion_cnn')
   assert saved.sha256 == loaded.sha256
   x = _images(8)
-  np.testing.assert_array_equal(evaluator.predict(loaded.graph, x),
-                                evaluator.predict(network_graph.to_graph(network), x))
-  fresh = models.load_network(models.get(name)(MNIST_SHAPE, 10), loaded.network)
+  fresh = models.with_weights(models.get(name)(MNIST_SHAPE, 10), loaded.graph)
   helpers.assert_same_up_to_rounding(fresh.predict(x, verbose=0),
                                      model.predict(x, verbose=0))
 
@@ -138,17 +149,17 @@ def test_weight_folder_round_trip_with_batch_norm(cnn, tmp_path):
     ('mlp', 'lenet5', r'model lenet5 has 3 dense layers but the weights have 5'),
 ])
 def test_weights_of_another_architecture_name_the_layer(source, target, pattern):
-  network = models.to_network(models.get(source)(MNIST_SHAPE, 10))
+  graph = trace.trace(models.get(source)(MNIST_SHAPE, 10)).graph
   with pytest.raises(TfpruneError, match=pattern):
-    models.load_network(models.get(target)(MNIST_SHAPE, 10), network)
+    models.with_weights(models.get(target)(MNIST_SHAPE, 10), graph)
 
 
 def test_resnet_converts_with_its_skip_connections():
-  # Issue 5: ResNet-18 is a Network too (tests/test_resnet_network.py).
+  # ResNet-18's layers as a weight folder stores them (tests/test_resnet_folder.py).
   model = models.get('resnet18')(MNIST_SHAPE, 10, width=0.125)
-  network = models.to_network(model)
-  assert network.num_layers == 21
-  assert sum(s.residual is not None for s in network.specs) == 8
+  layers = folder_layers.read(trace.trace(model).graph)
+  assert len(layers) == 21
+  assert sum(l.spec.residual is not None for l in layers) == 8
 
 
 def test_lenet5_counts_are_exact():
@@ -165,11 +176,11 @@ def _kernels(seed=0):
           for s in [(5, 5, 1, 6), (5, 5, 6, 16), (400, 120), (120, 10)]]
 
 
-@pytest.mark.parametrize('method', sorted(pruning.PRUNERS))
+@pytest.mark.parametrize('method', sorted(MASKS))
 @pytest.mark.parametrize('k', [0, 10, 33.3, 50, 70, 90])
 def test_layer_masks_prune_exact_counts_on_conv_kernels(method, k):
   for w in _kernels():
-    mask = pruning.get(method)(w, k)
+    mask = MASKS[method](w, k)
     assert mask.shape == w.shape and mask.dtype == bool
     if method in ('unit', 'filter_l1'):  # whole filters
       units = mask.reshape(-1, w.shape[-1])
@@ -182,35 +193,35 @@ def test_layer_masks_prune_exact_counts_on_conv_kernels(method, k):
 @pytest.mark.parametrize('k', [10, 50, 90])
 def test_l1_masks_keep_the_largest(k):
   for w in _kernels(1):
-    mask = pruning.get('weight')(w, k)
+    mask = MASKS['weight'](w, k)
     assert np.abs(w[mask]).min() > np.abs(w[~mask]).max()
-    units = pruning.get('filter_l1')(w, k).reshape(-1, w.shape[-1])[0]
+    units = MASKS['filter_l1'](w, k).reshape(-1, w.shape[-1])[0]
     norms = np.abs(w).reshape(-1, w.shape[-1]).sum(axis=0)
     if not units.all():  # 10% of 6 filters prunes none
       assert norms[units].min() > norms[~units].max()
 
 
-@pytest.mark.parametrize('method', sorted(pruning.PRUNERS))
+@pytest.mark.parametrize('method', sorted(MASKS))
 def test_masks_given_back_only_ever_lose_weights(method):
   w = _kernels(2)[1]
   mask = None
   for k in (20, 50, 80):
-    new = pruning.get(method)(w, k, mask)
+    new = MASKS[method](w, k, mask)
     assert mask is None or not (new & ~mask).any()
     mask = new
 
 
 # `random` draws over the array as laid out, so it is not tied to an axis.
-@pytest.mark.parametrize('method', sorted(set(pruning.PRUNERS) - {'random'}))
+@pytest.mark.parametrize('method', sorted(set(MASKS) - {'random'}))
 def test_graph_kernel_mask_with_units_on_another_axis_equals_the_criterion(method):
   # A depthwise kernel's units are its third axis: moved there and back.
   w = _kernels(3)[1]
-  mask = pruning.get(method)(w, 30)
+  mask = MASKS[method](w, 30)
   moved = np.moveaxis(w, -1, 2)
   got = graph_pruning.kernel_mask(method, moved, 60, 2,
                                   mask=np.moveaxis(mask, -1, 2))
   np.testing.assert_array_equal(
-      np.moveaxis(got, 2, -1), pruning.get(method)(w, 60, mask))
+      np.moveaxis(got, 2, -1), MASKS[method](w, 60, mask))
 
 
 def test_structured_refuses_to_remove_every_filter():

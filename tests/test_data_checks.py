@@ -193,14 +193,14 @@ def test_a_mnist_folder_holding_fashion_mnist_files_is_refused(data_dir, tmp_pat
 
 def test_training_that_diverged_is_refused_before_saving():
   from tfprune.training import training  # pylint: disable=import-outside-toplevel
-  network = helpers.random_network()
-  kernels = [k.copy() for k in network.kernels]
-  kernels[1][0, 0] = np.inf
-  network = type(network)(tuple(kernels), network.biases)
+  graph = helpers.random_chain()
+  kernel = np.array(graph.node('layer_2').params['kernel'])
+  kernel[0, 0] = np.inf
+  graph = graph.with_params({'layer_2': {'kernel': kernel}})
   with pytest.raises(TfpruneError, match=(
-      r'the trained network: weight weight-2\[0, 0\] is inf .* training '
+      r'the trained network: weight layer_2/kernel\[0, 0\] is inf .* training '
       r'diverged and nothing was saved; lower --learning_rate \(was 1e\+06\)')):
-    training.check_converged(network, 1e6)
+    training.check_converged(graph, 1e6)
 
 
 @pytest.mark.parametrize('args, message', [

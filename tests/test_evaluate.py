@@ -11,10 +11,11 @@ from tfprune.data import datasets
 from tfprune.criteria import graph_pruning
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
-from tfprune.graph import network_graph
+from tfprune.graph import folder_layers
 from tfprune.graph import weights
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.keras_io import trace
 from tfprune.keras_io.build import to_keras
 from tfprune.runtime import accuracy
 from tfprune.transforms import biases
@@ -34,7 +35,7 @@ def keras_mlp():
 
 def _folder_graph(model, tmp_path):
   """The graph of the weight folder `model` is saved as (its dense chain)."""
-  weights.save(tmp_path / 'w', models.to_network(model))
+  weights.save(tmp_path / 'w', trace.trace(model).graph)
   return weights.load_graph(tmp_path / 'w')
 
 
@@ -63,7 +64,7 @@ def test_dropped_biases_match_keras_with_zero_biases(keras_mlp, tmp_path):
 
 def test_accuracy_counts_argmax_hits():
   kernel = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
-  graph = network_graph.layers_graph([kernel], [None])
+  graph = folder_layers.layers_graph([kernel], [None])
   images = np.random.default_rng(0).random((9, 4), dtype=np.float32)
   predicted = (images @ kernel).argmax(1)  # the oracle, in numpy
   labels = predicted.copy()
@@ -82,7 +83,7 @@ def test_prebuilt_weights_evaluate_like_keras(prebuilt, mnist_test):
   # full set's accuracy is the test above); abs=1e-4 is below one image here,
   # so the two must agree exactly.
   images, labels = mnist_test.images[:1000], mnist_test.labels[:1000]
-  model = models.load_network(models.build_mlp((28, 28, 1), 10), prebuilt.network)
+  model = models.with_weights(models.build_mlp((28, 28, 1), 10), prebuilt.graph)
   model.compile(loss='sparse_categorical_crossentropy', metrics=['accuracy'])
   _, keras_acc = model.evaluate(images, labels, batch_size=1000, verbose=0)
   ours = accuracy.accuracy(prebuilt.graph, images, labels)
@@ -104,7 +105,7 @@ def test_pruned_folder_graph_evaluates_like_its_keras_model(
 
 
 def test_input_size_mismatch_names_both_shapes():
-  graph = network_graph.layers_graph([np.ones((12, 3), np.float32)], [None])
+  graph = folder_layers.layers_graph([np.ones((12, 3), np.float32)], [None])
   with pytest.raises(TfpruneError, match=r'takes inputs of shape \(12,\) but '
                      r'the images have shape \(28, 28, 1\)'):
     accuracy.accuracy(graph, np.zeros((2, 28, 28, 1)), [0, 1])

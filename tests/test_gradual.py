@@ -1,4 +1,8 @@
-"""Pruning during training: schedules, TF-MOT wrappers, unit masks, resume."""
+"""Pruning during training: schedules, TF-MOT wrappers, unit masks, resume.
+
+The runs train a small Keras classifier as a graph (`graph_gradual.train`,
+the one gradual path).
+"""
 
 
 import numpy as np
@@ -9,11 +13,15 @@ from tensorflow_model_optimization.python.core.sparsity.keras import pruning_imp
 from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
 from tests import helpers
+from tfprune.criteria import graph_pruning
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 from tfprune.keras_compat import keras
+from tfprune.keras_io import build
+from tfprune.keras_io import importer
 from tfprune.training import epoch_log
 from tfprune.training import gradual
+from tfprune.training import graph_gradual
 from tfprune.training import schedules
 from tfprune.training import tflite
 
@@ -31,6 +39,20 @@ def tiny_run(procedure, granularity, target=0.75, **kwargs):
   return gradual.PruningRun(procedure, granularity, target, **settings)
 
 
+def kernels(model, names):
+  """The kernel variables of the layers called `names`, wrapped or not."""
+  return [build.layer_of(model, n).kernel for n in names]
+
+
+def train(run, work_dir, make=helpers.tiny_classifier, callbacks=()):
+  """`graph_gradual.train` on the graph of `make()`, its hidden layers pruned."""
+  graph = importer.from_keras(make(), data=helpers.tiny_split().images[:16])
+  names = graph_pruning.prunable(graph, None, run.prune_output_layer)
+  return graph_gradual.train(run, graph, names, helpers.tiny_split(),
+                             helpers.tiny_split(seed=1), STRATEGY, work_dir,
+                             verbose=0, callbacks=callbacks)
+
+
 class Recorder(keras.callbacks.Callback):
   """Records the non-zero masks of the pruned kernels at each epoch end."""
 
@@ -44,8 +66,7 @@ class Recorder(keras.callbacks.Callback):
     self.epochs.append(epoch)
 
   def on_epoch_end(self, epoch, logs=None):
-    self.masks.append([k.numpy() != 0
-                       for k in gradual.kernels(self.model, self.names)])
+    self.masks.append([k.numpy() != 0 for k in kernels(self.model, self.names)])
 
 
 class Interrupt(keras.callbacks.Callback):
@@ -136,10 +157,8 @@ def test_schedule_sparsity_reads_back_as_the_exact_percentage(target):
 def test_run_reaches_exact_target_sparsity(procedure, granularity, schedule,
                                            tmp_path):
   run = tiny_run(procedure, granularity, schedule=schedule)
-  trained = gradual.train(run, helpers.tiny_classifier, helpers.tiny_split(),
-                          helpers.tiny_split(seed=1), STRATEGY, tmp_path,
-                          verbose=0)
-  for layer, kernel in zip(trained.layers, gradual.kernels(
+  trained = train(run, tmp_path)
+  for layer, kernel in zip(trained.layers, kernels(
       trained.model, ['dense_1', 'dense_2'])):
     w = kernel.numpy()
     if granularity == 'weight':
@@ -162,9 +181,7 @@ def test_iterative_cycles_only_remove_weights_and_keep_them_zero(granularity,
                                                                 tmp_path):
   run = tiny_run('iterative', granularity, target=0.9, cycles=3, cycle_epochs=2)
   recorder = Recorder(['dense_1', 'dense_2'])
-  gradual.train(run, helpers.tiny_classifier, helpers.tiny_split(),
-                helpers.tiny_split(seed=1), STRATEGY, tmp_path, verbose=0,
-                callbacks=[recorder])
+  train(run, tmp_path, callbacks=[recorder])
   masks = recorder.masks
   assert len(masks) == 6
   for before, after in zip(masks, masks[1:]):
@@ -188,9 +205,7 @@ def _biased_classifier():
 
 def test_unit_pruning_zeroes_kernel_column_and_bias(tmp_path):
   run = tiny_run('gradual', 'unit', target=0.5)
-  trained = gradual.train(run, _biased_classifier, helpers.tiny_split(),
-                          helpers.tiny_split(seed=1), STRATEGY, tmp_path,
-                          verbose=0)
+  trained = train(run, tmp_path, _biased_classifier)
   layer = trained.model.get_layer('dense_1')
   dead = np.all(layer.kernel.numpy() == 0, axis=0)
   assert dead.sum() == 8
@@ -209,7 +224,7 @@ def test_stripped_model_predicts_exactly_like_the_pruned_one():
   stripped = gradual.strip(wrapped)
   assert not any(isinstance(l, pruning_wrapper.PruneLowMagnitude)
                  for l in stripped.layers)
-  assert gradual.sparsity(gradual.kernels(stripped, ['dense_1'])) == (
+  assert gradual.sparsity(kernels(stripped, ['dense_1'])) == (
       schedules.tfmot_pruned_count(28 * 28 * 16, 0.8) / (28 * 28 * 16))
   np.testing.assert_array_equal(wrapped.predict(split.images, verbose=0),
                                 stripped.predict(split.images, verbose=0))
@@ -217,13 +232,11 @@ def test_stripped_model_predicts_exactly_like_the_pruned_one():
 
 def test_resume_after_interruption_continues_from_the_last_epoch(tmp_path):
   run = tiny_run('gradual', 'weight', epochs=4)
-  args = (run, helpers.tiny_classifier, helpers.tiny_split(),
-          helpers.tiny_split(seed=1), STRATEGY, tmp_path)
   with pytest.raises(KeyboardInterrupt):
-    gradual.train(*args, verbose=0, callbacks=[Interrupt(epoch=1)])
+    train(run, tmp_path, callbacks=[Interrupt(epoch=1)])
   assert [r['epoch'] for r in epoch_log.read(tmp_path / 'epochs.csv')] == ['1', '2']
   recorder = Recorder(['dense_1', 'dense_2'])
-  trained = gradual.train(*args, verbose=0, callbacks=[recorder])
+  trained = train(run, tmp_path, callbacks=[recorder])
   assert recorder.epochs == [2, 3]  # epochs 1 and 2 (0-based 0, 1) not redone
   rows = epoch_log.read(tmp_path / 'epochs.csv')
   assert [r['epoch'] for r in rows] == ['1', '2', '3', '4']

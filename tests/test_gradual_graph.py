@@ -16,6 +16,7 @@ from tests import helpers
 from tests import keras_zoo
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
+from tfprune.graph import folder_layers
 from tfprune.graph import io as graph_io
 from tfprune.graph import weights
 from tfprune.keras_io import build
@@ -149,9 +150,9 @@ def test_registry_cnn_prunes_its_conv_layers(tmp_path, mnist_slice_dir):
       export_tflite=False)
   gradual_study.run(config, verbose=0)
   folder = weights.load(_run_dir(config) / 'weights')
-  kinds = [spec.kind for spec in folder.network.specs]
-  assert kinds[:2] == ['conv', 'conv']
-  for kernel in folder.network.kernels[:-1]:
+  stored = folder_layers.read(folder.graph)
+  assert [layer.spec.kind for layer in stored][:2] == ['conv', 'conv']
+  for kernel in [layer.kernel for layer in stored][:-1]:
     assert int(np.sum(kernel == 0)) == schedules.tfmot_pruned_count(kernel.size,
                                                                     0.8)
   graph = graph_io.load(_run_dir(config) / gradual_study.GRAPH_NAME)

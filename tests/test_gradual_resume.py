@@ -1,8 +1,8 @@
 """A gradual run interrupted and resumed ends exactly where the uninterrupted run ends.
 
-Every procedure and granularity, on an MLP (`gradual.train`) and on a small
-CNN with a depthwise conv and batch norm (`graph_gradual.train`), both with
-dropout: the run is cut off after an epoch (or in the middle of one) by a
+Every procedure and granularity, on an MLP and on a small CNN with a
+depthwise conv and batch norm (both as graphs, `graph_gradual.train`), both
+with dropout: the run is cut off after an epoch (or in the middle of one) by a
 callback raising KeyboardInterrupt, run again with the same arguments, and
 compared with the same run uninterrupted: every weight bit for bit, the epoch
 log byte for byte. The study-level tests do the same through
@@ -114,9 +114,12 @@ def cnn_graph():
 def _train_mlp(run, work_dir, callbacks=()):
   work_dir.mkdir(parents=True, exist_ok=True)
   keras.utils.set_random_seed(SEED)
-  trained = gradual.train(run, mlp_with_dropout, helpers.tiny_split(),
-                          helpers.tiny_split(64, seed=1), STRATEGY, work_dir,
-                          verbose=0, callbacks=callbacks)
+  graph = importer.from_keras(mlp_with_dropout(),
+                              data=helpers.tiny_split().images[:16])
+  trained = graph_gradual.train(run, graph, graph_pruning.prunable(graph),
+                                helpers.tiny_split(),
+                                helpers.tiny_split(64, seed=1), STRATEGY,
+                                work_dir, verbose=0, callbacks=callbacks)
   return trained.model.get_weights()
 
 
@@ -306,15 +309,23 @@ def _interrupt_run(monkeypatch, run_number, stop):
   monkeypatch.setattr(resumable, 'fit', interrupted_fit)
 
 
+def _study_in_a_new_process(config):
+  """`gradual_study.run` as a command runs it: in a process that built no
+  model before (Keras numbers unnamed layers, such as a registry model's
+  input, by the models built before them)."""
+  keras.backend.clear_session()
+  return gradual_study.run(config, command='pytest', verbose=0)
+
+
 def _study_twice(config, tmp_path, monkeypatch, run_number, stop):
-  straight = gradual_study.run(config, command='pytest', verbose=0)
+  straight = _study_in_a_new_process(config)
   resumed_config = dataclasses.replace(config, out_dir=str(tmp_path / 'resumed'))
   with monkeypatch.context() as patch:
     _interrupt_run(patch, run_number, stop)
     with pytest.raises(KeyboardInterrupt):
-      gradual_study.run(resumed_config, command='pytest', verbose=0)
+      _study_in_a_new_process(resumed_config)
   assert not (tmp_path / 'resumed' / gradual_study.RESULTS_NAME).exists()
-  resumed = gradual_study.run(resumed_config, command='pytest', verbose=0)
+  resumed = _study_in_a_new_process(resumed_config)
   assert resumed.results == straight.results
   _assert_same_study(pathlib.Path(config.out_dir), tmp_path / 'resumed')
   return pathlib.Path(config.out_dir)

@@ -67,19 +67,19 @@ def test_exported_weights_evaluate_like_keras_and_tflite(study):
     folder = weights.load(pathlib.Path(config.out_dir) / 'runs' /
                           gradual_study.run_name(run) / 'weights')
     # The oracle: numpy on the saved arrays, not the evaluator that scored it.
+    kernels, biases = helpers.stored_arrays(folder.graph)
     accuracy = float(np.mean(helpers.numpy_chain_logits(
-        folder.network.kernels, folder.network.biases,
-        mnist_test.images).argmax(1) == mnist_test.labels))
+        kernels, biases, mnist_test.images).argmax(1) == mnist_test.labels))
     assert accuracy == pytest.approx(row.accuracy, abs=1e-4)
     assert abs(row.keras_accuracy - row.accuracy) <= 2 / len(mnist_test)
     assert abs(row.tflite_accuracy - row.accuracy) <= 2 / len(mnist_test)
     assert folder.manifest['command'] == 'pytest'
     assert folder.manifest['pruning']['target'] == 0.9
-    hidden = folder.network.kernels[:-1]
+    hidden = kernels[:-1]
     for kernel in hidden:
       assert int(np.sum(kernel == 0)) == schedules.tfmot_pruned_count(kernel.size,
                                                                       0.9)
-    assert np.all(folder.network.kernels[-1] != 0)
+    assert np.all(kernels[-1] != 0)
     assert row.sparsity == pytest.approx(
         sum(int(np.sum(k == 0)) for k in hidden) / sum(k.size for k in hidden))
     assert row.tflite_bytes < 0.25 * row.tflite_dense_bytes
@@ -152,7 +152,7 @@ def test_script_mirrored_on_two_logical_cpus(tmp_path, mnist_slice_dir):
   assert saved['replicas'] == 2
   (row,) = helpers.read_csv(out_dir / gradual_study.RESULTS_NAME)
   folder = weights.load(out_dir / 'runs' / 'gradual-weight-90' / 'weights')
-  for kernel in folder.network.kernels[:-1]:
+  for kernel in helpers.stored_arrays(folder.graph)[0][:-1]:
     assert int(np.sum(kernel == 0)) == schedules.tfmot_pruned_count(kernel.size,
                                                                     0.9)
   assert float(row['accuracy']) == pytest.approx(

@@ -17,7 +17,7 @@ from tests.test_structured_groups import ARCHITECTURES
 from tests.test_structured_groups import graph_of
 from tfprune.criteria import pruning
 from tfprune.graph import evaluator
-from tfprune.graph import network_graph
+from tfprune.graph import folder_layers
 from tfprune.graph import ops
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import Node
@@ -38,7 +38,7 @@ def _inputs(graph, n=8, seed=3):
 def test_zeros_of_a_unit_masked_graph_are_the_selected_channels(name, k):
   graph = graph_of(name)
   analysis = groups_lib.analyse(graph)
-  removed = channel_pruning.select(graph, analysis, 'l2', k)
+  removed = channel_pruning.select(graph, analysis, 'unit', k)
   masked = channel_pruning.mask(graph, analysis, removed)
   found = graph_compaction.compact_zeros(masked)
   chosen = graph_compaction.compact(graph, analysis, removed)
@@ -53,7 +53,7 @@ def test_zeros_of_a_unit_masked_graph_are_the_selected_channels(name, k):
 
 def _chain(kernels, biases):
   """The graph of a dense ReLU chain (a weight folder's layout)."""
-  return network_graph.layers_graph(
+  return folder_layers.layers_graph(
       [np.asarray(k, np.float32) for k in kernels],
       [None if b is None else np.asarray(b, np.float32) for b in biases])
 

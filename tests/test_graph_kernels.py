@@ -22,7 +22,6 @@ from tests import helpers
 from tfprune.criteria import graph_pruning
 from tfprune.drivers import scoring
 from tfprune.drivers import sweep
-from tfprune.graph import network_graph
 from tfprune.graph import evaluator
 from tfprune.graph import sparse_kernels
 from tfprune.graph import weights
@@ -41,7 +40,7 @@ METHODS = ('weight', 'unit', 'random')
 
 @pytest.fixture(scope='module')
 def fashion():
-  return network_graph.to_graph(weights.load(str(FASHION)).network)
+  return weights.load(str(FASHION)).graph
 
 
 @pytest.fixture
@@ -75,7 +74,7 @@ def test_the_rule_is_read_at_the_rows_of_each_call(fashion, monkeypatch):
   assert evaluator.rule_rows(fashion, n=1) == 1
   assert evaluator.rule_rows(fashion, n=10_000, batch_size=1000) == 128
   # A dense chain's 500-row calls read the 128-row entry.
-  chain = network_graph.to_graph(helpers.random_network(((300, 300), (300, 10))))
+  chain = helpers.random_chain(((300, 300), (300, 10)))
   assert evaluator.batch_size_for(chain) == 500
   assert evaluator.rule_rows(chain) == 128
   # With a 512-row entry too, a kernel between the two entries' densities is

@@ -1,9 +1,8 @@
-"""Wanda and OBS on any graph: patches, exact counts, k = 0, Wanda's order, MLP parity.
+"""Wanda and OBS on any graph: patches, exact counts, k = 0, Wanda's order.
 
 Parameterized over the methods and over dense, conv (strided, 'same'; no
 bias, batch norm after) and depthwise (dilated, multiplier 2) kernels of one
-small graph; the
-prebuilt MLP gives the same masks through the graph as through `Network`.
+small graph (the dense chain's cases: `tests/test_reconstruction.py`).
 The batched exact greedy OBS (`obs.obc`) gives the same weights, bit for bit,
 as pruning one weight at a time.
 """
@@ -17,11 +16,8 @@ from tfprune.criteria import graph_reconstruction
 from tfprune.criteria import importances
 from tfprune.criteria import pruning
 from tfprune.criteria import obs
-from tfprune.criteria import reconstruction
-from tfprune.data import datasets
 from tfprune.drivers import graph_sweep
 from tfprune.errors import TfpruneError
-from tfprune.graph import network_graph
 from tfprune.graph import ops
 from tfprune.graph.evaluator import Evaluator
 from tfprune.graph.evaluator import run_nodes
@@ -188,35 +184,6 @@ def test_unknown_method_and_bad_level_refused(graph):
     channel_pruning.prune_graph(graph, 'sparse', 50, ['conv'], _calibration())
   with pytest.raises(TfpruneError, match=r'k must be in \[0, 100\], got 120'):
     graph_reconstruction.prune_wanda(graph, 120, ['conv'], _calibration())
-
-
-@pytest.mark.parametrize('method', METHODS)
-def test_mlp_through_the_graph_equals_the_network_path(method, prebuilt,
-                                                       mnist_slice_dir):
-  # 256 calibration images drawn from the first 512 training images, scored
-  # on the first 1,000 test images: the subject is the two paths' equality.
-  train = datasets.load('mnist', 'train', mnist_slice_dir)
-  test = datasets.load('mnist', 'test', mnist_slice_dir)
-  x = reconstruction.calibration_inputs(train.images, 256, 0)
-  network = prebuilt.network
-  layers = pruning.prunable_layers(network.num_layers)
-  by_network = {'wanda': reconstruction.prune_wanda,
-                'obs': reconstruction.prune_obs}[method](network, 90, layers, x)
-  graph = network_graph.to_graph(network)
-  names = graph_pruning.prunable(graph)
-  by_graph = channel_pruning.prune_graph(graph, method, 90, names, x)
-  for i, name in zip(layers, names):
-    kernel = by_graph.node(name).params['kernel']
-    np.testing.assert_array_equal(kernel != 0, by_network.kernels[i] != 0)
-    np.testing.assert_allclose(kernel, by_network.kernels[i], rtol=1e-4,
-                               atol=1e-6)
-    np.testing.assert_allclose(by_graph.node(name).params['bias'],
-                               by_network.biases[i], rtol=1e-4, atol=1e-6)
-  evaluator = Evaluator(graph)
-  images = test.images.reshape(len(test.images), -1)
-  assert evaluator.accuracy(images, test.labels, by_graph) == (
-      evaluator.accuracy(images, test.labels,
-                         network_graph.to_graph(by_network)))
 
 
 def _obc_one_weight_at_a_time(w, h_inv, rows, count):

@@ -1,6 +1,8 @@
-"""Every method of `importances.REGISTRY`: exact sparsity, untouched layers, purity, errors.
+"""Every method of `importances.REGISTRY` on a dense chain's graph: exact sparsity, untouched layers, purity, errors.
 
 Parameterized over the whole registry, so a new method inherits the suite.
+Each runs through the one graph entry point, `channel_pruning.prune_graph`,
+on the graph a weight folder of a dense chain loads as.
 """
 
 import numpy as np
@@ -8,26 +10,29 @@ import pytest
 
 from tests import helpers
 from tfprune.criteria import importances
-from tfprune.criteria import methods
 from tfprune.criteria import pruning
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
+from tfprune.transforms import channel_pruning
 
 SHAPES = ((20, 16), (16, 12), (12, 4))
+NAMES = ['layer_1', 'layer_2']  # the hidden layers; layer_3 is the output
 # Methods that prune whole columns; the rest prune weights.
 UNIT_LEVEL = {'unit', 'unit_l1', 'unit_bn', 'filter_l1'}
 # Methods that rank by batch norms, which a dense chain has not: refused.
 BATCH_NORM = {'unit_bn'}
 
 
-def _expected_units(name, k, units):
-  """Units removed from a layer: groups ranked across layers keep one (as on graphs)."""
-  count = pruning.prune_count(k, units)
-  return count if methods.get(name).per_layer else min(count, units - 1)
-
-
 def _calibration(n=64):
   return np.random.default_rng(5).random((n, SHAPES[0][0]), dtype=np.float32)
+
+
+def _kernel(graph, i):
+  return graph.node(f'layer_{i + 1}').params['kernel']
+
+
+def _bias(graph, i):
+  return graph.node(f'layer_{i + 1}').params['bias']
 
 
 def test_unit_level_set_names_registered_methods():
@@ -38,9 +43,9 @@ def test_unit_level_set_names_registered_methods():
 @pytest.mark.parametrize('name', sorted(BATCH_NORM))
 def test_batch_norm_ranks_are_refused_on_a_dense_chain(name):
   with pytest.raises(TfpruneError, match=(
-      f"^method '{name}' ranks units by batch-norm gamma, but a dense chain has "
-      'no batch norm: use unit or unit_l1$')):
-    methods.prune(name, helpers.random_network(SHAPES), 50, [0, 1])
+      f"^method '{name}' ranks channels by batch-norm gamma, but this network "
+      'has no batch norm on the channels it prunes: use unit or unit_l1$')):
+    channel_pruning.prune_graph(helpers.random_chain(SHAPES), name, 50, NAMES)
 
 
 # Every method that runs on a dense chain (those ranking by batch norms are refused).
@@ -50,45 +55,44 @@ CHAIN_METHODS = sorted(set(importances.REGISTRY) - BATCH_NORM)
 @pytest.mark.parametrize('name', CHAIN_METHODS)
 @pytest.mark.parametrize('k', [0, 50, 90, 100])
 def test_prunes_exactly_and_leaves_other_layers_alone(name, k):
-  net = helpers.random_network(SHAPES, seed=3)
-  if name == 'filter_l1' and k == 100:  # it always keeps one filter
-    with pytest.raises(TfpruneError, match='would remove all 16 units'):
-      methods.prune(name, net, k, [0, 1], _calibration())
-    return
-  pruned = methods.prune(name, net, k, [0, 1], _calibration())
+  graph = helpers.random_chain(SHAPES, seed=3)
+  pruned = channel_pruning.prune_graph(graph, name, k, NAMES, _calibration())
   for i, (rows, cols) in enumerate(SHAPES[:2]):
-    zeros = pruned.kernels[i].size - np.count_nonzero(pruned.kernels[i])
-    if name in UNIT_LEVEL:
-      assert zeros == _expected_units(name, k, cols) * rows
+    kernel = _kernel(pruned, i)
+    zeros = kernel.size - np.count_nonzero(kernel)
+    if name in UNIT_LEVEL:  # every channel group keeps one channel
+      assert zeros == min(pruning.prune_count(k, cols), cols - 1) * rows
     else:
       assert zeros == pruning.prune_count(k, rows * cols)
-  np.testing.assert_array_equal(pruned.kernels[2], net.kernels[2])
-  np.testing.assert_array_equal(pruned.biases[2], net.biases[2])
+  np.testing.assert_array_equal(_kernel(pruned, 2), _kernel(graph, 2))
+  np.testing.assert_array_equal(_bias(pruned, 2), _bias(graph, 2))
 
 
 @pytest.mark.parametrize('name', CHAIN_METHODS)
 def test_inputs_are_not_modified(name):
-  net = helpers.random_network(SHAPES, seed=4)
-  before = [a.copy() for a in net.kernels + net.biases]
+  graph = helpers.random_chain(SHAPES, seed=4)
+  before = {(n.name, p): a.copy() for n in graph.nodes for p, a in n.params.items()}
   calibration = _calibration()
   calibration_before = calibration.copy()
-  methods.prune(name, net, 70, [0, 1], calibration)
-  for a, b in zip(net.kernels + net.biases, before):
-    np.testing.assert_array_equal(a, b)
+  channel_pruning.prune_graph(graph, name, 70, NAMES, calibration)
+  for n in graph.nodes:
+    for p, a in n.params.items():
+      np.testing.assert_array_equal(a, before[n.name, p])
   np.testing.assert_array_equal(calibration, calibration_before)
 
 
 @pytest.mark.parametrize('name', sorted(n for n, m in importances.REGISTRY.items()
                                         if m.needs_calibration))
-def test_data_aware_method_without_calibration_names_the_flag(name):
-  with pytest.raises(TfpruneError, match='needs calibration data: set --calibration_size'):
-    methods.prune(name, helpers.random_network(SHAPES), 50, [0])
+def test_data_aware_method_without_calibration_is_refused(name):
+  with pytest.raises(TfpruneError, match=f'{name} needs calibration data: pass '
+                     'calibration='):
+    channel_pruning.prune_graph(helpers.random_chain(SHAPES), name, 50, NAMES)
 
 
 def test_unknown_method_lists_the_valid_ones():
   with pytest.raises(ValueError, match='choose one of weight, unit, random, wanda, obs, '
                      'unit_l1, unit_bn'):
-    methods.get('lottery')
+    importances.get('lottery')
 
 
 @pytest.mark.parametrize('fields,pattern', [

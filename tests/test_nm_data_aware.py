@@ -9,7 +9,6 @@ from tfprune.criteria import patterns
 from tfprune.drivers import folder_graph
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
-from tfprune.graph import network_graph
 from tfprune.graph import weights
 
 SHAPES = ((16, 10), (10, 8), (8, 3))
@@ -17,7 +16,7 @@ NAMES = ['layer_1', 'layer_2']
 
 
 def _graph():
-  return network_graph.to_graph(helpers.random_network(SHAPES))
+  return helpers.random_chain(SHAPES)
 
 
 def _calibration(n=96, seed=3):
@@ -47,12 +46,12 @@ def test_every_group_keeps_exactly_n(method, text):
 def test_wanda_keeps_the_n_largest_weight_times_input_norm_of_each_group():
   # Oracle: the inputs by numpy (ReLU chain through the pruned first layer),
   # each group of 4 inputs of each unit keeping its 2 largest |w|·‖x‖.
-  network = helpers.random_network(SHAPES)
+  kernels, biases = helpers.stored_arrays(_graph())
   x = _calibration().astype(np.float64)
   pruned = nm_calibrated.prune(_graph(), 'wanda', NAMES, '2:4', x)
   inputs = x
   for i, name in enumerate(NAMES):
-    kernel = network.kernels[i]
+    kernel = kernels[i]
     scores = np.abs(kernel) * np.sqrt((inputs ** 2).sum(axis=0))[:, None]
     expected = np.zeros(kernel.shape, bool)
     for start in range(0, kernel.shape[0], 4):
@@ -62,7 +61,7 @@ def test_wanda_keeps_the_n_largest_weight_times_input_norm_of_each_group():
     np.testing.assert_array_equal(_kernel(pruned, name) != 0, expected)
     kept = np.where(expected, kernel, 0)
     np.testing.assert_array_equal(_kernel(pruned, name), kept)
-    inputs = np.maximum(inputs @ kept + network.biases[i], 0)
+    inputs = np.maximum(inputs @ kept + biases[i], 0)
 
 
 def test_obs_refits_the_kept_weights_and_wanda_does_not():
@@ -78,7 +77,7 @@ def test_obs_refits_the_kept_weights_and_wanda_does_not():
 
 
 def test_a_conv_node_and_a_criterion_without_data_are_refused():
-  graph = network_graph.to_graph(helpers.random_network(SHAPES))
+  graph = helpers.random_chain(SHAPES)
   with pytest.raises(TfpruneError, match='weight ranks no N:M pattern by '
                      'calibration data: use wanda or obs'):
     nm_calibrated.prune(graph, 'weight', NAMES, '2:4', _calibration())

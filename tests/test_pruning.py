@@ -1,8 +1,9 @@
 """Pruning criteria: exact counts, magnitude order, purity, ties, bad levels.
 
-Every test is parameterized over every entry of `pruning.PRUNERS`, so a new
-criterion inherits the suite by declaring how it scores and groups weights in
-`_GROUPS` below.
+Every test is parameterized over every registered criterion that masks one
+kernel alone without data (`MASKS`: the weight criteria's `mask`, the channel
+criteria's `kernel_mask`), so a new criterion inherits the suite by
+declaring how it scores and groups weights in `_GROUPS` below.
 """
 
 import math
@@ -10,7 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from tests import helpers
+from tfprune.criteria import importances
+from tfprune.criteria import protocol
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 
@@ -31,7 +33,12 @@ _GROUPS = {
                lambda w: np.random.default_rng(0).random(w.shape).ravel(),
                lambda w: np.arange(w.size).reshape(w.shape)),
 }
-METHODS = sorted(pruning.PRUNERS)
+# Each criterion's mask of one kernel: (weights, k, mask=None) -> new mask.
+MASKS = {name: (imp.mask if isinstance(imp, protocol.WeightImportance)
+                else imp.kernel_mask)
+         for name, imp in importances.REGISTRY.items()
+         if imp.per_layer and not imp.needs_calibration}
+METHODS = sorted(MASKS)
 # Criteria that keep at least one unit refuse to prune a whole layer.
 KEEPS_ONE = ('filter_l1',)
 SHAPES = [(784, 1000), (1000, 10), (37, 3), (3, 3, 8, 16), (1, 1)]
@@ -39,7 +46,7 @@ LEVELS = [0, 0.1, 10, 25, 33.3, 50, 90, 97.5, 99, 100]
 
 
 def test_every_pruner_is_described():
-  assert set(_GROUPS) == set(pruning.PRUNERS)
+  assert set(_GROUPS) == set(MASKS)
 
 
 def _expected_count(k: float, n: int) -> int:
@@ -59,9 +66,9 @@ def test_prunes_exactly_floor_k_n_over_100_groups(method, shape, k):
   count, _, group_of = _GROUPS[method]
   if method in KEEPS_ONE and _expected_count(k, count(w)) == count(w) > 0:
     with pytest.raises(TfpruneError, match='use k < 100'):
-      pruning.get(method)(w, k)
+      MASKS[method](w, k)
     return
-  mask = pruning.get(method)(w, k)
+  mask = MASKS[method](w, k)
   assert mask.shape == w.shape and mask.dtype == bool
   # Weights pruned and kept per group (bincounts: sets of the 784,000 group
   # indices of the largest shape cost a tenth of a second per case).
@@ -78,7 +85,7 @@ def test_prunes_exactly_floor_k_n_over_100_groups(method, shape, k):
 def test_every_kept_score_at_least_every_pruned_score(method, k):
   w = _weights((300, 40), seed=1)
   _, score, group_of = _GROUPS[method]
-  mask = pruning.get(method)(w, k)
+  mask = MASKS[method](w, k)
   scores = score(w)
   groups = group_of(w)
   kept = scores[np.unique(groups[mask])]
@@ -89,11 +96,11 @@ def test_every_kept_score_at_least_every_pruned_score(method, k):
 @pytest.mark.parametrize('method', METHODS)
 def test_inputs_are_not_mutated(method):
   w = _weights((50, 20))
-  previous = pruning.get(method)(w, 30)
+  previous = MASKS[method](w, 30)
   w_copy, previous_copy = w.copy(), previous.copy()
   w.setflags(write=False)
   previous.setflags(write=False)
-  pruning.get(method)(w, 60, mask=previous)
+  MASKS[method](w, 60, mask=previous)
   np.testing.assert_array_equal(w, w_copy)
   np.testing.assert_array_equal(previous, previous_copy)
 
@@ -101,8 +108,8 @@ def test_inputs_are_not_mutated(method):
 @pytest.mark.parametrize('method', sorted(set(METHODS) - {'random'}))
 def test_ties_are_broken_by_lowest_index(method):
   w = np.ones((4, 10), dtype=np.float32)
-  mask = pruning.get(method)(w, 50)
-  np.testing.assert_array_equal(mask, pruning.get(method)(w, 50))
+  mask = MASKS[method](w, 50)
+  np.testing.assert_array_equal(mask, MASKS[method](w, 50))
   _, _, group_of = _GROUPS[method]
   pruned = np.unique(group_of(w)[~mask])
   np.testing.assert_array_equal(pruned, np.arange(len(pruned)))
@@ -116,7 +123,7 @@ def test_masks_given_back_only_ever_lose_weights(method, steps):
   for k in steps:
     if method in KEEPS_ONE and k == 100:
       continue
-    new = pruning.get(method)(w, k, mask=mask)
+    new = MASKS[method](w, k, mask=mask)
     if mask is not None:
       assert not (new & ~mask).any()  # nothing revived
     mask = new
@@ -126,31 +133,13 @@ def test_masks_given_back_only_ever_lose_weights(method, steps):
 @pytest.mark.parametrize('bad', [-1, 100.5, math.nan, math.inf, '50', None, True])
 def test_bad_level_is_refused_with_its_value(method, bad):
   with pytest.raises(TfpruneError, match=r'k must be .*\[0, 100\]'):
-    pruning.get(method)(_weights((5, 5)), bad)
+    MASKS[method](_weights((5, 5)), bad)
 
 
 def test_prune_count_reads_decimal_levels_exactly():
   # 0.29 * 100 is 28.999999999999996 in binary floating point.
   assert pruning.prune_count(0.29, 10_000) == 29
   assert pruning.prune_count(97.3, 1000) == 973
-
-
-def test_unknown_method_lists_the_valid_ones():
-  with pytest.raises(ValueError, match='unknown pruning method .*weight.*unit'):
-    pruning.get('random-ish')
-
-
-@pytest.mark.parametrize('method', METHODS)
-@pytest.mark.parametrize('prune_output_layer', [False, True])
-def test_network_masks_leave_unchosen_layers_whole(method, prune_output_layer):
-  net = helpers.random_network()
-  layers = pruning.prunable_layers(net.num_layers, prune_output_layer)
-  masks = pruning.network_masks(net, method, 50, layers)
-  assert [m is not None for m in masks] == [True, True, prune_output_layer]
-  pruned = net.masked(masks)
-  np.testing.assert_array_equal(pruned.biases[0], net.biases[0])
-  if not prune_output_layer:
-    np.testing.assert_array_equal(pruned.kernels[-1], net.kernels[-1])
 
 
 @pytest.mark.parametrize('count', [0, 1, 5, 17, 38, 40])

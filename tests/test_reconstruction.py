@@ -1,6 +1,8 @@
-"""Data-aware pruning of a dense chain: exact counts, purity, Wanda order, OBS fit.
+"""Data-aware pruning of a dense chain's graph: exact counts, purity, Wanda order, OBS fit.
 
-The network-level tests are parameterized over `_METHODS`: Wanda and OBS.
+The network-level tests are parameterized over `_METHODS`: Wanda and OBS
+(`graph_reconstruction`) on the graph a dense-chain weight folder loads as;
+`wanda_mask`, the calibration draw and OBS's settings are `reconstruction`'s.
 Bias correction runs on graphs (`tests/test_bias_correction.py`).
 """
 
@@ -8,58 +10,68 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from tfprune.criteria import pruning
+from tfprune.criteria import graph_reconstruction
 from tfprune.criteria import obs
+from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
-from tfprune.graph import network_graph
-from tfprune.graph.network import Network
-from tfprune.runtime import accuracy
+from tfprune.graph import evaluator
+from tfprune.transforms import biases as biases_lib
+from tfprune.transforms import channel_pruning
 
 SHAPES = ((20, 16), (16, 12), (12, 5))
 LEVELS = [0, 50, 90, 100]
-
-
-def _magnitude(network, k, layers):
-  return network.masked(pruning.network_masks(network, 'weight', k, layers))
-
+HIDDEN = ['layer_1', 'layer_2']
+ALL = ['layer_1', 'layer_2', 'layer_3']
 
 _METHODS = {
-    'wanda': reconstruction.prune_wanda,
-    'obs': reconstruction.prune_obs,
+    'wanda': graph_reconstruction.prune_wanda,
+    'obs': graph_reconstruction.prune_obs,
 }
 METHODS = sorted(_METHODS)
+
+
+def _magnitude(graph, k, names):
+  return channel_pruning.prune_graph(graph, 'weight', k, names)
 
 
 def _calibration(n=64, width=SHAPES[0][0], seed=1):
   return np.random.default_rng(seed).random((n, width), dtype=np.float32)
 
 
-def _pre_activations(network, x, use_biases=True):
-  """float64 pre-activation of every layer of `network` on inputs `x`."""
+def _arrays(graph):
+  """Every kernel and bias of the chain, layer by layer."""
+  kernels, biases = helpers.stored_arrays(graph)
+  return kernels + biases
+
+
+def _pre_activations(graph, x):
+  """float64 pre-activation of every layer of the chain on inputs `x`."""
   out, h = [], np.asarray(x, dtype=np.float64)
-  for kernel, bias in zip(network.kernels, network.biases):
-    z = h @ kernel.astype(np.float64) + (bias if use_biases else 0.0)
+  for node in graph.weighted():
+    z = h @ node.params['kernel'].astype(np.float64) + node.params.get('bias', 0.0)
     out.append(z)
     h = np.maximum(z, 0.0)
   return out
+
+
+def _kernel(graph, name):
+  return graph.node(name).params['kernel']
 
 
 @pytest.mark.parametrize('method', METHODS)
 @pytest.mark.parametrize('k', LEVELS)
 @pytest.mark.parametrize('n', [8, 64])  # 8: fewer examples than inputs
 def test_prunes_exactly_floor_k_n_over_100_weights(method, k, n):
-  net = helpers.random_network(SHAPES, seed=3)
-  assert all(np.count_nonzero(w) == w.size for w in net.kernels)
-  layers = pruning.prunable_layers(net.num_layers)
-  pruned = _METHODS[method](net, k, layers, _calibration(n))
-  for i in layers:
-    kernel = pruned.kernels[i]
-    assert kernel.dtype == np.float32 and kernel.shape == net.kernels[i].shape
+  graph = helpers.random_chain(SHAPES, seed=3)
+  pruned = _METHODS[method](graph, k, HIDDEN, _calibration(n))
+  for name in HIDDEN:
+    kernel = _kernel(pruned, name)
+    assert kernel.dtype == np.float32 and kernel.shape == _kernel(graph, name).shape
     assert kernel.size - np.count_nonzero(kernel) == pruning.prune_count(
         k, kernel.size)
-  assert all(np.all(np.isfinite(b)) for b in pruned.biases)
+  assert all(np.all(np.isfinite(a)) for a in _arrays(pruned))
 
 
 @pytest.mark.parametrize('k', [0.1, 33.3, 97.5])
@@ -70,55 +82,58 @@ def test_obs_count_is_exact_for_any_block_size(k, block_size, use_biases, obc,
                                                monkeypatch):
   if not obc:
     monkeypatch.setattr(obs, 'OBC_MAX_ENTRIES', 0)
-  net = helpers.random_network(SHAPES, seed=4)
-  layers = [0, 1, 2]
-  pruned = reconstruction.prune_obs(net, k, layers, _calibration(),
-                                    use_biases=use_biases, block_size=block_size)
-  for i in layers:
-    assert pruned.kernels[i].size - np.count_nonzero(pruned.kernels[i]) == (
-        pruning.prune_count(k, pruned.kernels[i].size))
-  if not use_biases:
-    for b, b0 in zip(pruned.biases, net.biases):
-      np.testing.assert_array_equal(b, b0)
+  graph = helpers.random_chain(SHAPES, seed=4)
+  if not use_biases:  # biases off is a transform of the graph
+    graph = biases_lib.drop_biases(graph)
+  pruned = graph_reconstruction.prune_obs(graph, k, ALL, _calibration(),
+                                          block_size=block_size)
+  for name in ALL:
+    kernel = _kernel(pruned, name)
+    assert kernel.size - np.count_nonzero(kernel) == pruning.prune_count(
+        k, kernel.size)
+    assert ('bias' in pruned.node(name).params) == use_biases
 
 
 @pytest.mark.parametrize('method', METHODS)
 def test_layers_not_chosen_are_bit_identical(method):
-  net = helpers.random_network(SHAPES, seed=5)
-  pruned = _METHODS[method](net, 70, [1], _calibration())
-  for i in (0, 2):
-    np.testing.assert_array_equal(pruned.kernels[i], net.kernels[i])
-    np.testing.assert_array_equal(pruned.biases[i], net.biases[i])
-  assert np.count_nonzero(pruned.kernels[1]) < net.kernels[1].size
+  graph = helpers.random_chain(SHAPES, seed=5)
+  pruned = _METHODS[method](graph, 70, ['layer_2'], _calibration())
+  for name in ('layer_1', 'layer_3'):
+    for param, value in graph.node(name).params.items():
+      np.testing.assert_array_equal(pruned.node(name).params[param], value)
+  assert np.count_nonzero(_kernel(pruned, 'layer_2')) < _kernel(
+      graph, 'layer_2').size
 
 
 @pytest.mark.parametrize('method', METHODS)
 def test_no_layer_chosen_gives_the_network_back(method):
-  net = helpers.random_network(SHAPES, seed=5)
-  pruned = _METHODS[method](net, 90, [], _calibration())
-  for got, want in zip(pruned.kernels + pruned.biases, net.kernels + net.biases):
+  graph = helpers.random_chain(SHAPES, seed=5)
+  pruned = _METHODS[method](graph, 90, [], _calibration())
+  for got, want in zip(_arrays(pruned), _arrays(graph)):
     np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize('method', METHODS)
 def test_inputs_are_not_mutated(method):
-  net = helpers.random_network(SHAPES, seed=6)
-  before = [a.copy() for a in net.kernels + net.biases]
+  graph = helpers.random_chain(SHAPES, seed=6)
+  before = [a.copy() for a in _arrays(graph)]
   x = _calibration()
   x_copy = x.copy()
   x.setflags(write=False)
-  _METHODS[method](net, 60, [0, 1], x)
+  _METHODS[method](graph, 60, HIDDEN, x)
   np.testing.assert_array_equal(x, x_copy)
-  for got, want in zip(net.kernels + net.biases, before):
+  for got, want in zip(_arrays(graph), before):
     np.testing.assert_array_equal(got, want)
 
 
 def test_calibration_images_are_flattened():
-  net = helpers.random_network(((12, 4), (4, 2)), seed=7)
+  graph = helpers.random_chain(((12, 4), (4, 2)), seed=7)
   x = _calibration(10, 12)
-  flat = reconstruction.prune_obs(net, 50, [0], x)
-  shaped = reconstruction.prune_obs(net, 50, [0], x.reshape(10, 3, 4, 1))
-  np.testing.assert_array_equal(flat.kernels[0], shaped.kernels[0])
+  flat = graph_reconstruction.prune_obs(graph, 50, ['layer_1'], x)
+  shaped = graph_reconstruction.prune_obs(graph, 50, ['layer_1'],
+                                          x.reshape(10, 3, 4, 1))
+  np.testing.assert_array_equal(_kernel(flat, 'layer_1'),
+                                _kernel(shaped, 'layer_1'))
 
 
 # --- wanda_mask ---------------------------------------------------------------
@@ -170,42 +185,46 @@ def test_wanda_masks_given_back_only_ever_lose_weights(steps):
 
 
 def test_prune_wanda_scores_with_the_pruned_networks_inputs():
-  net = helpers.random_network(SHAPES, seed=8)
+  graph = helpers.random_chain(SHAPES, seed=8)
   x = _calibration()
-  pruned = reconstruction.prune_wanda(net, 60, [0, 1], x)
-  first = net.masked([pruned.kernels[0] != 0, None, None])
+  pruned = graph_reconstruction.prune_wanda(graph, 60, HIDDEN, x)
+  first = graph.with_params({'layer_1': {'kernel': _kernel(pruned, 'layer_1')}})
   h = np.maximum(_pre_activations(first, x)[0], 0.0)
-  expected = reconstruction.wanda_mask(net.kernels[1], 60,
+  expected = reconstruction.wanda_mask(_kernel(graph, 'layer_2'), 60,
                                        np.sqrt((h ** 2).sum(axis=0)))
-  np.testing.assert_array_equal(pruned.kernels[1] != 0, expected)
-  np.testing.assert_array_equal(pruned.biases[1], net.biases[1])
+  np.testing.assert_array_equal(_kernel(pruned, 'layer_2') != 0, expected)
+  np.testing.assert_array_equal(pruned.node('layer_2').params['bias'],
+                                graph.node('layer_2').params['bias'])
 
 
 # --- prune_obs ------------------------------------------------------------------
 
 
-def _layer_error(network, x, y):
-  return float(np.sum((_pre_activations(network, x)[0] - y) ** 2))
+def _layer_error(graph, x, y):
+  return float(np.sum((_pre_activations(graph, x)[0] - y) ** 2))
 
 
 @pytest.mark.parametrize('use_biases', [True, False])
 def test_obs_at_k_0_gives_the_dense_layers_back(use_biases):
-  net = helpers.random_network(SHAPES, seed=9)
-  pruned = reconstruction.prune_obs(net, 0, [0, 1, 2], _calibration(),
-                                    use_biases=use_biases)
-  for got, want in zip(pruned.kernels + pruned.biases, net.kernels + net.biases):
-    helpers.assert_same_up_to_rounding(got, want)
+  graph = helpers.random_chain(SHAPES, seed=9)
+  if not use_biases:
+    graph = biases_lib.drop_biases(graph)
+  pruned = graph_reconstruction.prune_obs(graph, 0, ALL, _calibration())
+  for name in ALL:
+    for param, value in graph.node(name).params.items():
+      helpers.assert_same_up_to_rounding(pruned.node(name).params[param], value)
 
 
 @pytest.mark.parametrize('k', [30, 60, 90])
 def test_obs_fits_the_dense_layer_better_than_masking(k):
-  net = helpers.random_network(((30, 10),), seed=10)
+  graph = helpers.random_chain(((30, 10),), seed=10)
   x = _calibration(200, 30)
-  y = _pre_activations(net, x)[0]
-  obs = reconstruction.prune_obs(net, k, [0], x)
-  assert _layer_error(obs, x, y) < _layer_error(_magnitude(net, k, [0]), x, y)
-  assert _layer_error(obs, x, y) < _layer_error(
-      reconstruction.prune_wanda(net, k, [0], x), x, y)
+  y = _pre_activations(graph, x)[0]
+  fitted = graph_reconstruction.prune_obs(graph, k, ['layer_1'], x)
+  assert _layer_error(fitted, x, y) < _layer_error(
+      _magnitude(graph, k, ['layer_1']), x, y)
+  assert _layer_error(fitted, x, y) < _layer_error(
+      graph_reconstruction.prune_wanda(graph, k, ['layer_1'], x), x, y)
 
 
 # --- the prebuilt MNIST MLP -----------------------------------------------------
@@ -214,25 +233,24 @@ def test_obs_fits_the_dense_layer_better_than_masking(k):
 @pytest.fixture(scope='module')
 def mnist_k90(prebuilt, data_dir):
   """Test accuracy (first 2000 test images) of each method at k=90."""
-  net = prebuilt.network
+  graph = prebuilt.graph
   train = datasets.load('mnist', 'train', data_dir, limit=10_000)
   test = datasets.load('mnist', 'test', data_dir, limit=2000)
   calibration = reconstruction.calibration_inputs(train.images, 2048, seed=0)
-  layers = pruning.prunable_layers(net.num_layers)
-  magnitude = _magnitude(net, 90, layers)
-  wanda = reconstruction.prune_wanda(net, 90, layers, calibration)
+  names = [n.name for n in graph.weighted()][:-1]
   pruned = {
-      'magnitude': magnitude,
-      'wanda': wanda,
-      'obs': reconstruction.prune_obs(net, 90, layers, calibration),
+      'magnitude': _magnitude(graph, 90, names),
+      'wanda': graph_reconstruction.prune_wanda(graph, 90, names, calibration),
+      'obs': graph_reconstruction.prune_obs(graph, 90, names, calibration),
   }
-  for network in pruned.values():
-    for i in layers:
-      assert network.kernels[i].size - np.count_nonzero(network.kernels[i]) == (
-          pruning.prune_count(90, network.kernels[i].size))
-  return {name: accuracy.accuracy(network_graph.to_graph(network), test.images,
-                                  test.labels)
-          for name, network in pruned.items()}
+  for each in pruned.values():
+    for name in names:
+      kernel = _kernel(each, name)
+      assert kernel.size - np.count_nonzero(kernel) == pruning.prune_count(
+          90, kernel.size)
+  images = test.images.reshape(len(test), -1)
+  return {name: evaluator.Evaluator(each).accuracy(images, test.labels)
+          for name, each in pruned.items()}
 
 
 @pytest.mark.parametrize('method', ['wanda', 'obs'])
@@ -261,19 +279,20 @@ def test_calibration_draw_is_seeded_and_flat():
 
 # --- bad inputs -----------------------------------------------------------------
 
-_NET = helpers.random_network(SHAPES, seed=12)
+_GRAPH = helpers.random_chain(SHAPES, seed=12)
 
 
 @pytest.mark.parametrize('method', METHODS)
 @pytest.mark.parametrize('calibration, match', [
     (np.zeros((0, 20), np.float32), 'calibration data is empty'),
-    (np.zeros((5, 19), np.float32), 'takes 20 inputs but the calibration'),
+    (np.zeros((5, 19), np.float32), r'takes inputs of shape \(20,\) but the '
+     'calibration examples have 19 values'),
     (np.full((5, 20), np.nan, np.float32), 'NaN/Inf'),
     (np.array(['a'] * 20).reshape(1, 20), 'holds <U1 values'),
 ], ids=['empty', 'width', 'nan', 'strings'])
 def test_bad_calibration_is_refused(method, calibration, match):
   with pytest.raises(TfpruneError, match=match) as e:
-    _METHODS[method](_NET, 50, [0], calibration)
+    _METHODS[method](_GRAPH, 50, ['layer_1'], calibration)
   assert '\n' not in str(e.value)
 
 
@@ -281,14 +300,13 @@ def test_bad_calibration_is_refused(method, calibration, match):
 @pytest.mark.parametrize('bad', [-1, 100.5, float('nan'), '50', None, True])
 def test_bad_level_is_refused(method, bad):
   with pytest.raises(TfpruneError, match=r'k must be .*\[0, 100\]'):
-    _METHODS[method](_NET, bad, [0], _calibration())
+    _METHODS[method](_GRAPH, bad, ['layer_1'], _calibration())
 
 
 @pytest.mark.parametrize('method', METHODS)
-@pytest.mark.parametrize('layer', [3, -1, 1.0, True])
-def test_bad_layer_index_is_refused(method, layer):
-  with pytest.raises(TfpruneError, match='not a layer of this 3-layer network'):
-    _METHODS[method](_NET, 50, [layer], _calibration())
+def test_a_node_without_kernel_is_refused(method):
+  with pytest.raises(TfpruneError, match='node relu_1 .* has no kernel to prune'):
+    _METHODS[method](_GRAPH, 50, ['relu_1'], _calibration())
 
 
 @pytest.mark.parametrize('kwargs, match', [
@@ -299,7 +317,8 @@ def test_bad_layer_index_is_refused(method, layer):
 ])
 def test_bad_obs_settings_are_refused(kwargs, match):
   with pytest.raises(TfpruneError, match=match):
-    reconstruction.prune_obs(_NET, 50, [0], _calibration(), **kwargs)
+    graph_reconstruction.prune_obs(_GRAPH, 50, ['layer_1'], _calibration(),
+                                   **kwargs)
 
 
 @pytest.mark.parametrize('args, match', [
@@ -323,8 +342,3 @@ def test_wanda_mask_of_the_wrong_shape_is_refused():
 def test_bad_calibration_size_is_refused(size):
   with pytest.raises(TfpruneError, match='calibration size must be a positive'):
     reconstruction.calibration_inputs(np.zeros((10, 4)), size)
-
-
-def test_network_type_is_kept():
-  pruned = reconstruction.prune_obs(_NET, 50, [0], _calibration())
-  assert isinstance(pruned, Network) and pruned.num_layers == 3

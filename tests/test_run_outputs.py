@@ -21,7 +21,7 @@ from tfprune.graph import weights
 
 def _inputs(tmp_path):
   folder = tmp_path / 'w'
-  weights.save(folder, helpers.random_network(((784, 16), (16, 10))),
+  weights.save(folder, helpers.random_chain(((784, 16), (16, 10))),
                {'model': 'mlp', 'dataset': 'mnist'})
   return str(folder), str(helpers.write_dataset(tmp_path / 'data'))
 

@@ -67,7 +67,7 @@ def test_every_layer_but_the_output_is_in_a_pruned_group(name):
 def test_exact_counts_and_compacted_equals_masked(name, k):
   graph = graph_of(name)
   analysis = groups_lib.analyse(graph)
-  removed = channel_pruning.select(graph, analysis, 'l2', k)
+  removed = channel_pruning.select(graph, analysis, 'unit', k)
   masked = channel_pruning.mask(graph, analysis, removed)
   small = graph_compaction.compact(graph, analysis, removed)
   for group in analysis.groups:
@@ -143,7 +143,7 @@ def test_importances_and_levels():
   with pytest.raises(TfpruneError, match='unknown pruning method'):
     channel_pruning.select(graph, groups_lib.analyse(graph), 'nope', 50)
   with pytest.raises(TfpruneError, match='k must be in'):
-    channel_pruning.select(graph, groups_lib.analyse(graph), 'l2', 120)
+    channel_pruning.select(graph, groups_lib.analyse(graph), 'unit', 120)
 
 
 def test_channel_mixing_ops_are_refused_naming_the_node():
@@ -160,7 +160,7 @@ def test_channel_mixing_ops_are_refused_naming_the_node():
   with pytest.raises(TfpruneError, match=r'would remove no channel: every '
                      r'channel group is kept \(d1: norm \(layer_norm\) '
                      r'normalises over the channels'):
-    channel_pruning.select(Graph(nodes, 'd2', (4,)), analysis, 'l2', 50)
+    channel_pruning.select(Graph(nodes, 'd2', (4,)), analysis, 'unit', 50)
 
 
 # Loading a file in plain Keras depends on its layers' classes and

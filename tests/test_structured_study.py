@@ -175,7 +175,8 @@ def test_validation_split_needs_training_images_left():
 
 @pytest.mark.parametrize('change, message', [
     ({'k': 120}, 'k must be in [0, 100], got 120'),
-    ({'importance': 'l3'}, 'importance must be one of l2, l1, bn_gamma'),
+    ({'importance': 'l3'}, 'importance must be one of unit, unit_l1, unit_bn, '
+     'filter_l1, l2, l1, bn_gamma, got'),
     ({'finetune_epochs': -1}, 'finetune_epochs must be >= 0, got -1'),
     ({'dataset': 'penguins'}, 'needs images'),
     ({'validation_size': 0}, 'validation_size must be at least 1, got 0'),
@@ -190,6 +191,16 @@ def test_validation_split_needs_training_images_left():
 def test_config_is_validated(change, message):
   with pytest.raises(TfpruneError, match=message.replace('[', r'\[').replace(']', r'\]')):
     structured_resnet.StructuredConfig(out_dir='x', **change)
+
+
+@pytest.mark.parametrize('former, name', sorted(
+    structured_config.RENAMED_IMPORTANCES.items()))
+def test_former_importance_names_are_read_as_the_registry_names(former, name):
+  # Configs saved before the one registry (img/structured_resnet: 'l2') resume.
+  config = structured_resnet.StructuredConfig(out_dir='x', importance=former)
+  assert config.importance == name
+  assert config == structured_resnet.StructuredConfig(out_dir='x',
+                                                       importance=name)
 
 
 def test_bad_rates_are_refused_in_one_line():

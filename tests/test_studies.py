@@ -16,13 +16,14 @@ from tests import helpers
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
 from tfprune.keras_io import models
+from tfprune.keras_io import trace
 from experiments.studies import study_resnet
 
 
 def _untrained(tmp_path, name):
   folder = tmp_path / name
-  network = models.to_network(models.get(name)((28, 28, 1), 10))
-  weights.save(folder, network, {'model': name})
+  model = models.get(name)((28, 28, 1), 10)
+  weights.save(folder, trace.trace(model).graph, {'model': name})
   return folder
 
 
@@ -93,7 +94,7 @@ def test_iterative_schedule_prunes_step_fraction_of_the_remaining():
 def test_study_c_on_mock_cifar10(tmp_path):
   # What is checked here is the tfds path and the pruning under masks through
   # retraining, not the dense training (epochs=0) or the saved networks:
-  # test_resnet_network's test_study_c_networks_score_like_keras trains the
+  # test_resnet_folder's test_study_c_networks_score_like_keras trains the
   # dense network and scores every saved network.
   tfds = pytest.importorskip('tensorflow_datasets')
   config = study_resnet.StudyCConfig(

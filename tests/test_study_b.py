@@ -15,11 +15,13 @@ import pytest
 import tensorflow_model_optimization as tfmot
 
 from tests import helpers
+from tfprune.criteria import importances
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.keras_io import trace
 from experiments.studies import lenet_config
 from experiments.studies import lenet_cycles
 from tfprune.training import finetune
@@ -198,7 +200,7 @@ def test_timing_only_script_writes_one_row_per_level(tmp_path, mnist_slice_dir,
   # 1,000 test images (the shared slice): the rows, their FLOPs ratios and
   # the file do not depend on how many images each timed pass covers.
   folder = tmp_path / 'lenet5'
-  weights.save(folder, models.to_network(_lenet()), {'model': 'lenet5'})
+  weights.save(folder, trace.trace(_lenet()).graph, {'model': 'lenet5'})
   code, _, err = helpers.run_main(
       'study_b', '--timing_only', f'--weights_dir={folder}', '--levels=50,90',
       '--timing_repeats=1', f'--out_dir={tmp_path / "b"}',
@@ -223,4 +225,4 @@ def test_unknown_arm_lists_the_valid_ones():
   with pytest.raises(TfpruneError, match='random, l1, structured_l1'):
     lenet_config.criterion('obs')
   assert {lenet_config.criterion(m) for m in lenet_config.ARMS} <= set(
-      pruning.PRUNERS)
+      importances.REGISTRY)

@@ -17,7 +17,6 @@ from tfprune.data import datasets
 from tfprune.drivers import folder_graph
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
-from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.reports import plots
 
@@ -51,7 +50,8 @@ def test_rows_report_exact_sparsity_and_nonzero_counts(
   rows = sweep.sweep(config, folder_graph.to_graph(prebuilt), slice_test,
                      on_pruned=lambda method, k, graph: saved.append(graph))
   shapes = helpers.MLP_SHAPES if prune_output_layer else helpers.MLP_SHAPES[:-1]
-  dense_params = sum(a.size for a in prebuilt.network.kernels + prebuilt.network.biases)
+  dense_kernels, dense_biases = helpers.stored_arrays(prebuilt.graph)
+  dense_params = sum(a.size for a in dense_kernels + dense_biases)
   for row, graph in zip(rows, saved, strict=True):
     if method in ('weight', 'random'):
       pruned = sum((int(row.k * 10) * r * c) // 1000 for r, c in shapes)
@@ -72,9 +72,9 @@ def test_rows_report_exact_sparsity_and_nonzero_counts(
       assert row.nonzero_params < dense_params - pruned
   # Oracle: the dense chain by numpy.
   h = slice_test.images.reshape(len(slice_test), -1).astype(np.float64)
-  for i, (w, b) in enumerate(zip(prebuilt.network.kernels, prebuilt.network.biases)):
+  for i, (w, b) in enumerate(zip(dense_kernels, dense_biases)):
     h = h @ w + b
-    h = np.maximum(h, 0) if i < len(prebuilt.network.kernels) - 1 else h
+    h = np.maximum(h, 0) if i < len(dense_kernels) - 1 else h
   assert rows[0].accuracy == np.mean(h.argmax(axis=1) == slice_test.labels)
 
 
@@ -107,7 +107,8 @@ def test_without_biases_the_dense_network_scores_differently(prebuilt, slice_tes
                                    folder_graph.to_graph(prebuilt, b), slice_test)[0]
                        for b in (True, False))
   assert with_b.accuracy != without_b.accuracy
-  assert without_b.nonzero_params == sum(k.size for k in prebuilt.network.kernels)
+  assert without_b.nonzero_params == sum(
+      k.size for k in helpers.stored_arrays(prebuilt.graph)[0])
 
 
 def test_plot_redraws_from_csv_alone(tmp_path):
@@ -169,7 +170,7 @@ def test_failed_run_keeps_earlier_results(tmp_path, data_dir):
 def _tiny_sweep_inputs(tmp_path):
   """A small MNIST-shaped weight folder and 20 images."""
   folder = tmp_path / 'w'
-  weights.save(folder, helpers.random_network(((784, 100), (100, 10))),
+  weights.save(folder, helpers.random_chain(((784, 100), (100, 10))),
                {'model': 'mlp', 'dataset': 'mnist'})
   return str(folder), str(helpers.write_dataset(tmp_path / 'data'))
 
@@ -253,10 +254,10 @@ def test_weights_for_another_dataset_shape_are_refused(tmp_path, slice_test):
   config = sweep.SweepConfig('w', 'o')
   with pytest.raises(TfpruneError, match=r'examples of shape \(28, 28, 1\) but '
                      r'the model takes \(12,\)'):
-    sweep.sweep(config, network_graph.to_graph(helpers.random_network(((12, 10),))),
+    sweep.sweep(config, helpers.random_chain(((12, 10),)),
                 slice_test)
   with pytest.raises(TfpruneError, match=r'y_test\[0\] is 7 but the model has 3 outputs'):
-    sweep.sweep(config, network_graph.to_graph(helpers.random_network(((784, 3),))),
+    sweep.sweep(config, helpers.random_chain(((784, 3),)),
                 slice_test)
 
 

@@ -10,6 +10,7 @@ from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph import weights
 from tfprune.keras_io import models
+from tfprune.keras_io import trace
 from tfprune.training import training
 
 
@@ -26,7 +27,8 @@ def test_one_epoch_on_real_mnist_writes_a_folder_that_evaluates(data_dir, tmp_pa
                                 train_limit=2000, data_dir=data_dir)
   result = training.train(config, command='pytest', verbose=0)
   folder = weights.load(tmp_path / 'w')
-  assert [k.shape for k in folder.network.kernels] == list(helpers.MLP_SHAPES)
+  kernels, biases = helpers.stored_arrays(folder.graph)
+  assert [k.shape for k in kernels] == list(helpers.MLP_SHAPES)
   assert folder.manifest['training']['train_limit'] == 2000
   assert folder.manifest['train_examples'] == 2000
   assert folder.manifest['command'] == 'pytest'
@@ -37,8 +39,7 @@ def test_one_epoch_on_real_mnist_writes_a_folder_that_evaluates(data_dir, tmp_pa
   test = datasets.load('mnist', 'test', data_dir)
   # The oracle: numpy on the saved arrays, not the evaluator that wrote it.
   acc = float(np.mean(helpers.numpy_chain_logits(
-      folder.network.kernels, folder.network.biases, test.images).argmax(1)
-      == test.labels))
+      kernels, biases, test.images).argmax(1) == test.labels))
   assert acc == folder.manifest['test_accuracy'] == pytest.approx(
       result.evaluator_accuracy, abs=1e-6)
   assert acc == pytest.approx(result.keras_accuracy, abs=1e-3)
@@ -46,7 +47,7 @@ def test_one_epoch_on_real_mnist_writes_a_folder_that_evaluates(data_dir, tmp_pa
 
 
 def test_existing_folder_is_refused_before_training(tmp_path):
-  weights.save(tmp_path / 'w', helpers.random_network())
+  weights.save(tmp_path / 'w', helpers.random_chain())
   before = (tmp_path / 'w' / 'weight-1.npy').read_bytes()
   config = training.TrainConfig(weights_dir=str(tmp_path / 'w'),
                                 data_dir=str(tmp_path / 'no-data'))
@@ -69,15 +70,15 @@ def test_bad_training_config_is_refused(field, value, pattern):
     training.TrainConfig(weights_dir='x', **{field: value})
 
 
-def test_keras_weights_round_trip_through_network():
+def test_keras_weights_round_trip_through_a_folder_graph():
   model = models.build_mlp((28, 28, 1), 10)
-  net = helpers.random_network(helpers.MLP_SHAPES)
-  models.load_network(model, net)
-  back = models.to_network(model)
-  for a, b in zip(back.kernels + back.biases, net.kernels + net.biases):
+  graph = helpers.random_chain(helpers.MLP_SHAPES)
+  models.with_weights(model, graph)
+  back = helpers.stored_arrays(trace.trace(model).graph)
+  for a, b in zip(sum(back, []), sum(helpers.stored_arrays(graph), [])):
     np.testing.assert_array_equal(a, b)
 
 
 def test_loading_weights_of_another_architecture_names_the_layer():
   with pytest.raises(TfpruneError, match='has 5 dense layers but the weights have 3'):
-    models.load_network(models.build_mlp((28, 28, 1), 10), helpers.random_network())
+    models.with_weights(models.build_mlp((28, 28, 1), 10), helpers.random_chain())

@@ -16,13 +16,12 @@ import pytest
 from tests import helpers
 from tests import keras_zoo
 from tfprune.criteria import graph_pruning
-from tfprune.criteria import methods
+from tfprune.criteria import importances
 from tfprune.criteria import pruning
 from tfprune.drivers import graph_sweep
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
-from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.keras_compat import keras
 from tfprune.keras_io import importer
@@ -143,26 +142,33 @@ def test_unit_bn_without_batch_norm_is_refused_naming_the_method():
     channel_pruning.prune_graph(graph, 'unit_bn', 50, graph_pruning.prunable(graph))
 
 
-def test_unit_l1_on_a_dense_chain_equals_its_graph():
-  folder = weights.load(str(helpers.PREBUILT))
-  network = folder.network
-  graph = network_graph.to_graph(network)
-  layers = pruning.prunable_layers(network.num_layers)
+def test_unit_l1_on_a_dense_chain_ranks_column_and_next_row():
+  # Oracle by numpy: a hidden unit's score is the L1 norm of its kernel
+  # column and of its row of the next kernel; the floor(k*m/100) lowest go
+  # (at most m - 1, ties to the lower index).
+  graph = weights.load(str(helpers.PREBUILT)).graph
+  kernels, _ = helpers.stored_arrays(graph)
   names = graph_pruning.prunable(graph)
   for k in (0, 30, 50, 70, 90, 99, 100):
-    chain = methods.prune('unit_l1', network, k, layers)
-    coupled = channel_pruning.prune_graph(graph, 'unit_l1', k, names)
-    for i, kernel in enumerate(chain.kernels):
+    pruned = channel_pruning.prune_graph(graph, 'unit_l1', k, names)
+    for i, name in enumerate(names):
+      w = kernels[i].astype(np.float64)
+      scores = np.abs(w).sum(axis=0) + np.abs(kernels[i + 1]).astype(
+          np.float64).sum(axis=1)
+      count = min(pruning.prune_count(k, w.shape[1]), w.shape[1] - 1)
+      removed = np.sort(np.argsort(scores, kind='stable')[:count])
+      keep = np.ones(w.shape[1], bool)
+      keep[removed] = False
       np.testing.assert_array_equal(
-          kernel, coupled.node(f'layer_{i + 1}').params['kernel'])
+          pruned.node(name).params['kernel'], np.where(keep, kernels[i], 0))
   # Not the column-L1 rule of one kernel alone: the next layer's rows count.
-  alone = pruning.get('filter_l1')(network.kernels[0], 50)
-  assert not np.array_equal(alone, methods.prune(
-      'unit_l1', network, 50, layers).kernels[0] != 0)
+  alone = importances.get('filter_l1').kernel_mask(kernels[0], 50)
+  assert not np.array_equal(alone, channel_pruning.prune_graph(
+      graph, 'unit_l1', 50, names).node(names[0]).params['kernel'] != 0)
 
 
 @pytest.mark.parametrize('method', [m for m in COUPLED
-                                    if not methods.get(m).per_layer])
+                                    if not importances.get(m).per_layer])
 def test_per_layer_allocation_of_a_cross_layer_rank_is_refused(method):
   with pytest.raises(TfpruneError, match=(
       f'^--allocation=erk gives each layer its own level, but {method} ranks '
@@ -218,7 +224,7 @@ def test_sweep_of_the_mlp_folder_scores_unit_l1_as_its_graph(tmp_path, data_dir,
                              data_dir=data_dir,
                              methods=('unit_l1',), levels=(50,))
   row, = sweep.run(config)
-  graph = network_graph.to_graph(weights.load(str(helpers.PREBUILT)).network)
+  graph = weights.load(str(helpers.PREBUILT)).graph
   pruned = channel_pruning.prune_graph(graph, 'unit_l1', 50,
                                        graph_pruning.prunable(graph))
   accuracy = evaluator.Evaluator(graph).accuracy(

@@ -9,16 +9,15 @@ from tests import helpers
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
 from tfprune.graph import weights
-from tfprune.graph.network import Network
 from tfprune.transforms import biases as biases_lib
 
 
 def test_save_then_load_round_trips_with_manifest(tmp_path):
-  net = helpers.random_network()
-  saved = weights.save(tmp_path / 'w', net, {'model': 'test'})
+  graph = helpers.random_chain()
+  saved = weights.save(tmp_path / 'w', graph, {'model': 'test'})
   loaded = weights.load(tmp_path / 'w')
-  for a, b in zip(loaded.network.kernels + loaded.network.biases,
-                  net.kernels + net.biases):
+  for a, b in zip(sum(helpers.stored_arrays(loaded.graph), []),
+                  sum(helpers.stored_arrays(graph), [])):
     np.testing.assert_array_equal(a, b)
   assert loaded.manifest['model'] == 'test'
   assert loaded.manifest['layers'][1]['kernel_shape'] == [8, 6]
@@ -36,17 +35,17 @@ def test_original_layout_without_manifest_loads(tmp_path):
     np.save(tmp_path / f'bias-{i}.npy', np.zeros(shape[1], np.float32))
   folder = weights.load(tmp_path)
   assert folder.manifest is None
-  assert [k.shape for k in folder.network.kernels] == list(helpers.MLP_SHAPES)
+  assert [k.shape for k in helpers.stored_arrays(folder.graph)[0]] == list(
+      helpers.MLP_SHAPES)
 
 
 def test_save_refuses_to_overwrite_existing_weights(tmp_path):
-  net = helpers.random_network()
-  weights.save(tmp_path / 'w', net)
+  weights.save(tmp_path / 'w', helpers.random_chain())
   before = (tmp_path / 'w' / 'weight-1.npy').read_bytes()
   with pytest.raises(TfpruneError, match='already exists.*--overwrite'):
-    weights.save(tmp_path / 'w', helpers.random_network(seed=1))
+    weights.save(tmp_path / 'w', helpers.random_chain(seed=1))
   assert (tmp_path / 'w' / 'weight-1.npy').read_bytes() == before
-  weights.save(tmp_path / 'w', helpers.random_network(seed=1), overwrite=True)
+  weights.save(tmp_path / 'w', helpers.random_chain(seed=1), overwrite=True)
   assert (tmp_path / 'w' / 'weight-1.npy').read_bytes() != before
   assert [p.name for p in tmp_path.iterdir()] == ['w']  # no temporary left
 
@@ -135,7 +134,7 @@ BROKEN = {
 def test_broken_folder_gives_one_line_error_naming_the_file(tmp_path, name):
   breaker, pattern = BROKEN[name]
   folder = tmp_path / 'w'
-  weights.save(folder, helpers.random_network())
+  weights.save(folder, helpers.random_chain())
   breaker(folder)
   with pytest.raises(TfpruneError, match=pattern) as info:
     weights.load(folder)
@@ -154,13 +153,29 @@ def test_folder_without_weights_is_refused(tmp_path, make):
     weights.load(folder)
 
 
-def test_network_arrays_are_read_only_copies():
-  kernel = np.ones((3, 2), np.float32)
-  net = Network((kernel,), (np.zeros(2, np.float32),))
-  kernel[0, 0] = 5
-  assert net.kernels[0][0, 0] == 1
-  with pytest.raises(ValueError):
-    net.kernels[0][0, 0] = 7
+@pytest.mark.parametrize('name', ['mlp-mnist', 'lenet5-mnist',
+                                  'fashion_cnn-fashion_mnist'])
+def test_a_loaded_folder_saves_as_the_same_files(tmp_path, name):
+  """The folder's graph holds everything it stores: saved again, every array
+  file and every layer entry of the manifest is the same."""
+  source = helpers.REPO / 'weights' / name
+  loaded = weights.load(source)
+  again = weights.save(tmp_path / 'w', loaded.graph)
+  for file in loaded.sha256:
+    assert (tmp_path / 'w' / file).read_bytes() == (source / file).read_bytes()
+  assert again.sha256 == loaded.sha256
+  for key in ('format', 'layers', 'input_shape'):
+    assert again.manifest.get(key) == loaded.manifest.get(key), key
+
+
+def test_float64_arrays_load_as_float32(tmp_path):
+  weights.save(tmp_path / 'w', helpers.random_chain())
+  kernel = np.load(tmp_path / 'w' / 'weight-1.npy')
+  (tmp_path / 'w' / weights.MANIFEST).unlink()
+  np.save(tmp_path / 'w' / 'weight-1.npy', kernel.astype(np.float64))
+  graph = weights.load(tmp_path / 'w').graph
+  assert all(a.dtype == np.float32 for n in graph.nodes for a in n.params.values())
+  np.testing.assert_array_equal(helpers.stored_arrays(graph)[0][0], kernel)
 
 
 @pytest.mark.parametrize('use_biases', [True, False], ids=['biases', 'no-biases'])

@@ -12,13 +12,21 @@ from typing import Sequence
 
 import numpy as np
 
+from tfprune.criteria import importances
 from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.keras_io import models
-from tfprune.transforms import channel_pruning
 
 DEFAULT_RATES = (1e-3, 2e-3, 4e-3)
+# The study's former names of the registry's channel criteria, as configs and
+# commands written before the one registry give them: read as the new names.
+RENAMED_IMPORTANCES = {'l2': 'unit', 'l1': 'unit_l1', 'bn_gamma': 'unit_bn'}
+
+
+def importance_choices() -> list[str]:
+  """`--importance` values: the registry's channel criteria, then the former names."""
+  return [*importances.names(removes_channels=True), *RENAMED_IMPORTANCES]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +39,9 @@ class StructuredConfig:
     data_dir: local IDX data folder (None: `$TFPRUNE_DATA_DIR`, then tfds).
     width: ResNet-18 width multiplier.
     k: percentage of every channel group removed, in [0, 100].
-    importance: channel score, a key of `channel_pruning.IMPORTANCE`.
+    importance: channel score, a channel criterion of the registry
+      (`importances.REGISTRY`); a former name ('l2', 'l1', 'bn_gamma') is read
+      as its new one (`RENAMED_IMPORTANCES`).
     train_limit: first N training examples (None: all); the last
       `validation_size` of them are the validation split.
     test_limit: first N test examples (None: all).
@@ -60,7 +70,7 @@ class StructuredConfig:
   data_dir: str | None = None
   width: float = 0.25
   k: float = 50.0
-  importance: str = 'l2'
+  importance: str = 'unit'
   train_limit: int | None = None
   test_limit: int | None = None
   validation_size: int = 5000
@@ -81,9 +91,11 @@ class StructuredConfig:
     models.check_fits('resnet18', datasets.get(self.dataset).image_shape,
                       self.dataset)
     pruning.check_level(self.k, hint=': pass e.g. --k=50')
-    if self.importance not in channel_pruning.IMPORTANCE:
+    object.__setattr__(self, 'importance', RENAMED_IMPORTANCES.get(
+        self.importance, self.importance))
+    if self.importance not in importances.names(removes_channels=True):
       raise TfpruneError(f'importance must be one of '
-                         f'{", ".join(channel_pruning.IMPORTANCE)}, got '
+                         f'{", ".join(importance_choices())}, got '
                          f'{self.importance!r}')
     if not self.width > 0:
       raise TfpruneError(f'width must be positive, got {self.width}')

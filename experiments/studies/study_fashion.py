@@ -100,21 +100,21 @@ def _load(config: StudyAConfig):
   weights.check_made_for(folder, config.weights_dir, config.dataset,
                          'fashion_cnn')
   spec = datasets.get(config.dataset)
-  if not _fits(folder.network, spec):
+  if not _fits(folder, spec):
     raise TfpruneError(
         f'the weights in {config.weights_dir} do not fit a fashion_cnn for '
-        f'{config.dataset} (input {folder.network.input_shape}, '
-        f'{folder.network.output_dim} outputs): pass fashion_cnn weights '
+        f'{config.dataset} (input {folder.graph.input_shape}, '
+        f'{folder.graph.output_shape[-1]} outputs): pass fashion_cnn weights '
         f'trained on {config.dataset}')
   model = models.get('fashion_cnn')(spec.image_shape, spec.num_classes)
-  models.load_network(model, folder.network)
+  models.with_weights(model, folder.graph)
   return model, from_keras(model)
 
 
-def _fits(network, spec: datasets.DatasetSpec) -> bool:
-  return (network.specs is not None
-          and tuple(network.input_shape) == tuple(spec.image_shape)
-          and network.output_dim == spec.num_classes)
+def _fits(folder: weights.WeightFolder, spec: datasets.DatasetSpec) -> bool:
+  return (not folder.dense_chain
+          and tuple(folder.graph.input_shape) == tuple(spec.image_shape)
+          and folder.graph.output_shape[-1] == spec.num_classes)
 
 
 def global_oneshot(graph: Graph, k: float) -> tuple[Graph, float]:

@@ -6,7 +6,7 @@ with TF-MOT: cycle c wraps the pruned layers (conv1, conv2, fc1, fc2; not the
 output layer) with `tfmot.sparsity.keras.prune_low_magnitude`, finetunes
 (Adam, `finetune.fit`, with `UpdatePruningStep`) and strips the wrappers
 (`strip_pruning`); the plain model goes on to the next cycle, and after the
-last one `models.to_network` makes it a `Network`. The level of cycle c is
+last one it is imported as a graph. The level of cycle c is
 k·c/K:
 
 - l1: TF-MOT's own per-layer magnitude pruning, one mask update on the
@@ -94,7 +94,7 @@ def lenet_graph(config: StudyBConfig) -> tuple[keras.Model, Graph]:
   folder = weights.load(config.weights_dir)
   spec = datasets.get('mnist')
   model = models.get('lenet5')(spec.image_shape, spec.num_classes)
-  models.load_network(model, folder.network)
+  models.with_weights(model, folder.graph)
   return model, from_keras(model)
 
 

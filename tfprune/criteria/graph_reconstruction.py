@@ -1,7 +1,7 @@
 """Data-aware one-shot pruning of any graph: Wanda and OBS, node after node.
 
-The graph versions of `reconstruction.prune_wanda` and `prune_obs`, with the
-same semantics: the chosen nodes are pruned in topological order, each one's
+Wanda (`reconstruction.wanda_mask`) and OBS (described in `reconstruction`)
+on any graph: the chosen nodes are pruned in topological order, each one's
 inputs computed on the calibration examples through the graph pruned so far
 and, for OBS, its target the dense graph's pre-activation of that node. The
 forward passes run in float64, in chunks of examples. A node's inputs become
@@ -69,8 +69,8 @@ def prune_obs(graph: Graph, k: float | Mapping[str, float],
               block_size: int = reconstruction.DEFAULT_BLOCK_SIZE) -> Graph:
   """`graph` with the kernels (and biases) of `names` pruned and re-fitted by OBS.
 
-  Args as `prune_wanda`, and `damping`, `block_size` as
-  `reconstruction.prune_obs`.
+  Args as `prune_wanda`, and `damping`, `block_size` as described in
+  `reconstruction`.
 
   Returns:
     The pruned graph: pruned weights are exactly 0.0.

@@ -12,15 +12,11 @@ Ties are broken deterministically: among equal scores the lower flat index
 import fractions
 import math
 import numbers
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
-from tfprune import registry
 from tfprune.errors import TfpruneError
-from tfprune.graph.network import Network
-
-MaskFn = Callable[..., np.ndarray]
 
 
 def check_level(k: float, name: str = 'k', high: float = 100,
@@ -184,31 +180,6 @@ def unit_l1_mask(weights: np.ndarray, k: float,
   return keep if mask is None else keep & np.asarray(mask, dtype=bool)
 
 
-# The pure mask functions: (weights, k, mask) -> new mask, under the names of
-# the registry's criteria they compute on one kernel (`importances`); the
-# training loops (lottery, TF-MOT rounds) call them directly.
-PRUNERS: dict[str, MaskFn] = {
-    'weight': weight_magnitude_mask,
-    'unit': unit_l2_mask,
-    'random': random_mask,
-    'filter_l1': unit_l1_mask,
-}
-
-
-def get(name: str) -> MaskFn:
-  """Returns the pruning criterion called `name`.
-
-  Raises:
-    ValueError: `name` is not in `PRUNERS`.
-  """
-  return registry.lookup(PRUNERS, name, 'pruning method')
-
-
-def prunable_layers(num_layers: int, prune_output_layer: bool = False) -> list[int]:
-  """0-based indices of the layers pruned: hidden layers, plus the output one."""
-  return list(range(num_layers if prune_output_layer else num_layers - 1))
-
-
 def layer_level(k: 'float | Mapping[Any, float]', layer) -> float:
   """The level of `layer`: `k` itself, or `k[layer]` for per-layer levels.
 
@@ -216,20 +187,3 @@ def layer_level(k: 'float | Mapping[Any, float]', layer) -> float:
   number is the same level for every layer.
   """
   return k[layer] if isinstance(k, Mapping) else k
-
-
-def network_masks(network: Network, method: str,
-                  k: 'float | Mapping[int, float]',
-                  layers: Sequence[int]) -> list[np.ndarray | None]:
-  """One mask per layer of `network`: `method` at level `k` on `layers`.
-
-  `k` is one level, or a mapping from layer index to that layer's level.
-  Layers not in `layers` get None (kept whole).
-  """
-  criterion = get(method)
-  chosen = set(layers)
-  # `random` draws layer i's mask with seed i, so equal shapes differ.
-  seeded = {'seed': None} if method == 'random' else {}
-  return [criterion(kernel, layer_level(k, i), **{k_: i for k_ in seeded})
-          if i in chosen else None
-          for i, kernel in enumerate(network.kernels)]

@@ -13,8 +13,6 @@ and outputs (a user's `.npz` of `x_test_<input>`, `y_test_<output>` arrays);
 import dataclasses
 from typing import Any, Mapping, Sequence
 
-import numpy as np
-
 from tfprune.data import checks
 from tfprune.data import datasets
 from tfprune.data import provenance
@@ -108,15 +106,6 @@ def examples(value, index):
   if isinstance(value, Mapping):
     return {name: np.asarray(array)[index] for name, array in value.items()}
   return np.asarray(value)[index]
-
-
-def fits_flat(split: datasets.Split | None, input_dim: int, num_outputs: int,
-              source: str, which: str = 'test') -> None:
-  """`fits` for a dense chain, which reads each example flattened to `input_dim`."""
-  if split is not None:
-    shape = split.images.shape[1:]
-    fits(split, shape if int(np.prod(shape)) == input_dim else (input_dim,),
-         num_outputs, source, which)
 
 
 def fits_model(split: datasets.Split | None,

@@ -8,7 +8,7 @@ weight-level method with that pattern: those rows are named `<method>-N:M`
 (e.g. `weight-2:4`) and their k is 100·(M−N)/M.
 
 Layers are named as in the graph: a weight folder's 0-based layer i is
-`layer_<i+1>` (`network_graph`), a Keras model's layers by their Keras names.
+`layer_<i+1>` (`folder_layers`), a Keras model's layers by their Keras names.
 `GraphPruner` prunes one point (and corrects its biases with
 `bias_correction`).
 """

@@ -1,5 +1,8 @@
-"""The gradual study on any graph: a user's model or a registry CNN, fine-tuned through TF-MOT or Keras 3.
+"""The gradual study on any graph: a user's model or a weight folder, fine-tuned through TF-MOT or Keras 3.
 
+A weight folder (the MLP, LeNet-5, the Fashion CNN) starts as its registry
+model with the folder's weights, imported as a graph; its runs also write
+the pruned `weights/` folder, and its `.tflite` is that registry model's.
 The engine is the config's, else chosen by the starting model's framework
 (`engine`): 'tfmot' fine-tunes the graph's tf_keras twin, TF-MOT wrapping
 its Dense and Conv2D layers and `graph_gradual` masking the depthwise
@@ -30,6 +33,7 @@ from tfprune.criteria import graph_pruning
 from tfprune.data import datasets
 from tfprune.data import provenance
 from tfprune.data import source as data_source
+from tfprune.drivers import folder_graph
 from tfprune.drivers import graph_sweep
 from tfprune.drivers import model_checks
 from tfprune.drivers import sweep
@@ -122,10 +126,16 @@ def start_graph(config: GradualConfig, start: weights.WeightFolder | None,
   registry model (dropout and all) with the folder's weights."""
   if start is None:
     return model_checks.import_model(config.model_file, test_split.images)[0]
+  return importer.from_keras(registry_model(config, start.graph),
+                             data=test_split.images[:16])
+
+
+def registry_model(config: GradualConfig, graph: Graph) -> keras.Model:
+  """A weight folder's registry model (`config.model`) with `graph`'s weights:
+  what the folder's `model.tflite` exports (its `weights/` hold the same)."""
   spec = datasets.get(config.dataset)
-  model = models.load_network(
-      models.get(config.model)(spec.image_shape, spec.num_classes), start.network)
-  return importer.from_keras(model, data=test_split.images[:16])
+  return models.with_weights(
+      models.get(config.model)(spec.image_shape, spec.num_classes), graph)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,9 +159,13 @@ class _GraphContext:
 def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
                start: weights.WeightFolder | None, command: str | None,
                verbose: int) -> Study:
-  """`run` for a CNN weight folder or a user's model (see the module doc)."""
+  """`gradual_study.run` for a weight folder (`start`) or a user's model."""
   train_split, test_split, given = study_data(config)
   inputs = check_inputs(config, given, start)
+  if start is not None:  # a user's .npz for a dense chain may hold vectors
+    shape = datasets.get(config.dataset).image_shape
+    train_split, test_split = (_as_images(s, shape)
+                               for s in (train_split, test_split))
   graph = start_graph(config, start, test_split)
   outputs = int(np.prod(graph.output_shape))
   data_source.fits(test_split, graph.input_shape, outputs, given.name)
@@ -165,31 +179,54 @@ def run_graph(config: GradualConfig, strategy: tf.distribute.Strategy,
       tempfile.mkdtemp(prefix='tfprune-worker-'))
   check_resumable(out_dir, config, inputs)
   atomic.ensure_dir(out_dir)
+  # A user's model records the node names it prunes; a weight folder's are
+  # its layers but the output layer's (or all, with prune_output_layer).
   atomic.write_text(out_dir / CONFIG_NAME, json.dumps(
-      {'config': config_record(config), 'pruned_layers': names,
+      {'config': config_record(config),
+       **({'pruned_layers': names} if start is None else {}),
        **({'engine': chosen} if chosen == 'keras' else {}), **inputs,
        'replicas': strategy.num_replicas_in_sync,
        'tfprune_version': __version__}, indent=2) + '\n')
 
   @functools.cache
   def dense_tflite() -> int:
-    return len(tflite.convert(build_keras(graph), sparse=False))
+    dense = build_keras(graph) if start is None else registry_model(
+        config, start.graph)
+    return len(tflite.convert(dense, sparse=False))
   context = _GraphContext(config, graph, names, chosen, train_split, test_split,
                           strategy, out_dir, dense_tflite, start, command,
                           verbose, given.provenance(graph.input_shape))
   results = [_run_one_graph(context, r) for r in config.runs()]
   atomic.write_text(out_dir / RESULTS_NAME, results_csv(results))
   atomic.write_text(out_dir / TIMING_NAME, timing_json(config.runs(), out_dir))
-  levels = tuple(sorted(set(ONESHOT_LEVELS) | set(config.targets)))
-  oneshot = graph_sweep.sweep_graph(graph, (config.granularity,), levels, names,
-                                    test_split.images, test_split.labels,
-                                    sweep.SweepRow)
+  oneshot = oneshot_rows(config, graph if start is None else start.graph,
+                        test_split)
   atomic.write_text(out_dir / ONESHOT_NAME, sweep.to_csv(oneshot))
   plots.plot_gradual(out_dir / RESULTS_NAME, out_dir / ONESHOT_NAME,
                      out_dir / PLOT_NAME)
   if not chief:
     shutil.rmtree(out_dir, ignore_errors=True)
   return Study(results, oneshot)
+
+
+def _as_images(split: datasets.Split, shape) -> datasets.Split:
+  """`split` as examples of `shape` when it holds as many values per example."""
+  if (split.images.shape[1:] == tuple(shape)
+      or int(np.prod(split.images.shape[1:])) != int(np.prod(shape))):
+    return split
+  return dataclasses.replace(split,
+                             images=split.images.reshape((-1, *shape)))
+
+
+def oneshot_rows(config: GradualConfig, graph: Graph,
+                 test_split: datasets.Split) -> list[sweep.SweepRow]:
+  """One-shot pruning of the starting network at the study's and more levels:
+  the sweep's rows of `graph` (a weight folder's own graph, or the user's)."""
+  levels = tuple(sorted(set(ONESHOT_LEVELS) | set(config.targets)))
+  split = folder_graph.shaped(test_split, graph.input_shape)
+  names = graph_pruning.prunable(graph, None, config.prune_output_layer)
+  return graph_sweep.sweep_graph(graph, (config.granularity,), levels, names,
+                                 split.images, split.labels, sweep.SweepRow)
 
 
 def npz_provenance(config: GradualConfig, made_on: dict) -> dict:
@@ -262,14 +299,18 @@ def _run_one_graph(context: _GraphContext,
     ziptags.save_keras(build.to_keras(compacted), run_dir / COMPACT_KERAS_NAME,
                        context.made_on)
   if context.start is not None:  # a weight folder, for the sweep and benchmark
-    weights.save(run_dir / 'weights', models.to_network(trained.model),
-                 {**metadata, 'model': config.model,
-                  'start_weights': config.weights_dir,
-                  'start_sha256': context.start.sha256,
-                  **npz_provenance(config, context.made_on)}, overwrite=True)
+    weights.save(run_dir / 'weights', trained.graph, {
+        'model': config.model, 'dataset': config.dataset,
+        'pruning': metadata['pruning'], 'start_weights': config.weights_dir,
+        'start_sha256': context.start.sha256,
+        **{k: metadata[k] for k in ('test_accuracy', 'keras_test_accuracy',
+                                    'tfprune_version', 'command')},
+        **npz_provenance(config, context.made_on)}, overwrite=True)
   tflite_bytes = tflite_accuracy = None
   if config.export_tflite:
-    tflite_bytes, tflite_accuracy = tflite_result(trained.model, run_dir, test_split)
+    exported = trained.model if context.start is None else registry_model(
+        config, trained.graph)
+    tflite_bytes, tflite_accuracy = tflite_result(exported, run_dir, test_split)
   layers = trained.layers
   result = RunResult(
       procedure=pruning_run.procedure, granularity=pruning_run.granularity,

@@ -1,1 +1,1 @@
-"""The network graph: the one DAG of op nodes (`ir`, `ops`), its evaluator (`evaluator`) and file format (`io`); the older arrays-and-specs `Network` (`network`, `layers`) and `.npy` weight folders (`weights`), with `network_graph` to turn one into the other."""
+"""The network graph: the one DAG of op nodes (`ir`, `ops`), its evaluator (`evaluator`) and file format (`io`); and the `.npy` weight folders (`weights`), which load as graphs (`folder_layers`, with the layer specs of `layers`)."""

@@ -1,4 +1,4 @@
-"""Layer kinds of a `Network` beyond a dense chain: conv, pooling, batch norm, DAGs.
+"""Layer kinds of a weight folder beyond a dense chain: conv, pooling, batch norm, DAGs.
 
 A `LayerSpec` says how one weight layer (a kernel and its bias) computes:
 
@@ -10,8 +10,8 @@ A `LayerSpec` says how one weight layer (a kernel and its bias) computes:
 Conv kernels are (height, width, in_channels, filters) as in Keras, images
 are channels last. Batch-norm parameters are stored per layer as one (4, units)
 array with rows gamma, beta, moving mean and moving variance; the spec holds
-its epsilon (None: the layer has no batch norm). A network without specs is a
-dense chain, exactly as before; specs at the defaults of `source`,
+its epsilon (None: the layer has no batch norm). A folder without specs is a
+dense chain (the original layout); specs at the defaults of `source`,
 `residual`, `relu` and `global_pool` are the sequential chain of conv and
 dense layers, whose manifests do not mention these fields.
 

@@ -20,7 +20,7 @@ import numpy as np
 from tfprune import ziptags
 from tfprune.errors import TfpruneError
 from tfprune.graph import io as graph_io
-from tfprune.graph import network_graph
+from tfprune.graph import folder_layers
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import thaw
 
@@ -115,7 +115,7 @@ def _dense_export_graph(arrays: dict[str, np.ndarray]
   if not kernels:
     raise ValueError('no layers')
   metadata = json.loads(str(arrays['metadata']))
-  return network_graph.layers_graph(kernels, biases), metadata
+  return folder_layers.layers_graph(kernels, biases), metadata
 
 
 def made_for_dataset(metadata: dict[str, Any]) -> str | None:

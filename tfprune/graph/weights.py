@@ -1,11 +1,14 @@
-"""The `.npy` weight folder: `weight-i.npy` (kernel, (in, out)) and `bias-i.npy`.
+"""The `.npy` weight folder: `weight-i.npy` (kernel, (in, out)) and `bias-i.npy`, loaded as a `Graph`.
 
 This is the layout of the original pruning project's `weights/` folder, so a
 folder it saved loads unchanged. tfprune adds `manifest.json` (model, dataset,
 training config, test accuracy, shapes, sha256 of every file); a folder
 without one loads too, its shapes inferred and checked.
 
-A network with layer specs (conv layers, batch norm, pooling; see `layers`)
+A folder loads as the `Graph` computing its layers
+(`folder_layers.layers_graph`), and any graph a folder can hold (the MLP,
+LeNet-5, the Fashion CNN, ResNet-18: `folder_layers.read`) saves as one. A
+network with layer specs (conv layers, batch norm, pooling; see `layers`)
 is saved the same way, with 4-D conv kernels in `weight-i.npy`, batch-norm
 parameters as a (4, units) `batchnorm-i.npy` (gamma, beta, moving mean,
 moving variance), and each layer's spec and the input shape in the manifest
@@ -16,7 +19,6 @@ manifests of sequential CNNs are unchanged and older ones load as chains.
 """
 
 import dataclasses
-import functools
 import hashlib
 import io
 import json
@@ -29,9 +31,8 @@ import numpy as np
 from tfprune import atomic
 from tfprune.errors import TfpruneError
 from tfprune.graph import layers as layers_lib
-from tfprune.graph import network_graph
+from tfprune.graph import folder_layers
 from tfprune.graph.ir import Graph
-from tfprune.graph.network import Network
 from tfprune.errors import shorten
 
 MANIFEST = 'manifest.json'
@@ -61,22 +62,19 @@ class WeightFolder:
   """A loaded weight folder.
 
   Attributes:
-    network: the kernels and biases, as the dense-chain type (read only by
-      the modules not yet on graphs; use `graph`).
+    graph: the folder's network, biases included (see
+      `transforms.biases.drop_biases` for biases off).
     manifest: the parsed `manifest.json`, or None for the original layout.
     sha256: sha256 of every `.npy` file, by file name.
   """
-  network: Network
+  graph: Graph
   manifest: dict[str, Any] | None
   sha256: dict[str, str]
 
-  @functools.cached_property
-  def graph(self) -> Graph:
-    """The folder's network as a graph, biases included (see
-    `transforms.biases.drop_biases` for biases off)."""
-    net = self.network
-    return network_graph.layers_graph(net.kernels, net.biases, net.specs,
-                                      net.norms, net.input_shape)
+  @property
+  def dense_chain(self) -> bool:
+    """True for a plain chain of dense layers (a folder without layer specs)."""
+    return len(self.graph.input_shape) == 1
 
 
 def load_graph(folder: str | pathlib.Path) -> Graph:
@@ -161,27 +159,32 @@ def load(folder: str | pathlib.Path) -> WeightFolder:
       _check_array(folder / norm_file(i), norm, ndim=2,
                    what='(4, units) batch-norm parameters')
       norms.append(norm)
+  kernels = [np.asarray(k, np.float32) for k in kernels]
+  biases = [np.asarray(b, np.float32) for b in biases]
+  specs = None if specs is None else layers_lib.normalized(specs)
+  norms = None if norms is None else [
+      None if n is None else np.asarray(n, np.float32) for n in norms]
   try:
-    if specs is None:
-      network = Network(tuple(kernels), tuple(biases))
-    else:
-      network = Network(tuple(kernels), tuple(biases), specs, tuple(norms),
-                        input_shape)
+    _check_layers(kernels, biases, specs, norms, input_shape)
   except TfpruneError as e:
     raise TfpruneError(f'weights folder {folder}: {e}') from None
-  manifest = _read_manifest(folder, network, sha256)
-  return WeightFolder(network, manifest, sha256)
+  manifest = _read_manifest(folder, kernels, sha256)
+  return WeightFolder(
+      folder_layers.layers_graph(kernels, biases, specs, norms, input_shape),
+      manifest, sha256)
 
 
-def save(folder: str | pathlib.Path, network: Network,
+def save(folder: str | pathlib.Path, graph: Graph,
          metadata: dict[str, Any] | None = None,
          overwrite: bool = False,
          timing: dict[str, Any] | None = None) -> WeightFolder:
-  """Writes `network` and its manifest to `folder`, all or nothing.
+  """Writes the layers of `graph` and their manifest to `folder`, all or nothing.
 
   Args:
     folder: destination; it must not exist yet unless `overwrite`.
-    network: the weights to save (float32).
+    graph: a network a folder can hold (`folder_layers.read`): the MLP,
+      LeNet-5, the Fashion CNN, ResNet-18, imported or loaded; saved in
+      float32, as logits (a final softmax is left out).
     metadata: extra manifest entries (model, dataset, training, accuracy...).
     overwrite: replace an existing folder (only once the new one is complete).
     timing: seconds and other measurements that differ from run to run,
@@ -190,12 +193,20 @@ def save(folder: str | pathlib.Path, network: Network,
 
   Returns:
     The saved folder, as `load` would return it.
+
+  Raises:
+    TfpruneError: the graph has a layer a folder cannot hold, naming it.
   """
+  layers = folder_layers.read(graph)
+  chain = layers[0].spec is None
+  kernels = [np.asarray(l.kernel, np.float32) for l in layers]
+  biases = [np.asarray(l.bias, np.float32) for l in layers]
+  norms = [None if l.norm is None else np.asarray(l.norm, np.float32)
+           for l in layers]
   with atomic.replacing_dir(folder, overwrite=overwrite) as tmp:
     sha256 = {}
-    norms = network.norms or (None,) * network.num_layers
-    for i, (kernel, bias, norm) in enumerate(
-        zip(network.kernels, network.biases, norms), start=1):
+    for i, (kernel, bias, norm) in enumerate(zip(kernels, biases, norms),
+                                             start=1):
       arrays = [(kernel_file(i), kernel), (bias_file(i), bias)]
       if norm is not None:
         arrays.append((norm_file(i), norm))
@@ -205,25 +216,64 @@ def save(folder: str | pathlib.Path, network: Network,
     manifest = dict(metadata or {})
     entries = [{'kernel': kernel_file(i), 'bias': bias_file(i),
                 'kernel_shape': list(k.shape), 'bias_shape': list(b.shape)}
-               for i, (k, b) in enumerate(
-                   zip(network.kernels, network.biases), start=1)]
-    if network.specs is not None:
-      for i, (entry, spec, norm) in enumerate(
-          zip(entries, network.specs, norms), start=1):
-        entry['spec'] = spec.to_json()
+               for i, (k, b) in enumerate(zip(kernels, biases), start=1)]
+    if not chain:
+      for i, (entry, layer, norm) in enumerate(zip(entries, layers, norms),
+                                               start=1):
+        entry['spec'] = layer.spec.to_json()
         if norm is not None:
           entry.update(norm=norm_file(i), norm_shape=list(norm.shape))
     manifest.update({
-        'format': FORMAT if network.specs is None else LAYERS_FORMAT,
+        'format': FORMAT if chain else LAYERS_FORMAT,
         'layers': entries,
         'sha256': sha256,
     })
-    if network.specs is not None:
-      manifest['input_shape'] = list(network.input_shape)
+    if not chain:
+      manifest['input_shape'] = list(graph.input_shape)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + '\n')
     if timing is not None:
       (tmp / TIMING).write_text(json.dumps(timing, indent=2) + '\n')
-  return WeightFolder(network, manifest, sha256)
+  stored = [dataclasses.replace(l, kernel=k, bias=b, norm=n)
+            for l, k, b, n in zip(layers, kernels, biases, norms)]
+  return WeightFolder(folder_layers.to_graph(stored, graph.input_shape),
+                      manifest, sha256)
+
+
+def _check_layers(kernels: list[np.ndarray], biases: list[np.ndarray],
+                  specs: tuple[layers_lib.LayerSpec, ...] | None,
+                  norms: list[np.ndarray | None] | None,
+                  input_shape: tuple[int, ...] | None) -> None:
+  """Checks that the arrays form one network: each layer feeds the next.
+
+  Raises:
+    TfpruneError: naming the first layer (1-based) whose shape is wrong.
+  """
+  if specs is None:
+    for i, (k, b) in enumerate(zip(kernels, biases), start=1):
+      if k.ndim != 2 or min(k.shape) < 1:
+        raise TfpruneError(
+            f'layer {i}: kernel shape {k.shape} is not (inputs, units): '
+            'a dense kernel is a non-empty 2-D array')
+      if i > 1 and k.shape[0] != kernels[i - 2].shape[1]:
+        raise TfpruneError(
+            f'layer {i}: kernel {k.shape} takes {k.shape[0]} inputs but layer '
+            f'{i - 1} has {kernels[i - 2].shape[1]} units: the files come from '
+            'different networks')
+  else:
+    layers_lib.output_shapes(specs, [k.shape for k in kernels], input_shape)
+  for i, (k, b) in enumerate(zip(kernels, biases), start=1):
+    units = k.shape[-1]
+    if b.shape != (units,):
+      raise TfpruneError(
+          f'layer {i}: bias shape {b.shape} does not match the kernel\'s '
+          f'{units} units: expected ({units},)')
+  for i, (spec, norm) in enumerate(zip(specs or (), norms or ()), start=1):
+    expected = None if spec.norm_epsilon is None else (4, kernels[i - 1].shape[-1])
+    if (None if norm is None else norm.shape) != expected:
+      raise TfpruneError(
+          f'layer {i}: batch-norm parameters of shape '
+          f'{None if norm is None else norm.shape}, expected {expected}: '
+          'the files come from different networks')
 
 
 def _peek_specs(folder: pathlib.Path, num_layers: int
@@ -290,7 +340,7 @@ def _check_array(path: pathlib.Path, array: np.ndarray, ndim: int,
         '(e.g. with a lower --learning_rate)')
 
 
-def _read_manifest(folder: pathlib.Path, network: Network,
+def _read_manifest(folder: pathlib.Path, kernels: list[np.ndarray],
                    sha256: dict[str, str]) -> dict[str, Any] | None:
   path = folder / MANIFEST
   if not path.exists():
@@ -314,12 +364,12 @@ def _read_manifest(folder: pathlib.Path, network: Network,
         f'corrupt {path}: "sha256" is a {type(recorded).__name__}, not an object '
         'of file name to hex digest: restore the manifest or delete it to load '
         'the .npy files as they are')
-  if len(layers) != network.num_layers:
+  if len(layers) != len(kernels):
     raise TfpruneError(
         f'{path} lists {len(layers)} layers but the folder holds '
-        f'{network.num_layers}: the folder was changed after saving; delete '
+        f'{len(kernels)}: the folder was changed after saving; delete '
         'the manifest or restore the files')
-  for i, (entry, kernel) in enumerate(zip(layers, network.kernels), start=1):
+  for i, (entry, kernel) in enumerate(zip(layers, kernels), start=1):
     if tuple(entry.get('kernel_shape', ())) != kernel.shape:
       raise TfpruneError(
           f'{folder / kernel_file(i)} has shape {kernel.shape} but {MANIFEST} '

@@ -1,1 +1,1 @@
-"""Keras models <-> graphs: the tracer (`trace`, `layers`), verification against Keras (`verify`), files (`load`), the builder (`build`); and the model zoo (`models`, with its `Network` conversion through the same tracer)."""
+"""Keras models <-> graphs: the tracer (`trace`, `layers`), verification against Keras (`verify`), files (`load`), the builder (`build`); and the model zoo (`models`, which takes a weight folder's weights through the same tracer)."""

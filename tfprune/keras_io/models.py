@@ -2,11 +2,11 @@
 
 Each builder takes the dataset's image shape and class count (and `dropout`)
 and returns an uncompiled Keras model. The MLP's Dense layers map one-to-one,
-in order, to the layers of a `network.Network` (the `.npy` weight folder
-layout); the CNNs (`fashion_cnn`, `lenet5`, `resnet18`) are described in their
-builders' docstrings, with their exact parameter counts. `to_network` and
-`load_network` convert between Keras models (sequential CNNs, ResNet-18) and
-`Network`s through the one tracer, `keras_io.trace`.
+in order, to the layers of a `.npy` weight folder; the CNNs (`fashion_cnn`,
+`lenet5`, `resnet18`) are described in their builders' docstrings, with their
+exact parameter counts. `with_weights` sets a weight folder's graph into a
+registry model, reading both through `graph.folder_layers` (the model
+through the one tracer, `keras_io.trace`).
 """
 
 from typing import Callable, Sequence
@@ -15,8 +15,8 @@ import numpy as np
 
 from tfprune import registry
 from tfprune.errors import TfpruneError
-from tfprune.graph import network_graph
-from tfprune.graph.network import Network
+from tfprune.graph import folder_layers
+from tfprune.graph.ir import Graph
 from tfprune.keras_compat import keras
 from tfprune.keras_io import trace
 
@@ -268,76 +268,66 @@ def weight_layers(model: keras.Model) -> list[keras.layers.Layer]:
           if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))]
 
 
-def to_network(model: keras.Model) -> Network:
-  """Copies the weights of `model` into a `Network`.
+def with_weights(model: keras.Model, graph: Graph) -> keras.Model:
+  """Sets the weights of `model` from a weight folder's `graph`; returns the model.
 
-  The model is read by the one tracer (`keras_io.trace`) and lowered with
-  `network_graph.from_graph`: a model of Dense layers gives a dense chain (no
-  specs); a sequential CNN or ResNet-18 gives one `layers.LayerSpec` per
-  Conv2D or Dense layer, in `model.layers` order, with its batch norm. A conv
-  layer without bias gets a zero bias.
-
-  Raises:
-    TfpruneError: the model has a layer or an order of layers a `Network`
-      cannot express, naming it.
-  """
-  network, _ = network_graph.from_graph(trace.trace(model).graph)
-  return network
-
-
-def load_network(model: keras.Model, network: Network) -> keras.Model:
-  """Sets the weights of `model` from `network` and returns the model.
+  Both are read as stored layers (`folder_layers.read`): a dense chain's
+  kernels go to the model's Dense layers in order; otherwise each layer's
+  spec (kind, strides, padding, pooling, batch norm, connections) must be
+  the model's, and its kernel, bias and batch norm are set. A layer without
+  bias takes a zero bias only.
 
   Raises:
     TfpruneError: the layer count, a shape, a layer kind or a connection
       differs, or a layer without bias would get a non-zero one, naming the
       layer.
   """
-  if network.specs is None:
-    return _load_dense_chain(model, network)
+  stored = folder_layers.read(graph)
+  if stored[0].spec is None:
+    return _load_dense_chain(model, stored)
   layers = weight_layers(model)
-  for i, (layer, kernel) in enumerate(zip(layers, network.kernels), start=1):
-    if tuple(layer.kernel.shape) != kernel.shape:
+  for i, (layer, s) in enumerate(zip(layers, stored), start=1):
+    if tuple(layer.kernel.shape) != s.kernel.shape:
       raise TfpruneError(
           f'layer {i} ({layer.name}): model {model.name} expects a kernel of '
-          f'shape {tuple(layer.kernel.shape)}, the weights have {kernel.shape}: '
+          f'shape {tuple(layer.kernel.shape)}, the weights have {s.kernel.shape}: '
           'use weights made for this model')
-  if len(layers) != network.num_layers:
+  if len(layers) != len(stored):
     raise TfpruneError(
         f'model {model.name} has {len(layers)} conv/dense layers but the '
-        f'weights have {network.num_layers}: use weights made for this model')
-  expected, names = network_graph.from_graph(trace.trace(model).graph)
-  for i, (want, got) in enumerate(zip(expected.specs, network.specs), start=1):
-    if want != got:
+        f'weights have {len(stored)}: use weights made for this model')
+  expected = folder_layers.read(trace.trace(model).graph)
+  for i, (want, got) in enumerate(zip(expected, stored), start=1):
+    if want.spec != got.spec:
       raise TfpruneError(
-          f'layer {i} ({names[i - 1][0]}): model {model.name} has {want}, '
-          f'the weights were saved from {got}: use weights made for this model')
-  for i, ((weight, norm_name), kernel, bias, norm) in enumerate(zip(
-      names, network.kernels, network.biases, network.norms), start=1):
-    layer = model.get_layer(weight)
-    if not layer.use_bias and np.any(bias):
+          f'layer {i} ({want.weight_node}): model {model.name} has '
+          f'{want.spec}, the weights were saved from {got.spec}: use weights '
+          'made for this model')
+  for i, (want, got) in enumerate(zip(expected, stored), start=1):
+    layer = model.get_layer(want.weight_node)
+    if not layer.use_bias and np.any(got.bias):
       raise TfpruneError(
           f'layer {i} ({layer.name}): model {model.name} has no bias there '
           'but the weights have a non-zero one: use weights made for this model')
-    layer.set_weights([np.asarray(kernel), np.asarray(bias)]
-                      if layer.use_bias else [np.asarray(kernel)])
-    if norm is not None:
-      model.get_layer(norm_name).set_weights(list(np.asarray(norm)))
+    layer.set_weights([np.asarray(got.kernel), np.asarray(got.bias)]
+                      if layer.use_bias else [np.asarray(got.kernel)])
+    if got.norm is not None:
+      model.get_layer(want.norm_node).set_weights(list(np.asarray(got.norm)))
   return model
 
 
-def _load_dense_chain(model: keras.Model, network: Network) -> keras.Model:
+def _load_dense_chain(model: keras.Model,
+                      stored: list[folder_layers.StoredLayer]) -> keras.Model:
   layers = dense_layers(model)
-  if len(layers) != network.num_layers:
+  if len(layers) != len(stored):
     raise TfpruneError(
         f'model {model.name} has {len(layers)} dense layers but the weights have '
-        f'{network.num_layers}: use weights made for this model')
-  for i, (layer, kernel, bias) in enumerate(
-      zip(layers, network.kernels, network.biases), start=1):
-    if tuple(layer.kernel.shape) != kernel.shape:
+        f'{len(stored)}: use weights made for this model')
+  for i, (layer, s) in enumerate(zip(layers, stored), start=1):
+    if tuple(layer.kernel.shape) != s.kernel.shape:
       raise TfpruneError(
           f'layer {i}: model {model.name} expects a kernel of shape '
-          f'{tuple(layer.kernel.shape)}, the weights have {kernel.shape}: use '
+          f'{tuple(layer.kernel.shape)}, the weights have {s.kernel.shape}: use '
           'weights made for this model')
-    layer.set_weights([np.asarray(kernel), np.asarray(bias)])
+    layer.set_weights([np.asarray(s.kernel), np.asarray(s.bias)])
   return model

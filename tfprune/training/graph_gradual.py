@@ -12,8 +12,9 @@ under one `PruningRun` and hands the result back as a verified graph:
 - unit level: `ChannelPruning` removes whole channels of the dependency
   groups (`transforms.groups`) holding the chosen nodes, chosen by
   `channel_pruning.select` (L2 of the coupled producers) at the schedule's
-  steps, and keeps them at zero (kernels, depthwise filters and, where the
-  channel meets zero padding, biases and batch-norm scale and shift).
+  steps, and keeps them silent, outputting exactly 0 (kernels, depthwise
+  filters, biases and batch-norm scale and shift held at zero); on the MLP
+  that is a neuron's kernel column and bias.
 
 Training runs through `resumable.fit`, so an interrupted run resumes to the
 same weights. After training the wrappers are stripped, the model is imported back with
@@ -133,7 +134,7 @@ def removal_masks(graph: Graph, analysis: groups_lib.Analysis,
   """(node, param) -> boolean keep-mask of each array `channel_pruning.mask` changes."""
   ones = graph.with_params({n.name: {p: np.ones_like(v) for p, v in n.params.items()}
                             for n in graph.nodes if n.params})
-  masked = channel_pruning.mask(ones, analysis, removed)
+  masked = channel_pruning.mask(ones, analysis, removed, silence=True)
   out = {}
   for node in masked.nodes:
     for param, value in node.params.items():

@@ -3,7 +3,7 @@
 Every procedure trains a Keras model with `fit` while `masking.KeepMasked`
 keeps pruned weights at zero after every batch, and prunes each layer's
 kernel (every Dense and Conv2D layer, biases never) by weight magnitude with
-`pruning.PRUNERS['weight']`:
+the registry's `weight` criterion (`prune_rounds`):
 
   unpruned        train once.
   prune_after     train once, then prune a fraction p of every kernel.

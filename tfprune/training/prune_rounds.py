@@ -1,7 +1,7 @@
 """Pruning rounds of a fraction p of the surviving weights: exact counts and masks.
 
 A round prunes floor(p * m) of the m surviving weights of a kernel by weight
-magnitude (`pruning.PRUNERS['weight']`), so after R rounds a kernel of n
+magnitude (the registry's `weight` criterion), so after R rounds a kernel of n
 weights keeps `remaining_counts(n, p, R)[-1]`, the exact integer form of
 n * (1 - p)^R. Pure functions of arrays and masks.
 """
@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tfprune.criteria import importances
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
 from tfprune.training import schedules
@@ -21,7 +22,7 @@ def prune_remaining(weights: np.ndarray, p: float,
                     mask: np.ndarray | None = None) -> np.ndarray:
   """Prunes floor(p * m) of the m weights `mask` keeps, the smallest |w| first.
 
-  The weight criterion `pruning.PRUNERS['weight']` ranks the surviving weights
+  The registry's `weight` criterion (|w|) ranks the surviving weights
   only, so p applies to what is left (ties: lower flat index first).
 
   Returns:
@@ -31,7 +32,7 @@ def prune_remaining(weights: np.ndarray, p: float,
           else np.asarray(mask, dtype=bool))
   survivors = np.asarray(weights)[mask]
   new = mask.copy()
-  new[mask] = pruning.PRUNERS['weight'](survivors, _percent(p))
+  new[mask] = importances.get('weight').mask(survivors, _percent(p))
   return new
 
 

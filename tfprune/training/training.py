@@ -9,10 +9,11 @@ from tfprune import atomic
 from tfprune.data import checks
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
-from tfprune.graph import network_graph
 from tfprune.graph import weights
+from tfprune.graph.ir import Graph
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.keras_io import trace
 from tfprune.runtime import accuracy
 
 
@@ -109,10 +110,10 @@ def train(config: TrainConfig, command: str | None = None,
   seconds = time.perf_counter() - start
   _, keras_accuracy = model.evaluate(test_split.images, test_split.labels,
                                      batch_size=1000, verbose=0)
-  network = models.to_network(model)
-  check_converged(network, config.learning_rate)
-  evaluator_accuracy = accuracy.accuracy(network_graph.to_graph(network),
-                                         test_split.images, test_split.labels)
+  graph = trace.trace(model).graph
+  check_converged(graph, config.learning_rate)
+  evaluator_accuracy = accuracy.accuracy(graph, test_split.images,
+                                         test_split.labels)
   metadata = {
       'model': config.model,
       'dataset': config.dataset,
@@ -123,23 +124,22 @@ def train(config: TrainConfig, command: str | None = None,
       'tfprune_version': __version__,
       'command': command,
   }
-  folder = weights.save(config.weights_dir, network, metadata,
+  folder = weights.save(config.weights_dir, graph, metadata,
                         overwrite=config.overwrite,
                         timing={'train_seconds': round(seconds, 1)})
   return TrainResult(folder, float(keras_accuracy), float(evaluator_accuracy),
                      seconds)
 
 
-def check_converged(network, learning_rate: float) -> None:
+def check_converged(graph: Graph, learning_rate: float) -> None:
   """Refuses weights that training drove to NaN/Inf, before anything is saved.
 
   Raises:
-    TfpruneError: a kernel or bias is not finite; the message names it and
-      the learning rate.
+    TfpruneError: a weight array is not finite; the message names its node
+      and parameter, and the learning rate.
   """
   checks.finite_params(
-      [(f'weight-{i}', k) for i, k in enumerate(network.kernels, start=1)]
-      + [(f'bias-{i}', b) for i, b in enumerate(network.biases, start=1)],
+      [(f'{n.name}/{p}', a) for n in graph.nodes for p, a in n.params.items()],
       'the trained network',
       f'training diverged and nothing was saved; lower --learning_rate (was '
       f'{learning_rate:g})')

@@ -31,7 +31,6 @@ from tfprune.criteria import graph_pruning
 from tfprune.criteria import importances
 from tfprune.criteria import protocol
 from tfprune.criteria import pruning
-from tfprune.criteria import unit_groups
 from tfprune.errors import TfpruneError
 from tfprune.graph.ir import Graph
 from tfprune.graph import groups as groups_lib
@@ -39,15 +38,13 @@ from tfprune.graph import ops
 
 Removed = dict[str, np.ndarray]  # group name -> removed channel indices
 Criterion = 'str | protocol.Importance'
-# The structured study's names (`--importance`, saved in its configs) of the
-# registry's channel criteria.
-IMPORTANCE: dict[str, str] = {'l2': 'unit', 'l1': 'unit_l1', 'bn_gamma': 'unit_bn'}
 channel_rows = importances.channel_rows
 
 
-# The floor(k*m/100) lowest of m scores (at most m - 1), ties to lower index:
-# the same rule ranks a dense chain's units (`unit_groups`).
-lowest = unit_groups.lowest
+def lowest(scores: np.ndarray, k: float) -> np.ndarray:
+  """The floor(k*m/100) lowest of m scores (at most m - 1), ties to lower index."""
+  count = min(pruning.prune_count(k, scores.size), scores.size - 1)
+  return np.sort(np.argsort(scores, kind='stable')[:max(count, 0)])
 
 
 def chosen(analysis: groups_lib.Analysis,
@@ -69,14 +66,11 @@ def chosen(analysis: groups_lib.Analysis,
 
 
 def channel_importance(criterion: Criterion) -> protocol.ChannelImportance:
-  """The channel-level criterion `criterion` (a name, a short name of
-  `IMPORTANCE`, or an object).
+  """The channel-level criterion `criterion` (a registered name or an object).
 
   Raises:
     TfpruneError: unknown, or not channel-level.
   """
-  if isinstance(criterion, str):
-    criterion = IMPORTANCE.get(criterion, criterion)
   importance = importances.get(criterion)
   if not isinstance(importance, protocol.ChannelImportance):
     raise TfpruneError(f'{importance.name!r} does not rank channels: choose one '
@@ -122,8 +116,13 @@ _SILENCED = {'bias', 'gamma', 'beta', 'offset', 'mean'}
 
 
 def mask(graph: Graph, analysis: groups_lib.Analysis,
-         removed: Mapping[str, np.ndarray]) -> Graph:
-  """`graph` with the removed channels masked (see the module docstring)."""
+         removed: Mapping[str, np.ndarray], silence: bool = False) -> Graph:
+  """`graph` with the removed channels masked (see the module docstring).
+
+  With `silence`, every removed channel is silenced (outputs exactly 0), not
+  only those reaching zero padding: pruning while training keeps them at 0
+  so that their biases do not go on learning a constant.
+  """
   changes: dict[str, dict[str, np.ndarray]] = {}
   for name, channels in removed.items():
     group = analysis.group(name)
@@ -132,7 +131,7 @@ def mask(graph: Graph, analysis: groups_lib.Analysis,
     for s in group.slices:
       node = graph.node(s.node)
       kernel = s.param == 'kernel' and s.role != groups_lib.CONSUMER
-      silenced = group.silence and s.role != groups_lib.CONSUMER and (
+      silenced = (group.silence or silence) and s.role != groups_lib.CONSUMER and (
           s.param in _SILENCED and not (s.param == 'mean' and
                                         node.op == 'batch_norm'))
       normalised = s.role == groups_lib.CHANNEL and (

@@ -1,4 +1,4 @@
-"""ResNet-18 as a `Network`: evaluator, weight folders, counts, pruning, compaction.
+"""ResNet-18 as a weight folder's graph: evaluator, weight folders, counts, pruning, compaction.
 
 Width 0.125 (stem 8 filters, stages 8/16/32/64) with random batch-norm
 statistics, on 28x28x1 and 32x32x3 inputs.
@@ -13,16 +13,18 @@ import pytest
 import tfprune
 from tests import helpers
 from tfprune.allocation import allocators
+from tfprune.criteria import graph_pruning
 from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
+from tfprune.graph import folder_layers
 from tfprune.graph import layers as layers_lib
 from tfprune.graph import evaluator
-from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.graph.evaluator import Evaluator
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
+from tfprune.keras_io import trace
 from tfprune.keras_io.importer import from_keras
 from tfprune.runtime import accuracy
 from tfprune.runtime import costs
@@ -37,7 +39,7 @@ MNIST = SHAPES[0]
 
 @pytest.fixture(scope='module')
 def resnets():
-  """shape -> (`helpers.resnet18(shape)`, its Network), each built once.
+  """shape -> (`helpers.resnet18(shape)`, the graph its weight folder loads as), each built once.
 
   The tests only read them, so `resnet` and `mnist_resnet` share the MNIST one.
   """
@@ -46,7 +48,7 @@ def resnets():
   def get(shape):
     if shape not in built:
       model = helpers.resnet18(shape)
-      built[shape] = model, models.to_network(model)
+      built[shape] = model, helpers.folder_graph(model)
     return built[shape]
   return get
 
@@ -78,7 +80,7 @@ def mnist_keras():
   """A fresh MNIST ResNet-18 (width 0.125) and its linear-output twin, built once.
 
   Each test that uses them loads a whole network into the first
-  (`models.load_network` sets every kernel, bias and batch norm), so no test
+  (`models.with_weights` sets every kernel, bias and batch norm), so no test
   sees another's weights; building and tracing them once instead of per test
   is the only difference.
   """
@@ -93,29 +95,38 @@ def mnist_keras():
   return model, keras.models.clone_model(model, clone_function=clone)
 
 
-def _keras_logits(mnist_keras, network, images):
-  """`helpers.keras_logits` of `network` loaded into the shared MNIST model."""
+def _keras_logits(mnist_keras, graph, images):
+  """`helpers.keras_logits` of `graph` loaded into the shared MNIST model."""
   model, linear = mnist_keras
-  models.load_network(model, network)
+  models.with_weights(model, graph)
   linear.set_weights(model.get_weights())
   return linear.predict(images, verbose=0)
 
 
 def test_evaluator_logits_match_keras(resnet):
-  shape, model, network = resnet
+  shape, model, graph = resnet
   x = helpers.random_images(shape)
   want = helpers.keras_logits(model, x)
-  graph = network_graph.to_graph(network)
   got = evaluator.predict(graph, x)
   assert np.abs(want).max() > 1  # the random statistics matter
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
   assert accuracy.accuracy(graph, x, want.argmax(axis=1)) == 1.0
 
 
+def _specs(graph):
+  return [layer.spec for layer in folder_layers.read(graph)]
+
+
+def _with_layers(graph, change):
+  """The folder graph with stored layer i changed by change(i, layer)."""
+  layers = [change(i, l) for i, l in enumerate(folder_layers.read(graph), start=1)]
+  return folder_layers.to_graph(layers, graph.input_shape)
+
+
 def test_specs_describe_blocks_shortcuts_and_global_pool(mnist_resnet):
-  _, network = mnist_resnet
-  specs = network.specs
-  assert network.num_layers == 21
+  _, graph = mnist_resnet
+  specs = _specs(graph)
+  assert len(specs) == 21
   # Identity shortcut: stage 1 block 1 adds the stem's output.
   assert (specs[2].source, specs[2].residual, specs[2].relu) == (None, 1, True)
   # Projection shortcut (layer 7) reads the block input (layer 5), no ReLU.
@@ -126,21 +137,21 @@ def test_specs_describe_blocks_shortcuts_and_global_pool(mnist_resnet):
 
 
 def test_weight_folder_round_trip(mnist_resnet, mnist_keras, tmp_path):
-  model, network = mnist_resnet
-  saved = weights.save(tmp_path / 'w', network, {'model': 'resnet18'})
+  model, graph = mnist_resnet
+  saved = weights.save(tmp_path / 'w', graph, {'model': 'resnet18'})
   loaded = weights.load(tmp_path / 'w')
   assert loaded.sha256 == saved.sha256
-  assert loaded.network.specs == network.specs
-  assert loaded.network.input_shape == MNIST
-  for a, b in zip(loaded.network.norms, network.norms):
-    np.testing.assert_array_equal(a, b)
+  assert _specs(loaded.graph) == _specs(graph)
+  assert loaded.graph.input_shape == MNIST
+  for a, b in zip(folder_layers.read(loaded.graph), folder_layers.read(graph)):
+    np.testing.assert_array_equal(a.norm, b.norm)
   manifest = json.loads((tmp_path / 'w' / weights.MANIFEST).read_text())
   assert manifest['layers'][6]['spec']['source'] == 5
   assert 'source' not in manifest['layers'][1]['spec']  # defaults left out
   x = helpers.random_images(MNIST, 8)
   np.testing.assert_array_equal(evaluator.predict(loaded.graph, x),
-                                evaluator.predict(network_graph.to_graph(network), x))
-  fresh = models.load_network(mnist_keras[0], loaded.network)
+                                evaluator.predict(graph, x))
+  fresh = models.with_weights(mnist_keras[0], loaded.graph)
   helpers.assert_same_up_to_rounding(fresh.predict(x, verbose=0),
                                      model.predict(x, verbose=0))
 
@@ -151,7 +162,7 @@ def test_committed_weight_folders_load_and_resave_unchanged(folder, tmp_path):
   old = weights.load(helpers.REPO / 'weights' / folder)
   metadata = {k: v for k, v in old.manifest.items()
               if k not in ('format', 'layers', 'sha256', 'input_shape')}
-  new = weights.save(tmp_path / 'w', old.network, metadata)
+  new = weights.save(tmp_path / 'w', old.graph, metadata)
   assert new.manifest == old.manifest
   assert new.sha256 == old.sha256
 
@@ -173,30 +184,28 @@ def test_weight_folder_of_another_architecture_names_the_layer(
     kwargs = {} if width is None else {'width': width}
     return models.get(name)(MNIST, 10, **kwargs)
 
-  weights.save(tmp_path / 'w', models.to_network(build(*source)))
+  weights.save(tmp_path / 'w', trace.trace(build(*source)).graph)
   with pytest.raises(TfpruneError, match=pattern):
-    models.load_network(build(*target), weights.load(tmp_path / 'w').network)
+    models.with_weights(build(*target), weights.load(tmp_path / 'w').graph)
 
 
 def test_rewired_weights_name_the_layer(mnist_resnet, mnist_keras):
   # Refused before any weight is set: the shared model stays as it was.
-  _, network = mnist_resnet
-  specs = list(network.specs)
-  specs[4] = dataclasses.replace(specs[4], residual=1)  # not the block input
-  rewired = dataclasses.replace(network, specs=tuple(specs))
+  _, graph = mnist_resnet
+  rewired = _with_layers(graph, lambda i, l: dataclasses.replace(
+      l, spec=dataclasses.replace(l.spec, residual=1)) if i == 5 else l)
   with pytest.raises(TfpruneError,
                      match=r'^layer 5 \(stage1_block2_conv2\): model resnet18 has '):
-    models.load_network(mnist_keras[0], rewired)
+    models.with_weights(mnist_keras[0], rewired)
 
 
 def test_conv_without_bias_refuses_a_non_zero_bias(mnist_resnet, mnist_keras):
   # Refused at layer 1, before any weight is set.
-  _, network = mnist_resnet
-  biases = list(network.biases)
-  biases[0] = biases[0] + 1
+  _, graph = mnist_resnet
+  biased = _with_layers(graph, lambda i, l: dataclasses.replace(
+      l, bias=l.bias + 1) if i == 1 else l)
   with pytest.raises(TfpruneError, match=r'layer 1 \(conv_stem\): .*no bias'):
-    models.load_network(mnist_keras[0],
-                        dataclasses.replace(network, biases=tuple(biases)))
+    models.with_weights(mnist_keras[0], biased)
 
 
 @pytest.mark.parametrize('layer,change,pattern', [
@@ -210,11 +219,13 @@ def test_conv_without_bias_refuses_a_non_zero_bias(mnist_resnet, mnist_keras):
      r'fit its input of shape \(4, 4, 64\)'),
 ])
 def test_bad_graph_names_the_layer(mnist_resnet, layer, change, pattern):
-  _, network = mnist_resnet
-  specs = list(network.specs)
+  # What a weight folder's manifest is checked by when it loads.
+  _, graph = mnist_resnet
+  specs = _specs(graph)
   specs[layer - 1] = dataclasses.replace(specs[layer - 1], **change)
+  kernels, _ = helpers.stored_arrays(graph)
   with pytest.raises(TfpruneError, match=pattern):
-    dataclasses.replace(network, specs=tuple(specs))
+    layers_lib.output_shapes(specs, [k.shape for k in kernels], MNIST)
 
 
 def test_bad_spec_values_are_refused():
@@ -241,8 +252,8 @@ MACS = {MNIST: (72 + 2_304) * 784 + 8_192 * 196 + 32_768 * 49
 
 
 def test_exact_counts(resnet):
-  shape, model, network = resnet
-  counts = costs.total(costs.layer_counts(network_graph.to_graph(network)))
+  shape, model, graph = resnet
+  counts = costs.total(costs.layer_counts(graph))
   kernels = sum(int(np.prod(l.kernel.shape)) for l in models.weight_layers(model))
   assert kernels == KERNELS[shape]
   # Batch norm folds into the convs: one bias per filter, none of its 4 rows.
@@ -250,57 +261,60 @@ def test_exact_counts(resnet):
   assert counts.params == model.count_params() - 3 * 600
   assert counts.dense_macs == counts.effective_macs == MACS[shape]
   assert MACS[(32, 32, 3)] == 8_872_576 and MACS[MNIST] == 7_171_840
-  # Network.num_params stores a zero bias for each bias-less conv.
-  assert network.num_params == model.count_params() + 600
+  # A weight folder stores a zero bias for each bias-less conv.
+  assert graph.num_params == model.count_params() + 600
 
 
 @pytest.mark.parametrize('method,k', [('weight', 0), ('weight', 33.3),
                                       ('weight', 90), ('unit', 50)])
 def test_weight_level_pruning_exact_counts(mnist_resnet, mnist_keras, method, k):
-  _, network = mnist_resnet
-  layers = pruning.prunable_layers(network.num_layers)
-  masks = pruning.network_masks(network, method, k, layers)
-  pruned = network.masked(masks)
-  for i, (before, after) in enumerate(zip(network.kernels, pruned.kernels)):
+  _, graph = mnist_resnet
+  names = graph_pruning.prunable(graph)
+  pruned = channel_pruning.prune_graph(graph, method, k, names)
+  kernels, _ = helpers.stored_arrays(graph)
+  for i, (before, after) in enumerate(zip(kernels,
+                                          helpers.stored_arrays(pruned)[0])):
     units = before.shape[-1]
-    if i not in layers:
+    if i == len(kernels) - 1:  # the output layer
       np.testing.assert_array_equal(before, after)
     elif method == 'weight':
       assert after.size - np.count_nonzero(after) == int(k * 10) * after.size // 1000
     else:
       dead = ~after.reshape(-1, units).any(axis=0)
       assert dead.sum() == int(k) * units // 100
-  assert np.count_nonzero(network.kernels[0]) == network.kernels[0].size
+  assert np.count_nonzero(kernels[0]) == kernels[0].size
   x = helpers.random_images(MNIST, 8)
   # ResNet-18: 20 convolutions and batch norms, each rounding in its own
   # order: 1e-4 of the outputs' scale.
   helpers.assert_same_up_to_rounding(
-      evaluator.predict(network_graph.to_graph(pruned), x),
-                                     _keras_logits(mnist_keras, pruned, x), rel=1e-4)
+      evaluator.predict(pruned, x), _keras_logits(mnist_keras, pruned, x),
+      rel=1e-4)
 
 
 @pytest.mark.parametrize('k', [0, 0.01, 50, 90, 99])
 def test_global_magnitude_prunes_exactly_k_of_all_kernels(mnist_resnet, k):
-  _, network = mnist_resnet
-  masks = allocators.global_masks(network.kernels, k)
-  pruned = network.masked(masks)
-  total = costs.total(costs.layer_counts(network_graph.to_graph(pruned)))
+  _, graph = mnist_resnet
+  weighted = graph.weighted()
+  masks = allocators.global_masks([n.params['kernel'] for n in weighted], k)
+  pruned = graph.with_params({n.name: {'kernel': np.where(m, n.params['kernel'], 0)}
+                              for n, m in zip(weighted, masks)})
+  kernels = [n.params['kernel'] for n in pruned.weighted()]
+  total = costs.total(costs.layer_counts(pruned))
   n = KERNELS[MNIST]
-  assert sum(w.size for w in pruned.kernels) == n
-  zeros = n - sum(int(np.count_nonzero(w)) for w in pruned.kernels)
+  assert sum(w.size for w in kernels) == n
+  zeros = n - sum(int(np.count_nonzero(w)) for w in kernels)
   assert zeros == int(k * 100) * n // 10_000
   assert (total.effective_macs < total.dense_macs) == (k > 0)
 
 
 def test_random_pruning_exact_per_layer(mnist_resnet):
-  _, network = mnist_resnet
-  layers = list(range(network.num_layers))
-  masks = [pruning.random_mask(network.kernels[i], 40, seed=3 + i)
-           for i in layers]
-  assert [int((~m).sum()) for m in masks] == [
-      2 * k.size // 5 for k in network.kernels]
-  again = [pruning.random_mask(network.kernels[i], 40, seed=3 + i)
-           for i in layers]
+  _, graph = mnist_resnet
+  kernels, _ = helpers.stored_arrays(graph)
+  masks = [pruning.random_mask(kernel, 40, seed=3 + i)
+           for i, kernel in enumerate(kernels)]
+  assert [int((~m).sum()) for m in masks] == [2 * k.size // 5 for k in kernels]
+  again = [pruning.random_mask(kernel, 40, seed=3 + i)
+           for i, kernel in enumerate(kernels)]
   assert all((a == b).all() for a, b in zip(masks, again))
 
 
@@ -345,8 +359,8 @@ def test_inexpressible_graph_names_the_keras_layer():
   x = keras.layers.Concatenate(name='concat')([a, b])
   x = keras.layers.Dense(3, name='out')(keras.layers.Flatten()(x))
   with pytest.raises(TfpruneError, match=r'layer concat \(concat\) has no '
-                     'place in a Network'):
-    models.to_network(keras.Model(inputs, x))
+                     'place in a weight folder'):
+    folder_layers.read(trace.trace(keras.Model(inputs, x)).graph)
 
 
 def test_bn_before_a_shared_conv_output_is_refused():
@@ -356,8 +370,8 @@ def test_bn_before_a_shared_conv_output_is_refused():
   x = keras.layers.Add(name='add')([a, y])  # reads a before and after its BN
   x = keras.layers.Dense(3, name='out')(keras.layers.Flatten()(x))
   with pytest.raises(TfpruneError, match=r'layer bn \(batch_norm\) has '
-                     'no place in a Network: it does not continue'):
-    models.to_network(keras.Model(inputs, x))
+                     'no place in a weight folder: it does not continue'):
+    folder_layers.read(trace.trace(keras.Model(inputs, x)).graph)
 
 
 def test_study_c_networks_score_like_keras(tmp_path):

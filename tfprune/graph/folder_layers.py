@@ -1,11 +1,18 @@
-"""A weight folder's `Network` as a `Graph`, so stored networks join every graph tool.
+"""A weight folder's layers as a `Graph`, and a graph's layers as a weight folder stores them.
 
-Layer i (1-based, as in the file names) becomes the nodes `flatten_i` or
-`global_pool_i` (if its spec asks), `layer_i` (dense or conv, linear),
-`norm_i`, `add_i`, `relu_i` and `pool_i`, computing what `evaluate` computes
-for the network: read the source -> flatten / pool -> kernel + bias -> batch
+A `.npy` weight folder (`weights`) stores, per weight layer, a kernel, a
+bias, maybe batch-norm parameters and a `layers.LayerSpec` (none for a dense
+chain). `layers_graph` builds the graph computing them: layer i (1-based, as
+in the file names) becomes the nodes `flatten_i` or `global_pool_i` (if its
+spec asks), `layer_i` (dense or conv, linear), `norm_i`, `add_i`, `relu_i`
+and `pool_i`: read the source -> flatten / pool -> kernel + bias -> batch
 norm -> residual add -> ReLU (never on the last layer) -> max-pool. A dense
-chain's input is the flat vector of `input_dim` values.
+chain's input is the flat vector of the first kernel's inputs.
+
+`read` is the inverse for the graphs a folder can hold (the MLP, LeNet-5,
+the Fashion CNN, ResNet-18, imported from Keras or built here): it gives the
+`StoredLayer`s that `weights.save` writes and `keras_io.models.with_weights`
+sets into a registry model.
 """
 
 import dataclasses
@@ -18,17 +25,8 @@ from tfprune.graph import layers as layers_lib
 from tfprune.graph import ops
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import Node
-from tfprune.graph.network import Network
 
 INPUT = 'input'
-
-
-def to_graph(network: Network, use_biases: bool = True) -> Graph:
-  """The graph computing `network` (biases left out if not `use_biases`)."""
-  return layers_graph(
-      network.kernels,
-      network.biases if use_biases else (None,) * network.num_layers,
-      network.specs, network.norms, network.input_shape)
 
 
 def layers_graph(kernels: Sequence[np.ndarray],
@@ -93,15 +91,24 @@ def layers_graph(kernels: Sequence[np.ndarray],
                {'framework': 'tf_keras', 'model_name': 'tfprune_network'})
 
 
+def to_graph(layers: Sequence['StoredLayer'], input_shape: Sequence[int]) -> Graph:
+  """The graph a weight folder of `layers` loads as (`input_shape`: a CNN's)."""
+  chain = layers[0].spec is None
+  return layers_graph([l.kernel for l in layers], [l.bias for l in layers],
+                      None if chain else [l.spec for l in layers],
+                      None if chain else [l.norm for l in layers],
+                      None if chain else input_shape)
+
+
 # How far a layer's chain has got; each step must come later (the order a
-# `Network` layer computes in).
+# stored layer computes in).
 _KERNEL, _NORM, _ADD, _RELU, _POOL = range(5)
 _ORDER = 'conv/dense, batch norm, add, ReLU, max-pool'
 
 
 @dataclasses.dataclass
 class _Layer:
-  """One `Network` layer being read off the graph."""
+  """One stored layer being read off the graph."""
   weight: str
   spec: layers_lib.LayerSpec
   norm: str | None = None
@@ -112,23 +119,42 @@ class _Layer:
 
 def _refuse(node: Node, why: str) -> TfpruneError:
   return TfpruneError(f'layer {node.name} ({node.op}) has no place in a '
-                      f'Network: {why}')
+                      f'weight folder: {why}')
 
 
-def from_graph(graph: Graph) -> tuple[Network, list[tuple[str, str | None]]]:
-  """The `Network` computing `graph`'s logits, and each layer's node names.
+@dataclasses.dataclass(frozen=True)
+class StoredLayer:
+  """One weight layer as a weight folder stores it.
 
-  The inverse of `to_graph` for the graphs a `Network` can express: chains of
+  Attributes:
+    spec: how it computes; None in a dense chain (a folder without specs).
+    kernel: (in, out) dense or (h, w, in, out) conv kernel.
+    bias: (out,); zeros for a layer without bias.
+    norm: the (4, out) batch-norm parameters (gamma, beta, moving mean,
+      moving variance), or None.
+    weight_node: the graph node holding the kernel.
+    norm_node: the graph node of its batch norm, or None.
+  """
+  spec: layers_lib.LayerSpec | None
+  kernel: np.ndarray
+  bias: np.ndarray
+  norm: np.ndarray | None
+  weight_node: str
+  norm_node: str | None
+
+
+def read(graph: Graph) -> list[StoredLayer]:
+  """The layers of `graph` as a weight folder stores them (logits: a final softmax dropped).
+
+  The inverse of `layers_graph` for the graphs a folder can hold: chains of
   dense and conv layers, each continued in the order conv/dense, batch norm,
   residual add, ReLU, max-pool, with a flatten or global average pool before
-  a dense layer (ResNet-18, LeNet-5, the MLP). A final softmax is dropped
-  (a Network computes logits). Dropout-like identities are skipped.
-
-  Returns:
-    The network, and per layer (weight node, batch-norm node or None).
+  a dense layer (ResNet-18, LeNet-5, the MLP). Dropout-like identities are
+  skipped. A plain chain of dense layers on flat (or flattened) inputs is a
+  dense chain: every `spec` is None.
 
   Raises:
-    TfpruneError: naming the first node a Network cannot express.
+    TfpruneError: naming the first node a weight folder cannot hold.
   """
   found: list[_Layer] = []
   value: dict[str, tuple[int, str | None]] = {graph.input.name: (0, None)}
@@ -162,13 +188,13 @@ def from_graph(graph: Graph) -> tuple[Network, list[tuple[str, str | None]]]:
       if fn not in (('linear', 'softmax') if last else ('linear',)) and not (
           fn == 'relu' and dict(attrs['activation']) == ops.activation('relu')
           and not last):
-        raise _refuse(node, f'activation {fn}: a Network computes ReLU between '
-                      'layers and logits at the end')
+        raise _refuse(node, f'activation {fn}: a weight folder holds ReLU '
+                      'between layers and logits at the end')
       if op == 'conv2d':
         stride = attrs['strides'][0]
         if (pending or tuple(attrs['strides']) != (stride, stride)
             or tuple(attrs['dilation']) != (1, 1) or attrs.get('separable')):
-          raise _refuse(node, 'a Network has plain Conv2D layers with equal '
+          raise _refuse(node, 'a weight folder holds plain Conv2D layers with equal '
                         'strides, on an (h, w, c) input')
         spec = layers_lib.LayerSpec('conv', stride, attrs['padding'])
       else:
@@ -190,7 +216,7 @@ def from_graph(graph: Graph) -> tuple[Network, list[tuple[str, str | None]]]:
       size = attrs['pool_size'][0]
       if (tuple(attrs['pool_size']) != (size, size) or attrs['padding'] != 'valid'
           or tuple(attrs['strides']) != (size, size)):
-        raise _refuse(node, 'a Network max-pools square, valid windows with '
+        raise _refuse(node, 'a weight folder max-pools square, valid windows with '
                       'stride = size')
       entry = extend(node, _POOL)
       entry.spec = dataclasses.replace(entry.spec, pool=size)
@@ -207,7 +233,7 @@ def from_graph(graph: Graph) -> tuple[Network, list[tuple[str, str | None]]]:
     elif op in ('flatten', 'global_avg_pool2d'):
       layer, pending = value[node.inputs[0]]
       if pending or (op == 'global_avg_pool2d' and attrs['keepdims']):
-        raise _refuse(node, 'a Network flattens or pools once, before a dense '
+        raise _refuse(node, 'a weight folder flattens or pools once, before a dense '
                       'layer')
       value[node.name] = (layer, 'flatten' if op == 'flatten' else 'global_pool')
     elif op == 'identity' or (op == 'activation' and node.name == graph.output
@@ -216,7 +242,7 @@ def from_graph(graph: Graph) -> tuple[Network, list[tuple[str, str | None]]]:
       if found and found[value[node.name][0] - 1].head == node.inputs[0]:
         found[value[node.name][0] - 1].head = node.name
     else:
-      raise _refuse(node, 'a Network has dense and conv layers with batch norm, '
+      raise _refuse(node, 'a weight folder holds dense and conv layers with batch norm, '
                     'residual adds, ReLU, max-pooling, flatten and global '
                     'average pooling only')
   for layer, name, reader in referenced:
@@ -226,24 +252,24 @@ def from_graph(graph: Graph) -> tuple[Network, list[tuple[str, str | None]]]:
   if not found or value[graph.output][0] != len(found) or (
       found[-1].head != graph.output):
     raise TfpruneError(f'the graph\'s output {graph.output} is not the output of '
-                       'its last dense/conv layer: a Network cannot express it')
+                       'its last dense/conv layer: a weight folder cannot hold it')
   if found[-1].relu:
     raise _refuse(graph.node(found[-1].weight), 'the output layer ends in a ReLU')
   specs = [dataclasses.replace(e.spec, relu=e.relu) if i < len(found) - 1
            else e.spec for i, e in enumerate(found)]
-  kernels, biases, norms = [], [], []
-  for entry in found:
-    node = graph.node(entry.weight)
-    kernel = node.params['kernel']
-    kernels.append(kernel)
-    biases.append(node.params.get('bias', np.zeros(kernel.shape[-1], np.float32)))
-    bn = graph.node(entry.norm).params if entry.norm else None
-    norms.append(None if bn is None else np.stack(
-        [bn[k] for k in ('gamma', 'beta', 'mean', 'variance')]))
-  names = [(e.weight, e.norm) for e in found]
   plain = [layers_lib.LayerSpec('dense', flatten=i == 0 and s.flatten)
            for i, s in enumerate(specs)]
-  if list(specs) == plain and (len(graph.input_shape) == 1 or specs[0].flatten):
-    return Network(tuple(kernels), tuple(biases)), names  # a dense chain
-  return Network(tuple(kernels), tuple(biases), tuple(specs), tuple(norms),
-                 graph.input_shape), names
+  chain = list(specs) == plain and (len(graph.input_shape) == 1
+                                    or specs[0].flatten)
+  out = []
+  for spec, entry in zip(specs, found):
+    node = graph.node(entry.weight)
+    kernel = node.params['kernel']
+    bn = graph.node(entry.norm).params if entry.norm else None
+    out.append(StoredLayer(
+        None if chain else spec, kernel,
+        node.params.get('bias', np.zeros(kernel.shape[-1], np.float32)),
+        None if bn is None else np.stack(
+            [bn[k] for k in ('gamma', 'beta', 'mean', 'variance')]),
+        entry.weight, entry.norm))
+  return out
