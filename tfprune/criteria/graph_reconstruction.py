@@ -35,6 +35,7 @@ from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
+from tfprune.graph import ops
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import Node
 
@@ -122,33 +123,67 @@ def _obs_node(dense: Graph, pruned: Graph, name: str, k: float, x: np.ndarray,
     w0 = kernel.reshape(-1, kernel.shape[-1])
     if bias is not None:
       w0 = np.vstack([w0, np.asarray(bias, np.float64)[None]])
-  ata = aty = 0.0
-  chunks = _rows(node, _inputs(pruned, name, x), bias is not None)
-  if _upstream_unchanged(dense, pruned, name):
-    pairs = ((a, a) for a in chunks)  # the dense node reads the same inputs
-  else:
-    pairs = zip(chunks, _rows(node, _inputs(dense, name, x), bias is not None))
-  for a, a_dense in pairs:
-    if depthwise:  # (n, h·w [+1], c) -> (c, n, h·w [+1])
-      a, a_dense = a.transpose(2, 0, 1), a_dense.transpose(2, 0, 1)
-    y = a_dense @ w0  # the dense node's pre-activation
-    ata = ata + np.swapaxes(a, -1, -2) @ a
-    aty = aty + np.swapaxes(a, -1, -2) @ y
+  ata, aty = _moments(node, pruned, dense, x, bias is not None, w0)
   rows = w0.shape[-2] - (bias is not None)
   if not depthwise:
-    w = obs.obs_from_moments(ata, aty, w0, rows, count, damping,
-                                        block_size)
+    w = obs.obs_from_moments(ata, aty, w0, rows, count, damping, block_size)
     return _params(w, rows, kernel.shape, bias)
   fits = [obs.refit(ata[i], aty[i], w0[i], damping) for i in range(c)]
   # Rank every channel's saliencies in the kernel's (h, w, c, m) order, so the
   # floor(k·n/100) lowest of the whole kernel are shared among the channels.
-  saliency = np.stack([obs.saliency(w, h_inv, rows)
-                       for w, h_inv in fits], axis=1)
+  saliency = np.stack([obs.saliency(w, u, rows) for w, u in fits], axis=1)
   lowest = np.argsort(saliency.ravel(), kind='stable')[:count]
   counts = np.bincount(lowest // m % c, minlength=c)
-  ws = np.stack([obs.prune_refit(w, h_inv, rows, int(n), block_size)
-                 for (w, h_inv), n in zip(fits, counts)], axis=1)  # (rows [+1], c, m)
+  ws = np.stack([obs.prune_refit(w, u, rows, int(n), block_size)
+                 for (w, u), n in zip(fits, counts)], axis=1)  # (rows [+1], c, m)
   return _params(ws.reshape(ws.shape[0], c * m), rows, kernel.shape, bias)
+
+
+def _moments(node: Node, pruned: Graph, dense: Graph, x: np.ndarray,
+             bias: bool, w0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """AᵀA and AᵀY of node `node` (per channel for a depthwise conv), float64.
+
+  A: the node's input rows through `pruned` (with a column of ones if
+  `bias`); Y: the dense node's pre-activation on its input through `dense`.
+  AᵀY is taken as AᵀA·W₀ + AᵀR, R = Y − A·W₀ the node's kernel applied (by
+  its own op) to the difference of its dense and pruned inputs: R is small
+  and exactly 0 where the inputs agree, so the float32 products lose
+  nothing the least-squares fit needs. Each chunk's products are float32
+  matrix products, summed in float64; the ones column enters as sums.
+  """
+  linear = node.replace(attrs={**node.attrs, 'activation': ops.LINEAR})
+  kernel = {'kernel': tf.constant(node.params['kernel'], tf.float32)}
+  chunks = _inputs(pruned, node.name, x, tf.float32)
+  same = _upstream_unchanged(dense, pruned, node.name)
+  others = iter(lambda: None, 0) if same else _inputs(dense, node.name, x,
+                                                        tf.float32)
+  depthwise = node.op == 'depthwise_conv2d'
+  ata = atr = 0.0
+  for inputs, dense_inputs in zip(chunks, others):
+    (a,) = _rows(node, iter([inputs]))
+    if depthwise:  # (n, h·w, c) -> (c, n, h·w)
+      a = a.transpose(2, 0, 1)
+    at = np.swapaxes(a, -1, -2)
+    gram = (at @ a).astype(np.float64)
+    if bias:
+      sums = np.sum(a, axis=-2, dtype=np.float64)[..., None]  # Aᵀ1
+      gram = np.block([[gram, sums], [np.swapaxes(sums, -1, -2),
+                                      np.full(sums.shape[:-2] + (1, 1),
+                                              float(a.shape[-2]))]])
+    ata = ata + gram
+    if dense_inputs is None:
+      continue
+    r = ops.get(node.op).compute(linear, kernel, [dense_inputs - inputs],
+                                 dense.shapes[node.name]).numpy()
+    r = r.reshape(a.shape[-2], -1)
+    if depthwise:  # (n, c·m) -> (c, n, m)
+      r = r.reshape(len(r), a.shape[0], -1).transpose(1, 0, 2)
+    cross = (at @ r).astype(np.float64)
+    if bias:
+      cross = np.concatenate(
+          [cross, np.sum(r, axis=-2, dtype=np.float64)[..., None, :]], axis=-2)
+    atr = atr + cross
+  return ata, ata @ w0 + atr
 
 
 def _upstream_unchanged(dense: Graph, pruned: Graph, name: str) -> bool:
@@ -171,27 +206,26 @@ def _params(w: np.ndarray, rows: int, shape: tuple[int, ...],
   return params
 
 
-def _inputs(graph: Graph, name: str, x: np.ndarray) -> Iterator[tf.Tensor]:
-  """Node `name`'s float64 input through `graph` on `x`, a chunk at a time."""
+def _inputs(graph: Graph, name: str, x: np.ndarray,
+            dtype: tf.DType = tf.float64) -> Iterator[tf.Tensor]:
+  """Node `name`'s input through `graph` on `x`, in `dtype`, a chunk at a time."""
   node = graph.node(name)
   index = next(i for i, n in enumerate(graph.nodes) if n.name == name)
   upto = Graph(graph.nodes[:index], node.inputs[0], graph.input_shape)
-  params = {n.name: {p: tf.constant(v, tf.float64) for p, v in n.params.items()}
+  params = {n.name: {p: tf.constant(v, dtype) for p, v in n.params.items()}
             for n in upto.nodes if n.params}
   shape, out = graph.shapes[node.inputs[0]], graph.shapes[name]
   rows = int(np.prod(out[:-1])) if node.op != 'dense' else int(np.prod(shape[:-1]))
   columns = int(np.prod(node.params['kernel'].shape[:-1]))
   chunk = max(1, CHUNK_VALUES // (rows * (columns + 1)))
   for start in range(0, len(x), chunk):
-    batch = tf.constant(x[start:start + chunk], tf.float64)
+    batch = tf.constant(x[start:start + chunk], dtype)
     value, _ = evaluator.run_nodes(upto, batch, params)
     yield value
 
 
-def _rows(node: Node, inputs: Iterator[tf.Tensor],
-          ones: bool = False) -> Iterator[np.ndarray]:
-  """The rows A of each chunk (see the module docstring), plus a column (a
-  row, per depthwise channel) of ones if `ones`."""
+def _rows(node: Node, inputs: Iterator[tf.Tensor]) -> Iterator[np.ndarray]:
+  """The rows A of each chunk (see the module docstring)."""
   for x in inputs:
     if node.op == 'dense':
       a = x.numpy().reshape(-1, x.shape[-1])
@@ -204,8 +238,6 @@ def _rows(node: Node, inputs: Iterator[tf.Tensor],
       a = patches.reshape(-1, patches.shape[-1])
       if node.op == 'depthwise_conv2d':
         a = a.reshape(len(a), kh * kw, x.shape[-1])
-    if ones:
-      a = np.concatenate([a, np.ones((*a.shape[:1], 1, *a.shape[2:]))], axis=1)
     yield a
 
 
