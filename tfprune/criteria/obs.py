@@ -32,7 +32,7 @@ OBC_MAX_ENTRIES = 1 << 25
 # `obc` traces together the outputs whose H⁻¹ fit in this many floats (32 MB).
 BATCH_ENTRIES = 1 << 22
 # `obc` greedy steps between two (lazy, batched) updates of the H⁻¹.
-PANEL = 32
+PANEL = 64
 # `sparsegpt` solves at once the outputs whose triangular systems fit in this
 # many floats (16 MB).
 SOLVE_ENTRIES = 1 << 21
@@ -169,31 +169,32 @@ def _trajectories(w: np.ndarray, h_inv: np.ndarray, rows: int, steps: int
   states = []
   for start in range(0, steps, PANEL):
     if not start or (r - start) * 4 <= 3 * alive.shape[1]:
-      keep = np.nonzero(alive)[1].reshape(out, -1)
-      w = np.take_along_axis(w, keep, axis=1)
-      index = np.take_along_axis(index, keep, axis=1)
-      inverses = np.take_along_axis(np.take_along_axis(
-          inverses, keep[:, :, None], axis=1), keep[:, None, :], axis=2)
-      alive = np.ones_like(keep, dtype=bool)
+      width = int(alive[0].sum())
+      w = w[alive].reshape(out, width)
+      index = index[alive].reshape(out, width)
+      inverses = inverses[alive[:, :, None] & alive[:, None, :]].reshape(
+          out, width, width)
+      alive = np.ones_like(w, dtype=bool)
       prunable = index < rows
     diagonal = np.diagonal(inverses, axis1=1, axis2=2).copy()
     panel = min(PANEL, steps - start)
-    factors = np.zeros((out, w.shape[1], panel))
+    factors = np.zeros((out, panel, w.shape[1]))
     for k in range(panel):
       scores = np.full(w.shape, np.inf)
       np.divide(w ** 2, diagonal, out=scores, where=alive & prunable)
       i = np.argmin(scores, axis=1)  # ties: the lower row (index is sorted)
       heads[start + k], picks[start + k] = scores[every, i], index[every, i]
-      column = inverses[every, :, i] - np.matmul(
-          factors[:, :, :k], factors[every, i, :k, None])[:, :, 0]
+      # H⁻¹'s row i (it is symmetric) less this panel's earlier updates.
+      column = inverses[every, i, :] - np.matmul(
+          factors[every, :k, i][:, None, :], factors[:, :k, :])[:, 0, :]
       pivot = column[every, i]
       w -= column * (w[every, i] / pivot)[:, None]
       w[every, i] = 0.0
       diagonal -= column ** 2 / pivot[:, None]
-      factors[:, :, k] = column / np.sqrt(pivot)[:, None]
+      factors[:, k, :] = column / np.sqrt(pivot)[:, None]
       alive[every, i] = False
       states.append((w.copy(), index))
-    inverses -= np.matmul(factors, factors.transpose(0, 2, 1))
+    inverses -= tf.linalg.matmul(factors, factors, transpose_a=True).numpy()
   return heads, picks, states
 
 
