@@ -77,6 +77,7 @@ def test_patch_rows_times_the_kernel_are_the_conv(graph, name):
   node = graph.node(name)
   x = np.random.default_rng(2).random((3, *graph.shapes[node.inputs[0]]))
   (a,) = graph_reconstruction._rows(node, iter([tf.constant(x)]))  # pylint: disable=protected-access
+  a = a.numpy()
   kernel = np.asarray(node.params['kernel'], np.float64)
   linear = node.replace(attrs={**node.attrs, 'activation': ops.LINEAR},
                         params={'bias': np.zeros(graph.shapes[name][-1])})
@@ -426,6 +427,7 @@ def test_moments_are_the_float64_moments_of_the_patches(graph, name):
 
   def rows(g):
     (a,) = graph_reconstruction._rows(node, graph_reconstruction._inputs(g, name, x))  # pylint: disable=protected-access
+    a = a.numpy()
     if depthwise:
       a = a.transpose(2, 0, 1)
     if bias:

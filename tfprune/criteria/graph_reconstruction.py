@@ -100,6 +100,7 @@ def _wanda_node(dense: Graph, pruned: Graph, name: str, k: float,
   node = dense.node(name)
   sums = 0.0
   for a in _rows(node, _inputs(pruned, name, x)):
+    a = a.numpy()
     sums = sums + np.einsum('n...,n...->...', a, a)
   kernel = node.params['kernel']
   flat = kernel.reshape(-1, kernel.shape[-1])  # (h·w·in, out) or (h·w·c, m)
@@ -147,26 +148,28 @@ def _moments(node: Node, pruned: Graph, dense: Graph, x: np.ndarray,
   `bias`); Y: the dense node's pre-activation on its input through `dense`.
   AᵀY is taken as AᵀA·W₀ + AᵀR, R = Y − A·W₀ the node's kernel applied (by
   its own op) to the difference of its dense and pruned inputs: R is small
-  and exactly 0 where the inputs agree, so the float32 products lose
-  nothing the least-squares fit needs. Each chunk's products are float32
-  matrix products, summed in float64; the ones column enters as sums.
+  and exactly 0 where the inputs agree. Behind a convolution (rows are
+  examples × positions) the forward pass and each chunk's products are
+  float32, summed in float64; on a chain of dense nodes (rows are examples:
+  cheap, and often fewer than the inputs, so the fit is sensitive) they are
+  float64. The ones column enters as sums.
   """
+  dtype = tf.float64 if _dense_chain(dense, node.name) else tf.float32
   linear = node.replace(attrs={**node.attrs, 'activation': ops.LINEAR})
-  kernel = {'kernel': tf.constant(node.params['kernel'], tf.float32)}
-  chunks = _inputs(pruned, node.name, x, tf.float32)
+  kernel = {'kernel': tf.constant(node.params['kernel'], dtype)}
+  chunks = _inputs(pruned, node.name, x, dtype)
   same = _upstream_unchanged(dense, pruned, node.name)
   others = iter(lambda: None, 0) if same else _inputs(dense, node.name, x,
-                                                        tf.float32)
+                                                        dtype)
   depthwise = node.op == 'depthwise_conv2d'
   ata = atr = 0.0
   for inputs, dense_inputs in zip(chunks, others):
     (a,) = _rows(node, iter([inputs]))
     if depthwise:  # (n, h·w, c) -> (c, n, h·w)
-      a = a.transpose(2, 0, 1)
-    at = np.swapaxes(a, -1, -2)
-    gram = (at @ a).astype(np.float64)
+      a = tf.transpose(a, [2, 0, 1])
+    gram = tf.linalg.matmul(a, a, transpose_a=True).numpy().astype(np.float64)
     if bias:
-      sums = np.sum(a, axis=-2, dtype=np.float64)[..., None]  # Aᵀ1
+      sums = np.sum(a.numpy(), axis=-2, dtype=np.float64)[..., None]  # Aᵀ1
       gram = np.block([[gram, sums], [np.swapaxes(sums, -1, -2),
                                       np.full(sums.shape[:-2] + (1, 1),
                                               float(a.shape[-2]))]])
@@ -174,16 +177,26 @@ def _moments(node: Node, pruned: Graph, dense: Graph, x: np.ndarray,
     if dense_inputs is None:
       continue
     r = ops.get(node.op).compute(linear, kernel, [dense_inputs - inputs],
-                                 dense.shapes[node.name]).numpy()
-    r = r.reshape(a.shape[-2], -1)
+                                 dense.shapes[node.name])
+    r = tf.reshape(r, (a.shape[-2], -1))
     if depthwise:  # (n, c·m) -> (c, n, m)
-      r = r.reshape(len(r), a.shape[0], -1).transpose(1, 0, 2)
-    cross = (at @ r).astype(np.float64)
+      r = tf.transpose(tf.reshape(r, (r.shape[0], a.shape[0], -1)), [1, 0, 2])
+    cross = tf.linalg.matmul(a, r, transpose_a=True).numpy().astype(np.float64)
     if bias:
-      cross = np.concatenate(
-          [cross, np.sum(r, axis=-2, dtype=np.float64)[..., None, :]], axis=-2)
+      cross = np.concatenate([cross, np.sum(
+          r.numpy(), axis=-2, dtype=np.float64)[..., None, :]], axis=-2)
     atr = atr + cross
   return ata, ata @ w0 + atr
+
+
+def _dense_chain(graph: Graph, name: str) -> bool:
+  """Whether every node with a kernel up to node `name` is a dense one."""
+  for node in graph.nodes:
+    if 'kernel' in node.params and node.op != 'dense':
+      return False
+    if node.name == name:
+      return True
+  return True
 
 
 def _upstream_unchanged(dense: Graph, pruned: Graph, name: str) -> bool:
@@ -224,21 +237,21 @@ def _inputs(graph: Graph, name: str, x: np.ndarray,
     yield value
 
 
-def _rows(node: Node, inputs: Iterator[tf.Tensor]) -> Iterator[np.ndarray]:
+def _rows(node: Node, inputs: Iterator[tf.Tensor]) -> Iterator[tf.Tensor]:
   """The rows A of each chunk (see the module docstring)."""
   for x in inputs:
     if node.op == 'dense':
-      a = x.numpy().reshape(-1, x.shape[-1])
+      yield tf.reshape(x, (-1, x.shape[-1]))
+      continue
+    kh, kw = node.params['kernel'].shape[:2]
+    attrs = node.attrs
+    patches = tf.image.extract_patches(
+        x, [1, kh, kw, 1], [1, *attrs['strides'], 1],
+        [1, *attrs['dilation'], 1], attrs['padding'].upper())
+    if node.op == 'depthwise_conv2d':
+      yield tf.reshape(patches, (-1, kh * kw, x.shape[-1]))
     else:
-      kh, kw = node.params['kernel'].shape[:2]
-      attrs = node.attrs
-      patches = tf.image.extract_patches(
-          x, [1, kh, kw, 1], [1, *attrs['strides'], 1],
-          [1, *attrs['dilation'], 1], attrs['padding'].upper()).numpy()
-      a = patches.reshape(-1, patches.shape[-1])
-      if node.op == 'depthwise_conv2d':
-        a = a.reshape(len(a), kh * kw, x.shape[-1])
-    yield a
+      yield tf.reshape(patches, (-1, patches.shape[-1]))
 
 
 def _check_calibration(graph: Graph, calibration: np.ndarray) -> np.ndarray:
