@@ -39,7 +39,9 @@ _CALIBRATION = flags.DEFINE_integer('calibration_size', 2048,
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Timed points per side.')
 _OUT = flags.DEFINE_string('out', None, 'Also write the record as JSON here.')
 
-# Run inside each side's tree: prune once, print seconds and accuracy.
+# Run inside each side's tree: prune once, print the seconds (wall clock, and
+# CPU summed over threads: on a loaded machine the wall clock of a
+# multi-threaded side suffers most) and the accuracy.
 _WORKER = '''
 import json, sys, time
 from tfprune import api
@@ -52,12 +54,13 @@ names = graph_pruning.prunable(graph)
 x = reconstruction.calibration_inputs(
     datasets.load(dataset, 'train', None).images, int(size), 0)
 prune = getattr(graph_reconstruction, 'prune_' + method)
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 pruned = prune(graph, float(k), names, x)
-seconds = time.perf_counter() - start
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
 test = datasets.load(dataset, 'test', None)
-print(json.dumps({'seconds': seconds, 'accuracy': evaluator.Evaluator(
-    graph).accuracy(test.images, test.labels, pruned)}))
+print(json.dumps({'seconds': seconds, 'cpu_seconds': cpu,
+                  'accuracy': evaluator.Evaluator(graph).accuracy(
+                      test.images, test.labels, pruned)}))
 '''
 
 
@@ -77,13 +80,17 @@ def _compare(model: str, sides: dict) -> dict:
   for _ in range(_ROUNDS.value):
     for side, tree in sides.items():
       points[side].append(_point(tree, model))
-      print(f'{model} {side}: {points[side][-1]["seconds"]:.2f} s, accuracy '
-            f'{points[side][-1]["accuracy"]:.4f}', flush=True)
+      point = points[side][-1]
+      print(f'{model} {side}: {point["seconds"]:.2f} s ({point["cpu_seconds"]:.2f}'
+            f' s CPU), accuracy {point["accuracy"]:.4f}', flush=True)
   medians = {side: statistics.median(p['seconds'] for p in ps)
              for side, ps in points.items()}
+  cpu = {side: statistics.median(p['cpu_seconds'] for p in ps)
+         for side, ps in points.items()}
   return {'model': model, 'weights_dir': MODELS[model][0], 'points': points,
-          'median_seconds': medians,
-          'speedup': medians['baseline'] / medians['current']}
+          'median_seconds': medians, 'median_cpu_seconds': cpu,
+          'speedup': medians['baseline'] / medians['current'],
+          'cpu_speedup': cpu['baseline'] / cpu['current']}
 
 
 def main(argv):
@@ -110,7 +117,9 @@ def main(argv):
           f'  {" " * len(r["model"])}  this tree [{seconds["current"]}] s, '
           f'median {r["median_seconds"]["current"]:.2f} s, accuracy '
           f'{accuracy["current"]:.4f}\n'
-          f'  {" " * len(r["model"])}  ratio of medians {r["speedup"]:.2f}x')
+          f'  {" " * len(r["model"])}  ratio of medians {r["speedup"]:.2f}x '
+          f'(CPU seconds: {r["median_cpu_seconds"]["baseline"]:.2f} -> '
+          f'{r["median_cpu_seconds"]["current"]:.2f}, {r["cpu_speedup"]:.2f}x)')
   if _OUT.value:
     record = {'baseline': _BASELINE.value, 'method': _METHOD.value,
               'k': _K.value, 'calibration_size': _CALIBRATION.value,
