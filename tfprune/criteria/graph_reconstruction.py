@@ -4,8 +4,10 @@ The graph versions of `reconstruction.prune_wanda` and `prune_obs`, with the
 same semantics: the chosen nodes are pruned in topological order, each one's
 inputs computed on the calibration examples through the graph pruned so far
 and, for OBS, its target the dense graph's pre-activation of that node. The
-forward passes run in float64, in chunks of examples. A node's inputs become
-the rows A of a matrix product with its kernel:
+forward passes run in chunks of examples: in float64 for Wanda; for OBS in
+float32 behind a convolution and float64 on a chain of dense nodes
+(`_moments`). A node's inputs become the rows A of a matrix product with its
+kernel:
 
   dense             the input vectors (leading axes flattened); kernel (in, out).
   conv2d            the input patches (im2col: `tf.image.extract_patches` with
