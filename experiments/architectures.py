@@ -15,13 +15,14 @@ what the pruned graph predicts. Each row is `exact` (all of it), `refused`
 
 from tfprune import cli  # first: sets TensorFlow's log level  # pylint: disable=g-import-not-at-top
 
-import csv  # pylint: disable=g-import-not-at-top,wrong-import-order
+import pathlib  # pylint: disable=g-import-not-at-top,wrong-import-order
 import sys  # pylint: disable=g-import-not-at-top,wrong-import-order
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from tfprune import api  # pylint: disable=g-import-not-at-top
+from tfprune import atomic  # pylint: disable=g-import-not-at-top
 from tfprune import keras_compat  # pylint: disable=g-import-not-at-top
 from tfprune.errors import TfpruneError  # pylint: disable=g-import-not-at-top
 from tfprune.graph import evaluator  # pylint: disable=g-import-not-at-top
@@ -183,25 +184,48 @@ _FRAMEWORKS = flags.DEFINE_list('frameworks', list(keras_compat.FRAMEWORKS),
 
 
 def _close(ours, theirs) -> bool:
+  """Equal up to round-off, output by output (a model may have several)."""
+  if isinstance(theirs, (list, tuple)):
+    return (isinstance(ours, (list, tuple)) and len(ours) == len(theirs)
+            and all(_close(a, b) for a, b in zip(ours, theirs)))
+  theirs = np.asarray(theirs)
   scale = float(np.max(np.abs(theirs))) if np.size(theirs) else 0.0
   return bool(np.allclose(ours, theirs, rtol=0, atol=RTOL * max(scale, 1e-6)))
 
 
 def _inputs(model, seed: int):
+  """A batch of 4 random inputs (a list for several inputs): token ids in
+  [0, vocabulary) for a model that embeds its input, standard normal values
+  otherwise."""
   rng = np.random.default_rng(seed)
-  return rng.standard_normal((4, *model.inputs[0].shape[1:])).astype(np.float32)
+  embeddings = [l for l in model.layers if type(l).__name__ == 'Embedding']
+  batches = []
+  for tensor in model.inputs:
+    shape = (4, *tensor.shape[1:])
+    if embeddings:
+      batches.append(rng.integers(0, embeddings[0].input_dim, shape).astype(np.float32))
+    else:
+      batches.append(rng.standard_normal(shape).astype(np.float32))
+  return batches if len(batches) > 1 else batches[0]
+
+
+def _keras(model, x):
+  """`model(x)` as numpy arrays (a list for several outputs)."""
+  y = model(x)
+  return [np.asarray(v) for v in y] if isinstance(y, (list, tuple)) else np.asarray(y)
 
 
 def check(make, framework: str) -> tuple[str, str]:
   """('exact' | 'refused' | 'error' | 'wrong', detail) for one architecture."""
   K = keras_compat.keras_module(framework)
+  K.backend.clear_session()  # fresh layer names: the same CSV every run
   K.utils.set_random_seed(0)
   try:
     model = make(K)
     graph = api.from_keras(model)
     for seed in (1, 2):
       x = _inputs(model, seed)
-      if not _close(evaluator.predict(graph, x), np.asarray(model(x))):
+      if not _close(evaluator.predict(graph, x), _keras(model, x)):
         return 'wrong', f'import differs from Keras on batch {seed}'
     for method, k in (('weight', 50), ('unit', 30)):
       pruned = api.prune(graph, method, k)
@@ -210,7 +234,7 @@ def check(make, framework: str) -> tuple[str, str]:
       x = _inputs(model, 3)
       expected = evaluator.predict(pruned, x)
       if not (_close(evaluator.predict(compacted, x), expected)
-              and _close(np.asarray(exported(x)), expected)):
+              and _close(_keras(exported, x), expected)):
         return 'wrong', f'{method} {k}: compacted or exported differs'
     return 'exact', f'{graph.num_params} params, {len(graph.nodes)} nodes'
   except TfpruneError as e:
@@ -222,6 +246,8 @@ def check(make, framework: str) -> tuple[str, str]:
 def main(argv):
   del argv
   names = _ONLY.value or list(ARCHITECTURES)
+  out = pathlib.Path(_OUT.value)
+  atomic.check_writable(out.parent, '--out')  # before the long run, not after
   rows = []
   for name in names:
     for framework in _FRAMEWORKS.value:
@@ -229,10 +255,8 @@ def main(argv):
       rows.append({'architecture': name, 'framework': framework,
                    'status': status, 'detail': detail})
       print(f'{name:20s} {framework:9s} {status:8s} {detail[:150]}', flush=True)
-  with open(_OUT.value, 'w', newline='') as f:
-    writer = csv.DictWriter(f, ['architecture', 'framework', 'status', 'detail'])
-    writer.writeheader()
-    writer.writerows(rows)
+  atomic.ensure_dir(out.parent, '--out')
+  atomic.write_csv(out, ['architecture', 'framework', 'status', 'detail'], rows)
   both = sum(all(r['status'] == 'exact' for r in rows if r['architecture'] == n)
              for n in names)
   print(f'{both} of {len(names)} exact and pruned end to end in '

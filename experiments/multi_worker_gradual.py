@@ -1,7 +1,7 @@
 """Gradual fine-tuning on N local worker processes against one process.
 
 Runs the same `tfprune gradual` command twice: once with
-`--strategy=multi_worker` in `--workers` processes on this machine (TF_CONFIG
+`--strategy=multiworker` in `--workers` processes on this machine (TF_CONFIG
 names them on 127.0.0.1; in a private network namespace when `unshare -rn`
 is allowed, so TensorFlow's gRPC servers are reachable from nowhere else),
 and once with `--strategy=default` in one process. Prints both runs'
@@ -66,7 +66,7 @@ def _multi_worker(out_dir: pathlib.Path) -> float:
     tf_config = json.dumps({'cluster': cluster,
                             'task': {'type': 'worker', 'index': i}})
     commands.append(f'TF_CONFIG={shlex.quote(tf_config)} '
-                    f'{shlex.join(_gradual("multi_worker", out_dir))} '
+                    f'{shlex.join(_gradual("multiworker", out_dir))} '
                     f'> {out_dir}.worker{i}.log 2>&1')
   script = ' & '.join(commands) + ' & wait'
   isolation = _isolation()
@@ -86,7 +86,7 @@ def main(argv):
   del argv
   root = pathlib.Path(_OUT_DIR.value)
   root.mkdir(parents=True, exist_ok=True)
-  seconds = {'multi_worker': round(_multi_worker(root / 'multi_worker'), 1)}
+  seconds = {'multiworker': round(_multi_worker(root / 'multiworker'), 1)}
   start = time.perf_counter()
   subprocess.run(_gradual('default', root / 'one_process'), check=True,
                  stdout=subprocess.DEVNULL)
@@ -94,7 +94,7 @@ def main(argv):
   record = {'args': _ARGS.value, 'workers': _WORKERS.value,
             'seconds': seconds, 'cpus': len(os.sched_getaffinity(0)),
             'runs': {}}
-  for name in ('multi_worker', 'one_process'):
+  for name in ('multiworker', 'one_process'):
     record['runs'][name] = _results(root / name)
     for row in record['runs'][name]:
       print(f'{name:>12}: {row["procedure"]}-{row["granularity"]} target '

@@ -1,7 +1,8 @@
 """The committed ViT with half its heads and MLP units removed, fine-tuned, timed.
 
 Removes k% of each block's attention heads and MLP hidden units (`unit`),
-fine-tunes the smaller Keras 3 model for --epochs at each --learning_rates
+fine-tunes the smaller Keras 3 model for --epochs at each --learning_rates,
+distilled from the dense model (--teacher_weight)
 (the best on a held-out validation slice of the training split is kept),
 scores it on the test split, times it against the dense model at batch
 --timing_batch in one process (alternating), and writes pruned.keras,
@@ -34,6 +35,10 @@ _K = flags.DEFINE_float('k', _D.k, 'Percent of each group (heads, MLP units) rem
 _EPOCHS = flags.DEFINE_integer('epochs', _D.epochs, 'Fine-tuning epochs per rate.')
 _RATES = flags.DEFINE_list('learning_rates', [str(r) for r in _D.learning_rates],
                            'Adam rates tried; the best on the validation slice is kept.')
+_TEACHER = flags.DEFINE_float(
+    'teacher_weight', _D.teacher_weight,
+    "Share of the dense model's probabilities in the fine-tuning targets "
+    '(distillation; 0: labels only).')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', _D.batch_size,
                                    'Fine-tuning examples per step.')
 _VALIDATION = flags.DEFINE_integer('validation_size', _D.validation_size,
@@ -50,6 +55,7 @@ def main(argv):
       dataset=_DATASET.value, data_dir=_DATA_DIR.value, k=_K.value,
       epochs=_EPOCHS.value,
       learning_rates=tuple(float(r) for r in _RATES.value),
+      teacher_weight=_TEACHER.value,
       batch_size=_BATCH_SIZE.value, validation_size=_VALIDATION.value,
       seed=_SEED.value, timing_runs=_TIMING_RUNS.value)
   tf.config.experimental.enable_op_determinism()

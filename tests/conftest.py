@@ -3,6 +3,7 @@
 import gzip
 import os
 import pathlib
+import signal
 import sys
 
 # The suite runs in two xdist workers on two cores: numpy's OpenBLAS threads in
@@ -18,6 +19,16 @@ import pytest
 from tests import helpers
 from tfprune.data import datasets
 from tfprune.graph import weights
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored():
+  """`cli.run` leaves its end-of-process Ctrl-C handler installed (a command's
+  process ends next); a test calling it in-process gets the runner's back."""
+  handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+  yield
+  for signum, handler in handlers.items():
+    signal.signal(signum, handler)
 
 
 @pytest.fixture(scope='session')

@@ -289,3 +289,22 @@ def silence_units(graph, k, positive_bias=None):
       fill = 0.5 if (s.param, s.node) == ('bias', positive_bias) else 0.0
       value[tuple(index)] = fill
   return graph.with_params(changes)
+
+
+def numpy_chain_logits(kernels, biases, images) -> np.ndarray:
+  """An oracle independent of tfprune's evaluators: a dense ReLU chain in numpy.
+
+  `images` are flattened; a bias of None is left out.
+  """
+  x = np.asarray(images, np.float32).reshape(len(images), -1)
+  for i, (kernel, bias) in enumerate(zip(kernels, biases)):
+    x = x @ kernel + (0 if bias is None else bias)
+    if i < len(kernels) - 1:
+      x = np.maximum(x, 0)
+  return x
+
+
+def numpy_network_logits(network, images, use_biases: bool = True) -> np.ndarray:
+  """`numpy_chain_logits` of a dense-chain network's arrays."""
+  biases = network.biases if use_biases else (None,) * len(network.kernels)
+  return numpy_chain_logits(network.kernels, biases, images)

@@ -75,6 +75,42 @@ def check_weight_fit(tmp: pathlib.Path) -> None:
   np.testing.assert_array_equal(numpy(loaded(x)), numpy(model(x)))
 
 
+class _ZerosAfterStep(keras.callbacks.Callback):
+  """Listed before `Pruning`: right after each optimizer step, every masked trainable entry is 0."""
+
+  def __init__(self, pruning):
+    super().__init__()
+    self.pruning, self.steps = pruning, 0
+
+  def on_train_batch_end(self, batch, logs=None):
+    pruner = self.pruning.pruner
+    if getattr(self.model, '_jax_state', None) is not None:
+      self.model.jax_state_sync()
+    trainable = {id(v) for v in self.model.trainable_variables}
+    for target, mask in zip(pruner.targets, pruner.state.masks):
+      if id(target.variable) in trainable:
+        value, kept = numpy(target.variable), numpy(mask) != 0
+        assert np.all(value[~kept] == 0), (target.name, self.steps)
+    self.steps += 1
+
+
+def check_zeros_after_every_step(tmp: pathlib.Path) -> None:
+  """The optimizer's own step leaves every masked weight zero, before `Pruning`'s batch end runs."""
+  del tmp
+  for criterion in ('weight', 'unit'):
+    model = compiled(cnn())
+    x, y = data()
+    # Masks change every 2 steps: each change must reach the compiled step.
+    pruning = tfk.Pruning(tfk.PolynomialDecay(0.0, 0.8, begin_step=0,
+                                              end_step=8, frequency=2),
+                          criterion)
+    check = _ZerosAfterStep(pruning)
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0,
+              callbacks=[check, pruning])
+    assert check.steps == 12
+    assert sum(z for z, _ in pruning.pruner.sparsity().values()) > 0
+
+
 def check_first_update_keeps_largest(tmp: pathlib.Path) -> None:
   """One update at step 1: every kept |w| >= every pruned |w| of the same kernel."""
   del tmp
@@ -168,7 +204,8 @@ def check_doc_loop(tmp: pathlib.Path) -> None:
 
 
 CHECKS = {f.__name__: f for f in (
-    check_weight_fit, check_first_update_keeps_largest, check_unit_fit_compact,
+    check_weight_fit, check_zeros_after_every_step,
+    check_first_update_keeps_largest, check_unit_fit_compact,
     check_allocations_and_patterns, check_attention, check_doc_loop)}
 
 

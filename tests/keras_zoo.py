@@ -14,7 +14,7 @@ for tests whose cost grows with the number of layers (a TFLite conversion,
 a fresh process loading a file). Batch-norm statistics are randomized so
 that a misread batch norm changes the outputs. `imported` gives a zoo model
 and its graph, built and imported once per process, to tests that only
-read them.
+read them. `MULTI_IO` are models with several inputs and/or outputs.
 """
 
 import numpy as np
@@ -402,11 +402,75 @@ def recurrent(K):
   return K.Model(i, K.layers.Dense(3)(x))
 
 
+def bidirectional(K):
+  """A Bidirectional LSTM returning its sequence (concatenated) into a
+  Bidirectional GRU (summed), then a Dense MLP head."""
+  i = K.Input((9, 4))
+  x = K.layers.Bidirectional(K.layers.LSTM(5, return_sequences=True))(i)
+  x = K.layers.Bidirectional(K.layers.GRU(4), merge_mode='sum')(x)
+  x = K.layers.Dense(8, activation='relu')(x)
+  return K.Model(i, K.layers.Dense(3)(x))
+
+
 # The layer types of issue 21 beyond the Transformer's, one small model each.
 LAYER_TYPES = {'operators': operators, 'conv1d_sequence': conv1d_sequence,
                'unet': unet, 'grouped_conv': grouped_conv,
                'group_norm': group_norm, 'crop_permute': crop_permute,
-               'layer_norm_conv': layer_norm_conv, 'recurrent': recurrent}
+               'layer_norm_conv': layer_norm_conv, 'recurrent': recurrent,
+               'bidirectional': bidirectional}
+
+
+def image_and_table(K):
+  """Two inputs (an image and a table row), concatenated into one head."""
+  image, table = K.Input((8, 8, 2), name='image'), K.Input((5,), name='table')
+  x = K.layers.Conv2D(6, 3, activation='relu')(image)
+  x = K.layers.BatchNormalization()(x)
+  x = K.layers.GlobalAveragePooling2D()(x)
+  t = K.layers.Dense(7, activation='relu')(table)
+  x = K.layers.Concatenate()([x, t])
+  x = K.layers.Dense(10, activation='relu')(x)
+  return K.Model([image, table], K.layers.Dense(3, activation='softmax')(x))
+
+
+def two_heads(K):
+  """One input, two outputs: a 4-class and a 2-class head on one trunk."""
+  i = K.Input((12,), name='features')
+  x = K.layers.Dense(16, activation='relu')(i)
+  x = K.layers.Dense(10, activation='relu')(x)
+  kind = K.layers.Dense(4, activation='softmax', name='kind')(x)
+  y = K.layers.Dense(6, activation='relu')(x)
+  flag = K.layers.Dense(2, activation='softmax', name='flag')(y)
+  return K.Model(i, [kind, flag])
+
+
+def two_in_two_heads(K):
+  """Two inputs and two outputs, the second head also reading one input."""
+  image, table = K.Input((8, 8, 2), name='image'), K.Input((5,), name='table')
+  x = K.layers.Conv2D(6, 3, padding='same', activation='relu')(image)
+  x = K.layers.MaxPooling2D()(x)
+  x = K.layers.Flatten()(x)
+  t = K.layers.Dense(8, activation='relu')(table)
+  joined = K.layers.Concatenate()([x, t])
+  h = K.layers.Dense(12, activation='relu')(joined)
+  kind = K.layers.Dense(3, activation='softmax', name='kind')(h)
+  g = K.layers.Dense(6, activation='relu')(t)
+  score = K.layers.Dense(2, name='score')(K.layers.Concatenate()([h, g]))
+  return K.Model([image, table], [kind, score])
+
+
+def operator_sum(K):
+  """Operators on two inputs: `a + b` of the inputs and of two Dense layers
+  (Keras 3 operation layers, tf_keras TFOpLambda), then `x * 0.5`."""
+  a, b = K.Input((9,), name='left'), K.Input((9,), name='right')
+  x = K.layers.Dense(8, activation='relu')(a + b)
+  y = K.layers.Dense(8, activation='relu')(b)
+  z = K.layers.Dense(6, activation='relu')(x + y)
+  return K.Model([a, b], K.layers.Dense(3)(z * 0.5))
+
+
+# Models with several inputs and/or outputs.
+MULTI_IO = {'image_and_table': image_and_table, 'two_heads': two_heads,
+            'two_in_two_heads': two_in_two_heads, 'operator_sum': operator_sum}
 
 
 def _layers_deep(model):
@@ -440,7 +504,7 @@ def build(name: str, framework: str):
   K = keras_module(framework)
   K.utils.set_random_seed(0)
   table = {**MODELS, **VARIATIONS, **REFUSED_MODELS, **NESTED, **MINIATURES,
-           **LAYER_TYPES,
+           **LAYER_TYPES, **MULTI_IO,
            **{k: make for k, (make, _) in REFUSED_NESTED.items()}}
   return randomized(table[name](K))
 

@@ -19,10 +19,9 @@ from tfprune.allocation import counts
 from tfprune.allocation import erk
 from tfprune.allocation import scan as scan_lib
 from tfprune.criteria import graph_pruning
-from tfprune.criteria import methods
 from tfprune.criteria import patterns
 from tfprune.criteria import pruning
-from tfprune.drivers import allocated
+from tfprune.drivers import folder_graph
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
 from tfprune.graph import network_graph
@@ -163,21 +162,6 @@ def test_allocation_on_every_architecture(architecture, allocation, k):
     assert dead.sum() == pruning.prune_count(levels[n], w.shape[axis])
 
 
-@pytest.mark.parametrize('allocation', ['global', 'erk'])
-def test_network_path_matches_graph_path(prebuilt, allocation):
-  network = prebuilt.network
-  layers = pruning.prunable_layers(network.num_layers)
-  levels = allocated.network_levels(allocation, network, layers, 90, None)
-  pruned = methods.prune('weight', network, levels, layers)
-  graph = network_graph.to_graph(network)
-  names = [allocated.layer_name(i) for i in layers]
-  g_levels = allocated.graph_levels(allocation, graph, names, 90, None)
-  g_pruned = graph_pruning.prune(graph, 'weight', g_levels, names)
-  for i, name in zip(layers, names):
-    np.testing.assert_array_equal(pruned.kernels[i],
-                                  g_pruned.node(name).params['kernel'])
-
-
 def test_sensitivity_prefers_the_robust_layer():
   kernels = {'fragile': np.ones((100, 100)), 'robust': np.ones((100, 100))}
   levels = (0, 50, 90, 99)
@@ -223,14 +207,14 @@ def test_sweep_rows_and_csv(prebuilt, mnist_test):
   small = type(mnist_test)(mnist_test.images[:500], mnist_test.labels[:500])
   uniform = sweep.SweepConfig(weights_dir='w', out_dir='o', methods=('weight',),
                               levels=(90,), pattern='2:4')
-  rows = sweep.sweep(uniform, prebuilt.network, small)
+  rows = sweep.sweep(uniform, folder_graph.to_graph(prebuilt), small)
   assert [(r.method, r.k) for r in rows] == [('weight', 90), ('weight-2:4', 50)]
   assert rows[1].sparsity == 0.5
   assert sweep.to_csv(rows).splitlines()[0] == ','.join(sweep.COLUMNS)
   assert 'allocation' not in sweep.config_record(uniform)
   config = sweep.SweepConfig(weights_dir='w', out_dir='o', methods=('weight',),
                              levels=(90,), allocation='global')
-  row, = sweep.sweep(config, prebuilt.network, small)
+  row, = sweep.sweep(config, folder_graph.to_graph(prebuilt), small)
   header, line = list(csv.reader(sweep.to_csv([row]).splitlines()))
   assert header[-1] == 'layer_sparsity' and line[-1].startswith('layer_1=0.')
   assert sweep.config_record(config)['allocation'] == 'global'

@@ -25,10 +25,14 @@ a pattern for it), and that the output path was not created.
 | study_a | `--weights_dir=weights/mlp-mnist` | `error: the weights in … are a mlp model but this needs fashion_cnn: …` |
 | gradual, benchmark | `--model_file` and `--weights_dir` | `error: --weights_dir and --model_file both given: pass one network to …` |
 | gradual | `--data` without `x_train` | `error: … has no x_train/y_train to fine-tune on: add them …` |
-| evaluate | a dense-chain export with `--data` | `error: … is a dense-chain export, scored on a registry --dataset: drop --data` |
 """
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import textwrap
 
 from absl import flags
 import numpy as np
@@ -36,6 +40,7 @@ import pytest
 
 from tests import helpers
 from tfprune import cli
+from tfprune.graph import io as graph_io
 from tfprune.runtime import export
 
 
@@ -162,8 +167,9 @@ CASES = {
                             "error: unexpected arguments ['stray']: pass options as --flag=value"),
     # The four tracebacks of issue 15.
     'evaluate-npy-export': ('evaluate', ['--export={npy}'], 2,
-                            'error: {npy} is a single .npy array, not a pruned export '
-                            '(.npz): re-export it with experiments/sweep.py --save_pruned'),
+                            'error: {npy} is not a readable pruned .npz (it holds a single '
+                            '.npy array): write it again with tfprune sweep --save_pruned '
+                            '(or tfprune.save); this tfprune writes graph files'),
     'plot-binary-csv': ('plot', ['--csv={binary}', '--out_dir={out}'], 2,
                         'error: {binary} is not a text CSV (byte 128 is not UTF-8): '
                         'pass a sweep.csv written by experiments/sweep.py'),
@@ -254,8 +260,8 @@ CASES = {
     'sweep-unit_bn-on-a-dense-chain': (
         'sweep', ['--methods=unit,unit_bn', '--levels=50', '--data_dir={data}',
                   '--out_dir={out}'], 2,
-        "error: method 'unit_bn' ranks units by batch-norm gamma, but a dense "
-        'chain has no batch norm: use unit or unit_l1'),
+        "error: method 'unit_bn' ranks channels by batch-norm gamma, but this "
+        'network has no batch norm on the channels it prunes: use unit or unit_l1'),
     'sweep-unit_l1-with-erk': (
         'sweep', ['--methods=unit_l1', '--allocation=erk', '--out_dir={out}'], 2,
         'error: --allocation=erk gives each layer its own level, but unit_l1 ranks '
@@ -279,13 +285,14 @@ CASES = {
         'error: output folder {file}/b is not writable (Not a directory): choose '
         'a writable folder with --out_dir'),
     'evaluate-truncated-export': ('evaluate', ['--export={truncated_export}'], 2,
-                                  're:is not a readable .npz file'),
+                                  're:is not a readable pruned .npz .*: write it '
+                                  'again with tfprune sweep --save_pruned'),
     'evaluate-other-format': ('evaluate', ['--export={other_format}'], 2,
-                              "re:has format 'something-else', expected "
-                              f"'{export.FORMAT}'"),
+                              "re:has format 'something-else', neither a graph "
+                              f"file nor '{export.FORMAT}': write it again"),
     'evaluate-missing-export': ('evaluate', ['--export={tmp}/none.npz'], 2,
-                                'error: pruned export {tmp}/none.npz does not exist: '
-                                'write one with --save_pruned'),
+                                'error: pruned file {tmp}/none.npz does not exist: '
+                                'write one with tfprune sweep --save_pruned'),
     'evaluate-inputs-of-another-dataset': (
         'evaluate', ['--export={plain_export}', '--dataset=penguins'], 2,
         're:takes 784 inputs but penguins examples have 12 values: pass the '
@@ -304,13 +311,13 @@ CASES = {
         're:begin_step 3 is not before end_step 2'),
     'gradual-zero-cycles': ('gradual', ['--cycles=0', '--out_dir={out}'], 2,
                             're:cycles must be at least 1'),
-    'gradual-bad-tf-config': ('gradual', ['--strategy=multi_worker', '--out_dir={out}'],
+    'gradual-bad-tf-config': ('gradual', ['--strategy=multiworker', '--out_dir={out}'],
                               2, 're:TF_CONFIG is not valid JSON',
                               {'TF_CONFIG': '{"cluster": '}),
     'gradual-unknown-strategy': (
         'gradual', ['--strategy=tpu', '--out_dir={out}'], 2,
         'error: flag --strategy=tpu is not valid: use one of default, mirrored, '
-        'multi_worker'),
+        'multiworker'),
     'gradual-model-file-and-weights': (
         'gradual', ['--model_file={tmp}/m.keras', '--weights_dir={tmp}/w',
                     '--out_dir={out}'], 2,
@@ -326,10 +333,15 @@ CASES = {
                       '--out_dir={out}'], 2,
         'error: --weights_dir and --model_file both given: pass one network to '
         'benchmark'),
-    'evaluate-dense-export-with-data': (
+    'benchmark-mlp-on-ray': (
+        'benchmark', ['--executor=ray', '--out_dir={out}'], 2,
+        'error: --executor=ray runs the accuracy points of a graph benchmark: '
+        'pass a CNN --weights_dir or a --model_file, or drop --executor for '
+        'the MLP'),
+    'evaluate-old-export-with-missing-data': (
         'evaluate', ['--export={plain_export}', '--data={tmp}/d.npz'], 2,
-        'error: {plain_export} is a dense-chain export, scored on a registry '
-        '--dataset: drop --data'),
+        'error: data file {tmp}/d.npz does not exist: pass an .npz with x_test '
+        'and y_test (np.savez)'),
     'study_b-structured-100': (
         'study_b', ['--methods=structured_l1', '--levels=100', '--out_dir={out}'], 2,
         'error: structured_l1 at k=100 would remove every filter of a layer: '
@@ -446,7 +458,7 @@ def test_ctrl_c_during_a_sweep_says_the_earlier_results_are_unchanged(
   def interrupt(*args):
     raise KeyboardInterrupt
 
-  monkeypatch.setattr(export, 'save', interrupt)
+  monkeypatch.setattr(graph_io, 'save', interrupt)
   code, _, err = run_script('sweep', f'--weights_dir={weights_dir}',
                             f'--data_dir={data_dir}', f'--out_dir={out}',
                             '--levels=50', '--save_pruned', capsys=capsys)
@@ -454,3 +466,30 @@ def test_ctrl_c_during_a_sweep_says_the_earlier_results_are_unchanged(
   assert err == [f'interrupted: earlier results in {out} are unchanged']
   assert [p.name for p in out.iterdir()] == ['sweep.csv']
   assert (out / 'sweep.csv').read_text() == 'earlier\n'
+
+
+@pytest.mark.parametrize('signum,status', [(signal.SIGINT, 130),
+                                           (signal.SIGTERM, 143)])
+def test_a_signal_while_the_process_shuts_down_says_the_results_are_whole(
+    tmp_path, signum, status):
+  # The command's work is done ("wrote ..." printed); the signal arrives
+  # while Python shuts down (here: from an atexit handler, as TensorFlow's
+  # and Ray's run then).
+  script = tmp_path / 'finished.py'
+  script.write_text(textwrap.dedent(f'''
+      import atexit, os, signal, time
+      from tfprune import cli
+
+      def main(argv):
+        print('wrote results')
+        atexit.register(lambda: (os.kill(os.getpid(), {int(signum)}),
+                                 time.sleep(5)))
+
+      cli.run(main)
+      '''))
+  result = subprocess.run([sys.executable, str(script)], capture_output=True,
+                          text=True, cwd=helpers.REPO, check=False,
+                          env={**os.environ, 'PYTHONPATH': str(helpers.REPO)})
+  assert result.returncode == status, result.stderr
+  assert result.stdout.splitlines() == ['wrote results']
+  assert result.stderr.splitlines()[-1:] == [cli.INTERRUPTED_AFTER_RUN]

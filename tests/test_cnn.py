@@ -14,12 +14,13 @@ from tfprune.allocation import allocators
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import pruning
 from tfprune.errors import TfpruneError
+from tfprune.graph import evaluator
+from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.graph.evaluator import Evaluator
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
 from tfprune.keras_io.importer import from_keras
-from tfprune.runtime import evaluate
 from tfprune.runtime import metrics
 from tfprune.transforms import silent_channels
 
@@ -101,10 +102,11 @@ def cnn(request):
   return request.param, model, models.to_network(model)
 
 
-def test_evaluator_matches_keras(cnn):
+def test_folder_graph_evaluates_like_keras(cnn, tmp_path):
   _, model, network = cnn
+  weights.save(tmp_path / 'w', network)
   x = _images()
-  logits = evaluate.logits(network, x)
+  logits = evaluator.predict(weights.load_graph(tmp_path / 'w'), x)
   probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
   probabilities /= probabilities.sum(axis=1, keepdims=True)
   helpers.assert_same_up_to_rounding(probabilities, model.predict(x, verbose=0))
@@ -122,8 +124,8 @@ def test_weight_folder_round_trip_with_batch_norm(cnn, tmp_path):
   assert (tmp_path / 'w' / weights.norm_file(1)).exists() == (name == 'fashion_cnn')
   assert saved.sha256 == loaded.sha256
   x = _images(8)
-  np.testing.assert_array_equal(evaluate.logits(loaded.network, x),
-                                evaluate.logits(network, x))
+  np.testing.assert_array_equal(evaluator.predict(loaded.graph, x),
+                                evaluator.predict(network_graph.to_graph(network), x))
   fresh = models.load_network(models.get(name)(MNIST_SHAPE, 10), loaded.network)
   helpers.assert_same_up_to_rounding(fresh.predict(x, verbose=0),
                                      model.predict(x, verbose=0))

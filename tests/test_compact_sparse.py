@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 
 from tests import helpers
+from tfprune import api
 from tfprune.criteria import pruning
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
+from tfprune.graph import evaluator
+from tfprune.graph import io as graph_io
+from tfprune.graph import pruned_file
 from tfprune.graph.network import Network
-from tfprune.runtime import evaluate
 from tfprune.runtime import export
 from tfprune.runtime import inference
 from tfprune.runtime import kernel_calibration
@@ -44,8 +47,8 @@ CASES = [(m, k) for m in sorted(pruning.PRUNERS) for k in LEVELS
 def test_compacted_network_computes_the_same_logits(method, k, use_biases):
   pruned = _pruned(method, k)
   compact = compaction.compact(pruned, use_biases)
-  expected = evaluate.logits(pruned, _images(), use_biases)
-  got = evaluate.logits(compact, _images(), use_biases)
+  expected = helpers.numpy_network_logits(pruned, _images(), use_biases)
+  got = helpers.numpy_network_logits(compact, _images(), use_biases)
   helpers.assert_same_up_to_rounding(got, expected)
   np.testing.assert_array_equal(got.argmax(1), expected.argmax(1))
 
@@ -79,7 +82,8 @@ def test_plan_matches_the_dense_evaluator(method, k, allow_sparse):
   # The plan sums in transposed 512-row chunks, the evaluator per layer:
   # rounding over two layouts, 1e-4 of the outputs' scale.
   helpers.assert_same_up_to_rounding(inference.logits(plan, images),
-                                     evaluate.logits(pruned, images), rel=1e-4)
+                                     helpers.numpy_network_logits(pruned, images),
+                                     rel=1e-4)
 
 
 # Every switch between the row layout (dense) and the chunked transposed
@@ -96,7 +100,7 @@ def test_every_kernel_layout_computes_the_evaluator_logits(kinds, use_biases, n)
   plan = inference.plan(pruned, use_biases, kinds=kinds)
   assert plan.kinds == kinds
   images = _images(n=n)
-  expected = evaluate.logits(pruned, images, use_biases)
+  expected = helpers.numpy_network_logits(pruned, images, use_biases)
   # float32 sums in another order: absolute error relative to the logits'
   # scale (about 100 here), not to each entry (some cancel to near zero).
   np.testing.assert_allclose(inference.logits(plan, images), expected,
@@ -173,7 +177,7 @@ def test_each_csr_segment_structure_is_traced_once_across_plans():
     pruned = net.masked(pruning.network_masks(net, method, k, [0, 1, 2]))
     plan = inference.plan(pruned)
     assert plan.kinds == ('csr',) * 3 + ('dense',)
-    expected = evaluate.logits(pruned, images)
+    expected = helpers.numpy_network_logits(pruned, images)
     np.testing.assert_allclose(inference.logits(plan, images), expected,
                                rtol=1e-5, atol=1e-6 * np.abs(expected).max())
     counts.append(segment.experimental_get_tracing_count())
@@ -193,17 +197,28 @@ def test_crossover_probe_refuses_an_unknown_path():
 @pytest.mark.parametrize('method', sorted(pruning.PRUNERS))
 @pytest.mark.parametrize('k', [0, 50, 95])
 @pytest.mark.parametrize('use_biases', [True, False], ids=['biases', 'no-biases'])
-def test_export_round_trip_predicts_exactly_like_the_pruned_network(
+def test_old_export_loads_as_a_graph_predicting_like_the_pruned_network(
     tmp_path, method, k, use_biases):
+  """An old dense-chain export is read as a graph, values stored exactly."""
   pruned = _pruned(method, k)
   path = export.save(tmp_path / 'p.npz', pruned, use_biases, {'k': k})
-  loaded, loaded_biases, metadata = export.load(path)
-  assert loaded_biases == use_biases and metadata == {'k': k}
-  helpers.assert_same_up_to_rounding(evaluate.logits(loaded, _images(), use_biases),
-                                     evaluate.logits(pruned, _images(), use_biases))
+  graph, recorded, metadata = pruned_file.read(path)
+  assert recorded is None and metadata == {'k': k}
   compact = compaction.compact(pruned, use_biases)
-  for a, b in zip(loaded.kernels, compact.kernels):
-    np.testing.assert_array_equal(a, b)  # values stored exactly
+  dense = graph.weighted()
+  assert len(dense) == compact.num_layers
+  for node, kernel, bias in zip(dense, compact.kernels, compact.biases):
+    np.testing.assert_array_equal(node.params['kernel'], kernel)
+    if use_biases:
+      np.testing.assert_array_equal(node.params['bias'], bias)
+    else:
+      assert 'bias' not in node.params
+  biases = pruned.biases if use_biases else (None,) * pruned.num_layers
+  helpers.assert_same_up_to_rounding(
+      evaluator.predict(graph, _images()),
+      helpers.numpy_chain_logits(pruned.kernels, biases, _images()))
+  # tfprune.load reads it too, as the same graph.
+  assert graph_io.to_bytes(api.load(path)) == graph_io.to_bytes(graph)
 
 
 @pytest.mark.parametrize('method', sorted(pruning.PRUNERS))
@@ -250,18 +265,25 @@ def _inconsistent(path):
   np.savez(path, **arrays)
 
 
+def _single_array(path):
+  with open(path, 'wb') as f:
+    np.save(f, np.zeros(3, np.float32))
+
+
 @pytest.mark.parametrize('breaker,pattern', [
-    (_corrupt_truncate, 'is not a readable .npz file'),
-    (_other_format, "has format 'something-else'"),
+    (_corrupt_truncate, 'is not a readable pruned .npz'),
+    (_other_format, "has format 'something-else', neither a graph file nor"),
     (_inconsistent, 'is inconsistent'),
+    (_single_array, 'is not a readable pruned .npz'),
     (lambda p: p.unlink(), 'does not exist'),
-], ids=['truncated', 'other-format', 'inconsistent', 'missing'])
-def test_bad_export_is_refused_in_one_line(tmp_path, breaker, pattern):
+], ids=['truncated', 'other-format', 'inconsistent', 'single-array', 'missing'])
+def test_bad_pruned_file_is_refused_in_one_line(tmp_path, breaker, pattern):
   path = export.save(tmp_path / 'p.npz', _pruned('weight', 95))
   breaker(path)
   with pytest.raises(TfpruneError, match=pattern) as info:
-    export.load(path)
+    pruned_file.read(path)
   assert '\n' not in str(info.value)
+  assert 'tfprune sweep --save_pruned' in str(info.value) or 'does not exist' in pattern
 
 
 def test_export_to_unwritable_folder_is_refused(tmp_path):

@@ -229,15 +229,17 @@ def test_sweep_config_records_the_npz_it_used(tmp_path, mnist_slice_dir):
   assert record['other_data_allowed'] is True
   assert record['data'] == {
       'data': 'npz-sha256:' + user_data.read(data).sha256,
-      'data_file': 'mnist.npz', 'input_shape': [28, 28, 1]}
+      'data_file': 'mnist.npz', 'input_shape': [28, 28, 1],
+      'value_range': [float(test.images.min()), float(test.images.max())]}
 
 
-def test_prune_layers_with_a_dense_folder_is_refused(tmp_path, capsys):
+def test_prune_layers_of_a_dense_folder_must_name_its_layers(tmp_path, capsys):
+  # A dense folder is a graph: its layers are layer_1, layer_2, ...
   code, _, err = helpers.run_main(
       'sweep', f'--weights_dir={MNIST_MLP}', '--prune_layers=foo', '--levels=0',
       f'--out_dir={tmp_path / "out"}', capsys=capsys)
   assert _one_error(code, err).startswith(
-      'error: --prune_layers names layers of a --model_file or a CNN folder')
+      "error: --prune_layers names 'foo', which is not a layer with a kernel")
 
 
 def test_study_a_without_finetuning_is_refused():

@@ -46,7 +46,7 @@ def test_malformed_tf_config_is_refused_with_an_example(config, message):
 
 def test_unknown_strategy_lists_the_valid_names():
   with pytest.raises(ValueError, match='unknown strategy .tpu.: choose one of '
-                     'default, mirrored, multi_worker'):
+                     'default, mirrored, multiworker'):
     distribute.get('tpu')
 
 

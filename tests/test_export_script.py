@@ -24,7 +24,8 @@ def test_saved_export_scores_like_the_sweep(tmp_path, mnist_slice_dir, capsys):
     path = out / 'pruned' / f'{method}-k90.npz'
     # The file is the network's bytes (the column) plus its provenance tag.
     tag = ziptags.read(path)
-    assert tag == {'data': 'mnist', 'input_shape': [28, 28, 1]}
+    assert tag == {'data': 'mnist', 'input_shape': [28, 28, 1],
+                   'value_range': [0.0, 1.0]}
     assert path.stat().st_size == int(row['size_bytes']) + len(ziptags.comment(tag))
     code, stdout, stderr = helpers.run_main(
         'evaluate', f'--export={path}', f'--data_dir={data_dir}', capsys=capsys)

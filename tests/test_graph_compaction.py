@@ -22,7 +22,6 @@ from tfprune.graph import ops
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import Node
 from tfprune.graph.network import Network
-from tfprune.runtime import evaluate
 from tfprune.transforms import channel_pruning
 from tfprune.transforms import compaction
 from tfprune.transforms import graph_compaction
@@ -68,7 +67,7 @@ def test_dense_chain_graph_and_network_compact_alike(method, k):
     assert a.tobytes() == b.tobytes()
   x = _inputs(graph, 16)
   helpers.assert_same_up_to_rounding(evaluator.predict(via_graph, x),
-                                     evaluate.logits(pruned, x))
+                                     helpers.numpy_network_logits(pruned, x))
 
 
 def test_constants_fold_in_float64_with_one_rounding():
@@ -100,8 +99,8 @@ def test_a_unit_reading_only_removed_constants_is_constant_too():
   constant = max(np.float64(b2[0]) + np.float64(b1[1]) * 2.5, 0.0)
   assert small.biases[2][0] == np.float32(np.float64(b3[0]) + constant)
   x = np.random.default_rng(0).standard_normal((8, 2)).astype(np.float32)
-  np.testing.assert_allclose(evaluate.logits(small, x), evaluate.logits(network, x),
-                             rtol=1e-6)
+  np.testing.assert_allclose(helpers.numpy_network_logits(small, x),
+                             helpers.numpy_network_logits(network, x), rtol=1e-6)
 
 
 @pytest.mark.parametrize('use_biases', [True, False])
@@ -113,8 +112,9 @@ def test_a_dead_layer_keeps_one_silenced_unit(use_biases):
   assert not small.kernels[0].any() and not small.kernels[1].any()
   assert not small.biases[0].any() and not small.biases[1].any()
   x = np.random.default_rng(0).standard_normal((8, 6)).astype(np.float32)
-  np.testing.assert_allclose(evaluate.logits(small, x, use_biases),
-                             evaluate.logits(pruned, x, use_biases), rtol=1e-5)
+  np.testing.assert_allclose(
+      helpers.numpy_network_logits(small, x, use_biases),
+      helpers.numpy_network_logits(pruned, x, use_biases), rtol=1e-5)
 
 
 def _conv_graph(padding: str) -> Graph:
@@ -159,4 +159,4 @@ def test_a_saved_dense_chain_is_the_compacted_network(use_biases):
       k.shape for k in small.kernels] == [(20, 8), (8, 6), (6, 4)]
   x = np.random.default_rng(0).standard_normal((8, 20)).astype(np.float32)
   helpers.assert_same_up_to_rounding(evaluator.predict(graph, x),
-                                     evaluate.logits(pruned, x, use_biases))
+                                     helpers.numpy_network_logits(pruned, x, use_biases))

@@ -98,7 +98,8 @@ def _node_output(node, x):
                  node.name, x.shape[1:])
   params = {node.name: {k: tf.constant(v, tf.float64)
                         for k, v in single.node(node.name).params.items()}}
-  return run_nodes(single, tf.constant(x), params)[0].numpy()
+  (output,), _ = run_nodes(single, tf.constant(x), params)
+  return output.numpy()
 
 
 @pytest.mark.parametrize('method', METHODS)

@@ -179,7 +179,8 @@ def test_wanda_obs_sweep_script_on_a_cnn_folder(tmp_path, data_dir, mnist_slice_
     (['--methods=obs'], r"method 'obs' needs calibration data but \S*good.npz "
      'has no x_train/y_train: add them'),
     (['--methods=wanda'], "method 'wanda' needs calibration data but"),
-    (['--bias_correction'], '--bias_correction does not run on a graph network'),
+    (['--bias_correction'], r"bias correction needs calibration data but \S*good.npz "
+     'has no x_train/y_train: add them'),
     (['--prune_layers=nope'], "names 'nope', which is not a layer with a kernel"),
     (['--weights_dir=weights/mlp-mnist'], '--weights_dir and --model_file both given'),
     (['--data=MISSING'], r'data file \S*none.npz does not exist'),

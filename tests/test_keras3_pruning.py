@@ -36,27 +36,38 @@ def test_jax_backend(tmp_path):
 
 
 class _Interrupt(keras.callbacks.Callback):
-  """Stops training like a kill, after epoch `after`'s checkpoint was written."""
+  """Stops training like a kill, after epoch `after`'s checkpoint was written
+  (or after batch `batch` of that epoch)."""
 
-  def __init__(self, after: int):
+  def __init__(self, after: int, batch: int | None = None):
     super().__init__()
-    self.after = after
+    self.after, self.batch, self.epoch = after, batch, 0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.epoch = epoch
+
+  def on_train_batch_end(self, batch, logs=None):
+    if self.batch is not None and (self.epoch + 1, batch + 1) == (
+        self.after, self.batch):
+      raise KeyboardInterrupt
 
   def on_epoch_end(self, epoch, logs=None):
-    if epoch + 1 == self.after:
+    if self.batch is None and epoch + 1 == self.after:
       raise KeyboardInterrupt
 
 
-def _fit(backup_dir, criterion: str, interrupt_after: int | None = None):
+def _fit(backup_dir, criterion: str, interrupt_after: int | None = None,
+         save_freq='epoch', batch: int | None = None):
   """3 epochs of gradual pruning with BackupAndRestore; the model's weights at the end."""
   model = keras3_checks.compiled(keras3_checks.cnn())
   x, y = keras3_checks.data(96)
   schedule = tfk.PolynomialDecay(0.0, 0.6, begin_step=0, end_step=12,
                                  frequency=3)
   callbacks = [tfk.Pruning(schedule, criterion),
-               keras.callbacks.BackupAndRestore(str(backup_dir))]
+               keras.callbacks.BackupAndRestore(str(backup_dir),
+                                                save_freq=save_freq)]
   if interrupt_after:
-    callbacks.append(_Interrupt(interrupt_after))
+    callbacks.append(_Interrupt(interrupt_after, batch))
   model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0,
             callbacks=callbacks)
   return [np.array(w) for w in model.get_weights()], callbacks[0].pruner
@@ -75,6 +86,25 @@ def test_killed_and_resumed_run_is_bit_exact(criterion, after, tmp_path):
     np.testing.assert_array_equal(a, b)
   # The masks and counters were restored, not recomputed from scratch.
   assert resumed.sparsity() == pruner.sparsity()
+
+
+def test_resume_from_a_mid_epoch_checkpoint_is_refused(tmp_path):
+  """BackupAndRestore(save_freq=4) last saved after step 8 (batch 2 of epoch
+  2); Keras would restart epoch 2 at its first batch, training batches 1-2
+  twice."""
+  with pytest.raises(KeyboardInterrupt):
+    _fit(tmp_path, 'weight', interrupt_after=2, save_freq=4, batch=5)
+  with pytest.raises(TfpruneError, match='written after training step 8, but '
+                     r'fit restarts at step 6 \(epoch 2, batch 1\)'):
+    _fit(tmp_path, 'weight', save_freq=4)
+  # Every 6 batches (an epoch) is refused too: Keras writes the checkpoint at
+  # epoch 1's last batch, before the epoch counts as done, and would train
+  # epoch 1 again.
+  with pytest.raises(KeyboardInterrupt):
+    _fit(tmp_path / 'six', 'weight', interrupt_after=2, save_freq=6, batch=5)
+  with pytest.raises(TfpruneError, match='after training step 6, but fit '
+                     r'restarts at step 0 \(epoch 1, batch 1\)'):
+    _fit(tmp_path / 'six', 'weight', save_freq=6)
 
 
 def test_resume_without_pruning_state_differs(tmp_path):

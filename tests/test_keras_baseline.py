@@ -4,6 +4,7 @@ import pytest
 
 from tests import helpers
 from tfprune.data import datasets
+from tfprune.drivers import folder_graph
 from tfprune.drivers import keras_baseline
 from tfprune.drivers import sweep
 
@@ -17,7 +18,7 @@ def test_keras_loop_accuracies_equal_the_sweep(prebuilt, mnist_slice_dir):
   test = datasets.load('mnist', 'test', mnist_slice_dir)
   config = sweep.SweepConfig(weights_dir=str(helpers.PREBUILT), out_dir='unused',
                              methods=('weight', 'unit'), levels=LEVELS)
-  rows = sweep.sweep(config, prebuilt.network, test)
+  rows = sweep.sweep(config, folder_graph.to_graph(prebuilt), test)
   loop = keras_baseline.run(str(helpers.PREBUILT), 'mnist', mnist_slice_dir,
                             ('weight', 'unit'), LEVELS)
   assert [(m, k) for m, k, _ in loop] == [(r.method, r.k) for r in rows]

@@ -102,7 +102,9 @@ def test_misread_batch_norm_is_refused_naming_the_layer(framework, monkeypatch):
      r'layer simple_rnn\w* \(SimpleRNN\) cannot be imported: SimpleRNN is not '
      r'supported; supported layers: .*Conv2D'),
     (lambda K: K.Sequential([K.Input((8, 3)), K.layers.Bidirectional(
-        K.layers.GRU(2)), K.layers.Dense(2)]), r'Bidirectional is not supported'),
+        K.layers.SimpleRNN(2)), K.layers.Dense(2)]),
+     r'\(Bidirectional\) cannot be imported: it wraps SimpleRNN and SimpleRNN: '
+     r'only LSTM or GRU both ways is supported'),
     (lambda K: K.Sequential([K.Input((8, 3)), K.layers.Conv1D(
         2, 3, padding='causal'), K.layers.Flatten(), K.layers.Dense(2)]),
      r"padding 'causal' is not supported"),

@@ -1,4 +1,4 @@
-"""Every method of `methods.METHODS`: exact sparsity, untouched layers, purity, errors.
+"""Every method of `importances.REGISTRY`: exact sparsity, untouched layers, purity, errors.
 
 Parameterized over the whole registry, so a new method inherits the suite.
 """
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests import helpers
+from tfprune.criteria import importances
 from tfprune.criteria import methods
 from tfprune.criteria import pruning
 from tfprune.drivers import sweep
@@ -30,8 +31,8 @@ def _calibration(n=64):
 
 
 def test_unit_level_set_names_registered_methods():
-  assert UNIT_LEVEL | BATCH_NORM <= set(methods.METHODS)
-  assert {n for n, m in methods.METHODS.items() if m.removes_channels} == UNIT_LEVEL
+  assert UNIT_LEVEL | BATCH_NORM <= set(importances.REGISTRY)
+  assert {n for n, m in importances.REGISTRY.items() if m.removes_channels} == UNIT_LEVEL
 
 
 @pytest.mark.parametrize('name', sorted(BATCH_NORM))
@@ -43,20 +44,18 @@ def test_batch_norm_ranks_are_refused_on_a_dense_chain(name):
 
 
 # Every method that runs on a dense chain (those ranking by batch norms are refused).
-CHAIN_METHODS = sorted(set(methods.METHODS) - BATCH_NORM)
+CHAIN_METHODS = sorted(set(importances.REGISTRY) - BATCH_NORM)
 
 
 @pytest.mark.parametrize('name', CHAIN_METHODS)
 @pytest.mark.parametrize('k', [0, 50, 90, 100])
-@pytest.mark.parametrize('bias_correction', [False, True], ids=['plain', 'bias-corrected'])
-def test_prunes_exactly_and_leaves_other_layers_alone(name, k, bias_correction):
+def test_prunes_exactly_and_leaves_other_layers_alone(name, k):
   net = helpers.random_network(SHAPES, seed=3)
   if name == 'filter_l1' and k == 100:  # it always keeps one filter
     with pytest.raises(TfpruneError, match='would remove all 16 units'):
       methods.prune(name, net, k, [0, 1], _calibration())
     return
-  pruned = methods.prune(name, net, k, [0, 1], _calibration(),
-                         bias_correction=bias_correction)
+  pruned = methods.prune(name, net, k, [0, 1], _calibration())
   for i, (rows, cols) in enumerate(SHAPES[:2]):
     zeros = pruned.kernels[i].size - np.count_nonzero(pruned.kernels[i])
     if name in UNIT_LEVEL:
@@ -64,8 +63,7 @@ def test_prunes_exactly_and_leaves_other_layers_alone(name, k, bias_correction):
     else:
       assert zeros == pruning.prune_count(k, rows * cols)
   np.testing.assert_array_equal(pruned.kernels[2], net.kernels[2])
-  if not bias_correction:
-    np.testing.assert_array_equal(pruned.biases[2], net.biases[2])
+  np.testing.assert_array_equal(pruned.biases[2], net.biases[2])
 
 
 @pytest.mark.parametrize('name', CHAIN_METHODS)
@@ -80,17 +78,11 @@ def test_inputs_are_not_modified(name):
   np.testing.assert_array_equal(calibration, calibration_before)
 
 
-@pytest.mark.parametrize('name', sorted(n for n, m in methods.METHODS.items()
+@pytest.mark.parametrize('name', sorted(n for n, m in importances.REGISTRY.items()
                                         if m.needs_calibration))
 def test_data_aware_method_without_calibration_names_the_flag(name):
   with pytest.raises(TfpruneError, match='needs calibration data: set --calibration_size'):
     methods.prune(name, helpers.random_network(SHAPES), 50, [0])
-
-
-def test_bias_correction_without_calibration_is_refused():
-  with pytest.raises(TfpruneError, match="'weight' with bias correction needs calibration"):
-    methods.prune('weight', helpers.random_network(SHAPES), 50, [0],
-                  bias_correction=True)
 
 
 def test_unknown_method_lists_the_valid_ones():

@@ -127,7 +127,7 @@ def _quote(text: str) -> str:
 
 @pytest.mark.timeout(900)
 def test_two_workers_prune_alike_and_match_one_process(data_dir, tmp_path):
-  workers = _run_workers(tmp_path, data_dir, 'multi_worker', 2)
+  workers = _run_workers(tmp_path, data_dir, 'multiworker', 2)
   alone, = _run_workers(tmp_path, data_dir, 'default', 1)
   assert [w['replicas'] for w in workers] == [2, 2]
   for worker in workers:
@@ -144,10 +144,10 @@ def test_two_workers_prune_alike_and_match_one_process(data_dir, tmp_path):
 
 @pytest.mark.timeout(900)
 def test_two_workers_resume_from_the_chiefs_checkpoint(data_dir, tmp_path):
-  whole = _run_workers(tmp_path, data_dir, 'multi_worker', 2)
-  assert _run_workers(tmp_path, data_dir, 'multi_worker', 2, name='cut',
+  whole = _run_workers(tmp_path, data_dir, 'multiworker', 2)
+  assert _run_workers(tmp_path, data_dir, 'multiworker', 2, name='cut',
                       stop_after_epoch=0) is None
-  resumed = _run_workers(tmp_path, data_dir, 'multi_worker', 2, name='cut')
+  resumed = _run_workers(tmp_path, data_dir, 'multiworker', 2, name='cut')
   for worker in (0, 1):
     for a, b in zip(whole[worker]['weights'], resumed[worker]['weights']):
       np.testing.assert_array_equal(a, b)  # bit for bit

@@ -8,6 +8,7 @@ and exit 2, or, with `--allow_other_data`, a run that records the override.
 
 import json
 import shutil
+import zipfile
 
 import numpy as np
 import pytest
@@ -61,7 +62,8 @@ def mnist_exports(mnist_slice_dir, tmp_path_factory):
 def test_evaluate_refuses_an_export_on_another_dataset(
     mnist_exports, data_dir, capsys, name):
   path = mnist_exports / name
-  assert ziptags.read(path) == {'data': 'mnist', 'input_shape': [28, 28, 1]}
+  assert ziptags.read(path) == {'data': 'mnist', 'input_shape': [28, 28, 1],
+                                'value_range': [0.0, 1.0]}
   code, _, err = helpers.run_main(
       'evaluate', f'--export={path}', '--dataset=fashion_mnist',
       f'--data_dir={data_dir}', capsys=capsys)
@@ -155,6 +157,10 @@ def test_save_keras_files_carry_their_data_and_a_sweep_checks_it(
   saved = out / 'pruned' / 'weight-k50.keras'
   tag = ziptags.read(saved)
   assert tag['data'].startswith(provenance.NPZ_PREFIX) and tag['data_file'] == 'own.npz'
+  with np.load(data) as arrays:
+    x_test = arrays['x_test']
+  assert tag['value_range'] == pytest.approx(
+      [float(x_test.min()), float(x_test.max())], rel=1e-5)  # 6 digits kept
   other = tmp_path / 'other.npz'
   np.savez(other, x_test=rng.random((32, *shape), dtype=np.float32),
            y_test=rng.integers(0, classes, 32))
@@ -166,6 +172,39 @@ def test_save_keras_files_carry_their_data_and_a_sweep_checks_it(
   loaded = helpers.load_in_fresh_process('keras3', [
       ('m', saved, _save_inputs(tmp_path, shape))])
   assert loaded['tfprune_imported'] is False
+
+
+def test_data_scaled_another_way_is_named_in_the_refusal(tmp_path, capsys,
+                                                         monkeypatch):
+  monkeypatch.chdir(tmp_path)  # short paths: the whole line fits
+  from tests import keras_zoo  # pylint: disable=import-outside-toplevel
+  model = keras_zoo.build('cnn', 'keras3')
+  shape = tuple(model.inputs[0].shape[1:])
+  classes = model.outputs[0].shape[-1]
+  rng = np.random.default_rng(1)
+  x_test = rng.random((32, *shape), dtype=np.float32)  # values in [0, 1)
+  y_test = rng.integers(0, classes, 32)
+  np.savez('unit.npz', x_test=x_test, y_test=y_test)
+  np.savez('bytes.npz', x_test=x_test * 255, y_test=y_test)
+  np.savez('resampled.npz', x_test=x_test[::-1], y_test=y_test)
+  model.save('model.keras')
+  sweep.run(sweep.SweepConfig(None, 'out', model_file='model.keras',
+                              data='unit.npz', methods=('weight',),
+                              levels=(50,), save_keras=True))
+  saved = 'out/pruned/weight-k50.keras'
+  made = ziptags.read(saved)['value_range']
+  errors = {}
+  for name in ('bytes', 'resampled'):
+    code, _, err = helpers.run_main(
+        'sweep', f'--model_file={saved}', f'--data={name}.npz',
+        '--levels=0', f'--out_dir={name}', capsys=capsys)
+    errors[name] = _one_error(code, err)
+  # Both are other data; only the one scaled to 0..255 is told so.
+  assert (f'(values in [{x_test.min() * 255:g}, {x_test.max() * 255:g}], '
+          f'where the network saw [{made[0]:g}, {made[1]:g}]: scaled another '
+          'way?)') in errors['bytes']
+  assert 'scaled another way' not in errors['resampled']
+  assert 'was made on the .npz unit.npz' in errors['resampled']
 
 
 def _save_inputs(folder, shape):
@@ -235,3 +274,22 @@ def test_two_sensitivity_scans_write_the_same_bytes(tmp_path, mnist_slice_dir,
   assert names == ['sensitivity.csv', 'sensitivity.png', 'sensitivity_config.json']
   for name in names:
     assert (runs[0] / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_a_model_with_a_shared_layer_saves_to_the_same_bytes(tmp_path):
+  import keras  # pylint: disable=import-outside-toplevel
+  paths = []
+  for i in range(2):  # two model objects: other memory addresses, same model
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    shared = keras.layers.Dense(4)
+    model = keras.Model(inputs, keras.layers.Dense(2)(shared(shared(inputs))))
+    paths.append(ziptags.save_keras(model, tmp_path / f'm{i}.keras'))
+  with zipfile.ZipFile(paths[0]) as archive:
+    config = json.loads(archive.read('config.json'))
+  assert '"shared_object_id": 1' in json.dumps(config)
+  assert paths[0].read_bytes() == paths[1].read_bytes()
+  loaded = keras.models.load_model(paths[0])
+  x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+  np.testing.assert_array_equal(loaded(x), model(x))  # same weights, same graph

@@ -1,7 +1,7 @@
-"""Data-aware pruning: exact counts, purity, Wanda order, OBS fit, bias correction.
+"""Data-aware pruning of a dense chain: exact counts, purity, Wanda order, OBS fit.
 
-The network-level tests are parameterized over `_METHODS`: Wanda, OBS, and
-magnitude pruning followed by bias correction (both averaging modes).
+The network-level tests are parameterized over `_METHODS`: Wanda and OBS.
+Bias correction runs on graphs (`tests/test_bias_correction.py`).
 """
 
 import numpy as np
@@ -9,7 +9,6 @@ import pytest
 
 from tests import helpers
 from tfprune.criteria import pruning
-from tfprune.criteria import bias_correction
 from tfprune.criteria import obs
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
@@ -28,10 +27,6 @@ def _magnitude(network, k, layers):
 _METHODS = {
     'wanda': reconstruction.prune_wanda,
     'obs': reconstruction.prune_obs,
-    'magnitude+correction': lambda n, k, l, c: bias_correction.correct_biases(
-        n, _magnitude(n, k, l), l, c),
-    'magnitude+active_correction': lambda n, k, l, c: bias_correction.correct_biases(
-        n, _magnitude(n, k, l), l, c, active_only=True),
 }
 METHODS = sorted(_METHODS)
 
@@ -212,40 +207,6 @@ def test_obs_fits_the_dense_layer_better_than_masking(k):
       reconstruction.prune_wanda(net, k, [0], x), x, y)
 
 
-# --- correct_biases -------------------------------------------------------------
-
-
-@pytest.mark.parametrize('active_only', [False, True])
-def test_bias_correction_zeroes_the_mean_error_and_keeps_kernels(active_only):
-  net = helpers.random_network(SHAPES, seed=11)
-  layers = [0, 1, 2]
-  x = _calibration(300)
-  pruned = _magnitude(net, 70, layers)
-  corrected = bias_correction.correct_biases(net, pruned, layers, x,
-                                            active_only=active_only)
-  for got, want in zip(corrected.kernels, pruned.kernels):
-    np.testing.assert_array_equal(got, want)
-  dense_z = _pre_activations(net, x)
-  ours_z = _pre_activations(corrected, x)
-  for i in layers:
-    error = dense_z[i] - ours_z[i]
-    if active_only and i < 2:
-      active = dense_z[i] > 0
-      error = np.where(active, error, 0.0).sum(0) / np.maximum(active.sum(0), 1)
-    else:
-      error = error.mean(axis=0)
-    np.testing.assert_allclose(error, 0.0, atol=1e-4)
-  # Without correction the error is far from zero.
-  assert np.abs((dense_z[0] - _pre_activations(pruned, x)[0]).mean(0)).max() > 0.1
-
-
-def test_bias_correction_needs_the_same_network_shapes():
-  net = helpers.random_network(SHAPES)
-  other = helpers.random_network(((20, 16), (16, 12), (12, 4)))
-  with pytest.raises(TfpruneError, match='different shapes'):
-    bias_correction.correct_biases(net, other, [0], _calibration())
-
-
 # --- the prebuilt MNIST MLP -----------------------------------------------------
 
 
@@ -262,8 +223,6 @@ def mnist_k90(prebuilt, data_dir):
   pruned = {
       'magnitude': magnitude,
       'wanda': wanda,
-      'wanda+active_correction': bias_correction.correct_biases(
-          net, wanda, layers, calibration, active_only=True),
       'obs': reconstruction.prune_obs(net, 90, layers, calibration),
   }
   for network in pruned.values():
@@ -274,7 +233,7 @@ def mnist_k90(prebuilt, data_dir):
           for name, network in pruned.items()}
 
 
-@pytest.mark.parametrize('method', ['wanda', 'wanda+active_correction', 'obs'])
+@pytest.mark.parametrize('method', ['wanda', 'obs'])
 def test_data_aware_methods_beat_magnitude_on_mnist(mnist_k90, method):
   assert mnist_k90[method] > mnist_k90['magnitude'] + 0.05, mnist_k90
 

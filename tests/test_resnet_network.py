@@ -17,12 +17,14 @@ from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph import layers as layers_lib
+from tfprune.graph import evaluator
+from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.graph.evaluator import Evaluator
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
 from tfprune.keras_io.importer import from_keras
-from tfprune.runtime import evaluate
+from tfprune.runtime import accuracy
 from tfprune.runtime import export
 from tfprune.runtime import metrics
 from experiments.studies import study_resnet
@@ -105,10 +107,11 @@ def test_evaluator_logits_match_keras(resnet):
   shape, model, network = resnet
   x = helpers.random_images(shape)
   want = helpers.keras_logits(model, x)
-  got = evaluate.logits(network, x)
+  graph = network_graph.to_graph(network)
+  got = evaluator.predict(graph, x)
   assert np.abs(want).max() > 1  # the random statistics matter
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
-  assert evaluate.accuracy(network, x, want.argmax(axis=1)) == 1.0
+  assert accuracy.accuracy(graph, x, want.argmax(axis=1)) == 1.0
 
 
 def test_specs_describe_blocks_shortcuts_and_global_pool(mnist_resnet):
@@ -137,8 +140,8 @@ def test_weight_folder_round_trip(mnist_resnet, mnist_keras, tmp_path):
   assert manifest['layers'][6]['spec']['source'] == 5
   assert 'source' not in manifest['layers'][1]['spec']  # defaults left out
   x = helpers.random_images(MNIST, 8)
-  np.testing.assert_array_equal(evaluate.logits(loaded.network, x),
-                                evaluate.logits(network, x))
+  np.testing.assert_array_equal(evaluator.predict(loaded.graph, x),
+                                evaluator.predict(network_graph.to_graph(network), x))
   fresh = models.load_network(mnist_keras[0], loaded.network)
   helpers.assert_same_up_to_rounding(fresh.predict(x, verbose=0),
                                      model.predict(x, verbose=0))
@@ -273,7 +276,8 @@ def test_weight_level_pruning_exact_counts(mnist_resnet, mnist_keras, method, k)
   x = helpers.random_images(MNIST, 8)
   # ResNet-18: 20 convolutions and batch norms, each rounding in its own
   # order: 1e-4 of the outputs' scale.
-  helpers.assert_same_up_to_rounding(evaluate.logits(pruned, x),
+  helpers.assert_same_up_to_rounding(
+      evaluator.predict(network_graph.to_graph(pruned), x),
                                      _keras_logits(mnist_keras, pruned, x), rel=1e-4)
 
 

@@ -8,18 +8,18 @@ import shutil
 import signal
 import stat
 
+import numpy as np
 import pytest
 
 from tests import helpers
 from tfprune.criteria import graph_pruning
 from tfprune.data import datasets
+from tfprune.drivers import folder_graph
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
+from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.reports import plots
-from tfprune.runtime import evaluate
-from tfprune.runtime import metrics
-from tfprune.transforms import compaction
 
 
 def _config(tmp_path, data_dir, **overrides):
@@ -47,30 +47,35 @@ def test_rows_report_exact_sparsity_and_nonzero_counts(
   config = sweep.SweepConfig(weights_dir='unused', out_dir='unused',
                              methods=(method,), levels=(0, 50, 97.5),
                              prune_output_layer=prune_output_layer)
-  masked = []
-  rows = sweep.sweep(config, prebuilt.network, slice_test,
-                     on_pruned=lambda method, k, pruned: masked.append(pruned))
+  saved = []
+  rows = sweep.sweep(config, folder_graph.to_graph(prebuilt), slice_test,
+                     on_pruned=lambda method, k, graph: saved.append(graph))
   shapes = helpers.MLP_SHAPES if prune_output_layer else helpers.MLP_SHAPES[:-1]
-  for row, network in zip(rows, masked, strict=True):
+  dense_params = sum(a.size for a in prebuilt.network.kernels + prebuilt.network.biases)
+  for row, graph in zip(rows, saved, strict=True):
     if method in ('weight', 'random'):
       pruned = sum((int(row.k * 10) * r * c) // 1000 for r, c in shapes)
-    else:
-      pruned = sum(((int(row.k * 10) * c) // 1000) * r for r, c in shapes)
+    else:  # the graph's outputs are not channels to remove
+      pruned = sum(((int(row.k * 10) * c) // 1000) * r
+                   for r, c in helpers.MLP_SHAPES[:-1])
     size = sum(r * c for r, c in shapes)
     # The trained weights have no exact zeros, so measured = requested.
     assert row.sparsity == pytest.approx(pruned / size, abs=1e-12)
-    assert metrics.total(metrics.layer_counts(network)).nonzero_params == (
-        prebuilt.network.num_params - pruned)
-    # The row counts the compacted network that the sweep saves: a unit
-    # whose weights are all gone takes its bias and next-layer row with it.
-    saved = metrics.total(metrics.layer_counts(compaction.compact(network)))
-    assert (row.nonzero_params, row.flops) == (saved.nonzero_params,
-                                               saved.effective_macs)
-    assert row.nonzero_params <= prebuilt.network.num_params - pruned
+    # The row counts the graph the sweep saves (compacted where units go: a
+    # unit whose weights are all gone takes its bias and next-layer row).
+    kernels = [n.params['kernel'] for n in graph.nodes if 'kernel' in n.params]
+    assert row.nonzero_params == sum(
+        np.count_nonzero(a) for n in graph.nodes for a in n.params.values())
+    assert row.flops == sum(np.count_nonzero(w) for w in kernels)  # one position
+    assert row.nonzero_params <= dense_params - pruned
     if method == 'unit' and row.k:
-      assert row.nonzero_params < prebuilt.network.num_params - pruned
-  assert rows[0].accuracy == evaluate.accuracy(prebuilt.network, slice_test.images,
-                                               slice_test.labels)
+      assert row.nonzero_params < dense_params - pruned
+  # Oracle: the dense chain by numpy.
+  h = slice_test.images.reshape(len(slice_test), -1).astype(np.float64)
+  for i, (w, b) in enumerate(zip(prebuilt.network.kernels, prebuilt.network.biases)):
+    h = h @ w + b
+    h = np.maximum(h, 0) if i < len(prebuilt.network.kernels) - 1 else h
+  assert rows[0].accuracy == np.mean(h.argmax(axis=1) == slice_test.labels)
 
 
 def test_run_writes_csv_config_and_plots(tmp_path, mnist_slice_dir):
@@ -98,7 +103,8 @@ def test_run_writes_csv_config_and_plots(tmp_path, mnist_slice_dir):
 
 def test_without_biases_the_dense_network_scores_differently(prebuilt, slice_test):
   with_b, without_b = (sweep.sweep(sweep.SweepConfig('u', 'u', levels=(0,), methods=('weight',),
-                                                     use_biases=b), prebuilt.network, slice_test)[0]
+                                                     use_biases=b),
+                                   folder_graph.to_graph(prebuilt, b), slice_test)[0]
                        for b in (True, False))
   assert with_b.accuracy != without_b.accuracy
   assert without_b.nonzero_params == sum(k.size for k in prebuilt.network.kernels)
@@ -161,7 +167,7 @@ def test_failed_run_keeps_earlier_results(tmp_path, data_dir):
 
 
 def _tiny_sweep_inputs(tmp_path):
-  """A small MNIST-shaped weight folder (CSR-sized first layer) and 20 images."""
+  """A small MNIST-shaped weight folder and 20 images."""
   folder = tmp_path / 'w'
   weights.save(folder, helpers.random_network(((784, 100), (100, 10))),
                {'model': 'mlp', 'dataset': 'mnist'})
@@ -178,8 +184,6 @@ def test_identical_sweeps_write_identical_files(tmp_path):
   sweep.run(config)
   for name in (sweep.CSV_NAME, sweep.CONFIG_NAME):
     assert filecmp.cmp(out / name, first / name, shallow=False), name
-  kernels = [r['kernels'] for r in helpers.read_csv(out / sweep.CSV_NAME)]
-  assert 'csr+dense' in kernels and 'dense+dense' in kernels
 
 
 def _snapshot(folder):
@@ -196,15 +200,15 @@ def test_interrupted_sweep_leaves_the_earlier_run_whole(tmp_path, monkeypatch):
   before = _snapshot(out)
   assert 'pruned/unit-k90.npz' in before
   saved = []
-  real_save = sweep.export.save
+  real_save = sweep.graph_io.save
 
-  def save_then_interrupt(path, *args):
+  def save_then_interrupt(graph, path, *args):
     if len(saved) == 3:
       raise KeyboardInterrupt
     saved.append(path)
-    return real_save(path, *args)
+    return real_save(graph, path, *args)
 
-  monkeypatch.setattr(sweep.export, 'save', save_then_interrupt)
+  monkeypatch.setattr(sweep.graph_io, 'save', save_then_interrupt)
   with pytest.raises(KeyboardInterrupt):
     sweep.run(sweep.SweepConfig(weights_dir, str(out), data_dir=data_dir,
                                 methods=('weight',), levels=(10, 20, 30, 40),
@@ -247,10 +251,13 @@ def test_outputs_get_the_users_umask_and_failed_runs_leave_no_folder(tmp_path):
 
 def test_weights_for_another_dataset_shape_are_refused(tmp_path, slice_test):
   config = sweep.SweepConfig('w', 'o')
-  with pytest.raises(TfpruneError, match='take 12 inputs but mnist examples have 784 values'):
-    sweep.sweep(config, helpers.random_network(((12, 10),)), slice_test)
-  with pytest.raises(TfpruneError, match='have 3 outputs but mnist has 10 classes'):
-    sweep.sweep(config, helpers.random_network(((784, 3),)), slice_test)
+  with pytest.raises(TfpruneError, match=r'examples of shape \(28, 28, 1\) but '
+                     r'the model takes \(12,\)'):
+    sweep.sweep(config, network_graph.to_graph(helpers.random_network(((12, 10),))),
+                slice_test)
+  with pytest.raises(TfpruneError, match=r'y_test\[0\] is 7 but the model has 3 outputs'):
+    sweep.sweep(config, network_graph.to_graph(helpers.random_network(((784, 3),))),
+                slice_test)
 
 
 # Bad input through the script is in tests/test_cli.py.

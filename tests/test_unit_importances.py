@@ -213,7 +213,7 @@ def test_sweep_refuses_unit_bn_before_any_point(tmp_path):
 
 def test_sweep_of_the_mlp_folder_scores_unit_l1_as_its_graph(tmp_path, data_dir,
                                                              mnist_test):
-  """The weight-folder sweep (dense-chain path) of `unit_l1`: the graph's accuracy and widths."""
+  """The weight-folder sweep of `unit_l1`: the graph's accuracy and widths."""
   config = sweep.SweepConfig(str(helpers.PREBUILT), str(tmp_path / 'out'),
                              data_dir=data_dir,
                              methods=('unit_l1',), levels=(50,))
@@ -225,7 +225,6 @@ def test_sweep_of_the_mlp_folder_scores_unit_l1_as_its_graph(tmp_path, data_dir,
       mnist_test.images.reshape(len(mnist_test), -1),
       mnist_test.labels, pruned)
   assert row.accuracy == pytest.approx(accuracy, abs=1e-12)
-  widths = [graph.input_shape[0]] + [
-      int(pruned.node(n.name).params['kernel'].any(axis=0).sum())
-      for n in graph.weighted()]
+  widths = [int(pruned.node(n.name).params['kernel'].any(axis=0).sum())
+            for n in graph.weighted()]
   assert row.units == '-'.join(map(str, widths))

@@ -1,6 +1,9 @@
 """The committed ViT (weights/vit-fashion_mnist) and the script that made it."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ import tfprune
 from tests import helpers
 from tfprune.data import datasets
 from tfprune.drivers import vit_model
+from tfprune.drivers import vit_study
 from tfprune.errors import TfpruneError
 from tfprune.graph import groups
 
@@ -72,3 +76,42 @@ def test_make_trains_and_writes_a_model_that_imports(tmp_path, data_dir):
 def test_config_refuses_bad_values(change, match):
   with pytest.raises(TfpruneError, match=match):
     vit_model.ViTConfig(out_dir='x', **change)
+
+
+STUDY = helpers.REPO / 'img' / 'vit-unit50'
+
+
+def test_committed_pruned_vit_loads_without_tfprune_and_scores_its_result(
+    tmp_path, data_dir):
+  """The study's pruned.keras is plain Keras 3: a Python that never imports
+  tfprune loads it and scores the test accuracy in results.json."""
+  results = json.loads((STUDY / vit_study.RESULTS_NAME).read_text())
+  test = datasets.load('fashion_mnist', 'test', data_dir)
+  np.save(tmp_path / 'x.npy', test.images)
+  np.save(tmp_path / 'y.npy', test.labels)
+  # tfprune may be installed (CI installs it): the claim is that plain Keras
+  # loads and runs the file without importing it.
+  code = ('import sys, keras, numpy as np\n'
+          f'm = keras.models.load_model({str(STUDY / vit_study.MODEL_NAME)!r})\n'
+          'x, y = np.load("x.npy"), np.load("y.npy")\n'
+          'accuracy = float(np.mean(m.predict(x, batch_size=500, verbose=0)'
+          '.argmax(-1) == y))\n'
+          'assert not [m for m in sys.modules if m.startswith("tfprune")]\n'
+          'print(accuracy)\n')
+  env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+  out = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, check=True)
+  assert float(out.stdout.split()[-1]) == results['pruned_test_accuracy']
+  heads = [layer['heads'] for layer in results['heads']['pruned']]
+  assert heads == [h // 2 for h in
+                   (layer['heads'] for layer in results['heads']['dense'])]
+
+
+@pytest.mark.parametrize('change,match', [
+    ({'teacher_weight': 1.5}, r'teacher_weight must be in \[0, 1\], got 1.5'),
+    ({'k': 100.0}, r'k must be in \(0, 100\), got 100.0'),
+    ({'learning_rates': ()}, 'learning_rates must be positive'),
+])
+def test_study_config_refuses_bad_values(change, match):
+  with pytest.raises(TfpruneError, match=match):
+    vit_study.ViTStudyConfig(model_file='m.keras', out_dir='x', **change)

@@ -7,8 +7,10 @@ import pytest
 
 from tests import helpers
 from tfprune.errors import TfpruneError
+from tfprune.graph import evaluator
 from tfprune.graph import weights
 from tfprune.graph.network import Network
+from tfprune.transforms import biases as biases_lib
 
 
 def test_save_then_load_round_trips_with_manifest(tmp_path):
@@ -159,3 +161,40 @@ def test_network_arrays_are_read_only_copies():
   assert net.kernels[0][0, 0] == 1
   with pytest.raises(ValueError):
     net.kernels[0][0, 0] = 7
+
+
+@pytest.mark.parametrize('use_biases', [True, False], ids=['biases', 'no-biases'])
+def test_a_folder_loads_as_a_graph_biases_off_is_a_transform(tmp_path, use_biases):
+  """The folder's graph computes the stored chain; biases off drops them only."""
+  rng = np.random.default_rng(3)
+  shapes = ((12, 8), (8, 6), (6, 3))
+  kernels = [rng.normal(size=s).astype(np.float32) for s in shapes]
+  biases = [rng.normal(size=s[1]).astype(np.float32) for s in shapes]
+  for i, (k, b) in enumerate(zip(kernels, biases), start=1):
+    np.save(tmp_path / f'weight-{i}.npy', k)
+    np.save(tmp_path / f'bias-{i}.npy', b)
+  graph = weights.load_graph(tmp_path)
+  if not use_biases:
+    graph = biases_lib.drop_biases(graph)
+  assert [n.params['kernel'].shape for n in graph.weighted()] == list(shapes)
+  assert all(('bias' in n.params) == use_biases for n in graph.weighted())
+  x = rng.normal(size=(20, 12)).astype(np.float32)
+  expected = helpers.numpy_chain_logits(kernels, biases if use_biases else [None] * 3, x)
+  helpers.assert_same_up_to_rounding(evaluator.predict(graph, x), expected)
+  twice = biases_lib.drop_biases(biases_lib.drop_biases(graph))
+  assert twice.num_params == sum(k.size for k in kernels)  # kernels only
+
+
+def test_a_conv_folder_loads_as_the_graph_of_its_layers():
+  """LeNet-5's folder: one conv/dense node per stored kernel, batch norm kept."""
+  folder = weights.load(helpers.REPO / 'weights' / 'lenet5-mnist')
+  graph = folder.graph
+  assert graph.input_shape == (28, 28, 1)
+  stored = [np.load(helpers.REPO / 'weights' / 'lenet5-mnist' / f'weight-{i}.npy')
+            for i in range(1, len(graph.weighted()) + 1)]
+  for node, kernel in zip(graph.weighted(), stored):
+    np.testing.assert_array_equal(node.params['kernel'], kernel)
+  no_biases = biases_lib.drop_biases(graph)
+  assert not any('bias' in n.params for n in no_biases.weighted())
+  assert no_biases.num_params == graph.num_params - sum(
+      n.params['bias'].size for n in graph.weighted())

@@ -36,7 +36,7 @@ from tfprune.criteria.protocol import WeightImportance
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
 from tfprune.graph import io as graph_io
-from tfprune.graph import network_graph
+from tfprune.graph import pruned_file
 from tfprune.graph import weights
 from tfprune.graph.ir import Graph
 from tfprune.keras_io.build import to_keras
@@ -58,9 +58,9 @@ def load(path: str | pathlib.Path) -> Graph:
   """
   path = pathlib.Path(path)
   if path.is_dir() and any(path.glob('weight-*.npy')):
-    return network_graph.to_graph(weights.load(path).network)
+    return weights.load_graph(path)
   if path.suffix == graph_io.SUFFIX:
-    return graph_io.load(path)
+    return pruned_file.load(path)  # a graph file, or an old dense export
   if path.suffix in ('.keras', '.h5', '.hdf5') or path.is_dir():
     return from_keras(path)
   raise TfpruneError(f'{path} is not a graph .npz, a weight folder or a Keras '
@@ -161,11 +161,22 @@ def compact(graph: Graph) -> Graph:
   return graph_compaction.compact_zeros(graph)
 
 
-def predict(graph: Graph, x: np.ndarray) -> np.ndarray:
-  """The network's outputs on inputs `x`."""
+def predict(graph: Graph, x):
+  """The network's outputs on inputs `x`.
+
+  For several inputs, `x` is a dict of arrays by input name (or a list in
+  the order of `graph.inputs`); several outputs come as a list of arrays in
+  the order of `graph.outputs`.
+  """
   return evaluator.predict(graph, x)
 
 
-def evaluate(graph: Graph, x: np.ndarray, labels: np.ndarray) -> float:
-  """Top-1 accuracy of `graph` on inputs `x` with integer `labels`."""
+def evaluate(graph: Graph, x, labels):
+  """Top-1 accuracy of `graph` on inputs `x` with integer `labels`.
+
+  For several outputs, `labels` is a dict of arrays by output name, and the
+  result a dict of accuracies by output name.
+  """
+  if isinstance(labels, dict):
+    return evaluator.Evaluator(graph).accuracies(x, labels)
   return evaluator.Evaluator(graph).accuracy(x, labels)

@@ -7,7 +7,8 @@ call `cli.run(main)` instead of `app.run(main)`:
 - bad input, a `TfpruneError` or a bad flag (unknown, missing, unparsable):
   `error: <problem>: <fix>`, exit status 2;
 - Ctrl-C: `interrupted: <what was kept>`, exit status 130, no traceback
-  (SIGTERM: the same line, exit status 143);
+  (SIGTERM: the same line, exit status 143); after the command's work is done
+  (while Python shuts down), the line says every result was written;
 - any other exception: `error: internal error <Type>: <message>: rerun with
   --debug for the traceback`, exit status 1 (`--debug` prints the traceback).
 
@@ -101,6 +102,7 @@ class _Imported(importlib.abc.Loader):
 
 
 INTERRUPTED = 'interrupted: nothing was written over'
+INTERRUPTED_AFTER_RUN = 'interrupted after the run had finished: every result was written'
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process it ended
 
@@ -112,6 +114,15 @@ class Terminated(KeyboardInterrupt):
 def _raise_terminated(signum, frame):
   del signum, frame
   raise Terminated()
+
+
+def _interrupted_after_run(signum, frame):
+  del frame
+  # `main` returned: its results are whole; only the shutdown was cut short.
+  sys.stdout.flush()
+  os.write(_real_stderr_fd, f'{INTERRUPTED_AFTER_RUN}\n'.encode())
+  os._exit(EXIT_TERMINATED if signum == signal.SIGTERM  # pylint: disable=protected-access
+           else EXIT_INTERRUPTED)
 
 
 def _imported_by_a_script() -> bool:
@@ -297,7 +308,7 @@ def run(main: Callable[[list[str]], int | None],
       # here; --verbosity=0 brings them back.
       logging.set_verbosity(logging.WARNING)
     try:
-      return main(args)
+      status = main(args)
     except TfpruneError as e:
       print(f'error: {one_line(e)}', file=sys.stderr)
       return EXIT_BAD_INPUT
@@ -311,7 +322,10 @@ def run(main: Callable[[list[str]], int | None],
       print(f'error: internal error {type(e).__name__}: {message}: rerun with '
             '--debug for the traceback', file=sys.stderr)
       return EXIT_INTERNAL
+    finished.append(True)
+    return status
 
+  finished = []
   previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
   try:
     app.run(guarded, argv=argv, flags_parser=_parse_flags)
@@ -319,4 +333,11 @@ def run(main: Callable[[list[str]], int | None],
     print(interrupted_line(), file=sys.stderr)
     sys.exit(EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED)
   finally:
-    signal.signal(signal.SIGTERM, previous_term)
+    if finished:
+      # The process ends next (`run` exits): a Ctrl-C or SIGTERM while absl,
+      # TensorFlow and Ray shut down must not end in silence, and the line
+      # says the results are whole.
+      signal.signal(signal.SIGINT, _interrupted_after_run)
+      signal.signal(signal.SIGTERM, _interrupted_after_run)
+    else:
+      signal.signal(signal.SIGTERM, previous_term)

@@ -126,6 +126,7 @@ def _dense_model(config: StructuredConfig, train: datasets.Split):
                      config.dense_model, config.allow_other_data)
     return load.load_model(config.dense_model)
   spec = datasets.get(config.dataset)
+  keras.backend.clear_session()  # fresh layer names: the same file every run
   keras.utils.set_random_seed(config.seed)
   model = models.get('resnet18')(spec.image_shape, spec.num_classes,
                                  width=config.width)

@@ -21,7 +21,7 @@ import pathlib
 from absl import flags  # pylint: disable=g-import-not-at-top
 
 from tfprune.commands import defaults  # pylint: disable=g-import-not-at-top
-from tfprune.criteria import methods  # pylint: disable=g-import-not-at-top
+from tfprune.criteria import importances  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import benchmark  # pylint: disable=g-import-not-at-top
@@ -30,6 +30,7 @@ from tfprune.drivers import point_cost  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import sweep  # pylint: disable=g-import-not-at-top
 from tfprune.errors import TfpruneError  # pylint: disable=g-import-not-at-top
 from tfprune.errors import check_not_empty  # pylint: disable=g-import-not-at-top
+from tfprune.runtime import executors  # pylint: disable=g-import-not-at-top
 
 
 _WEIGHTS_DIR = flags.DEFINE_string(
@@ -37,7 +38,7 @@ _WEIGHTS_DIR = flags.DEFINE_string(
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else tfds).')
 _METHODS = flags.DEFINE_list('methods', list(sweep.DEFAULT_METHODS),
-                             f'Methods, from: {",".join(methods.METHODS)}.')
+                             f'Methods, from: {",".join(importances.REGISTRY)}.')
 _LEVELS = flags.DEFINE_list('levels', [f'{k:g}' for k in sweep.DEFAULT_LEVELS],
                             'Levels k in percent.')
 _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed runs at batch 10,000, at least (best kept).')
@@ -61,6 +62,12 @@ _ROUNDS = flags.DEFINE_integer('rounds', 3, 'With --point_cost: timed sweeps '
                                'and timed predicts, alternating.')
 _ALLOW_OTHER_DATA = flags.DEFINE_bool('allow_other_data', False,
                                         provenance.OVERRIDE_HELP)
+_EXECUTOR = flags.DEFINE_enum(
+    'executor', 'serial', list(executors.EXECUTORS),
+    'Graphs only: where the accuracy points run: serial (this process) or '
+    'ray (Ray workers on $RAY_ADDRESS, else a local Ray started for the run; '
+    'pip install tfprune[ray]). The CSV is the same bytes either way; the '
+    'timings run in this process, after them.')
 _OUT_DIR = flags.DEFINE_string('out_dir', defaults.in_clone('img', 'benchmark'),
                                'Folder for benchmark.json and benchmark.png.')
 
@@ -77,6 +84,9 @@ def main(argv):
       _WEIGHTS_DIR.value)
   out_dir = defaults.required(_OUT_DIR.value, 'out_dir', 'folder')
   if _MODEL_FILE.value or graph_benchmark.is_graph_folder(weights_dir):
+    if _POINT_COST.value and _EXECUTOR.value != 'serial':
+      raise TfpruneError('--point_cost times a sweep in this process: drop '
+                         '--executor')
     if _POINT_COST.value:
       _point_cost_main(weights_dir, out_dir)
     else:
@@ -86,6 +96,10 @@ def main(argv):
     raise TfpruneError('--point_cost times graphs: pass a CNN --weights_dir or '
                        'a --model_file (the MLP benchmark times its default '
                        'sweep already)')
+  if _EXECUTOR.value != 'serial':
+    raise TfpruneError(f'--executor={_EXECUTOR.value} runs the accuracy points '
+                       'of a graph benchmark: pass a CNN --weights_dir or a '
+                       '--model_file, or drop --executor for the MLP')
   config = benchmark.BenchmarkConfig(
       weights_dir=weights_dir, out_dir=out_dir,
       dataset=_DATASET.value, data=_DATA.value,
@@ -108,7 +122,7 @@ def _graph_main(weights_dir: str | None, out_dir: str):
       **({'levels': sweep.parse_levels(_LEVELS.value)} if _LEVELS.present else {}),
       min_seconds=_MIN_SECONDS.value,
       allow_other_data=_ALLOW_OTHER_DATA.value)
-  record = graph_benchmark.run(config)
+  record = graph_benchmark.run(config, _EXECUTOR.value)
   print(graph_benchmark.format_table(record))
   print(f'wrote {pathlib.Path(config.out_dir) / graph_benchmark.CSV_NAME}, '
         f'{graph_benchmark.TIMING_NAME} and {graph_benchmark.PLOT_NAME}')

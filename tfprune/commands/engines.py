@@ -12,6 +12,7 @@ ratio to TF-MOT) and engines_config.json to --out_dir. Examples:
       --out_dir=/tmp/engines-smoke
 """
 
+import json
 import pathlib
 
 from absl import flags
@@ -51,8 +52,10 @@ def main(argv):
       targets=tuple(float(t) for t in _TARGETS.value), epochs=_EPOCHS.value,
       batch_size=_BATCH_SIZE.value, learning_rate=_LEARNING_RATE.value,
       seed=_SEED.value, train_limit=_TRAIN_LIMIT.value)
-  engine_comparison.run(config)
+  records = engine_comparison.run(config)
   out = pathlib.Path(config.out_dir)
-  print((out / engine_comparison.RESULTS_NAME).read_text())
-  print((out / engine_comparison.TIMING_NAME).read_text())
+  times = json.loads((out / engine_comparison.TIMING_NAME).read_text())
+  print(engine_comparison.summary(records, times), end='')
+  print(f'wrote {out / engine_comparison.RESULTS_NAME} and '
+        f'{out / engine_comparison.TIMING_NAME}')
 

@@ -93,7 +93,7 @@ _PRUNE_OUTPUT_LAYER = flags.DEFINE_bool(
 _STRATEGY = flags.DEFINE_enum(
     'strategy', _DEFAULTS.strategy, list(distribute.STRATEGIES),
     'tf.distribute strategy: default (one device, GPU if seen), mirrored (all '
-    'GPUs, else all logical CPUs), multi_worker (cluster from $TF_CONFIG).')
+    'GPUs, else all logical CPUs), multiworker (cluster from $TF_CONFIG).')
 _LOGICAL_CPUS = flags.DEFINE_integer(
     'logical_cpus', 0, 'Split the CPU into this many logical devices before '
     'TensorFlow starts (0: leave it); lets --strategy=mirrored run without GPUs.')

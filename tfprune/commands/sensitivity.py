@@ -15,6 +15,7 @@ import pathlib
 from absl import flags  # pylint: disable=g-import-not-at-top
 
 from tfprune.commands import defaults  # pylint: disable=g-import-not-at-top
+from tfprune.criteria import graph_pruning  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
 from tfprune.drivers import sensitivity  # pylint: disable=g-import-not-at-top
@@ -37,7 +38,7 @@ _DATASET = flags.DEFINE_enum(
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None, f'Local data folder (else ${datasets.DATA_DIR_ENV}, else '
     'a tensorflow-datasets download).')
-_CRITERION = flags.DEFINE_enum('criterion', 'weight', list(sensitivity.CRITERIA),
+_CRITERION = flags.DEFINE_enum('criterion', 'weight', list(graph_pruning.kernel_criteria()),
                                'How each layer is pruned.')
 _LEVELS = flags.DEFINE_list(
     'levels', [f'{k:g}' for k in sensitivity.DEFAULT_LEVELS],

@@ -23,7 +23,7 @@ from absl import flags  # pylint: disable=g-import-not-at-top
 from tfprune import errors  # pylint: disable=g-import-not-at-top
 from tfprune.allocation import allocators  # pylint: disable=g-import-not-at-top
 from tfprune.commands import defaults  # pylint: disable=g-import-not-at-top
-from tfprune.criteria import methods  # pylint: disable=g-import-not-at-top
+from tfprune.criteria import importances  # pylint: disable=g-import-not-at-top
 from tfprune.criteria import reconstruction  # pylint: disable=g-import-not-at-top
 from tfprune.data import datasets  # pylint: disable=g-import-not-at-top
 from tfprune.data import provenance  # pylint: disable=g-import-not-at-top
@@ -44,7 +44,7 @@ _DATASET = flags.DEFINE_enum(
 _METHODS = flags.DEFINE_list(
     'methods', list(sweep.DEFAULT_METHODS),
     'Pruning methods, comma-separated, from: ' + '; '.join(
-        f'{name} ({m.summary})' for name, m in methods.METHODS.items()) + '.')
+        f'{name} ({m.summary})' for name, m in importances.REGISTRY.items()) + '.')
 _LEVELS = flags.DEFINE_list(
     'levels', [f'{k:g}' for k in sweep.DEFAULT_LEVELS],
     'Pruning levels k in percent of each pruned layer, each in [0, 100].')
@@ -80,7 +80,12 @@ _MODEL_FILE = flags.DEFINE_string(
 _DATA = flags.DEFINE_string(
     'data', None, 'Your data as an .npz with x_test, y_test (integer labels) '
     'and optionally x_train, y_train, shaped as the model takes them; '
-    'replaces --dataset.')
+    'replaces --dataset. A model with several inputs/outputs reads '
+    'x_test_<input name> and y_test_<output name> arrays.')
+_SCORE_OUTPUT = flags.DEFINE_string(
+    'score_output', None, 'For a --model_file with several outputs: the '
+    'output whose accuracy is the accuracy column (default: the first); the '
+    'others get accuracy_<output> columns.')
 _PRUNE_LAYERS = flags.DEFINE_list(
     'prune_layers', [], 'Keras layer names to prune (with --model_file; '
     'default: every layer with a kernel but the output layer).')
@@ -136,7 +141,8 @@ def main(argv):
       allocation=_ALLOCATION.value, sensitivity_csv=_SENSITIVITY_CSV.value,
       pattern=_PATTERN.value,
       save_keras=_SAVE_KERAS.value,
-      allow_other_data=_ALLOW_OTHER_DATA.value)
+      allow_other_data=_ALLOW_OTHER_DATA.value,
+      score_output=_SCORE_OUTPUT.value)
   rows = sweep.run(config, progress=_print_progress if _PROGRESS.value else None,
                    executor=_EXECUTOR.value)
   print(sweep.format_table(rows))

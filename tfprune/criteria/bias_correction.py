@@ -1,71 +1,77 @@
-"""Bias correction: shift each pruned layer's bias by its mean pre-activation error.
+"""Bias correction: shift each pruned node's bias by its mean pre-activation error.
 
-Leaves the kernels (and so the sparsity) untouched; runs after any method
-(`methods.prune(..., bias_correction=True)`), on calibration inputs pushed
-through the dense and the pruned dense chain layer after layer, with the
-helpers of `reconstruction`.
+Leaves the kernels (and so the sparsity) untouched; runs after any
+criterion (`sweep --bias_correction`), on calibration inputs pushed through
+the dense graph and through the pruned graph corrected so far, node after
+node in graph order (`pre_activations`, float64).
 """
 
 from typing import Sequence
 
 import numpy as np
 
-from tfprune.criteria import calibrated
+from tfprune.criteria import pre_activations
 from tfprune.errors import TfpruneError
-from tfprune.graph.network import Network
+from tfprune.graph.ir import Graph
 
 
+def correct_biases(dense: Graph, pruned: Graph, names: Sequence[str],
+                   calibration: np.ndarray, active_only: bool = True) -> Graph:
+  """Shifts the biases of the nodes `names` by the mean pre-activation error.
 
-def correct_biases(dense: Network, pruned: Network, layers: Sequence[int],
-                   calibration: np.ndarray, active_only: bool = False) -> Network:
-  """Shifts the biases of `layers` by the mean pre-activation error.
-
-  Layer after layer, with X the layer's inputs through the corrected pruned
-  network so far, each chosen layer's bias becomes
-  b + mean over the calibration examples of (dense pre-activation - pruned
-  pre-activation), so the pruned layer's mean pre-activation matches the dense
-  one's. Kernels, and so the sparsity, are unchanged.
+  Node after node in graph order, with X the node's inputs through the
+  corrected pruned graph so far, each chosen node's bias becomes b + the mean
+  over the calibration examples (and output positions) of (dense
+  pre-activation − pruned pre-activation), so the pruned node's mean
+  pre-activation matches the dense one's. Kernels, and so the sparsity, are
+  unchanged.
 
   On ReLU layers whose units are mostly inactive (the prebuilt MNIST MLP's are
   active on 13-36% of examples) that mean is dominated by negative
-  pre-activations the ReLU discards, and matching it can cost accuracy;
-  `active_only` averages only over the examples where the dense unit is
-  active instead (on the output layer, which has no ReLU, over all examples).
+  pre-activations the ReLU discards, and matching it costs accuracy
+  (measured on the MLP at k=90: 75.3% -> 10.3%); `active_only` averages each
+  channel's error only where its dense pre-activation is > 0 (75.3% ->
+  96.4%), except on the graph's output node, which has no ReLU after it (all
+  examples count there). A channel never active keeps its bias.
 
   Args:
-    dense: the weights before pruning.
-    pruned: the pruned weights, of the same shapes.
-    layers: 0-based indices of the layers whose bias to correct.
-    calibration: (n, ...) calibration inputs (training data), flattened to
-      (n, dense.input_dim).
-    active_only: average each unit's error over the examples where its dense
-      pre-activation is > 0 (a unit never active keeps its bias).
+    dense: the graph before pruning.
+    pruned: its pruned copy (same nodes and shapes).
+    names: the nodes whose bias to correct (dense or conv, with a bias).
+    calibration: (n, ...) calibration inputs (training data).
+    active_only: average over the active examples only (see above).
 
   Returns:
     `pruned` with corrected biases.
+
+  Raises:
+    TfpruneError: the graphs differ in shape, or a node has no bias.
   """
-  if [k.shape for k in dense.kernels] != [k.shape for k in pruned.kernels]:
-    raise TfpruneError(
-        'the dense and pruned networks have different shapes: pass the pruned '
-        'copy of the same network')
-  chosen = calibrated.check_layers(pruned, layers)
-  x = calibrated.check_calibration(dense, calibration)
-  dense_x = x
-  biases = list(pruned.biases)
-  last = calibrated.last_needed(chosen)
-  for i in range(last):
-    if i in chosen:
-      y = calibrated.pre_activation(dense_x, dense.kernels[i], dense.biases[i], True)
-      error = y - calibrated.pre_activation(x, pruned.kernels[i], pruned.biases[i], True)
-      if active_only and i < dense.num_layers - 1:
-        active = y > 0
-        shift = (np.where(active, error, 0.0).sum(axis=0)
-                 / np.maximum(active.sum(axis=0), 1))
+  if [(n.name, {k: v.shape for k, v in n.params.items()}) for n in dense.nodes] != [
+      (n.name, {k: v.shape for k, v in n.params.items()}) for n in pruned.nodes]:
+    raise TfpruneError('the dense and pruned graphs have different shapes: pass '
+                       'the pruned copy of the same graph')
+  for name in names:
+    if 'bias' not in dense.node(name).params:
+      raise TfpruneError(f'node {name} has no bias to correct: drop '
+                         '--bias_correction or keep the biases')
+  x = pre_activations.calibration_batch(dense, calibration)
+  corrected = pruned
+  for name in [n.name for n in dense.nodes if n.name in set(names)]:
+    errors = counts = 0.0
+    for dense_in, pruned_in in zip(pre_activations.node_inputs(dense, name, x),
+                                   pre_activations.node_inputs(corrected, name, x)):
+      y = pre_activations.pre_activation(dense, name, dense_in)
+      error = y - pre_activations.pre_activation(corrected, name, pruned_in)
+      error = error.reshape(-1, y.shape[-1])
+      if active_only and name != dense.output:
+        active = y.reshape(-1, y.shape[-1]) > 0
+        error = np.where(active, error, 0.0)
+        counts = counts + active.sum(axis=0)
       else:
-        shift = np.mean(error, axis=0)
-      biases[i] = (pruned.biases[i] + shift).astype(np.float32)
-    if i + 1 < last:
-      dense_x = calibrated.layer(dense_x, dense.kernels[i], dense.biases[i], True,
-                       relu=True)
-      x = calibrated.layer(x, pruned.kernels[i], biases[i], True, relu=True)
-  return Network(pruned.kernels, tuple(biases))
+        counts = counts + len(error)
+      errors = errors + error.sum(axis=0)
+    bias = corrected.node(name).params['bias']
+    corrected = corrected.with_params({name: {'bias': (
+        bias + errors / np.maximum(counts, 1)).astype(np.float32)}})
+  return corrected

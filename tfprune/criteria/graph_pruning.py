@@ -46,7 +46,8 @@ def prunable(graph: Graph, names: Sequence[str] | None = None,
              prune_output_layer: bool = False) -> list[str]:
   """Names of the nodes to prune: `names`, or every weighted node but the last.
 
-  The last weighted node (the classifier) is kept unless `prune_output_layer`.
+  The last weighted node before each output (the classifier; one per head of
+  a network with several outputs) is kept unless `prune_output_layer`.
 
   Raises:
     TfpruneError: a name is not a node with a kernel.
@@ -59,7 +60,21 @@ def prunable(graph: Graph, names: Sequence[str] | None = None,
             f'--prune_layers names {name!r}, which is not a layer with a kernel: '
             f'choose from {",".join(weighted)}')
     return [n for n in weighted if n in set(names)]
-  return weighted if prune_output_layer else weighted[:-1]
+  if prune_output_layer:
+    return weighted
+  heads = {_last_weighted_before(graph, output, weighted) for output in graph.outputs}
+  return [n for n in weighted if n not in heads]
+
+
+def _last_weighted_before(graph: Graph, output: str, weighted: list[str]) -> str:
+  """The last node of `weighted` (graph order) that `output` depends on."""
+  needed, todo = set(), [output]
+  while todo:
+    name = todo.pop()
+    if name not in needed:
+      needed.add(name)
+      todo.extend(graph.node(name).inputs)
+  return next((n for n in reversed(weighted) if n in needed), None)
 
 
 def _unit_axis(graph: Graph, name: str) -> int:

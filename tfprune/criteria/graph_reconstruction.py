@@ -235,7 +235,7 @@ def _inputs(graph: Graph, name: str, x: np.ndarray,
   chunk = max(1, CHUNK_VALUES // (rows * (columns + 1)))
   for start in range(0, len(x), chunk):
     batch = tf.constant(x[start:start + chunk], dtype)
-    value, _ = evaluator.run_nodes(upto, batch, params)
+    (value,), _ = evaluator.run_nodes(upto, batch, params)
     yield value
 
 

@@ -3,13 +3,15 @@
 `inputs` and `labels` check one array each (real numbers, finite; integer
 class indices that fit int64, none negative) and return it as the tools use
 it (float32, int64); `fits` checks a split against the model that will read
-it (the example layout, the label range). `finite_params` checks a network's
+it (the example layout, the label range), and `fits_model` does for a model
+with any number of inputs and outputs, whose arrays are named by input and
+output (`x_test_<input>`, `y_test_<output>`). `finite_params` checks a network's
 weights. Each failure is one `TfpruneError` line naming the array and the
 index of its first bad value, so `x_test`, `x_train` and the labels of every
 tool are held to the same rules.
 """
 
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -108,25 +110,87 @@ def fits(x: np.ndarray, y: np.ndarray, input_shape: Sequence[int],
   Raises:
     TfpruneError: the layout or a label does not fit.
   """
+  _layout(x, input_shape, names[0], source)
+  if len(x) != len(y):
+    raise TfpruneError(f'{source}: {len(x)} examples in {names[0]} but '
+                       f'{len(y)} labels in {names[1]}: store one label per '
+                       'example')
+  _label_range(y, num_outputs, names[1], source)
+
+
+def _layout(x: np.ndarray, input_shape: Sequence[int], name: str,
+            source: str) -> None:
   shape, want = tuple(x.shape[1:]), tuple(int(d) for d in input_shape)
   if shape != want:
     hint = ('a transposed layout (channels-first?)'
             if sorted(shape) == sorted(want) else 'another shape')
     raise TfpruneError(
-        f'{source}: {names[0]} holds examples of shape {shape} but the model '
+        f'{source}: {name} holds examples of shape {shape} but the model '
         f'takes {want} ({hint}): store the inputs as the model reads them')
-  if len(x) != len(y):
-    raise TfpruneError(f'{source}: {len(x)} examples in {names[0]} but '
-                       f'{len(y)} labels in {names[1]}: store one label per '
-                       'example')
+
+
+def _label_range(y: np.ndarray, num_outputs: int, name: str,
+                 source: str) -> None:
   if y.size:
     over = y >= num_outputs
     if over.any():
       i = int(np.argmax(over))
       raise TfpruneError(
-          f'{source}: {names[1]}[{i}] is {y[i]} but the model has {num_outputs} '
+          f'{source}: {name}[{i}] is {y[i]} but the model has {num_outputs} '
           'outputs: use labels 0 ... outputs - 1, or the model trained on this '
           'data')
+
+
+def _by_name(value, wanted: Sequence[str], key: str, what: str,
+             source: str) -> dict[str, tuple[str, np.ndarray]]:
+  """name -> (array name, array) for each model input or output `wanted`."""
+  if not isinstance(value, Mapping):
+    if len(wanted) != 1:
+      arrays = ', '.join(f'{key}_{n}' for n in wanted)
+      raise TfpruneError(
+          f'{source}: {key} is one array but the model has {len(wanted)} '
+          f'{what}s ({", ".join(wanted)}): store {arrays}')
+    return {wanted[0]: (key, value)}
+  missing = [f'{key}_{n}' for n in wanted if n not in value]
+  extra = [f'{key}_{n}' for n in sorted(value) if n not in wanted]
+  if missing or extra:
+    raise TfpruneError(
+        f'{source}: its {key} arrays do not match the model\'s {what}s '
+        f'({", ".join(wanted)}): missing {", ".join(missing) or "none"}; extra '
+        f'{", ".join(extra) or "none"}: store one {key}_<{what} name> per '
+        f'model {what}')
+  return {n: (f'{key}_{n}', value[n]) for n in wanted}
+
+
+def fits_model(x, y, input_shapes: Mapping[str, Sequence[int]],
+               classes: Mapping[str, int], which: str, source: str) -> None:
+  """`fits` for a model with any number of inputs and outputs.
+
+  Args:
+    x: one array (a one-input model), or a dict of arrays by input name.
+    y: one label array (a one-output model), or a dict by output name.
+    input_shapes: the shape of one example, by model input name.
+    classes: the number of classes, by model output name.
+    which: 'test' or 'train': the arrays are `x_<which>[_<input>]`,
+      `y_<which>[_<output>]`.
+    source: where the data came from.
+
+  Raises:
+    TfpruneError: an array is missing or extra (all named), or a layout or
+      a label does not fit.
+  """
+  names = (f'x_{which}', f'y_{which}')
+  if (len(input_shapes) == len(classes) == 1 and not isinstance(x, Mapping)
+      and not isinstance(y, Mapping)):
+    fits(x, y, next(iter(input_shapes.values())),
+         next(iter(classes.values())), names, source)
+    return
+  xs = _by_name(x, list(input_shapes), names[0], 'input', source)
+  ys = _by_name(y, list(classes), names[1], 'output', source)
+  for name, (key, array) in xs.items():
+    _layout(array, input_shapes[name], key, source)
+  for name, (key, array) in ys.items():
+    _label_range(array, classes[name], key, source)
 
 
 _DIVERGED = ('the model diverged in training; retrain it (e.g. with a lower '

@@ -62,14 +62,17 @@ class Split:
   """One split of a dataset.
 
   Attributes:
-    images: float32 array (n, height, width, channels) with values in [0, 1].
-    labels: int64 array (n,) of class indices.
+    images: float32 array (n, height, width, channels) with values in [0, 1]
+      (a user's model with several inputs: a dict of arrays by input name).
+    labels: int64 array (n,) of class indices (a user's model with several
+      outputs: a dict of arrays by output name).
   """
-  images: np.ndarray
-  labels: np.ndarray
+  images: np.ndarray | dict[str, np.ndarray]
+  labels: np.ndarray | dict[str, np.ndarray]
 
   def __len__(self) -> int:
-    return len(self.labels)
+    labels = self.labels
+    return len(next(iter(labels.values())) if isinstance(labels, dict) else labels)
 
 
 DATASETS = {

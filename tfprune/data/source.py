@@ -5,11 +5,12 @@ registry dataset's test split, or a user's `.npz` (both splits), each array
 checked at load (`checks`), with the provenance entry that files made from
 it record and that files read are checked against (`provenance`).
 `fits` then holds the test and the training split alike to the model's input
-layout and classes.
+layout and classes; `fits_model` does for a model with any number of inputs
+and outputs (a user's `.npz` of `x_test_<input>`, `y_test_<output>` arrays).
 """
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -48,10 +49,15 @@ class Given:
                  ) -> dict[str, Any]:
     """The entry files made from this data record (`provenance.record`).
 
-    `input_shape` defaults to the shape of one test example.
+    `input_shape` defaults to the shape of one test example; the value range
+    is the test split's.
     """
-    shape = self.test.images.shape[1:] if input_shape is None else input_shape
-    return provenance.record(self.dataset, self.data, self.sha256, shape)
+    images = self.test.images
+    shape = input_shape if input_shape is not None else (
+        {n: a.shape[1:] for n, a in images.items()} if isinstance(images, dict)
+        else images.shape[1:])
+    return provenance.record(self.dataset, self.data, self.sha256, shape,
+                             images)
 
   def check_made_on(self, recorded: dict[str, Any] | None, source: str,
                     allow_other_data: bool = False) -> bool:
@@ -102,6 +108,18 @@ def fits_flat(split: datasets.Split | None, input_dim: int, num_outputs: int,
     shape = split.images.shape[1:]
     fits(split, shape if int(np.prod(shape)) == input_dim else (input_dim,),
          num_outputs, source, which)
+
+
+def fits_model(split: datasets.Split | None,
+               input_shapes: Mapping[str, Sequence[int]],
+               classes: Mapping[str, int], source: str,
+               which: str = 'test') -> None:
+  """`checks.fits_model` of one split (nothing if None): its arrays, one or
+  one per name, against the model's inputs (by name) and outputs (classes
+  by name)."""
+  if split is not None:
+    checks.fits_model(split.images, split.labels, input_shapes, classes,
+                      which, source)
 
 
 def fits(split: datasets.Split | None, input_shape: Sequence[int],

@@ -1,4 +1,4 @@
-"""The sweep's allocations and N:M patterns, on either path (Network or graph).
+"""The sweep's allocations, N:M patterns and bias correction, on a graph.
 
 `sweep` asks this module, for each overall level k, the per-layer levels of
 the config's allocation (plain k under `uniform`, so the default sweep is
@@ -9,6 +9,8 @@ weight-level method with that pattern: those rows are named `<method>-N:M`
 
 Layers are named as in the graph: a weight folder's 0-based layer i is
 `layer_<i+1>` (`network_graph`), a Keras model's layers by their Keras names.
+`GraphPruner` prunes one point (and corrects its biases with
+`bias_correction`).
 """
 
 import dataclasses
@@ -18,16 +20,14 @@ import numpy as np
 
 from tfprune.allocation import allocators
 from tfprune.allocation import scan as scan_lib
+from tfprune.criteria import bias_correction
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import importances
-from tfprune.criteria import methods as methods_lib
+from tfprune.criteria import nm_calibrated
 from tfprune.criteria import patterns
-from tfprune.criteria import reconstruction
-from tfprune.criteria import unit_groups
 from tfprune.errors import TfpruneError
 from tfprune.graph.ir import Graph
 from tfprune.transforms import channel_pruning
-from tfprune.graph.network import Network
 
 UNIFORM = 'uniform'
 
@@ -69,11 +69,6 @@ def check(allocation: str, sensitivity_csv: str | None, pattern: str | None,
                          f'{",".join(pattern_criteria())} to --methods')
 
 
-def layer_name(index: int) -> str:
-  """The graph name of a weight folder's 0-based layer `index`."""
-  return f'layer_{index + 1}'
-
-
 def load_scan(allocation: str, path: str | None,
               sizes: Mapping[str, int]) -> scan_lib.Scan | None:
   """The sensitivity scan the allocation reads, checked against `sizes`."""
@@ -82,17 +77,6 @@ def load_scan(allocation: str, path: str | None,
   scan = scan_lib.read_csv(path)
   scan_lib.check_matches(scan, sizes, path)
   return scan
-
-
-def network_levels(allocation: str, network: Network, layers: Sequence[int],
-                   k: float, scan: scan_lib.Scan | None
-                   ) -> float | dict[int, float]:
-  """k itself under `uniform`, else {layer index: level}."""
-  if allocation == UNIFORM:
-    return k
-  levels = allocators.allocate(
-      allocation, {layer_name(i): network.kernels[i] for i in layers}, k, scan)
-  return {i: levels[layer_name(i)] for i in layers}
 
 
 def graph_levels(allocation: str, graph: Graph, names: Sequence[str], k: float,
@@ -120,31 +104,15 @@ def pattern_methods(pattern: str | None,
           if importances.get(m).per_weight]
 
 
-def network_pattern(network: Network, method: str, layers: Sequence[int],
-                    pattern: str, calibration: np.ndarray | None = None,
-                    use_biases: bool = True) -> Network:
-  """`network` with `pattern` on `layers`, ranked by `method` (random: seed i).
+def graph_pattern(graph: Graph, method: str, names: Sequence[str],
+                  pattern: str, calibration: np.ndarray | None = None) -> Graph:
+  """`graph` with `pattern` on the kernels of `names` (random: node i seed i).
 
   `wanda` and `obs` rank by their calibration scores (and `obs` re-fits the
-  kept weights), layer after layer as without a pattern.
+  kept weights), node after node (`nm_calibrated`).
   """
-  p = patterns.parse(pattern)
-  importance = importances.get(method)
-  if isinstance(importance, importances.Wanda):
-    return reconstruction.prune_wanda(network, p.level, layers, calibration,
-                                      use_biases=use_biases, pattern=p)
-  if isinstance(importance, importances.OptimalBrainSurgeon):
-    return reconstruction.prune_obs(network, p.level, layers, calibration,
-                                    use_biases, importance.damping,
-                                    importance.block_size, pattern=p)
-  return network.masked([
-      importance.pattern_mask(w, p, seed=i) if i in set(layers) else None
-      for i, w in enumerate(network.kernels)])
-
-
-def graph_pattern(graph: Graph, method: str, names: Sequence[str],
-                  pattern: str) -> Graph:
-  """`graph` with `pattern` on the kernels of `names` (random: node i seed i)."""
+  if importances.get(method).needs_calibration:
+    return nm_calibrated.prune(graph, method, names, pattern, calibration)
   return graph_pruning.pattern(graph, method, names, pattern)
 
 
@@ -179,54 +147,12 @@ def sweep_points(config) -> list[Point]:
 
 
 @dataclasses.dataclass(frozen=True)
-class NetworkPruner:
-  """Prunes a weight folder's network at one `Point` of a sweep config.
-
-  Made by `network_pruner`, which checks the config first; picklable, so a
-  trial can prune its point where it runs.
-  """
-  config: Any
-  layers: tuple[int, ...]
-  calibration: np.ndarray | None
-  scan: scan_lib.Scan | None
-
-  def __call__(self, network: Network, point: Point) -> Network:
-    config = self.config
-    if point.pattern is not None:
-      return network_pattern(network, point.method, self.layers, point.pattern,
-                             self.calibration, config.use_biases)
-    levels = network_levels(config.allocation, network, self.layers, point.k,
-                            self.scan)
-    return methods_lib.prune(point.method, network, levels, self.layers,
-                             self.calibration, config.use_biases,
-                             config.bias_correction)
-
-
-def network_pruner(config, network: Network, layers: Sequence[int],
-                   calibration: np.ndarray | None) -> NetworkPruner:
-  """The pruner of `config`'s points, after checking every method on `network`."""
-  for method in config.methods:  # before any point is pruned
-    unit_groups.check(network, importances.get(method).name)
-  scan = load_scan(config.allocation, config.sensitivity_csv,
-                   {layer_name(i): network.kernels[i].size for i in layers})
-  return NetworkPruner(config, tuple(layers), calibration, scan)
-
-
-def check_graph_pattern(config) -> None:
-  """Refuses an N:M pattern ranked by calibration data on a graph (not yet built)."""
-  for method in config.methods:
-    if config.pattern is not None and importances.get(method).needs_calibration:
-      raise TfpruneError(f'--pattern with {importances.get(method).name} runs '
-                         'on dense-chain weight '
-                         'folders only so far: use weight or random on this '
-                         'network')
-
-
-@dataclasses.dataclass(frozen=True)
 class GraphPruner:
-  """Prunes a graph at one `Point` of a sweep config, like `NetworkPruner`.
+  """Prunes a graph at one `Point` of a sweep config.
 
-  The data-aware criteria read `calibration`.
+  Made by `graph_pruner`, which checks the config first; picklable, so a
+  trial can prune its point where it runs. The data-aware criteria and bias
+  correction read `calibration`.
   """
   config: Any
   names: tuple[str, ...]
@@ -236,18 +162,23 @@ class GraphPruner:
   def __call__(self, graph: Graph, point: Point) -> Graph:
     config, names, method = self.config, self.names, point.method
     if point.pattern is not None:
-      return graph_pattern(graph, method, names, point.pattern)
-    levels = graph_levels(config.allocation, graph, names, point.k, self.scan)
-    # Under `uniform`, a channel criterion removes coupled channel groups
-    # (`channel_pruning`); per-layer levels rank each kernel alone.
-    return channel_pruning.prune_graph(graph, method, levels, names,
-                                       self.calibration)
+      pruned = graph_pattern(graph, method, names, point.pattern,
+                             self.calibration)
+    else:
+      levels = graph_levels(config.allocation, graph, names, point.k, self.scan)
+      # Under `uniform`, a channel criterion removes coupled channel groups
+      # (`channel_pruning`); per-layer levels rank each kernel alone.
+      pruned = channel_pruning.prune_graph(graph, method, levels, names,
+                                           self.calibration)
+    if config.bias_correction:
+      pruned = bias_correction.correct_biases(graph, pruned, names,
+                                              self.calibration)
+    return pruned
 
 
 def graph_pruner(config, graph: Graph, names: Sequence[str],
                  calibration: np.ndarray | None = None) -> GraphPruner:
   """The pruner of `config`'s points, after checking every method on `graph`."""
-  check_graph_pattern(config)
   for method in config.methods:  # before any point is pruned
     channel_pruning.check(graph, method, names)
   scan = load_scan(config.allocation, config.sensitivity_csv,

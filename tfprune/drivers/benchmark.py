@@ -4,7 +4,7 @@ For each method and level: accuracy, non-zero parameters, bytes of the compact
 export, and measured throughput of the pruned network (compacted, CSR where it
 pays) at a batch of 10,000 and at a batch of 1, each divided by the dense
 network's figure measured in the same run. The dense baseline is the faster
-of the pure-tensor evaluator and a dense inference plan, and every pruned
+of the graph evaluator (`graph.evaluator`) and a dense inference plan, and every pruned
 network is timed in alternating blocks with it (`paired_times`), so a change
 of load on a shared machine hits both sides of each ratio. Also times the
 default sweep in-process against 20 dense forward passes, the same way.
@@ -30,8 +30,10 @@ from tfprune.data import provenance
 from tfprune.data import source as data_source
 from tfprune.drivers import sweep
 from tfprune.errors import TfpruneError
+from tfprune.graph import evaluator
+from tfprune.graph import network_graph
 from tfprune.graph import weights
-from tfprune.runtime import evaluate
+from tfprune.runtime import accuracy
 from tfprune.runtime import export
 from tfprune.runtime import inference
 from tfprune.runtime import timers
@@ -190,19 +192,23 @@ def run(config: BenchmarkConfig) -> dict:
   large = inference.prepare(images, dense.input_dim)
   single = inference.prepare(images[:1], dense.input_dim)
 
-  # Dense baseline: the faster of the evaluator and a dense plan.
-  evaluator_large = _best(lambda: evaluate.logits(dense, images), config.repeats,
+  # Dense baseline: the faster of the graph evaluator and a dense plan.
+  dense_graph = network_graph.to_graph(dense)
+  graph_eval = evaluator.Evaluator(dense_graph)
+  graph_large = accuracy.as_input(dense_graph, images)
+  graph_single = graph_large[:1]
+  evaluator_large = _best(lambda: graph_eval.predict(graph_large), config.repeats,
                           config.min_seconds)
-  evaluator_single = _median(lambda: evaluate.logits(dense, images[:1]),
+  evaluator_single = _median(lambda: graph_eval.predict(graph_single),
                              config.single_repeats)
   dense_plan = inference.plan(dense, allow_sparse=False)
   plan_large, plan_single = _plan_times(dense_plan, large, single, config)
   # Each row is timed against the faster dense forward, in alternating blocks.
   dense_large_fn = (
-      (lambda: evaluate.logits(dense, images)) if evaluator_large < plan_large
+      (lambda: graph_eval.predict(graph_large)) if evaluator_large < plan_large
       else (lambda: inference.run(dense_plan, large)))
   dense_single_fn = (
-      (lambda: evaluate.logits(dense, images[:1])) if evaluator_single < plan_single
+      (lambda: graph_eval.predict(graph_single)) if evaluator_single < plan_single
       else (lambda: inference.run(dense_plan, single)))
   dense_bytes = metrics.npy_folder_bytes(dense)
   dense_counts = metrics.total(metrics.layer_counts(dense))
@@ -267,7 +273,8 @@ def run(config: BenchmarkConfig) -> dict:
   record = {
       'config': provenance.config_record(config),
       'machine': machine(),
-      'dense': {'accuracy': evaluate.accuracy(dense, images, split.labels[:LARGE_BATCH]),
+      'dense': {'accuracy': accuracy.accuracy(dense_graph, images,
+                                              split.labels[:LARGE_BATCH]),
                 'seconds_10000_evaluator': evaluator_large,
                 'seconds_10000_plan': plan_large,
                 'seconds_1_evaluator': evaluator_single,

@@ -1,14 +1,21 @@
 """The same gradual pruning run through TF-MOT (tf_keras) and `tfprune.keras` (Keras 3, TF and JAX).
 
 `run(config)` trains one MLP weight folder per engine and target with the
-same schedule (`training.schedules.plan_gradual`: Zhu & Gupta from step 0 to
-about 2/3 of training, 40 mask updates), optimizer (Adam, cosine decay),
-batches (one NumPy permutation per epoch, the same for every engine) and
-layers (the hidden Dense kernels):
+same starting weights, schedule (`training.schedules.plan_gradual`: Zhu &
+Gupta from step 0 to about 2/3 of training, 40 mask updates), optimizer
+(Adam, cosine decay), batches and layers (the hidden Dense kernels):
 
 - `tfmot`: `prune_low_magnitude` wrappers and `UpdatePruningStep`;
 - `keras-tf`, `keras-jax`: the `tfprune.keras.Pruning` callback, Keras 3 on
   the TensorFlow or the JAX backend.
+
+The defaults are those of the gradual study's TF-MOT run that the
+comparison is measured against (`img/gradual-lr1e-3`, `gradual-weight-99`:
+8 epochs, batch 128, learning rate 1e-3, 97.87% at k=99), and the batches
+are that run's: each epoch's order is the permutation tf_keras's
+`Model.fit(shuffle=True)` draws after `keras.utils.set_random_seed(seed)`
+(`training.resumable.epoch_batches`, read once on the examples' indices,
+`batch_order`), so the engines differ by their engine only.
 
 Keras's backend is fixed when it is first imported, so every run is a fresh
 process (`python -m tfprune.drivers.engine_comparison RUN_JSON`). For each
@@ -42,6 +49,7 @@ from tfprune.errors import TfpruneError
 ENGINES = {'tfmot': ('tf_keras', 'tensorflow'), 'keras-tf': ('keras3', 'tensorflow'),
            'keras-jax': ('keras3', 'jax')}
 CONFIG_NAME = 'engines_config.json'
+ORDER_NAME = 'batch_order.npy'
 RESULTS_NAME = 'results.csv'
 TIMING_NAME = 'timing.json'
 
@@ -86,14 +94,35 @@ class EngineComparison:
                          'and batch_size at least 1')
 
 
+def batch_order(config: EngineComparison, examples: int) -> np.ndarray:
+  """Row e: the order of the training examples in epoch e, as the gradual study's TF-MOT runs see them.
+
+  `training.resumable.epoch_batches` (the batches of tf_keras's
+  `Model.fit(shuffle=True)`) after `keras.utils.set_random_seed(seed)`,
+  drawn on the examples' indices.
+  """
+  # pylint: disable=import-outside-toplevel
+  from tfprune.data import datasets
+  from tfprune.keras_compat import keras as tf_keras
+  from tfprune.training import resumable
+  tf_keras.utils.set_random_seed(config.seed)
+  index = np.arange(examples)
+  batches, _ = resumable.epoch_batches(datasets.Split(index, index),
+                                       config.batch_size, config.epochs, 0)
+  order = np.concatenate([labels.numpy() for _, labels in batches])
+  return order.reshape(config.epochs, examples)
+
+
 def run_name(engine: str, target: float) -> str:
   return f'{engine}-{target:g}'
 
 
 def train_run(config: EngineComparison, engine: str, target: float,
-              turn: Callable[[], None] = lambda: None,
+              order: np.ndarray, turn: Callable[[], None] = lambda: None,
               done: Callable[[float], None] = lambda seconds: None) -> dict:
   """One run in this process (its Keras backend must be the engine's).
+
+  `order[e]` is the order of the training examples in epoch e (`batch_order`).
 
   `turn()` is called before each epoch (it waits for this engine's turn) and
   `done(seconds)` after it.
@@ -104,7 +133,6 @@ def train_run(config: EngineComparison, engine: str, target: float,
   # pylint: disable=import-outside-toplevel
   from tfprune import keras_compat
   from tfprune.data import datasets
-  from tfprune.graph import network_graph
   from tfprune.graph import weights
   from tfprune.keras_io import build
   from tfprune.training import gradual
@@ -116,7 +144,7 @@ def train_run(config: EngineComparison, engine: str, target: float,
     raise TfpruneError(f'engine {engine} needs KERAS_BACKEND={backend}, this '
                        f'process runs {K.backend.backend()}')
   K.utils.set_random_seed(config.seed)
-  graph = network_graph.to_graph(weights.load(config.weights_dir).network)
+  graph = weights.load_graph(config.weights_dir)
   train = datasets.load('mnist', 'train', config.data_dir, config.train_limit)
   test = datasets.load('mnist', 'test', config.data_dir)
   x, y = train.images.reshape(len(train), -1), train.labels
@@ -146,9 +174,7 @@ def train_run(config: EngineComparison, engine: str, target: float,
 
     def on_epoch_end(self, epoch, logs=None):
       seconds.append(time.perf_counter() - self.start)
-  rng = np.random.default_rng(config.seed)
-  for _ in range(config.epochs):
-    perm = rng.permutation(len(x))
+  for perm in order:
     turn()
     model.fit(x[perm], y[perm], batch_size=config.batch_size, epochs=1,
               shuffle=False, verbose=0, callbacks=[pruning, Timer()])
@@ -174,7 +200,8 @@ def _spawn(config: EngineComparison, engine: str, target: float,
            path: pathlib.Path) -> subprocess.Popen:
   env = {**os.environ, 'KERAS_BACKEND': ENGINES[engine][1]}
   request = json.dumps({'config': dataclasses.asdict(config), 'engine': engine,
-                        'target': target, 'out': str(path)})
+                        'target': target, 'out': str(path),
+                        'order': str(path.parent / ORDER_NAME)})
   return subprocess.Popen([sys.executable, '-m', __name__, request], env=env,
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
@@ -246,12 +273,40 @@ def timing(records: dict, engines) -> dict:
   return out
 
 
+def summary(records: dict, times: dict) -> str:
+  """What a reader checks, as text: accuracies and their spread per target,
+  pruned/total weights per layer, seconds per epoch and the ratios to TF-MOT."""
+  lines, targets = [], sorted({t for _, t in records})
+  for target in targets:
+    runs = {e: r for (e, t), r in records.items() if t == target}
+    spread = 100 * (max(r['accuracy'] for r in runs.values())
+                    - min(r['accuracy'] for r in runs.values()))
+    lines.append(f'k={target:g}: accuracy spread {spread:.2f} points')
+    for engine, r in runs.items():
+      zeros = '  '.join(f'{n} {z}/{s}' for n, (z, s) in r['layers'].items())
+      lines.append(f'  {engine:<10} {100 * r["accuracy"]:6.2f}%   zeros: {zeros}')
+  lines.append('seconds per epoch (median, first epoch of each run left out): '
+               + ', '.join(f'{e} {s:.2f}' for e, s in
+                           times['median_epoch_seconds'].items()))
+  for key, what in (('ratio_to_tfmot', 'ratio of medians'),
+                    ('paired_ratio_to_tfmot', 'median of paired epoch ratios')):
+    if key in times:
+      lines.append(f'over TF-MOT ({what}): ' + ', '.join(
+          f'{e} {r:.3f}' for e, r in times[key].items() if e != 'tfmot'))
+  return '\n'.join(lines) + '\n'
+
+
 def run(config: EngineComparison) -> dict:
   """Every run of `config`, each in a fresh process, epochs in turn; writes the outputs."""
   out = pathlib.Path(config.out_dir)
   (out / 'runs').mkdir(parents=True, exist_ok=True)
   atomic.write_text(out / CONFIG_NAME,
                     json.dumps(dataclasses.asdict(config), indent=2) + '\n')
+  # pylint: disable-next=import-outside-toplevel
+  from tfprune.data import datasets
+  examples = len(datasets.load('mnist', 'train', config.data_dir,
+                               config.train_limit))
+  np.save(out / 'runs' / ORDER_NAME, batch_order(config, examples))
   records = {}
   for target in config.targets:
     for engine, record in _target(config, target, out / 'runs').items():
@@ -272,7 +327,8 @@ def _worker(request: str) -> None:
 
   def done(seconds):
     print(f'{_DONE} {seconds:.3f}', flush=True)
-  record = train_run(config, spec['engine'], spec['target'], turn, done)
+  record = train_run(config, spec['engine'], spec['target'],
+                     np.load(spec['order']), turn, done)
   atomic.write_text(pathlib.Path(spec['out']), json.dumps(record) + '\n')
 
 

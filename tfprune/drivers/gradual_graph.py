@@ -46,6 +46,7 @@ from tfprune.reports import plots
 from tfprune.training import distribute
 from tfprune.training import gradual
 from tfprune.training import graph_gradual
+from tfprune.training import resumable
 from tfprune.training import tflite
 
 from tfprune.drivers.gradual_config import (
@@ -214,14 +215,22 @@ def _run_one_graph(context: _GraphContext,
   """`_run_one` for a graph: exports graph.npz and model.keras (and compact)."""
   config, test_split = context.config, context.test_split
   run_dir = context.out_dir / 'runs' / run_name(pruning_run)
-  result_path = run_dir / RESULT_NAME
-  if result_path.exists():
-    return read_result(result_path)
+  # The chief's run folder: every worker of a multi-worker run reads from it
+  # whether the run finished and where to resume (a shared file system).
+  chief_dir = pathlib.Path(config.out_dir) / 'runs' / run_name(pruning_run)
+  if (chief_dir / RESULT_NAME).exists():
+    return read_result(chief_dir / RESULT_NAME)
   atomic.ensure_dir(run_dir)
   keras.utils.set_random_seed(config.seed)
-  train = keras_study.train if context.engine == 'keras' else graph_gradual.train
-  trained = train(pruning_run, context.graph, context.names, context.train_split,
-                  test_split, context.strategy, run_dir, context.verbose)
+  if context.engine == 'keras':  # one replica only: its own folder
+    trained = keras_study.train(
+        pruning_run, context.graph, context.names, context.train_split,
+        test_split, context.strategy, run_dir, context.verbose)
+  else:
+    trained = graph_gradual.train(
+        pruning_run, context.graph, context.names, context.train_split,
+        test_split, context.strategy, run_dir, context.verbose,
+        backup_dir=chief_dir / resumable.BACKUP_NAME)
   accuracy = evaluator.Evaluator(trained.graph).accuracy(test_split.images,
                                                          test_split.labels)
   metadata = {
@@ -262,5 +271,5 @@ def _run_one_graph(context: _GraphContext,
       tflite_dense_bytes=context.dense_tflite() if config.export_tflite else None,
       epochs=pruning_run.total_epochs,
       layer_sparsity='/'.join(f'{100 * l.sparsity:.2f}' for l in layers))
-  write_result(result_path, result)
+  write_result(run_dir / RESULT_NAME, result)
   return result

@@ -55,11 +55,12 @@ from tfprune import atomic
 from tfprune.data import datasets
 from tfprune.data import source as data_source
 from tfprune.drivers import sweep
+from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
 from tfprune.reports import plots
-from tfprune.runtime import evaluate
+from tfprune.runtime import accuracy as accuracy_lib
 from tfprune.runtime import metrics
 from tfprune.training import distribute
 from tfprune.training import gradual
@@ -178,7 +179,8 @@ def _run_one(context: _Context, pruning_run: gradual.PruningRun) -> RunResult:
                           test_split, context.strategy, run_dir, context.verbose,
                           backup_dir=chief_dir / resumable.BACKUP_NAME)
   network = models.to_network(trained.model)
-  accuracy = evaluate.accuracy(network, test_split.images, test_split.labels)
+  accuracy = accuracy_lib.accuracy(network_graph.to_graph(network),
+                                   test_split.images, test_split.labels)
   keras_accuracy = trained.keras_accuracy
   metadata = {
       'model': config.model, 'dataset': config.dataset,

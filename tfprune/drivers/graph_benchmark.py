@@ -57,11 +57,11 @@ from tfprune.errors import TfpruneError
 from tfprune.errors import check_not_empty
 from tfprune.graph import evaluator
 from tfprune.graph import io as graph_io
-from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.graph.ir import Graph
 from tfprune.keras_io import build
 from tfprune.keras_io import load as keras_load
+from tfprune.runtime import executors
 from tfprune.runtime import paired_timing
 from tfprune.transforms import channel_pruning
 
@@ -163,7 +163,7 @@ def load_checked(config) -> tuple[Graph, datasets.Split]:
     folder = weights.load(config.weights_dir)
     given.check_made_on(provenance.from_manifest(folder.manifest),
                         config.weights_dir, allow)
-    graph = network_graph.to_graph(folder.network)
+    graph = folder.graph
   data_source.fits(given.test, graph.input_shape,
                    int(np.prod(graph.output_shape)), given.name)
   return graph, given.test
@@ -181,20 +181,58 @@ def _graph_fn(graph: Graph, x: np.ndarray):
   return lambda: run.predict(x)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Payload:
+  """What every accuracy point of a benchmark reads."""
+  graph: Graph
+  names: tuple[str, ...]
+  test: datasets.Split
+
+
+def _prepare(payload: _Payload) -> tuple[_Payload, evaluator.Evaluator]:
+  return payload, evaluator.Evaluator(payload.graph)
+
+
+def _trial(context: tuple[_Payload, evaluator.Evaluator],
+           point: tuple[str, float]) -> tuple[dict, Graph]:
+  """One (method, k) pruned and measured: its CSV row and the graph it times."""
+  payload, dense_eval = context
+  method, k = point
+  masked = channel_pruning.prune_graph(payload.graph, method, k, payload.names)
+  structured = importances.get(method).removes_channels
+  saved = graph_sweep.saved_graph(masked, method)
+  kernels = [masked.node(n).params['kernel'] for n in payload.names]
+  test = payload.test
+  return {
+      'method': method, 'k': k,
+      'accuracy': dense_eval.accuracy(test.images, test.labels, masked),
+      'sparsity': sum(int(np.sum(w == 0)) for w in kernels) / sum(
+          w.size for w in kernels),
+      'timed': 'compacted keras' if structured else 'masked graph',
+      'keras_bytes': _keras_bytes(saved),
+      'graph_bytes': len(graph_io.to_bytes(saved)),
+      'params': saved.num_params,
+      'kernels': '+'.join(dense_eval.kinds(masked))}, saved
+
+
 def _keras_bytes(graph: Graph) -> int:
   with tempfile.TemporaryDirectory() as folder:
     return pruned_keras.save(graph, pathlib.Path(folder) / 'm.keras').stat().st_size
 
 
-def run(config: GraphBenchmarkConfig) -> dict:
-  """Runs the benchmark; writes CSV, timing JSON and plot; returns the record."""
+def run(config: GraphBenchmarkConfig, executor: str = 'serial') -> dict:
+  """Runs the benchmark; writes CSV, timing JSON and plot; returns the record.
+
+  `executor` (a key of `runtime.executors.EXECUTORS`) measures the accuracy
+  points (`_trial`); the CSV is the same bytes whichever does. The timings
+  always run in this process, after them.
+  """
   atomic.check_writable(config.out_dir)
   load_before = list(os.getloadavg())
   graph, test = load_checked(config)
   names = graph_pruning.prunable(graph)
   inputs = {b: np.resize(test.images, (b, *graph.input_shape)).astype(np.float32)
             for b in BATCHES}
-  dense_eval = evaluator.Evaluator(graph)
   dense = {'keras': {b: _keras_fn(graph, x) for b, x in inputs.items()},
            'graph': {b: _graph_fn(graph, x) for b, x in inputs.items()}}
   rows, timings, controls = [], [], {}
@@ -208,40 +246,32 @@ def run(config: GraphBenchmarkConfig) -> dict:
           config.min_seconds, ROUNDS)
     return controls[timed, b]
 
-  for method in config.methods:
-    for k in config.levels:
-      masked = channel_pruning.prune_graph(graph, method, k, names)
-      structured = importances.get(method).removes_channels
-      saved = graph_sweep.saved_graph(masked, method)
-      timed = 'keras' if structured else 'graph'
-      kernels = [masked.node(n).params['kernel'] for n in names]
-      rows.append({
-          'method': method, 'k': k,
-          'accuracy': dense_eval.accuracy(test.images, test.labels, masked),
-          'sparsity': sum(int(np.sum(w == 0)) for w in kernels) / sum(
-              w.size for w in kernels),
-          'timed': 'compacted keras' if structured else 'masked graph',
-          'keras_bytes': _keras_bytes(saved),
-          'graph_bytes': len(graph_io.to_bytes(saved)),
-          'params': saved.num_params,
-          'kernels': '+'.join(dense_eval.kinds(masked))})
-      make = _keras_fn if structured else _graph_fn
-      entry = {'method': method, 'k': k, 'timed': timed}
-      for b, x in inputs.items():
-        noise = control(timed, b).noise()
-        timed_pair = paired_timing.pair(dense[timed][b], make(saved, x),
-                                        config.runs, config.min_seconds, ROUNDS)
-        entry.update({
-            f'dense_seconds_{b}': timed_pair.baseline_median,
-            f'seconds_{b}': timed_pair.candidate_median,
-            f'speedup_{b}': timed_pair.speedup,
-            f'dense_min_seconds_{b}': timed_pair.baseline_min,
-            f'min_seconds_{b}': timed_pair.candidate_min,
-            f'speedup_of_min_{b}': timed_pair.speedup_of_min,
-            f'noise_{b}': noise,
-            f'within_noise_{b}': paired_timing.within_noise(
-                timed_pair.speedup, noise)})
-      timings.append(entry)
+  points = [(method, k) for method in config.methods for k in config.levels]
+  # The accuracy points first, as trials (`executor`), then the timings here,
+  # alone on the machine.
+  measured = list(executors.map_trials(
+      executor, _prepare, _trial, _Payload(graph, tuple(names), test), points))
+  for (method, k), (row, saved) in zip(points, measured):
+    structured = importances.get(method).removes_channels
+    timed = 'keras' if structured else 'graph'
+    rows.append(row)
+    make = _keras_fn if structured else _graph_fn
+    entry = {'method': method, 'k': k, 'timed': timed}
+    for b, x in inputs.items():
+      noise = control(timed, b).noise()
+      timed_pair = paired_timing.pair(dense[timed][b], make(saved, x),
+                                      config.runs, config.min_seconds, ROUNDS)
+      entry.update({
+          f'dense_seconds_{b}': timed_pair.baseline_median,
+          f'seconds_{b}': timed_pair.candidate_median,
+          f'speedup_{b}': timed_pair.speedup,
+          f'dense_min_seconds_{b}': timed_pair.baseline_min,
+          f'min_seconds_{b}': timed_pair.candidate_min,
+          f'speedup_of_min_{b}': timed_pair.speedup_of_min,
+          f'noise_{b}': noise,
+          f'within_noise_{b}': paired_timing.within_noise(
+              timed_pair.speedup, noise)})
+    timings.append(entry)
   dense_bytes = {'keras_bytes': _keras_bytes(graph),
                  'graph_bytes': len(graph_io.to_bytes(graph))}
   model_hash = {'model_weights_sha256': mobilenet_model.weights_sha256(

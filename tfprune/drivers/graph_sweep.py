@@ -84,7 +84,7 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
                 points: Sequence | None = None,
                 per_layer: bool = False, progress: Callable | None = None,
                 allow_sparse: bool = True, prune: Callable | None = None,
-                executor: str = 'serial') -> list:
+                executor: str = 'serial', scored: str | None = None) -> list:
   """Measures every (method, level) on `graph`; writes nothing.
 
   Each point is one trial (`_trial`: pruned and measured), run by `executor`
@@ -97,7 +97,10 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
       need no calibration data.
     levels: k in percent.
     names: nodes to prune.
-    x, labels: test inputs and integer labels.
+    x, labels: test inputs and integer labels (for several inputs or
+      outputs, dicts of arrays by input and output name).
+    scored: the output whose accuracy is the rows' `accuracy` (default:
+      the first); the other outputs' are the rows' `output_accuracies`.
     make_row: builds a row from the keyword arguments of the sweep's columns.
     on_pruned: called as on_pruned(method, k, saved_graph) for each point
       (`saved_graph`: what the row's counts describe).
@@ -127,7 +130,8 @@ def sweep_graph(graph: Graph, methods: Sequence[str], levels: Sequence[float],
               for row, k, _, criterion in points]
     prune = functools.partial(_given, graphs=given)
   payload = _Payload(graph, tuple(names), x, labels, make_row, per_layer,
-                     allow_sparse, prune, keep_pruned=on_pruned is not None)
+                     allow_sparse, prune, keep_pruned=on_pruned is not None,
+                     scored=scored or graph.outputs[0])
   return collect(points, executors.map_trials(executor, _prepare, _trial,
                                               payload, points),
                  on_pruned, progress)
@@ -180,14 +184,15 @@ class _Payload:
   allow_sparse: bool
   prune: Callable
   keep_pruned: bool
+  scored: str
 
 
 @dataclasses.dataclass(frozen=True)
 class _Context:
   """A payload, its traced evaluator, dense costs, and the accuracies measured here.
 
-  `seen` maps non-zero kernel counts to (parameter arrays, accuracy): equal
-  networks are evaluated once per process.
+  `seen` maps non-zero kernel counts to (parameter arrays, accuracy of each
+  output): equal networks are evaluated once per process.
   """
   payload: _Payload
   evaluator: Evaluator
@@ -209,22 +214,26 @@ def _trial(context: _Context, point: allocated.Point
   method, k = point.row, point.k
   kernels = [pruned.node(n).params['kernel'] for n in names]
   key = tuple(np.count_nonzero(kernel) for kernel in kernels)
+  extra = {'layer_sparsity': allocated.layer_sparsity(
+      dict(zip(names, kernels)))} if payload.per_layer else {}
   # Every parameter counts, not only the pruned kernels: a method may
   # change biases or kept layers too (`obs` re-fits biases).
   arrays = [a for node in pruned.nodes for a in node.params.values()]
   same = [acc for other, acc in context.seen.get(key, ())
           if all(np.array_equal(a, b) for a, b in zip(other, arrays))]
-  accuracy = same[0] if same else evaluator.accuracy(payload.x, payload.labels,
+  scores = same[0] if same else evaluator.accuracies(payload.x, payload.labels,
                                                      pruned)
-  context.seen.setdefault(key, []).append((arrays, accuracy))
+  context.seen.setdefault(key, []).append((arrays, scores))
+  accuracy = scores[payload.scored]
+  others = tuple((o, scores[o]) for o in graph.outputs if o != payload.scored)
+  if others:
+    extra['output_accuracies'] = others
   size = sum(kernel.size for kernel in kernels)
   zeros = sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)
   # Accuracy and sparsity are the masked graph's; every count and the size
   # are the saved graph's (the same network, its removed channels gone).
   saved = saved_graph(pruned, point.method)
   effective, nonzero = macs(saved, True), nonzero_params(saved)
-  extra = {'layer_sparsity': allocated.layer_sparsity(
-      dict(zip(names, kernels)))} if payload.per_layer else {}
   dense_macs, params = context.dense_macs, graph.num_params
   row = payload.make_row(
       method=method, k=k, accuracy=accuracy,

@@ -31,6 +31,7 @@ import numpy as np
 
 from tfprune import __version__
 from tfprune import atomic
+from tfprune import ziptags
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
@@ -99,6 +100,9 @@ def padded(split: datasets.Split) -> datasets.Split:
 
 def build(config: MobileNetConfig, channels: int, classes: int) -> keras.Model:
   """MobileNetV2(alpha) from a seeded random init, BN momentum set."""
+  # Fresh layer-name counters: the same config gives the same saved file,
+  # however many models this process built before.
+  keras.backend.clear_session()
   keras.utils.set_random_seed(config.seed)
   model = keras.applications.MobileNetV2(
       input_shape=(SIZE, SIZE, channels), alpha=config.alpha, weights=None,
@@ -157,7 +161,7 @@ def make(config: MobileNetConfig, command: str | None = None) -> tuple[dict, flo
   uncompiled = build(config, train.images.shape[-1], model.output_shape[-1])
   uncompiled.set_weights(model.get_weights())
   with atomic.staging(config.out_dir) as out_dir:
-    uncompiled.save(out_dir / MODEL_NAME)
+    ziptags.save_keras(uncompiled, out_dir / MODEL_NAME)
     np.savez_compressed(out_dir / DATA_NAME, x_train=train.images,
                         y_train=train.labels, x_test=test.images,
                         y_test=test.labels)

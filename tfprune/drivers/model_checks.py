@@ -13,6 +13,7 @@ import numpy as np
 
 from tfprune import ziptags
 from tfprune.data import checks
+from tfprune.errors import TfpruneError
 from tfprune.graph.ir import Graph
 
 
@@ -23,10 +24,33 @@ def finite(graph: Graph, source: str) -> Graph:
   return graph
 
 
-def import_model(model_file: str, x: np.ndarray) -> tuple[Graph, dict | None]:
+def io_shapes(graph: Graph) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
+  """The input shapes by input name and the classes by output name of
+  `graph` (what `data.source.fits_model` checks data against)."""
+  return ({n.name: s for n, s in zip(graph.inputs, graph.input_shapes)},
+          {o: int(np.prod(graph.shapes[o])) for o in graph.outputs})
+
+
+def scored_output(graph: Graph, name: str | None) -> str:
+  """The output whose accuracy a tool reports: `name`, default the first.
+
+  Raises:
+    TfpruneError: `name` is not an output of `graph` (the outputs are listed).
+  """
+  if name is None:
+    return graph.outputs[0]
+  if name not in graph.outputs:
+    raise TfpruneError(f'--score_output={name} is not an output of the model: '
+                       f'choose from {", ".join(graph.outputs)}')
+  return name
+
+
+def import_model(model_file: str, x, check_data=None
+                 ) -> tuple[Graph, dict | None]:
   """The checked graph of a Keras model file and its provenance tag (or None).
 
-  The import is verified against Keras on the first examples of `x`.
+  The import is verified against Keras on the first examples of `x` (an
+  array, or a dict by input name), after `check_data(graph)` if given.
 
   Raises:
     TfpruneError: the model cannot be imported or has a NaN/Inf weight.
@@ -37,7 +61,9 @@ def import_model(model_file: str, x: np.ndarray) -> tuple[Graph, dict | None]:
     # A NaN weight makes the import's verification warn about NaN
     # tolerances; it is refused just below, naming the weight.
     warnings.simplefilter('ignore', RuntimeWarning)
-    graph = importer.from_keras(model_file, data=x[:16])
+    head = ({k: v[:16] for k, v in x.items()} if isinstance(x, dict)
+            else x[:16])
+    graph = importer.from_keras(model_file, data=head, check_data=check_data)
   finite(graph, model_file)
   path = pathlib.Path(model_file)
   return graph, ziptags.read(path) if path.is_file() else None

@@ -8,7 +8,7 @@ seeded draw; the test set is never read). `run(config)` writes
 `sensitivity.png`, each through a temporary file and a rename. The
 `sensitivity` allocation of the sweep reads the CSV (`--sensitivity_csv`).
 
-Works on a weight folder (through `network_graph`) and on a user's Keras
+Works on a weight folder (as a graph, `drivers.folder_graph`) and on a user's Keras
 model with a `.npz` holding `x_train`/`y_train`.
 """
 
@@ -26,10 +26,10 @@ from tfprune.criteria import pruning
 from tfprune.data import datasets
 from tfprune.data import provenance
 from tfprune.data import source as data_source
+from tfprune.drivers import folder_graph
 from tfprune.drivers import model_checks
 from tfprune.drivers import sweep_config
 from tfprune.errors import TfpruneError
-from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.graph.evaluator import Evaluator
 from tfprune.graph.ir import Graph
@@ -41,8 +41,6 @@ CONFIG_NAME = 'sensitivity_config.json'
 PLOT_NAME = 'sensitivity.png'
 DEFAULT_LEVELS = (0, 50, 70, 80, 85, 90, 93, 95, 97, 98, 99, 99.5)
 DEFAULT_HOLDOUT_SIZE = 5000
-# The criteria a layer can be scanned by: those ranking one kernel alone.
-CRITERIA = graph_pruning.kernel_criteria()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,9 +207,10 @@ def _load(config: ScanConfig) -> tuple[Graph, datasets.Split, str]:
   else:
     given.check_made_on(provenance.from_manifest(folder.manifest),
                         config.weights_dir, allow)
-    graph = network_graph.to_graph(folder.network, config.use_biases)
-    data_source.fits_flat(train, folder.network.input_dim,
-                          folder.network.output_dim, given.name, 'train')
+    graph = folder_graph.to_graph(folder, config.use_biases)
+    train = folder_graph.shaped(train, graph.input_shape)
+    data_source.fits(train, graph.input_shape, int(np.prod(graph.output_shape)),
+                     given.name, 'train')
   return graph, train, given.name
 
 

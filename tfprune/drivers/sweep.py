@@ -1,52 +1,47 @@
-"""The pruning sweep: prune a weight folder at many levels and measure each.
+"""The pruning sweep: prune a network at many levels and measure each.
 
-`run(config)` loads the weights and the test split (and, for data-aware
-methods, a calibration sample of the training split), prunes with every method
-at every level k, measures accuracy, the sparsity actually reached and the
-costs of `metrics`, and writes `sweep.csv`, `sweep_config.json`, `timing.json`
-and the plots to `config.out_dir` (plus the pruned exports with `save_pruned`).
+`run(config)` loads the network (a `.npy` weight folder or a user's Keras
+model, either way a `Graph`) and the test split (and, for data-aware methods
+and bias correction, a calibration sample of the training split), prunes
+with every method at every level k, measures accuracy, the sparsity actually
+reached and the costs of the model each point saves, and writes `sweep.csv`,
+`sweep_config.json`, `timing.json` and the plots to `config.out_dir` (plus
+the pruned graphs with `save_pruned`, Keras models with `save_keras`).
 
-Each pruned network is evaluated through `inference.plan`: compacted, with a
-CSR kernel on the layers where it measured faster, so that a sweep costs far
-less than one dense forward pass per point. Identical pruned networks (every
-method at k = 0) are evaluated once per process. Each point is a trial
-(`runtime.executors`): in this process, or with `executor='ray'` as Ray
-tasks; the files are the same bytes either way.
+Each point is a trial of `graph_sweep` (one traced evaluator for every
+pruned variant; identical pruned graphs are evaluated once per process): in
+this process, or with `executor='ray'` as Ray tasks; the files are the same
+bytes either way.
 """
 
-import dataclasses
 import functools
 import json
 import pathlib
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
 from tfprune import __version__
 from tfprune import atomic
 from tfprune.criteria import graph_pruning
-from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
 from tfprune.data import provenance
 from tfprune.data import source as data_source
 from tfprune.drivers import allocated
+from tfprune.drivers import folder_graph
 from tfprune.drivers import graph_sweep
-from tfprune.drivers import stale_outputs
 from tfprune.drivers import model_checks
+from tfprune.drivers import stale_outputs
 from tfprune.drivers import sweep_config
 from tfprune.errors import TfpruneError
 from tfprune.graph import io as graph_io
 from tfprune.graph import network_graph
 from tfprune.graph import weights
-from tfprune.graph.network import Network
+from tfprune.graph.ir import Graph
 from tfprune.reports import plots
 from tfprune.reports import sweep_table
-from tfprune.runtime import executors
-from tfprune.runtime import export
-from tfprune.runtime import inference
-from tfprune.runtime import metrics
 
 CSV_NAME = 'sweep.csv'
 CONFIG_NAME = 'sweep_config.json'
@@ -63,57 +58,9 @@ DEFAULT_LEVELS = sweep_config.DEFAULT_LEVELS
 DEFAULT_METHODS = sweep_config.DEFAULT_METHODS
 parse_levels = sweep_config.parse_levels
 config_record = sweep_config.config_record
-check_graph_methods = sweep_config.check_graph_methods
 to_csv = sweep_table.to_csv
 format_table = sweep_table.format_table
 
-
-
-def measure(dense_counts: metrics.Counts, pruned: Network,
-            pruned_layers: Sequence[int], inputs: Sequence[object],
-            labels: np.ndarray, config: 'SweepConfig', method: str, k: float,
-            accuracy: float | None = None) -> SweepRow:
-  """Measures `pruned` on the prepared test inputs.
-
-  Args:
-    dense_counts: total counts of the unpruned network (reference for ratios).
-    pruned: the pruned network.
-    pruned_layers: 0-based indices of the layers that were pruned.
-    inputs: test images prepared by `inference.prepare`.
-    labels: test labels.
-    config: the sweep configuration (biases, kernels).
-    method: method name, for the row.
-    k: level, for the row.
-    accuracy: a known accuracy of an identical network, to skip evaluation.
-  """
-  plan = inference.plan(pruned, config.use_biases, config.sparse_kernels)
-  if accuracy is None:
-    accuracy = inference.accuracy(plan, inputs, labels)
-  kernels = [pruned.kernels[i] for i in pruned_layers]
-  size = sum(kernel.size for kernel in kernels)
-  zeros = sum(kernel.size - _count_nonzero(kernel) for kernel in kernels)
-  # The counts and size are those of the compacted network that `save_pruned`
-  # and `save_keras` write (units nothing needs are gone), not of the masked
-  # one; its accuracy is the masked network's, which it equals.
-  counts = metrics.total(metrics.layer_counts(plan.network, config.use_biases))
-  return SweepRow(
-      method=method, k=k, accuracy=accuracy,
-      sparsity=zeros / size if size else 0.0,
-      nonzero_params=counts.nonzero_params,
-      flops=counts.effective_macs,
-      flops_speedup=(dense_counts.dense_macs / counts.effective_macs
-                     if counts.effective_macs else float('inf')),
-      compression=(dense_counts.params / counts.nonzero_params
-                   if counts.nonzero_params else float('inf')),
-      size_bytes=export.size_bytes(plan.network, config.use_biases,
-                                   export_metadata(config, method, k)),
-      units=metrics.widths(plan.network),
-      kernels='+'.join(plan.kinds))
-
-
-def export_metadata(config: SweepConfig, method: str, k: float) -> dict:
-  """What a pruned export records of how it was made."""
-  return {'method': method, 'k': k, 'weights_dir': config.weights_dir}
 
 
 def calibration(config: SweepConfig,
@@ -139,120 +86,65 @@ def calibration(config: SweepConfig,
     raise TfpruneError(f'{config.calibration_user} needs calibration data from the '
                        f'{config.dataset} training split, which failed to load: '
                        f'{e}') from None
+  images = train.images
+  if isinstance(images, dict):  # x_train_<input name> arrays
+    if len(images) > 1:
+      raise TfpruneError(
+          f'{config.calibration_user} calibrates models with one input, and '
+          f'{config.data} holds {", ".join(f"x_train_{n}" for n in images)}: '
+          'use methods that need no data (weight, unit, ...) on this model')
+    images = next(iter(images.values()))
   if config.calibration_size > len(train):
     raise TfpruneError(
         f'calibration_size {config.calibration_size} exceeds the {len(train)} '
         f'training examples of {config.dataset}: pass at most {len(train)}')
   return reconstruction.calibration_inputs(
-      train.images, config.calibration_size, config.calibration_seed)
+      images, config.calibration_size, config.calibration_seed)
 
 
-def sweep(config: SweepConfig, network: Network, split: datasets.Split,
+def sweep(config: SweepConfig, graph: Graph, split: datasets.Split,
           calibration_inputs: np.ndarray | None = None,
           on_pruned=None, progress: Progress | None = None,
-          executor: str = 'serial') -> list[SweepRow]:
-  """Measures every (method, level) of `config` on `network`; writes nothing.
+          executor: str = 'serial', scored: str | None = None
+          ) -> list[SweepRow]:
+  """Measures every (method, level) of `config` on `graph`; writes nothing.
 
-  Each point is one trial (`_trial`: pruned and measured), run by `executor`
-  (a key of `runtime.executors.EXECUTORS`); the rows are the same, in the
-  same order, whichever runs them.
+  Each point is one trial (`graph_sweep`: pruned and measured), run by
+  `executor` (a key of `runtime.executors.EXECUTORS`); the rows are the same,
+  in the same order, whichever runs them.
 
   Args:
     config: the sweep configuration.
-    network: the dense network.
-    split: test data.
-    calibration_inputs: training inputs for data-aware methods.
-    on_pruned: called as on_pruned(method, k, pruned_network) for each point.
+    graph: the dense graph (a weight folder's: `folder_graph.to_graph`). A
+      weight folder's network is converted here (`drivers/benchmark.py` and
+      `gradual_study.py` still pass one).
+    split: test data, shaped as the graph reads it (a dense chain's: flattened
+      here).
+    calibration_inputs: training inputs for data-aware methods and bias
+      correction.
+    on_pruned: called as on_pruned(method, k, saved graph) for each point.
     progress: called as progress(method, k, accuracy, seconds) as each point
       is measured (seconds: since the previous point arrived).
     executor: where the trials run.
+    scored: the output whose accuracy is the `accuracy` column (several
+      outputs; `model_checks.scored_output`), None for the only one.
   """
-  data_name = config.data or config.dataset
-  example_size = int(np.prod(split.images.shape[1:]))
-  if network.input_dim != example_size:
-    raise TfpruneError(
-        f'the weights in {config.weights_dir} take {network.input_dim} inputs '
-        f'but {data_name} examples have {example_size} values: use weights '
-        'trained on this data')
-  if config.data is None and network.output_dim != datasets.get(
-      config.dataset).num_classes:
-    raise TfpruneError(
-        f'the weights in {config.weights_dir} have {network.output_dim} outputs '
-        f'but {config.dataset} has {datasets.get(config.dataset).num_classes} '
-        'classes: use weights trained on this dataset')
-  data_source.fits_flat(split, network.input_dim, network.output_dim, data_name)
-  layers = pruning.prunable_layers(network.num_layers, config.prune_output_layer)
-  payload = _Payload(
-      config, network, tuple(layers), inference.prepare(split.images,
-                                                        network.input_dim),
-      split.labels, allocated.network_pruner(config, network, layers,
-                                             calibration_inputs),
-      keep_pruned=on_pruned is not None)
-  points = allocated.sweep_points(config)
-  return graph_sweep.collect(points, executors.map_trials(
-      executor, _prepare, _trial, payload, points), on_pruned, progress)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Payload:
-  """What every trial of a weight folder's sweep reads."""
-  config: SweepConfig
-  network: Network
-  layers: tuple[int, ...]
-  inputs: Sequence[object]
-  labels: np.ndarray
-  prune: allocated.NetworkPruner
-  keep_pruned: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class _Context:
-  """A payload, the dense counts, and the accuracies measured in this process.
-
-  `seen` maps non-zero counts to (network, accuracy) pairs: equal networks
-  (every method at k = 0) are evaluated once per process.
-  """
-  payload: _Payload
-  dense_counts: metrics.Counts
-  seen: dict
-
-
-def _prepare(payload: _Payload) -> _Context:
-  return _Context(payload, metrics.total(metrics.layer_counts(
-      payload.network, payload.config.use_biases)), {})
-
-
-def _trial(context: _Context, point: allocated.Point
-           ) -> tuple[SweepRow, float, Network | None]:
-  """One point pruned and measured: its row, accuracy (and network if kept)."""
-  payload, config = context.payload, context.payload.config
-  pruned = payload.prune(payload.network, point)
-  # Equal networks have equal non-zero counts: compare arrays only then.
-  candidates = context.seen.setdefault(_nonzero_counts(pruned), [])
-  known = next((accuracy for other, accuracy in candidates
-                if _same_arrays(other, pruned)), None)
-  row = measure(context.dense_counts, pruned, payload.layers, payload.inputs,
-                payload.labels, config, point.row, point.k, accuracy=known)
-  if config.allocation != allocated.UNIFORM:
-    row = dataclasses.replace(row, layer_sparsity=allocated.layer_sparsity(
-        {allocated.layer_name(i): pruned.kernels[i] for i in payload.layers}))
-  if known is None:
-    candidates.append((pruned, row.accuracy))
-  return row, row.accuracy, pruned if payload.keep_pruned else None
-
-
-def _nonzero_counts(network: Network) -> tuple[int, ...]:
-  return tuple(_count_nonzero(a) for a in network.kernels + network.biases)
-
-
-def _count_nonzero(array: np.ndarray) -> int:
-  """`np.count_nonzero(array)`; on floats, comparing first is 3x quicker."""
-  return int(np.count_nonzero(array != 0))
-
-
-def _same_arrays(a: Network, b: Network) -> bool:
-  return all(np.array_equal(x, y) for x, y in
-             zip(a.kernels + a.biases, b.kernels + b.biases))
+  if not isinstance(graph, Graph):
+    graph = network_graph.to_graph(graph, config.use_biases)
+  if (not isinstance(split.images, dict) and len(graph.input_shapes) == 1
+      and len(graph.outputs) == 1):
+    split = folder_graph.shaped(split, graph.input_shape)
+    data_source.fits(split, graph.input_shape, int(np.prod(graph.output_shape)),
+                     config.data or config.dataset)
+  # (arrays by name, several inputs or outputs: the caller checked them)
+  names = graph_pruning.prunable(graph, config.prune_layers,
+                                 config.prune_output_layer)
+  return graph_sweep.sweep_graph(
+      graph, config.methods, config.levels, names, split.images, split.labels,
+      SweepRow, on_pruned, points=allocated.sweep_points(config),
+      per_layer=config.allocation != allocated.UNIFORM, progress=progress,
+      allow_sparse=config.sparse_kernels, executor=executor, scored=scored,
+      prune=allocated.graph_pruner(config, graph, names, calibration_inputs))
 
 
 def run(config: SweepConfig, progress: Progress | None = None,
@@ -282,35 +174,8 @@ def run(config: SweepConfig, progress: Progress | None = None,
   given = data_source.load(config.dataset, config.data_dir, config.data)
   other_data = given.check_made_on(provenance.from_manifest(folder.manifest),
                                    config.weights_dir, config.allow_other_data)
-  if folder.network.specs is not None:
-    # CNNs and ResNets run through the graph, like a user's model.
-    return _run_graph(config, folder, progress, given, other_data, executor)
-  if config.prune_layers:
-    raise TfpruneError(
-        f'--prune_layers names layers of a --model_file or a CNN folder; the '
-        f'dense chain in {config.weights_dir} prunes its hidden layers (add the '
-        'output layer with --prune_output_layer): drop --prune_layers')
-  split = given.test
-  data_source.fits_flat(given.train, folder.network.input_dim,
-                        folder.network.output_dim, given.name, 'train')
-  calibration_inputs = calibration(config, given.train)
-  made_on = given.provenance()
-
-  def save(pruned_dir, method, k, pruned):
-    stem = pruned_dir / f'{method}-k{k:g}'
-    if config.save_pruned:
-      export.save(f'{stem}{export.SUFFIX}', pruned, config.use_biases,
-                  export_metadata(config, method, k), made_on)
-    if config.save_keras:
-      pruned_keras = _pruned_keras()
-      pruned_keras.save(pruned_keras.network_to_save(pruned, config.use_biases),
-                        f'{stem}{pruned_keras.SUFFIX}', made_on)
-  return _write_run(
-      config, lambda on_pruned: sweep(config, folder.network, split,
-                                      calibration_inputs, on_pruned, progress,
-                                      executor),
-      save, {'weights_sha256': folder.sha256, **given.record(other_data)})
-
+  # Every weight folder (a dense chain, a CNN, a ResNet) is a graph.
+  return _run_graph(config, folder, progress, given, other_data, executor)
 
 
 def _write_run(config: SweepConfig, measure_points, save, record: dict
@@ -355,21 +220,25 @@ def _run_graph(config: SweepConfig,
                other_data: bool = False,
                executor: str = 'serial') -> list[SweepRow]:
   """The sweep of a user's Keras model (`config.model_file`) or of a CNN folder."""
-  check_graph_methods(config)
   if given is None:
     given = data_source.load(config.dataset, config.data_dir, config.data)
   test, train = given.test, given.train
+
+  def fits(graph):
+    for split, which in ((test, 'test'), (train, 'train')):
+      data_source.fits_model(split, *model_checks.io_shapes(graph), given.name,
+                             which)
   if folder is None:
-    graph, recorded = model_checks.import_model(config.model_file, test.images)
+    graph, recorded = model_checks.import_model(config.model_file, test.images,
+                                                fits)
     other_data = given.check_made_on(recorded, config.model_file,
                                      config.allow_other_data)
   else:
-    graph = network_graph.to_graph(folder.network, config.use_biases)
-  outputs = int(np.prod(graph.output_shape))
-  data_source.fits(test, graph.input_shape, outputs, given.name)
-  data_source.fits(train, graph.input_shape, outputs, given.name, 'train')
-  names = graph_pruning.prunable(graph, config.prune_layers,
-                                 config.prune_output_layer)
+    graph = folder_graph.to_graph(folder, config.use_biases)
+    test, train = (folder_graph.shaped(split, graph.input_shape)
+                   for split in (test, train))
+    fits(graph)
+  scored = model_checks.scored_output(graph, config.score_output)
   calibration_inputs = calibration(config, train)
   made_on = given.provenance()
 
@@ -382,14 +251,12 @@ def _run_graph(config: SweepConfig,
       pruned_keras = _pruned_keras()
       pruned_keras.save(pruned, f'{stem}{pruned_keras.SUFFIX}', made_on)
   return _write_run(
-      config, lambda on_pruned: graph_sweep.sweep_graph(
-          graph, config.methods, config.levels, names, test.images, test.labels,
-          SweepRow, on_pruned, points=allocated.sweep_points(config),
-          per_layer=config.allocation != allocated.UNIFORM, progress=progress,
-          allow_sparse=config.sparse_kernels, executor=executor,
-          prune=allocated.graph_pruner(config, graph, names, calibration_inputs)),
-      save, {'pruned_layers': names,
+      config, lambda on_pruned: sweep(config, graph, test, calibration_inputs,
+                                      on_pruned, progress, executor, scored),
+      save, {'pruned_layers': graph_pruning.prunable(
+          graph, config.prune_layers, config.prune_output_layer),
              **({'weights_sha256': folder.sha256} if folder else {}),
+             **({'accuracy_output': scored} if len(graph.outputs) > 1 else {}),
              **given.record(other_data)})
 
 

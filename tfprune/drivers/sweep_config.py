@@ -5,7 +5,6 @@ from typing import Sequence
 
 from tfprune import registry
 from tfprune.criteria import importances
-from tfprune.criteria import methods
 from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
 from tfprune.data import datasets
@@ -57,6 +56,9 @@ class SweepConfig:
       removal allows (`pruned_keras`).
     allow_other_data: score a network on other data than the one its files
       record (`data.provenance`), on purpose.
+    score_output: the output of a model with several outputs whose accuracy
+      is the `accuracy` column (model files only; default: the first output;
+      the others get `accuracy_<output>` columns).
   """
   weights_dir: str | None
   out_dir: str
@@ -79,13 +81,15 @@ class SweepConfig:
   pattern: str | None = None
   save_keras: bool = False
   allow_other_data: bool = False
+  score_output: str | None = None
 
   def __post_init__(self):
     check_paths_given(self)
     if (self.weights_dir is None) == (self.model_file is None):
       raise TfpruneError('give either --weights_dir or --model_file, not both')
-    if self.model_file is not None:
-      check_graph_methods(self)
+    if self.model_file is None and self.score_output is not None:
+      raise TfpruneError('--score_output names an output of a --model_file: '
+                         'drop it, or pass the model file')
     object.__setattr__(self, 'prune_layers', tuple(self.prune_layers))
     if not self.methods:
       raise TfpruneError(
@@ -118,7 +122,8 @@ class SweepConfig:
 
   @property
   def needs_calibration(self) -> bool:
-    return methods.needs_calibration(self.methods, self.bias_correction)
+    return self.bias_correction or any(
+        importances.get(m).needs_calibration for m in self.methods)
 
   @property
   def calibration_user(self) -> str:
@@ -172,15 +177,8 @@ def config_record(config: SweepConfig) -> dict:
     for name in _MODEL_FIELDS:
       if record[name] == defaults[name]:
         record.pop(name)
-  for name in _ALLOCATION_FIELDS + ('save_keras', 'allow_other_data'):
+  for name in _ALLOCATION_FIELDS + ('save_keras', 'allow_other_data',
+                                    'score_output'):
     if record[name] == defaults[name]:
       record.pop(name)
   return record
-
-
-def check_graph_methods(config: SweepConfig) -> None:
-  """Refuses methods that do not run on graphs (CNN folders, model files) yet."""
-  allocated.check_graph_pattern(config)
-  if config.bias_correction:
-    raise TfpruneError('--bias_correction does not run on a graph network (a '
-                       'CNN weight folder or --model_file) yet: drop it')

@@ -40,6 +40,7 @@ import numpy as np
 from tfprune import __version__
 from tfprune import atomic
 from tfprune import keras_compat
+from tfprune import ziptags
 from tfprune.data import datasets
 from tfprune.drivers.mobilenet_model import weights_sha256
 from tfprune.errors import TfpruneError
@@ -112,6 +113,9 @@ def build(config: ViTConfig):
   """The ViT of `config` from a seeded random init (a Keras 3 model)."""
   keras = keras_compat.keras_module('keras3')
   layers = keras.layers
+  # Fresh layer-name counters: the same config gives the same saved file,
+  # however many models this process built before.
+  keras.backend.clear_session()
   keras.utils.set_random_seed(config.seed)
   spec = datasets.get(config.dataset)
   height, width = spec.image_shape[:2]
@@ -184,7 +188,7 @@ def make(config: ViTConfig, command: str | None = None) -> tuple[dict, float]:
   uncompiled = build(config)
   uncompiled.set_weights(model.get_weights())
   with atomic.staging(config.out_dir) as out_dir:
-    uncompiled.save(out_dir / MODEL_NAME)
+    ziptags.save_keras(uncompiled, out_dir / MODEL_NAME)
     atomic.write_text(out_dir / MANIFEST_NAME,
                       json.dumps(manifest, indent=2) + '\n')
     atomic.write_text(out_dir / TIMING_NAME, json.dumps(

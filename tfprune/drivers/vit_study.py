@@ -5,8 +5,11 @@ every prunable dependency group with `unit` (in a ViT: k% of each block's
 attention heads and of each MLP's hidden units; the residual stream is kept,
 the layer norms reading all its channels), compacts it and writes it back as
 a plain Keras 3 model with fewer heads and units. That model is fine-tuned
-for `epochs` epochs at each learning rate of `learning_rates` on the
-training split minus a held-out validation slice (`data.holdout`: the last
+for `epochs` epochs at each learning rate of `learning_rates`, distilled from
+the dense model (its targets mix the labels with the dense model's
+probabilities, `teacher_weight` of the latter: knowledge distillation at
+temperature 1, Hinton et al. 2015), on the training split minus a held-out
+validation slice (`data.holdout`: the last
 `validation_size` of the sweep's seeded permutation, never its calibration
 draw); the rate with the best validation accuracy is kept and only its model
 is scored on the test split. The dense and the kept model are then timed in
@@ -60,6 +63,8 @@ class ViTStudyConfig:
     epochs: fine-tuning epochs per rate.
     learning_rates: Adam rates tried (cosine-decayed to 0); the best on
       the validation slice is kept.
+    teacher_weight: share of the dense model's output probabilities in the
+      fine-tuning targets (the rest: the one-hot labels); 0: labels only.
     batch_size: fine-tuning examples per step.
     validation_size: training examples held out to choose the rate.
     calibration_size: the sweep's calibration draw the slice avoids.
@@ -73,8 +78,9 @@ class ViTStudyConfig:
   data_dir: str | None = None
   k: float = 50.0
   epochs: int = 2
-  learning_rates: tuple[float, ...] = (1e-3, 2e-3, 4e-3)
-  batch_size: int = 128
+  learning_rates: tuple[float, ...] = (2e-3, 3e-3)
+  teacher_weight: float = 1.0
+  batch_size: int = 64
   validation_size: int = 5000
   calibration_size: int = 2048
   seed: int = 0
@@ -89,6 +95,9 @@ class ViTStudyConfig:
                  'timing_runs'):
       if getattr(self, name) < 1:
         raise TfpruneError(f'{name} must be at least 1, got {getattr(self, name)}')
+    if not 0 <= self.teacher_weight <= 1:
+      raise TfpruneError(f'teacher_weight must be in [0, 1], got '
+                         f'{self.teacher_weight}')
     if not self.learning_rates or min(self.learning_rates) <= 0:
       raise TfpruneError(f'learning_rates must be positive, got '
                          f'{self.learning_rates}')
@@ -99,15 +108,30 @@ def _accuracy(model, split: datasets.Split) -> float:
   return float(np.mean(outputs.argmax(-1) == split.labels))
 
 
+def _targets(dense, train: datasets.Split, weight: float) -> np.ndarray:
+  """The fine-tuning targets: one-hot labels mixed with the dense model's
+  probabilities (`weight` of them).
+
+  Raises:
+    TfpruneError: the dense model's outputs are not probabilities.
+  """
+  probabilities = dense.predict(train.images, batch_size=500, verbose=0)
+  if weight and not np.allclose(probabilities.sum(-1), 1, atol=1e-3):
+    raise TfpruneError('the dense model does not output probabilities (end it '
+                       'with a softmax): use teacher_weight=0')
+  onehot = np.eye(probabilities.shape[-1], dtype=np.float32)[train.labels]
+  return (weight * probabilities + (1 - weight) * onehot).astype(np.float32)
+
+
 def _fine_tuned(K, pruned: pathlib.Path, rate: float, train: datasets.Split,
-                config: ViTStudyConfig):
+                targets: np.ndarray, config: ViTStudyConfig):
   model = K.models.load_model(pruned, compile=False)
   steps = config.epochs * math.ceil(len(train) / config.batch_size)
   model.compile(optimizer=K.optimizers.Adam(
       K.optimizers.schedules.CosineDecay(rate, steps)),
-                loss='sparse_categorical_crossentropy', metrics=['accuracy'])
+                loss='categorical_crossentropy')
   K.utils.set_random_seed(config.seed)
-  model.fit(train.images, train.labels, batch_size=config.batch_size,
+  model.fit(train.images, targets, batch_size=config.batch_size,
             epochs=config.epochs, shuffle=True, verbose=2)
   return model
 
@@ -153,9 +177,11 @@ def run(config: ViTStudyConfig) -> tuple[dict, dict]:
     scratch = pathlib.Path(scratch)
     unit = build.to_keras(compacted, 'keras3')
     unit.save(scratch / 'unit.keras')
+    targets = _targets(dense, train, config.teacher_weight)
     for rate in config.learning_rates:
       start = time.perf_counter()
-      model = _fine_tuned(K, scratch / 'unit.keras', rate, train, config)
+      model = _fine_tuned(K, scratch / 'unit.keras', rate, train, targets,
+                          config)
       seconds[str(rate)] = round(time.perf_counter() - start, 1)
       validation[str(rate)] = _accuracy(model, held_out)
       if best is None or validation[str(rate)] > validation[str(best[0])]:

@@ -19,6 +19,11 @@ CSR operands once per `predict`, not once per chunk (and not again for the
 same graph and kinds).
 `Evaluator(graph, allow_sparse=False)` computes every Dense node densely,
 with the op Keras uses.
+
+A network with several inputs takes a list of arrays (in the order of
+`graph.inputs`) or a dict by input name (`input_arrays`); one with several
+outputs gives a list of arrays, in the order of `graph.outputs`, as Keras's
+`predict` does.
 """
 
 from typing import Mapping, Sequence
@@ -63,16 +68,60 @@ def rule_rows(graph: Graph, n: int | None = None,
   return min(rows, sparse_kernels.GRAPH_CHUNK_ROWS)
 
 
-def run_nodes(graph: Graph, x: tf.Tensor,
+def input_arrays(graph: Graph, x) -> list[np.ndarray]:
+  """`x` as one float32 array per input of `graph`, each shape checked.
+
+  Args:
+    graph: the graph.
+    x: an array (a one-input graph), a list of arrays in the order of
+      `graph.inputs`, or a dict of arrays by input name.
+
+  Raises:
+    TfpruneError: a missing or extra input, a shape other than the input's,
+      or inputs of different lengths.
+  """
+  names = [n.name for n in graph.inputs]
+  if isinstance(x, Mapping):
+    missing = [n for n in names if n not in x]
+    extra = sorted(set(x) - set(names))
+    if missing or extra:
+      raise TfpruneError(
+          f'inputs {sorted(x)} given but the network reads {names} (missing '
+          f'{missing}, extra {extra}): give one array per input name')
+    x = [x[n] for n in names]
+  elif isinstance(x, (list, tuple)):
+    if len(x) != len(names):
+      raise TfpruneError(f'{len(x)} input arrays given but the network reads '
+                         f'{len(names)} ({", ".join(names)}): give one per input')
+  else:
+    x = [x] if len(names) == 1 else x
+    if len(names) != 1:
+      raise TfpruneError(f'one input array given but the network reads '
+                         f'{len(names)} ({", ".join(names)}): give a dict by '
+                         'input name')
+  arrays = [np.asarray(a, dtype=np.float32) for a in x]
+  for name, array, shape in zip(names, arrays, graph.input_shapes):
+    if array.shape[1:] != shape:
+      raise TfpruneError(
+          f'inputs of shape {array.shape[1:]} but the network takes {shape}'
+          f'{"" if len(names) == 1 else " at input " + name}: reshape the data '
+          'to the model\'s input')
+  if len({len(a) for a in arrays}) > 1:
+    raise TfpruneError(f'input arrays of {[len(a) for a in arrays]} examples: '
+                       'give the same examples to every input')
+  return arrays
+
+
+def run_nodes(graph: Graph, x,
               params: Mapping[str, Mapping[str, tf.Tensor]],
               keep: Sequence[str] = (),
               csr: Mapping[str, tf.Tensor] | None = None
-              ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+              ) -> tuple[tuple[tf.Tensor, ...], dict[str, tf.Tensor]]:
   """Computes `graph` on batch `x` with `params` (by node, then by name).
 
   Args:
     graph: the graph.
-    x: the input batch.
+    x: the input batch: a tensor, or one tensor per input node.
     params: the parameters by node, then by name.
     keep: nodes whose outputs to return too.
     csr: the Dense nodes computed by the CSR matmul, their transposed
@@ -80,15 +129,18 @@ def run_nodes(graph: Graph, x: tf.Tensor,
       kernel).
 
   Returns:
-    The output, and the outputs of the nodes named in `keep`.
+    The outputs (one per `graph.outputs`), and the outputs of the nodes
+    named in `keep`.
   """
-  values = {graph.input.name: x}
+  xs = x if isinstance(x, (list, tuple)) else [x]
+  values = {node.name: value for node, value in zip(graph.inputs, xs)}
   kept = {}
   last_use = {}
   for i, node in enumerate(graph.nodes):
     for source in node.inputs:
       last_use[source] = i
-  for i, node in enumerate(graph.nodes[1:], start=1):
+  first = len(graph.inputs)
+  for i, node in enumerate(graph.nodes[first:], start=first):
     inputs = [values[s] for s in node.inputs]
     if csr and node.name in csr:
       out = ops.activations.finish(node, params[node.name], sparse_kernels.csr_dense(
@@ -100,9 +152,9 @@ def run_nodes(graph: Graph, x: tf.Tensor,
     if node.name in keep:
       kept[node.name] = out
     for source in node.inputs:  # free what no later node reads
-      if last_use.get(source) == i and source != graph.output:
+      if last_use.get(source) == i and source not in graph.outputs:
         values.pop(source, None)
-  return values[graph.output], kept
+  return tuple(values[o] for o in graph.outputs), kept
 
 
 def _param_tensors(graph: Graph) -> dict[str, dict[str, np.ndarray]]:
@@ -142,7 +194,8 @@ class Evaluator:
       csr = sorted(n.name for n, kind in zip(graph.weighted(), kinds)
                    if kind == sparse_kernels.CSR)
       signature = (
-          tf.TensorSpec((None, *graph.input_shape), tf.float32),
+          [tf.TensorSpec((None, *shape), tf.float32)
+           for shape in graph.input_shapes],
           {name: {k: tf.TensorSpec(v.shape, tf.float32) for k, v in p.items()
                   if not (k == 'kernel' and name in csr)}
            for name, p in _param_tensors(graph).items()},
@@ -184,51 +237,77 @@ class Evaluator:
       raise TfpruneError('this graph differs in structure or shapes from the '
                          "evaluator's: make an Evaluator for it")
 
-  def predict(self, x: np.ndarray, graph: Graph | None = None,
-              batch_size: int | None = None) -> np.ndarray:
-    """The network's outputs on `x` (batched), as a numpy array.
+  def predict_outputs(self, x, graph: Graph | None = None,
+                      batch_size: int | None = None) -> dict[str, np.ndarray]:
+    """The network's outputs on `x` (batched), by output name.
 
     Args:
-      x: the inputs.
+      x: the inputs (`input_arrays`).
       graph: the graph to compute (default: the evaluator's).
       batch_size: examples per call (default: `batch_size_for(graph)`).
     """
     graph = self.graph if graph is None else graph
     self._check(graph)
     batch_size = batch_size or batch_size_for(graph)
-    x = np.asarray(x, dtype=np.float32)
-    if x.shape[1:] != graph.input_shape:
-      raise TfpruneError(
-          f'inputs of shape {x.shape[1:]} but the network takes '
-          f'{graph.input_shape}: reshape the data to the model\'s input')
+    xs = input_arrays(graph, x)
+    n = len(xs[0])
     kinds, params, csr = self._operands(
-        graph, rule_rows(graph, len(x), batch_size))
+        graph, rule_rows(graph, n, batch_size))
     fn = self._fn(kinds)
-    outs = [fn(tf.constant(x[i:i + batch_size]), params, csr).numpy()
-            for i in range(0, len(x), batch_size)]
-    return np.concatenate(outs) if outs else np.zeros(
-        (0, *graph.output_shape), np.float32)
+    chunks = [fn([tf.constant(a[i:i + batch_size]) for a in xs], params, csr)
+              for i in range(0, n, batch_size)]
+    return {name: np.concatenate([c[j].numpy() for c in chunks]) if chunks
+            else np.zeros((0, *graph.shapes[name]), np.float32)
+            for j, name in enumerate(graph.outputs)}
 
-  def accuracy(self, x: np.ndarray, labels: np.ndarray,
+  def predict(self, x, graph: Graph | None = None,
+              batch_size: int | None = None):
+    """The network's output on `x` (batched), as a numpy array; a list
+    of arrays (in the order of `graph.outputs`) for several outputs."""
+    outputs = list(self.predict_outputs(x, graph, batch_size).values())
+    return outputs[0] if len(outputs) == 1 else outputs
+
+  def accuracies(self, x, labels, graph: Graph | None = None,
+                 batch_size: int | None = None) -> dict[str, float]:
+    """Top-1 accuracy of each output against its integer labels.
+
+    Args:
+      x: the inputs (`input_arrays`).
+      labels: an array (one output), or a dict of arrays by output name
+        (every output).
+    """
+    graph = self.graph if graph is None else graph
+    if not isinstance(labels, Mapping):
+      labels = {graph.output: labels}
+    if set(labels) != set(graph.outputs):
+      raise TfpruneError(
+          f'labels for {sorted(labels)} but the network\'s outputs are '
+          f'{list(graph.outputs)}: give one label array per output')
+    outputs = self.predict_outputs(x, graph, batch_size)
+    return {name: float(np.mean(
+        np.argmax(out.reshape(len(out), -1), axis=1)
+        == np.asarray(labels[name]).reshape(-1)))
+            for name, out in outputs.items()}
+
+  def accuracy(self, x, labels: np.ndarray,
                graph: Graph | None = None,
                batch_size: int | None = None) -> float:
-    """Top-1 accuracy against integer `labels`."""
-    outputs = self.predict(x, graph, batch_size)
-    return float(np.mean(np.argmax(outputs.reshape(len(x), -1), axis=1)
-                         == np.asarray(labels).reshape(-1)))
+    """Top-1 accuracy of the one output against integer `labels`."""
+    return self.accuracies(x, labels, graph, batch_size)[
+        (self.graph if graph is None else graph).output]
 
 
-def predict(graph: Graph, x: np.ndarray, batch_size: int | None = None,
-            allow_sparse: bool = True) -> np.ndarray:
-  """`graph`'s outputs on `x`."""
+def predict(graph: Graph, x, batch_size: int | None = None,
+            allow_sparse: bool = True):
+  """`graph`'s outputs on `x` (`Evaluator.predict`)."""
   return Evaluator(graph, allow_sparse).predict(x, batch_size=batch_size)
 
 
-def node_outputs(graph: Graph, x: np.ndarray,
+def node_outputs(graph: Graph, x,
                  names: Sequence[str]) -> dict[str, np.ndarray]:
   """The outputs of the nodes `names` on batch `x` (eagerly, for checking)."""
   params = {n: {k: tf.constant(v) for k, v in p.items()}
             for n, p in _param_tensors(graph).items()}
-  _, kept = run_nodes(graph, tf.constant(np.asarray(x, np.float32)), params,
-                      keep=tuple(names))
+  _, kept = run_nodes(graph, [tf.constant(a) for a in input_arrays(graph, x)],
+                      params, keep=tuple(names))
   return {k: v.numpy() for k, v in kept.items()}

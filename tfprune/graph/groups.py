@@ -177,13 +177,14 @@ def analyse(graph: Graph) -> Analysis:
   walk = _Walk()
   labels: dict[str, np.ndarray] = {}
   padded: dict[str, bool] = {}
-  for node in graph.nodes:
-    if node.op == 'input':
-      labels[node.name] = np.full(graph.input_shape[-1], -1)
-      padded[node.name] = False
-      continue
+  for node, shape in zip(graph.inputs, graph.input_shapes):
+    labels[node.name] = np.full(shape[-1], -1)
+    padded[node.name] = False
+  for node in graph.nodes[len(graph.inputs):]:
     labels[node.name] = _walk_node(walk, graph, node, labels, padded)
-  walk.block(labels[graph.output], f'{graph.output} is the network output')
+  article = 'the' if len(graph.outputs) == 1 else 'a'
+  for output in graph.outputs:
+    walk.block(labels[output], f'{output} is {article} network output')
   return _collect(walk, labels)
 
 

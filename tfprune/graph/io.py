@@ -11,6 +11,9 @@ scored on, `tfprune.data.provenance`) as the archive's comment (`ziptags`),
 beside the graph rather than in it: `read` returns both. A file that is not whole (a member removed, a node
 without params, sparse indices out of range) is refused in one line naming
 the file and what is wrong.
+
+A graph with several inputs or outputs stores `outputs` and `input_shapes`
+where a one-input, one-output graph stores `output` and `input_shape`.
 """
 
 import io
@@ -56,8 +59,12 @@ def to_bytes(graph: Graph, provenance: dict | None = None) -> bytes:
     nodes.append({'name': node.name, 'op': node.op, 'inputs': list(node.inputs),
                   'attrs': thaw(node.attrs), 'params': params})
   structure = {'format': FORMAT, 'version': VERSION, 'nodes': nodes,
-               'output': graph.output, 'input_shape': list(graph.input_shape),
                'metadata': thaw(graph.metadata)}
+  if len(graph.outputs) == 1 and len(graph.inputs) == 1:  # as before
+    structure.update(output=graph.output, input_shape=list(graph.input_shape))
+  else:
+    structure.update(outputs=list(graph.outputs),
+                     input_shapes=[list(s) for s in graph.input_shapes])
   arrays['graph.json'] = np.frombuffer(
       json.dumps(structure, sort_keys=True).encode(), dtype=np.uint8)
   out = io.BytesIO()
@@ -107,8 +114,11 @@ def read_bytes(raw: bytes, source: str = 'graph file'
   try:
     nodes = [_node(i, entry, arrays) for i, entry in
              enumerate(structure['nodes'])]
-    graph = Graph(tuple(nodes), structure['output'], structure['input_shape'],
-                  structure.get('metadata', {}))
+    if 'outputs' in structure:
+      outputs, shapes = structure['outputs'], structure['input_shapes']
+    else:
+      outputs, shapes = structure['output'], structure['input_shape']
+    graph = Graph(tuple(nodes), outputs, shapes, structure.get('metadata', {}))
   except _Broken as e:
     raise TfpruneError(f'{source} is damaged ({e}): write it again with '
                        'tfprune.save') from None

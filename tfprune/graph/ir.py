@@ -5,8 +5,12 @@ ResNet-18, MobileNetV2 or a user's functional Keras model. A node is one op
 of `ops.OPS` (a Keras layer, mostly, named like it), the names of the nodes it
 reads, its attributes (strides, padding, activation, ...) and its parameters
 (kernel, bias, batch-norm statistics, ...) as read-only float32 arrays.
-Nodes are stored in topological order; the first is the single input and
-`output` names the single output. Constructing a graph checks every node
+Nodes are stored in topological order, the input nodes first (one per
+network input, `input_shapes` giving each one's per-example shape), and
+`outputs` names the nodes whose values are the network's outputs. A network
+with one input and one output is the same type: `input_shape`, `input`,
+`output` and `output_shape` name its one input and output (and refuse, in
+one line, a graph with several). Constructing a graph checks every node
 against its op and infers every shape, so a graph that exists is consistent.
 
 Graphs are values: pruning returns a new graph (`with_params`), never
@@ -94,35 +98,57 @@ class Node:
     return dataclasses.replace(self, **changes)
 
 
+def _shape(value) -> tuple[int, ...]:
+  return tuple(int(d) for d in value)
+
+
+def _is_shape(value) -> bool:
+  return all(isinstance(d, (int, np.integer)) for d in value)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Graph:
   """A network as a DAG of nodes (see the module docstring).
 
   Attributes:
-    nodes: in topological order; `nodes[0]` is the one 'input' node.
-    output: name of the node whose output is the network's output.
-    input_shape: shape of one input example.
+    nodes: in topological order, the 'input' nodes first.
+    outputs: names of the nodes whose values are the network's outputs, in
+      order (a single name is taken for one output).
+    input_shapes: the per-example shape of each input node, in order (a
+      single shape is taken for one input).
     metadata: where the graph came from (framework, model name, ...).
   """
   nodes: tuple[Node, ...]
-  output: str
-  input_shape: tuple[int, ...]
+  outputs: tuple[str, ...]
+  input_shapes: tuple[tuple[int, ...], ...]
   metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     object.__setattr__(self, 'nodes', tuple(self.nodes))
-    object.__setattr__(self, 'input_shape', tuple(int(d) for d in self.input_shape))
+    outputs = self.outputs
+    object.__setattr__(self, 'outputs', (outputs,) if isinstance(outputs, str)
+                       else tuple(outputs))
+    shapes_in = tuple(self.input_shapes)
+    object.__setattr__(self, 'input_shapes', (_shape(shapes_in),)
+                       if _is_shape(shapes_in) else tuple(_shape(s) for s in shapes_in))
     object.__setattr__(self, 'metadata', _freeze_value(dict(self.metadata)))
-    if not self.nodes or self.nodes[0].op != 'input':
-      raise TfpruneError('a graph starts with its one input node')
+    count = len(self.input_shapes)
+    if (not count or len(self.nodes) < count
+        or any(n.op != 'input' for n in self.nodes[:count])):
+      raise TfpruneError(f'a graph starts with its {count} input node(s), one '
+                         'per input shape')
+    if not self.outputs or len(set(self.outputs)) != len(self.outputs):
+      raise TfpruneError(f'a graph names one or more distinct outputs, got '
+                         f'{list(self.outputs)}')
     shapes: dict[str, tuple[int, ...]] = {}
-    for node in self.nodes:
+    for i, node in enumerate(self.nodes):
       if node.name in shapes:
         raise TfpruneError(f'two nodes are named {node.name}: names are unique')
       if node.op == 'input':
-        if shapes:
-          raise TfpruneError(f'node {node.name}: a graph has one input node')
-        shapes[node.name] = self.input_shape
+        if i >= count:
+          raise TfpruneError(f'node {node.name}: the input nodes come first, '
+                             'one per input shape')
+        shapes[node.name] = self.input_shapes[i]
         continue
       for source in node.inputs:
         if source not in shapes:
@@ -136,14 +162,40 @@ class Graph:
       except KeyError as e:
         raise TfpruneError(
             f'node {node.name} ({node.op}) lacks attribute {e}') from None
-    if self.output not in shapes:
-      raise TfpruneError(f'the output {self.output} is not a node of the graph')
+    for output in self.outputs:
+      if output not in shapes:
+        raise TfpruneError(f'the output {output} is not a node of the graph')
     object.__setattr__(self, '_shapes', types.MappingProxyType(shapes))
     object.__setattr__(self, '_index', {n.name: n for n in self.nodes})
 
   @property
+  def inputs(self) -> tuple[Node, ...]:
+    """The input nodes, in order (one per network input)."""
+    return self.nodes[:len(self.input_shapes)]
+
+  def _one(self, items: tuple, what: str):
+    if len(items) != 1:
+      names = [getattr(i, 'name', i) for i in items]
+      raise TfpruneError(
+          f'this step reads networks with one {what}, and this one has '
+          f'{len(items)} ({", ".join(names)}): use a single-{what} model here')
+    return items[0]
+
+  @property
   def input(self) -> Node:
-    return self.nodes[0]
+    """The one input node (refused for a graph with several)."""
+    return self._one(self.inputs, 'input')
+
+  @property
+  def input_shape(self) -> tuple[int, ...]:
+    """The one input's per-example shape (refused for several inputs)."""
+    self._one(self.inputs, 'input')
+    return self.input_shapes[0]
+
+  @property
+  def output(self) -> str:
+    """The name of the one output node (refused for several outputs)."""
+    return self._one(self.outputs, 'output')
 
   @property
   def shapes(self) -> Mapping[str, tuple[int, ...]]:
@@ -152,7 +204,13 @@ class Graph:
 
   @property
   def output_shape(self) -> tuple[int, ...]:
+    """The one output's per-example shape (refused for several outputs)."""
     return self.shapes[self.output]
+
+  @property
+  def output_shapes(self) -> tuple[tuple[int, ...], ...]:
+    """Per-example shape of each output, in order."""
+    return tuple(self.shapes[o] for o in self.outputs)
 
   def node(self, name: str) -> Node:
     """The node called `name`.

@@ -9,6 +9,7 @@ chain's input is the flat vector of `input_dim` values.
 """
 
 import dataclasses
+from typing import Sequence
 
 import numpy as np
 
@@ -24,15 +25,36 @@ INPUT = 'input'
 
 def to_graph(network: Network, use_biases: bool = True) -> Graph:
   """The graph computing `network` (biases left out if not `use_biases`)."""
-  if network.specs is None:
-    specs = [layers_lib.LayerSpec('dense')] * network.num_layers
-    input_shape = (network.input_dim,)
-    norms = (None,) * network.num_layers
-  else:
-    specs, input_shape, norms = network.specs, network.input_shape, network.norms
+  return layers_graph(
+      network.kernels,
+      network.biases if use_biases else (None,) * network.num_layers,
+      network.specs, network.norms, network.input_shape)
+
+
+def layers_graph(kernels: Sequence[np.ndarray],
+                 biases: Sequence[np.ndarray | None],
+                 specs: Sequence[layers_lib.LayerSpec] | None = None,
+                 norms: Sequence[np.ndarray | None] | None = None,
+                 input_shape: Sequence[int] | None = None) -> Graph:
+  """The graph of layers stored as arrays (a weight folder, an old export).
+
+  Args:
+    kernels: per layer, the (in, out) dense or (h, w, in, out) conv kernel.
+    biases: per layer, the (out,) bias, or None for a layer without one.
+    specs: one `layers.LayerSpec` per layer, or None for a dense ReLU chain
+      reading a flat vector of `kernels[0].shape[0]` values.
+    norms: per layer, None or the (4, out) batch-norm parameters (gamma,
+      beta, moving mean, moving variance); only with `specs`.
+    input_shape: shape of one example; required with `specs`.
+  """
+  if specs is None:
+    specs = [layers_lib.LayerSpec('dense')] * len(kernels)
+    input_shape = (kernels[0].shape[0],)
+    norms = (None,) * len(kernels)
+  norms = norms or (None,) * len(kernels)
   nodes = [Node(INPUT, 'input')]
   outputs = [INPUT]  # outputs[j]: the node holding 1-based layer j's output
-  last = network.num_layers - 1
+  last = len(kernels) - 1
   for i, (spec, source) in enumerate(zip(specs, layers_lib.sources(specs))):
     n = i + 1
     head = outputs[source]
@@ -46,9 +68,9 @@ def to_graph(network: Network, use_biases: bool = True) -> Graph:
       add('flatten', 'flatten')
     if spec.global_pool:
       add('global_pool', 'global_avg_pool2d', {'keepdims': False})
-    params = {'kernel': network.kernels[i]}
-    if use_biases:
-      params['bias'] = network.biases[i]
+    params = {'kernel': kernels[i]}
+    if biases[i] is not None:
+      params['bias'] = biases[i]
     if spec.kind == 'conv':
       add('layer', 'conv2d', {'strides': (spec.strides,) * 2,
                               'padding': spec.padding, 'dilation': (1, 1),
@@ -67,7 +89,7 @@ def to_graph(network: Network, use_biases: bool = True) -> Graph:
       add('pool', 'max_pool2d', {'pool_size': (spec.pool,) * 2,
                                  'strides': (spec.pool,) * 2, 'padding': 'valid'})
     outputs.append(head)
-  return Graph(tuple(nodes), outputs[-1], input_shape,
+  return Graph(tuple(nodes), outputs[-1], tuple(input_shape),
                {'framework': 'tf_keras', 'model_name': 'tfprune_network'})
 
 

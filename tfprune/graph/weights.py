@@ -16,6 +16,7 @@ manifests of sequential CNNs are unchanged and older ones load as chains.
 """
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -28,6 +29,8 @@ import numpy as np
 from tfprune import atomic
 from tfprune.errors import TfpruneError
 from tfprune.graph import layers as layers_lib
+from tfprune.graph import network_graph
+from tfprune.graph.ir import Graph
 from tfprune.graph.network import Network
 from tfprune.errors import shorten
 
@@ -58,13 +61,27 @@ class WeightFolder:
   """A loaded weight folder.
 
   Attributes:
-    network: the kernels and biases.
+    network: the kernels and biases, as the dense-chain type (read only by
+      the modules not yet on graphs; use `graph`).
     manifest: the parsed `manifest.json`, or None for the original layout.
     sha256: sha256 of every `.npy` file, by file name.
   """
   network: Network
   manifest: dict[str, Any] | None
   sha256: dict[str, str]
+
+  @functools.cached_property
+  def graph(self) -> Graph:
+    """The folder's network as a graph, biases included (see
+    `transforms.biases.drop_biases` for biases off)."""
+    net = self.network
+    return network_graph.layers_graph(net.kernels, net.biases, net.specs,
+                                      net.norms, net.input_shape)
+
+
+def load_graph(folder: str | pathlib.Path) -> Graph:
+  """The graph of the weight folder at `folder` (see `load`)."""
+  return load(folder).graph
 
 
 def check_made_for(folder: WeightFolder, path: str | pathlib.Path,

@@ -116,18 +116,22 @@ class ChannelRule:
                                        variables[key]) for key in self.keys]
     self.read_keys = list(variables)
     self.reads = [variables[key] for key in self.read_keys]
+    # The graph's shape of each array (an attention kernel's differs).
+    self.shapes = {(n, p): self.graph.node(n).params[p].shape
+                   for n, p in variables}
 
   def masks(self, values: Sequence[np.ndarray], current: Sequence[np.ndarray],
             k: float) -> list[np.ndarray]:
     """New masks removing floor(k·m/100) channels of each chosen group of m."""
     params: dict[str, dict[str, np.ndarray]] = {}
     for (node, param), value in zip(self.read_keys, values):
-      params.setdefault(node, {})[param] = np.asarray(value, np.float32)
+      params.setdefault(node, {})[param] = np.asarray(
+          value, np.float32).reshape(self.shapes[(node, param)])
     now = self.graph.with_params(params)
     removed = channel_pruning.select(now, self.analysis, self.importance, k,
                                      self.names)
     keep = graph_gradual.removal_masks(self.graph, self.analysis, removed)
-    return [keep[key] & mask if key in keep else mask
+    return [keep[key].reshape(mask.shape) & mask if key in keep else mask
             for key, mask in zip(self.keys, current)]
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from tfprune import api
 from tfprune.errors import TfpruneError
+from tfprune.keras import in_step
 from tfprune.keras import pruner as pruner_lib
 from tfprune.keras_io import verify
 
@@ -24,6 +25,9 @@ RTOL = 1e-4
 def strip_pruning(model):
   """Folds the masks into the weights and removes the pruning state, in place.
 
+  The variables get their own constraints back and the optimizer forgets
+  the masks, so saving the model saves the user's model and optimizer only.
+
   Returns:
     `model` itself, now a plain Keras model (no tfprune state or class).
   """
@@ -33,6 +37,7 @@ def strip_pruning(model):
   pruner_lib.sync(model)
   for variable, mask in zip(state.masked, state.masks):
     variable.assign(keras.ops.multiply(variable, keras.ops.cast(mask, variable.dtype)))
+  in_step.detach(state.optimizer, state.masked, state.masks)
   object.__delattr__(model, pruner_lib.STATE_ATTR)
   return model
 

@@ -16,6 +16,11 @@ them from the (masked) weights now, before that batch runs. `prepare()`
 does the last part for the first batch; a mask update is done once per step
 whatever calls it (`updated_at`). For a JAX loop of `stateless_call`s,
 `stateless_step` does the same on lists of values.
+
+In `fit`, the `Pruning` callback first calls `mask_in_optimizer`: the
+optimizer then zeroes the masked trainable weights itself, inside its
+compiled step (`in_step`), and `step()` is left with counting the step and,
+every `frequency` steps, the mask update.
 """
 
 from typing import Sequence
@@ -27,6 +32,7 @@ from keras import ops
 from tfprune.allocation import scan as scan_lib
 from tfprune.errors import TfpruneError
 from tfprune.keras import criteria
+from tfprune.keras import in_step
 from tfprune.keras import schedules
 from tfprune.keras import targets as targets_lib
 
@@ -39,6 +45,7 @@ class PruningState(keras.layers.Layer):
   Attributes:
     masks: one float mask per masked array (1 kept, 0 pruned).
     masked: the model's variables the masks apply to (not tracked here).
+    optimizer: the optimizer applying the masks in its step, or None.
     step: training steps done.
     updated_at: the step whose masks were last computed (0: none).
   """
@@ -148,7 +155,10 @@ class Pruner:
                               allocation, pattern, scan, data)
     self.masked = [t.variable for t in self.rule.targets]
     self.state = self._attach()
-    self._apply = None
+    self._apply = self._apply_some = None
+    # Indices of the masks `step()` applies (None: all; the rest are applied
+    # by the optimizer, see `mask_in_optimizer`).
+    self._after_step: list[int] | None = None
     self.prepare()
 
   @property
@@ -171,7 +181,25 @@ class Pruner:
       # saved with them.
       object.__setattr__(self.model, STATE_ATTR, state)
     object.__setattr__(state, 'masked', tuple(self.masked))
+    if not hasattr(state, 'optimizer'):
+      object.__setattr__(state, 'optimizer', None)
     return state
+
+  def mask_in_optimizer(self, optimizer) -> None:
+    """Has `optimizer` apply the masks of the trainable arrays inside its own step.
+
+    `fit`'s compiled step then leaves the masked weights zero by itself
+    (`in_step`); `step()` still counts steps, updates the masks on schedule
+    and masks the arrays the optimizer does not update. Custom loops need
+    not call this: `step()` alone masks everything after their step.
+    """
+    if self.state.optimizer is not None and self.state.optimizer is not optimizer:
+      in_step.detach(self.state.optimizer, self.masked, self.state.masks)
+    outside = in_step.attach(optimizer, self.model.trainable_variables,
+                             self.masked, self.state.masks)
+    object.__setattr__(self.state, 'optimizer', optimizer)
+    if outside != self._after_step:
+      self._after_step, self._apply_some = outside, None
 
   @property
   def step_count(self) -> int:
@@ -183,6 +211,19 @@ class Pruner:
     if self._apply is None:
       self._apply = _compiled_apply(self.masked, self.state.masks)
     self._apply()
+
+  def _apply_after_step(self) -> None:
+    """Masks what the optimizer's step did not (everything, without `mask_in_optimizer`)."""
+    if self._after_step is None:
+      sync(self.model)
+      self.apply()
+    elif self._after_step:
+      if self._apply_some is None:
+        self._apply_some = _compiled_apply(
+            [self.masked[i] for i in self._after_step],
+            [self.state.masks[i] for i in self._after_step])
+      sync(self.model)
+      self._apply_some()
 
   def _update(self, values: Sequence[np.ndarray], step: int) -> None:
     level = schedules.as_percent(self.schedule.sparsity(step))
@@ -210,10 +251,12 @@ class Pruner:
 
   def step(self) -> None:
     """The call after each optimizer step: mask, count the step, prepare the next."""
-    sync(self.model)
-    self.apply()
-    self.state.step.assign(self.step_count + 1)
+    self._apply_after_step()
+    self._count()
     self.prepare()
+
+  def _count(self) -> None:
+    self.state.step.assign(self.step_count + 1)
 
   def stateless_step(self, trainable_values: Sequence, non_trainable_values: Sequence
                      ) -> tuple[list, list]:
@@ -235,7 +278,7 @@ class Pruner:
         w, i = where[id(variable)]
         values[w][i] = ops.multiply(values[w][i], ops.cast(mask, variable.dtype))
     apply()
-    self.state.step.assign(self.step_count + 1)
+    self._count()
     coming = self._due()
     if coming is not None:
       self._update([ops.convert_to_numpy(values[w][i]) for w, i in

@@ -11,7 +11,11 @@ Channel criteria read the model's graph (`tfprune.from_keras`): the
 dependency groups of `transforms.groups` say which kernel slices, biases and
 batch-norm arrays a channel touches. `graph_variables` maps each (node,
 param) of that graph to the Keras variable holding it, through the node
-names the importer gives layers (`keras_io.trace.node_names`).
+names the importer gives layers (`keras_io.trace.node_names`); a
+MultiHeadAttention `mha` is the nodes `mha_query`, `mha_key`, `mha_value` and
+`mha` (the output projection) of `graph.ops.attention`, held in its four
+EinsumDense sublayers (their kernels reshaped: (d, heads, size) there,
+(d, heads * size) in the graph).
 """
 
 import dataclasses
@@ -22,6 +26,7 @@ import numpy as np
 
 from tfprune.errors import TfpruneError
 from tfprune.graph.ir import Graph
+from tfprune.graph.ops import attention
 from tfprune.keras_io import trace
 
 PRUNABLE: dict[str, tuple[str, ...]] = {
@@ -124,8 +129,24 @@ def _layers_by_node(model) -> dict[str, object]:
   return {name: by_id[i] for i, name in names.items() if i in by_id}
 
 
+def _attention_part(layers: dict, name: str):
+  """The EinsumDense of a MultiHeadAttention holding graph node `name`, or None."""
+  layer = layers.get(name)
+  if isinstance(layer, keras.layers.MultiHeadAttention):
+    return layer._output_dense  # pylint: disable=protected-access
+  base, _, projection = name.rpartition('_')
+  layer = layers.get(base)
+  if projection in attention.PROJECTIONS and isinstance(
+      layer, keras.layers.MultiHeadAttention):
+    return getattr(layer, f'_{projection}_dense')
+  return None
+
+
 def graph_variables(model, graph: Graph) -> dict[tuple[str, str], keras.Variable]:
   """(node, param) -> the Keras variable holding it, for every array of `graph` held in one.
+
+  A variable may hold its array in another shape (attention kernels): the
+  same entries in the same (row-major) order.
 
   Raises:
     TfpruneError: a node of the graph matches no layer of `model`.
@@ -136,7 +157,7 @@ def graph_variables(model, graph: Graph) -> dict[tuple[str, str], keras.Variable
     attrs = _ATTRS.get(node.op)
     if not attrs or not node.params:
       continue
-    layer = layers.get(node.name)
+    layer = _attention_part(layers, node.name) or layers.get(node.name)
     if layer is None and node.name.endswith('_depthwise'):
       layer = layers.get(node.name[:-len('_depthwise')])  # a SeparableConv
       attrs = {'kernel': 'depthwise_kernel'}

@@ -8,7 +8,9 @@ from, named like it; a depthwise + 1x1 pair imported from a SeparableConv2D
 becomes a DepthwiseConv2D and a Conv2D (same outputs); the projections and
 `attention` node of a MultiHeadAttention become that one layer
 (`ops.attention.keras_fusions`). A graph made smaller
-by compaction builds the same way: layer sizes come from its arrays.
+by compaction builds the same way: layer sizes come from its arrays. A
+graph with several inputs or outputs gives a model with the same inputs
+(named like the input nodes) and outputs, in the graph's order.
 """
 
 import numpy as np
@@ -40,13 +42,13 @@ def to_keras(graph: Graph, framework: str | None = None):
                        f'{", ".join(FRAMEWORKS)}')
   K = keras_compat.keras_module(framework)
   tensors = {}
-  first = graph.input
-  tensors[first.name] = K.Input(graph.input_shape, name=first.name)
+  for node, shape in zip(graph.inputs, graph.input_shapes):
+    tensors[node.name] = K.Input(shape, name=node.name)
   pending = []
   # A MultiHeadAttention (five nodes) is written as one layer, at its output.
   fusions = ops.attention.keras_fusions(graph)
   absorbed = {name for f in fusions.values() for name in f.absorbed}
-  for node in graph.nodes[1:]:
+  for node in graph.nodes[len(graph.inputs):]:
     if node.name in absorbed:
       continue
     if node.name in fusions:
@@ -62,7 +64,10 @@ def to_keras(graph: Graph, framework: str | None = None):
         pending.append((layer, weights))
     tensors[node.name] = x
   name = str(graph.metadata.get('model_name', 'tfprune_model'))
-  model = K.Model(tensors[first.name], tensors[graph.output], name=name)
+  inputs = [tensors[n.name] for n in graph.inputs]
+  outputs = [tensors[o] for o in graph.outputs]
+  model = K.Model(inputs if len(inputs) > 1 else inputs[0],
+                  outputs if len(outputs) > 1 else outputs[0], name=name)
   for layer, weights in pending:
     layer.set_weights([np.asarray(w) for w in weights])
   return model
@@ -85,8 +90,19 @@ def layer_of(model, node_name: str):
 
 
 def variables(model, node: Node) -> dict:
-  """Param name -> the Keras variable holding it, for `node` of `model`'s graph."""
-  names = [p for p in ops.get(node.op).variables if p in node.params]
+  """Param name -> the Keras variable holding it, for `node` of `model`'s graph.
+
+  Raises:
+    TfpruneError: the node's prunable kernels are not Keras variables (a
+      `Bidirectional` holds both directions in one array), so training
+      cannot reach them.
+  """
+  definition = ops.get(node.op)
+  names = [p for p in definition.variables if p in node.params]
+  if not names and definition.kernels:
+    raise TfpruneError(f'layer {node.name} ({node.op}) holds its weights in '
+                       'other arrays than its Keras variables: prune it '
+                       'one-shot (tfprune.prune), not while training')
   if not names:
     return {}
   return dict(zip(names, layer_of(model, node.name).weights, strict=True))

@@ -2,8 +2,7 @@
 
 import dataclasses
 import pathlib
-
-import numpy as np
+from typing import Callable
 
 from tfprune.graph.ir import Graph
 from tfprune.keras_io import load
@@ -11,14 +10,18 @@ from tfprune.keras_io import trace
 from tfprune.keras_io import verify
 
 
-def from_keras(model_or_path, data: np.ndarray | None = None) -> Graph:
+def from_keras(model_or_path, data=None,
+               check_data: Callable[[Graph], None] | None = None) -> Graph:
   """Imports a tf_keras or Keras 3 model exactly, or refuses it.
 
   Args:
     model_or_path: a functional or Sequential Keras model, or the path of a
       `.keras`, `.h5` or SavedModel folder.
-    data: optional examples (shaped like the model's input) to verify on,
-      besides random inputs.
+    data: optional examples (shaped like the model's input; for several
+      inputs a list or a dict by input name) to verify on, besides random
+      inputs.
+    check_data: called with the traced graph before it is verified on
+      `data`, to refuse data that does not fit the model in the data's terms.
 
   Returns:
     The model's graph, checked layer by layer against the model.
@@ -33,6 +36,8 @@ def from_keras(model_or_path, data: np.ndarray | None = None) -> Graph:
     source = str(model_or_path)
     model = load.load_model(model_or_path)
   traced = trace.trace(model)
+  if check_data is not None:
+    check_data(traced.graph)
   verify.verify(model, traced, data)
   graph = traced.graph
   if source is not None:

@@ -1,7 +1,7 @@
 """Keras model -> `Graph`: the one tracer, for tf_keras (Keras 2) and Keras 3 alike.
 
-`trace(model)` walks a functional or Sequential model backwards from its
-output through each tensor's Keras history (the same in both frameworks: a
+`trace(model)` walks a functional or Sequential model backwards from each
+of its outputs through each tensor's Keras history (the same in both frameworks: a
 tensor's `_keras_history` names the layer and the call that made it) and
 turns every layer call into graph nodes with `layers.LAYERS`.
 
@@ -15,8 +15,12 @@ model has it, else its path, the enclosing nested models' names and its own
 joined by '.' (`stage.block_a.conv`). Each nested model is a `Scope`, so
 verification can compare its layers inside it.
 
+A model with several inputs and outputs gives a graph with one input node
+per model input (in the order of `model.inputs`, named like the input
+layers) and the outputs in the order of `model.outputs`.
+
 Refused in one line: a subclassed model, outer or nested (no graph to walk),
-a model with several inputs or outputs at the top, a layer or nested model
+an input of unknown size, a layer or nested model
 called more than once (shared weights) or with `training=True`, and any
 layer or setting the table does not read. Use `keras_io.importer.from_keras`,
 which also verifies the graph against the model.
@@ -131,18 +135,14 @@ def reader_key(layer) -> str:
   return cls
 
 
-def _io(model, which: str) -> Any:
+def _io(model, which: str) -> list:
   tensors = getattr(model, which, None)
   if not tensors:
     raise TfpruneError(
         f'model {model.name} ({type(model).__name__}) has no traced {which}: a '
         'subclassed model, or one never built, has no graph to read. Build it '
         'with keras.Input(shape) as a functional or Sequential model')
-  if len(tensors) != 1:
-    raise TfpruneError(
-        f'model {model.name} has {len(tensors)} {which}: tfprune reads models '
-        'with one input and one output')
-  return tensors[0]
+  return list(tensors)
 
 
 def node_names(model, model_class) -> tuple[dict[int, str], dict[int, tuple]]:
@@ -316,29 +316,33 @@ def trace(model) -> Traced:
       cannot express.
   """
   framework = layers_lib.framework_of(model)
-  source, target = _io(model, 'inputs'), _io(model, 'outputs')
-  input_shape = tuple(source.shape[1:])
-  if any(d is None for d in input_shape):
-    raise TfpruneError(
-        f'model {model.name} takes inputs of shape {input_shape} with unknown '
-        'sizes: build it with a fixed keras.Input(shape=...)')
+  sources, targets = _io(model, 'inputs'), _io(model, 'outputs')
+  input_shapes = [tuple(source.shape[1:]) for source in sources]
+  for input_shape in input_shapes:
+    if any(d is None for d in input_shape):
+      raise TfpruneError(
+          f'model {model.name} takes inputs of shape {input_shape} with unknown '
+          'sizes: build it with a fixed keras.Input(shape=...)')
   model_class = keras_compat.keras_module(framework).Model
   names, positions = node_names(model, model_class)
   tracer = _Tracer(framework, names)
   tracer.scopes.append(Scope(model))
   with _deep_recursion():
-    output = tracer.visit(target, 0)
+    inputs = [tracer.visit(source, 0) for source in sources]
+    outputs = [tracer.visit(target, 0) for target in targets]
   metadata = {'framework': framework, 'model_name': model.name}
-  # Nodes in the order of `model.layers`, a nested model's layers at its
-  # place (topological in both frameworks), so weight layers are numbered as
-  # the model lists them.
+  # The inputs first, in the model's order; then the nodes in the order of
+  # `model.layers`, a nested model's layers at its place (topological in both
+  # frameworks), so weight layers are numbered as the model lists them.
   nodes = tracer.nodes
-  ordered = sorted(nodes, key=lambda n: positions.get(id(tracer.owner[n.name]), (-1,)))
+  ordered = sorted(nodes, key=lambda n: (0, (inputs.index(n.name),)) if
+                   n.name in inputs else
+                   (1, positions.get(id(tracer.owner[n.name]), (-1,))))
   try:
     try:
-      graph = Graph(tuple(ordered), output, input_shape, metadata)
+      graph = Graph(tuple(ordered), outputs, input_shapes, metadata)
     except TfpruneError:
-      graph = Graph(tuple(nodes), output, input_shape, metadata)
+      graph = Graph(tuple(nodes), outputs, input_shapes, metadata)
   except TfpruneError as e:
     raise TfpruneError(f'model {model.name}: {e}') from None
   return Traced(graph, tracer.tensors, framework, tuple(tracer.scopes),

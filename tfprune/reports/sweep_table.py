@@ -2,7 +2,9 @@
 
 One row per (method, k) point, the same for every network (a weight folder's
 `Network` or any graph); `to_csv` writes the committed `sweep.csv` format,
-with a `layer_sparsity` column only when some row has one (allocations).
+with a `layer_sparsity` column only when some row has one (allocations),
+and for a network with several outputs an `accuracy_<output>` column per
+output other than the one `accuracy` scores.
 """
 
 import csv
@@ -36,6 +38,8 @@ class SweepRow:
     layer_sparsity: measured sparsity per pruned layer, e.g.
       'layer_1=0.9120;layer_2=0.8500' (written only when the allocation is
       not uniform).
+    output_accuracies: (output name, test accuracy) of each output other
+      than the one `accuracy` scores (a network with several outputs).
   """
   method: str
   k: float
@@ -49,6 +53,7 @@ class SweepRow:
   units: str = ''
   kernels: str = ''
   layer_sparsity: str = ''
+  output_accuracies: tuple[tuple[str, float], ...] = ()
 
 
 def to_csv(rows: Sequence[SweepRow]) -> str:
@@ -56,12 +61,16 @@ def to_csv(rows: Sequence[SweepRow]) -> str:
   out = io.StringIO()
   writer = csv.writer(out, lineterminator='\n')
   per_layer = any(r.layer_sparsity for r in rows)
-  writer.writerow(COLUMNS + (('layer_sparsity',) if per_layer else ()))
+  others = list(dict.fromkeys(n for r in rows for n, _ in r.output_accuracies))
+  writer.writerow(COLUMNS + tuple(f'accuracy_{n}' for n in others)
+                  + (('layer_sparsity',) if per_layer else ()))
   for r in rows:
+    scores = dict(r.output_accuracies)
     writer.writerow([r.method, f'{r.k:g}', f'{r.accuracy:.4f}',
                      f'{r.sparsity:.6f}', r.nonzero_params, r.flops,
                      f'{r.flops_speedup:.3f}', f'{r.compression:.3f}',
                      r.size_bytes, r.units, r.kernels]
+                    + [f'{scores[n]:.4f}' for n in others]
                     + ([r.layer_sparsity] if per_layer else []))
   return out.getvalue()
 

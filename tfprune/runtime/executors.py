@@ -1,4 +1,4 @@
-"""Where independent trials run: in this process, or as Ray tasks.
+"""Where independent trials run: in this process, or on a pool of Ray workers.
 
 A sweep, a sensitivity scan or a benchmark's accuracy points are many
 independent trials: one frozen point (a method and a level, a layer and a
@@ -14,15 +14,18 @@ in the order of the points, whatever order they finished in, so a file
 written from them is the same bytes under every executor:
 
 - `serial`: one after the other in this process (the default);
-- `ray`: one Ray task per point (`pip install tfprune[ray]`). On the cluster
-  named by `$RAY_ADDRESS` if it is set (this package is shipped to it), else
-  on a local Ray started for the run and stopped after it: bound to
-  127.0.0.1, no dashboard, a small object store, one worker per CPU. The
-  payload goes to the object store once (`ray.put`); each worker prepares
-  its context once per run. A worker that dies mid-trial costs a retry
-  (`MAX_RETRIES`, system failures only); a trial that raises `TfpruneError`
-  on its own input is not retried and fails the run in one line. Ctrl-C (or
-  any error) cancels the tasks still outstanding.
+- `ray`: a pool of Ray workers, one per CPU of the Ray cluster
+  (`pip install tfprune[ray]`). On the cluster named by `$RAY_ADDRESS` if it
+  is set (this package is shipped to it), else on a local Ray started for the
+  run and stopped after it: bound to 127.0.0.1, no dashboard, a small object
+  store, one CPU per core the process may use. The payload goes to the object
+  store once (`ray.put`); each worker (a `TrialRunner` actor) reads it and
+  prepares the context once, then takes the next point as soon as it is
+  free, and runs TensorFlow on one thread per op. A worker that dies
+  mid-trial is restarted and the trial retried (`MAX_RETRIES`, system
+  failures only); a trial that raises `TfpruneError` on its own input is not
+  retried and fails the run in one line. Ctrl-C, any error, or a caller that
+  stops early ends the workers.
 """
 
 import os
@@ -33,8 +36,12 @@ from tfprune import registry
 from tfprune.errors import TfpruneError
 
 RAY_ADDRESS_ENV = 'RAY_ADDRESS'
-# Retries of a trial whose worker process died (not of one that raised).
+# Restarts of a worker process that died, and retries of the trials it was
+# running (not of a trial that raised).
 MAX_RETRIES = 3
+# Set in each Ray worker before its TensorFlow runtime starts: one thread per
+# op, as the pool already runs one worker per CPU.
+ONE_THREAD_ENV = {'TF_NUM_INTRAOP_THREADS': '1', 'TF_NUM_INTEROP_THREADS': '1'}
 # The local Ray's shared-memory object store: the payloads of a sweep or a
 # scan (a network and a few thousand examples) take tens of megabytes.
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024
@@ -62,31 +69,73 @@ def serial(prepare: Prepare, trial: Trial, payload: Any,
     yield trial(context, point)
 
 
-def ray_tasks(prepare: Prepare, trial: Trial, payload: Any,
-              points: Sequence[Any]) -> Iterator[Any]:
-  """The trials as Ray tasks (see the module docstring)."""
+def ray_workers(prepare: Prepare, trial: Trial, payload: Any,
+                points: Sequence[Any]) -> Iterator[Any]:
+  """The trials on a pool of Ray workers (see the module docstring)."""
   ray = _import_ray()
   started = connect()
-  refs, collected = [], 0
+  runners = []
   try:
     shared = ray.put(payload)
-    remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(
-        _remote_trial)
-    # The payload's ref travels inside a list, so the task receives the ref
-    # (not a fresh copy of the payload) and prepares its context once.
-    refs = [remote.remote(prepare, trial, [shared], point) for point in points]
-    for ref, point in zip(refs, points):
-      yield _result(ray, ref, point)
-      collected += 1
+    runner_class = ray.remote(num_cpus=1, max_restarts=MAX_RETRIES,
+                              max_task_retries=MAX_RETRIES)(TrialRunner)
+    count = min(len(points), max(1, int(ray.cluster_resources().get('CPU', 1))))
+    runners = [runner_class.remote(prepare, trial) for _ in range(count)]
+    # The payload's ref travels inside a list, so a worker receives the ref
+    # and reads the payload once (again after a restart), not once per point.
+    yield from _in_order(ray, runners, [shared], points)
   finally:
-    # Ctrl-C, a failed trial, or the caller stopped early: cancel the rest.
-    for ref in refs[collected:]:
-      ray.cancel(ref, force=True)
+    # Ends the workers, whatever is outstanding (Ctrl-C, a failed trial, a
+    # caller that stopped early). Tasks are never cancelled one by one: Ray
+    # 2.60 can abort the driver when a task is force-cancelled while its
+    # reply is arriving (`Tried to complete task that was not pending`).
+    for runner in runners:
+      ray.kill(runner, no_restart=True)
     if started:
       ray.shutdown()
 
 
-EXECUTORS: dict[str, Executor] = {'serial': serial, 'ray': ray_tasks}
+def _in_order(ray, runners: list, shared: list,
+              points: Sequence[Any]) -> Iterator[Any]:
+  """Each point's row, in point order; a point goes to the next free runner."""
+  free, running, finished = list(runners), {}, {}
+  submitted = 0
+  for index, point in enumerate(points):
+    while index not in finished:
+      while free and submitted < len(points):
+        runner = free.pop()
+        ref = runner.run.remote(shared, points[submitted])
+        running[ref] = (submitted, runner)
+        submitted += 1
+      [ref], _ = ray.wait(list(running), num_returns=1)
+      done, runner = running.pop(ref)
+      finished[done] = ref
+      free.append(runner)
+    yield _result(ray, finished.pop(index), point)
+
+
+class TrialRunner:
+  """One Ray worker process: prepares its run's context once, then runs trials.
+
+  Its TensorFlow computes each op on one thread (`ONE_THREAD_ENV`): the pool
+  has one worker per CPU, so more threads would only contend for the cores.
+  """
+
+  def __init__(self, prepare: Prepare, trial: Trial):
+    for name, value in ONE_THREAD_ENV.items():
+      os.environ[name] = value  # read when TensorFlow's runtime starts
+    self._prepare, self._trial = prepare, trial
+    self._context = None
+
+  def run(self, shared: list, point: Any) -> Any:
+    """The trial of `point`; the first call prepares the context from `shared[0]`."""
+    if self._context is None:
+      import ray  # pylint: disable=import-outside-toplevel
+      self._context = self._prepare(ray.get(shared[0]))
+    return self._trial(self._context, point)
+
+
+EXECUTORS: dict[str, Executor] = {'serial': serial, 'ray': ray_workers}
 
 
 def get(name: str) -> Executor:
@@ -139,7 +188,7 @@ def connect() -> bool:
   """Connects to `$RAY_ADDRESS`, or starts a local Ray; True if it did either.
 
   Does nothing (False) when this process is already connected: a caller who
-  called `ray.init` keeps their Ray, and `ray_tasks` leaves it running.
+  called `ray.init` keeps their Ray, and `ray_workers` leaves it running.
   """
   ray = _import_ray()
   if ray.is_initialized():
@@ -162,24 +211,10 @@ def connect() -> bool:
 
 
 def _result(ray, ref, point):
-  """The row of one task; a refused input becomes one TfpruneError line."""
+  """The row of one trial; a refused input becomes one TfpruneError line."""
   try:
     return ray.get(ref)
   except ray.exceptions.RayTaskError as e:
     if isinstance(e.cause, TfpruneError):
       raise TfpruneError(f'trial {point} failed: {e.cause}') from None
     raise
-
-
-# The context of the run whose payload this worker read last: (ref, context).
-_cached: list = [None, None]
-
-
-def _remote_trial(prepare: Prepare, trial: Trial, shared: list, point) -> Any:
-  """One Ray task: the trial, with its run's context prepared once per worker."""
-  ref = shared[0]
-  if _cached[0] != ref.hex():
-    import ray  # pylint: disable=import-outside-toplevel
-    _cached[:] = [None, None]  # the previous run's context is freed first
-    _cached[:] = [ref.hex(), prepare(ray.get(ref))]
-  return trial(_cached[1], point)

@@ -39,7 +39,6 @@ import tensorflow as tf
 from tfprune.errors import TfpruneError
 from tfprune.graph import sparse_kernels
 from tfprune.graph.network import Network
-from tfprune.runtime import evaluate
 from tfprune.transforms import compaction
 
 CHUNK = sparse_kernels.MLP_CHUNK_ROWS
@@ -239,7 +238,11 @@ def prepare(images: np.ndarray, input_dim: int) -> Inputs:
   Raises:
     TfpruneError: the images do not have `input_dim` values each.
   """
-  x = evaluate.flatten_inputs(images, input_dim)
+  x = np.asarray(images, dtype=np.float32).reshape(len(images), -1)
+  if x.shape[1] != input_dim:
+    raise TfpruneError(
+        f'the network takes {input_dim} inputs but the images have '
+        f'{x.shape[1]} values: use weights trained on this dataset')
   return Inputs(tf.constant(x), tuple(
       tf.constant(np.ascontiguousarray(x[i:i + CHUNK].T))
       for i in range(0, len(x), CHUNK)))

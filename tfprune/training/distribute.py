@@ -3,7 +3,7 @@
 - `default`: TensorFlow's default strategy: one device, a GPU if TF sees one.
 - `mirrored`: `MirroredStrategy` over every visible GPU, or over the logical
   CPU devices when there is no GPU (see `split_cpu`, used by the tests).
-- `multi_worker`: `MultiWorkerMirroredStrategy`, the cluster read from the
+- `multiworker`: `MultiWorkerMirroredStrategy`, the cluster read from the
   `TF_CONFIG` environment variable (one local worker when it is unset).
 
 The batch size given to training is the global batch, split across replicas.
@@ -41,7 +41,7 @@ def _multi_worker() -> tf.distribute.Strategy:
 STRATEGIES: dict[str, Callable[[], tf.distribute.Strategy]] = {
     'default': _default,
     'mirrored': _mirrored,
-    'multi_worker': _multi_worker,
+    'multiworker': _multi_worker,
 }
 
 

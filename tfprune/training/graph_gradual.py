@@ -212,7 +212,8 @@ def train(run: gradual.PruningRun, graph: Graph, names: Sequence[str],
           train_split: datasets.Split, test_split: datasets.Split,
           strategy: tf.distribute.Strategy, work_dir: str | pathlib.Path,
           verbose: int = 2,
-          callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainedGraph:
+          callbacks: Sequence[keras.callbacks.Callback] = (),
+          backup_dir: str | pathlib.Path | None = None) -> TrainedGraph:
   """Trains and prunes `graph`'s twin; resumes from `work_dir/backup` if present.
 
   Args:
@@ -225,6 +226,9 @@ def train(run: gradual.PruningRun, graph: Graph, names: Sequence[str],
       per-epoch backup (see `resumable`).
     verbose: Keras progress output.
     callbacks: more Keras callbacks, run last, after the epoch's checkpoint.
+    backup_dir: the checkpoint folder instead of `work_dir/backup`: every
+      worker of a multi-worker run passes the chief's, so all resume from
+      the chief's last epoch (`resumable.fit`).
 
   Raises:
     TfpruneError: a pruned layer misses its target, or the trained model
@@ -263,7 +267,8 @@ def train(run: gradual.PruningRun, graph: Graph, names: Sequence[str],
                     epoch_log.EpochLog(work_dir / epoch_log.LOG_NAME,
                                        work_dir / epoch_log.TIMING_NAME,
                                        lambda: gradual.sparsity(kernels))],
-                more_callbacks=callbacks, verbose=verbose)
+                more_callbacks=callbacks, verbose=verbose,
+                backup_dir=backup_dir)
   _, keras_accuracy = model.evaluate(test_split.images, test_split.labels,
                                     batch_size=1000, verbose=0)
   stripped = gradual.strip(model)

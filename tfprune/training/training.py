@@ -9,10 +9,11 @@ from tfprune import atomic
 from tfprune.data import checks
 from tfprune.data import datasets
 from tfprune.errors import TfpruneError
+from tfprune.graph import network_graph
 from tfprune.graph import weights
 from tfprune.keras_compat import keras
 from tfprune.keras_io import models
-from tfprune.runtime import evaluate
+from tfprune.runtime import accuracy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,8 +111,8 @@ def train(config: TrainConfig, command: str | None = None,
                                      batch_size=1000, verbose=0)
   network = models.to_network(model)
   check_converged(network, config.learning_rate)
-  evaluator_accuracy = evaluate.accuracy(network, test_split.images,
-                                         test_split.labels)
+  evaluator_accuracy = accuracy.accuracy(network_graph.to_graph(network),
+                                         test_split.images, test_split.labels)
   metadata = {
       'model': config.model,
       'dataset': config.dataset,

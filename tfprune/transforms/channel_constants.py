@@ -146,9 +146,10 @@ def propagate(graph: Graph, entries: dict, arrays: Arrays
     node -> constant of each entry of its output's last axis, and producer ->
     its float64 bias with the folded constants added (where any were).
   """
-  values = {graph.input.name: np.full(graph.input_shape[-1], np.nan)}
+  values = {node.name: np.full(shape[-1], np.nan)
+            for node, shape in zip(graph.inputs, graph.input_shapes)}
   biases = {}
-  for node in graph.nodes[1:]:
+  for node in graph.nodes[len(values):]:
     x = values[node.inputs[0]]
     definition = ops.get(node.op)
     if definition.input_axis is not None:

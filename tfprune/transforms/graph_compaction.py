@@ -43,7 +43,7 @@ _ANALYSES: dict[tuple, groups_lib.Analysis] = {}
 
 def analysis_of(graph: Graph) -> groups_lib.Analysis:
   """`groups.analyse(graph)`, cached by structure (it reads no values)."""
-  key = (graph.output, graph.input_shape, tuple(
+  key = (graph.outputs, graph.input_shapes, tuple(
       (n.name, n.op, n.inputs, repr(thaw(n.attrs)),
        tuple((k, v.shape) for k, v in n.params.items())) for n in graph.nodes))
   if key not in _ANALYSES:

@@ -46,7 +46,8 @@ def find(graph: Graph, analysis: groups_lib.Analysis | None = None
                if s.role == groups_lib.CONSUMER and candidates[g.name].any()]
   sources = sorted({graph.node(s.node).inputs[0] for _, s in consumers})
   rng = np.random.default_rng(0)
-  x = rng.standard_normal((2, *graph.input_shape)).astype(np.float32)
+  x = [rng.standard_normal((2, *shape)).astype(np.float32)
+       for shape in graph.input_shapes]
   values = evaluator.node_outputs(graph, x, sources) if sources else {}
   for name, s in consumers:
     tensor = values[graph.node(s.node).inputs[0]]

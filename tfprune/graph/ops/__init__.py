@@ -1,8 +1,9 @@
 """The op definitions: ONE definition per layer type, registered under its name.
 
-Each module defines one family of ops (`dense`, `conv`, `normalization`,
-`activations`, `merge`, `operators`, `pooling`, `recurrent`, `resampling`,
-`shaping`); each op is one
+Each module defines one family of ops (`dense`, `conv`, `conv_transpose`,
+`grouped_conv`, `normalization`, `affine`, `activation_layers` (whose values
+are `activations`'s), `attention`, `merge`, `operators`, `pooling`,
+`recurrent`, `resampling`, `sequence`, `shaping`); each op is one
 `base.OpDef` registered once in `OPS`, holding everything tfprune knows
 about it: parameters and shape rule, forward computation, Keras reading
 and writing (tf_keras and Keras 3), channel flow for the dependency groups
@@ -14,11 +15,15 @@ In the spirit of TF-MOT's `prune_registry` and Torch-Pruning's table of
 pruning functions, but one table for every concern.
 """
 
+from tfprune.graph.ops import activation_layers
 from tfprune.graph.ops import activations
+from tfprune.graph.ops import affine
 from tfprune.graph.ops import attention
 from tfprune.graph.ops import base
 from tfprune.graph.ops import conv
+from tfprune.graph.ops import conv_transpose
 from tfprune.graph.ops import dense
+from tfprune.graph.ops import grouped_conv
 from tfprune.graph.ops import merge
 from tfprune.graph.ops import normalization
 from tfprune.graph.ops import operators
@@ -49,6 +54,7 @@ def keras_readers() -> dict:
 
 
 __all__ = ['OPS', 'OpDef', 'Shape', 'get', 'ACTIVATIONS', 'activation',
-           'LINEAR', 'keras_readers', 'activations', 'attention', 'base',
-           'conv', 'dense', 'merge', 'normalization', 'operators', 'pooling',
+           'LINEAR', 'keras_readers', 'activation_layers', 'activations',
+           'affine', 'attention', 'base', 'conv', 'conv_transpose', 'dense',
+           'grouped_conv', 'merge', 'normalization', 'operators', 'pooling',
            'recurrent', 'resampling', 'sequence', 'shaping']

@@ -1,5 +1,8 @@
-"""Convolutions: `conv2d` (Conv2D, and SeparableConv2D's pointwise half) and
-`depthwise_conv2d` (DepthwiseConv2D, SeparableConv2D's depthwise half).
+"""Convolutions: `conv2d` (Conv2D, and SeparableConv2D's pointwise half),
+`depthwise_conv2d` (DepthwiseConv2D, SeparableConv2D's depthwise half) and
+`conv1d`. Their transposed and grouped variants are `conv_transpose` and
+`grouped_conv`; the helpers here (`conv_attrs`, `conv_kwargs`, `out_hw`,
+`conv_weights`) are shared with them.
 
 A conv kernel is (h, w, in, out); a depthwise kernel is (h, w, channels,
 multiplier): channel c*m+j of its output comes from input channel c.
@@ -116,7 +119,7 @@ def conv_kwargs(node) -> dict:
           'dilation_rate': tuple(a['dilation']), 'use_bias': 'bias' in node.params}
 
 
-def _weights(node) -> list:
+def conv_weights(node) -> list:
   return [node.params['kernel'], *([node.params['bias']]
                                    if 'bias' in node.params else [])]
 
@@ -125,7 +128,7 @@ def _conv_to_keras(K, node, shapes):
   kernel = node.params['kernel']
   return activations.with_activation(K, node, lambda act, name: K.layers.Conv2D(
       kernel.shape[3], kernel.shape[:2], activation=act, name=name,
-      **conv_kwargs(node)), _weights(node))
+      **conv_kwargs(node)), conv_weights(node))
 
 
 def _depthwise_to_keras(K, node, shapes):
@@ -133,7 +136,7 @@ def _depthwise_to_keras(K, node, shapes):
   return activations.with_activation(
       K, node, lambda act, name: K.layers.DepthwiseConv2D(
           kernel.shape[:2], depth_multiplier=kernel.shape[3], activation=act,
-          name=name, **conv_kwargs(node)), _weights(node))
+          name=name, **conv_kwargs(node)), conv_weights(node))
 
 
 def zero_pads(node) -> bool:
@@ -160,17 +163,17 @@ def _depthwise_constants(call: base.ConstantCall) -> np.ndarray:
   return np.repeat(call.known[0], kernel.shape[3]) | silent
 
 
-_CONV = ('kernel', 'bias')
+CONV_PARAMS = ('kernel', 'bias')
 CONV2D = base.register(base.OpDef(
-    'conv2d', _conv_shape, _conv, _conv_to_keras, params=_CONV,
+    'conv2d', _conv_shape, _conv, _conv_to_keras, params=CONV_PARAMS,
     required=('kernel',), kernels={'kernel': 3}, input_axis=2,
     keras={'Conv2D': _read_conv2d, 'SeparableConv2D': _read_separable},
-    variables=_CONV, channels=base.produce_channels, zero_pads=zero_pads,
+    variables=CONV_PARAMS, channels=base.produce_channels, zero_pads=zero_pads,
     activation=True))
 DEPTHWISE_CONV2D = base.register(base.OpDef(
     'depthwise_conv2d', _depthwise_shape, _depthwise, _depthwise_to_keras,
-    params=_CONV, required=('kernel',), kernels={'kernel': 2},
-    keras={'DepthwiseConv2D': _read_depthwise}, variables=_CONV,
+    params=CONV_PARAMS, required=('kernel',), kernels={'kernel': 2},
+    keras={'DepthwiseConv2D': _read_depthwise}, variables=CONV_PARAMS,
     channels=_depthwise_channels, constants=_depthwise_constants,
     activation=True))
 
@@ -201,139 +204,11 @@ def _conv1d_to_keras(K, node, shapes):
   kernel = node.params['kernel']
   return activations.with_activation(K, node, lambda act, name: K.layers.Conv1D(
       kernel.shape[2], kernel.shape[:1], activation=act, name=name,
-      **conv_kwargs(node)), _weights(node))
+      **conv_kwargs(node)), conv_weights(node))
 
 
 CONV1D = base.register(base.OpDef(
-    'conv1d', _conv1d_shape, _conv, _conv1d_to_keras, params=_CONV,
+    'conv1d', _conv1d_shape, _conv, _conv1d_to_keras, params=CONV_PARAMS,
     required=('kernel',), kernels={'kernel': 2}, input_axis=1,
-    keras={'Conv1D': _read_conv1d}, variables=_CONV,
+    keras={'Conv1D': _read_conv1d}, variables=CONV_PARAMS,
     channels=base.produce_channels, zero_pads=zero_pads, activation=True))
-
-
-# Conv2DTranspose: kernel (h, w, out, in).
-
-def _transpose_shape(attrs, params, inputs):
-  h, w, c = base.image(inputs[0], 'a transposed conv')
-  kernel = params['kernel'].shape
-  if len(kernel) != 4 or kernel[3] != c:
-    raise TfpruneError(f'transposed conv kernel {kernel} does not take {c} '
-                       'channels')
-  size = []
-  for s, k, st, d in zip((h, w), kernel[:2], attrs['strides'], attrs['dilation']):
-    size.append(s * st if attrs['padding'] == 'same'
-                else (s - 1) * st + (k - 1) * d + 1)
-  return tuple(size) + (kernel[2],)
-
-
-def _transpose(node, p, xs, shape):
-  a = node.attrs
-  x = xs[0]
-  output_shape = tf.stack([tf.shape(x)[0], *shape])
-  y = tf.nn.conv_transpose(x, p['kernel'], output_shape, list(a['strides']),
-                           padding=a['padding'].upper(),
-                           dilations=list(a['dilation']))
-  return activations.finish(node, p, y)
-
-
-def _read_transpose(l: base.LayerCall) -> list:
-  base.check_plain(l)
-  if l.config.get('output_padding') is not None:
-    raise l.refuse('output_padding is not supported: leave it None')
-  return [ir.Node(l.name, 'conv2d_transpose', l.inputs,
-                  {**conv_attrs(l), 'activation': activations.read(
-                      l, l.config['activation'])},
-                  {'kernel': l.weights['kernel'], **base.bias_of(l)})]
-
-
-def _transpose_to_keras(K, node, shapes):
-  kernel = node.params['kernel']
-  return activations.with_activation(
-      K, node, lambda act, name: K.layers.Conv2DTranspose(
-          kernel.shape[2], kernel.shape[:2], activation=act, name=name,
-          **conv_kwargs(node)), _weights(node))
-
-
-# A constant input does not give a constant output (each position sums a
-# different set of taps), so removed input channels are silenced (zero).
-CONV2D_TRANSPOSE = base.register(base.OpDef(
-    'conv2d_transpose', _transpose_shape, _transpose, _transpose_to_keras,
-    params=_CONV, required=('kernel',), kernels={'kernel': 2}, input_axis=3,
-    keras={'Conv2DTranspose': _read_transpose}, variables=_CONV,
-    channels=base.produce_channels, zero_pads=lambda node: True,
-    activation=True))
-
-
-# Grouped Conv2D (groups > 1): kernel (h, w, in / groups, out); the groups
-# follow from the shapes, so a compacted kernel keeps them consistent.
-
-def _grouped_shape(attrs, params, inputs):
-  h, w, c = base.image(inputs[0], 'a grouped conv')
-  kernel = params['kernel'].shape
-  if len(kernel) != 4 or c % kernel[2] or kernel[3] % (c // kernel[2]):
-    raise TfpruneError(f'grouped conv kernel {kernel} does not take {c} '
-                       'channels in equal groups')
-  return out_hw(attrs, (h, w), kernel[:2]) + (kernel[3],)
-
-
-@tf.function(jit_compile=True, autograph=False)
-def _grouped_xla(x, kernel, strides, padding, dilation):
-  # TensorFlow computes grouped convolutions on the CPU only under XLA, as
-  # Keras does.
-  return tf.nn.convolution(x, kernel, strides, padding, dilations=dilation)
-
-
-def _grouped(node, p, xs, shape):
-  del shape
-  a = node.attrs
-  y = _grouped_xla(xs[0], p['kernel'], list(a['strides']),
-                   a['padding'].upper(), list(a['dilation']))
-  return activations.finish(node, p, y)
-
-
-def _grouped_to_keras(K, node, shapes):
-  kernel = node.params['kernel']
-  groups = shapes[0][-1] // kernel.shape[2]
-  return activations.with_activation(K, node, lambda act, name: K.layers.Conv2D(
-      kernel.shape[3], kernel.shape[:2], activation=act, name=name,
-      groups=groups, **conv_kwargs(node)), _weights(node))
-
-
-def _one_per_group(call) -> int:
-  """The output channels per input channel when each group reads one input
-  channel (a depthwise conv written as Conv2D(groups=C)), else 0."""
-  kernel = call.node.params['kernel'].shape
-  return kernel[3] // call.shapes_in[0][-1] if kernel[2] == 1 else 0
-
-
-def _grouped_channels(walk, call: base.ChannelCall) -> np.ndarray:
-  """One input channel per group: it flows on like a depthwise conv's;
-  larger groups keep their channels (a group's inputs and outputs would have
-  to go in whole groups)."""
-  node, multiplier = call.node, _one_per_group(call)
-  if not multiplier:
-    walk.block(call.x, f'{node.name} (grouped_conv2d) mixes channels within '
-               'groups of more than one')
-    return np.full(call.shape_out[-1], -1)
-  out = np.repeat(call.x, multiplier)
-  walk.record(out, node.name, 'kernel', 3, base.CHANNEL)
-  if 'bias' in node.params:
-    walk.record(out, node.name, 'bias', 0, base.CHANNEL)
-  call.padded_out = False
-  return out
-
-
-def _grouped_constants(call: base.ConstantCall) -> np.ndarray:
-  multiplier = _one_per_group(call)
-  if not multiplier:
-    return np.zeros(call.shape_out[-1], bool)
-  kernel = call.node.params['kernel']
-  silent = ~(kernel != 0).reshape(-1, kernel.shape[3]).any(axis=0)
-  return np.repeat(call.known[0], multiplier) | silent
-
-
-GROUPED_CONV2D = base.register(base.OpDef(
-    'grouped_conv2d', _grouped_shape, _grouped, _grouped_to_keras,
-    params=_CONV, required=('kernel',), kernels={'kernel': 3},
-    variables=_CONV, channels=_grouped_channels, constants=_grouped_constants,
-    activation=True))
