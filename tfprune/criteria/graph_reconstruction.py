@@ -5,8 +5,8 @@ same semantics: the chosen nodes are pruned in topological order, each one's
 inputs computed on the calibration examples through the graph pruned so far
 and, for OBS, its target the dense graph's pre-activation of that node. The
 forward passes run in chunks of examples: in float64 for Wanda; for OBS in
-float32 behind a convolution and float64 on a chain of dense nodes
-(`_moments`). A node's inputs become the rows A of a matrix product with its
+float32 behind a convolution and float64 on a chain of dense nodes, their
+products always in float64 (`_moments`). A node's inputs become the rows A of a matrix product with its
 kernel:
 
   dense             the input vectors (leading axes flattened); kernel (in, out).
@@ -150,11 +150,12 @@ def _moments(node: Node, pruned: Graph, dense: Graph, x: np.ndarray,
   `bias`); Y: the dense node's pre-activation on its input through `dense`.
   AᵀY is taken as AᵀA·W₀ + AᵀR, R = Y − A·W₀ the node's kernel applied (by
   its own op) to the difference of its dense and pruned inputs: R is small
-  and exactly 0 where the inputs agree. Behind a convolution (rows are
-  examples × positions) the forward pass and each chunk's products are
-  float32, summed in float64; on a chain of dense nodes (rows are examples:
-  cheap, and often fewer than the inputs, so the fit is sensitive) they are
-  float64. The ones column enters as sums.
+  and exactly 0 where the inputs agree. Behind a convolution the forward
+  passes are float32; on a chain of dense nodes (rows are examples: cheap,
+  and often fewer than the inputs, so the fit is sensitive) float64. The
+  products are always float64 (numpy, AᵀA as a symmetric rank-k update):
+  float32 products move the greedy choices enough to change a CNN's
+  accuracy by tenths of a point. The ones column enters as sums.
   """
   dtype = tf.float64 if _dense_chain(dense, node.name) else tf.float32
   linear = node.replace(attrs={**node.attrs, 'activation': ops.LINEAR})
@@ -164,18 +165,17 @@ def _moments(node: Node, pruned: Graph, dense: Graph, x: np.ndarray,
   others = iter(lambda: None, 0) if same else _inputs(dense, node.name, x,
                                                         dtype)
   depthwise = node.op == 'depthwise_conv2d'
-  ata = atr = 0.0
+  gram = cross = None
+  sums = r_sums = 0.0
+  count = 0
   for inputs, dense_inputs in zip(chunks, others):
     (a,) = _rows(node, iter([inputs]))
     if depthwise:  # (n, h·w, c) -> (c, n, h·w)
       a = tf.transpose(a, [2, 0, 1])
-    gram = tf.linalg.matmul(a, a, transpose_a=True).numpy().astype(np.float64)
-    if bias:
-      sums = np.sum(a.numpy(), axis=-2, dtype=np.float64)[..., None]  # Aᵀ1
-      gram = np.block([[gram, sums], [np.swapaxes(sums, -1, -2),
-                                      np.full(sums.shape[:-2] + (1, 1),
-                                              float(a.shape[-2]))]])
-    ata = ata + gram
+    a = a.numpy().astype(np.float64)
+    gram = _accumulate(gram, np.swapaxes(a, -1, -2) @ a)
+    sums = sums + np.sum(a, axis=-2)  # Aᵀ1
+    count += a.shape[-2]
     if dense_inputs is None:
       continue
     r = ops.get(node.op).compute(linear, kernel, [dense_inputs - inputs],
@@ -183,12 +183,27 @@ def _moments(node: Node, pruned: Graph, dense: Graph, x: np.ndarray,
     r = tf.reshape(r, (a.shape[-2], -1))
     if depthwise:  # (n, c·m) -> (c, n, m)
       r = tf.transpose(tf.reshape(r, (r.shape[0], a.shape[0], -1)), [1, 0, 2])
-    cross = tf.linalg.matmul(a, r, transpose_a=True).numpy().astype(np.float64)
-    if bias:
-      cross = np.concatenate([cross, np.sum(
-          r.numpy(), axis=-2, dtype=np.float64)[..., None, :]], axis=-2)
-    atr = atr + cross
-  return ata, ata @ w0 + atr
+    r = r.numpy().astype(np.float64)
+    cross = _accumulate(cross, np.swapaxes(a, -1, -2) @ r)
+    r_sums = r_sums + np.sum(r, axis=-2)
+  ata = gram
+  if bias:
+    sums = sums[..., None]
+    ata = np.block([[gram, sums], [np.swapaxes(sums, -1, -2),
+                                   np.full(sums.shape[:-2] + (1, 1),
+                                           float(count))]])
+  aty = ata @ w0
+  if cross is not None:
+    aty += np.concatenate([cross, r_sums[..., None, :]], axis=-2) if bias else cross
+  return ata, aty
+
+
+def _accumulate(total: np.ndarray | None, value: np.ndarray) -> np.ndarray:
+  """`total` + `value`, in place after the first chunk."""
+  if total is None:
+    return value
+  total += value
+  return total
 
 
 def _dense_chain(graph: Graph, name: str) -> bool:
