@@ -407,8 +407,9 @@ def test_refit_is_the_ridge_least_squares_solution():
 
 @pytest.mark.parametrize('name', ['conv', 'depthwise', 'conv_no_bias', 'dense'])
 def test_moments_are_the_float64_moments_of_the_patches(graph, name):
-  """The float32 chunked moments against float64 ones of the patch rows
-  (A through a pruned graph, Y the dense node's pre-activation)."""
+  """The chunked moments (float32 forward passes behind a conv, float64
+  products) against float64 products of the whole patch matrix (A through
+  a pruned graph, Y the dense node's pre-activation)."""
   x = _calibration(30, seed=5)
   names = graph_pruning.prunable(graph)
   pruned = graph_pruning.prune(graph, 'weight', 60, names)
@@ -438,7 +439,8 @@ def test_moments_are_the_float64_moments_of_the_patches(graph, name):
   a, a_dense = rows(pruned), rows(graph)
   expected_ata = np.swapaxes(a, -1, -2) @ a
   expected_aty = np.swapaxes(a, -1, -2) @ (a_dense @ w0)
-  # float32 products of O(1) values over a few thousand rows: 1e-5 of scale.
+  # Rows from float32 forward passes behind a conv (the expected ones are
+  # float64) over a few thousand rows of O(1) values: 1e-5 of the scale.
   np.testing.assert_allclose(ata, expected_ata, rtol=0,
                              atol=1e-5 * np.abs(expected_ata).max())
   np.testing.assert_allclose(aty, expected_aty, rtol=0,
