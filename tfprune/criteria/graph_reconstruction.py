@@ -4,8 +4,10 @@ Wanda (`reconstruction.wanda_mask`) and OBS (described in `reconstruction`)
 on any graph: the chosen nodes are pruned in topological order, each one's
 inputs computed on the calibration examples through the graph pruned so far
 and, for OBS, its target the dense graph's pre-activation of that node. The
-forward passes run in float64, in chunks of examples. A node's inputs become
-the rows A of a matrix product with its kernel:
+forward passes run in chunks of examples: in float64 for Wanda; for OBS in
+float32 behind a convolution and float64 on a chain of dense nodes, their
+products always in float64 (`_moments`). A node's inputs become the rows A of a matrix product with its
+kernel:
 
   dense             the input vectors (leading axes flattened); kernel (in, out).
   conv2d            the input patches (im2col: `tf.image.extract_patches` with
@@ -36,6 +38,7 @@ from tfprune.criteria import pruning
 from tfprune.criteria import reconstruction
 from tfprune.errors import TfpruneError
 from tfprune.graph import evaluator
+from tfprune.graph import ops
 from tfprune.graph.ir import Graph
 from tfprune.graph.ir import Node
 
@@ -104,6 +107,7 @@ def _wanda_node(dense: Graph, pruned: Graph, name: str, k: float,
   node = dense.node(name)
   sums = 0.0
   for a in _rows(node, _inputs(pruned, name, x)):
+    a = a.numpy()
     sums = sums + np.einsum('n...,n...->...', a, a)
   kernel = node.params['kernel']
   flat = kernel.reshape(-1, kernel.shape[-1])  # (h·w·in, out) or (h·w·c, m)
@@ -127,33 +131,94 @@ def _obs_node(dense: Graph, pruned: Graph, name: str, k: float, x: np.ndarray,
     w0 = kernel.reshape(-1, kernel.shape[-1])
     if bias is not None:
       w0 = np.vstack([w0, np.asarray(bias, np.float64)[None]])
-  ata = aty = 0.0
-  chunks = _rows(node, _inputs(pruned, name, x), bias is not None)
-  if _upstream_unchanged(dense, pruned, name):
-    pairs = ((a, a) for a in chunks)  # the dense node reads the same inputs
-  else:
-    pairs = zip(chunks, _rows(node, _inputs(dense, name, x), bias is not None))
-  for a, a_dense in pairs:
-    if depthwise:  # (n, h·w [+1], c) -> (c, n, h·w [+1])
-      a, a_dense = a.transpose(2, 0, 1), a_dense.transpose(2, 0, 1)
-    y = a_dense @ w0  # the dense node's pre-activation
-    ata = ata + np.swapaxes(a, -1, -2) @ a
-    aty = aty + np.swapaxes(a, -1, -2) @ y
+  ata, aty = _moments(node, pruned, dense, x, bias is not None, w0)
   rows = w0.shape[-2] - (bias is not None)
   if not depthwise:
-    w = obs.obs_from_moments(ata, aty, w0, rows, count, damping,
-                                        block_size)
+    w = obs.obs_from_moments(ata, aty, w0, rows, count, damping, block_size)
     return _params(w, rows, kernel.shape, bias)
   fits = [obs.refit(ata[i], aty[i], w0[i], damping) for i in range(c)]
   # Rank every channel's saliencies in the kernel's (h, w, c, m) order, so the
   # floor(k·n/100) lowest of the whole kernel are shared among the channels.
-  saliency = np.stack([obs.saliency(w, h_inv, rows)
-                       for w, h_inv in fits], axis=1)
+  saliency = np.stack([obs.saliency(w, u, rows) for w, u in fits], axis=1)
   lowest = np.argsort(saliency.ravel(), kind='stable')[:count]
   counts = np.bincount(lowest // m % c, minlength=c)
-  ws = np.stack([obs.prune_refit(w, h_inv, rows, int(n), block_size)
-                 for (w, h_inv), n in zip(fits, counts)], axis=1)  # (rows [+1], c, m)
+  ws = np.stack([obs.prune_refit(w, u, rows, int(n), block_size)
+                 for (w, u), n in zip(fits, counts)], axis=1)  # (rows [+1], c, m)
   return _params(ws.reshape(ws.shape[0], c * m), rows, kernel.shape, bias)
+
+
+def _moments(node: Node, pruned: Graph, dense: Graph, x: np.ndarray,
+             bias: bool, w0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """AᵀA and AᵀY of node `node` (per channel for a depthwise conv), float64.
+
+  A: the node's input rows through `pruned` (with a column of ones if
+  `bias`); Y: the dense node's pre-activation on its input through `dense`.
+  AᵀY is taken as AᵀA·W₀ + AᵀR, R = Y − A·W₀ the node's kernel applied (by
+  its own op) to the difference of its dense and pruned inputs: R is small
+  and exactly 0 where the inputs agree. Behind a convolution the forward
+  passes are float32; on a chain of dense nodes (rows are examples: cheap,
+  and often fewer than the inputs, so the fit is sensitive) float64. The
+  products are always float64 (numpy, AᵀA as a symmetric rank-k update):
+  float32 products move the greedy choices enough to change a CNN's
+  accuracy by tenths of a point. The ones column enters as sums.
+  """
+  dtype = tf.float64 if _dense_chain(dense, node.name) else tf.float32
+  linear = node.replace(attrs={**node.attrs, 'activation': ops.LINEAR})
+  kernel = {'kernel': tf.constant(node.params['kernel'], dtype)}
+  chunks = _inputs(pruned, node.name, x, dtype)
+  same = _upstream_unchanged(dense, pruned, node.name)
+  others = iter(lambda: None, 0) if same else _inputs(dense, node.name, x,
+                                                        dtype)
+  depthwise = node.op == 'depthwise_conv2d'
+  gram = cross = None
+  sums = r_sums = 0.0
+  count = 0
+  for inputs, dense_inputs in zip(chunks, others):
+    (a,) = _rows(node, iter([inputs]))
+    if depthwise:  # (n, h·w, c) -> (c, n, h·w)
+      a = tf.transpose(a, [2, 0, 1])
+    a = a.numpy().astype(np.float64)
+    gram = _accumulate(gram, np.swapaxes(a, -1, -2) @ a)
+    sums = sums + np.sum(a, axis=-2)  # Aᵀ1
+    count += a.shape[-2]
+    if dense_inputs is None:
+      continue
+    r = ops.get(node.op).compute(linear, kernel, [dense_inputs - inputs],
+                                 dense.shapes[node.name])
+    r = tf.reshape(r, (a.shape[-2], -1))
+    if depthwise:  # (n, c·m) -> (c, n, m)
+      r = tf.transpose(tf.reshape(r, (r.shape[0], a.shape[0], -1)), [1, 0, 2])
+    r = r.numpy().astype(np.float64)
+    cross = _accumulate(cross, np.swapaxes(a, -1, -2) @ r)
+    r_sums = r_sums + np.sum(r, axis=-2)
+  ata = gram
+  if bias:
+    sums = sums[..., None]
+    ata = np.block([[gram, sums], [np.swapaxes(sums, -1, -2),
+                                   np.full(sums.shape[:-2] + (1, 1),
+                                           float(count))]])
+  aty = ata @ w0
+  if cross is not None:
+    aty += np.concatenate([cross, r_sums[..., None, :]], axis=-2) if bias else cross
+  return ata, aty
+
+
+def _accumulate(total: np.ndarray | None, value: np.ndarray) -> np.ndarray:
+  """`total` + `value`, in place after the first chunk."""
+  if total is None:
+    return value
+  total += value
+  return total
+
+
+def _dense_chain(graph: Graph, name: str) -> bool:
+  """Whether every node with a kernel up to node `name` is a dense one."""
+  for node in graph.nodes:
+    if 'kernel' in node.params and node.op != 'dense':
+      return False
+    if node.name == name:
+      return True
+  return True
 
 
 def _upstream_unchanged(dense: Graph, pruned: Graph, name: str) -> bool:
@@ -176,12 +241,13 @@ def _params(w: np.ndarray, rows: int, shape: tuple[int, ...],
   return params
 
 
-def _inputs(graph: Graph, name: str, x: list[np.ndarray]) -> Iterator[tf.Tensor]:
-  """Node `name`'s float64 input through `graph` on `x` (one array per graph
-  input), a chunk at a time."""
+def _inputs(graph: Graph, name: str, x: list[np.ndarray],
+            dtype: tf.DType = tf.float64) -> Iterator[tf.Tensor]:
+  """Node `name`'s input through `graph` on `x` (one array per graph input),
+  in `dtype`, a chunk at a time."""
   node = graph.node(name)
   upto = calibration_arrays.upto(graph, node.inputs[0])
-  params = {n.name: {p: tf.constant(v, tf.float64) for p, v in n.params.items()}
+  params = {n.name: {p: tf.constant(v, dtype) for p, v in n.params.items()}
             for n in upto.nodes if n.params}
   shape, out = graph.shapes[node.inputs[0]], graph.shapes[name]
   rows = int(np.prod(out[:-1])) if node.op != 'dense' else int(np.prod(shape[:-1]))
@@ -189,26 +255,22 @@ def _inputs(graph: Graph, name: str, x: list[np.ndarray]) -> Iterator[tf.Tensor]
   chunk = max(1, CHUNK_VALUES // (rows * (columns + 1)))
   for batch in calibration_arrays.chunks(x, chunk):
     (value,), _ = evaluator.run_nodes(
-        upto, [tf.constant(b, tf.float64) for b in batch], params)
+        upto, [tf.constant(b, dtype) for b in batch], params)
     yield value
 
 
-def _rows(node: Node, inputs: Iterator[tf.Tensor],
-          ones: bool = False) -> Iterator[np.ndarray]:
-  """The rows A of each chunk (see the module docstring), plus a column (a
-  row, per depthwise channel) of ones if `ones`."""
+def _rows(node: Node, inputs: Iterator[tf.Tensor]) -> Iterator[tf.Tensor]:
+  """The rows A of each chunk (see the module docstring)."""
   for x in inputs:
     if node.op == 'dense':
-      a = x.numpy().reshape(-1, x.shape[-1])
+      yield tf.reshape(x, (-1, x.shape[-1]))
+      continue
+    kh, kw = node.params['kernel'].shape[:2]
+    attrs = node.attrs
+    patches = tf.image.extract_patches(
+        x, [1, kh, kw, 1], [1, *attrs['strides'], 1],
+        [1, *attrs['dilation'], 1], attrs['padding'].upper())
+    if node.op == 'depthwise_conv2d':
+      yield tf.reshape(patches, (-1, kh * kw, x.shape[-1]))
     else:
-      kh, kw = node.params['kernel'].shape[:2]
-      attrs = node.attrs
-      patches = tf.image.extract_patches(
-          x, [1, kh, kw, 1], [1, *attrs['strides'], 1],
-          [1, *attrs['dilation'], 1], attrs['padding'].upper()).numpy()
-      a = patches.reshape(-1, patches.shape[-1])
-      if node.op == 'depthwise_conv2d':
-        a = a.reshape(len(a), kh * kw, x.shape[-1])
-    if ones:
-      a = np.concatenate([a, np.ones((*a.shape[:1], 1, *a.shape[2:]))], axis=1)
-    yield a
+      yield tf.reshape(patches, (-1, patches.shape[-1]))
