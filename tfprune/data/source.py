@@ -13,6 +13,8 @@ and outputs (a user's `.npz` of `x_test_<input>`, `y_test_<output>` arrays);
 import dataclasses
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from tfprune.data import checks
 from tfprune.data import datasets
 from tfprune.data import provenance
