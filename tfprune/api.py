@@ -19,7 +19,6 @@ subclass of `WeightImportance`, `ChannelImportance` or `DataAwareImportance`
 import pathlib
 from typing import Sequence
 
-import numpy as np
 
 from tfprune.allocation import allocators
 from tfprune.allocation import scan as scan_lib
