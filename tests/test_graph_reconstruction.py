@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfprune.criteria import calibration_arrays
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import graph_reconstruction
 from tfprune.criteria import importances
@@ -377,7 +378,8 @@ def test_moments_are_the_float64_moments_of_the_patches(graph, name):
   """The chunked moments (float32 forward passes behind a conv, float64
   products) against float64 products of the whole patch matrix (A through
   a pruned graph, Y the dense node's pre-activation)."""
-  x = _calibration(30, seed=5)
+  # One checked array per graph input, as `_prune` hands them on.
+  x = calibration_arrays.check(graph, _calibration(30, seed=5))
   names = graph_pruning.prunable(graph)
   pruned = graph_pruning.prune(graph, 'weight', 60, names)
   node = graph.node(name)
