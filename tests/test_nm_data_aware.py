@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import tfprune
 from tests import helpers
 from tfprune.criteria import nm_calibrated
 from tfprune.criteria import patterns
@@ -103,3 +104,20 @@ def test_sweep_rows_for_wanda_and_obs_patterns(tmp_path, mnist_slice_dir):
     assert by_name[name].sparsity == 0.5 and by_name[name].k == 50
   # Data-aware ranking beats magnitude at 2:4 on the MLP.
   assert by_name['obs-2:4'].accuracy > by_name['weight-2:4'].accuracy
+
+
+@pytest.mark.parametrize('method', ['wanda', 'obs'])
+def test_public_api_takes_a_data_aware_pattern(method):
+  # tfprune.prune(graph, method, pattern=..., calibration=...) is the graph
+  # path the sweep takes: the same weights, every group keeping exactly N.
+  graph, x = _graph(), _calibration()
+  pruned = tfprune.prune(graph, method, layers=NAMES, pattern='2:4',
+                         calibration=x)
+  expected = nm_calibrated.prune(graph, method, NAMES, '2:4', x)
+  for name in NAMES:
+    np.testing.assert_array_equal(_kernel(pruned, name), _kernel(expected, name))
+    kernel = _kernel(pruned, name)
+    for start in range(0, kernel.shape[0], 4):
+      np.testing.assert_array_equal((kernel[start:start + 4] != 0).sum(axis=0), 2)
+  with pytest.raises(TfpruneError, match='pass calibration='):
+    tfprune.prune(graph, method, layers=NAMES, pattern='2:4')

@@ -24,6 +24,7 @@ from tfprune.allocation import allocators
 from tfprune.allocation import scan as scan_lib
 from tfprune.criteria import graph_pruning
 from tfprune.criteria import importances
+from tfprune.criteria import nm_calibrated
 from tfprune.criteria.importances import OptimalBrainSurgeon as OBS
 from tfprune.criteria.importances import Wanda
 from tfprune.criteria.importances import register
@@ -129,7 +130,8 @@ def prune(graph: Graph, criterion: 'str | Importance', k: float | None = None,
     allocation: how k is spread over the layers: 'uniform' (k% of each), or
       'global', 'erk', 'sensitivity' (k% of all their weights together).
     pattern: 'N:M' (e.g. '2:4'): keep N of every M consecutive weights of
-      each kernel, ranked by a weight-level criterion.
+      each kernel, ranked by a weight-level criterion, or by `wanda` or
+      `obs` on `calibration` (Dense layers).
     sensitivity_csv: the scan that `allocation='sensitivity'` reads.
     prune_layer_norm: channel criteria also remove channels that a
       LayerNormalization normalises over (a Transformer's residual stream,
@@ -143,11 +145,12 @@ def prune(graph: Graph, criterion: 'str | Importance', k: float | None = None,
   """
   names = graph_pruning.prunable(graph, layers, prune_output_layer)
   if pattern is not None:
-    if importances.get(criterion).needs_calibration:
-      raise TfpruneError('an N:M pattern with a data-aware criterion runs on '
-                         'dense-chain weight folders only so far: use weight '
-                         'or random')
-    return graph_pruning.pattern(graph, criterion, names, pattern)
+    if not importances.get(criterion).needs_calibration:
+      return graph_pruning.pattern(graph, criterion, names, pattern)
+    if calibration is None:
+      raise TfpruneError(f'{importances.get(criterion).name} ranks the N:M '
+                         'groups by data: pass calibration= (training examples)')
+    return nm_calibrated.prune(graph, criterion, names, pattern, calibration)
   if k is None:
     raise TfpruneError('no level given: pass k, a percentage such as 50')
   levels = k
