@@ -89,7 +89,7 @@ class ViTStudyConfig:
   epochs: int = 2
   learning_rates: tuple[float, ...] = (2e-3, 3e-3)
   teacher_weight: float = 1.0
-  temperature: float = 4.0
+  temperature: float = 6.0
   batch_size: int = 64
   validation_size: int = 5000
   calibration_size: int = 2048
